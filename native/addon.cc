@@ -1,0 +1,18 @@
+// offloadd's native addon: system calls only; all decisions are made in TypeScript
+// (src/addon/binding.ts declares this surface).
+#include <napi.h>
+
+#include "ethtool.h"
+#include "rtnl.h"
+#include "unix_dgram.h"
+
+namespace {
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  offloadd::InitEthtool(env, exports);
+  offloadd::InitRtnl(env, exports);
+  offloadd::InitUnixDgram(env, exports);
+  return exports;
+}
+}  // namespace
+
+NODE_API_MODULE(offloadd, Init)

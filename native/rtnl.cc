@@ -1,0 +1,255 @@
+// rtnetlink sockets for link events and link dumps.
+//
+// LinkMonitor: a multicast subscription to RTNLGRP_LINK with a large, forced receive buffer,
+// polled on the libuv loop. Datagrams are handed to JavaScript in batches as raw Buffers
+// (parsing happens in TypeScript). A receive-buffer overflow (ENOBUFS: the kernel dropped
+// events) is reported as data, errno ENOBUFS, so the daemon can resynchronise; nothing here
+// throws across the libuv callback.
+//
+// queryLinks: RTM_GETLINK (one ifindex, or a dump of all) on its own short-lived socket, so a
+// dump never interleaves with the multicast stream.
+#include "rtnl.h"
+
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "errors.h"
+
+namespace offloadd {
+namespace {
+
+constexpr size_t kReceiveBufferBytes = 128 * 1024;  // larger than any kernel netlink skb
+constexpr size_t kBatchDatagrams = 256;             // per JavaScript call
+constexpr size_t kMaxDatagramsPerWakeup = 4096;     // then yield to the loop (level-triggered poll)
+
+class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "LinkMonitor",
+                       {InstanceMethod("close", &LinkMonitor::Close),
+                        InstanceMethod("receiveBufferBytes", &LinkMonitor::ReceiveBufferBytes),
+                        InstanceMethod("ref", &LinkMonitor::RefLoop),
+                        InstanceMethod("unref", &LinkMonitor::UnrefLoop)});
+  }
+
+  // new LinkMonitor(receiveBufferBytes, onDatagrams(errno: number, datagrams: Buffer[]))
+  explicit LinkMonitor(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<LinkMonitor>(info), context_(info.Env(), "offloadd.LinkMonitor") {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsFunction())
+      throw Napi::TypeError::New(env, "expected (receiveBufferBytes: number, onDatagrams: Function)");
+    int rcvbuf = info[0].As<Napi::Number>().Int32Value();
+    callback_ = Napi::Persistent(info[1].As<Napi::Function>());
+
+    fd_ = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+    if (fd_ < 0) throw SyscallError(env, errno, "socket(AF_NETLINK)");
+    // SO_RCVBUFFORCE needs CAP_NET_ADMIN (which we have); fall back to what rmem_max allows.
+    if (setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
+      setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    sockaddr_nl address;
+    std::memset(&address, 0, sizeof address);
+    address.nl_family = AF_NETLINK;
+    address.nl_groups = RTMGRP_LINK;
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) < 0) {
+      int err = errno;
+      ::close(fd_);
+      fd_ = -1;
+      throw SyscallError(env, err, "bind(RTMGRP_LINK)");
+    }
+
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    poll_ = new uv_poll_t;
+    poll_->data = this;
+    uv_poll_init(loop, poll_, fd_);
+    uv_poll_start(poll_, UV_READABLE, OnReadable);
+    Napi::ObjectWrap<LinkMonitor>::Ref();  // keep the JS object alive while the socket is open
+  }
+
+  ~LinkMonitor() override { Shutdown(); }
+
+ private:
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Shutdown();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value ReceiveBufferBytes(const Napi::CallbackInfo& info) {
+    int size = 0;
+    socklen_t length = sizeof size;
+    if (fd_ >= 0) getsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &size, &length);
+    return Napi::Number::New(info.Env(), size);
+  }
+
+  // Like a net.Server: unref() lets the process exit while the monitor is open.
+  Napi::Value RefLoop(const Napi::CallbackInfo& info) {
+    if (poll_) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+    return info.Env().Undefined();
+  }
+  Napi::Value UnrefLoop(const Napi::CallbackInfo& info) {
+    if (poll_) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    return info.Env().Undefined();
+  }
+
+  void Shutdown() {
+    if (poll_) {
+      uv_poll_stop(poll_);
+      uv_close(reinterpret_cast<uv_handle_t*>(poll_),
+               [](uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); });
+      poll_ = nullptr;
+      Napi::ObjectWrap<LinkMonitor>::Unref();
+    }
+    if (fd_ >= 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+
+  // libuv reports a socket error (EPOLLERR; for netlink that is a receive-buffer overflow,
+  // sk_err = ENOBUFS) as a failed poll and stops polling. Start it again and let recv() fetch
+  // and clear the real error, which Drain() then reports.
+  static void OnReadable(uv_poll_t* handle, int status, int /*events*/) {
+    auto* self = static_cast<LinkMonitor*>(handle->data);
+    if (status < 0 && self->poll_) uv_poll_start(self->poll_, UV_READABLE, OnReadable);
+    self->Drain();
+  }
+
+  void Drain() {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    std::vector<std::vector<uint8_t>> batch;
+    static uint8_t buffer[kReceiveBufferBytes];
+    for (size_t received = 0; fd_ >= 0 && received < kMaxDatagramsPerWakeup; received++) {
+      sockaddr_nl sender;
+      socklen_t senderLength = sizeof sender;
+      ssize_t n = recvfrom(fd_, buffer, sizeof buffer, 0, reinterpret_cast<sockaddr*>(&sender), &senderLength);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        int err = errno;
+        // Deliver what came before the loss first, so the order of events is kept.
+        if (!batch.empty()) Deliver(0, batch);
+        Deliver(err, batch);
+        if (err != ENOBUFS) break;  // ENOBUFS: the socket goes on working after the drop
+        continue;
+      }
+      if (sender.nl_pid != 0) continue;  // only the kernel speaks on this group
+      batch.emplace_back(buffer, buffer + n);
+      if (batch.size() >= kBatchDatagrams) Deliver(0, batch);
+    }
+    if (!batch.empty()) Deliver(0, batch);
+  }
+
+  // Calls JavaScript through MakeCallback, so promise jobs and nextTicks run afterwards, as
+  // they do after any I/O callback. An exception from the handler must not unwind through
+  // libuv: it is reported on stderr and dropped (the TypeScript handler catches its own).
+  void Deliver(int err, std::vector<std::vector<uint8_t>>& batch) {
+    if (callback_.IsEmpty()) return;
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    Napi::Array datagrams = Napi::Array::New(env, batch.size());
+    for (size_t i = 0; i < batch.size(); i++)
+      datagrams.Set(i, Napi::Buffer<uint8_t>::Copy(env, batch[i].data(), batch[i].size()));
+    batch.clear();
+    try {
+      callback_.MakeCallback(env.Global(), {Napi::Number::New(env, err), datagrams}, context_);
+    } catch (const Napi::Error& error) {
+      std::fprintf(stderr, "offloadd: link event handler threw: %s\n", error.Message().c_str());
+    }
+  }
+
+  int fd_ = -1;
+  uv_poll_t* poll_ = nullptr;
+  Napi::FunctionReference callback_;
+  Napi::AsyncContext context_;
+};
+
+// queryLinks(ifindex: number): Buffer[] — RTM_GETLINK for one link (ifindex > 0) or a dump of
+// all links (0). Returns the raw reply datagrams. Retries a dump the kernel marks interrupted
+// (NLM_F_DUMP_INTR: links changed while it ran).
+Napi::Value QueryLinks(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "expected (ifindex: number)");
+  int ifindex = info[0].As<Napi::Number>().Int32Value();
+  const bool dump = ifindex <= 0;
+
+  for (int attempt = 0; attempt < 5; attempt++) {
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0) throw SyscallError(env, errno, "socket(AF_NETLINK)");
+    struct Closer {
+      int fd;
+      ~Closer() { ::close(fd); }
+    } closer{fd};
+    timeval timeout{5, 0};  // a dump of 10,000 links takes well under a second
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+
+    struct {
+      nlmsghdr header;
+      ifinfomsg link;
+      rtattr maskAttribute;
+      uint32_t mask;
+    } request;
+    std::memset(&request, 0, sizeof request);
+    request.header.nlmsg_len = sizeof request;
+    request.header.nlmsg_type = RTM_GETLINK;
+    request.header.nlmsg_flags = NLM_F_REQUEST | (dump ? NLM_F_DUMP : 0);
+    request.header.nlmsg_seq = 1;
+    request.link.ifi_family = AF_UNSPEC;
+    request.link.ifi_index = dump ? 0 : ifindex;
+    request.maskAttribute.rta_type = IFLA_EXT_MASK;
+    request.maskAttribute.rta_len = RTA_LENGTH(sizeof(uint32_t));
+    request.mask = RTEXT_FILTER_SKIP_STATS;  // statistics are most of a link message; not needed
+    sockaddr_nl kernel;
+    std::memset(&kernel, 0, sizeof kernel);
+    kernel.nl_family = AF_NETLINK;
+    if (sendto(fd, &request, sizeof request, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0)
+      throw SyscallError(env, errno, "sendto(RTM_GETLINK)");
+
+    std::vector<std::vector<uint8_t>> replies;
+    static uint8_t buffer[kReceiveBufferBytes];
+    bool done = false, interrupted = false;
+    while (!done) {
+      ssize_t n = recv(fd, buffer, sizeof buffer, 0);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw SyscallError(env, errno, "recv(RTM_GETLINK)");
+      }
+      int remaining = static_cast<int>(n);
+      for (auto* header = reinterpret_cast<nlmsghdr*>(buffer); NLMSG_OK(header, remaining);
+           header = NLMSG_NEXT(header, remaining)) {
+        if (header->nlmsg_flags & NLM_F_DUMP_INTR) interrupted = true;
+        if (header->nlmsg_type == NLMSG_DONE) done = true;
+        if (header->nlmsg_type == NLMSG_ERROR) {
+          auto* error = static_cast<nlmsgerr*>(NLMSG_DATA(header));
+          if (error->error != 0) throw SyscallError(env, -error->error, "RTM_GETLINK");
+          done = true;
+        }
+      }
+      replies.emplace_back(buffer, buffer + n);
+      if (!dump) done = true;
+    }
+    if (interrupted) continue;
+
+    Napi::Array result = Napi::Array::New(env, replies.size());
+    for (size_t i = 0; i < replies.size(); i++)
+      result.Set(i, Napi::Buffer<uint8_t>::Copy(env, replies[i].data(), replies[i].size()));
+    return result;
+  }
+  throw SyscallError(env, EAGAIN, "RTM_GETLINK dump (links kept changing)");
+}
+
+}  // namespace
+
+void InitRtnl(Napi::Env env, Napi::Object exports) {
+  exports.Set("LinkMonitor", LinkMonitor::Define(env));
+  exports.Set("queryLinks", Napi::Function::New(env, QueryLinks, "queryLinks"));
+}
+
+}  // namespace offloadd

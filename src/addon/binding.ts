@@ -1,0 +1,109 @@
+/**
+ * The native addon's surface, declared once as plain data, and the only place that loads it.
+ * Errors thrown by the addon carry `errno`, `syscall` and `ifname` as properties; they are
+ * turned into KernelError here so the rest of the daemon sees one error type.
+ */
+import * as path from 'node:path';
+import { getSystemErrorName } from 'node:util';
+import { KernelError, OffloaddError } from '../errors';
+
+export interface DriverInfo {
+  driver: string;
+  version: string;
+  firmware: string;
+  busInfo: string;
+}
+
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+export interface NativeLinkMonitor {
+  close(): void;
+  receiveBufferBytes(): number;
+  ref(): void;
+  unref(): void;
+}
+
+interface NativeAddon {
+  featureNames(ifname: string): string[];
+  /** `words` blocks of four u32: available, requested, active, never_changed. */
+  getFeatures(ifname: string, ifindex: number, words: number): Uint32Array;
+  /** Pairs of u32: valid, requested. Returns ETHTOOL_F_* flags. */
+  setFeatures(ifname: string, ifindex: number, blocks: Uint32Array): number;
+  driverInfo(ifname: string, ifindex: number): DriverInfo;
+  LinkMonitor: new (
+    receiveBufferBytes: number,
+    onDatagrams: (errno: number, datagrams: Buffer[]) => void,
+  ) => NativeLinkMonitor;
+  queryLinks(ifindex: number): Buffer[];
+  sendDatagram(socketPath: string, data: Buffer, allowMemfd: boolean): void;
+  peerCredentials(fd: number): PeerCredentials;
+}
+
+const EXPECTED_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = [
+  'featureNames', 'getFeatures', 'setFeatures', 'driverInfo', 'LinkMonitor', 'queryLinks',
+  'sendDatagram', 'peerCredentials',
+];
+
+function loadAddon(): NativeAddon {
+  const file = path.resolve(__dirname, '..', '..', '..', 'build', 'Release', 'offloadd.node');
+  let loaded: Record<string, unknown>;
+  try {
+    loaded = require(file) as Record<string, unknown>;
+  } catch (error) {
+    throw new OffloaddError('ERR_ADDON', `cannot load the native addon ${file}: ${(error as Error).message}`, {
+      hint: 'build it with `npm ci` (or `npx node-gyp rebuild`); it needs python3, make and g++',
+      cause: error,
+    });
+  }
+  const missing = EXPECTED_FUNCTIONS.filter((name) => typeof loaded[name] !== 'function');
+  if (missing.length > 0) {
+    throw new OffloaddError('ERR_ADDON', `native addon ${file} lacks ${missing.join(', ')}`, {
+      hint: 'it is stale: rebuild it with `npx node-gyp rebuild`',
+    });
+  }
+  return loaded as unknown as NativeAddon;
+}
+
+const raw = loadAddon();
+
+/** Rewraps an addon error as KernelError; anything else (TypeError: our bug) passes through. */
+function kernelError(error: unknown): unknown {
+  if (error instanceof Error && typeof (error as { errno?: unknown }).errno === 'number') {
+    const { errno, syscall, ifname } = error as Error & { errno: number; syscall?: string; ifname?: string };
+    return new KernelError(getSystemErrorName(-errno), errno, syscall ?? 'unknown', error.message, ifname);
+  }
+  return error;
+}
+
+function wrap<A extends unknown[], R>(call: (...args: A) => R): (...args: A) => R {
+  return (...args: A): R => {
+    try {
+      return call(...args);
+    } catch (error) {
+      throw kernelError(error);
+    }
+  };
+}
+
+export const addon = {
+  featureNames: wrap(raw.featureNames),
+  getFeatures: wrap(raw.getFeatures),
+  setFeatures: wrap(raw.setFeatures),
+  driverInfo: wrap(raw.driverInfo),
+  queryLinks: wrap(raw.queryLinks),
+  sendDatagram: wrap(raw.sendDatagram),
+  peerCredentials: wrap(raw.peerCredentials),
+  openLinkMonitor: wrap(
+    (receiveBufferBytes: number, onDatagrams: (errno: number, datagrams: Buffer[]) => void): NativeLinkMonitor =>
+      new raw.LinkMonitor(receiveBufferBytes, onDatagrams),
+  ),
+} as const;
+
+/** errno name for an errno number delivered as data (e.g. the link monitor's ENOBUFS). */
+export function errnoName(errno: number): string {
+  return getSystemErrorName(-errno);
+}
