@@ -1,0 +1,89 @@
+/**
+ * The kernel's link events as a typed stream. Owns the multicast rtnetlink subscription (through
+ * the addon) and turns a lost-events condition into a `resync` call: the consumer must then
+ * re-read every link, because it cannot know what it missed.
+ */
+import { addon, errnoName, type NativeLinkMonitor } from '../addon/binding';
+import { parseLinkDatagram, type LinkMessage } from './link-message';
+
+/** NetworkManager uses 8 MiB; forced with SO_RCVBUFFORCE (we hold CAP_NET_ADMIN). */
+export const DEFAULT_RECEIVE_BUFFER_BYTES = 8 * 1024 * 1024;
+
+export interface LinkEventHandlers {
+  onLinks(links: LinkMessage[]): void;
+  /** Events were lost (`ENOBUFS`) or the socket failed and was reopened. */
+  onResync(reason: string): void;
+  /** A handler threw: reported rather than allowed to unwind into the addon. */
+  onHandlerError(error: unknown): void;
+}
+
+export class LinkEvents {
+  private monitor: NativeLinkMonitor | null = null;
+
+  constructor(
+    private readonly handlers: LinkEventHandlers,
+    private readonly receiveBufferBytes = DEFAULT_RECEIVE_BUFFER_BYTES,
+  ) {}
+
+  /** Subscribe. Call before dumping links, so no change between dump and subscription is missed. */
+  open(): void {
+    this.monitor = addon.openLinkMonitor(this.receiveBufferBytes, (errno, datagrams) => this.deliver(errno, datagrams));
+  }
+
+  /** The buffer the kernel actually granted (it doubles the request for bookkeeping). */
+  grantedReceiveBufferBytes(): number {
+    return this.monitor ? this.monitor.receiveBufferBytes() : 0;
+  }
+
+  close(): void {
+    this.monitor?.close();
+    this.monitor = null;
+  }
+
+  private deliver(errno: number, datagrams: Buffer[]): void {
+    try {
+      if (errno === 0) {
+        const links: LinkMessage[] = [];
+        for (const datagram of datagrams) for (const link of parseLinkDatagram(datagram)) links.push(link);
+        if (links.length > 0) this.handlers.onLinks(links);
+        return;
+      }
+      const name = errnoName(errno);
+      if (name === 'ENOBUFS') {
+        this.handlers.onResync('netlink receive buffer overflowed (ENOBUFS): link events were lost');
+        return;
+      }
+      // Any other socket error: start over with a fresh subscription, then re-read everything.
+      this.close();
+      this.open();
+      this.handlers.onResync(`netlink socket failed (${name}); resubscribed`);
+    } catch (error) {
+      try {
+        this.handlers.onHandlerError(error);
+      } catch {
+        // Nothing sensible is left to do; the addon must not see an exception.
+      }
+    }
+  }
+}
+
+/** Every link on the host (in this network namespace), read fresh from the kernel. */
+export function dumpLinks(): LinkMessage[] {
+  const links: LinkMessage[] = [];
+  for (const datagram of addon.queryLinks(0)) for (const link of parseLinkDatagram(datagram)) links.push(link);
+  return links;
+}
+
+/** One link by ifindex, or null when it no longer exists. */
+export function queryLink(ifindex: number): LinkMessage | null {
+  try {
+    for (const datagram of addon.queryLinks(ifindex)) {
+      const link = parseLinkDatagram(datagram).find((candidate) => candidate.ifindex === ifindex);
+      if (link) return link;
+    }
+    return null;
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ENODEV') return null;
+    throw error;
+  }
+}

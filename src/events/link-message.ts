@@ -1,0 +1,137 @@
+/**
+ * Decodes rtnetlink link messages (RTM_NEWLINK / RTM_DELLINK) from raw datagrams. Only the few
+ * attributes policy matching and event classification need are read; everything else is skipped.
+ * Our own parser rather than the `netlink` package's: it is ~100 lines, allocation-light on a hot
+ * path that sees every link event of the host, and returns exactly the typed fields we use.
+ */
+
+const NLMSG_HEADER_BYTES = 16;
+const IFINFOMSG_BYTES = 16;
+const RTA_HEADER_BYTES = 4;
+const NLA_TYPE_MASK = 0x3fff; // strips NLA_F_NESTED / NLA_F_NET_BYTEORDER
+
+const NLMSG_ERROR = 2;
+const RTM_NEWLINK = 16;
+const RTM_DELLINK = 17;
+
+const IFLA_ADDRESS = 1;
+const IFLA_IFNAME = 3;
+const IFLA_MASTER = 10;
+const IFLA_OPERSTATE = 16;
+const IFLA_LINKINFO = 18;
+const IFLA_INFO_KIND = 1;
+const IFLA_EVENT = 44;
+const IFLA_PARENT_DEV_NAME = 56;
+const IFLA_PARENT_DEV_BUS_NAME = 57;
+
+const IFF_UP = 0x1;
+
+/** IFLA_EVENT values (include/uapi/linux/if_link.h). */
+export const LinkEventReason = {
+  none: 0,
+  reboot: 1,
+  /** NETDEV_FEAT_CHANGE: some offload feature changed; the message does not say which. */
+  features: 2,
+} as const;
+
+const OPERSTATES = ['unknown', 'notpresent', 'down', 'lowerlayerdown', 'testing', 'dormant', 'up'];
+
+export interface LinkMessage {
+  type: 'new' | 'del';
+  ifindex: number;
+  /** Absent only in malformed messages; such messages are dropped by the parser. */
+  name: string;
+  up: boolean;
+  operstate: string;
+  kind: string | null;
+  mac: string | null;
+  master: number | null;
+  /** IFLA_EVENT, when the kernel said why it sent this message. */
+  event: number | null;
+  /** IFLA_PARENT_DEV_NAME / _BUS_NAME (5.13+): e.g. "0000:3b:00.0" / "pci". */
+  parentDevice: string | null;
+  parentBus: string | null;
+}
+
+function cString(buffer: Buffer, start: number, end: number): string {
+  const nul = buffer.indexOf(0, start);
+  return buffer.toString('latin1', start, nul >= 0 && nul < end ? nul : end);
+}
+
+function macString(buffer: Buffer, start: number, end: number): string | null {
+  if (end - start <= 0) return null;
+  const parts: string[] = [];
+  for (let i = start; i < end; i++) parts.push((buffer[i] as number).toString(16).padStart(2, '0'));
+  return parts.join(':');
+}
+
+function parseLinkInfoKind(buffer: Buffer, start: number, end: number): string | null {
+  for (let offset = start; offset + RTA_HEADER_BYTES <= end; ) {
+    const length = buffer.readUInt16LE(offset);
+    if (length < RTA_HEADER_BYTES || offset + length > end) return null;
+    if ((buffer.readUInt16LE(offset + 2) & NLA_TYPE_MASK) === IFLA_INFO_KIND) {
+      return cString(buffer, offset + RTA_HEADER_BYTES, offset + length);
+    }
+    offset += (length + 3) & ~3;
+  }
+  return null;
+}
+
+function parseLink(buffer: Buffer, start: number, end: number, type: 'new' | 'del'): LinkMessage | null {
+  if (end - start < IFINFOMSG_BYTES) return null;
+  const message: LinkMessage = {
+    type,
+    ifindex: buffer.readInt32LE(start + 4),
+    name: '',
+    up: (buffer.readUInt32LE(start + 8) & IFF_UP) !== 0,
+    operstate: 'unknown',
+    kind: null,
+    mac: null,
+    master: null,
+    event: null,
+    parentDevice: null,
+    parentBus: null,
+  };
+  for (let offset = start + IFINFOMSG_BYTES; offset + RTA_HEADER_BYTES <= end; ) {
+    const length = buffer.readUInt16LE(offset);
+    if (length < RTA_HEADER_BYTES || offset + length > end) break; // truncated: keep what we have
+    const attribute = buffer.readUInt16LE(offset + 2) & NLA_TYPE_MASK;
+    const value = offset + RTA_HEADER_BYTES;
+    const valueEnd = offset + length;
+    switch (attribute) {
+      case IFLA_IFNAME: message.name = cString(buffer, value, valueEnd); break;
+      case IFLA_ADDRESS: message.mac = macString(buffer, value, valueEnd); break;
+      case IFLA_MASTER: if (valueEnd - value >= 4) message.master = buffer.readUInt32LE(value) || null; break;
+      case IFLA_OPERSTATE: message.operstate = OPERSTATES[buffer[value] ?? 0] ?? 'unknown'; break;
+      case IFLA_LINKINFO: message.kind = parseLinkInfoKind(buffer, value, valueEnd); break;
+      case IFLA_EVENT: if (valueEnd - value >= 4) message.event = buffer.readUInt32LE(value); break;
+      case IFLA_PARENT_DEV_NAME: message.parentDevice = cString(buffer, value, valueEnd); break;
+      case IFLA_PARENT_DEV_BUS_NAME: message.parentBus = cString(buffer, value, valueEnd); break;
+      default: break;
+    }
+    offset += (length + 3) & ~3;
+  }
+  return message.ifindex > 0 && message.name !== '' ? message : null;
+}
+
+/**
+ * Every link message in one datagram (a datagram may hold several). Malformed or foreign
+ * messages are skipped, never thrown on: the input comes from the kernel, but a parser bug
+ * must cost one message, not the daemon.
+ */
+export function parseLinkDatagram(buffer: Buffer): LinkMessage[] {
+  const links: LinkMessage[] = [];
+  for (let offset = 0; offset + NLMSG_HEADER_BYTES <= buffer.length; ) {
+    const length = buffer.readUInt32LE(offset);
+    if (length < NLMSG_HEADER_BYTES || offset + length > buffer.length) break;
+    const type = buffer.readUInt16LE(offset + 4);
+    if (type === RTM_NEWLINK || type === RTM_DELLINK) {
+      const link = parseLink(buffer, offset + NLMSG_HEADER_BYTES, offset + length, type === RTM_NEWLINK ? 'new' : 'del');
+      if (link) links.push(link);
+    } else if (type === NLMSG_ERROR) {
+      break;
+    }
+    offset += (length + 3) & ~3;
+  }
+  return links;
+}
