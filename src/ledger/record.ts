@@ -1,0 +1,61 @@
+/**
+ * One ledger record: something an operator may later ask about ("was this NIC ever out of
+ * policy, when, what changed it back, for how long?"). One record per feature that differed.
+ */
+
+/** What made the daemon look at the interface. */
+export type Trigger =
+  | 'start'    // initial reconcile at daemon start
+  | 'new'      // a link appeared (hot-plug, re-registration with a new ifindex)
+  | 'up'       // administratively brought up
+  | 'rename'
+  | 'features' // the kernel said features changed (IFLA_EVENT_FEATURES)
+  | 'change'   // any other link change (carrier, master, MAC)
+  | 'resync'   // link events were lost; everything re-read
+  | 'sweep'    // periodic safety sweep
+  | 'reload'   // policy reloaded
+  | 'manual'   // an operator asked (offloadctl enforce)
+  | 'backoff'; // a flapping back-off ended
+
+export type RecordKind =
+  /** First enforcement of an interface this daemon had not yet brought into policy. */
+  | 'initial'
+  /** An interface that had been compliant was found out of policy. */
+  | 'drift'
+  /** A wanted state cannot be enforced on this device (recorded once per interface and feature). */
+  | 'unenforceable'
+  /** Corrections are backing off because something keeps flipping the feature. */
+  | 'flapping'
+  /** Link events were lost; every interface was re-read (covers changes no event reported). */
+  | 'resync';
+
+export type RecordAction = 'enforced' | 'reported' | 'failed' | 'unenforceable' | 'deferred' | 'backoff' | 'resynced';
+
+export interface LedgerRecord {
+  /** Monotonic across restarts (continues from the last loaded record). */
+  seq: number;
+  /** ISO 8601, UTC. */
+  time: string;
+  kind: RecordKind;
+  trigger: Trigger;
+  action: RecordAction;
+  interface?: string;
+  ifindex?: number;
+  driver?: string | null;
+  /** "vvvv:dddd" */
+  pci?: string | null;
+  rule?: string;
+  feature?: string;
+  expected?: 'on' | 'off';
+  observed?: 'on' | 'off';
+  /** From the first read to the verified read-back, µs. */
+  correctionUs?: number;
+  reason?: string;
+  /** flapping: drifts seen in the window; resync: interfaces re-read. */
+  count?: number;
+  /** flapping: the back-off now in force, seconds. */
+  backoffSec?: number;
+}
+
+/** A record before the ledger stamps `seq` and `time`. */
+export type NewRecord = Omit<LedgerRecord, 'seq' | 'time'>;
