@@ -1,0 +1,26 @@
+/** Text output shared by offloadd --once and offloadctl. */
+import type { InterfaceStatus } from '../reconcile/reconciler';
+import { onOff } from '../reconcile/plan';
+
+/** Aligned columns, like `ip -br`: no wrapping, widths from the content. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)));
+  const line = (cells: string[]): string => cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
+}
+
+/** "rx-gro off/off" pairs: wanted/active for each policy feature. */
+export function featureSummary(status: InterfaceStatus): string {
+  return status.features
+    .filter((feature) => feature.action !== 'ignored')
+    .map((feature) => `${feature.feature}=${onOff(feature.wanted)}/${feature.after === null ? '-' : onOff(feature.after)}`)
+    .join(' ');
+}
+
+export function formatOnceReport(statuses: InterfaceStatus[]): string {
+  if (statuses.length === 0) return 'No interface matches the policy.\n';
+  return table(
+    ['INTERFACE', 'RULE', 'COMPLIANT', 'FEATURES (wanted/active)'],
+    statuses.map((status) => [status.name, status.rule, status.compliant ? 'yes' : 'NO', featureSummary(status)]),
+  );
+}

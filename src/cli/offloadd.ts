@@ -1,0 +1,175 @@
+/**
+ * `offloadd`: the daemon's command line. Parses options, sets up logging, runs the daemon until
+ * SIGTERM/SIGINT, reloads on SIGHUP. Exit status: 0 success (with --once: all compliant),
+ * 1 not compliant (--once) or a runtime failure, 2 usage or policy error.
+ */
+import { parseArgs } from 'node:util';
+import { Daemon, DEFAULT_POLICY_PATH, DEFAULT_STATE_DIR } from '../daemon';
+import { OffloaddError, PolicyError } from '../errors';
+import { DEFAULT_RECEIVE_BUFFER_BYTES } from '../events/link-events';
+import { DEFAULT_SYSFS_ROOT } from '../facts/sysfs';
+import { createLog, LEVELS, type Level, type LogTarget } from '../observe/log';
+import { createHandlers } from '../api/methods';
+import { DEFAULT_SOCKET_PATH } from '../api/protocol';
+import { ApiServer, DEFAULT_API_LIMITS } from '../api/server';
+import { formatOnceReport } from './format';
+import { VERSION } from '../version';
+
+export const EXIT = { ok: 0, notCompliant: 1, usage: 2 } as const;
+
+const HELP = `offloadd ${VERSION} - keep NIC offload features in policy, detect and record drift
+
+USAGE
+  offloadd [OPTIONS]
+
+  Runs in the foreground as a systemd service (Type=notify) or from a terminal. At start it
+  reads every network interface, applies the first matching policy rule to each (for example
+  GRO and GSO off on Broadcom BCM57508 ports), then follows rtnetlink link events so that an
+  interface that appears, comes up, is renamed or is re-registered by its driver is brought
+  into policy at once, and any later change (drift) is recorded and, in enforce mode, undone.
+
+OPTIONS
+  --policy FILE        Policy file (YAML). Default: ${DEFAULT_POLICY_PATH} if it exists,
+                       otherwise the shipped default (policy/default.yaml).
+  --state-dir DIR      Where the drift ledger is kept. Default: ${DEFAULT_STATE_DIR}
+  --sysfs-root DIR     Read device facts (driver, PCI ids) from DIR instead of ${DEFAULT_SYSFS_ROOT};
+                       same layout as /sys. For tests and containers.
+  --log-level LEVEL    ${LEVELS.join(', ')}. Default: info
+  --log-target TARGET  auto (journal under systemd, else stderr), journal, console. Default: auto
+  --socket PATH        API socket (offloadctl talks to it). Default: ${DEFAULT_SOCKET_PATH}
+  --socket-group GROUP Group owning the socket (mode 0660): its members can query.
+  --admin-group GROUP  Members may also reload and enforce (root always may).
+  --netlink-rcvbuf N   Link event receive buffer in bytes. Default: ${DEFAULT_RECEIVE_BUFFER_BYTES}
+  --once               Reconcile every interface once, print what was done, and exit:
+                       0 if all managed interfaces are compliant, 1 if not. For boot scripts.
+  -h, --help           Show this help.
+  -V, --version        Show the version.
+
+SIGNALS
+  SIGHUP               Reload the policy (a bad policy is rejected; the running one stays).
+  SIGTERM, SIGINT      Stop.
+
+EXIT STATUS
+  0  stopped cleanly (--once: all compliant)
+  1  --once: some interface is not compliant; or a runtime failure
+  2  usage error or invalid policy (the message names file, line and column)
+
+Needs CAP_NET_ADMIN (run as root; other users prefix sudo). See offloadctl(1) to query it.
+`;
+
+export function main(argv: string[]): void {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        policy: { type: 'string' },
+        'state-dir': { type: 'string', default: DEFAULT_STATE_DIR },
+        'sysfs-root': { type: 'string', default: DEFAULT_SYSFS_ROOT },
+        'log-level': { type: 'string', default: 'info' },
+        'log-target': { type: 'string', default: 'auto' },
+        'netlink-rcvbuf': { type: 'string' },
+        socket: { type: 'string', default: DEFAULT_SOCKET_PATH },
+        'socket-group': { type: 'string' },
+        'admin-group': { type: 'string' },
+        once: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+        version: { type: 'boolean', short: 'V', default: false },
+      },
+    }));
+  } catch (error) {
+    usageError((error as Error).message);
+  }
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  if (values.version) {
+    process.stdout.write(`offloadd ${VERSION}\n`);
+    return;
+  }
+  const level = values['log-level'] as Level;
+  if (!LEVELS.includes(level)) usageError(`--log-level must be one of ${LEVELS.join(', ')}`);
+  const target = values['log-target'] as LogTarget;
+  if (!['auto', 'journal', 'console'].includes(target)) usageError('--log-target must be auto, journal or console');
+  const rcvbuf = values['netlink-rcvbuf'] === undefined ? undefined : Number(values['netlink-rcvbuf']);
+  if (rcvbuf !== undefined && !(Number.isInteger(rcvbuf) && rcvbuf > 0)) usageError('--netlink-rcvbuf must be a positive number of bytes');
+
+  const log = createLog({ level, target });
+  let daemon: Daemon;
+  try {
+    daemon = new Daemon({
+      policyPath: values.policy ?? null,
+      sysfsRoot: values['sysfs-root'],
+      stateDir: values['state-dir'],
+      receiveBufferBytes: rcvbuf,
+    }, log);
+  } catch (error) {
+    fail(error);
+  }
+
+  if (values.once) {
+    try {
+      const statuses = daemon.runOnce();
+      process.stdout.write(formatOnceReport(statuses));
+      process.exitCode = statuses.every((status) => status.compliant) ? EXIT.ok : EXIT.notCompliant;
+      daemon.ledger.close();
+    } catch (error) {
+      fail(error);
+    }
+    return;
+  }
+
+  const api = new ApiServer({
+    socketPath: values.socket,
+    socketGroup: values['socket-group'] ?? null,
+    adminGroup: values['admin-group'] ?? null,
+    ...DEFAULT_API_LIMITS,
+  }, createHandlers(daemon), log);
+  daemon.on('record', (record) => api.broadcast({ type: 'record', record }));
+  daemon.on('checked', (status, trigger) => {
+    if (api.watchers.length > 0) api.broadcast({ type: 'checked', status, trigger });
+  });
+  daemon.on('released', (ifindex, name, why) => api.broadcast({ type: 'released', ifindex, interface: name, why }));
+
+  try {
+    daemon.start();
+  } catch (error) {
+    fail(error);
+  }
+  api.listen().then(() => daemon.announceReady(), (error: unknown) => fail(error));
+
+  const stop = (signal: string): void => {
+    log.log('info', `Received ${signal}`);
+    daemon.stop();
+    void api.close().then(() => log.close()).then(() => process.exit(EXIT.ok));
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    try {
+      daemon.reload();
+    } catch {
+      // logged by reload(); the running policy stays in force
+    }
+  });
+}
+
+function usageError(message: string): never {
+  process.stderr.write(`offloadd: ${message}\nTry 'offloadd --help'.\n`);
+  process.exit(EXIT.usage);
+}
+
+function fail(error: unknown): never {
+  if (error instanceof PolicyError) {
+    process.stderr.write(`offloadd: invalid policy: ${error.toString()}\n`);
+    process.exit(EXIT.usage);
+  }
+  if (error instanceof OffloaddError) {
+    process.stderr.write(`offloadd: ${error.message}${error.hint ? `\n  hint: ${error.hint}` : ''}\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`offloadd: ${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,248 @@
+/**
+ * Wiring only: kernel events → interface facts → policy match → reconcile → ledger / logs /
+ * status → API. Each stage lives in its own folder; this file connects them and owns the
+ * daemon's lifecycle (start, reload, sweep, stop) and systemd notifications.
+ */
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import { PolicyError } from './errors';
+import { dumpLinks, LinkEvents, DEFAULT_RECEIVE_BUFFER_BYTES } from './events/link-events';
+import { InterfaceFactsSource } from './facts/interface-facts';
+import { Ledger } from './ledger/ledger';
+import type { LedgerRecord, NewRecord } from './ledger/record';
+import { linkFields, type Log, type LogFields } from './observe/log';
+import { describeRecord } from './observe/describe';
+import { SdNotify } from './observe/sd-notify';
+import { loadDefaultPolicy, loadPolicyFile } from './policy/load';
+import type { Policy } from './policy/types';
+import { FeatureTable } from './reconcile/feature-state';
+import { Reconciler, type InterfaceStatus } from './reconcile/reconciler';
+
+export const DEFAULT_POLICY_PATH = '/etc/offloadd/policy.yaml';
+export const DEFAULT_STATE_DIR = '/var/lib/offloadd';
+
+export interface DaemonOptions {
+  /** Explicit policy file; null = DEFAULT_POLICY_PATH if it exists, else the shipped default. */
+  policyPath: string | null;
+  sysfsRoot: string;
+  stateDir: string;
+  receiveBufferBytes?: number;
+}
+
+export interface DaemonCounters {
+  resyncs: number;
+  drifts: number;
+  corrections: number;
+  unenforceable: number;
+  failures: number;
+  reloads: number;
+}
+
+/** Reads and validates the policy the options point at. Throws PolicyError. */
+export function readPolicy(policyPath: string | null, table: FeatureTable): Policy {
+  if (policyPath !== null) return loadPolicyFile(policyPath, table.names);
+  if (fs.existsSync(DEFAULT_POLICY_PATH)) return loadPolicyFile(DEFAULT_POLICY_PATH, table.names);
+  return loadDefaultPolicy(table.names);
+}
+
+export class Daemon extends EventEmitter {
+  readonly table = FeatureTable.fromKernel();
+  readonly ledger: Ledger;
+  readonly counters: DaemonCounters = { resyncs: 0, drifts: 0, corrections: 0, unenforceable: 0, failures: 0, reloads: 0 };
+  readonly startedAt = new Date();
+  readonly notify = new SdNotify();
+  private readonly reconciler: Reconciler;
+  private readonly events: LinkEvents;
+  private readonly unflushed: NewRecord[] = [];
+  private flushQueued = false;
+  private sweepTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly options: DaemonOptions, readonly log: Log, policy?: Policy) {
+    super();
+    const initialPolicy = policy ?? readPolicy(options.policyPath, this.table);
+    this.ledger = new Ledger(options.stateDir, initialPolicy.ledger);
+    const facts = new InterfaceFactsSource(options.sysfsRoot);
+    this.reconciler = new Reconciler(initialPolicy, this.table, facts, {
+      onRecords: (records) => this.queueRecords(records),
+      onChecked: (status, trigger, result) => {
+        if (result.changed || this.log.isEnabled('debug')) {
+          this.log.log('debug', `${status.name}: checked (${trigger}), ${status.compliant ? 'compliant' : 'not compliant'}, ${Math.round(result.durationUs)} µs`, linkFields(status.facts));
+        }
+        this.emit('checked', status, trigger);
+      },
+      onReleased: (ifindex, name, why) => {
+        this.log.log(why === 'deleted' ? 'debug' : 'info',
+          why === 'deleted' ? `${name}: removed, forgotten` : `${name}: no longer matches any rule; left as it is, no longer managed`,
+          { INTERFACE: name, IFINDEX: ifindex });
+        this.emit('released', ifindex, name, why);
+      },
+      onProblem: (level, message, factsOfLink, error) => {
+        if (level === 'error') this.counters.failures++;
+        const fields: LogFields = { ...linkFields(factsOfLink), ERRNO: (error as { errno?: number })?.errno };
+        if (level === 'error') this.log.event('enforceFailed', 'error', `${factsOfLink.name ?? '?'}: ${message}`, fields);
+        else this.log.log('debug', `${factsOfLink.name ?? '?'}: ${message}`, fields);
+      },
+    });
+    this.events = new LinkEvents(
+      {
+        onLinks: (links) => this.reconciler.handleLinks(links),
+        onResync: (reason) => this.resync(reason),
+        onHandlerError: (error) => this.log.log('crit', `Internal error while handling link events: ${(error as Error).stack ?? String(error)}`),
+      },
+      options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER_BYTES,
+    );
+  }
+
+  get policy(): Policy {
+    return this.reconciler.currentPolicy;
+  }
+
+  /** Subscribe, then dump and reconcile everything; returns once every link has been checked. */
+  start(): void {
+    this.ledger.open();
+    for (const warning of this.ledger.loadWarnings) this.log.log('warning', `Ledger: ${warning}`);
+    this.logPolicy(this.policy, 'loaded');
+    this.events.open(); // before the dump, so nothing between the two is missed
+    this.reconciler.loadAll(dumpLinks(), 'start');
+    this.flushRecords();
+    this.scheduleSweep();
+  }
+
+  /** After start() and once the API listens: tell systemd (and whoever waits on the log). */
+  announceReady(): void {
+    const summary = this.summary();
+    this.log.event('started', 'info', `Started: ${summary}; netlink receive buffer ${this.events.grantedReceiveBufferBytes()} bytes`);
+    this.notify.ready(summary);
+    this.notify.startWatchdog();
+  }
+
+  /** One pass without subscribing (`--once`): returns the statuses. */
+  runOnce(): InterfaceStatus[] {
+    this.ledger.open();
+    this.reconciler.loadAll(dumpLinks(), 'start');
+    this.flushRecords();
+    return this.reconciler.statuses();
+  }
+
+  /** Parses and validates first; a bad policy leaves the running one in force and throws. */
+  reload(policyPath: string | null = this.options.policyPath): Policy {
+    this.notify.reloading();
+    try {
+      let policy: Policy;
+      try {
+        policy = readPolicy(policyPath, this.table);
+      } catch (error) {
+        if (error instanceof PolicyError) {
+          this.log.event('policyRejected', 'error', `Policy rejected, keeping the running one: ${error.toString()}`, {
+            OFFLOADD_POLICY: error.file, CODE_LINE: error.position?.line,
+          });
+        }
+        throw error;
+      }
+      this.counters.reloads++;
+      this.ledger.setLimits(policy.ledger);
+      this.reconciler.setPolicy(policy);
+      this.flushRecords();
+      this.logPolicy(policy, 'reloaded');
+      this.scheduleSweep();
+      return policy;
+    } finally {
+      this.notify.ready(this.summary());
+    }
+  }
+
+  enforce(ifindex: number | null): void {
+    this.reconciler.enforce(ifindex);
+    this.flushRecords();
+  }
+
+  statuses(): InterfaceStatus[] {
+    return this.reconciler.statuses();
+  }
+
+  get reconcilerView(): Reconciler {
+    return this.reconciler;
+  }
+
+  stop(): void {
+    this.notify.stopping();
+    this.notify.stopWatchdog();
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.events.close();
+    this.reconciler.stop();
+    this.flushRecords();
+    this.log.event('stopping', 'info', 'Stopping');
+    this.ledger.close();
+  }
+
+  summary(): string {
+    const statuses = this.reconciler.statuses();
+    const compliant = statuses.filter((status) => status.compliant).length;
+    return `${statuses.length} managed, ${compliant} compliant, ${this.counters.drifts} drifts`;
+  }
+
+  private resync(reason: string): void {
+    this.counters.resyncs++;
+    this.reconciler.resync(dumpLinks(), reason); // recorded, and so logged, as a resync record
+  }
+
+  private scheduleSweep(): void {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
+    if (this.policy.sweepIntervalSec <= 0) return;
+    this.sweepTimer = setInterval(() => {
+      try {
+        this.reconciler.sweep(dumpLinks());
+      } catch (error) {
+        this.log.log('error', `Safety sweep failed, will retry next period: ${(error as Error).message}`);
+      }
+    }, this.policy.sweepIntervalSec * 1000);
+    this.sweepTimer.unref();
+  }
+
+  /**
+   * Records are made durable in one fdatasync per batch of work (after the current synchronous
+   * stretch), and only then logged and streamed: nothing is reported that a crash could lose.
+   */
+  private queueRecords(records: NewRecord[]): void {
+    if (records.length === 0) return;
+    this.unflushed.push(...records);
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(() => this.flushRecords());
+    }
+  }
+
+  private flushRecords(): void {
+    this.flushQueued = false;
+    if (this.unflushed.length === 0) return;
+    const records = this.unflushed.splice(0);
+    let durable: LedgerRecord[];
+    try {
+      durable = this.ledger.append(records);
+    } catch (error) {
+      this.log.log('crit', `Cannot write the ledger (${(error as Error).message}); ${records.length} records are only in this log`);
+      durable = records.map((record, index) => ({ seq: -1 - index, time: new Date().toISOString(), ...record }));
+    }
+    for (const record of durable) this.report(record);
+    this.notify.status(this.summary());
+  }
+
+  private report(record: LedgerRecord): void {
+    if (record.kind === 'drift') this.counters.drifts++;
+    if (record.action === 'enforced') this.counters.corrections++;
+    if (record.kind === 'unenforceable') this.counters.unenforceable++;
+    const description = describeRecord(record);
+    this.log.event(description.kind, description.level, description.message, description.fields);
+    this.emit('record', record);
+  }
+
+  private logPolicy(policy: Policy, verb: string): void {
+    this.log.event('policyLoaded', 'info', `Policy ${verb} from ${policy.path} (${policy.rules.length} rules, mode ${policy.mode}, sha256 ${policy.checksum.slice(0, 12)})`, {
+      OFFLOADD_POLICY: policy.path, OFFLOADD_POLICY_SHA256: policy.checksum,
+    });
+    for (const warning of policy.warnings) {
+      this.log.log('warning', `${policy.path}${warning.position ? `:${warning.position.line}:${warning.position.column}` : ''}: ${warning.message}`);
+    }
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * Logging through winston, with journald structured fields. Every call carries fields in
+ * journald's naming (INTERFACE=, as systemd-networkd uses; MESSAGE_ID= per event kind;
+ * OFFLOADD_* for the rest). Two sinks:
+ *  - journal: journald's native protocol (structured fields kept), chosen when running under
+ *    systemd with stderr connected to the journal, or asked for;
+ *  - console: readable lines on stderr, with `<N>` syslog prefixes when stderr is a journal
+ *    stream (so priorities survive even without the native socket).
+ */
+import * as fs from 'node:fs';
+import winston from 'winston';
+import Transport from 'winston-transport';
+import { addon } from '../addon/binding';
+import type { InterfaceFacts } from '../facts/types';
+import { MessageId, type MessageKind } from './message-ids';
+
+export const LEVELS = ['emerg', 'alert', 'crit', 'error', 'warning', 'notice', 'info', 'debug'] as const;
+export type Level = (typeof LEVELS)[number];
+const PRIORITY: Record<Level, number> = { emerg: 0, alert: 1, crit: 2, error: 3, warning: 4, notice: 5, info: 6, debug: 7 };
+
+export type LogFields = Record<string, string | number | boolean | null | undefined>;
+export type LogTarget = 'auto' | 'journal' | 'console';
+
+export const JOURNAL_SOCKET = '/run/systemd/journal/socket';
+const IDENTIFIER = 'offloadd';
+
+/** journald's native protocol: KEY=value lines, or KEY\n<u64 LE length><bytes>\n for multi-line values. */
+export function encodeJournalEntry(fields: LogFields): Buffer {
+  const parts: Buffer[] = [];
+  for (const [key, value] of Object.entries(fields)) {
+    if (value === undefined || value === null) continue;
+    const text = String(value);
+    if (!text.includes('\n')) {
+      parts.push(Buffer.from(`${key}=${text}\n`));
+      continue;
+    }
+    const bytes = Buffer.from(text);
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64LE(BigInt(bytes.length));
+    parts.push(Buffer.from(`${key}\n`), length, bytes, Buffer.from('\n'));
+  }
+  return Buffer.concat(parts);
+}
+
+class JournalTransport extends Transport {
+  constructor(private readonly socketPath: string) {
+    super();
+  }
+
+  override log(info: winston.Logform.TransformableInfo, next: () => void): void {
+    const { level, message, ...fields } = info as winston.Logform.TransformableInfo & LogFields;
+    const entry = encodeJournalEntry({
+      MESSAGE: String(message),
+      PRIORITY: PRIORITY[level as Level] ?? 6,
+      SYSLOG_IDENTIFIER: IDENTIFIER,
+      ...fields,
+    });
+    try {
+      // Large entries go as a sealed memfd, as libsystemd does: never silently dropped.
+      addon.sendDatagram(this.socketPath, entry, true);
+    } catch (error) {
+      process.stderr.write(`<3>offloadd: journal write failed (${(error as Error).message}): ${String(message)}\n`);
+    }
+    next();
+  }
+}
+
+/** True when stderr is the journal stream systemd set up for us ($JOURNAL_STREAM = dev:ino). */
+function stderrIsJournal(): boolean {
+  const stream = process.env['JOURNAL_STREAM'];
+  if (!stream) return false;
+  try {
+    const stat = fs.fstatSync(2);
+    return stream === `${stat.dev}:${stat.ino}`;
+  } catch {
+    return false;
+  }
+}
+
+function consoleFormat(prefixPriority: boolean): winston.Logform.Format {
+  return winston.format.printf((info) => {
+    const level = info.level as Level;
+    const text = String(info.message);
+    return prefixPriority ? `<${PRIORITY[level] ?? 6}>${text}` : `${level}: ${text}`;
+  });
+}
+
+export class Log {
+  constructor(private readonly logger: winston.Logger) {}
+
+  log(level: Level, message: string, fields: LogFields = {}): void {
+    this.logger.log(level, message, fields);
+  }
+
+  /** An event operators filter on: tagged with its MESSAGE_ID. */
+  event(kind: MessageKind, level: Level, message: string, fields: LogFields = {}): void {
+    this.logger.log(level, message, { MESSAGE_ID: MessageId[kind], ...fields });
+  }
+
+  isEnabled(level: Level): boolean {
+    return this.logger.isLevelEnabled(level);
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.logger.on('finish', () => resolve());
+      this.logger.end();
+      setTimeout(resolve, 200).unref();
+    });
+  }
+}
+
+/** journald fields identifying an interface (systemd's log_link_* convention). */
+export function linkFields(facts: Partial<InterfaceFacts>): LogFields {
+  return {
+    INTERFACE: facts.name,
+    IFINDEX: facts.ifindex,
+    OFFLOADD_DRIVER: facts.driver ?? undefined,
+    OFFLOADD_PCI: facts.pci ? `${facts.pci.vendor}:${facts.pci.device}` : undefined,
+  };
+}
+
+export function createLog(options: { level: Level; target: LogTarget; journalSocket?: string }): Log {
+  const journalSocket = options.journalSocket ?? JOURNAL_SOCKET;
+  const underJournal = stderrIsJournal();
+  const useJournal = options.target === 'journal' || (options.target === 'auto' && underJournal && fs.existsSync(journalSocket));
+  const transport = useJournal
+    ? new JournalTransport(journalSocket)
+    : new winston.transports.Stream({ stream: process.stderr, format: consoleFormat(underJournal) });
+  return new Log(winston.createLogger({ levels: winston.config.syslog.levels, level: options.level, transports: [transport] }));
+}
