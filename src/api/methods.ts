@@ -1,0 +1,104 @@
+/**
+ * The API's methods, over the daemon's state. Validation of params lives here; transport,
+ * authorisation and error encoding live in server.ts.
+ */
+import type { Daemon } from '../daemon';
+import { VERSION } from '../version';
+import { API_VERSION, RpcCode, type Methods } from './protocol';
+import { RpcError, type Handlers } from './server';
+
+function stringParam(params: Record<string, unknown>, name: string, required: true): string;
+function stringParam(params: Record<string, unknown>, name: string, required: false): string | undefined;
+function stringParam(params: Record<string, unknown>, name: string, required: boolean): string | undefined {
+  const value = params[name];
+  if (value === undefined && !required) return undefined;
+  if (typeof value !== 'string' || value === '') throw new RpcError(RpcCode.invalidParams, `param "${name}" must be a non-empty string`);
+  return value;
+}
+
+export function createHandlers(daemon: Daemon): Handlers {
+  const reconciler = daemon.reconcilerView;
+
+  const managedStatus = (name: string): Methods['interfaces.get']['result']['interface'] => {
+    const link = reconciler.findLink(name);
+    const status = link ? reconciler.status(link.ifindex) : null;
+    if (!link) throw new RpcError(RpcCode.notFound, `no interface "${name}"`, { hint: 'offloadctl list shows the managed interfaces' });
+    if (!status) throw new RpcError(RpcCode.notFound, `interface "${name}" is not managed: no rule matches it`, { hint: `offloadctl explain ${name} shows why` });
+    return status;
+  };
+
+  return {
+    status: () => {
+      const statuses = daemon.statuses();
+      const compliant = statuses.filter((status) => status.compliant).length;
+      const policy = daemon.policy;
+      return {
+        apiVersion: API_VERSION,
+        version: VERSION,
+        pid: process.pid,
+        mode: policy.mode,
+        startedAt: daemon.startedAt.toISOString(),
+        uptimeSec: Math.round((Date.now() - daemon.startedAt.getTime()) / 1000),
+        policy: { path: policy.path, sha256: policy.checksum, rules: policy.rules.length, warnings: policy.warnings },
+        interfaces: { managed: statuses.length, compliant, drifting: statuses.length - compliant },
+        counters: { ...daemon.counters },
+        ledger: { path: daemon.ledger.activePath, lastSeq: daemon.ledger.lastSeq },
+      };
+    },
+
+    'interfaces.list': () => ({ interfaces: daemon.statuses().sort((a, b) => a.name.localeCompare(b.name)) }),
+
+    'interfaces.get': (params) => ({ interface: managedStatus(stringParam(params, 'interface', true)) }),
+
+    'drift.list': (params) => {
+      const raw = params as Record<string, unknown>;
+      const sinceText = stringParam(raw, 'since', false);
+      const since = sinceText === undefined ? undefined : new Date(sinceText);
+      if (since && Number.isNaN(since.getTime())) throw new RpcError(RpcCode.invalidParams, `param "since" is not a date: ${sinceText}`, { hint: 'use ISO 8601, e.g. 2026-11-22T10:00:00Z' });
+      const limit = raw['limit'] === undefined ? 100 : raw['limit'];
+      if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > 100000) {
+        throw new RpcError(RpcCode.invalidParams, 'param "limit" must be an integer from 1 to 100000');
+      }
+      return {
+        records: daemon.ledger.query({
+          since, limit,
+          interface: stringParam(raw, 'interface', false),
+          feature: stringParam(raw, 'feature', false),
+          kind: stringParam(raw, 'kind', false),
+        }),
+      };
+    },
+
+    explain: (params) => {
+      const name = stringParam(params, 'interface', true);
+      const link = reconciler.findLink(name);
+      if (!link) throw new RpcError(RpcCode.notFound, `no interface "${name}"`, { hint: 'ip link shows the interfaces of this namespace' });
+      const explanation = reconciler.explain(link);
+      return {
+        interface: link.name, facts: explanation.facts, rules: explanation.evaluations,
+        matchedRule: explanation.rule, mode: explanation.mode, plan: explanation.plan,
+      };
+    },
+
+    'policy.reload': () => {
+      const policy = daemon.reload();
+      return { path: policy.path, sha256: policy.checksum, rules: policy.rules.length, warnings: policy.warnings };
+    },
+
+    enforce: (params) => {
+      const name = stringParam(params, 'interface', false);
+      if (name === undefined) {
+        daemon.enforce(null);
+        return { interfaces: daemon.statuses() };
+      }
+      const status = managedStatus(name);
+      daemon.enforce(status.ifindex);
+      return { interfaces: [reconciler.status(status.ifindex) ?? status] };
+    },
+
+    watch: (_params, _caller, connection) => {
+      connection.watching = true;
+      return { watching: true };
+    },
+  };
+}

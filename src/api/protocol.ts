@@ -1,0 +1,89 @@
+/**
+ * The local API: newline-delimited JSON-RPC 2.0 over a Unix stream socket. Each method is typed
+ * once here ({ params, result }) for both the server and offloadctl. docs/API.md documents it.
+ */
+import type { InterfaceFacts } from '../facts/types';
+import type { LedgerRecord } from '../ledger/record';
+import type { RuleEvaluation } from '../policy/match';
+import type { Mode, PolicyWarning } from '../policy/types';
+import type { FeaturePlan } from '../reconcile/plan';
+import type { InterfaceStatus } from '../reconcile/reconciler';
+
+/** Bumped on an incompatible change; additions keep it. */
+export const API_VERSION = 1;
+export const DEFAULT_SOCKET_PATH = '/run/offloadd/offloadd.sock';
+
+/** JSON-RPC 2.0's own codes. */
+export const RpcCode = {
+  parseError: -32700,
+  invalidRequest: -32600,
+  methodNotFound: -32601,
+  invalidParams: -32602,
+  internalError: -32603,
+  // offloadd's own, outside the reserved -32768..-32000 range
+  notFound: 1001,
+  policyInvalid: 1002,
+  notAuthorized: 1003,
+  requestTooLarge: 1004,
+  tooManyClients: 1005,
+} as const;
+
+export interface RpcErrorObject {
+  code: number;
+  message: string;
+  data?: { hint?: string; [key: string]: unknown };
+}
+
+export interface StatusResult {
+  apiVersion: number;
+  version: string;
+  pid: number;
+  mode: Mode;
+  startedAt: string;
+  uptimeSec: number;
+  policy: { path: string; sha256: string; rules: number; warnings: PolicyWarning[] };
+  interfaces: { managed: number; compliant: number; drifting: number };
+  counters: { resyncs: number; drifts: number; corrections: number; unenforceable: number; failures: number; reloads: number };
+  ledger: { path: string; lastSeq: number };
+}
+
+export interface ExplainResult {
+  interface: string;
+  facts: InterfaceFacts;
+  rules: RuleEvaluation[];
+  matchedRule: string | null;
+  mode: Mode | null;
+  plan: FeaturePlan[];
+}
+
+export interface WatchEvent {
+  type: 'record' | 'checked' | 'released';
+  record?: LedgerRecord;
+  status?: InterfaceStatus;
+  interface?: string;
+  ifindex?: number;
+  why?: string;
+  trigger?: string;
+}
+
+export interface Methods {
+  status: { params: Record<string, never>; result: StatusResult };
+  'interfaces.list': { params: Record<string, never>; result: { interfaces: InterfaceStatus[] } };
+  'interfaces.get': { params: { interface: string }; result: { interface: InterfaceStatus } };
+  'drift.list': {
+    params: { since?: string; interface?: string; feature?: string; kind?: string; limit?: number };
+    result: { records: LedgerRecord[] };
+  };
+  explain: { params: { interface: string }; result: ExplainResult };
+  'policy.reload': { params: Record<string, never>; result: { path: string; sha256: string; rules: number; warnings: PolicyWarning[] } };
+  enforce: { params: { interface?: string }; result: { interfaces: InterfaceStatus[] } };
+  /** Streams `watch.event` notifications until the client disconnects. */
+  watch: { params: Record<string, never>; result: { watching: true } };
+}
+
+export type MethodName = keyof Methods;
+export const METHOD_NAMES: readonly MethodName[] = [
+  'status', 'interfaces.list', 'interfaces.get', 'drift.list', 'explain', 'policy.reload', 'enforce', 'watch',
+];
+/** Methods that change the host: uid 0 or members of the admin group only. */
+export const PRIVILEGED_METHODS: ReadonlySet<MethodName> = new Set(['policy.reload', 'enforce']);

@@ -1,0 +1,364 @@
+/**
+ * `offloadctl`: query and control offloadd over its Unix socket, and check policy files offline.
+ * Every command takes --json (the API's result object, unchanged). Exit status:
+ * 0 ok · 1 out of policy (check) · 2 usage or policy error · 3 daemon unreachable ·
+ * 4 the daemon refused or failed the request (not authorised, no such interface).
+ */
+import { parseArgs } from 'node:util';
+import { call, RemoteError, UnreachableError, watch } from '../api/client';
+import { DEFAULT_SOCKET_PATH, type ExplainResult, type StatusResult } from '../api/protocol';
+import { OffloaddError, PolicyError } from '../errors';
+import type { LedgerRecord } from '../ledger/record';
+import { lintPolicy } from '../policy/lint';
+import { loadPolicyFile } from '../policy/load';
+import type { PolicyWarning } from '../policy/types';
+import type { InterfaceStatus } from '../reconcile/reconciler';
+import { onOff } from '../reconcile/plan';
+import { VERSION } from '../version';
+import { featureSummary, table } from './format';
+
+export const EXIT = { ok: 0, outOfPolicy: 1, usage: 2, unreachable: 3, refused: 4 } as const;
+
+interface Output {
+  json: boolean;
+  color: boolean;
+}
+
+interface Command {
+  summary: string;
+  usage: string;
+  help: string;
+  options?: Record<string, { type: 'string' | 'boolean' }>;
+  positionals?: { min: number; max: number };
+  run(args: { positionals: string[]; values: Record<string, string | boolean | undefined>; socket: string; out: Output }): Promise<number>;
+}
+
+const COMMON_HELP = `  --socket PATH   offloadd's API socket (default ${DEFAULT_SOCKET_PATH})
+  --json          print the API's JSON result instead of text
+  -h, --help      show this help`;
+
+function print(out: Output, json: unknown, text: string): void {
+  process.stdout.write(out.json ? `${JSON.stringify(json, null, 2)}\n` : text);
+}
+
+function paint(out: Output, code: string, text: string): string {
+  return out.color ? `\x1b[${code}m${text}\x1b[0m` : text;
+}
+
+const yesNo = (out: Output, ok: boolean): string => (ok ? paint(out, '32', 'yes') : paint(out, '31;1', 'NO'));
+
+const pciOf = (status: InterfaceStatus): string => (status.facts.pci ? `${status.facts.pci.vendor}:${status.facts.pci.device}` : '-');
+
+function formatStatus(status: StatusResult): string {
+  return [
+    `offloadd ${status.version} (pid ${status.pid}), up ${status.uptimeSec} s, mode ${status.mode}`,
+    `policy     ${status.policy.path} (${status.policy.rules} rules, sha256 ${status.policy.sha256.slice(0, 12)})`,
+    `interfaces ${status.interfaces.managed} managed, ${status.interfaces.compliant} compliant, ${status.interfaces.drifting} not compliant`,
+    `events     ${status.counters.drifts} drifts, ${status.counters.corrections} corrections, ${status.counters.unenforceable} unenforceable, ${status.counters.failures} failures, ${status.counters.resyncs} resyncs`,
+    `ledger     ${status.ledger.path} (last record #${status.ledger.lastSeq})`,
+    ...status.policy.warnings.map((warning) => `warning    ${warning.message}`),
+  ].join('\n') + '\n';
+}
+
+function formatShow(out: Output, status: InterfaceStatus): string {
+  const facts = status.facts;
+  const lines = [
+    `${status.name} (ifindex ${status.ifindex})`,
+    `  driver     ${facts.driver ?? '-'}   pci ${pciOf(status)}   bus ${facts.busInfo ?? '-'}   kind ${facts.kind ?? '-'}   mac ${facts.mac ?? '-'}`,
+    `  rule       ${status.rule} (mode ${status.mode})`,
+    `  compliant  ${yesNo(out, status.compliant)} since ${status.since}`,
+    `  drifts     ${status.driftCount}${status.lastDrift ? `, last at ${status.lastDrift}` : ''}`,
+    `  checked    ${status.lastCheck}`,
+    '',
+  ].join('\n');
+  return lines + table(['FEATURE', 'AS', 'WANTED', 'ACTIVE', 'LAST ACTION', 'NOTE'], status.features.map((feature) => [
+    feature.feature, feature.as, onOff(feature.wanted), feature.after === null ? '-' : onOff(feature.after), feature.action, feature.reason ?? '',
+  ]));
+}
+
+function formatRecords(records: LedgerRecord[]): string {
+  if (records.length === 0) return 'No records.\n';
+  return table(['TIME', 'INTERFACE', 'KIND', 'FEATURE', 'WAS', 'WANTED', 'ACTION', 'TRIGGER', 'NOTE'], records.map((record) => [
+    record.time, record.interface ?? '-', record.kind, record.feature ?? '-', record.observed ?? '-', record.expected ?? '-',
+    record.action, record.trigger,
+    record.correctionUs !== undefined ? `${record.correctionUs} µs` : record.reason ?? (record.count !== undefined ? `count ${record.count}` : ''),
+  ]));
+}
+
+function formatExplain(out: Output, result: ExplainResult): string {
+  const facts = result.facts;
+  const lines = [
+    `${result.interface} (ifindex ${facts.ifindex}): driver ${facts.driver ?? '-'}, pci ${facts.pci ? `${facts.pci.vendor}:${facts.pci.device}` : '-'}, kind ${facts.kind ?? '-'}, mac ${facts.mac ?? '-'}`,
+    '',
+  ];
+  if (result.rules.length === 0) lines.push('The policy has no rules.');
+  result.rules.forEach((evaluation, index) => {
+    const chosen = evaluation.rule === result.matchedRule;
+    const verdict = evaluation.matched ? (chosen ? paint(out, '32', 'MATCHES (applied)') : 'matches, but an earlier rule won') : paint(out, '2', 'does not match');
+    lines.push(`rule ${index + 1} "${evaluation.rule}": ${verdict}`);
+    for (const check of evaluation.checks) lines.push(`  ${check.passed ? '✓' : '✗'} ${check.key}: ${check.reason}`);
+  });
+  lines.push('');
+  if (!result.matchedRule) {
+    lines.push('No rule matches: offloadd leaves this interface alone.');
+    return lines.join('\n') + '\n';
+  }
+  lines.push(`Plan (mode ${result.mode}):`);
+  const verbs: Record<string, string> = {
+    compliant: 'already as wanted', differs: result.mode === 'enforce' ? 'would be set' : 'differs (report only)',
+    unenforceable: 'cannot be set on this device', ignored: 'skipped (the device cannot change it)', absent: 'unknown to this kernel',
+  };
+  return lines.join('\n') + '\n' + table(['FEATURE', 'AS', 'WANTED', 'ACTIVE', 'PLAN', 'NOTE'], result.plan.map((entry) => [
+    entry.feature, entry.as, onOff(entry.wanted), entry.active === null ? '-' : onOff(entry.active), verbs[entry.status] ?? entry.status, entry.reason ?? '',
+  ]));
+}
+
+function formatWarnings(file: string, warnings: PolicyWarning[]): string {
+  return warnings.map((warning) => `${file}${warning.position ? `:${warning.position.line}:${warning.position.column}` : ''}: warning: ${warning.message}\n`).join('');
+}
+
+const COMMANDS: Record<string, Command> = {
+  status: {
+    summary: 'the daemon\'s version, policy, counts and counters',
+    usage: 'offloadctl status [--json]',
+    help: 'Shows the running daemon: version, uptime, mode, policy file and checksum, how many interfaces\nare managed and compliant, and its event counters.',
+    async run({ socket, out }) {
+      const result = await call(socket, 'status', {});
+      print(out, result, formatStatus(result));
+      return EXIT.ok;
+    },
+  },
+  list: {
+    summary: 'managed interfaces with their compliance and features (wanted/active)',
+    usage: 'offloadctl list [--json]',
+    help: 'One line per managed interface: driver, PCI id, rule, mode, compliance and, for each feature\nthe policy names, the wanted and active state (wanted/active).',
+    async run({ socket, out }) {
+      const result = await call(socket, 'interfaces.list', {});
+      const text = result.interfaces.length === 0 ? 'No managed interfaces.\n' : table(
+        ['INTERFACE', 'DRIVER', 'PCI', 'RULE', 'MODE', 'COMPLIANT', 'DRIFTS', 'FEATURES (wanted/active)'],
+        result.interfaces.map((status) => [status.name, status.facts.driver ?? '-', pciOf(status), status.rule, status.mode, yesNo(out, status.compliant), String(status.driftCount), featureSummary(status)]),
+      );
+      print(out, result, text);
+      return EXIT.ok;
+    },
+  },
+  show: {
+    summary: 'one managed interface in detail',
+    usage: 'offloadctl show IFACE [--json]',
+    help: 'Facts, rule, compliance history and per-feature state of one managed interface.',
+    positionals: { min: 1, max: 1 },
+    async run({ positionals, socket, out }) {
+      const result = await call(socket, 'interfaces.get', { interface: positionals[0] as string });
+      print(out, result, formatShow(out, result.interface));
+      return EXIT.ok;
+    },
+  },
+  drift: {
+    summary: 'the drift ledger, newest first',
+    usage: 'offloadctl drift [--since TIME] [--interface IFACE] [--feature NAME] [--kind KIND] [--limit N] [--json]',
+    help: 'Records from the durable ledger, newest first. KIND is initial, drift, unenforceable, flapping\nor resync. TIME is ISO 8601 (2026-11-22T10:00:00Z). Default limit: 100.',
+    options: { since: { type: 'string' }, interface: { type: 'string' }, feature: { type: 'string' }, kind: { type: 'string' }, limit: { type: 'string' } },
+    async run({ values, socket, out }) {
+      const limit = values['limit'] === undefined ? undefined : Number(values['limit']);
+      if (limit !== undefined && !Number.isInteger(limit)) throw new UsageError('--limit must be a whole number');
+      const result = await call(socket, 'drift.list', {
+        since: values['since'] as string | undefined, interface: values['interface'] as string | undefined,
+        feature: values['feature'] as string | undefined, kind: values['kind'] as string | undefined, limit,
+      });
+      print(out, result, formatRecords(result.records));
+      return EXIT.ok;
+    },
+  },
+  explain: {
+    summary: 'why an interface does or does not match, and what would be done',
+    usage: 'offloadctl explain IFACE [--json]',
+    help: 'Every rule in order with each match key\'s verdict and reason, then the plan per feature\n(already as wanted, would be set, cannot be set). Works for unmanaged interfaces too.',
+    positionals: { min: 1, max: 1 },
+    async run({ positionals, socket, out }) {
+      const result = await call(socket, 'explain', { interface: positionals[0] as string });
+      print(out, result, formatExplain(out, result));
+      return EXIT.ok;
+    },
+  },
+  reload: {
+    summary: 'reload the policy file (root or --admin-group)',
+    usage: 'offloadctl reload [--json]',
+    help: 'Asks the daemon to re-read its policy. A policy with errors is rejected with its file, line and\ncolumn, and the running policy stays in force (exit 2). Same as systemctl reload offloadd.',
+    async run({ socket, out }) {
+      const result = await call(socket, 'policy.reload', {});
+      print(out, result, `Policy reloaded from ${result.path} (${result.rules} rules, sha256 ${result.sha256.slice(0, 12)}).\n${formatWarnings(result.path, result.warnings)}`);
+      return EXIT.ok;
+    },
+  },
+  enforce: {
+    summary: 'check and enforce now, all or one interface (root or --admin-group)',
+    usage: 'offloadctl enforce [IFACE] [--json]',
+    help: 'Re-reads and enforces the policy now, including features earlier found unenforceable.',
+    positionals: { min: 0, max: 1 },
+    async run({ positionals, socket, out }) {
+      const result = await call(socket, 'enforce', positionals[0] === undefined ? {} : { interface: positionals[0] });
+      const bad = result.interfaces.filter((status) => !status.compliant);
+      print(out, result, `Enforced ${result.interfaces.length} interface(s); ${bad.length} not compliant${bad.length ? `: ${bad.map((status) => status.name).join(', ')}` : ''}.\n`);
+      return EXIT.ok;
+    },
+  },
+  watch: {
+    summary: 'stream events as they happen (like ip monitor)',
+    usage: 'offloadctl watch [--json]',
+    help: 'Prints drift, enforcement and interface events until interrupted. --json prints one JSON\nobject per line.',
+    async run({ socket, out }) {
+      await watch(socket, (event) => {
+        if (out.json) {
+          process.stdout.write(`${JSON.stringify(event)}\n`);
+          return;
+        }
+        const record = event['record'] as LedgerRecord | undefined;
+        if (record) process.stdout.write(formatRecords([record]).split('\n')[1] + '\n');
+        else if (event['type'] === 'released') process.stdout.write(`${event['interface']}: no longer managed (${event['why']})\n`);
+        else if (event['type'] === 'checked') {
+          const status = event['status'] as InterfaceStatus;
+          process.stdout.write(`${status.name}: checked (${event['trigger']}), compliant ${status.compliant ? 'yes' : 'NO'}\n`);
+        }
+      });
+      return EXIT.ok;
+    },
+  },
+  check: {
+    summary: 'monitoring check: exit 1 if any managed interface is out of policy',
+    usage: 'offloadctl check [--json]',
+    help: 'For Nagios-style monitoring: prints one line and exits 0 (OK) when every managed interface\nis compliant, 1 (CRITICAL) when not, 3 when the daemon cannot be reached.',
+    async run({ socket, out }) {
+      const result = await call(socket, 'interfaces.list', {});
+      const bad = result.interfaces.filter((status) => !status.compliant);
+      const ok = bad.length === 0;
+      const text = ok
+        ? `OFFLOADD OK - ${result.interfaces.length} managed interfaces compliant\n`
+        : `OFFLOADD CRITICAL - ${bad.length} of ${result.interfaces.length} out of policy: ${bad.map((status) => status.name).join(', ')}\n`;
+      print(out, { ok, managed: result.interfaces.length, outOfPolicy: bad.map((status) => status.name) }, text);
+      return ok ? EXIT.ok : EXIT.outOfPolicy;
+    },
+  },
+  'check-policy': {
+    summary: 'validate and lint a policy file offline',
+    usage: 'offloadctl check-policy FILE [--json]',
+    help: 'Parses FILE as offloadd would (against this kernel\'s feature names) without a daemon.\nErrors (exit 2) name file, line and column; warnings (exit 0) point at risky rules: TSO or\nchecksum offload turned off on virtual NICs, GRO off on bridges only, shadowed rules, feature\nnames this kernel does not know.',
+    positionals: { min: 1, max: 1 },
+    async run({ positionals, out }) {
+      const file = positionals[0] as string;
+      const { FeatureTable } = await import('../reconcile/feature-state');
+      try {
+        const policy = loadPolicyFile(file, FeatureTable.fromKernel().names);
+        const warnings = lintPolicy(policy);
+        print(out, { valid: true, file, rules: policy.rules.length, warnings },
+          `${formatWarnings(file, warnings)}${file}: valid, ${policy.rules.length} rules, ${warnings.length} warnings\n`);
+        return EXIT.ok;
+      } catch (error) {
+        if (!(error instanceof PolicyError)) throw error;
+        print(out, { valid: false, file, error: { message: error.message, line: error.position?.line, column: error.position?.column, key: error.key, hint: error.hint } },
+          `${error.toString()}\n`);
+        return EXIT.usage;
+      }
+    },
+  },
+};
+
+class UsageError extends Error {}
+
+function mainHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
+  return `offloadctl ${VERSION} - query and control offloadd, the NIC offload policy daemon
+
+USAGE
+  offloadctl COMMAND [ARGS] [--json] [--socket PATH]
+
+COMMANDS
+${Object.entries(COMMANDS).map(([name, command]) => `  ${name.padEnd(width)}  ${command.summary}`).join('\n')}
+
+OPTIONS
+${COMMON_HELP}
+  -V, --version   show the version
+
+EXIT STATUS
+  0  success
+  1  check: some managed interface is out of policy
+  2  usage error, or an invalid policy (check-policy, reload)
+  3  the daemon cannot be reached (not running, wrong --socket, no permission)
+  4  the daemon refused or failed the request (not authorised, no such interface)
+
+ENVIRONMENT
+  NO_COLOR        disables colour (colour is only used on a terminal anyway)
+
+Reading needs access to the socket (root or --socket-group); reload and enforce need root or
+--admin-group (other users prefix sudo). 'offloadctl COMMAND --help' shows a command's help.
+`;
+}
+
+export async function runCli(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
+    process.stdout.write(mainHelp());
+    return name === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (name === '-V' || name === '--version') {
+    process.stdout.write(`offloadctl ${VERSION}\n`);
+    return EXIT.ok;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`offloadctl: unknown command "${name}"\nTry 'offloadctl --help'.\n`);
+    return EXIT.usage;
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: rest, strict: true, allowPositionals: true,
+      options: {
+        ...command.options,
+        json: { type: 'boolean', default: false },
+        socket: { type: 'string', default: DEFAULT_SOCKET_PATH },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (error) {
+    process.stderr.write(`offloadctl ${name}: ${(error as Error).message}\nUsage: ${command.usage}\n`);
+    return EXIT.usage;
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  if (values['help']) {
+    process.stdout.write(`Usage: ${command.usage}\n\n${command.help}\n\nOPTIONS\n${COMMON_HELP}\n`);
+    return EXIT.ok;
+  }
+  const limits = command.positionals ?? { min: 0, max: 0 };
+  if (parsed.positionals.length < limits.min || parsed.positionals.length > limits.max) {
+    process.stderr.write(`offloadctl ${name}: wrong number of arguments\nUsage: ${command.usage}\n`);
+    return EXIT.usage;
+  }
+  const out: Output = { json: values['json'] === true, color: process.stdout.isTTY === true && !process.env['NO_COLOR'] };
+  try {
+    return await command.run({ positionals: parsed.positionals, values, socket: values['socket'] as string, out });
+  } catch (error) {
+    return reportError(name, error, out);
+  }
+}
+
+function reportError(name: string, error: unknown, out: Output): number {
+  const code = error instanceof UsageError ? EXIT.usage
+    : error instanceof UnreachableError ? EXIT.unreachable
+    : error instanceof RemoteError ? (error.rpc.code === 1002 ? EXIT.usage : EXIT.refused)
+    : EXIT.refused;
+  const hint = error instanceof OffloaddError ? error.hint : undefined;
+  if (out.json) {
+    process.stdout.write(`${JSON.stringify({ error: { message: (error as Error).message, code: error instanceof RemoteError ? error.rpc.code : (error as OffloaddError).code, hint } }, null, 2)}\n`);
+  }
+  process.stderr.write(`offloadctl ${name}: ${(error as Error).message}${hint ? `\n  hint: ${hint}` : ''}\n`);
+  return code;
+}
+
+export function main(argv: string[]): void {
+  runCli(argv).then((code) => {
+    process.exitCode = code;
+  }, (error: unknown) => {
+    process.stderr.write(`offloadctl: ${(error as Error).stack ?? String(error)}\n`);
+    process.exitCode = EXIT.refused;
+  });
+}
