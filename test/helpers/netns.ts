@@ -1,0 +1,222 @@
+/**
+ * Test network namespaces: each test gets its own (`offloadd-t-<random>`), creates veth,
+ * bridge, macvlan and tap devices inside it, runs the daemon inside with `ip netns exec`, and
+ * deletes everything it made, even when the test fails. The root namespace is never touched.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
+const OFFLOADD = path.join(REPO_ROOT, 'bin', 'offloadd');
+
+const live = new Set<Netns>();
+process.on('exit', () => {
+  for (const netns of live) netns.destroySync();
+});
+
+export function run(command: string, args: string[], input?: string): string {
+  return execFileSync(command, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+/** Polls until `condition` holds; the timeout is a safety net, not a measurement. */
+export async function waitFor<T>(condition: () => T | null | undefined | false, what: string, timeoutMs = 15000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let value: T | null | undefined | false;
+    let lastError: unknown;
+    try {
+      value = condition();
+    } catch (error) {
+      value = null;
+      lastError = error;
+    }
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+export class Netns {
+  readonly name = `offloadd-t-${randomBytes(4).toString('hex')}`;
+  readonly tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'offloadd-t-'));
+  private readonly daemons: DaemonProcess[] = [];
+
+  constructor() {
+    run('ip', ['netns', 'add', this.name]);
+    live.add(this);
+    this.ip('link', 'set', 'lo', 'up');
+  }
+
+  ip(...args: string[]): string {
+    return run('ip', ['-n', this.name, ...args]);
+  }
+
+  /** `ip -batch` inside the namespace: one process for thousands of commands. */
+  ipBatch(commands: string[]): void {
+    run('ip', ['-n', this.name, '-batch', '-'], commands.join('\n') + '\n');
+  }
+
+  exec(command: string, ...args: string[]): string {
+    return run('ip', ['netns', 'exec', this.name, command, ...args]);
+  }
+
+  addVeth(name: string, peer = `${name}p`): void {
+    this.ip('link', 'add', name, 'type', 'veth', 'peer', 'name', peer);
+  }
+
+  /** Active state of each feature, from ethtool itself: an observer independent of the daemon. */
+  features(ifname: string): Record<string, boolean> {
+    const features: Record<string, boolean> = {};
+    for (const line of this.exec('ethtool', '-k', ifname).split('\n')) {
+      const match = /^\s*([\w-]+): (on|off)/.exec(line);
+      if (match) features[match[1] as string] = match[2] === 'on';
+    }
+    return features;
+  }
+
+  /** ethtool -K as an operator would type it, e.g. setFeatures('v0', 'gro', 'on'). */
+  setFeatures(ifname: string, ...settings: string[]): void {
+    this.exec('ethtool', '-K', ifname, ...settings);
+  }
+
+  /** A file in this test's scratch directory. */
+  file(name: string, content: string): string {
+    const file = path.join(this.tmp, name);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, content);
+    return file;
+  }
+
+  startDaemon(args: string[], env: NodeJS.ProcessEnv = {}): DaemonProcess {
+    const daemon = new DaemonProcess(this.name, args, path.join(this.tmp, `state-${this.daemons.length}`), env);
+    this.daemons.push(daemon);
+    return daemon;
+  }
+
+  /** offloadd run to completion inside the namespace (e.g. --once, bad policy). */
+  runOffloadd(args: string[]): { status: number; stdout: string; stderr: string } {
+    try {
+      const stdout = execFileSync('ip', ['netns', 'exec', this.name, process.execPath, OFFLOADD, '--state-dir', path.join(this.tmp, 'state-once'), '--log-target', 'console', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      return { status: 0, stdout, stderr: '' };
+    } catch (error) {
+      const failed = error as { status: number; stdout: string; stderr: string };
+      return { status: failed.status, stdout: failed.stdout, stderr: failed.stderr };
+    }
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all(this.daemons.map((daemon) => daemon.stop()));
+    this.destroySync();
+  }
+
+  destroySync(): void {
+    for (const daemon of this.daemons) daemon.kill();
+    try {
+      run('ip', ['netns', 'del', this.name]);
+    } catch {
+      // already gone
+    }
+    fs.rmSync(this.tmp, { recursive: true, force: true });
+    live.delete(this);
+  }
+}
+
+export class DaemonProcess {
+  readonly child: ChildProcess;
+  readonly lines: string[] = [];
+  exitCode: number | null = null;
+  private readonly exited: Promise<number | null>;
+
+  readonly socketPath: string;
+
+  constructor(netns: string, args: string[], readonly stateDir: string, env: NodeJS.ProcessEnv) {
+    this.socketPath = path.join(stateDir, 'api.sock');
+    this.child = spawn('ip', ['netns', 'exec', netns, process.execPath, OFFLOADD, '--state-dir', stateDir, '--socket', this.socketPath, '--log-target', 'console', '--log-level', 'debug', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, JOURNAL_STREAM: '', ...env },
+    });
+    let partial = '';
+    const onData = (chunk: Buffer): void => {
+      const text = partial + chunk.toString('utf8');
+      const parts = text.split('\n');
+      partial = parts.pop() ?? '';
+      this.lines.push(...parts);
+    };
+    this.child.stdout?.on('data', onData);
+    this.child.stderr?.on('data', onData);
+    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => {
+      this.exitCode = code ?? (signal ? 128 : null);
+      resolve(this.exitCode);
+    }));
+  }
+
+  /** The daemon's pid (ip netns exec execs into node, so it is the child's pid). */
+  get pid(): number {
+    return this.child.pid as number;
+  }
+
+  async waitForLine(pattern: RegExp, timeoutMs = 15000): Promise<string> {
+    return waitFor(() => {
+      if (this.exitCode !== null) throw new Error(`daemon exited with ${this.exitCode}:\n${this.lines.slice(-30).join('\n')}`);
+      return this.lines.find((line) => pattern.test(line));
+    }, `a log line matching ${pattern}\n--- log so far:\n${this.lines.slice(-20).join('\n')}`, timeoutMs);
+  }
+
+  ready(): Promise<string> {
+    return this.waitForLine(/Started: /);
+  }
+
+  linesMatching(pattern: RegExp): string[] {
+    return this.lines.filter((line) => pattern.test(line));
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    if (this.exitCode === null) this.child.kill(signal);
+  }
+
+  async stop(): Promise<number | null> {
+    if (this.exitCode === null) {
+      this.child.kill('SIGCONT');
+      this.child.kill('SIGTERM');
+      const timer = setTimeout(() => this.kill(), 10000);
+      await this.exited;
+      clearTimeout(timer);
+    }
+    return this.exitCode;
+  }
+
+  kill(): void {
+    if (this.exitCode === null) {
+      try {
+        this.child.kill('SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  }
+}
+
+/**
+ * A sysfs tree of the real layout presenting `ifname` as a PCI device, so policy matching by
+ * driver and PCI id can be exercised with a veth.
+ */
+export function fakePciDevice(
+  root: string,
+  ifname: string,
+  device: { vendor: string; device: string; driver: string; bus: string; subsystemVendor?: string; subsystemDevice?: string },
+): void {
+  const deviceDir = path.join(root, 'devices', 'pci0000:00', device.bus);
+  const driverDir = path.join(root, 'bus', 'pci', 'drivers', device.driver);
+  fs.mkdirSync(deviceDir, { recursive: true });
+  fs.mkdirSync(driverDir, { recursive: true });
+  fs.mkdirSync(path.join(root, 'class', 'net', ifname), { recursive: true });
+  fs.writeFileSync(path.join(deviceDir, 'vendor'), `0x${device.vendor}\n`);
+  fs.writeFileSync(path.join(deviceDir, 'device'), `0x${device.device}\n`);
+  fs.writeFileSync(path.join(deviceDir, 'subsystem_vendor'), `0x${device.subsystemVendor ?? device.vendor}\n`);
+  fs.writeFileSync(path.join(deviceDir, 'subsystem_device'), `0x${device.subsystemDevice ?? '0000'}\n`);
+  fs.symlinkSync(path.relative(deviceDir, driverDir), path.join(deviceDir, 'driver'));
+  fs.symlinkSync(path.relative(path.join(root, 'class', 'net', ifname), deviceDir), path.join(root, 'class', 'net', ifname, 'device'));
+}
