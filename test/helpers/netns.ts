@@ -63,7 +63,8 @@ export class Netns {
     return run('ip', ['netns', 'exec', this.name, command, ...args]);
   }
 
-  addVeth(name: string, peer = `${name}p`): void {
+  /** The peer's default name stays out of the tests' name globs. */
+  addVeth(name: string, peer = `peer-${name}`): void {
     this.ip('link', 'add', name, 'type', 'veth', 'peer', 'name', peer);
   }
 
@@ -90,8 +91,9 @@ export class Netns {
     return file;
   }
 
-  startDaemon(args: string[], env: NodeJS.ProcessEnv = {}): DaemonProcess {
-    const daemon = new DaemonProcess(this.name, args, path.join(this.tmp, `state-${this.daemons.length}`), env);
+  /** Starts offloadd in this namespace; `stateDir` to restart on an earlier daemon's state. */
+  startDaemon(args: string[], env: NodeJS.ProcessEnv = {}, stateDir = path.join(this.tmp, `state-${this.daemons.length}`)): DaemonProcess {
+    const daemon = new DaemonProcess(this.name, args, stateDir, env);
     this.daemons.push(daemon);
     return daemon;
   }
