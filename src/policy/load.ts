@@ -1,0 +1,655 @@
+/**
+ * Policy file (YAML) → Policy. Every problem is a PolicyError carrying the 1-based line and
+ * column of the offending node, its dotted key path and a hint; nothing half-valid gets through.
+ *
+ * Decisions worth knowing:
+ * - YAML 1.2 by default, so `off` is a string; `%YAML 1.1` documents make it a boolean. Feature
+ *   values accept both, and the strings on/off in any case.
+ * - `pci:` ids are vendor:device (4 hex digits each), optionally :subvendor:subdevice, as
+ *   `lspci -n` prints them; case-insensitive, stored lower case; a `0x` prefix on each id is
+ *   tolerated because sysfs and the kernel's tables write them that way. No wildcards.
+ * - `mac:` patterns are lower-cased globs over colon-separated hex; a wildcard-free one must be
+ *   a whole MAC.
+ * - Feature names are checked against the running kernel's list (`hostFeatures`). A name some
+ *   kernel or ethtool knows but this one lacks is a warning; an unknown name is an error.
+ *   Conflicts are judged over every known name, so a policy valid on one host is valid on all.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import * as nodePath from 'node:path';
+import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type Document, type Scalar } from 'yaml';
+import { PolicyError, type SourcePosition } from '../errors';
+import {
+  KNOWN_KERNEL_FEATURES,
+  RETIRED_KERNEL_FEATURES,
+  didYouMean,
+  findAlias,
+  resolveFeatureName,
+  suggestFeatureName,
+} from './feature-names';
+import { globLiteral, globProblem } from './match';
+import type {
+  FlappingLimits,
+  LedgerLimits,
+  MatchKey,
+  MatchSpec,
+  Mode,
+  PciPattern,
+  Policy,
+  PolicyWarning,
+  Rule,
+  WantedFeature,
+} from './types';
+
+/** Policy.path of the shipped default. */
+export const BUILT_IN_POLICY_LABEL = '(built-in default)';
+
+/** A policy is a few kilobytes; refuse to slurp something that is clearly not one. */
+const MAX_POLICY_BYTES = 1024 * 1024;
+
+const MODES: readonly Mode[] = ['enforce', 'report'];
+const TOP_KEYS = ['mode', 'sweep_interval', 'flapping', 'ledger', 'rules'] as const;
+const RULE_KEYS = ['name', 'mode', 'match', 'features'] as const;
+const MATCH_SPEC_KEYS: readonly MatchKey[] = ['driver', 'pci', 'name', 'mac', 'kind'];
+
+/** Longest wait we schedule: keeps every timer far below setTimeout's 24.8-day overflow. */
+const ONE_DAY_SEC = 86_400;
+
+interface IntegerField<Name extends string> {
+  key: Name;
+  min: number;
+  max: number;
+  fallback: number;
+  unit: string;
+}
+
+const SWEEP_INTERVAL: IntegerField<'sweep_interval'> = {
+  key: 'sweep_interval',
+  min: 0,
+  max: ONE_DAY_SEC,
+  fallback: 300,
+  unit: 'seconds (0 disables the sweep)',
+};
+
+const FLAPPING_FIELDS = [
+  { key: 'max_corrections', min: 1, max: 10_000, fallback: 5, unit: 'corrections' },
+  { key: 'window', min: 1, max: ONE_DAY_SEC, fallback: 60, unit: 'seconds' },
+  { key: 'max_backoff', min: 1, max: ONE_DAY_SEC, fallback: 600, unit: 'seconds' },
+] as const satisfies ReadonlyArray<IntegerField<string>>;
+
+const LEDGER_FIELDS = [
+  { key: 'max_bytes', min: 4096, max: Number.MAX_SAFE_INTEGER, fallback: 16_777_216, unit: 'bytes' },
+  { key: 'keep', min: 0, max: 1000, fallback: 4, unit: 'rotated files' },
+] as const satisfies ReadonlyArray<IntegerField<string>>;
+
+const RULE_NAME = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/;
+const PCI_ID = /^(?:0x)?([0-9a-f]{4}):(?:0x)?([0-9a-f]{4})(?::(?:0x)?([0-9a-f]{4}):(?:0x)?([0-9a-f]{4}))?$/;
+const MAC_PATTERN_CHARS = /^[0-9a-f:*?[\]!^\\-]*$/;
+const WHOLE_MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
+
+const BLANKET_HINT =
+  'offloadd only changes the interfaces a rule targets, so a rule must name what it matches ' +
+  '(driver, pci, name, mac or kind), e.g. `match: { driver: bnxt_en, pci: "14e4:1750" }`; ' +
+  'rules that match every interface are refused by design';
+const FEATURE_NAME_HINT =
+  'use a kernel feature string (rx-gro, tx-generic-segmentation; `ethtool -k <interface>` lists them) ' +
+  'or an ethtool name (gro, gso, tso, tx, sg, ...)';
+const PCI_HINT =
+  'write vendor:device in hex as `lspci -n` prints them, e.g. "14e4:1750", optionally followed by ' +
+  ':subsystem-vendor:subsystem-device; a 0x prefix on each id is allowed';
+
+/** Throws when a mapping key is not acceptable. */
+type KeyCheck = (name: string, keyNode: Scalar, path: string) => void;
+
+/** A key of a YAML mapping with the node of its value. */
+interface Entry {
+  name: string;
+  keyNode: Scalar;
+  /** The value node (aliases resolved), or null when the key has no value. */
+  value: unknown;
+  /** Where to point for problems with the value: the value itself, else the key. */
+  at: unknown;
+  /** Dotted key path, e.g. `rules[0].features.gro`. */
+  path: string;
+}
+
+function describeNode(node: unknown): string {
+  if (isMap(node)) return 'a mapping';
+  if (isSeq(node)) return 'a list';
+  if (!isScalar(node) || node.value === null || node.value === undefined) return 'nothing';
+  const value = node.value;
+  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
+  if (typeof value === 'number' || typeof value === 'bigint') return `the number ${String(value)}`;
+  if (typeof value === 'boolean') return `the boolean ${String(value)}`;
+  return `a ${typeof value}`;
+}
+
+function syntaxHint(code: string): string {
+  switch (code) {
+    case 'TAB_AS_INDENT':
+      return 'indent with spaces: YAML does not allow tabs for indentation';
+    case 'MULTIPLE_DOCS':
+      return 'a policy is one YAML document: remove the extra `---` separator';
+    case 'BAD_INDENT':
+    case 'BLOCK_AS_IMPLICIT_KEY':
+      return 'check the indentation here: nested keys go on their own line, indented under their parent';
+    case 'MISSING_CHAR':
+      return 'a quote or bracket opened earlier is not closed';
+    default:
+      return 'fix the YAML syntax at this position; quoting the value often helps';
+  }
+}
+
+function onOffText(on: boolean): string {
+  return on ? 'on' : 'off';
+}
+
+function joinPath(parent: string, key: string): string {
+  return parent === '' ? key : `${parent}.${key}`;
+}
+
+class PolicyParser {
+  private readonly warnings: PolicyWarning[] = [];
+  /** Every name whose expansion decides conflicts: the host's and every known one. */
+  private readonly universe: readonly string[];
+
+  constructor(
+    private readonly file: string,
+    private readonly lines: LineCounter,
+    private readonly doc: Document.Parsed,
+    private readonly hostFeatures: readonly string[],
+  ) {
+    this.universe = [...new Set([...hostFeatures, ...KNOWN_KERNEL_FEATURES, ...RETIRED_KERNEL_FEATURES])];
+  }
+
+  parse(checksum: string): Policy {
+    const firstError = this.doc.errors[0];
+    if (firstError !== undefined) {
+      // The parser's own text for this one recommends a library call.
+      const detail = firstError.code === 'MULTIPLE_DOCS' ? 'the file holds more than one YAML document' : firstError.message;
+      throw new PolicyError(this.file, `YAML syntax error: ${detail}`, {
+        position: this.positionAt(firstError.pos[0]),
+        hint: syntaxHint(firstError.code),
+      });
+    }
+    for (const warning of this.doc.warnings) {
+      this.warnings.push({ message: warning.message, position: this.positionAt(warning.pos[0]) });
+    }
+
+    const root = this.deref(this.doc.contents, '');
+    if (root === null || (isScalar(root) && root.value === null)) {
+      this.fail(root, '', 'the policy is empty', {
+        hint: 'write at least `rules:` with one targeted rule; see the commented default policy shipped with offloadd',
+      });
+    }
+    if (!isMap(root)) {
+      this.fail(root, '', `the policy must be a mapping of settings, found ${describeNode(root)}`, {
+        hint: `start with top-level keys such as \`mode: enforce\` and \`rules:\` (allowed: ${TOP_KEYS.join(', ')})`,
+      });
+    }
+    const top = this.entries(root, '', TOP_KEYS, 'at the top level');
+    // Settings before rules: they usually come first in the file, and so should their errors.
+    return {
+      path: this.file,
+      checksum,
+      mode: this.mode(top.get('mode')) ?? 'enforce',
+      sweepIntervalSec: this.integer(top.get('sweep_interval'), SWEEP_INTERVAL),
+      flapping: this.flapping(top.get('flapping')),
+      ledger: this.ledger(top.get('ledger')),
+      rules: this.rules(top.get('rules'), root),
+      warnings: this.warnings,
+    };
+  }
+
+  // --- positions and reporting -------------------------------------------------------------
+
+  private positionAt(offset: number): SourcePosition {
+    const { line, col } = this.lines.linePos(offset);
+    // An empty source has no line starts: report its beginning.
+    return { line: Math.max(line, 1), column: Math.max(col, 1) };
+  }
+
+  private position(node: unknown): SourcePosition | undefined {
+    if (!isNode(node) || !node.range) return undefined;
+    return this.positionAt(node.range[0]);
+  }
+
+  private fail(at: unknown, key: string, message: string, options: { hint?: string } = {}): never {
+    const position = this.position(at) ?? { line: 1, column: 1 };
+    throw new PolicyError(this.file, message, { position, key: key === '' ? undefined : key, hint: options.hint });
+  }
+
+  private warn(at: unknown, key: string, message: string): void {
+    this.warnings.push({ message, position: this.position(at), key });
+  }
+
+  /** Follows an alias to its anchor's node; an alias without an anchor is an error. */
+  private deref(node: unknown, key: string): unknown {
+    if (!isAlias(node)) return node;
+    const target = node.resolve(this.doc);
+    if (target === undefined) {
+      this.fail(node, key, `the alias *${node.source} has no matching anchor &${node.source}`, {
+        hint: 'define the anchor before using it, or write the value out',
+      });
+    }
+    return target;
+  }
+
+  // --- generic readers ---------------------------------------------------------------------
+
+  /**
+   * The keys of a mapping, in order, refusing unknown and duplicate keys. Duplicates are found
+   * here rather than by the YAML parser so the message can say where the first one is.
+   */
+  private entries<K extends string>(
+    map: unknown,
+    path: string,
+    allowed: readonly K[] | KeyCheck,
+    where: string,
+  ): Map<K, Entry> {
+    const found = new Map<K, Entry>();
+    if (!isMap(map)) return found;
+    for (const pair of map.items) {
+      const keyNode = pair.key;
+      if (!isScalar(keyNode) || typeof keyNode.value !== 'string') {
+        const keyPath = joinPath(path, isScalar(keyNode) ? String(keyNode.value) : '?');
+        this.fail(keyNode, keyPath, `keys must be plain names, found ${describeNode(keyNode)} ${where}`, {
+          hint: typeof allowed === 'function' ? FEATURE_NAME_HINT : `allowed keys ${where}: ${allowed.join(', ')}`,
+        });
+      }
+      const name = keyNode.value;
+      const entryPath = joinPath(path, name);
+      if (typeof allowed === 'function') {
+        allowed(name, keyNode, entryPath);
+      } else if (!(allowed as readonly string[]).includes(name)) {
+        const suggestion = didYouMean(name, allowed);
+        this.fail(keyNode, entryPath, `unknown key "${name}" ${where}`, {
+          hint: `${suggestion ? `did you mean "${suggestion}"? ` : ''}allowed keys ${where}: ${allowed.join(', ')}`,
+        });
+      }
+      const previous = found.get(name as K);
+      if (previous !== undefined) {
+        this.fail(keyNode, entryPath, `duplicate key "${name}" (first at line ${this.position(previous.keyNode)?.line ?? '?'})`, {
+          hint: 'a key may appear once per mapping: remove or merge one of them',
+        });
+      }
+      const value = this.deref(pair.value, entryPath);
+      const isEmpty = value === null || (isScalar(value) && value.value === null);
+      found.set(name as K, {
+        name,
+        keyNode,
+        value: isEmpty ? null : value,
+        at: isNode(pair.value) && pair.value.range ? pair.value : keyNode,
+        path: entryPath,
+      });
+    }
+    return found;
+  }
+
+  private string(entry: Entry, what: string): string {
+    const node = entry.value;
+    if (!isScalar(node) || typeof node.value !== 'string' || node.value === '') {
+      this.fail(entry.at, entry.path, `${entry.path} must be ${what}, found ${describeNode(node)}`, {
+        hint: isScalar(node) && node.value !== null ? 'quote the value to make it a string' : `give ${entry.path} a value`,
+      });
+    }
+    return node.value;
+  }
+
+  private mode(entry: Entry | undefined): Mode | null {
+    if (entry === undefined) return null;
+    const text = this.string(entry, 'enforce or report');
+    const mode = MODES.find((m) => m === text);
+    if (mode === undefined) {
+      const suggestion = didYouMean(text, MODES);
+      this.fail(entry.at, entry.path, `${entry.path} must be enforce or report, found "${text}"`, {
+        hint: `${suggestion ? `did you mean "${suggestion}"? ` : ''}enforce corrects drift; report only records it`,
+      });
+    }
+    return mode;
+  }
+
+  private integer(entry: Entry | undefined, field: IntegerField<string>): number {
+    if (entry === undefined) return field.fallback;
+    const node = entry.value;
+    const range = `from ${field.min} to ${field.max} ${field.unit}`;
+    if (!isScalar(node) || typeof node.value !== 'number') {
+      this.fail(entry.at, entry.path, `${entry.path} must be a whole number ${range}, found ${describeNode(node)}`, {
+        hint: `write a plain number without quotes or units, e.g. \`${field.key}: ${field.fallback}\``,
+      });
+    }
+    const value = node.value;
+    if (!Number.isInteger(value)) {
+      this.fail(entry.at, entry.path, `${entry.path} must be a whole number, found ${value}`, {
+        hint: `use a whole number ${range}`,
+      });
+    }
+    if (value < field.min || value > field.max) {
+      const problem = value < 0 ? 'must not be negative' : 'is out of range';
+      this.fail(entry.at, entry.path, `${entry.path} ${problem}: found ${value}`, { hint: `use a whole number ${range}` });
+    }
+    return value;
+  }
+
+  /** A mapping of whole numbers with defaults (`flapping`, `ledger`). */
+  private integerSection<K extends string>(
+    entry: Entry | undefined,
+    fields: ReadonlyArray<IntegerField<K>>,
+  ): Record<K, number> {
+    const values = {} as Record<K, number>;
+    const keys = fields.map((f) => f.key);
+    let found = new Map<K, Entry>();
+    if (entry !== undefined) {
+      if (!isMap(entry.value)) {
+        this.fail(entry.at, entry.path, `${entry.path} must be a mapping, found ${describeNode(entry.value)}`, {
+          hint: `allowed keys in ${entry.path}: ${keys.join(', ')}; leave ${entry.path} out to use the defaults`,
+        });
+      }
+      found = this.entries(entry.value, entry.path, keys, `in ${entry.path}`);
+    }
+    for (const field of fields) values[field.key] = this.integer(found.get(field.key), field);
+    return values;
+  }
+
+  private flapping(entry: Entry | undefined): FlappingLimits {
+    const values = this.integerSection(entry, FLAPPING_FIELDS);
+    return { maxCorrections: values.max_corrections, windowSec: values.window, maxBackoffSec: values.max_backoff };
+  }
+
+  private ledger(entry: Entry | undefined): LedgerLimits {
+    const values = this.integerSection(entry, LEDGER_FIELDS);
+    return { maxBytes: values.max_bytes, keepFiles: values.keep };
+  }
+
+  // --- rules -------------------------------------------------------------------------------
+
+  private rules(entry: Entry | undefined, root: unknown): Rule[] {
+    const node = entry?.value ?? null;
+    if (node !== null && !isSeq(node)) {
+      this.fail(entry?.at, 'rules', `rules must be a list, found ${describeNode(node)}`, {
+        hint: 'write each rule as a list item starting with `- name: ...`',
+      });
+    }
+    if (node === null || node.items.length === 0) {
+      this.warn(entry?.keyNode ?? root, 'rules', 'the policy has no rules: offloadd will watch interfaces but change nothing');
+      return [];
+    }
+    const firstByName = new Map<string, unknown>();
+    return node.items.map((item, index) => this.rule(item, `rules[${index}]`, firstByName));
+  }
+
+  private rule(item: unknown, path: string, firstByName: Map<string, unknown>): Rule {
+    const node = this.deref(item, path);
+    if (!isMap(node)) {
+      this.fail(node ?? item, path, `${path} must be a mapping with name, match and features, found ${describeNode(node)}`, {
+        hint: 'write a rule as `- name: ...` followed by indented `match:` and `features:` blocks',
+      });
+    }
+    const keys = this.entries(node, path, RULE_KEYS, `in a rule`);
+    const name = this.ruleName(keys.get('name'), node, path, firstByName);
+    return {
+      name,
+      mode: this.mode(keys.get('mode')),
+      match: this.match(keys.get('match'), node, path, name),
+      features: this.features(keys.get('features'), node, path, name),
+      position: this.position(node) ?? { line: 1, column: 1 },
+    };
+  }
+
+  private ruleName(entry: Entry | undefined, ruleNode: unknown, path: string, firstByName: Map<string, unknown>): string {
+    const nameHint =
+      'names use letters, digits and . _ : @ - (at most 64, starting with a letter or digit); ' +
+      'they identify the rule in logs, the ledger and `offloadctl explain`';
+    if (entry === undefined) {
+      this.fail(ruleNode, `${path}.name`, `${path} has no name`, { hint: `add \`name: <short-id>\`; ${nameHint}` });
+    }
+    const name = this.string(entry, 'a rule name');
+    if (!RULE_NAME.test(name)) {
+      this.fail(entry.at, entry.path, `invalid rule name ${JSON.stringify(name)}`, { hint: nameHint });
+    }
+    const first = firstByName.get(name);
+    if (first !== undefined) {
+      this.fail(entry.at, entry.path, `rule name "${name}" is used twice (first at line ${this.position(first)?.line ?? '?'})`, {
+        hint: 'give every rule its own name',
+      });
+    }
+    firstByName.set(name, entry.at);
+    return name;
+  }
+
+  private match(entry: Entry | undefined, ruleNode: unknown, path: string, ruleName: string): MatchSpec {
+    if (entry === undefined) {
+      this.fail(ruleNode, `${path}.match`, `rule "${ruleName}" has no match block`, { hint: BLANKET_HINT });
+    }
+    if (entry.value !== null && !isMap(entry.value)) {
+      this.fail(entry.at, entry.path, `${entry.path} must be a mapping, found ${describeNode(entry.value)}`, {
+        hint: `allowed keys: ${MATCH_SPEC_KEYS.join(', ')}`,
+      });
+    }
+    const keys = this.entries(entry.value, entry.path, MATCH_SPEC_KEYS, `in a match block`);
+    if (keys.size === 0) {
+      this.fail(entry.at, entry.path, `rule "${ruleName}" has an empty match block`, { hint: BLANKET_HINT });
+    }
+    const spec: MatchSpec = {};
+    for (const [key, keyEntry] of keys) {
+      const patterns = this.stringList(keyEntry);
+      if (key === 'pci') spec.pci = patterns.map((p) => this.pciPattern(p.text, p.at, p.path));
+      else if (key === 'mac') spec.mac = patterns.map((p) => this.macPattern(p.text, p.at, p.path));
+      else spec[key] = patterns.map((p) => this.glob(p.text, p.at, p.path));
+    }
+    return spec;
+  }
+
+  /** A string or a non-empty list of strings (any-of). */
+  private stringList(entry: Entry): Array<{ text: string; at: unknown; path: string }> {
+    const hint = `write one string or a list of strings, e.g. \`${entry.name}: [a, b]\``;
+    const node = entry.value;
+    const items = isSeq(node)
+      ? node.items.map((item, i) => ({ item, path: `${entry.path}[${i}]` }))
+      : [{ item: node, path: entry.path }];
+    if (isSeq(node) && items.length === 0) {
+      this.fail(entry.at, entry.path, `${entry.path} is an empty list, which matches nothing`, { hint });
+    }
+    return items.map(({ item, path }) => {
+      const value = this.deref(item, path);
+      if (!isScalar(value) || typeof value.value !== 'string' || value.value === '') {
+        const unquoted = isScalar(value) && typeof value.value !== 'string' && value.value !== null;
+        this.fail(value ?? entry.at, path, `${path} must be a non-empty string, found ${describeNode(value)}`, {
+          hint: unquoted ? `quote it so YAML reads a string, e.g. ${entry.name}: "${String(value.value)}"` : hint,
+        });
+      }
+      return { text: value.value, at: value, path };
+    });
+  }
+
+  private glob(text: string, at: unknown, path: string): string {
+    const problem = globProblem(text);
+    if (problem !== null) {
+      this.fail(at, path, `pattern ${JSON.stringify(text)} ${problem}`, {
+        hint: 'patterns use * ? [abc] [a-z] [!x]; escape a literal [ as \\[',
+      });
+    }
+    return text;
+  }
+
+  private macPattern(text: string, at: unknown, path: string): string {
+    const lower = text.toLowerCase();
+    const hint = 'write a MAC as six colon-separated hex octets, e.g. "00:10:18:ab:cd:ef", or a glob such as "00:10:18:*"';
+    if (!MAC_PATTERN_CHARS.test(lower)) {
+      const bad = [...lower].find((c) => !MAC_PATTERN_CHARS.test(c)) ?? '';
+      this.fail(at, path, `character ${JSON.stringify(bad)} cannot appear in MAC pattern ${JSON.stringify(text)}`, { hint });
+    }
+    const pattern = this.glob(lower, at, path);
+    if (globLiteral(pattern) !== null && !WHOLE_MAC.test(pattern)) {
+      this.fail(at, path, `${JSON.stringify(text)} is not a whole MAC address`, { hint });
+    }
+    return pattern;
+  }
+
+  private pciPattern(text: string, at: unknown, path: string): PciPattern {
+    const parsed = PCI_ID.exec(text.toLowerCase());
+    if (parsed === null) {
+      this.fail(at, path, `invalid PCI id ${JSON.stringify(text)}`, { hint: PCI_HINT });
+    }
+    const [, vendor, device, subsystemVendor, subsystemDevice] = parsed;
+    return {
+      vendor: vendor ?? '',
+      device: device ?? '',
+      subsystemVendor: subsystemVendor ?? null,
+      subsystemDevice: subsystemDevice ?? null,
+      text,
+    };
+  }
+
+  // --- features ----------------------------------------------------------------------------
+
+  private features(entry: Entry | undefined, ruleNode: unknown, path: string, ruleName: string): WantedFeature[] {
+    const hint = 'list the features to keep, e.g. `features: { gro: off, gso: off }`';
+    if (entry === undefined) {
+      this.fail(ruleNode, `${path}.features`, `rule "${ruleName}" has no features block`, { hint });
+    }
+    if (entry.value !== null && !isMap(entry.value)) {
+      const found = describeNode(entry.value);
+      this.fail(entry.at, entry.path, `${entry.path} must be a mapping of feature: on|off, found ${found}`, { hint });
+    }
+    const checkName: KeyCheck = (name, keyNode, keyPath) => this.checkFeatureName(name, keyNode, keyPath);
+    const keys = this.entries(entry.value, entry.path, checkName, 'in features');
+    if (keys.size === 0) {
+      this.fail(entry.at, entry.path, `rule "${ruleName}" sets no features`, { hint });
+    }
+
+    const wanted = new Map<string, WantedFeature>();
+    const claimedBy = new Map<string, { entry: Entry; on: boolean }>();
+    for (const featureEntry of keys.values()) {
+      const on = this.onOff(featureEntry);
+      for (const feature of resolveFeatureName(featureEntry.name, this.universe)?.features ?? []) {
+        const claim = claimedBy.get(feature);
+        if (claim !== undefined && claim.on !== on) {
+          const line = this.position(claim.entry.keyNode)?.line ?? '?';
+          this.fail(
+            featureEntry.keyNode,
+            featureEntry.path,
+            `${featureEntry.name}: ${onOffText(on)} contradicts ${claim.entry.name}: ${onOffText(claim.on)} ` +
+              `(line ${line}): both set ${feature}`,
+            {
+              hint:
+                'a rule can want only one state per kernel feature: remove one of the two, ' +
+                'or name the kernel features one by one instead of the ethtool alias',
+            },
+          );
+        }
+        claimedBy.set(feature, { entry: featureEntry, on });
+      }
+      this.addWanted(wanted, featureEntry, on);
+    }
+    return [...wanted.values()];
+  }
+
+  /** Refuses a feature name that no kernel and no ethtool alias knows, with a suggestion. */
+  private checkFeatureName(name: string, keyNode: Scalar, path: string): void {
+    if (resolveFeatureName(name, this.universe) !== null) return;
+    const suggestion = suggestFeatureName(name);
+    this.fail(keyNode, path, `unknown feature "${name}"`, {
+      hint: `${suggestion ? `did you mean "${suggestion}"? ` : ''}${FEATURE_NAME_HINT}`,
+    });
+  }
+
+  private addWanted(wanted: Map<string, WantedFeature>, entry: Entry, on: boolean): void {
+    const resolved = resolveFeatureName(entry.name, this.hostFeatures);
+    if (resolved === null || resolved.features.length === 0) {
+      const alias = findAlias(entry.name);
+      const what = alias
+        ? `${entry.name} stands for ${alias.pattern}, and this kernel has no such feature`
+        : `this kernel has no feature ${entry.name}`;
+      this.warn(entry.keyNode, entry.path, `${what}: the setting has no effect on this host`);
+      return;
+    }
+    for (const feature of resolved.features) {
+      const existing = wanted.get(feature);
+      if (existing === undefined) wanted.set(feature, { feature, on, as: entry.name, explicit: resolved.explicit });
+      else existing.explicit ||= resolved.explicit;
+    }
+  }
+
+  private onOff(entry: Entry): boolean {
+    const node = entry.value;
+    if (isScalar(node)) {
+      if (typeof node.value === 'boolean') return node.value;
+      if (typeof node.value === 'string') {
+        const word = node.value.toLowerCase();
+        if (word === 'on' || word === 'off') return word === 'on';
+      }
+    }
+    this.fail(entry.at, entry.path, `${entry.name} must be on or off, found ${describeNode(node)}`, {
+      hint: `write \`${entry.name}: off\` or \`${entry.name}: on\` (true and false also work)`,
+    });
+  }
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+function parseWithChecksum(text: string, path: string, hostFeatures: readonly string[], checksum: string): Policy {
+  const lines = new LineCounter();
+  // uniqueKeys off: PolicyParser reports duplicates itself, with the first one's line.
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false, version: '1.2' });
+  return new PolicyParser(path, lines, doc, hostFeatures).parse(checksum);
+}
+
+/** Parses policy text (no I/O). `path` is only used in messages; checksum is over the UTF-8 bytes. */
+export function parsePolicy(text: string, path: string, hostFeatures: readonly string[]): Policy {
+  return parseWithChecksum(text, path, hostFeatures, sha256(Buffer.from(text, 'utf8')));
+}
+
+function readHint(code: string | undefined, path: string): string {
+  switch (code) {
+    case 'ENOENT':
+      return `create it, e.g. by copying the shipped default: cp ${defaultPolicyPath()} ${path}`;
+    case 'EACCES':
+    case 'EPERM':
+      return 'make it readable by the daemon (e.g. chmod 0644) or run as root';
+    case 'EISDIR':
+      return 'give the path of a YAML file, not a directory';
+    default:
+      return 'check that the path names a readable YAML file';
+  }
+}
+
+/** Reads and parses a policy file; an unreadable file is a PolicyError with a hint. */
+export function loadPolicyFile(path: string, hostFeatures: readonly string[]): Policy {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new PolicyError(path, `cannot read the policy: ${code ?? (error as Error).message}`, {
+      hint: readHint(code, path),
+      cause: error,
+    });
+  }
+  if (bytes.length > MAX_POLICY_BYTES) {
+    throw new PolicyError(path, `the policy is ${bytes.length} bytes, more than the ${MAX_POLICY_BYTES} allowed`, {
+      hint: 'check that the path names the policy file',
+    });
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch (error) {
+    throw new PolicyError(path, 'the policy is not valid UTF-8 text', { hint: 'save it as UTF-8', cause: error });
+  }
+  return parseWithChecksum(text, path, hostFeatures, sha256(bytes));
+}
+
+/** Where the shipped default lives: `<repo>/policy/default.yaml`, from dist/src/policy or src/policy. */
+export function defaultPolicyPath(): string {
+  const fromDist = nodePath.resolve(__dirname, '../../../policy/default.yaml');
+  const fromSource = nodePath.resolve(__dirname, '../../policy/default.yaml');
+  return existsSync(fromDist) || !existsSync(fromSource) ? fromDist : fromSource;
+}
+
+/** The shipped default policy; its `path` is BUILT_IN_POLICY_LABEL, errors name the real file. */
+export function loadDefaultPolicy(hostFeatures: readonly string[]): Policy {
+  return { ...loadPolicyFile(defaultPolicyPath(), hostFeatures), path: BUILT_IN_POLICY_LABEL };
+}

@@ -1,0 +1,377 @@
+/**
+ * Which rule applies to an interface. Pure: no I/O, so the tests need no kernel.
+ *
+ * Semantics (the policy's `match:` block):
+ * - every key present must match (AND); a key's list is any-of (OR); an absent key does not constrain;
+ * - `driver`, `kind`, `name` and `mac` are fnmatch-style globs over the whole string, case-sensitive
+ *   (the loader lower-cases `mac` patterns; facts carry lower-case MACs);
+ * - `pci` compares the lower-case hex ids; subsystem ids only when the pattern has them;
+ * - a key whose fact is null (no driver, no PCI device, no MAC, no kind) never matches;
+ * - rules are tried in order and the first that matches wins, like systemd .link files.
+ */
+import type { InterfaceFacts, PciId } from '../facts/types';
+import type { MatchKey, MatchSpec, PciPattern, Policy, Rule } from './types';
+
+/** The order in which keys are evaluated and explained. */
+export const MATCH_KEYS: readonly MatchKey[] = ['driver', 'pci', 'kind', 'name', 'mac'];
+
+export interface MatchCheck {
+  key: MatchKey;
+  /** The patterns as written in the policy. */
+  patterns: string[];
+  /** The interface's value for this key, or null when it has none. */
+  value: string | null;
+  passed: boolean;
+  /** Human text for `explain`, e.g. `driver "veth" is not one of bnxt_en`. */
+  reason: string;
+}
+
+export interface RuleEvaluation {
+  rule: string;
+  matched: boolean;
+  checks: MatchCheck[];
+}
+
+export interface PolicyMatch {
+  /** The first rule that matches, or null. */
+  rule: Rule | null;
+  /** Every rule in policy order, for `explain`. */
+  evaluations: RuleEvaluation[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Globs
+
+type GlobToken =
+  | { kind: 'char'; code: number }
+  | { kind: 'any-char' }
+  | { kind: 'star' }
+  | { kind: 'class'; negated: boolean; ranges: ReadonlyArray<readonly [number, number]> };
+
+interface CompiledGlob {
+  /** Set when the pattern has no wildcard: matching is then a string comparison. */
+  literal: string | null;
+  tokens: readonly GlobToken[];
+  /** An unclosed `[`, which fnmatch (and globMatch) take literally but the loader refuses. */
+  unclosedBracket: boolean;
+  posixClass: boolean;
+}
+
+const BACKSLASH = 0x5c;
+const CLOSE_BRACKET = 0x5d;
+
+/** Parses `[...]` starting at `open`; null when there is no closing bracket. */
+function parseClass(
+  pattern: string,
+  open: number,
+): { token: GlobToken; end: number; posixClass: boolean } | null {
+  let i = open + 1;
+  let negated = false;
+  if (pattern[i] === '!' || pattern[i] === '^') {
+    negated = true;
+    i++;
+  }
+  const ranges: Array<readonly [number, number]> = [];
+  let posixClass = false;
+  let first = true;
+  while (i < pattern.length) {
+    let code = pattern.charCodeAt(i);
+    // A `]` right after `[` or `[!` is a member, as in fnmatch.
+    if (code === CLOSE_BRACKET && !first) {
+      return { token: { kind: 'class', negated, ranges }, end: i + 1, posixClass };
+    }
+    first = false;
+    if (code === 0x5b /* [ */ && pattern[i + 1] === ':') posixClass = true;
+    if (code === BACKSLASH && i + 1 < pattern.length) code = pattern.charCodeAt(++i);
+    let high = code;
+    if (pattern[i + 1] === '-' && i + 2 < pattern.length && pattern.charCodeAt(i + 2) !== CLOSE_BRACKET) {
+      i += 2;
+      high = pattern.charCodeAt(i);
+      if (high === BACKSLASH && i + 1 < pattern.length) high = pattern.charCodeAt(++i);
+    }
+    ranges.push([code, high]);
+    i++;
+  }
+  return null;
+}
+
+function compileGlob(pattern: string): CompiledGlob {
+  const tokens: GlobToken[] = [];
+  let literal = '';
+  let hasWildcard = false;
+  let unclosedBracket = false;
+  let posixClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const char = pattern[i] as string;
+    if (char === '*') {
+      hasWildcard = true;
+      // Consecutive stars mean the same as one.
+      if (tokens[tokens.length - 1]?.kind !== 'star') tokens.push({ kind: 'star' });
+    } else if (char === '?') {
+      hasWildcard = true;
+      tokens.push({ kind: 'any-char' });
+    } else if (char === '[') {
+      const parsed = parseClass(pattern, i);
+      if (parsed === null) {
+        unclosedBracket = true;
+        tokens.push({ kind: 'char', code: 0x5b });
+        literal += char;
+      } else {
+        hasWildcard = true;
+        posixClass ||= parsed.posixClass;
+        tokens.push(parsed.token);
+        i = parsed.end - 1;
+      }
+    } else {
+      const escaped = char === '\\' && i + 1 < pattern.length ? (pattern[++i] as string) : char;
+      tokens.push({ kind: 'char', code: escaped.charCodeAt(0) });
+      literal += escaped;
+    }
+  }
+  return { literal: hasWildcard ? null : literal, tokens, unclosedBracket, posixClass };
+}
+
+// Patterns come from the policy, so the cache stays small; the bound only guards misuse.
+const GLOB_CACHE_LIMIT = 4096;
+const globCache = new Map<string, CompiledGlob>();
+
+function compiled(pattern: string): CompiledGlob {
+  let glob = globCache.get(pattern);
+  if (glob === undefined) {
+    if (globCache.size >= GLOB_CACHE_LIMIT) globCache.clear();
+    glob = compileGlob(pattern);
+    globCache.set(pattern, glob);
+  }
+  return glob;
+}
+
+function tokenMatches(token: GlobToken, code: number): boolean {
+  switch (token.kind) {
+    case 'char':
+      return token.code === code;
+    case 'any-char':
+      return true;
+    case 'class': {
+      let inside = false;
+      for (let r = 0; r < token.ranges.length && !inside; r++) {
+        const range = token.ranges[r] as readonly [number, number];
+        inside = code >= range[0] && code <= range[1];
+      }
+      return inside !== token.negated;
+    }
+    case 'star':
+      return false;
+  }
+}
+
+/**
+ * fnmatch-style matching of the whole `value`: `*` any run, `?` one character, `[abc]`, `[a-z]`,
+ * `[!x]` (or `[^x]`), `\` escapes the next character. No regular expression is built, so a
+ * pattern cannot inject one. An unclosed `[` is a literal `[`, as in fnmatch.
+ */
+export function globMatch(pattern: string, value: string): boolean {
+  const glob = compiled(pattern);
+  if (glob.literal !== null) return glob.literal === value;
+  const tokens = glob.tokens;
+  let t = 0;
+  let v = 0;
+  // Where to resume after the last `*` when the greedy attempt fails: single-character tokens make
+  // this linear backtracking enough.
+  let starToken = -1;
+  let starValue = 0;
+  while (v < value.length) {
+    const token = tokens[t];
+    if (token?.kind === 'star') {
+      starToken = t++;
+      starValue = v;
+    } else if (token !== undefined && tokenMatches(token, value.charCodeAt(v))) {
+      t++;
+      v++;
+    } else if (starToken >= 0) {
+      t = starToken + 1;
+      v = ++starValue;
+    } else {
+      return false;
+    }
+  }
+  while (tokens[t]?.kind === 'star') t++;
+  return t === tokens.length;
+}
+
+/** Why a pattern is unusable in a policy, or null when it is fine. */
+export function globProblem(pattern: string): string | null {
+  const glob = compiled(pattern);
+  if (glob.unclosedBracket) return 'has a "[" without its closing "]"';
+  if (glob.posixClass) return 'uses a POSIX character class such as [[:digit:]], which offloadd does not support';
+  return null;
+}
+
+/** The text the pattern stands for when it has no wildcard (escapes removed), else null. */
+export function globLiteral(pattern: string): string | null {
+  return compiled(pattern).literal;
+}
+
+/** The literal text every match starts with (escapes removed). */
+export function globLiteralPrefix(pattern: string): string {
+  let prefix = '';
+  for (const token of compiled(pattern).tokens) {
+    if (token.kind !== 'char') break;
+    prefix += String.fromCharCode(token.code);
+  }
+  return prefix;
+}
+
+/**
+ * True only when every string `inner` matches is certainly matched by `outer`; false when unsure.
+ * Decided for: equal patterns, a wildcard-free `inner`, and `outer` of the form `prefix*`.
+ */
+export function globCovers(outer: string, inner: string): boolean {
+  if (outer === inner) return true;
+  const innerLiteral = globLiteral(inner);
+  if (innerLiteral !== null) return globMatch(outer, innerLiteral);
+  const outerTokens = compiled(outer).tokens;
+  const last = outerTokens[outerTokens.length - 1];
+  const onlyTrailingStar =
+    last?.kind === 'star' && outerTokens.every((t, i) => i === outerTokens.length - 1 || t.kind === 'char');
+  return onlyTrailingStar && globLiteralPrefix(inner).startsWith(globLiteralPrefix(outer));
+}
+
+// ---------------------------------------------------------------------------------------------
+// PCI ids
+
+export function formatPciId(id: PciId): string {
+  const base = `${id.vendor}:${id.device}`;
+  return id.subsystemVendor !== null && id.subsystemDevice !== null
+    ? `${base}:${id.subsystemVendor}:${id.subsystemDevice}`
+    : base;
+}
+
+export function pciMatches(pattern: PciPattern, id: PciId): boolean {
+  if (pattern.vendor !== id.vendor || pattern.device !== id.device) return false;
+  if (pattern.subsystemVendor === null) return true;
+  return pattern.subsystemVendor === id.subsystemVendor && pattern.subsystemDevice === id.subsystemDevice;
+}
+
+/** True when every device `inner` matches is matched by `outer`. */
+export function pciCovers(outer: PciPattern, inner: PciPattern): boolean {
+  if (outer.vendor !== inner.vendor || outer.device !== inner.device) return false;
+  if (outer.subsystemVendor === null) return true;
+  return outer.subsystemVendor === inner.subsystemVendor && outer.subsystemDevice === inner.subsystemDevice;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rules
+
+type GlobKey = Exclude<MatchKey, 'pci'>;
+
+function globFact(key: GlobKey, facts: InterfaceFacts): string | null {
+  switch (key) {
+    case 'driver':
+      return facts.driver;
+    case 'kind':
+      return facts.kind;
+    case 'name':
+      return facts.name;
+    case 'mac':
+      return facts.mac;
+  }
+}
+
+/** Index of the first pattern that matches, or -1. */
+function firstGlobMatch(patterns: readonly string[], value: string): number {
+  for (let i = 0; i < patterns.length; i++) {
+    if (globMatch(patterns[i] as string, value)) return i;
+  }
+  return -1;
+}
+
+function firstPciMatch(patterns: readonly PciPattern[], id: PciId): number {
+  for (let i = 0; i < patterns.length; i++) {
+    if (pciMatches(patterns[i] as PciPattern, id)) return i;
+  }
+  return -1;
+}
+
+/** Whether one key of a match block accepts the interface; an absent key does. Allocates nothing. */
+function keyMatches(spec: MatchSpec, key: MatchKey, facts: InterfaceFacts): boolean {
+  if (key === 'pci') {
+    if (spec.pci === undefined) return true;
+    return facts.pci !== null && firstPciMatch(spec.pci, facts.pci) >= 0;
+  }
+  const patterns = spec[key];
+  if (patterns === undefined) return true;
+  const value = globFact(key, facts);
+  return value !== null && firstGlobMatch(patterns, value) >= 0;
+}
+
+export function ruleMatches(rule: Rule, facts: InterfaceFacts): boolean {
+  for (let k = 0; k < MATCH_KEYS.length; k++) {
+    if (!keyMatches(rule.match, MATCH_KEYS[k] as MatchKey, facts)) return false;
+  }
+  return true;
+}
+
+/** The hot path: the first rule that matches, or null. Allocates nothing. */
+export function findRule(policy: Policy, facts: InterfaceFacts): Rule | null {
+  for (let r = 0; r < policy.rules.length; r++) {
+    const rule = policy.rules[r] as Rule;
+    if (ruleMatches(rule, facts)) return rule;
+  }
+  return null;
+}
+
+const NO_VALUE_REASON: Record<MatchKey, string> = {
+  driver: 'no driver known for this interface',
+  pci: 'no PCI device (virtual interface)',
+  kind: 'no kind (physical device)',
+  name: 'no name',
+  mac: 'no MAC address',
+};
+
+function explainCheck(
+  key: MatchKey,
+  patterns: string[],
+  value: string | null,
+  shownValue: string,
+  matchedIndex: number,
+): MatchCheck {
+  if (value === null) return { key, patterns, value, passed: false, reason: NO_VALUE_REASON[key] };
+  if (matchedIndex >= 0) {
+    return { key, patterns, value, passed: true, reason: `${key} ${shownValue} matches ${patterns[matchedIndex]}` };
+  }
+  const allLiteral = key === 'pci' || patterns.every((p) => globLiteral(p) !== null);
+  const verb = allLiteral ? 'is not one of' : 'matches none of';
+  return { key, patterns, value, passed: false, reason: `${key} ${shownValue} ${verb} ${patterns.join(', ')}` };
+}
+
+function checkKey(spec: MatchSpec, key: MatchKey, facts: InterfaceFacts): MatchCheck | null {
+  if (key === 'pci') {
+    if (spec.pci === undefined) return null;
+    const patterns = spec.pci.map((p) => p.text);
+    if (facts.pci === null) return explainCheck(key, patterns, null, '', -1);
+    const value = formatPciId(facts.pci);
+    return explainCheck(key, patterns, value, value, firstPciMatch(spec.pci, facts.pci));
+  }
+  const patterns = spec[key];
+  if (patterns === undefined) return null;
+  const value = globFact(key, facts);
+  const matchedIndex = value === null ? -1 : firstGlobMatch(patterns, value);
+  return explainCheck(key, [...patterns], value, JSON.stringify(value), matchedIndex);
+}
+
+/** Every check of one rule against one interface, with reasons, for `explain`. */
+export function evaluateRule(rule: Rule, facts: InterfaceFacts): RuleEvaluation {
+  const checks: MatchCheck[] = [];
+  for (const key of MATCH_KEYS) {
+    const check = checkKey(rule.match, key, facts);
+    if (check !== null) checks.push(check);
+  }
+  return { rule: rule.name, matched: checks.every((c) => c.passed), checks };
+}
+
+/** The winning rule and the evaluation of every rule in order (for `explain`). */
+export function matchPolicy(policy: Policy, facts: InterfaceFacts): PolicyMatch {
+  const evaluations = policy.rules.map((rule) => evaluateRule(rule, facts));
+  const winner = evaluations.findIndex((e) => e.matched);
+  return { rule: winner >= 0 ? (policy.rules[winner] ?? null) : null, evaluations };
+}
