@@ -64,8 +64,8 @@ export class ApiServer {
   private adminGid: number | null = null;
 
   constructor(private readonly options: ApiServerOptions, private readonly handlers: Handlers, private readonly log: Log) {
+    // No net.Server maxConnections: it drops extra clients silently; accept() answers them.
     this.server = net.createServer((socket) => this.accept(socket));
-    this.server.maxConnections = options.maxClients + 1; // one over, to answer "too many" politely
   }
 
   get watchers(): Connection[] {
