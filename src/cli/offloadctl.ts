@@ -70,6 +70,7 @@ function formatShow(out: Output, status: InterfaceStatus): string {
     `  drifts     ${status.driftCount}${status.lastDrift ? `, last at ${status.lastDrift}` : ''}`,
     `  checked    ${status.lastCheck}`,
     '',
+    '',
   ].join('\n');
   return lines + table(['FEATURE', 'AS', 'WANTED', 'ACTIVE', 'LAST ACTION', 'NOTE'], status.features.map((feature) => [
     feature.feature, feature.as, onOff(feature.wanted), feature.after === null ? '-' : onOff(feature.after), feature.action, feature.reason ?? '',
