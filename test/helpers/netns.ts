@@ -6,6 +6,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -167,8 +168,23 @@ export class DaemonProcess {
     }, `a log line matching ${pattern}\n--- log so far:\n${this.lines.slice(-20).join('\n')}`, timeoutMs);
   }
 
-  ready(): Promise<string> {
-    return this.waitForLine(/Started: /);
+  /** Ready = the API socket accepts connections (it listens only after the initial reconcile). */
+  async ready(timeoutMs = 15000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.exitCode !== null) throw new Error(`daemon exited with ${this.exitCode}:\n${this.lines.slice(-30).join('\n')}`);
+      const connected = await new Promise<boolean>((resolve) => {
+        const probe = net.connect(this.socketPath);
+        probe.once('connect', () => {
+          probe.destroy();
+          resolve(true);
+        });
+        probe.once('error', () => resolve(false));
+      });
+      if (connected) return;
+      if (Date.now() > deadline) throw new Error(`daemon not ready after ${timeoutMs} ms:\n${this.lines.slice(-20).join('\n')}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
   }
 
   linesMatching(pattern: RegExp): string[] {

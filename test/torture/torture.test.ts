@@ -1,0 +1,13 @@
+/** A short torture schedule for CI; `npm run test:torture` runs the long one. */
+import { strict as assert } from 'node:assert';
+import { runTorture } from './torture';
+
+describe('torture (short seeded schedule)', function () {
+  it('ends compliant, with every managed flip accounted for, and the daemon alive', async function () {
+    this.timeout(300000);
+    const seed = Number(process.env['OFFLOADD_TORTURE_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
+    const report = await runTorture({ seed, operations: 400, veths: 60 });
+    process.stdout.write(`      seed ${seed}: ${report.flips} flips (${report.flipsRecorded} recorded, ${report.flipsCoveredByResync} by resync, ${report.flipsMoot} moot), ${report.resyncs} resyncs, max RSS ${report.maxRssMiB.toFixed(1)} MiB\n`);
+    assert.deepEqual(report.problems, [], `seed ${seed} (reproduce with OFFLOADD_TORTURE_SEED=${seed})`);
+  });
+});
