@@ -176,9 +176,8 @@ export class Daemon extends EventEmitter {
   }
 
   summary(): string {
-    const statuses = this.reconciler.statuses();
-    const compliant = statuses.filter((status) => status.compliant).length;
-    return `${statuses.length} managed, ${compliant} compliant, ${this.counters.drifts} drifts`;
+    const { managed, compliant } = this.reconciler.counts();
+    return `${managed} managed, ${compliant} compliant, ${this.counters.drifts} drifts`;
   }
 
   private resync(reason: string): void {
@@ -225,7 +224,7 @@ export class Daemon extends EventEmitter {
       durable = records.map((record, index) => ({ seq: -1 - index, time: new Date().toISOString(), ...record }));
     }
     for (const record of durable) this.report(record);
-    this.notify.status(this.summary());
+    if (this.notify.enabled) this.notify.status(this.summary());
   }
 
   private report(record: LedgerRecord): void {

@@ -29,8 +29,7 @@ export function createHandlers(daemon: Daemon): Handlers {
 
   return {
     status: () => {
-      const statuses = daemon.statuses();
-      const compliant = statuses.filter((status) => status.compliant).length;
+      const { managed, compliant } = daemon.reconcilerView.counts();
       const policy = daemon.policy;
       return {
         apiVersion: API_VERSION,
@@ -40,7 +39,7 @@ export function createHandlers(daemon: Daemon): Handlers {
         startedAt: daemon.startedAt.toISOString(),
         uptimeSec: Math.round((Date.now() - daemon.startedAt.getTime()) / 1000),
         policy: { path: policy.path, sha256: policy.checksum, rules: policy.rules.length, warnings: policy.warnings },
-        interfaces: { managed: statuses.length, compliant, drifting: statuses.length - compliant },
+        interfaces: { managed, compliant, drifting: managed - compliant },
         counters: { ...daemon.counters },
         ledger: { path: daemon.ledger.activePath, lastSeq: daemon.ledger.lastSeq },
       };

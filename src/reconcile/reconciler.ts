@@ -71,6 +71,8 @@ export class Reconciler {
   private readonly pending = new Map<number, Trigger>();
   private readonly backoffTimers = new Map<number, NodeJS.Timeout>();
   private readonly flap: FlapGuard;
+  /** Kept incrementally: status and sd_notify STATUS= ask for it after every batch. */
+  private compliantCount = 0;
   private draining = false;
   private drainScheduled = false;
   private stopped = false;
@@ -141,6 +143,10 @@ export class Reconciler {
 
   statuses(): InterfaceStatus[] {
     return [...this.managed.values()].map((managed) => managed.status);
+  }
+
+  counts(): { managed: number; compliant: number } {
+    return { managed: this.managed.size, compliant: this.compliantCount };
   }
 
   status(ifindex: number): InterfaceStatus | null {
@@ -235,7 +241,12 @@ export class Reconciler {
     const timer = this.backoffTimers.get(ifindex);
     if (timer) clearTimeout(timer);
     this.backoffTimers.delete(ifindex);
-    if (this.managed.delete(ifindex)) this.observer.onReleased(ifindex, link?.name ?? String(ifindex), why);
+    const managed = this.managed.get(ifindex);
+    if (managed) {
+      if (managed.status.compliant) this.compliantCount--;
+      this.managed.delete(ifindex);
+      this.observer.onReleased(ifindex, link?.name ?? String(ifindex), why);
+    }
   }
 
   private modeOf(rule: Rule): Mode {
@@ -261,6 +272,7 @@ export class Reconciler {
     const mode = this.modeOf(rule);
     const firstCheck = !managed || managed.ruleName !== rule.name;
     if (!managed || firstCheck) {
+      if (managed?.status.compliant) this.compliantCount--;
       managed = { status: newStatus(facts, rule, mode), ruleName: rule.name, lastActive: new Map(), unenforceable: new Set() };
       this.managed.set(ifindex, managed);
     }
@@ -348,7 +360,10 @@ export class Reconciler {
   private updateStatus(managed: Managed, facts: InterfaceFacts, mode: Mode, result: ApplyResult): void {
     const now = new Date().toISOString();
     const status = managed.status;
-    if (status.compliant !== result.compliant) status.since = now;
+    if (status.compliant !== result.compliant) {
+      status.since = now;
+      this.compliantCount += result.compliant ? 1 : -1;
+    }
     status.compliant = result.compliant;
     status.name = facts.name;
     status.facts = facts;
