@@ -16,7 +16,7 @@ ROOT="${PREFIX_ROOT:-}"
 APP="$ROOT/opt/offloadd"
 STAGE="$(mktemp -d "$ROOT/opt/.offloadd.XXXXXX" 2>/dev/null || { mkdir -p "$ROOT/opt" && mktemp -d "$ROOT/opt/.offloadd.XXXXXX"; })"
 trap 'rm -rf "$STAGE"' EXIT
-cp -a package.json package-lock.json bin policy "$STAGE/"
+cp -a package.json package-lock.json README.md bin policy docs "$STAGE/"
 mkdir -p "$STAGE/dist" "$STAGE/build/Release"
 cp -a dist/src "$STAGE/dist/"
 cp build/Release/offloadd.node "$STAGE/build/Release/"

@@ -1,0 +1,71 @@
+/**
+ * The native addon's contract: typed errors with errno, syscall and interface, no crashes on bad
+ * arguments, no file descriptor leaks. Reads only: writes are exercised in the kernel tests,
+ * inside their own namespaces.
+ */
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import { addon } from '../../src/addon/binding';
+import { KernelError } from '../../src/errors';
+import { dumpLinks, queryLink } from '../../src/events/link-events';
+import { FeatureTable } from '../../src/reconcile/feature-state';
+
+const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
+
+describe('native addon contract', () => {
+  it('lists the kernel\'s feature names', () => {
+    const names = addon.featureNames('lo');
+    assert.ok(names.includes('rx-gro') && names.includes('tx-generic-segmentation'));
+  });
+
+  it('reads features of lo through the feature table', () => {
+    const table = FeatureTable.fromKernel();
+    const lo = table.read('lo', 1);
+    assert.equal(typeof lo.get('rx-gro')?.active, 'boolean');
+    assert.equal(lo.get('no-such-feature'), undefined);
+  });
+
+  it('fails with ENODEV, naming the interface, when the name is gone', () => {
+    assert.throws(() => addon.getFeatures('offloadd-nope0', 0, 2), (error: unknown) =>
+      error instanceof KernelError && error.code === 'ENODEV' && error.vanished
+      && error.ifname === 'offloadd-nope0' && error.syscall === 'ETHTOOL_GFEATURES' && error.errno === 19);
+  });
+
+  it('fails with ENODEV when the name now belongs to another ifindex (rename race guard)', () => {
+    assert.throws(() => addon.getFeatures('lo', 99999, 2), (error: unknown) => error instanceof KernelError && error.code === 'ENODEV');
+  });
+
+  it('rejects malformed arguments with a TypeError or EINVAL, never a crash', () => {
+    const bad = (call: () => unknown): void => assert.throws(call);
+    bad(() => (addon.getFeatures as unknown as (...args: unknown[]) => unknown)(42, 'x', 2));
+    bad(() => addon.getFeatures('lo', 1, 0));
+    bad(() => addon.getFeatures('a-name-longer-than-ifnamsiz', 0, 2));
+    bad(() => addon.setFeatures('lo', 1, new Uint32Array(3)));
+    bad(() => (addon.setFeatures as unknown as (...args: unknown[]) => unknown)('lo', 1, [1, 2]));
+    bad(() => addon.sendDatagram('', Buffer.from('x'), false));
+    bad(() => addon.peerCredentials(-1));
+  });
+
+  it('dumps links and queries one by ifindex', () => {
+    const links = dumpLinks();
+    assert.ok(links.some((link) => link.name === 'lo' && link.ifindex === 1));
+    assert.equal(queryLink(1)?.name, 'lo');
+    assert.equal(queryLink(2 ** 30), null);
+  });
+
+  it('leaks no file descriptors', () => {
+    const before = openFds();
+    for (let i = 0; i < 500; i++) {
+      dumpLinks();
+      try {
+        addon.getFeatures('offloadd-nope0', 0, 2);
+      } catch {
+        // expected
+      }
+      const monitor = addon.openLinkMonitor(65536, () => undefined);
+      monitor.close();
+      monitor.close(); // twice is harmless
+    }
+    assert.ok(openFds() <= before + 2, `fds: ${before} → ${openFds()}`); // the cached ioctl/datagram sockets
+  });
+});
