@@ -42,6 +42,7 @@ OPTIONS
   --netlink-rcvbuf N   Link event receive buffer in bytes. Default: ${DEFAULT_RECEIVE_BUFFER_BYTES}
   --once               Reconcile every interface once, print what was done, and exit:
                        0 if all managed interfaces are compliant, 1 if not. For boot scripts.
+  --json               With --once: print the interface statuses as JSON (as offloadctl list --json).
   -h, --help           Show this help.
   -V, --version        Show the version.
 
@@ -74,6 +75,7 @@ export function main(argv: string[]): void {
         'socket-group': { type: 'string' },
         'admin-group': { type: 'string' },
         once: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
         version: { type: 'boolean', short: 'V', default: false },
       },
@@ -112,7 +114,7 @@ export function main(argv: string[]): void {
   if (values.once) {
     try {
       const statuses = daemon.runOnce();
-      process.stdout.write(formatOnceReport(statuses));
+      process.stdout.write(values.json ? `${JSON.stringify({ interfaces: statuses }, null, 2)}\n` : formatOnceReport(statuses));
       process.exitCode = statuses.every((status) => status.compliant) ? EXIT.ok : EXIT.notCompliant;
       daemon.ledger.close();
     } catch (error) {

@@ -152,5 +152,24 @@ rules:
     assert.equal(result.status, 0, result.stderr);
     assert.match(result.stdout, /m0\s+managed-veths\s+yes/);
     assert.equal(ns.features('m0')['generic-segmentation-offload'], false);
+    const json = ns.runOffloadd(['--once', '--json', '--policy', ns.file('policy.yaml', VETH_POLICY)]);
+    assert.equal(json.status, 0, json.stderr);
+    const report = JSON.parse(json.stdout) as { interfaces: Array<{ name: string; compliant: boolean }> };
+    assert.ok(report.interfaces.some((status) => status.name === 'm0' && status.compliant));
+  });
+
+  it('exits 2 with file, line and column for each class of bad policy', () => {
+    const cases: Array<[string, string, RegExp]> = [
+      ['syntax', 'rules: [\n  - name: x\n', /syntax\.yaml:\d+:\d+: /],
+      ['unknown-key', 'mode: enforce\nrulez: []\n', /unknown-key\.yaml:2:1: .*rulez/],
+      ['unknown-feature', 'rules:\n  - name: a\n    match: { name: "x*" }\n    features: { grow: off }\n', /unknown-feature\.yaml:4:17: .*grow.*did you mean "gro"/],
+      ['bad-pci', 'rules:\n  - name: a\n    match: { pci: "14e4-1750" }\n    features: { gro: off }\n', /bad-pci\.yaml:3:19: .*14e4-1750/],
+      ['duplicate-rule', 'rules:\n  - name: a\n    match: { name: "x*" }\n    features: { gro: off }\n  - name: a\n    match: { name: "y*" }\n    features: { gro: off }\n', /duplicate-rule\.yaml:5:\d+: .*a/],
+    ];
+    for (const [name, text, expected] of cases) {
+      const result = ns.runOffloadd(['--once', '--policy', ns.file(`${name}.yaml`, text)]);
+      assert.equal(result.status, 2, `${name}: ${result.stderr}`);
+      assert.match(result.stderr, expected, name);
+    }
   });
 });
