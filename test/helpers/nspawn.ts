@@ -1,0 +1,492 @@
+/**
+ * A real systemd as PID 1 in a container, for tests of the unit file and of the daemon under
+ * systemd (docs: /work/shared/notes/systemd-testing.md, recipe 2: the host's own OS, read-only,
+ * with a throw-away overlay).
+ *
+ * The host's root is bind-mounted (inside a private mount namespace, with a tmpfs over
+ * /run/systemd) and booted with `systemd-nspawn --volatile=overlay`: every write inside the
+ * container goes to a tmpfs and vanishes at stop. The container has its own network namespace
+ * (--private-network), this repository read-only at /opt/offloadd, and offloadd's journal catalog
+ * installed. Services the host enables (databases, timers, getty...) are masked so only what a
+ * test starts runs. Commands run inside with `nsenter` into the container's systemd.
+ *
+ * Cleanup: stop() halts the container (SIGTERM to nspawn), waits, and removes the cgroup
+ * directories, deepest first. If the test process dies instead, a supervisor shell sees its stdin
+ * close and does the same.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { cgroupHierarchies, removeCgroupTree, sleepSync, type JournalEntry } from './journald';
+
+export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
+
+/** Masked in every container: they would start on a console or touch the host's clock. */
+export const ALWAYS_MASKED = ['console-getty.service', 'systemd-timesyncd.service', 'getty@tty1.service'];
+
+const CONTAINER_ENV: NodeJS.ProcessEnv = {
+  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+  LANG: 'C.UTF-8',
+  TERM: 'dumb',
+  SYSTEMD_COLORS: '0',
+  SYSTEMD_PAGER: '',
+  SYSTEMD_URLIFY: '0',
+};
+
+export interface ContainerOptions {
+  /** Bound read-only at /opt/offloadd. Default: this repository. */
+  repoDir?: string;
+  /** More units to mask (in addition to ALWAYS_MASKED and what the host enables). */
+  mask?: string[];
+  /** Units not to mask although the host enables them. */
+  unmask?: string[];
+  /** Own network namespace (default true). Never set false in tests that change links. */
+  privateNetwork?: boolean;
+  /** Extra read-only binds, [host path, path inside]. */
+  bindReadOnly?: Array<[string, string]>;
+  /** Catalog file installed as /usr/lib/systemd/catalog/offloadd.catalog; null for none. */
+  catalog?: string | null;
+  /**
+   * Units present from the very start of the boot (name → text; drop-ins as
+   * 'NAME.service.d/10-x.conf'), in /run/systemd/system inside.
+   */
+  units?: Record<string, string>;
+  /** Enabled from the start: target → units it wants (links in /run/systemd/system/TARGET.wants). */
+  enable?: Record<string, string[]>;
+  /** Extra systemd-nspawn arguments. */
+  nspawnArgs?: string[];
+  bootTimeoutMs?: number;
+  /** Accept "degraded" (some unit failed) as booted. Default false: a failed unit is an error. */
+  allowDegraded?: boolean;
+}
+
+export interface ExecOptions {
+  input?: string | Buffer;
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+  /** Throw when the exit status is not 0 (default false). */
+  check?: boolean;
+}
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Units the host image enables (links in /etc/systemd/system/*.wants and *.requires), except
+ * targets: in a test container each of them is something that must not start.
+ */
+export function unitsEnabledOnHost(etcSystem = '/etc/systemd/system'): string[] {
+  const units = new Set<string>();
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(etcSystem, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  for (const entry of entries) {
+    if (!entry.isDirectory() || !/\.(wants|requires)$/.test(entry.name)) continue;
+    for (const unit of fs.readdirSync(path.join(etcSystem, entry.name))) {
+      if (!unit.endsWith('.target')) units.add(unit);
+    }
+  }
+  return [...units].sort();
+}
+
+function findInPath(command: string): string | null {
+  for (const dir of (process.env['PATH'] ?? '/usr/bin:/bin').split(':')) {
+    const candidate = path.join(dir, command);
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      return candidate;
+    } catch {
+      // next
+    }
+  }
+  return null;
+}
+
+/** Why a container cannot be booted here (for a test's skip message), or null. */
+export function nspawnUnavailableReason(): string | null {
+  if (process.getuid?.() !== 0) return 'needs root (mount namespaces, cgroups, systemd-nspawn)';
+  if (!findInPath('systemd-nspawn')) return 'systemd-nspawn is not installed (apt-get install systemd-container)';
+  return null;
+}
+
+/** Starts the container, then waits on stdin: its closing (stop(), or our death) halts it. */
+const SUPERVISOR_SCRIPT = String.raw`
+set -u
+W=$1 CGROUPS=$2
+shift 2
+(
+  for d in $CGROUPS; do echo "$BASHPID" > "$d/cgroup.procs" || exit 1; done
+  export SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1
+  exec unshare --mount --propagation private sh -c '
+    root=$1; shift
+    mount -t tmpfs -o mode=755 tmpfs /run/systemd && mount --bind / "$root" && exec systemd-nspawn "$@"
+  ' unshare-sh "$W/root" "$@"
+) </dev/null >>"$W/nspawn.log" 2>&1 &
+N=$!
+echo "NSPAWN $N"
+# Until the test says "stop", or dies (its end of our stdin closes: then clean up for it).
+command=
+read -r command || true
+kill -TERM "$N" 2>/dev/null || true
+wait "$N" || true
+for d in $CGROUPS; do find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true; done
+# The root mount point is empty out here (the bind lives in the namespace): rmdir, never rm -r.
+if [ "$command" != stop ]; then rmdir "$W/root" 2>/dev/null && rm -rf "$W"; fi
+exit 0
+`;
+
+const live = new Set<Container>();
+process.on('exit', () => {
+  for (const container of live) container.destroySync();
+});
+
+export class Container {
+  readonly name = `offloadd-t-${randomBytes(4).toString('hex')}`;
+  readonly dir: string;
+  /** Empty mount point: the host's root is bound here only inside the supervisor's namespace. */
+  readonly rootMountPoint: string;
+  readonly logFile: string;
+  readonly cgroupDirs: string[];
+  nspawnPid = 0;
+  /** The container's systemd (PID 1 inside), as the host sees it: the target for nsenter. */
+  leaderPid = 0;
+  /** From spawning nspawn to `is-system-running` = running. */
+  bootMs = 0;
+
+  private supervisor: ChildProcess | null = null;
+  private supervisorExited: Promise<void> = Promise.resolve();
+  private readonly startedAt = process.hrtime.bigint();
+  private stopped = false;
+
+  private constructor(readonly options: ContainerOptions) {
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'offloadd-nspawn-'));
+    this.rootMountPoint = path.join(this.dir, 'root');
+    this.logFile = path.join(this.dir, 'nspawn.log');
+    fs.mkdirSync(this.rootMountPoint);
+    this.cgroupDirs = cgroupHierarchies().all.map((hierarchy) => path.join(hierarchy, this.name));
+    live.add(this);
+  }
+
+  /** Spawns systemd-nspawn and finds the container's systemd; does not wait for the boot to finish. */
+  static async start(options: ContainerOptions = {}): Promise<Container> {
+    const reason = nspawnUnavailableReason();
+    if (reason) throw new Error(`cannot boot a container: ${reason}`);
+    const container = new Container(options);
+    try {
+      await container.spawnNspawn();
+    } catch (error) {
+      await container.stop().catch(() => undefined);
+      throw error;
+    }
+    return container;
+  }
+
+  private masks(): string[] {
+    const unmask = new Set(this.options.unmask ?? []);
+    const units = new Set([...ALWAYS_MASKED, ...unitsEnabledOnHost(), ...(this.options.mask ?? [])]);
+    return [...units].filter((unit) => !unmask.has(unit));
+  }
+
+  private async spawnNspawn(): Promise<void> {
+    if (this.cgroupDirs.length === 0) throw new Error('no cgroup hierarchy found under /sys/fs/cgroup');
+    for (const dir of this.cgroupDirs) fs.mkdirSync(dir);
+    const repoDir = path.resolve(this.options.repoDir ?? REPO_ROOT);
+    const catalog = this.options.catalog === undefined ? path.join(repoDir, 'systemd', 'offloadd.catalog') : this.options.catalog;
+    const binds: Array<[string, string]> = [[repoDir, '/opt/offloadd'], ...(this.options.bindReadOnly ?? [])];
+    if (catalog) {
+      if (!fs.existsSync(catalog)) throw new Error(`catalog ${catalog} does not exist`);
+      binds.push([path.resolve(catalog), '/usr/lib/systemd/catalog/offloadd.catalog']);
+    }
+    const unitBinds: string[] = [];
+    if (this.options.units || this.options.enable) {
+      // A directory of ours becomes /run/systemd/system (writable: installUnit() adds to it).
+      const unitDir = path.join(this.dir, 'units');
+      fs.mkdirSync(unitDir);
+      for (const [name, text] of Object.entries(this.options.units ?? {})) {
+        checkUnitName(name);
+        fs.mkdirSync(path.dirname(path.join(unitDir, name)), { recursive: true });
+        fs.writeFileSync(path.join(unitDir, name), text);
+      }
+      for (const [target, units] of Object.entries(this.options.enable ?? {})) {
+        checkUnitName(target);
+        fs.mkdirSync(path.join(unitDir, `${target}.wants`), { recursive: true });
+        for (const unit of units) {
+          checkUnitName(unit);
+          fs.symlinkSync(`../${unit}`, path.join(unitDir, `${target}.wants`, unit));
+        }
+      }
+      unitBinds.push(`--bind=${unitDir}:/run/systemd/system`);
+    }
+    const nspawnArgs = [
+      '--register=no', '--keep-unit', // no host systemd to register with: use our cgroup as is
+      '--console=pipe', '--link-journal=no',
+      ...(this.options.privateNetwork === false ? [] : ['--private-network']),
+      '-D', this.rootMountPoint, '--volatile=overlay',
+      '-M', this.name,
+      ...binds.map(([from, to]) => `--bind-ro=${from}:${to}`),
+      ...unitBinds,
+      ...(this.options.nspawnArgs ?? []),
+      '--boot',
+      ...this.masks().map((unit) => `systemd.mask=${unit}`),
+    ];
+    this.supervisor = spawn('bash', ['-c', SUPERVISOR_SCRIPT, 'supervisor', this.dir, this.cgroupDirs.join(' '), ...nspawnArgs], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const supervisor = this.supervisor;
+    this.supervisorExited = new Promise((resolve) => supervisor.on('close', () => resolve()));
+    let output = '';
+    this.nspawnPid = await new Promise<number>((resolve, reject) => {
+      supervisor.on('error', reject);
+      supervisor.stdout?.on('data', (chunk: Buffer) => {
+        output += chunk.toString('utf8');
+        const match = /NSPAWN (\d+)/.exec(output);
+        if (match) resolve(Number(match[1]));
+      });
+      supervisor.on('close', (code) => reject(new Error(`supervisor exited with ${code}: ${this.log()}`)));
+    });
+    supervisor.unref();
+    for (const stream of [supervisor.stdin, supervisor.stdout, supervisor.stderr]) (stream as unknown as { unref?: () => void } | null)?.unref?.();
+
+    const deadline = Date.now() + (this.options.bootTimeoutMs ?? 30000);
+    for (;;) {
+      const leader = findDescendant(this.nspawnPid, 'systemd', 3);
+      if (leader) {
+        this.leaderPid = leader;
+        return;
+      }
+      if (!fs.existsSync(`/proc/${this.nspawnPid}`) || isZombie(this.nspawnPid)) {
+        throw new Error(`systemd-nspawn exited before the container's systemd started:\n${this.log()}`);
+      }
+      if (Date.now() > deadline) throw new Error(`the container's systemd did not appear:\n${this.log()}`);
+      await delay(20);
+    }
+  }
+
+  /** systemd-nspawn's own output (and the container's console). */
+  log(): string {
+    try {
+      return fs.readFileSync(this.logFile, 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  /** Runs a command inside the container (all its namespaces), as root, with a clean environment. */
+  exec(command: string[], options: ExecOptions = {}): Promise<ExecResult> {
+    if (!this.leaderPid) return Promise.reject(new Error('the container is not running'));
+    return new Promise((resolve, reject) => {
+      const child = spawn('nsenter', ['-t', String(this.leaderPid), '-a', '--', ...command], {
+        env: { ...CONTAINER_ENV, ...options.env },
+        stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout?.on('data', (chunk: Buffer) => { stdout += chunk.toString('utf8'); });
+      child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString('utf8'); });
+      if (options.input !== undefined) child.stdin?.end(options.input);
+      const timeoutMs = options.timeoutMs ?? 30000;
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`timed out after ${timeoutMs} ms: ${command.join(' ')}\n${stderr}`));
+      }, timeoutMs);
+      child.on('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        const result = { code: code ?? (signal ? 128 : 1), stdout, stderr };
+        if (options.check && result.code !== 0) {
+          reject(new Error(`${command.join(' ')} exited with ${result.code}:\n${stderr}${stdout}`));
+        } else {
+          resolve(result);
+        }
+      });
+    });
+  }
+
+  systemctl(...args: string[]): Promise<ExecResult> {
+    return this.exec(['systemctl', '--no-pager', ...args]);
+  }
+
+  /**
+   * Waits until `systemctl is-system-running` says running; returns the boot time in ms. A
+   * "degraded" boot throws with the failed units named, unless options.allowDegraded.
+   */
+  async waitRunning(timeoutMs = this.options.bootTimeoutMs ?? 30000): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    let state = '';
+    for (;;) {
+      const result = await this.exec(['systemctl', 'is-system-running'], { timeoutMs: 5000 }).catch((error: Error) => ({ code: -1, stdout: '', stderr: error.message }));
+      state = result.stdout.trim() || result.stderr.trim();
+      if (state === 'running' || (state === 'degraded' && this.options.allowDegraded)) break;
+      if (state === 'degraded') {
+        const failed = await this.systemctl('--failed', '--no-legend', '--plain');
+        throw new Error(`the container booted degraded; failed units (mask them with options.mask):\n${failed.stdout}`);
+      }
+      if (Date.now() > deadline) throw new Error(`the container did not finish booting within ${timeoutMs} ms (state: ${state})\n${this.log()}`);
+      await delay(25);
+    }
+    this.bootMs = Number(process.hrtime.bigint() - this.startedAt) / 1e6;
+    return this.bootMs;
+  }
+
+  /** A path inside the container, reached from the host through /proc/<pid>/root. */
+  hostPath(pathInside: string): string {
+    if (!path.isAbsolute(pathInside) || pathInside.split('/').includes('..')) throw new Error(`not an absolute, plain path: ${pathInside}`);
+    return `/proc/${this.leaderPid}/root${pathInside}`;
+  }
+
+  writeFile(pathInside: string, content: string | Buffer, mode = 0o644): void {
+    const target = this.hostPath(pathInside);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.writeFileSync(target, content, { mode });
+  }
+
+  readFile(pathInside: string): string {
+    return fs.readFileSync(this.hostPath(pathInside), 'utf8');
+  }
+
+  /**
+   * Puts a unit (or a drop-in: 'offloadd.service.d/10-test.conf') into /run/systemd/system inside
+   * and reloads systemd.
+   */
+  async installUnit(name: string, text: string): Promise<void> {
+    checkUnitName(name);
+    this.writeFile(`/run/systemd/system/${name}`, text);
+    await this.exec(['systemctl', 'daemon-reload'], { check: true });
+  }
+
+  /** (Re)builds the journal catalog database inside from /usr/lib/systemd/catalog. */
+  async updateCatalog(): Promise<void> {
+    await this.exec(['journalctl', '--update-catalog'], { check: true });
+  }
+
+  /** Journal entries inside the container for `unit` (or all with null), plus FIELD=value matches. */
+  async journal(unit: string | null, matches: string[] = []): Promise<JournalEntry[]> {
+    const result = await this.exec(['journalctl', '--no-pager', '-o', 'json', ...(unit ? ['-u', unit] : []), ...matches], { check: true });
+    return result.stdout.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as JournalEntry);
+  }
+
+  /** Halts the container (SIGTERM to nspawn; SIGKILL to its init after `timeoutMs`) and cleans up. */
+  async stop(timeoutMs = 15000): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.supervisor) {
+      this.supervisor.stdin?.end('stop\n');
+      const timer = setTimeout(() => this.killHard(), timeoutMs);
+      await this.supervisorExited;
+      clearTimeout(timer);
+    }
+    this.cleanup();
+  }
+
+  /** For process 'exit' handlers: SIGKILL (killing the container's init ends the container). */
+  destroySync(): void {
+    this.stopped = true;
+    this.killHard();
+    const deadline = Date.now() + 3000;
+    while (Date.now() < deadline && this.nspawnPid && fs.existsSync(`/proc/${this.nspawnPid}`) && !isZombie(this.nspawnPid)) sleepSync(20);
+    this.cleanup();
+  }
+
+  private killHard(): void {
+    for (const pid of [this.leaderPid, this.nspawnPid]) {
+      if (!pid) continue;
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  }
+
+  private cleanup(): void {
+    const problems: string[] = [];
+    for (const dir of this.cgroupDirs) {
+      try {
+        removeCgroupTree(dir);
+      } catch (error) {
+        problems.push((error as Error).message);
+      }
+    }
+    // The host's root was bound on rootMountPoint only inside the supervisor's namespace, so here
+    // it is an empty directory. rmdir, never a recursive removal: if it were not empty, that
+    // would be the host's file system.
+    try {
+      fs.rmdirSync(this.rootMountPoint);
+      fs.rmSync(this.dir, { recursive: true, force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') problems.push(`left ${this.dir} in place: ${(error as Error).message}`);
+    }
+    live.delete(this);
+    if (problems.length > 0) throw new Error(`container cleanup: ${problems.join('; ')}`);
+  }
+}
+
+/** Boots a container and waits until its systemd reports running; the catalog is built. */
+export async function bootContainer(options: ContainerOptions = {}): Promise<Container> {
+  const container = await Container.start(options);
+  try {
+    await container.waitRunning();
+    if (options.catalog !== null) await container.updateCatalog();
+  } catch (error) {
+    await container.stop().catch(() => undefined);
+    throw error;
+  }
+  return container;
+}
+
+/** A unit name, or a drop-in path 'NAME.d/FILE.conf': nothing that could leave the unit directory. */
+function checkUnitName(name: string): void {
+  if (!/^[A-Za-z0-9:_.@\\-]+(\.d\/[A-Za-z0-9:_.@-]+\.conf)?$/.test(name) || name.startsWith('.')) {
+    throw new Error(`not a unit or drop-in name: ${name}`);
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    return /^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** A process named `name` among the descendants of `ancestor`, at most `depth` levels down. */
+function findDescendant(ancestor: number, name: string, depth: number): number | null {
+  const children = new Map<number, number[]>();
+  const names = new Map<number, string>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const status = fs.readFileSync(`/proc/${entry}/status`, 'utf8');
+      const ppid = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]);
+      names.set(Number(entry), /^Name:\s+(.*)$/m.exec(status)?.[1] ?? '');
+      const siblings = children.get(ppid) ?? [];
+      siblings.push(Number(entry));
+      children.set(ppid, siblings);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  let level = [ancestor];
+  for (let i = 0; i < depth; i++) {
+    const next = level.flatMap((pid) => children.get(pid) ?? []);
+    const found = next.find((pid) => names.get(pid) === name);
+    if (found) return found;
+    level = next;
+  }
+  return null;
+}
