@@ -36,8 +36,10 @@ const CONTAINER_ENV: NodeJS.ProcessEnv = {
 };
 
 export interface ContainerOptions {
-  /** Bound read-only at /opt/offloadd. Default: this repository. */
+  /** Bound read-only at `repoMount`. Default: this repository. */
   repoDir?: string;
+  /** Where the repository appears inside. Default /opt/offloadd (the installed layout). */
+  repoMount?: string;
   /** More units to mask (in addition to ALWAYS_MASKED and what the host enables). */
   mask?: string[];
   /** Units not to mask although the host enables them. */
@@ -200,7 +202,7 @@ export class Container {
     for (const dir of this.cgroupDirs) fs.mkdirSync(dir);
     const repoDir = path.resolve(this.options.repoDir ?? REPO_ROOT);
     const catalog = this.options.catalog === undefined ? path.join(repoDir, 'systemd', 'offloadd.catalog') : this.options.catalog;
-    const binds: Array<[string, string]> = [[repoDir, '/opt/offloadd'], ...(this.options.bindReadOnly ?? [])];
+    const binds: Array<[string, string]> = [[repoDir, this.options.repoMount ?? '/opt/offloadd'], ...(this.options.bindReadOnly ?? [])];
     if (catalog) {
       if (!fs.existsSync(catalog)) throw new Error(`catalog ${catalog} does not exist`);
       binds.push([path.resolve(catalog), '/usr/lib/systemd/catalog/offloadd.catalog']);

@@ -1,0 +1,116 @@
+/**
+ * offloadd as a real systemd service: a real systemd as PID 1 in a container with its own network
+ * namespace, the project's own unit, installed by the project's own install script.
+ */
+import { strict as assert } from 'node:assert';
+import { MessageId } from '../../src/observe/message-ids';
+import { bootContainer, nspawnUnavailableReason, type Container } from '../helpers/nspawn';
+
+const POLICY = 'rules:\n  - name: uplinks\n    match: { name: "up*" }\n    features: { gro: off, gso: off }\n';
+
+describe('offloadd.service under a real systemd', function () {
+  this.timeout(180000);
+  let c: Container;
+  const run = async (...command: string[]): Promise<string> => (await c.exec(command, { check: true })).stdout.trim();
+  const feature = async (ifname: string, name: string): Promise<string> =>
+    (await run('ethtool', '-k', ifname)).split('\n').find((line) => line.startsWith(`${name}:`))?.split(/\s+/)[1] ?? '?';
+  const prop = async (name: string): Promise<string> => run('systemctl', 'show', '-P', name, 'offloadd.service');
+
+  before(async function () {
+    const reason = nspawnUnavailableReason();
+    if (reason) {
+      process.stdout.write(`      skipped: ${reason}\n`);
+      this.skip();
+    }
+    c = await bootContainer({ repoMount: '/src', catalog: null });
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  it('installs, and systemctl start returns only once a matching interface is compliant', async () => {
+    await run('ip', 'link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'peer0');
+    await run('ethtool', '-K', 'up0', 'gro', 'on');
+    c.writeFile('/etc/offloadd/policy.yaml', POLICY);
+    // A short watchdog for the freeze test below; everything else is the shipped unit.
+    c.writeFile('/etc/systemd/system/offloadd.service.d/10-test.conf', '[Service]\nWatchdogSec=3\n');
+    const install = await c.exec(['bash', '/src/scripts/install-service.sh'], { timeoutMs: 120000 });
+    assert.equal(install.code, 0, install.stdout + install.stderr);
+    assert.match(install.stdout, /keeping the existing \/etc\/offloadd\/policy\.yaml/);
+    // enable --now returned: READY=1 has been sent, so up0 must already be in policy.
+    assert.equal(await feature('up0', 'generic-receive-offload'), 'off');
+    assert.equal(await feature('up0', 'generic-segmentation-offload'), 'off');
+    assert.equal(await prop('ActiveState'), 'active');
+    assert.match(await prop('StatusText'), /1 managed, 1 compliant/);
+  });
+
+  it('runs with CAP_NET_ADMIN only, as an unprivileged dynamic user', async () => {
+    const pid = await prop('MainPID');
+    const status = await run('cat', `/proc/${pid}/status`);
+    assert.match(status, /^CapEff:\s+0000000000001000$/m);
+    assert.match(status, /^CapBnd:\s+0000000000001000$/m);
+    assert.match(status, /^Seccomp:\s+2$/m);
+    assert.notEqual(/^Uid:\s+(\d+)/m.exec(status)?.[1], '0');
+  });
+
+  it('corrects drift and logs it under the unit with INTERFACE= and MESSAGE_ID=, explained by journalctl -x', async () => {
+    await run('ethtool', '-K', 'up0', 'gro', 'on');
+    let entries: string[] = [];
+    for (let i = 0; i < 100 && entries.length === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      entries = (await run('journalctl', '-u', 'offloadd', 'INTERFACE=up0', `MESSAGE_ID=${MessageId.drift}`, '-o', 'cat')).split('\n').filter(Boolean);
+    }
+    assert.match(entries[0] ?? '', /up0: rx-gro drifted off → on/);
+    assert.equal(await feature('up0', 'generic-receive-offload'), 'off');
+    await run('journalctl', '--update-catalog');
+    const explained = await run('journalctl', '-x', '-u', 'offloadd', `MESSAGE_ID=${MessageId.drift}`, '--no-pager');
+    assert.match(explained, /^░░ Subject: /m);
+    const status = await run('offloadctl', 'status', '--json');
+    assert.equal((JSON.parse(status) as { counters: { drifts: number } }).counters.drifts, 1);
+  });
+
+  it('reloads a changed policy without a restart', async () => {
+    const pid = await prop('MainPID');
+    await run('ip', 'link', 'add', 'vx0', 'type', 'veth', 'peer', 'name', 'peer1');
+    assert.equal(await feature('vx0', 'generic-segmentation-offload'), 'on');
+    c.writeFile('/etc/offloadd/policy.yaml', POLICY.replace('"up*"', '["up*", "vx*"]'));
+    await run('systemctl', 'reload', 'offloadd');
+    assert.equal(await feature('vx0', 'generic-segmentation-offload'), 'off');
+    assert.equal(await prop('MainPID'), pid, 'same process');
+    assert.match(await prop('StatusText'), /2 managed, 2 compliant/);
+  });
+
+  it('is killed by the watchdog when frozen, restarted, and re-enforces', async () => {
+    const pid = await prop('MainPID');
+    await run('kill', '-STOP', pid);
+    await run('ethtool', '-K', 'up0', 'gro', 'on'); // drift while nobody watches
+    let restarted = false;
+    for (let i = 0; i < 200 && !restarted; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const current = await prop('MainPID');
+      restarted = current !== pid && current !== '0' && (await prop('ActiveState')) === 'active';
+    }
+    assert.ok(restarted, 'a new main process');
+    assert.equal(await prop('NRestarts'), '1');
+    assert.match(await run('journalctl', '-u', 'offloadd', '--no-pager'), /[Ww]atchdog timeout/);
+    assert.equal(await feature('up0', 'generic-receive-offload'), 'off', 're-enforced at start');
+  });
+
+  it('stops cleanly', async () => {
+    await run('systemctl', 'stop', 'offloadd');
+    assert.equal(await prop('ActiveState'), 'inactive');
+    assert.equal(await prop('Result'), 'success');
+    const stopping = await run('journalctl', '-u', 'offloadd', `MESSAGE_ID=${MessageId.stopping}`, '-o', 'cat');
+    assert.match(stopping, /Stopping/);
+  });
+
+  it('uninstalls, keeping the policy and the drift history', async () => {
+    await run('systemctl', 'start', 'offloadd');
+    const result = await c.exec(['bash', '/src/scripts/uninstall-service.sh'], { check: true });
+    assert.match(result.stdout, /kept \/etc\/offloadd/);
+    assert.equal((await c.exec(['systemctl', 'cat', 'offloadd'])).code, 1, 'unit gone');
+    assert.equal((await c.exec(['test', '-e', '/opt/offloadd'])).code, 1);
+    assert.equal((await c.exec(['test', '-s', '/etc/offloadd/policy.yaml'])).code, 0);
+    assert.equal((await c.exec(['test', '-s', '/var/lib/private/offloadd/ledger.jsonl'])).code, 0);
+  });
+});
