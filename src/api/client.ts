@@ -1,6 +1,7 @@
 /** A client for the API socket: one request → one response, or a `watch` stream. */
 import * as net from 'node:net';
 import { OffloaddError } from '../errors';
+import { readLines } from './ndjson';
 import type { MethodName, Methods, RpcErrorObject } from './protocol';
 
 /** The daemon could not be reached (not running, wrong socket, no permission). */
@@ -34,23 +35,19 @@ function connect(socketPath: string): Promise<net.Socket> {
 }
 
 /** Calls `onMessage` for each JSON line until it returns true or the socket closes. */
-function readLines(socket: net.Socket, onMessage: (message: Record<string, unknown>) => boolean): Promise<void> {
+function readMessages(socket: net.Socket, onMessage: (message: Record<string, unknown>) => boolean): Promise<void> {
   return new Promise((resolve, reject) => {
-    let buffered = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      buffered += chunk;
-      let newline: number;
-      while ((newline = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
-        if (line.trim() === '') continue;
-        if (onMessage(JSON.parse(line) as Record<string, unknown>)) {
-          socket.destroy();
+    readLines(socket, {
+      onLine: (line) => {
+        try {
+          if (!onMessage(JSON.parse(line) as Record<string, unknown>)) return false;
           resolve();
-          return;
+        } catch (error) {
+          reject(error); // a garbled answer, or an error answer to watch
         }
-      }
+        socket.destroy();
+        return true;
+      },
     });
     socket.once('close', () => resolve());
     socket.once('error', reject);
@@ -61,7 +58,7 @@ export async function call<M extends MethodName>(socketPath: string, method: M, 
   const socket = await connect(socketPath);
   socket.write(`${JSON.stringify({ jsonrpc: '2.0', id: 1, method, params })}\n`);
   let response: Record<string, unknown> | null = null;
-  await readLines(socket, (message) => {
+  await readMessages(socket, (message) => {
     response = message;
     return true;
   });
@@ -75,7 +72,7 @@ export async function call<M extends MethodName>(socketPath: string, method: M, 
 export async function watch(socketPath: string, onEvent: (event: Record<string, unknown>) => void): Promise<void> {
   const socket = await connect(socketPath);
   socket.write(`${JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'watch', params: {} })}\n`);
-  await readLines(socket, (message) => {
+  await readMessages(socket, (message) => {
     if (message['error']) throw new RemoteError(message['error'] as RpcErrorObject);
     if (message['method'] === 'watch.event') onEvent(message['params'] as Record<string, unknown>);
     return false;

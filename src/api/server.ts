@@ -11,6 +11,7 @@ import { addon, type PeerCredentials } from '../addon/binding';
 import { OffloaddError, PolicyError } from '../errors';
 import type { Log } from '../observe/log';
 import { isMemberOf, resolveGroup } from './identity';
+import { readLines } from './ndjson';
 import { METHOD_NAMES, PRIVILEGED_METHODS, RpcCode, type MethodName, type Methods, type RpcErrorObject } from './protocol';
 
 export interface ApiServerOptions {
@@ -137,25 +138,18 @@ export class ApiServer {
       if (!connection.watching) socket.end();
     });
 
-    let buffered = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      buffered += chunk;
-      let newline: number;
-      while ((newline = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
-        if (line.length > this.options.maxRequestBytes) return this.tooLarge(connection);
-        if (line.trim() !== '') this.handleLine(connection, line);
-      }
-      if (buffered.length > this.options.maxRequestBytes) this.tooLarge(connection);
-    });
+    readLines(socket, {
+      onLine: (line) => this.handleLine(connection, line),
+      onTooLong: () => this.tooLarge(connection),
+    }, this.options.maxRequestBytes);
   }
 
   private tooLarge(connection: Connection): void {
     connection.send(errorResponse(null, RpcCode.requestTooLarge, `request larger than ${this.options.maxRequestBytes} bytes`));
+    // Close our side but drain (and drop) what the client is still sending for a moment: a
+    // client that gets EPIPE mid-write would never read the error above.
     connection.socket.end();
-    connection.socket.destroySoon();
+    setTimeout(() => connection.socket.destroy(), 1000).unref();
   }
 
   private handleLine(connection: Connection, line: string): void {

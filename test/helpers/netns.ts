@@ -40,6 +40,18 @@ export async function waitFor<T>(condition: () => T | null | undefined | false, 
   }
 }
 
+/** Whether a Unix stream socket accepts a connection now. */
+export function canConnect(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.connect(socketPath);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}
+
 export class Netns {
   readonly name = `offloadd-t-${randomBytes(4).toString('hex')}`;
   readonly tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'offloadd-t-'));
@@ -173,15 +185,7 @@ export class DaemonProcess {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (this.exitCode !== null) throw new Error(`daemon exited with ${this.exitCode}:\n${this.lines.slice(-30).join('\n')}`);
-      const connected = await new Promise<boolean>((resolve) => {
-        const probe = net.connect(this.socketPath);
-        probe.once('connect', () => {
-          probe.destroy();
-          resolve(true);
-        });
-        probe.once('error', () => resolve(false));
-      });
-      if (connected) return;
+      if (await canConnect(this.socketPath)) return;
       if (Date.now() > deadline) throw new Error(`daemon not ready after ${timeoutMs} ms:\n${this.lines.slice(-20).join('\n')}`);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }

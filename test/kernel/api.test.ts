@@ -168,10 +168,20 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
     assert.ok(answers.filter((answer) => /"result"/.test(answer.lines[0] ?? '')).length >= 64);
 
     // A watcher that never reads while thousands of events happen is dropped, not buffered.
-    const stalled = net.connect(socket);
-    stalled.pause();
-    stalled.write('{"jsonrpc":"2.0","id":1,"method":"watch"}\n');
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // (Retried while the server is still releasing the 200 connections above: error 1005.)
+    let stalled: net.Socket | null = null;
+    while (!stalled) {
+      const candidate = net.connect(socket);
+      candidate.write('{"jsonrpc":"2.0","id":1,"method":"watch"}\n');
+      const first = await new Promise<string>((resolve) => candidate.once('data', (chunk) => resolve(chunk.toString())));
+      if (/"watching":true/.test(first)) {
+        candidate.pause(); // from now on, never reads
+        stalled = candidate;
+      } else {
+        candidate.destroy();
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
     const commands = Array.from({ length: 1500 }, (_, i) => `link add up-w${i} type veth peer name peer-w${i}`);
     ns.ipBatch(commands);
     await daemon.waitForLine(/dropping a watch client/, 60000);

@@ -7,8 +7,7 @@ import * as path from 'node:path';
 import { MessageId } from '../../src/observe/message-ids';
 import { createLog } from '../../src/observe/log';
 import { Journald, findJournald } from '../helpers/journald';
-import { Netns, REPO_ROOT } from '../helpers/netns';
-import * as net from 'node:net';
+import { canConnect, Netns, REPO_ROOT } from '../helpers/netns';
 
 const OFFLOADD = path.join(REPO_ROOT, 'bin', 'offloadd');
 
@@ -19,17 +18,6 @@ function journaldMissing(): string | null {
   } catch (error) {
     return (error as Error).message;
   }
-}
-
-function connects(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = net.connect(socketPath);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
 }
 
 describe('journald (a real standalone journald)', function () {
@@ -61,7 +49,7 @@ describe('journald (a real standalone journald)', function () {
     const socket = path.join(ns.tmp, 'api.sock');
     const daemon = journald.run('ip', ['netns', 'exec', ns.name, process.execPath, OFFLOADD, '--policy', policy,
       '--state-dir', path.join(ns.tmp, 'state'), '--socket', socket, '--log-target', 'journal'], { cgroupUnit: 'offloadd.service' });
-    for (let tries = 0; !(await connects(socket)); tries++) {
+    for (let tries = 0; !(await canConnect(socket)); tries++) {
       if (tries > 500) throw new Error(`the daemon did not start: ${(await daemon.stop()).stderr}`);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
