@@ -28,6 +28,7 @@ namespace {
 constexpr size_t kReceiveBufferBytes = 128 * 1024;  // larger than any kernel netlink skb
 constexpr size_t kBatchDatagrams = 256;             // per JavaScript call
 constexpr size_t kMaxDatagramsPerWakeup = 4096;     // then yield to the loop (level-triggered poll)
+constexpr size_t kMaxDiscardedAfterOverflow = 1 << 20;
 
 class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
  public:
@@ -136,6 +137,7 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
         int err = errno;
         // Deliver what came before the loss first, so the order of events is kept.
         if (!batch.empty()) Deliver(0, batch);
+        if (err == ENOBUFS) DiscardQueued();
         Deliver(err, batch);
         if (err != ENOBUFS) break;  // ENOBUFS: the socket goes on working after the drop
         continue;
@@ -145,6 +147,21 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
       if (batch.size() >= kBatchDatagrams) Deliver(0, batch);
     }
     if (!batch.empty()) Deliver(0, batch);
+  }
+
+  // After ENOBUFS the queue still holds messages from before the loss (the kernel reports the
+  // error before them), and while it is non-empty the socket stays "congested": further drops are
+  // silent. Those messages predate the gap, so after the resync's dump they would roll links back
+  // to stale states (a name from before a lost rename) with no later event to correct them. So
+  // they are dropped here: once the queue is empty the stream is complete again, and everything
+  // from then on is no older than the dump the daemon takes next.
+  void DiscardQueued() {
+    static uint8_t scratch[kReceiveBufferBytes];
+    for (size_t discarded = 0; discarded < kMaxDiscardedAfterOverflow; discarded++) {
+      ssize_t n = recv(fd_, scratch, sizeof scratch, MSG_DONTWAIT);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return;  // EAGAIN: empty (or ENOBUFS again: the caller resyncs anyway)
+    }
   }
 
   // Calls JavaScript through MakeCallback, so promise jobs and nextTicks run afterwards, as
