@@ -56,6 +56,7 @@ export class Daemon extends EventEmitter {
   private readonly unflushed: NewRecord[] = [];
   private flushQueued = false;
   private sweepTimer: NodeJS.Timeout | null = null;
+  private resyncTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: DaemonOptions, readonly log: Log, policy?: Policy) {
     super();
@@ -168,6 +169,7 @@ export class Daemon extends EventEmitter {
     this.notify.stopping();
     this.notify.stopWatchdog();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.resyncTimer) clearTimeout(this.resyncTimer);
     this.events.close();
     this.reconciler.stop();
     this.flushRecords();
@@ -180,9 +182,25 @@ export class Daemon extends EventEmitter {
     return `${managed} managed, ${compliant} compliant, ${this.counters.drifts} drifts`;
   }
 
-  private resync(reason: string): void {
+  /**
+   * Events were lost: re-read every link. A dump can fail under heavy churn (the kernel keeps
+   * interrupting it); then it is retried with a growing delay, since until it succeeds the daemon
+   * does not know what it missed.
+   */
+  private resync(reason: string, attempt = 0): void {
+    if (this.resyncTimer) clearTimeout(this.resyncTimer);
+    this.resyncTimer = null;
+    let links;
+    try {
+      links = dumpLinks();
+    } catch (error) {
+      const delayMs = Math.min(100 * 2 ** attempt, 5000);
+      this.log.log('warning', `Could not re-read the links (${(error as Error).message}); retrying in ${delayMs} ms`);
+      this.resyncTimer = setTimeout(() => this.resync(reason, attempt + 1), delayMs);
+      return;
+    }
     this.counters.resyncs++;
-    this.reconciler.resync(dumpLinks(), reason); // recorded, and so logged, as a resync record
+    this.reconciler.resync(links, reason); // recorded, and so logged, as a resync record
   }
 
   private scheduleSweep(): void {

@@ -71,6 +71,14 @@ export class Reconciler {
   private readonly pending = new Map<number, Trigger>();
   private readonly backoffTimers = new Map<number, NodeJS.Timeout>();
   private readonly flap: FlapGuard;
+  /**
+   * Feature-change events our own writes are about to cause, per ifindex. The kernel sends
+   * exactly one RTM_NEWLINK (IFLA_EVENT_FEATURES) per ETHTOOL_SFEATURES that changes active
+   * features, and the read-back after the write has already verified the result, so each is
+   * skipped once. Cleared whenever events may have been lost (resync) or the link went away, so a
+   * lost event can never make us skip someone else's change.
+   */
+  private readonly ownFeatureEvents = new Map<number, number>();
   /** Kept incrementally: status and sd_notify STATUS= ask for it after every batch. */
   private compliantCount = 0;
   private draining = false;
@@ -105,7 +113,9 @@ export class Reconciler {
       }
       const previous = this.links.get(link.ifindex);
       this.links.set(link.ifindex, link);
-      this.enqueue(link.ifindex, classify(previous, link));
+      const trigger = classify(previous, link);
+      if (trigger === 'features' && this.consumeOwnFeatureEvent(link.ifindex)) continue;
+      this.enqueue(link.ifindex, trigger);
     }
     this.drain();
   }
@@ -185,7 +195,16 @@ export class Reconciler {
     this.pending.clear();
   }
 
+  private consumeOwnFeatureEvent(ifindex: number): boolean {
+    const expected = this.ownFeatureEvents.get(ifindex) ?? 0;
+    if (expected === 0) return false;
+    if (expected === 1) this.ownFeatureEvents.delete(ifindex);
+    else this.ownFeatureEvents.set(ifindex, expected - 1);
+    return true;
+  }
+
   private replaceLinks(links: LinkMessage[], trigger: Trigger): void {
+    this.ownFeatureEvents.clear();
     const present = new Set(links.map((link) => link.ifindex));
     for (const ifindex of [...this.links.keys()]) if (!present.has(ifindex)) this.forget(ifindex, 'deleted');
     for (const link of links) {
@@ -212,13 +231,14 @@ export class Reconciler {
       while (this.pending.size > 0 && !this.stopped && Date.now() < deadline) this.checkNext();
     } finally {
       this.draining = false;
-    }
-    if (this.pending.size > 0 && !this.drainScheduled && !this.stopped) {
-      this.drainScheduled = true;
-      setImmediate(() => {
-        this.drainScheduled = false;
-        this.drain();
-      });
+      // Also after an unexpected exception: queued work must never wait for the next event.
+      if (this.pending.size > 0 && !this.drainScheduled && !this.stopped) {
+        this.drainScheduled = true;
+        setImmediate(() => {
+          this.drainScheduled = false;
+          this.drain();
+        });
+      }
     }
   }
 
@@ -238,6 +258,7 @@ export class Reconciler {
       this.facts.forget(ifindex);
     }
     this.flap.forget(ifindex);
+    this.ownFeatureEvents.delete(ifindex);
     const timer = this.backoffTimers.get(ifindex);
     if (timer) clearTimeout(timer);
     this.backoffTimers.delete(ifindex);
@@ -291,6 +312,7 @@ export class Reconciler {
       this.reportFailure(error, facts, 'enforcing the policy');
       return;
     }
+    if (result.changed) this.ownFeatureEvents.set(ifindex, (this.ownFeatureEvents.get(ifindex) ?? 0) + 1);
     this.observer.onRecords(this.recordsFor(state, facts, rule, trigger, result, firstCheck));
     this.updateStatus(state, facts, mode, result);
     this.observer.onChecked(state.status, trigger, result);
