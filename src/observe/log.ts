@@ -127,5 +127,8 @@ export function createLog(options: { level: Level; target: LogTarget; journalSoc
   const transport = useJournal
     ? new JournalTransport(journalSocket)
     : new winston.transports.Stream({ stream: process.stderr, format: consoleFormat(underJournal) });
-  return new Log(winston.createLogger({ levels: winston.config.syslog.levels, level: options.level, transports: [transport] }));
+  // No logger-level format: winston's default (json) would serialise every entry that no
+  // transport here reads; each transport formats (or encodes) for itself.
+  const passThrough = winston.format((info) => info)();
+  return new Log(winston.createLogger({ levels: winston.config.syslog.levels, level: options.level, format: passThrough, transports: [transport] }));
 }
