@@ -10,7 +10,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LedgerRecord } from '../../src/ledger/record';
-import { Netns, waitFor } from '../helpers/netns';
+import { spawnSync } from 'node:child_process';
+import { Netns, REPO_ROOT, waitFor } from '../helpers/netns';
 
 export interface TortureOptions {
   seed: number;
@@ -90,7 +91,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
     };
     for (let i = 0; i < options.veths; i++) create();
 
-    const daemon = ns.startDaemon(['--policy', policyFile, '--log-level', 'warning', '--netlink-rcvbuf', '65536']);
+    const daemon = ns.startDaemon(['--policy', policyFile, '--log-level', process.env['OFFLOADD_TORTURE_LOG_LEVEL'] ?? 'warning', '--netlink-rcvbuf', '65536']);
     await daemon.ready();
     const flips: Flip[] = [];
     const mootFlips = (ifindex: number | null): void => {
@@ -162,12 +163,22 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
 
     // Quiescence: every interface that the final policy manages is compliant.
     const probe = path.resolve(__dirname, '..', 'helpers', 'features-probe.js');
-    await waitFor(() => {
-      const states = JSON.parse(ns.exec(process.execPath, probe, 'rx-gro', 'tx-generic-segmentation')) as Record<string, Record<string, boolean>>;
-      const bad = Object.entries(states).filter(([linkName, features]) => managedFeatures(policyIndex, linkName).some((feature) => features[feature] !== false));
-      if (bad.length > 0) log(`waiting for ${bad.length} interfaces, e.g. ${bad[0]?.[0]}`);
-      return bad.length === 0;
-    }, 'every managed interface compliant', 60000);
+    let bad: string[] = [];
+    try {
+      await waitFor(() => {
+        const states = JSON.parse(ns.exec(process.execPath, probe, 'rx-gro', 'tx-generic-segmentation')) as Record<string, Record<string, boolean>>;
+        bad = Object.entries(states).filter(([linkName, features]) => managedFeatures(policyIndex, linkName).some((feature) => features[feature] !== false)).map(([linkName]) => linkName);
+        return bad.length === 0;
+      }, 'every managed interface compliant', 30000);
+    } catch (error) {
+      const about = daemon.lines.filter((line) => bad.some((name) => line.includes(`${name}:`) || line.includes(` ${name} `))).slice(-20);
+      for (const name of bad.slice(0, 3)) {
+        // What the daemon itself believes about it.
+        const explain = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin', 'offloadctl'), 'explain', name, '--socket', daemon.socketPath], { encoding: 'utf8' });
+        about.push(`offloadctl explain ${name}: ${explain.stdout}${explain.stderr}`);
+      }
+      throw new Error(`${(error as Error).message}: ${bad.join(', ')}\n${about.join('\n')}`);
+    }
     report.maxRssMiB = Math.max(report.maxRssMiB, rssMiB(daemon.pid));
     if (daemon.exitCode !== null) report.problems.push(`the daemon died (exit ${daemon.exitCode})`);
 
