@@ -1,0 +1,162 @@
+/**
+ * Start-up reconcile of N pre-existing matching veths (both ends match `m*`, so N / 2 pairs;
+ * gso on everywhere, as veth creates them). The clock runs from spawning the daemon to READY=1,
+ * which offloadd sends after the initial reconcile, the ledger fdatasync and the API listening.
+ * The same start in an empty namespace is the fixed cost (node start-up, modules, policy,
+ * addon); total minus fixed is the reconcile portion, divided by N the per-interface cost that
+ * is compared with the C floor and the ethtool loop measured on the same interfaces.
+ */
+import type { BenchContext } from '../context';
+import type { LogLevel } from '../daemon';
+import { vethPairCommands, vethPairNames, withNetns, type BenchNetns } from '../netns';
+import type { GoalCheck, Measurement, ScenarioResult } from '../report';
+import { median } from '../stats';
+import { elapsedUs, nowNs, settle } from '../system';
+import { assertCompliant, correctionUsMedian, ethtoolLoopUs, floorPerInterface, startDaemon } from './common';
+
+const PREFIX = 'm';
+const LEVELS: readonly LogLevel[] = ['info', 'warning'];
+
+interface DaemonRuns {
+  /** spawn → READY, µs, per repetition. */
+  startupUs: number[];
+  /** Daemon CPU at READY, µs. */
+  cpuUs: number[];
+  /** Ledger correctionUs median (read → set → verified read-back of one interface). */
+  applyUs: number[];
+}
+
+/** Starts and stops the daemon `reps` times from a non-compliant state. */
+async function daemonRuns(ctx: BenchContext, netns: BenchNetns, level: LogLevel, n: number, label: string): Promise<DaemonRuns> {
+  const runs: DaemonRuns = { startupUs: [], cpuUs: [], applyUs: [] };
+  for (let rep = 0; rep < ctx.reps; rep++) {
+    if (n > 0) netns.setAll(PREFIX, true);
+    const daemon = await startDaemon(ctx, netns, level, `${label}-${level}-${rep}`);
+    try {
+      runs.cpuUs.push(daemon.cpuNs() / 1000);
+      runs.startupUs.push(daemon.startupUs);
+      if (n > 0) {
+        assertCompliant(netns, PREFIX, n);
+        runs.applyUs.push(correctionUsMedian(daemon, 'initial'));
+      }
+    } finally {
+      await daemon.stop();
+    }
+  }
+  return runs;
+}
+
+interface FixedCost {
+  nodeUs: number;
+  byLevel: Map<LogLevel, { startupUs: number; cpuUs: number }>;
+}
+
+/** The daemon in a namespace with nothing to manage, and bare `node -e 0`, for the fixed part. */
+async function fixedCost(ctx: BenchContext): Promise<FixedCost> {
+  return withNetns(ctx.tools, async (netns) => {
+    await daemonRuns({ ...ctx, reps: 1 }, netns, 'info', 0, 'warmup'); // disk cache, first-load effects
+    const byLevel = new Map<LogLevel, { startupUs: number; cpuUs: number }>();
+    for (const level of LEVELS) {
+      const runs = await daemonRuns(ctx, netns, level, 0, 'empty');
+      byLevel.set(level, { startupUs: median(runs.startupUs), cpuUs: median(runs.cpuUs) });
+    }
+    const node: number[] = [];
+    for (let rep = 0; rep < Math.max(3, ctx.reps); rep++) {
+      const started = nowNs();
+      netns.exec(process.execPath, '-e', '0');
+      node.push(elapsedUs(started));
+    }
+    return { nodeUs: median(node), byLevel };
+  });
+}
+
+interface SizeResult {
+  n: number;
+  createUs: number;
+  floor: { changeUs: number; compliantUs: number };
+  ethtoolUs: number;
+  byLevel: Map<LogLevel, DaemonRuns>;
+}
+
+async function measureSize(ctx: BenchContext, n: number): Promise<SizeResult> {
+  return withNetns(ctx.tools, async (netns) => {
+    ctx.progress(`start-up N=${n}: creating ${n / 2} veth pairs`);
+    const created = nowNs();
+    netns.batch(vethPairCommands(PREFIX, n / 2));
+    const createUs = elapsedUs(created);
+    await settle();
+    ctx.progress(`start-up N=${n}: C floor`);
+    const floor = await floorPerInterface(ctx, netns, PREFIX);
+    ctx.progress(`start-up N=${n}: ethtool loop`);
+    await settle();
+    const ethtoolUs = ethtoolLoopUs(netns, PREFIX, vethPairNames(PREFIX, n / 2));
+    const byLevel = new Map<LogLevel, DaemonRuns>();
+    for (const level of LEVELS) {
+      ctx.progress(`start-up N=${n}: offloadd --log-level ${level} ×${ctx.reps}`);
+      byLevel.set(level, await daemonRuns(ctx, netns, level, n, `startup-${n}`));
+    }
+    return { n, createUs, floor, ethtoolUs, byLevel };
+  });
+}
+
+function sizeReport(size: SizeResult, fixed: FixedCost): { measurements: Measurement[]; goals: GoalCheck[] } {
+  const scenario = `start-up N=${size.n}`;
+  const ethtoolPerIf = size.ethtoolUs / size.n;
+  const measurements: Measurement[] = [];
+  const goals: GoalCheck[] = [];
+  for (const level of LEVELS) {
+    const runs = size.byLevel.get(level);
+    const base = fixed.byLevel.get(level);
+    if (!runs || !base) continue;
+    const totalUs = median(runs.startupUs);
+    const perIf = (totalUs - base.startupUs) / size.n;
+    measurements.push(
+      { scenario, metric: `spawn → all compliant (READY), log ${level}`, unit: 'us', offloadd: totalUs, baseline: size.ethtoolUs },
+      { scenario, metric: `per interface, reconcile portion, log ${level}`, unit: 'us', offloadd: perIf, floor: size.floor.changeUs, baseline: ethtoolPerIf },
+      { scenario, metric: `daemon CPU per interface, log ${level}`, unit: 'us', offloadd: (median(runs.cpuUs) - base.cpuUs) / size.n, floor: size.floor.changeUs },
+    );
+    if (level === 'info') {
+      measurements.push({ scenario, metric: 'apply only (ledger correctionUs, median)', unit: 'us', offloadd: median(runs.applyUs), floor: size.floor.changeUs });
+      goals.push(
+        { goal: `${scenario}: per interface ≤ 3× C floor (log info)`, measured: perIf / size.floor.changeUs, limit: 3, direction: 'atMost', unit: 'x' },
+        { goal: `${scenario}: ≥ 30× faster than the ethtool loop (log info)`, measured: ethtoolPerIf / perIf, limit: 30, direction: 'atLeast', unit: 'x' },
+      );
+    }
+  }
+  measurements.push(
+    { scenario, metric: 'already compliant, per interface (floor pass 2)', unit: 'us', offloadd: NaN, floor: size.floor.compliantUs },
+    { scenario, metric: `creating ${size.n / 2} veth pairs (ip -batch)`, unit: 'us', offloadd: NaN, baseline: size.createUs },
+  );
+  return { measurements, goals };
+}
+
+export async function startupScenario(ctx: BenchContext): Promise<ScenarioResult> {
+  ctx.progress('start-up: fixed cost (empty namespace) and bare node');
+  const fixed = await fixedCost(ctx);
+  const sizes: SizeResult[] = [];
+  for (const n of ctx.startupSizes) sizes.push(await measureSize(ctx, n));
+
+  const measurements: Measurement[] = [
+    { scenario: 'start-up N=0', metric: 'spawn → READY, empty namespace, log info', unit: 'us', offloadd: fixed.byLevel.get('info')?.startupUs ?? NaN },
+    { scenario: 'start-up N=0', metric: 'bare `node -e 0` in the namespace', unit: 'us', offloadd: fixed.nodeUs },
+  ];
+  const goals: GoalCheck[] = [];
+  for (const size of sizes) {
+    const report = sizeReport(size, fixed);
+    measurements.push(...report.measurements);
+    goals.push(...report.goals);
+  }
+  return {
+    name: 'startup',
+    description: 'Start-up reconcile: N managed veth ends (N/2 pairs, both ends match name "m*"), links down, gso on; '
+      + 'policy gso off. Clock: spawn of `ip netns exec NS node bin/offloadd` → READY=1 on a stand-in notify socket. '
+      + 'Per interface = (total − the same start in an empty namespace) / N. C floor: GDRVINFO+GFEATURES+SFEATURES+GFEATURES '
+      + 'per interface; ethtool: `ethtool -K IF gro off gso off` per interface in a shell loop.',
+    measurements,
+    goals,
+    raw: {
+      fixed: { nodeUs: fixed.nodeUs, byLevel: Object.fromEntries(fixed.byLevel) },
+      sizes: sizes.map((size) => ({ ...size, byLevel: Object.fromEntries(size.byLevel) })),
+    },
+  };
+}
