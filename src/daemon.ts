@@ -66,7 +66,7 @@ export class Daemon extends EventEmitter {
     this.reconciler = new Reconciler(initialPolicy, this.table, facts, {
       onRecords: (records) => this.queueRecords(records),
       onChecked: (status, trigger, result) => {
-        if (result.changed || this.log.isEnabled('debug')) {
+        if (this.log.isEnabled('debug')) {
           this.log.log('debug', `${status.name}: checked (${trigger}), ${status.compliant ? 'compliant' : 'not compliant'}, ${Math.round(result.durationUs)} µs`, linkFields(status.facts));
         }
         this.emit('checked', status, trigger);
@@ -121,7 +121,7 @@ export class Daemon extends EventEmitter {
   runOnce(): InterfaceStatus[] {
     this.ledger.open();
     this.reconciler.loadAll(dumpLinks(), 'start');
-    this.flushRecords();
+    this.flushRecords('sync');
     return this.reconciler.statuses();
   }
 
@@ -172,9 +172,9 @@ export class Daemon extends EventEmitter {
     if (this.resyncTimer) clearTimeout(this.resyncTimer);
     this.events.close();
     this.reconciler.stop();
-    this.flushRecords();
+    this.flushRecords('sync');
     this.log.event('stopping', 'info', 'Stopping');
-    this.ledger.close();
+    this.ledger.close(); // also delivers records whose sync was still running
   }
 
   summary(): string {
@@ -230,19 +230,22 @@ export class Daemon extends EventEmitter {
     }
   }
 
-  private flushRecords(): void {
+  private flushRecords(wait: 'async' | 'sync' = 'async'): void {
     this.flushQueued = false;
     if (this.unflushed.length === 0) return;
     const records = this.unflushed.splice(0);
-    let durable: LedgerRecord[];
+    const onDurable = (durable: LedgerRecord[], error: Error | null): void => {
+      if (error) this.log.log('crit', `Could not sync the ledger (${error.message}); ${durable.length} records may not survive a crash`);
+      for (const record of durable) this.report(record);
+      if (this.notify.enabled) this.notify.status(this.summary());
+    };
     try {
-      durable = this.ledger.append(records);
+      if (wait === 'sync') onDurable(this.ledger.appendSync(records), null);
+      else this.ledger.append(records, onDurable);
     } catch (error) {
       this.log.log('crit', `Cannot write the ledger (${(error as Error).message}); ${records.length} records are only in this log`);
-      durable = records.map((record, index) => ({ seq: -1 - index, time: new Date().toISOString(), ...record }));
+      onDurable(records.map((record, index) => ({ seq: -1 - index, time: new Date().toISOString(), ...record })), null);
     }
-    for (const record of durable) this.report(record);
-    if (this.notify.enabled) this.notify.status(this.summary());
   }
 
   private report(record: LedgerRecord): void {

@@ -25,8 +25,21 @@ export interface LedgerQuery {
   limit?: number;
 }
 
+/** Called once records are on disk; `error` if the sync failed (they are then only written). */
+export type DurableCallback = (records: LedgerRecord[], error: Error | null) => void;
+
+interface PendingBatch {
+  records: LedgerRecord[];
+  onDurable: DurableCallback;
+}
+
 export class Ledger {
   private fd: number | null = null;
+  private syncing = false;
+  /** Written, waiting for the next sync. */
+  private waiting: PendingBatch[] = [];
+  /** Covered by the sync now running. */
+  private inFlight: PendingBatch[] | null = null;
   private size = 0;
   private seq = 0;
   /** Problems found while loading (torn or malformed lines): the daemon logs them. */
@@ -62,19 +75,72 @@ export class Ledger {
     this.limits = limits;
   }
 
-  /** Stamps, writes and syncs the records; returns them once durable. */
-  append(records: readonly NewRecord[]): LedgerRecord[] {
+  /**
+   * Stamps and writes the records now, and hands them to `onDurable` once an fdatasync that
+   * covers them has completed. The sync runs on libuv's thread pool (it takes about a
+   * millisecond), so link events are not held up by it; one sync covers every batch written
+   * before it started, and batches are handed back in the order they were written.
+   */
+  append(records: readonly NewRecord[], onDurable: DurableCallback): void {
+    if (records.length === 0) return;
+    this.waiting.push({ records: this.write(records), onDurable });
+    if (!this.syncing) this.startSync();
+  }
+
+  /** append() for shutdown and one-shot runs: written, synced and returned at once. */
+  appendSync(records: readonly NewRecord[]): LedgerRecord[] {
     if (records.length === 0) return [];
+    const stamped = this.write(records);
+    this.syncNow();
+    this.rotateIfDue();
+    return stamped;
+  }
+
+  private write(records: readonly NewRecord[]): LedgerRecord[] {
     if (this.fd === null) throw new OffloaddError('ERR_LEDGER_CLOSED', 'the ledger is not open');
     const time = new Date().toISOString();
     const stamped = records.map((record): LedgerRecord => ({ seq: ++this.seq, time, ...record }));
-    const text = stamped.map((record) => `${JSON.stringify(record)}\n`).join('');
-    const bytes = Buffer.from(text);
+    const bytes = Buffer.from(stamped.map((record) => `${JSON.stringify(record)}\n`).join(''));
     for (let written = 0; written < bytes.length; ) written += fs.writeSync(this.fd, bytes, written);
-    fs.fdatasyncSync(this.fd);
     this.size += bytes.length;
-    if (this.size >= this.limits.maxBytes) this.rotate();
     return stamped;
+  }
+
+  private startSync(): void {
+    if (this.fd === null) return;
+    const batch = this.waiting.splice(0);
+    this.inFlight = batch;
+    this.syncing = true;
+    fs.fdatasync(this.fd, (error) => {
+      if (this.inFlight !== batch) return; // close() already synced and delivered these
+      this.inFlight = null;
+      this.syncing = false;
+      for (const { records, onDurable } of batch) onDurable(records, error);
+      this.rotateIfDue();
+      if (this.waiting.length > 0) this.startSync();
+    });
+  }
+
+  /** Synchronously makes everything written durable and delivers what was waiting for it. */
+  private syncNow(): void {
+    if (this.fd === null) return;
+    let error: Error | null = null;
+    try {
+      fs.fdatasyncSync(this.fd);
+    } catch (caught) {
+      error = caught as Error;
+    }
+    const batches = [...(this.inFlight ?? []), ...this.waiting.splice(0)];
+    this.inFlight = null;
+    this.syncing = false;
+    for (const { records, onDurable } of batches) onDurable(records, error);
+  }
+
+  /** Rotation waits for in-flight syncs: their file descriptor must stay open until they end. */
+  private rotateIfDue(): void {
+    if (this.syncing || this.size < this.limits.maxBytes) return;
+    this.syncNow();
+    this.rotate();
   }
 
   /** Newest first. Reads the files (bounded by rotation), newest file first. */
@@ -95,7 +161,9 @@ export class Ledger {
     return found;
   }
 
+  /** Syncs and delivers whatever is pending, then closes. */
   close(): void {
+    this.syncNow();
     if (this.fd !== null) fs.closeSync(this.fd);
     this.fd = null;
   }

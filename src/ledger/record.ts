@@ -29,7 +29,7 @@ export type RecordKind =
   /** Link events were lost; every interface was re-read (covers changes no event reported). */
   | 'resync';
 
-export type RecordAction = 'enforced' | 'reported' | 'failed' | 'unenforceable' | 'deferred' | 'backoff' | 'resynced';
+export type RecordAction = 'enforced' | 'contended' | 'reported' | 'failed' | 'unenforceable' | 'deferred' | 'backoff' | 'resynced';
 
 export interface LedgerRecord {
   /** Monotonic across restarts (continues from the last loaded record). */

@@ -47,6 +47,8 @@ export function describeRecord(record: LedgerRecord): RecordDescription {
           return { kind: initial ? 'enforced' : 'drift', level: initial ? 'notice' : 'warning', message: `${who}: ${what}; ${initial ? 'set' : `set ${record.expected} again`} in ${record.correctionUs ?? '?'} µs`, fields };
         case 'reported':
           return { kind: 'drift', level: 'warning', message: `${who}: ${what}; report mode, left as it is`, fields };
+        case 'contended':
+          return { kind: 'drift', level: 'warning', message: `${who}: ${what}; set ${record.expected} but another writer changed it back at once; correcting again on its event`, fields };
         case 'deferred':
           return { kind: 'drift', level: 'warning', message: `${who}: ${what}; correction held back (flapping back-off)`, fields };
         default:

@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import winston from 'winston';
 import Transport from 'winston-transport';
 import { addon } from '../addon/binding';
+import { knownDevice } from '../facts/interface-facts';
 import type { InterfaceFacts } from '../facts/types';
 import { MessageId, type MessageKind } from './message-ids';
 
@@ -112,11 +113,12 @@ export class Log {
 
 /** journald fields identifying an interface (systemd's log_link_* convention). */
 export function linkFields(facts: Partial<InterfaceFacts>): LogFields {
+  const { driver, pci } = knownDevice(facts);
   return {
     INTERFACE: facts.name,
     IFINDEX: facts.ifindex,
-    OFFLOADD_DRIVER: facts.driver ?? undefined,
-    OFFLOADD_PCI: facts.pci ? `${facts.pci.vendor}:${facts.pci.device}` : undefined,
+    OFFLOADD_DRIVER: driver ?? undefined,
+    OFFLOADD_PCI: pci ? `${pci.vendor}:${pci.device}` : undefined,
   };
 }
 

@@ -304,9 +304,16 @@ function keyMatches(spec: MatchSpec, key: MatchKey, facts: InterfaceFacts): bool
   return value !== null && firstGlobMatch(patterns, value) >= 0;
 }
 
+/**
+ * The order the hot path checks keys in: facts from the link message first, then those that
+ * need sysfs (pci) or an ioctl (driver), which interface facts only read when first asked. The
+ * result is the same in any order (all keys must match).
+ */
+const COST_ORDER: readonly MatchKey[] = ['name', 'kind', 'mac', 'pci', 'driver'];
+
 export function ruleMatches(rule: Rule, facts: InterfaceFacts): boolean {
-  for (let k = 0; k < MATCH_KEYS.length; k++) {
-    if (!keyMatches(rule.match, MATCH_KEYS[k] as MatchKey, facts)) return false;
+  for (let k = 0; k < COST_ORDER.length; k++) {
+    if (!keyMatches(rule.match, COST_ORDER[k] as MatchKey, facts)) return false;
   }
   return true;
 }

@@ -19,6 +19,11 @@ export type FeatureAction =
   | 'deferred'
   /** Setting it failed (EPERM, EBUSY, ...). */
   | 'failed'
+  /**
+   * Set, but another writer changed it back before the read-back (its own event follows and
+   * is handled then). Counts as a correction for the flapping back-off; never `unenforceable`.
+   */
+  | 'contended'
   /** Cannot be made as wanted on this device. */
   | 'unenforceable'
   /** Skipped: alias member this device cannot change, or unknown to this kernel. */
@@ -97,6 +102,11 @@ export function applyWanted(
         if (!changing.has(entry.feature)) return { ...entry, action: 'deferred', after: afterActive };
         if (afterActive === entry.wanted) return { ...entry, action: 'enforced', after: afterActive };
         if (writeError) return { ...entry, action: 'failed', after: afterActive, reason: `${writeError.message}${writeError.hint ? ` (${writeError.hint})` : ''}` };
+        const state = after?.get(entry.feature);
+        if (state && state.requested !== entry.wanted) {
+          // Our request is no longer the requested state: someone else wrote after us.
+          return { ...entry, action: 'contended', after: afterActive, reason: 'another writer changed it back during the correction' };
+        }
         return { ...entry, action: 'unenforceable', after: afterActive, reason: whyNotApplied(entry.feature, entry.wanted, after!) };
       }
     }

@@ -9,7 +9,7 @@
 import { KernelError } from '../errors';
 import type { LinkMessage } from '../events/link-message';
 import { LinkEventReason } from '../events/link-message';
-import type { InterfaceFactsSource } from '../facts/interface-facts';
+import { knownDevice, type InterfaceFactsSource } from '../facts/interface-facts';
 import type { InterfaceFacts } from '../facts/types';
 import type { NewRecord, Trigger } from '../ledger/record';
 import { findRule, matchPolicy, type RuleEvaluation } from '../policy/match';
@@ -277,14 +277,14 @@ export class Reconciler {
   private check(ifindex: number, trigger: Trigger): void {
     const link = this.links.get(ifindex);
     if (!link) return;
-    let facts: InterfaceFacts;
+    const facts = this.facts.factsFor(link);
+    let rule: Rule | null;
     try {
-      facts = this.facts.factsFor(link);
+      rule = findRule(this.policy, facts); // may read the device part of the facts
     } catch (error) {
       this.reportFailure(error, { ifindex, name: link.name }, 'reading interface facts');
       return;
     }
-    const rule = findRule(this.policy, facts);
     let managed = this.managed.get(ifindex);
     if (!rule) {
       if (managed) this.forget(ifindex, 'unmatched');
@@ -322,27 +322,26 @@ export class Reconciler {
     managed: Managed, facts: InterfaceFacts, rule: Rule, trigger: Trigger, result: ApplyResult, firstCheck: boolean,
   ): NewRecord[] {
     const records: NewRecord[] = [];
-    const base = {
-      trigger,
-      interface: facts.name,
-      ifindex: facts.ifindex,
-      driver: facts.driver,
-      pci: facts.pci ? `${facts.pci.vendor}:${facts.pci.device}` : null,
-      rule: rule.name,
-    };
     for (const outcome of result.outcomes) {
       const { feature, wanted, active } = outcome;
       if (outcome.action === 'none' || outcome.action === 'ignored' || active === null) continue;
-      const shared = { ...base, feature, expected: onOff(wanted), observed: onOff(active) };
+      const { driver, pci } = knownDevice(facts); // read only when there is something to record
+      const shared = {
+        trigger, interface: facts.name, ifindex: facts.ifindex, driver,
+        pci: pci ? `${pci.vendor}:${pci.device}` : null, rule: rule.name,
+        feature, expected: onOff(wanted), observed: onOff(active),
+      };
       if (outcome.action === 'unenforceable') {
         if (managed.unenforceable.has(feature)) continue; // recorded once per interface and feature
         managed.unenforceable.add(feature);
         records.push({ ...shared, kind: 'unenforceable', action: 'unenforceable', reason: outcome.reason ?? undefined });
         continue;
       }
-      // A correction is always a record; a difference left in place only when it is new.
+      // A correction (or an attempt someone raced) is always a record; a difference left in
+      // place only when it is new.
+      const corrected = outcome.action === 'enforced' || outcome.action === 'contended';
       const wasAsWanted = managed.lastActive.get(feature) === wanted;
-      if (outcome.action !== 'enforced' && !firstCheck && !wasAsWanted) continue;
+      if (!corrected && !firstCheck && !wasAsWanted) continue;
       const kind = firstCheck ? 'initial' : 'drift';
       records.push({
         ...shared, kind, action: outcome.action,
@@ -353,7 +352,7 @@ export class Reconciler {
         managed.status.driftCount++;
         managed.status.lastDrift = new Date().toISOString();
       }
-      if (outcome.action === 'enforced') {
+      if (corrected) {
         const backoff = this.flap.noteCorrection(facts.ifindex, feature);
         if (backoff) {
           records.push({
