@@ -137,4 +137,13 @@ static inline void die(const char *what, int err) {
   exit(1);
 }
 
+static inline int feature_or_die(const char *feature) {
+  int bit = feature_bit(feature);
+  if (bit < 0) {
+    fprintf(stderr, "unknown feature %s\n", feature);
+    exit(2);
+  }
+  return bit;
+}
+
 #endif

@@ -13,15 +13,6 @@
  */
 #include "ethtool_lite.h"
 
-static int feature_or_die(const char *feature) {
-  int bit = feature_bit(feature);
-  if (bit < 0) {
-    fprintf(stderr, "unknown feature %s\n", feature);
-    exit(2);
-  }
-  return bit;
-}
-
 static int run(const char *prefix, int bit) {
   size_t count = 0;
   char **names = matching_names(prefix, &count);

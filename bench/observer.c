@@ -197,15 +197,6 @@ static void print_array(const char *key, const int64_t *values, int count, int l
   printf("]%s", last ? "" : ",");
 }
 
-static int feature_or_die(const char *feature) {
-  int bit = feature_bit(feature);
-  if (bit < 0) {
-    fprintf(stderr, "unknown feature %s\n", feature);
-    exit(2);
-  }
-  return bit;
-}
-
 /* ---- modes --------------------------------------------------------------------------------- */
 
 /*

@@ -16,20 +16,10 @@
 #include <cstring>
 #include <vector>
 
-#include "errors.h"
+#include "syscall.h"
 
 namespace offloadd {
 namespace {
-
-// SIOCETHTOOL works on any socket; AF_UNIX keeps the hardened unit free of AF_INET.
-int ControlSocket(Napi::Env env) {
-  static int fd = -1;
-  if (fd < 0) {
-    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw SyscallError(env, errno, "socket(AF_UNIX)");
-  }
-  return fd;
-}
 
 struct Target {
   std::string name;
@@ -46,7 +36,7 @@ Target TargetFromArgs(const Napi::CallbackInfo& info) {
 }
 
 int Ethtool(Napi::Env env, const Target& target, void* data, const char* what) {
-  int fd = ControlSocket(env);
+  int fd = SharedDatagramSocket(env);
   struct ifreq ifr;
   std::memset(&ifr, 0, sizeof ifr);
   std::memcpy(ifr.ifr_name, target.name.c_str(), target.name.size() + 1);

@@ -20,7 +20,7 @@
 #include <cstring>
 #include <vector>
 
-#include "errors.h"
+#include "syscall.h"
 
 namespace offloadd {
 namespace {

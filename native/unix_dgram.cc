@@ -13,19 +13,10 @@
 #include <cstddef>
 #include <cstring>
 
-#include "errors.h"
+#include "syscall.h"
 
 namespace offloadd {
 namespace {
-
-int DatagramSocket(Napi::Env env) {
-  static int fd = -1;
-  if (fd < 0) {
-    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw SyscallError(env, errno, "socket(AF_UNIX, SOCK_DGRAM)");
-  }
-  return fd;
-}
 
 // "@name" is an abstract socket (as $NOTIFY_SOCKET may be), anything else a path.
 socklen_t AddressOf(Napi::Env env, const std::string& path, sockaddr_un* address) {
@@ -87,7 +78,7 @@ Napi::Value SendDatagram(const Napi::CallbackInfo& info) {
   Napi::Buffer<uint8_t> data = info[1].As<Napi::Buffer<uint8_t>>();
   bool allowMemfd = info.Length() > 2 && info[2].ToBoolean().Value();
 
-  int fd = DatagramSocket(env);
+  int fd = SharedDatagramSocket(env);
   sockaddr_un address;
   socklen_t addressLength = AddressOf(env, path, &address);
   for (;;) {

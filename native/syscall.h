@@ -1,10 +1,12 @@
-// One helper to turn a failed system call into a JavaScript Error that carries the facts as
+// Helpers shared by the addon's files. One turns a failed system call into a JavaScript Error that carries the facts as
 // properties (errno, syscall, ifname) so TypeScript never parses message text.
 #pragma once
 #include <napi.h>
 #include <cerrno>
 #include <cstring>
 #include <string>
+
+#include <sys/socket.h>
 
 namespace offloadd {
 
@@ -19,6 +21,18 @@ inline Napi::Error SyscallError(Napi::Env env, int err, const std::string& sysca
   error.Value().Set("syscall", Napi::String::New(env, syscall));
   if (!ifname.empty()) error.Value().Set("ifname", Napi::String::New(env, ifname));
   return error;
+}
+
+// One unconnected AF_UNIX datagram socket for the process: SIOCETHTOOL works on any socket
+// (AF_UNIX keeps the hardened unit free of AF_INET), and sendto() on it reaches sd_notify and
+// journald.
+inline int SharedDatagramSocket(Napi::Env env) {
+  static int fd = -1;
+  if (fd < 0) {
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw SyscallError(env, errno, "socket(AF_UNIX, SOCK_DGRAM)");
+  }
+  return fd;
 }
 
 }  // namespace offloadd
