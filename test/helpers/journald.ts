@@ -1,6 +1,6 @@
 /**
  * A real, standalone systemd-journald for tests, without systemd as PID 1
- * (docs: /work/shared/notes/systemd-testing.md, recipe 1).
+ * (docs: the shared notes' systemd-testing.md, recipe 1).
  *
  * journald runs in a private mount namespace with tmpfs over /run/systemd and /run/log, so it
  * creates its sockets (/run/systemd/journal/socket, stdout, dev-log) there and keeps its files in

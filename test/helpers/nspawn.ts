@@ -1,6 +1,6 @@
 /**
  * A real systemd as PID 1 in a container, for tests of the unit file and of the daemon under
- * systemd (docs: /work/shared/notes/systemd-testing.md, recipe 2: the host's own OS, read-only,
+ * systemd (docs: the shared notes' systemd-testing.md, recipe 2: the host's own OS, read-only,
  * with a throw-away overlay).
  *
  * The host's root is bind-mounted (inside a private mount namespace, with a tmpfs over
