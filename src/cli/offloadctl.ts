@@ -8,6 +8,8 @@ import { parseArgs } from 'node:util';
 import { call, RemoteError, UnreachableError, watch } from '../api/client';
 import { DEFAULT_SOCKET_PATH, type ExplainResult, type StatusResult } from '../api/protocol';
 import { OffloaddError, PolicyError } from '../errors';
+import { vendorDevice } from '../facts/pci';
+import type { PciId } from '../facts/types';
 import type { LedgerRecord } from '../ledger/record';
 import { lintPolicy } from '../policy/lint';
 import { loadPolicyFile } from '../policy/load';
@@ -47,7 +49,7 @@ function paint(out: Output, code: string, text: string): string {
 
 const yesNo = (out: Output, ok: boolean): string => (ok ? paint(out, '32', 'yes') : paint(out, '31;1', 'NO'));
 
-const pciOf = (status: InterfaceStatus): string => (status.facts.pci ? `${status.facts.pci.vendor}:${status.facts.pci.device}` : '-');
+const pciOf = (pci: PciId | null): string => (pci ? vendorDevice(pci) : '-');
 
 function formatStatus(status: StatusResult): string {
   return [
@@ -64,7 +66,7 @@ function formatShow(out: Output, status: InterfaceStatus): string {
   const facts = status.facts;
   const lines = [
     `${status.name} (ifindex ${status.ifindex})`,
-    `  driver     ${facts.driver ?? '-'}   pci ${pciOf(status)}   bus ${facts.busInfo ?? '-'}   kind ${facts.kind ?? '-'}   mac ${facts.mac ?? '-'}`,
+    `  driver     ${facts.driver ?? '-'}   pci ${pciOf(status.facts.pci)}   bus ${facts.busInfo ?? '-'}   kind ${facts.kind ?? '-'}   mac ${facts.mac ?? '-'}`,
     `  rule       ${status.rule} (mode ${status.mode})`,
     `  compliant  ${yesNo(out, status.compliant)} since ${status.since}`,
     `  drifts     ${status.driftCount}${status.lastDrift ? `, last at ${status.lastDrift}` : ''}`,
@@ -89,7 +91,7 @@ function formatRecords(records: LedgerRecord[]): string {
 function formatExplain(out: Output, result: ExplainResult): string {
   const facts = result.facts;
   const lines = [
-    `${result.interface} (ifindex ${facts.ifindex}): driver ${facts.driver ?? '-'}, pci ${facts.pci ? `${facts.pci.vendor}:${facts.pci.device}` : '-'}, kind ${facts.kind ?? '-'}, mac ${facts.mac ?? '-'}`,
+    `${result.interface} (ifindex ${facts.ifindex}): driver ${facts.driver ?? '-'}, pci ${pciOf(facts.pci)}, kind ${facts.kind ?? '-'}, mac ${facts.mac ?? '-'}`,
     '',
   ];
   if (result.rules.length === 0) lines.push('The policy has no rules.');
@@ -137,7 +139,7 @@ const COMMANDS: Record<string, Command> = {
       const result = await call(socket, 'interfaces.list', {});
       const text = result.interfaces.length === 0 ? 'No managed interfaces.\n' : table(
         ['INTERFACE', 'DRIVER', 'PCI', 'RULE', 'MODE', 'COMPLIANT', 'DRIFTS', 'FEATURES (wanted/active)'],
-        result.interfaces.map((status) => [status.name, status.facts.driver ?? '-', pciOf(status), status.rule, status.mode, yesNo(out, status.compliant), String(status.driftCount), featureSummary(status)]),
+        result.interfaces.map((status) => [status.name, status.facts.driver ?? '-', pciOf(status.facts.pci), status.rule, status.mode, yesNo(out, status.compliant), String(status.driftCount), featureSummary(status)]),
       );
       print(out, result, text);
       return EXIT.ok;

@@ -100,10 +100,6 @@ export class InterfaceFactsSource {
     this.devices.delete(ifindex);
   }
 
-  forgetAll(): void {
-    this.devices.clear();
-  }
-
   private readDevice(link: LinkMessage): DeviceFacts {
     const mayHaveDevice = !this.trustParentAttribute || link.parentDevice !== null;
     const sysfs = mayHaveDevice ? readSysfsDevice(this.sysfsRoot, link.name) : null;

@@ -12,6 +12,7 @@ import winston from 'winston';
 import Transport from 'winston-transport';
 import { addon } from '../addon/binding';
 import { knownDevice } from '../facts/interface-facts';
+import { vendorDevice } from '../facts/pci';
 import type { InterfaceFacts } from '../facts/types';
 import { MessageId, type MessageKind } from './message-ids';
 
@@ -118,7 +119,7 @@ export function linkFields(facts: Partial<InterfaceFacts>): LogFields {
     INTERFACE: facts.name,
     IFINDEX: facts.ifindex,
     OFFLOADD_DRIVER: driver ?? undefined,
-    OFFLOADD_PCI: pci ? `${pci.vendor}:${pci.device}` : undefined,
+    OFFLOADD_PCI: pci ? vendorDevice(pci) : undefined,
   };
 }
 

@@ -9,6 +9,7 @@
  * - a key whose fact is null (no driver, no PCI device, no MAC, no kind) never matches;
  * - rules are tried in order and the first that matches wins, like systemd .link files.
  */
+import { vendorDevice } from '../facts/pci';
 import type { InterfaceFacts, PciId } from '../facts/types';
 import type { MatchKey, MatchSpec, PciPattern, Policy, Rule } from './types';
 
@@ -240,7 +241,7 @@ export function globCovers(outer: string, inner: string): boolean {
 // PCI ids
 
 export function formatPciId(id: PciId): string {
-  const base = `${id.vendor}:${id.device}`;
+  const base = vendorDevice(id);
   return id.subsystemVendor !== null && id.subsystemDevice !== null
     ? `${base}:${id.subsystemVendor}:${id.subsystemDevice}`
     : base;

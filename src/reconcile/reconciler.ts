@@ -10,6 +10,7 @@ import { KernelError } from '../errors';
 import type { LinkMessage } from '../events/link-message';
 import { LinkEventReason } from '../events/link-message';
 import { knownDevice, type InterfaceFactsSource } from '../facts/interface-facts';
+import { vendorDevice } from '../facts/pci';
 import type { InterfaceFacts } from '../facts/types';
 import type { NewRecord, Trigger } from '../ledger/record';
 import { findRule, matchPolicy, type RuleEvaluation } from '../policy/match';
@@ -183,11 +184,6 @@ export class Reconciler {
     };
   }
 
-  /** Whether queued work remains (for tests and readiness). */
-  get idle(): boolean {
-    return this.pending.size === 0;
-  }
-
   stop(): void {
     this.stopped = true;
     for (const timer of this.backoffTimers.values()) clearTimeout(timer);
@@ -328,7 +324,7 @@ export class Reconciler {
       const { driver, pci } = knownDevice(facts); // read only when there is something to record
       const shared = {
         trigger, interface: facts.name, ifindex: facts.ifindex, driver,
-        pci: pci ? `${pci.vendor}:${pci.device}` : null, rule: rule.name,
+        pci: pci ? vendorDevice(pci) : null, rule: rule.name,
         feature, expected: onOff(wanted), observed: onOff(active),
       };
       if (outcome.action === 'unenforceable') {
