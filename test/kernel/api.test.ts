@@ -22,6 +22,11 @@ rules:
     features: { gro: off }
 `;
 
+/** A one-request JSON-RPC client as a script: `node -e RAW_CALL SOCKET METHOD` prints the answer line. */
+const RAW_CALL = `const s = require('net').connect(process.argv[1]);
+s.on('connect', () => s.write(JSON.stringify({ jsonrpc: '2.0', id: 1, method: process.argv[2] }) + '\\n'));
+s.on('data', (d) => { process.stdout.write(d); s.destroy(); });`;
+
 interface CtlResult { status: number; stdout: string; stderr: string }
 
 function ctl(socket: string, args: string[], asUser?: string[]): CtlResult {
@@ -129,12 +134,24 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
 
   it('lets an unprivileged user read but not reload or enforce', async () => {
     const nobody = ['--reuid=nobody', '--regid=nogroup', '--clear-groups'];
+    // The server's decision, from a client that needs nothing of this checkout.
+    const asNobody = (method: string): string => spawnSync('setpriv', [...nobody, process.execPath, '-e', RAW_CALL, socket, method], { encoding: 'utf8' }).stdout;
+    assert.match(asNobody('status'), /"result":\{"apiVersion":1/);
+    assert.match(asNobody('policy.reload'), /"code":1003,"message":"policy\.reload needs root/);
+    assert.match(asNobody('enforce'), /"code":1003/);
+    await daemon.waitForLine(/refused policy\.reload for uid \d+ \(pid \d+\)/);
+
+    // offloadctl itself, when this checkout is readable by nobody (a clone in a private
+    // directory is not; then only the server's side above is checked).
+    if (spawnSync('setpriv', [...nobody, 'test', '-r', OFFLOADCTL]).status !== 0) {
+      process.stdout.write('      (offloadctl as nobody not run: this checkout is not readable by nobody)\n');
+      return;
+    }
     assert.equal(ctl(socket, ['status', '--json'], nobody).status, 0);
     const refused = ctl(socket, ['reload'], nobody);
     assert.equal(refused.status, 4, refused.stderr);
     assert.match(refused.stderr, /needs root/);
     assert.equal(ctl(socket, ['enforce'], nobody).status, 4);
-    await daemon.waitForLine(/refused policy\.reload for uid \d+ \(pid \d+\)/);
   });
 
   it('keeps the running policy when a reload finds errors, on request and on SIGHUP', async () => {
