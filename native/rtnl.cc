@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include <cstdio>
+#include <climits>
 #include <cstring>
 #include <vector>
 
@@ -46,7 +47,11 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
     Napi::Env env = info.Env();
     if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsFunction())
       throw Napi::TypeError::New(env, "expected (receiveBufferBytes: number, onDatagrams: Function)");
-    int rcvbuf = info[0].As<Napi::Number>().Int32Value();
+    // Int32Value() would wrap 2^31 and above into a tiny or negative buffer without a word.
+    double requested = info[0].As<Napi::Number>().DoubleValue();
+    if (!(requested >= 1 && requested <= INT_MAX / 2))
+      throw Napi::RangeError::New(env, "receiveBufferBytes must be from 1 to INT_MAX/2");
+    int rcvbuf = static_cast<int>(requested);
     callback_ = Napi::Persistent(info[1].As<Napi::Function>());
 
     fd_ = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);

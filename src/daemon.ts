@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import { PolicyError } from './errors';
 import { dumpLinks, LinkEvents, DEFAULT_RECEIVE_BUFFER_BYTES } from './events/link-events';
 import { InterfaceFactsSource } from './facts/interface-facts';
+import { LastSeenStore } from './ledger/last-seen';
 import { Ledger } from './ledger/ledger';
 import type { LedgerRecord, NewRecord } from './ledger/record';
 import { linkFields, type Log, type LogFields } from './observe/log';
@@ -20,6 +21,13 @@ import { Reconciler, type InterfaceStatus } from './reconcile/reconciler';
 
 export const DEFAULT_POLICY_PATH = '/etc/offloadd/policy.yaml';
 export const DEFAULT_STATE_DIR = '/var/lib/offloadd';
+/** At most one full re-read per interval while the receive buffer keeps overflowing. */
+const RESYNC_MIN_INTERVAL_MS = 1000;
+/** A failed dump is retried after 100 ms, 200 ms, ... up to 5 s. */
+const RESYNC_RETRY_FIRST_MS = 100;
+const RESYNC_RETRY_MAX_MS = 5000;
+/** How stale last-seen.json may get while running (it is also written at stop). */
+const LAST_SEEN_SAVE_INTERVAL_MS = 10_000;
 
 export interface DaemonOptions {
   /** Explicit policy file; null = DEFAULT_POLICY_PATH if it exists, else the shipped default. */
@@ -52,23 +60,39 @@ export class Daemon extends EventEmitter {
   readonly startedAt = new Date();
   readonly notify = new SdNotify();
   private readonly reconciler: Reconciler;
+  private readonly lastSeen: LastSeenStore;
+  private lastSeenDirty = false;
+  private lastSeenFailing = false;
+  private lastSeenTimer: NodeJS.Timeout | null = null;
   private readonly events: LinkEvents;
   private readonly unflushed: NewRecord[] = [];
   private flushQueued = false;
   private sweepTimer: NodeJS.Timeout | null = null;
   private resyncTimer: NodeJS.Timeout | null = null;
+  /** Lost-event notices not yet covered by a re-read, and the latest one's wording. */
+  private resyncNotices = 0;
+  private resyncReason = '';
+  private lastResyncAt = 0;
 
   constructor(private readonly options: DaemonOptions, readonly log: Log, policy?: Policy) {
     super();
     const initialPolicy = policy ?? readPolicy(options.policyPath, this.table);
     this.ledger = new Ledger(options.stateDir, initialPolicy.ledger);
-    const facts = new InterfaceFactsSource(options.sysfsRoot);
+    this.lastSeen = new LastSeenStore(options.stateDir);
+    this.notify.onHealthChange = (error, socket) => {
+      if (error) this.log.log('warning', `Cannot notify systemd through ${socket} (${error.message}): it may not see readiness, reloads or watchdog pings`);
+      else this.log.log('info', `Notifying systemd through ${socket} works again`);
+    };
+    const facts = new InterfaceFactsSource(options.sysfsRoot, (message, link, error) => {
+      this.log.log('warning', `${link.name}: ${message}: ${error.message}`, { INTERFACE: link.name, IFINDEX: link.ifindex, ERRNO: (error as { errno?: number }).errno });
+    });
     this.reconciler = new Reconciler(initialPolicy, this.table, facts, {
       onRecords: (records) => this.queueRecords(records),
       onChecked: (status, trigger, result) => {
         if (this.log.isEnabled('debug')) {
           this.log.log('debug', `${status.name}: checked (${trigger}), ${status.compliant ? 'compliant' : 'not compliant'}, ${Math.round(result.durationUs)} µs`, linkFields(status.facts));
         }
+        this.lastSeenDirty = true;
         this.emit('checked', status, trigger);
       },
       onReleased: (ifindex, name, why) => {
@@ -83,7 +107,7 @@ export class Daemon extends EventEmitter {
         if (level === 'error') this.log.event('enforceFailed', 'error', `${factsOfLink.name ?? '?'}: ${message}`, fields);
         else this.log.log('debug', `${factsOfLink.name ?? '?'}: ${message}`, fields);
       },
-    });
+    }, (name, mac) => this.lastSeen.take(name, mac));
     this.events = new LinkEvents(
       {
         onLinks: (links) => this.reconciler.handleLinks(links),
@@ -92,6 +116,27 @@ export class Daemon extends EventEmitter {
       },
       options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER_BYTES,
     );
+  }
+
+  private loadLastSeen(): void {
+    const warning = this.lastSeen.load();
+    if (warning) this.log.log('warning', `Last seen state: ${warning}`);
+  }
+
+  /** Writes last-seen.json if anything was checked since the last write; never throws. */
+  private saveLastSeen(): void {
+    if (!this.lastSeenDirty) return;
+    this.lastSeenDirty = false;
+    try {
+      this.lastSeen.save(this.reconciler.lastSeen());
+      if (this.lastSeenFailing) this.log.log('info', `Last seen state: writing ${this.lastSeen.file} works again`);
+      this.lastSeenFailing = false;
+    } catch (error) {
+      if (!this.lastSeenFailing) {
+        this.log.log('warning', `Last seen state: cannot write ${this.lastSeen.file} (${(error as Error).message}); changes made while offloadd is stopped may be recorded as initial, not drift`);
+      }
+      this.lastSeenFailing = true;
+    }
   }
 
   get policy(): Policy {
@@ -103,9 +148,13 @@ export class Daemon extends EventEmitter {
     this.ledger.open();
     for (const warning of this.ledger.loadWarnings) this.log.log('warning', `Ledger: ${warning}`);
     this.logPolicy(this.policy, 'loaded');
+    this.loadLastSeen();
     this.events.open(); // before the dump, so nothing between the two is missed
     this.reconciler.loadAll(dumpLinks(), 'start');
     this.flushRecords();
+    this.saveLastSeen();
+    this.lastSeenTimer = setInterval(() => this.saveLastSeen(), LAST_SEEN_SAVE_INTERVAL_MS);
+    this.lastSeenTimer.unref();
     this.scheduleSweep();
   }
 
@@ -120,26 +169,21 @@ export class Daemon extends EventEmitter {
   /** One pass without subscribing (`--once`): returns the statuses. */
   runOnce(): InterfaceStatus[] {
     this.ledger.open();
+    this.loadLastSeen();
     this.reconciler.loadAll(dumpLinks(), 'start');
     this.flushRecords('sync');
+    this.saveLastSeen();
     return this.reconciler.statuses();
   }
 
-  /** Parses and validates first; a bad policy leaves the running one in force and throws. */
+  /**
+   * Parses and validates first; a bad policy leaves the running one in force and throws. Every
+   * failure is logged here, so a caller without a client to answer (SIGHUP) may drop it.
+   */
   reload(policyPath: string | null = this.options.policyPath): Policy {
     this.notify.reloading();
     try {
-      let policy: Policy;
-      try {
-        policy = readPolicy(policyPath, this.table);
-      } catch (error) {
-        if (error instanceof PolicyError) {
-          this.log.event('policyRejected', 'error', `Policy rejected, keeping the running one: ${error.toString()}`, {
-            OFFLOADD_POLICY: error.file, CODE_LINE: error.position?.line,
-          });
-        }
-        throw error;
-      }
+      const policy = readPolicy(policyPath, this.table);
       this.counters.reloads++;
       this.ledger.setLimits(policy.ledger);
       this.reconciler.setPolicy(policy);
@@ -147,6 +191,15 @@ export class Daemon extends EventEmitter {
       this.logPolicy(policy, 'reloaded');
       this.scheduleSweep();
       return policy;
+    } catch (error) {
+      if (error instanceof PolicyError) {
+        this.log.event('policyRejected', 'error', `Policy rejected, keeping the running one: ${error.toString()}`, {
+          OFFLOADD_POLICY: error.file, CODE_LINE: error.position?.line,
+        });
+      } else {
+        this.log.log('error', `Policy reload failed: ${(error as Error).stack ?? String(error)}`);
+      }
+      throw error;
     } finally {
       this.notify.ready(this.summary());
     }
@@ -170,9 +223,11 @@ export class Daemon extends EventEmitter {
     this.notify.stopWatchdog();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.resyncTimer) clearTimeout(this.resyncTimer);
+    if (this.lastSeenTimer) clearInterval(this.lastSeenTimer);
     this.events.close();
     this.reconciler.stop();
     this.flushRecords('sync');
+    this.saveLastSeen();
     this.log.event('stopping', 'info', 'Stopping');
     this.ledger.close(); // also delivers records whose sync was still running
   }
@@ -183,24 +238,39 @@ export class Daemon extends EventEmitter {
   }
 
   /**
-   * Events were lost: re-read every link. A dump can fail under heavy churn (the kernel keeps
-   * interrupting it); then it is retried with a growing delay, since until it succeeds the daemon
-   * does not know what it missed.
+   * Events were lost: re-read every link. Lost-event notices that arrive within
+   * RESYNC_MIN_INTERVAL_MS of the previous re-read are coalesced into one later re-read (and one
+   * record), so a receive buffer that keeps overflowing under churn costs one dump per interval,
+   * not one per notice. A dump can fail under heavy churn (the kernel keeps interrupting it);
+   * then it is retried with a growing delay, since until it succeeds the daemon does not know
+   * what it missed.
    */
-  private resync(reason: string, attempt = 0): void {
-    if (this.resyncTimer) clearTimeout(this.resyncTimer);
+  private resync(reason: string): void {
+    this.resyncNotices++;
+    this.resyncReason = reason;
+    if (this.resyncTimer) return; // one is already due; it will cover this notice too
+    const wait = this.lastResyncAt + RESYNC_MIN_INTERVAL_MS - Date.now();
+    if (wait <= 0) this.runResync(0);
+    else this.resyncTimer = setTimeout(() => this.runResync(0), wait);
+  }
+
+  private runResync(attempt: number): void {
     this.resyncTimer = null;
     let links;
     try {
       links = dumpLinks();
     } catch (error) {
-      const delayMs = Math.min(100 * 2 ** attempt, 5000);
+      const delayMs = Math.min(RESYNC_RETRY_FIRST_MS * 2 ** attempt, RESYNC_RETRY_MAX_MS);
       this.log.log('warning', `Could not re-read the links (${(error as Error).message}); retrying in ${delayMs} ms`);
-      this.resyncTimer = setTimeout(() => this.resync(reason, attempt + 1), delayMs);
+      this.resyncTimer = setTimeout(() => this.runResync(attempt + 1), delayMs);
       return;
     }
+    const notices = this.resyncNotices;
+    const reason = notices > 1 ? `${this.resyncReason} (${notices} lost-event notices since the last re-read)` : this.resyncReason;
+    this.resyncNotices = 0;
+    this.lastResyncAt = Date.now();
     this.counters.resyncs++;
-    this.reconciler.resync(links, reason); // recorded, and so logged, as a resync record
+    this.reconciler.resync(links, reason, notices); // recorded, and so logged, as a resync record
   }
 
   private scheduleSweep(): void {
@@ -252,6 +322,8 @@ export class Daemon extends EventEmitter {
     if (record.kind === 'drift') this.counters.drifts++;
     if (record.action === 'enforced') this.counters.corrections++;
     if (record.kind === 'unenforceable') this.counters.unenforceable++;
+    // A refused write (EPERM, EBUSY) comes back as an outcome, not an exception: count it too.
+    if (record.action === 'failed') this.counters.failures++;
     const description = describeRecord(record);
     this.log.event(description.kind, description.level, description.message, description.fields);
     this.emit('record', record);

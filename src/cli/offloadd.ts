@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { Daemon, DEFAULT_POLICY_PATH, DEFAULT_STATE_DIR } from '../daemon';
 import { OffloaddError, PolicyError } from '../errors';
-import { DEFAULT_RECEIVE_BUFFER_BYTES } from '../events/link-events';
+import { checkReceiveBufferBytes, DEFAULT_RECEIVE_BUFFER_BYTES, MAX_RECEIVE_BUFFER_BYTES, MIN_RECEIVE_BUFFER_BYTES } from '../events/link-events';
 import { DEFAULT_SYSFS_ROOT } from '../facts/sysfs';
 import { createLog, LEVELS, type Level, type LogTarget } from '../observe/log';
 import { createHandlers } from '../api/methods';
@@ -39,7 +39,8 @@ OPTIONS
   --socket PATH        API socket (offloadctl talks to it). Default: ${DEFAULT_SOCKET_PATH}
   --socket-group GROUP Group owning the socket (mode 0660): its members can query.
   --admin-group GROUP  Members may also reload and enforce (root always may).
-  --netlink-rcvbuf N   Link event receive buffer in bytes. Default: ${DEFAULT_RECEIVE_BUFFER_BYTES}
+  --netlink-rcvbuf N   Link event receive buffer in bytes, ${MIN_RECEIVE_BUFFER_BYTES} to ${MAX_RECEIVE_BUFFER_BYTES}.
+                       Default: ${DEFAULT_RECEIVE_BUFFER_BYTES}
   --once               Reconcile every interface once, print what was done, and exit:
                        0 if all managed interfaces are compliant, 1 if not. For boot scripts.
   --json               With --once: print the interface statuses as JSON (as offloadctl list --json).
@@ -95,8 +96,16 @@ export function main(argv: string[]): void {
   if (!LEVELS.includes(level)) usageError(`--log-level must be one of ${LEVELS.join(', ')}`);
   const target = values['log-target'] as LogTarget;
   if (!['auto', 'journal', 'console'].includes(target)) usageError('--log-target must be auto, journal or console');
-  const rcvbuf = values['netlink-rcvbuf'] === undefined ? undefined : Number(values['netlink-rcvbuf']);
-  if (rcvbuf !== undefined && !(Number.isInteger(rcvbuf) && rcvbuf > 0)) usageError('--netlink-rcvbuf must be a positive number of bytes');
+  const rcvbufText = values['netlink-rcvbuf'];
+  // Number('') is 0 and Number('0x10') is 16: accept plain decimal digits only.
+  const rcvbuf = rcvbufText === undefined ? undefined : /^\d+$/.test(rcvbufText) ? Number(rcvbufText) : Number.NaN;
+  if (rcvbuf !== undefined) {
+    try {
+      checkReceiveBufferBytes(rcvbuf);
+    } catch {
+      usageError(`--netlink-rcvbuf: ${JSON.stringify(rcvbufText)} is not a whole number of bytes from ${MIN_RECEIVE_BUFFER_BYTES} to ${MAX_RECEIVE_BUFFER_BYTES}`);
+    }
+  }
 
   const log = createLog({ level, target });
   let daemon: Daemon;

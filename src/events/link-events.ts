@@ -8,6 +8,20 @@ import { parseLinkDatagram, type LinkMessage } from './link-message';
 
 /** NetworkManager uses 8 MiB; forced with SO_RCVBUFFORCE (we hold CAP_NET_ADMIN). */
 export const DEFAULT_RECEIVE_BUFFER_BYTES = 8 * 1024 * 1024;
+/** Below one page the kernel rounds up anyway (SOCK_MIN_RCVBUF); smaller requests are mistakes. */
+export const MIN_RECEIVE_BUFFER_BYTES = 4096;
+/**
+ * The kernel doubles the request into an int and caps it at INT_MAX/2 first; 1 GiB is far past
+ * any burst (8 MiB holds ~10,000 link messages) and well inside that range.
+ */
+export const MAX_RECEIVE_BUFFER_BYTES = 1024 * 1024 * 1024;
+
+/** Throws RangeError unless `bytes` is an integer in [MIN, MAX]_RECEIVE_BUFFER_BYTES. */
+export function checkReceiveBufferBytes(bytes: number): void {
+  if (!Number.isSafeInteger(bytes) || bytes < MIN_RECEIVE_BUFFER_BYTES || bytes > MAX_RECEIVE_BUFFER_BYTES) {
+    throw new RangeError(`the netlink receive buffer must be a whole number of bytes from ${MIN_RECEIVE_BUFFER_BYTES} to ${MAX_RECEIVE_BUFFER_BYTES}, not ${String(bytes)}`);
+  }
+}
 
 export interface LinkEventHandlers {
   onLinks(links: LinkMessage[]): void;
@@ -23,7 +37,9 @@ export class LinkEvents {
   constructor(
     private readonly handlers: LinkEventHandlers,
     private readonly receiveBufferBytes = DEFAULT_RECEIVE_BUFFER_BYTES,
-  ) {}
+  ) {
+    checkReceiveBufferBytes(receiveBufferBytes);
+  }
 
   /** Subscribe. Call before dumping links, so no change between dump and subscription is missed. */
   open(): void {

@@ -12,6 +12,8 @@ import type { LinkMessage } from '../events/link-message';
 import { DEFAULT_SYSFS_ROOT, readSysfsDevice } from './sysfs';
 import type { InterfaceFacts, PciId } from './types';
 
+const ENODEV = 19;
+
 interface DeviceFacts {
   driver: string | null;
   busInfo: string | null;
@@ -77,7 +79,11 @@ export class InterfaceFactsSource {
    */
   private readonly trustParentAttribute: boolean;
 
-  constructor(readonly sysfsRoot: string) {
+  constructor(
+    readonly sysfsRoot: string,
+    /** A device fact could not be read for a reason other than the link vanishing: for logs. */
+    private readonly onReadProblem: (message: string, link: LinkMessage, error: Error) => void = () => undefined,
+  ) {
     this.trustParentAttribute = sysfsRoot === DEFAULT_SYSFS_ROOT && kernelReportsParentDevice();
   }
 
@@ -102,7 +108,12 @@ export class InterfaceFactsSource {
 
   private readDevice(link: LinkMessage): DeviceFacts {
     const mayHaveDevice = !this.trustParentAttribute || link.parentDevice !== null;
-    const sysfs = mayHaveDevice ? readSysfsDevice(this.sysfsRoot, link.name) : null;
+    const sysfs = mayHaveDevice ? readSysfsDevice(this.sysfsRoot, link.name, link.ifindex) : null;
+    if (sysfs === null && this.trustParentAttribute && link.parentDevice !== null) {
+      // The kernel says there is a device, but sysfs has none under this name: renamed or gone
+      // meanwhile. Caching "no device" would leave a driver-matched NIC unmanaged for good.
+      throw new KernelError('ENODEV', ENODEV, 'sysfs', `${link.name} has no device in sysfs although the kernel reports one: renamed or removed meanwhile`, link.name);
+    }
     if (sysfs?.driver) return { driver: sysfs.driver, busInfo: sysfs.busInfo, pci: sysfs.pci };
     // Virtual interfaces have no device in sysfs; ethtool still names their driver (veth, tun, bridge).
     let driverInfo: { driver: string; busInfo: string } | null = null;
@@ -110,7 +121,12 @@ export class InterfaceFactsSource {
       driverInfo = addon.driverInfo(link.name, link.ifindex);
     } catch (error) {
       if (error instanceof KernelError && error.vanished) throw error;
-      driverInfo = null; // EOPNOTSUPP (lo, some virtual devices): no driver to match
+      // EOPNOTSUPP (lo, some virtual devices): no driver to match, nothing to say. Anything
+      // else (EPERM under a seccomp filter, EIO from a wedged driver) would silently turn a
+      // driver-matched NIC into an unmanaged one: say so.
+      const quiet = error instanceof KernelError && (error.code === 'EOPNOTSUPP' || error.code === 'ENOTSUP');
+      if (!quiet) this.onReadProblem('cannot read the driver (ETHTOOL_GDRVINFO); rules that match on driver will not match it', link, error as Error);
+      driverInfo = null;
     }
     return {
       driver: driverInfo?.driver || null,

@@ -7,7 +7,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { KernelError } from '../errors';
 import type { PciId } from './types';
+
+const ENODEV = 19;
 
 export const DEFAULT_SYSFS_ROOT = '/sys';
 
@@ -41,9 +44,39 @@ function readLinkBasename(file: string): string | null {
 /**
  * The device behind a network interface, or null for a purely virtual interface (no `device`
  * link) or one that vanished meanwhile.
+ *
+ * sysfs is addressed by name, and names are reused: the interface's directory is resolved once
+ * and its `ifindex` compared with the one the caller means, and everything else is read below
+ * that resolved directory, so a rename between the event and this read yields ENODEV (the
+ * caller's "vanished") instead of another NIC's facts. A substitute root without `ifindex`
+ * files (tests) cannot be checked this way.
  */
-export function readSysfsDevice(sysfsRoot: string, ifname: string): SysfsDeviceFacts | null {
-  const deviceLink = path.join(sysfsRoot, 'class', 'net', ifname, 'device');
+export function readSysfsDevice(sysfsRoot: string, ifname: string, ifindex?: number): SysfsDeviceFacts | null {
+  let interfaceDir: string;
+  try {
+    interfaceDir = fs.realpathSync(path.join(sysfsRoot, 'class', 'net', ifname));
+  } catch {
+    return null;
+  }
+  const indexFile = path.join(interfaceDir, 'ifindex');
+  const checked = ifindex !== undefined && readDecimal(indexFile) !== null;
+  const stillOurs = (): void => {
+    if (!checked) return;
+    const current = readDecimal(indexFile);
+    if (current !== ifindex) {
+      const now = current === null ? 'is gone' : `now names ifindex ${current}`;
+      throw new KernelError('ENODEV', ENODEV, 'sysfs', `${ifname} ${now}, not ${ifindex}: renamed meanwhile`, ifname);
+    }
+  };
+  stillOurs();
+  const facts = readDeviceBelow(interfaceDir);
+  // A rename during the reads makes them fail quietly (null): that must not be cached as "no device".
+  stillOurs();
+  return facts;
+}
+
+function readDeviceBelow(interfaceDir: string): SysfsDeviceFacts | null {
+  const deviceLink = path.join(interfaceDir, 'device');
   // Most interfaces on a hypervisor are virtual (no `device` link); existsSync answers that
   // without the cost of a thrown ENOENT, which dominated hot-plug bursts.
   if (!fs.existsSync(deviceLink)) return null;
@@ -63,4 +96,13 @@ export function readSysfsDevice(sysfsRoot: string, ifname: string): SysfsDeviceF
         }
       : null,
   };
+}
+
+function readDecimal(file: string): number | null {
+  try {
+    const text = fs.readFileSync(file, 'latin1').trim();
+    return /^\d+$/.test(text) ? Number(text) : null;
+  } catch {
+    return null;
+  }
 }

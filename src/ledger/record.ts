@@ -53,6 +53,8 @@ export interface LedgerRecord {
   reason?: string;
   /** flapping: drifts seen in the window; resync: interfaces re-read. */
   count?: number;
+  /** resync: lost-event notices this one re-read covers (coalesced within an interval). */
+  notices?: number;
   /** flapping: the back-off now in force, seconds. */
   backoffSec?: number;
 }

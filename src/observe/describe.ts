@@ -33,7 +33,7 @@ export function describeRecord(record: LedgerRecord): RecordDescription {
   const rule = `rule ${record.rule}`;
   switch (record.kind) {
     case 'resync':
-      return { kind: 'resync', level: 'warning', message: `Resynchronising: ${record.reason ?? 'events were lost'}; re-reading ${record.count ?? 'all'} links`, fields: { ...fields, OFFLOADD_LINKS: record.count } };
+      return { kind: 'resync', level: 'warning', message: `Resynchronising: ${record.reason ?? 'events were lost'}; re-reading ${record.count ?? 'all'} links`, fields: { ...fields, OFFLOADD_LINKS: record.count, OFFLOADD_NOTICES: record.notices } };
     case 'unenforceable':
       return { kind: 'unenforceable', level: 'warning', message: `${who}: cannot keep ${record.feature} ${record.expected} (${rule}): ${record.reason ?? 'unenforceable'}`, fields };
     case 'flapping':

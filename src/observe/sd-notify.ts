@@ -6,9 +6,17 @@
  */
 import { addon } from '../addon/binding';
 
+/**
+ * Told when sending starts failing (with the error) and when it works again (null): once per
+ * change, so a dead socket does not log once per watchdog ping.
+ */
+export type NotifyHealthListener = (error: Error | null, socket: string) => void;
+
 export class SdNotify {
   private readonly socket: string | null;
   private watchdogTimer: NodeJS.Timeout | null = null;
+  private failing = false;
+  onHealthChange: NotifyHealthListener | null = null;
 
   constructor(env: NodeJS.ProcessEnv = process.env) {
     this.socket = env['NOTIFY_SOCKET'] || null;
@@ -28,8 +36,17 @@ export class SdNotify {
     const text = Object.entries(fields).map(([key, value]) => `${key}=${value}`).join('\n');
     try {
       addon.sendDatagram(this.socket, Buffer.from(text), false);
-    } catch {
-      // systemd gone or socket full: nothing to tell it, and nothing worth dying for.
+    } catch (error) {
+      // systemd gone or socket full: nothing worth dying for, but worth a log line.
+      if (!this.failing) {
+        this.failing = true;
+        this.onHealthChange?.(error as Error, this.socket);
+      }
+      return;
+    }
+    if (this.failing) {
+      this.failing = false;
+      this.onHealthChange?.(null, this.socket);
     }
   }
 

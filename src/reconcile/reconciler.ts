@@ -12,6 +12,7 @@ import { LinkEventReason } from '../events/link-message';
 import { knownDevice, type InterfaceFactsSource } from '../facts/interface-facts';
 import { vendorDevice } from '../facts/pci';
 import type { InterfaceFacts } from '../facts/types';
+import type { SeenInterface } from '../ledger/last-seen';
 import type { NewRecord, Trigger } from '../ledger/record';
 import { findRule, matchPolicy, type RuleEvaluation } from '../policy/match';
 import type { Mode, Policy, Rule } from '../policy/types';
@@ -56,7 +57,15 @@ interface Managed {
   lastActive: Map<string, boolean>;
   /** Features already recorded as unenforceable on this ifindex (no retry loop, one record). */
   unenforceable: Set<string>;
+  /**
+   * `lastActive` came from an earlier run (LastSeen): a difference found at this first check is
+   * a change made while the daemon was not looking, i.e. drift, not a first enforcement.
+   */
+  seenBefore: boolean;
 }
+
+/** What an earlier run last saw of the interface now called `name` with this MAC, if anything. */
+export type PreviouslySeen = (name: string, mac: string | null) => Map<string, boolean> | null;
 
 export interface Explanation {
   facts: InterfaceFacts;
@@ -91,6 +100,7 @@ export class Reconciler {
     private readonly table: FeatureTable,
     private readonly facts: InterfaceFactsSource,
     private readonly observer: ReconcilerObserver,
+    private readonly previouslySeen: PreviouslySeen = () => null,
   ) {
     this.flap = new FlapGuard(policy.flapping);
   }
@@ -122,8 +132,8 @@ export class Reconciler {
   }
 
   /** After lost events: the dump is the truth; returns how many links it held. */
-  resync(links: LinkMessage[], reason: string): number {
-    this.observer.onRecords([{ kind: 'resync', trigger: 'resync', action: 'resynced', reason, count: links.length }]);
+  resync(links: LinkMessage[], reason: string, notices = 1): number {
+    this.observer.onRecords([{ kind: 'resync', trigger: 'resync', action: 'resynced', reason, count: links.length, notices }]);
     this.replaceLinks(links, 'resync');
     this.drain();
     return links.length;
@@ -150,6 +160,13 @@ export class Reconciler {
     }
     for (const index of this.links.keys()) if (ifindex === null || ifindex === index) this.enqueue(index, 'manual');
     this.drainAll();
+  }
+
+  /** Each managed interface's last seen features, for the next run (see LastSeenStore). */
+  lastSeen(): SeenInterface[] {
+    return [...this.managed.values()].map((managed) => ({
+      name: managed.status.name, mac: managed.status.facts.mac, features: Object.fromEntries(managed.lastActive),
+    }));
   }
 
   statuses(): InterfaceStatus[] {
@@ -290,7 +307,11 @@ export class Reconciler {
     const firstCheck = !managed || managed.ruleName !== rule.name;
     if (!managed || firstCheck) {
       if (managed?.status.compliant) this.compliantCount--;
-      managed = { status: newStatus(facts, rule, mode), ruleName: rule.name, lastActive: new Map(), unenforceable: new Set() };
+      const seen = managed ? null : this.previouslySeen(facts.name, facts.mac);
+      managed = {
+        status: newStatus(facts, rule, mode), ruleName: rule.name,
+        lastActive: seen ?? new Map(), unenforceable: new Set(), seenBefore: seen !== null,
+      };
       this.managed.set(ifindex, managed);
     }
     const state = managed;
@@ -309,7 +330,8 @@ export class Reconciler {
       return;
     }
     if (result.changed) this.ownFeatureEvents.set(ifindex, (this.ownFeatureEvents.get(ifindex) ?? 0) + 1);
-    this.observer.onRecords(this.recordsFor(state, facts, rule, trigger, result, firstCheck));
+    this.observer.onRecords(this.recordsFor(state, facts, rule, trigger, result, firstCheck && !state.seenBefore));
+    state.seenBefore = false;
     this.updateStatus(state, facts, mode, result);
     this.observer.onChecked(state.status, trigger, result);
   }
@@ -338,11 +360,13 @@ export class Reconciler {
       const corrected = outcome.action === 'enforced' || outcome.action === 'contended';
       const wasAsWanted = managed.lastActive.get(feature) === wanted;
       if (!corrected && !firstCheck && !wasAsWanted) continue;
-      const kind = firstCheck ? 'initial' : 'drift';
+      // Known from an earlier run but not as wanted then: still not a drift.
+      const kind = firstCheck || (managed.seenBefore && !wasAsWanted) ? 'initial' : 'drift';
+      const whileAway = managed.seenBefore && wasAsWanted ? `changed while offloadd was not running (last seen ${onOff(wanted)})` : null;
       records.push({
         ...shared, kind, action: outcome.action,
         correctionUs: outcome.action === 'enforced' ? Math.round(result.durationUs) : undefined,
-        reason: outcome.reason ?? undefined,
+        reason: [whileAway, outcome.reason].filter(Boolean).join('; ') || undefined,
       });
       if (kind === 'drift') {
         managed.status.driftCount++;

@@ -105,8 +105,8 @@ export class Netns {
   }
 
   /** Starts offloadd in this namespace; `stateDir` to restart on an earlier daemon's state. */
-  startDaemon(args: string[], env: NodeJS.ProcessEnv = {}, stateDir = path.join(this.tmp, `state-${this.daemons.length}`)): DaemonProcess {
-    const daemon = new DaemonProcess(this.name, args, stateDir, env);
+  startDaemon(args: string[], env: NodeJS.ProcessEnv = {}, stateDir = path.join(this.tmp, `state-${this.daemons.length}`), wrapper: string[] = []): DaemonProcess {
+    const daemon = new DaemonProcess(this.name, args, stateDir, env, wrapper);
     this.daemons.push(daemon);
     return daemon;
   }
@@ -147,9 +147,10 @@ export class DaemonProcess {
 
   readonly socketPath: string;
 
-  constructor(netns: string, args: string[], readonly stateDir: string, env: NodeJS.ProcessEnv) {
+  /** `wrapper`: a command the daemon runs under, e.g. setpriv to drop a capability. */
+  constructor(netns: string, args: string[], readonly stateDir: string, env: NodeJS.ProcessEnv, wrapper: string[] = []) {
     this.socketPath = path.join(stateDir, 'api.sock');
-    this.child = spawn('ip', ['netns', 'exec', netns, process.execPath, OFFLOADD, '--state-dir', stateDir, '--socket', this.socketPath, '--log-target', 'console', '--log-level', 'debug', ...args], {
+    this.child = spawn('ip', ['netns', 'exec', netns, ...wrapper, process.execPath, OFFLOADD, '--state-dir', stateDir, '--socket', this.socketPath, '--log-target', 'console', '--log-level', 'debug', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, JOURNAL_STREAM: '', ...env },
     });
