@@ -164,7 +164,7 @@ export class DaemonProcess {
     this.child.stdout?.on('data', onData);
     this.child.stderr?.on('data', onData);
     this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => {
-      this.exitCode = code ?? (signal ? 128 : null);
+      this.exitCode = code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : null); // as a shell reports it
       resolve(this.exitCode);
     }));
   }

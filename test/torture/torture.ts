@@ -17,6 +17,10 @@ export interface TortureOptions {
   seed: number;
   operations: number;
   veths: number;
+  /** Restarts stopped by SIGTERM at a random moment, often inside the start-up reconcile. */
+  terminations?: number;
+  /** A phase with the state directory on a full file system, then with space again. */
+  diskFull?: boolean;
   log?: (line: string) => void;
 }
 
@@ -29,6 +33,10 @@ export interface TortureReport {
   flipsMoot: number;
   resyncs: number;
   maxRssMiB: number;
+  /** Feature changes the daemon made during the SIGTERM phase, each checked against the ledger. */
+  changesUnderTermination: number;
+  /** Corrections made while the ledger's file system was full. */
+  correctionsOnFullDisk: number;
   problems: string[];
 }
 
@@ -75,7 +83,8 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
   const ns = new Netns();
   const report: TortureReport = {
-    seed: options.seed, operations: {}, flips: 0, flipsRecorded: 0, flipsCoveredByResync: 0, flipsMoot: 0, resyncs: 0, maxRssMiB: 0, problems: [],
+    seed: options.seed, operations: {}, flips: 0, flipsRecorded: 0, flipsCoveredByResync: 0, flipsMoot: 0, resyncs: 0, maxRssMiB: 0,
+    changesUnderTermination: 0, correctionsOnFullDisk: 0, problems: [],
   };
   try {
     let policyIndex = 0;
@@ -198,10 +207,146 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
     if (report.maxRssMiB > 150) report.problems.push(`memory grew to ${report.maxRssMiB.toFixed(1)} MiB`);
     const crashes = daemon.linesMatching(/^(crit|alert|emerg):|Internal error/);
     if (crashes.length > 0) report.problems.push(`internal errors logged: ${crashes.slice(0, 3).join(' | ')}`);
+
+    const managedNow = (): string[] => [...names.values()].filter((linkName) => managedFeatures(policyIndex, linkName).includes('rx-gro'));
+    if ((options.terminations ?? 0) > 0) {
+      await daemon.stop();
+      await terminationPhase(ns, { policyFile, stateDir: daemon.stateDir, managed: managedNow(), rounds: options.terminations ?? 0, random, report, log });
+    }
+    if (options.diskFull) {
+      await daemon.stop();
+      await diskFullPhase(ns, { policyFile, managed: managedNow(), report, log });
+    }
+    for (const problem of ledgerProblems(daemon.stateDir)) report.problems.push(problem);
     return report;
   } finally {
     await ns.destroy();
   }
+}
+
+const PROBE = path.resolve(__dirname, '..', 'helpers', 'features-probe.js');
+/** SIGTERM lands at a random moment within this long after the policy is loaded (or spawn). */
+const TERMINATION_WINDOW_MS = 40;
+
+function activeGro(ns: Netns): Record<string, boolean> {
+  const states = JSON.parse(ns.exec(process.execPath, PROBE, 'rx-gro')) as Record<string, Record<string, boolean>>;
+  return Object.fromEntries(Object.entries(states).map(([name, features]) => [name, features['rx-gro'] === true]));
+}
+
+/** Every record of the ledger and its rotated files, oldest first. */
+function readLedger(stateDir: string): { records: LedgerRecord[]; problems: string[] } {
+  const problems: string[] = [];
+  const files = fs.readdirSync(stateDir).filter((name) => /^ledger\.jsonl(\.\d+)?$/.test(name))
+    .sort((a, b) => Number(b.split('.')[2] ?? 0) - Number(a.split('.')[2] ?? 0));
+  const records: LedgerRecord[] = [];
+  for (const file of files) {
+    const lines = fs.readFileSync(path.join(stateDir, file), 'utf8').split('\n');
+    lines.forEach((line, index) => {
+      if (line === '') return;
+      try {
+        const record = JSON.parse(line) as LedgerRecord;
+        if (typeof record?.seq !== 'number' || typeof record.kind !== 'string') throw new Error('not a record');
+        records.push(record);
+      } catch (error) {
+        // Only a torn last line (a crash mid-write) is tolerated, and only at the very end.
+        const tornTail = index === lines.length - 1;
+        if (!tornTail) problems.push(`${file}:${index + 1}: ${(error as Error).message}: ${line.slice(0, 80)}`);
+      }
+    });
+  }
+  return { records, problems };
+}
+
+/** The ledger parses, and its sequence numbers strictly increase across files and restarts. */
+function ledgerProblems(stateDir: string): string[] {
+  const { records, problems } = readLedger(stateDir);
+  for (let index = 1; index < records.length; index++) {
+    const [previous, current] = [records[index - 1] as LedgerRecord, records[index] as LedgerRecord];
+    if (current.seq <= previous.seq) problems.push(`sequence goes from ${previous.seq} to ${current.seq}`);
+  }
+  return problems.slice(0, 10);
+}
+
+/**
+ * Restart the daemon on the same state and stop it with SIGTERM at a random moment (often
+ * inside its start-up reconcile). Every change it made, as seen by an independent probe, must be
+ * in the ledger afterwards.
+ */
+async function terminationPhase(ns: Netns, phase: {
+  policyFile: string; stateDir: string; managed: string[]; rounds: number; random: () => number; report: TortureReport; log: (line: string) => void;
+}): Promise<void> {
+  const { report } = phase;
+  for (let round = 0; round < phase.rounds; round++) {
+    for (const name of phase.managed) if (phase.random() < 0.5) ns.setFeatures(name, 'gro', 'on');
+    const before = activeGro(ns);
+    const seqBefore = readLedger(phase.stateDir).records.at(-1)?.seq ?? 0;
+    const daemon = ns.startDaemon(['--policy', phase.policyFile, '--log-level', 'info'], {}, phase.stateDir);
+    // The policy line comes just before the start-up pass: aim at the pass, or just before it.
+    if (phase.random() < 0.8) await daemon.waitForLine(/Policy loaded/).catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, Math.floor(phase.random() * TERMINATION_WINDOW_MS)));
+    const exit = await daemon.stop(); // SIGTERM
+    // 143 = killed by SIGTERM before Node installed its handler, i.e. before any change.
+    if (exit !== 0 && exit !== 143) report.problems.push(`termination round ${round}: exit ${exit}, not a clean stop`);
+    const after = activeGro(ns);
+    const recorded = new Set(readLedger(phase.stateDir).records
+      .filter((record) => record.seq > seqBefore && record.feature === 'rx-gro' && record.action === 'enforced')
+      .map((record) => record.interface));
+    for (const name of phase.managed) {
+      if (before[name] === true && after[name] === false) {
+        report.changesUnderTermination++;
+        if (!recorded.has(name)) report.problems.push(`termination round ${round}: the daemon turned gro off on ${name} but the ledger has no record of it`);
+      }
+    }
+  }
+  phase.log(`termination phase: ${report.changesUnderTermination} changes checked`);
+}
+
+/**
+ * The state directory on a small tmpfs in the daemon's own mount namespace: filled up, drift is
+ * still corrected; with space again, records resume on a clean line.
+ */
+async function diskFullPhase(ns: Netns, phase: {
+  policyFile: string; managed: string[]; report: TortureReport; log: (line: string) => void;
+}): Promise<void> {
+  const { report } = phase;
+  const stateDir = path.join(ns.tmp, 'state-full');
+  fs.mkdirSync(stateDir, { mode: 0o700 });
+  const daemon = ns.startDaemon(['--policy', phase.policyFile, '--log-level', 'warning'], {}, stateDir,
+    ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs -o size=128k,mode=0700 tmpfs "$0" && exec "$@"', stateDir]);
+  await waitFor(() => daemon.exitCode !== null || fs.existsSync(`/proc/${daemon.pid}/root${stateDir}/ledger.jsonl`), 'the ledger on the tmpfs');
+  const inside = `/proc/${daemon.pid}/root${stateDir}`;
+  const filler = path.join(inside, 'filler');
+  const fill = (): void => {
+    try {
+      fs.writeFileSync(filler, Buffer.alloc(256 * 1024));
+    } catch {
+      // ENOSPC once the file system is full: that is the point
+    }
+  };
+  fill();
+  const flipAll = async (what: string): Promise<void> => {
+    for (const name of phase.managed) ns.setFeatures(name, 'gro', 'on');
+    await waitFor(() => {
+      const gro = activeGro(ns);
+      return phase.managed.every((name) => gro[name] === false);
+    }, `every managed interface corrected ${what}`, 30000);
+  };
+  await flipAll('on a full disk');
+  report.correctionsOnFullDisk += phase.managed.length;
+  fs.rmSync(filler, { force: true });
+  await flipAll('with space again');
+  // After space returns, the new corrections must be on disk, each on a line of its own.
+  const copy = path.join(ns.tmp, 'state-full-copy');
+  fs.mkdirSync(copy, { recursive: true });
+  await waitFor(() => {
+    for (const name of fs.readdirSync(inside)) if (name.startsWith('ledger.jsonl')) fs.copyFileSync(path.join(inside, name), path.join(copy, name));
+    const names = new Set(readLedger(copy).records.filter((record) => record.action === 'enforced').map((record) => record.interface));
+    return phase.managed.every((name) => names.has(name));
+  }, 'records again once space returned', 30000);
+  for (const problem of ledgerProblems(copy)) report.problems.push(`after the full disk: ${problem}`);
+  if (daemon.exitCode !== null) report.problems.push(`the daemon died on a full disk (exit ${daemon.exitCode})`);
+  await daemon.stop();
+  phase.log(`disk-full phase: ${phase.managed.length} interfaces corrected on a full disk`);
 }
 
 /** `npm run test:torture -- [--seed N] [--ops N] [--veths N]` */
@@ -212,7 +357,10 @@ if (require.main === module) {
   };
   const seed = argument('seed', Math.floor(Math.random() * 2 ** 31));
   process.stdout.write(`torture: seed ${seed} (reproduce with --seed ${seed})\n`);
-  runTorture({ seed, operations: argument('ops', 2000), veths: argument('veths', 200), log: (line) => process.stdout.write(`  ${line}\n`) })
+  runTorture({
+    seed, operations: argument('ops', 2000), veths: argument('veths', 200), terminations: argument('terminations', 20), diskFull: true,
+    log: (line) => process.stdout.write(`  ${line}\n`),
+  })
     .then((report) => {
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       process.stdout.write(report.problems.length === 0 ? 'torture: passed\n' : `torture: FAILED (seed ${seed})\n`);
