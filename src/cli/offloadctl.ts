@@ -272,7 +272,7 @@ function mainHelp(): string {
   return `offloadctl ${VERSION} - query and control offloadd, the NIC offload policy daemon
 
 USAGE
-  offloadctl COMMAND [ARGS] [--json] [--socket PATH]
+  offloadctl [--json] [--socket PATH] COMMAND [ARGS] [--json] [--socket PATH]
 
 COMMANDS
 ${Object.entries(COMMANDS).map(([name, command]) => `  ${name.padEnd(width)}  ${command.summary}`).join('\n')}
@@ -296,8 +296,53 @@ Reading needs access to the socket (root or --socket-group); reload and enforce 
 `;
 }
 
+/** Options every command takes, which may also come before the command (as with systemctl, ip, kubectl). */
+const GLOBAL_FLAGS = new Set(['--json']);
+const GLOBAL_VALUE_OPTIONS = new Set(['--socket']);
+
+/**
+ * Moves global options given before the command behind it, where the command's parser reads
+ * them: `offloadctl --socket S --json list` is `offloadctl list --socket S --json`.
+ */
+function globalOptionsFirst(argv: string[]): string[] {
+  const leading: string[] = [];
+  let index = 0;
+  while (index < argv.length) {
+    const argument = argv[index] as string;
+    const [option] = argument.split('=', 1) as [string];
+    if (GLOBAL_FLAGS.has(argument)) {
+      leading.push(argument);
+      index += 1;
+    } else if (GLOBAL_VALUE_OPTIONS.has(option) && argument.includes('=')) {
+      leading.push(argument);
+      index += 1;
+    } else if (GLOBAL_VALUE_OPTIONS.has(argument)) {
+      if (index + 1 >= argv.length) throw new UsageError(`option ${argument} needs a value`);
+      leading.push(argument, argv[index + 1] as string);
+      index += 2;
+    } else if (argument.startsWith('-') && !['-h', '--help', '-V', '--version'].includes(argument)) {
+      throw new UsageError(`unknown option "${argument}" before the command (global options: ${[...GLOBAL_FLAGS, ...GLOBAL_VALUE_OPTIONS].join(', ')})`);
+    } else {
+      break;
+    }
+  }
+  if (index >= argv.length) return leading.length > 0 ? ['', ...leading] : [];
+  return [argv[index] as string, ...argv.slice(index + 1), ...leading];
+}
+
 export async function runCli(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
+  let ordered: string[];
+  try {
+    ordered = globalOptionsFirst(argv);
+  } catch (error) {
+    process.stderr.write(`offloadctl: ${(error as Error).message}\nTry 'offloadctl --help'.\n`);
+    return EXIT.usage;
+  }
+  const [name, ...rest] = ordered;
+  if (name === '') {
+    process.stderr.write(`offloadctl: no command given\nTry 'offloadctl --help'.\n`);
+    return EXIT.usage;
+  }
   if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
     process.stdout.write(mainHelp());
     return name === undefined ? EXIT.usage : EXIT.ok;
