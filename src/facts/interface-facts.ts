@@ -70,7 +70,14 @@ class LinkFacts implements InterfaceFacts {
   }
 }
 
-export class InterfaceFactsSource {
+/** Facts for link messages: from sysfs and the kernel (InterfaceFactsSource) or a test's fake. */
+export interface FactsSource {
+  factsFor(link: LinkMessage): InterfaceFacts;
+  /** The link is gone: drop what is cached for its ifindex. */
+  forget(ifindex: number): void;
+}
+
+export class InterfaceFactsSource implements FactsSource {
   private readonly devices = new Map<number, DeviceFacts>();
   /**
    * With the real /sys on a kernel that names parent devices in link messages, a link without

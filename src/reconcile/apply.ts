@@ -5,7 +5,7 @@
  */
 import { KernelError } from '../errors';
 import type { WantedFeature } from '../policy/types';
-import type { FeatureTable } from './feature-state';
+import type { FeatureAccess, FeatureSnapshot } from './feature-state';
 import { changesOf, planFeatures, whyNotApplied, type FeaturePlan } from './plan';
 
 export type FeatureAction =
@@ -56,7 +56,7 @@ export interface ApplyOptions {
 }
 
 export function applyWanted(
-  table: FeatureTable,
+  table: FeatureAccess,
   ifname: string,
   ifindex: number,
   wanted: readonly WantedFeature[],
@@ -74,7 +74,7 @@ export function applyWanted(
     : [];
 
   let writeError: KernelError | null = null;
-  let after = null as ReturnType<FeatureTable['read']> | null;
+  let after: FeatureSnapshot | null = null;
   if (toChange.length > 0) {
     try {
       table.write(ifname, ifindex, toChange);

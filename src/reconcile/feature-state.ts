@@ -20,7 +20,14 @@ export interface FeatureSnapshot {
   get(feature: string): FeatureState | undefined;
 }
 
-export class FeatureTable {
+/** Reading and changing one interface's features: the kernel (FeatureTable) or a test's fake. */
+export interface FeatureAccess {
+  read(ifname: string, ifindex: number): FeatureSnapshot;
+  /** All changes in one request; returns the kernel's ETHTOOL_F_* flags. Throws KernelError. */
+  write(ifname: string, ifindex: number, changes: ReadonlyArray<{ feature: string; on: boolean }>): number;
+}
+
+export class FeatureTable implements FeatureAccess {
   readonly names: readonly string[];
   readonly words: number;
   private readonly bitOf = new Map<string, number>();

@@ -1,43 +1,37 @@
 /**
- * Keeps every matching interface in policy. Fed link messages (events, dumps), it decides which
- * interfaces to look at, runs apply for each, and turns what it found into ledger records and a
- * status per interface. State is keyed by ifindex: names are reused and renames carry no old name.
+ * Keeps every matching interface in policy. Fed link messages (events, dumps), it queues a check
+ * per ifindex and, for each check, matches the policy, applies the wanted features and turns the
+ * outcome into ledger records and a status. The jobs live in their own modules:
  *
- * Work is queued per ifindex and coalesced (a burst of events for one link is one check), and
- * drained in time slices so one long burst never starves the API or the watchdog.
+ *   link-table.ts          every known link, and why a message about it is worth a check
+ *   work-queue.ts          one pending check per ifindex, drained at once or in time slices
+ *   apply.ts               read → set what differs → read back, for one interface
+ *   record-decisions.ts    which records a check makes (pure)
+ *   managed-interfaces.ts  status and memory of the matched interfaces, the counts
+ *   backoff-rechecks.ts    re-checks when a flapping back-off ends
+ *
+ * This class only connects them, in `check()`.
  */
 import { KernelError } from '../errors';
 import type { LinkMessage } from '../events/link-message';
-import { LinkEventReason } from '../events/link-message';
-import { knownDevice, type InterfaceFactsSource } from '../facts/interface-facts';
+import { knownDevice, type FactsSource } from '../facts/interface-facts';
 import { vendorDevice } from '../facts/pci';
 import type { InterfaceFacts } from '../facts/types';
 import type { SeenInterface } from '../ledger/last-seen';
 import type { NewRecord, Trigger } from '../ledger/record';
 import { findRule, matchPolicy, type RuleEvaluation } from '../policy/match';
 import type { Mode, Policy, Rule } from '../policy/types';
-import { applyWanted, type ApplyResult, type FeatureOutcome } from './apply';
-import type { FeatureTable } from './feature-state';
+import { applyWanted, type ApplyResult } from './apply';
+import { BackoffRechecks } from './backoff-rechecks';
+import type { FeatureAccess } from './feature-state';
 import { FlapGuard } from './flapping';
-import { onOff, planFeatures, type FeaturePlan } from './plan';
+import { LinkTable } from './link-table';
+import { ManagedInterfaces, type InterfaceStatus } from './managed-interfaces';
+import { planFeatures, type FeaturePlan } from './plan';
+import { decideRecords, flappingRecord, mayRecord, type CheckContext } from './record-decisions';
+import { WorkQueue } from './work-queue';
 
-/** How long one drain may hold the event loop before yielding. */
-const SLICE_MS = 20;
-
-export interface InterfaceStatus {
-  ifindex: number;
-  name: string;
-  facts: InterfaceFacts;
-  rule: string;
-  mode: Mode;
-  compliant: boolean;
-  /** When `compliant` last changed (ISO). */
-  since: string;
-  lastCheck: string;
-  lastDrift: string | null;
-  driftCount: number;
-  features: FeatureOutcome[];
-}
+export type { InterfaceStatus } from './managed-interfaces';
 
 export interface ReconcilerObserver {
   /** Records to make durable and report, in order. Called synchronously. */
@@ -48,20 +42,6 @@ export interface ReconcilerObserver {
   onReleased(ifindex: number, name: string, why: 'deleted' | 'unmatched'): void;
   /** A link vanished while being handled, or a call failed: for logs. */
   onProblem(level: 'debug' | 'error', message: string, facts: Partial<InterfaceFacts>, error?: unknown): void;
-}
-
-interface Managed {
-  status: InterfaceStatus;
-  ruleName: string;
-  /** Active state per feature after the last check: drift = it was as wanted and no longer is. */
-  lastActive: Map<string, boolean>;
-  /** Features already recorded as unenforceable on this ifindex (no retry loop, one record). */
-  unenforceable: Set<string>;
-  /**
-   * `lastActive` came from an earlier run (LastSeen): a difference found at this first check is
-   * a change made while the daemon was not looking, i.e. drift, not a first enforcement.
-   */
-  seenBefore: boolean;
 }
 
 /** What an earlier run last saw of the interface now called `name` with this MAC, if anything. */
@@ -75,11 +55,16 @@ export interface Explanation {
   plan: FeaturePlan[];
 }
 
+const NO_DEVICE = { driver: null, pci: null } as const;
+
 export class Reconciler {
-  private readonly links = new Map<number, LinkMessage>();
-  private readonly managed = new Map<number, Managed>();
-  private readonly pending = new Map<number, Trigger>();
-  private readonly backoffTimers = new Map<number, NodeJS.Timeout>();
+  private readonly links = new LinkTable();
+  private readonly managed = new ManagedInterfaces();
+  private readonly queue = new WorkQueue((ifindex, trigger) => this.check(ifindex, trigger));
+  private readonly rechecks = new BackoffRechecks((ifindex) => {
+    this.queue.enqueue(ifindex, 'backoff');
+    this.queue.drain();
+  });
   private readonly flap: FlapGuard;
   /**
    * Feature-change events our own writes are about to cause, per ifindex. The kernel sends
@@ -89,16 +74,11 @@ export class Reconciler {
    * lost event can never make us skip someone else's change.
    */
   private readonly ownFeatureEvents = new Map<number, number>();
-  /** Kept incrementally: status and sd_notify STATUS= ask for it after every batch. */
-  private compliantCount = 0;
-  private draining = false;
-  private drainScheduled = false;
-  private stopped = false;
 
   constructor(
     private policy: Policy,
-    private readonly table: FeatureTable,
-    private readonly facts: InterfaceFactsSource,
+    private readonly table: FeatureAccess,
+    private readonly facts: FactsSource,
     private readonly observer: ReconcilerObserver,
     private readonly previouslySeen: PreviouslySeen = () => null,
   ) {
@@ -112,7 +92,7 @@ export class Reconciler {
   /** Initial state from a full dump: every link is checked before this returns. */
   loadAll(links: LinkMessage[], trigger: Trigger): void {
     this.replaceLinks(links, trigger);
-    this.drainAll();
+    this.queue.drainAll();
   }
 
   /** Link events, in kernel order. */
@@ -122,59 +102,53 @@ export class Reconciler {
         this.forget(link.ifindex, 'deleted');
         continue;
       }
-      const previous = this.links.get(link.ifindex);
-      this.links.set(link.ifindex, link);
-      const trigger = classify(previous, link);
+      const trigger = this.links.update(link);
       if (trigger === 'features' && this.consumeOwnFeatureEvent(link.ifindex)) continue;
-      this.enqueue(link.ifindex, trigger);
+      this.queue.enqueue(link.ifindex, trigger);
     }
-    this.drain();
+    this.queue.drain();
   }
 
   /** After lost events: the dump is the truth; returns how many links it held. */
   resync(links: LinkMessage[], reason: string, notices = 1): number {
     this.observer.onRecords([{ kind: 'resync', trigger: 'resync', action: 'resynced', reason, count: links.length, notices }]);
     this.replaceLinks(links, 'resync');
-    this.drain();
+    this.queue.drain();
     return links.length;
   }
 
   /** Periodic safety sweep over a fresh dump. */
   sweep(links: LinkMessage[]): void {
     this.replaceLinks(links, 'sweep');
-    this.drain();
+    this.queue.drain();
   }
 
   setPolicy(policy: Policy): void {
     this.policy = policy;
     this.flap.setLimits(policy.flapping);
-    for (const managed of this.managed.values()) managed.unenforceable.clear();
-    for (const ifindex of this.links.keys()) this.enqueue(ifindex, 'reload');
-    this.drainAll();
+    this.managed.forgetUnenforceable(null);
+    for (const ifindex of this.links.ifindexes()) this.queue.enqueue(ifindex, 'reload');
+    this.queue.drainAll();
   }
 
   /** An operator's explicit request: retries even what was found unenforceable. */
   enforce(ifindex: number | null): void {
-    for (const [index, managed] of this.managed) {
-      if (ifindex === null || ifindex === index) managed.unenforceable.clear();
-    }
-    for (const index of this.links.keys()) if (ifindex === null || ifindex === index) this.enqueue(index, 'manual');
-    this.drainAll();
+    this.managed.forgetUnenforceable(ifindex);
+    for (const index of this.links.ifindexes()) if (ifindex === null || ifindex === index) this.queue.enqueue(index, 'manual');
+    this.queue.drainAll();
+  }
+
+  statuses(): InterfaceStatus[] {
+    return this.managed.statuses();
   }
 
   /** Each managed interface's last seen features, for the next run (see LastSeenStore). */
   lastSeen(): SeenInterface[] {
-    return [...this.managed.values()].map((managed) => ({
-      name: managed.status.name, mac: managed.status.facts.mac, features: Object.fromEntries(managed.lastActive),
-    }));
-  }
-
-  statuses(): InterfaceStatus[] {
-    return [...this.managed.values()].map((managed) => managed.status);
+    return this.managed.lastSeen();
   }
 
   counts(): { managed: number; compliant: number } {
-    return { managed: this.managed.size, compliant: this.compliantCount };
+    return this.managed.counts();
   }
 
   status(ifindex: number): InterfaceStatus | null {
@@ -183,9 +157,7 @@ export class Reconciler {
 
   /** Every known link (managed or not), for name look-ups. */
   findLink(nameOrIndex: string): LinkMessage | null {
-    const index = /^\d+$/.test(nameOrIndex) ? Number(nameOrIndex) : null;
-    for (const link of this.links.values()) if (link.name === nameOrIndex || link.ifindex === index) return link;
-    return null;
+    return this.links.find(nameOrIndex);
   }
 
   /** Why an interface does (not) match, and what enforcing it would do now. Reads, never writes. */
@@ -202,10 +174,8 @@ export class Reconciler {
   }
 
   stop(): void {
-    this.stopped = true;
-    for (const timer of this.backoffTimers.values()) clearTimeout(timer);
-    this.backoffTimers.clear();
-    this.pending.clear();
+    this.queue.stop();
+    this.rechecks.cancelAll();
   }
 
   private consumeOwnFeatureEvent(ifindex: number): boolean {
@@ -218,75 +188,29 @@ export class Reconciler {
 
   private replaceLinks(links: LinkMessage[], trigger: Trigger): void {
     this.ownFeatureEvents.clear();
-    const present = new Set(links.map((link) => link.ifindex));
-    for (const ifindex of [...this.links.keys()]) if (!present.has(ifindex)) this.forget(ifindex, 'deleted');
-    for (const link of links) {
-      const previous = this.links.get(link.ifindex);
-      this.links.set(link.ifindex, link);
-      this.enqueue(link.ifindex, previous && previous.name !== link.name ? 'rename' : trigger);
-    }
-  }
-
-  private enqueue(ifindex: number, trigger: Trigger): void {
-    // The first reason wins: a `new` followed by `features` is still a new interface.
-    if (!this.pending.has(ifindex)) this.pending.set(ifindex, trigger);
-  }
-
-  private drainAll(): void {
-    while (this.pending.size > 0 && !this.stopped) this.checkNext();
-  }
-
-  private drain(): void {
-    if (this.draining) return;
-    this.draining = true;
-    try {
-      const deadline = Date.now() + SLICE_MS;
-      while (this.pending.size > 0 && !this.stopped && Date.now() < deadline) this.checkNext();
-    } finally {
-      this.draining = false;
-      // Also after an unexpected exception: queued work must never wait for the next event.
-      if (this.pending.size > 0 && !this.drainScheduled && !this.stopped) {
-        this.drainScheduled = true;
-        setImmediate(() => {
-          this.drainScheduled = false;
-          this.drain();
-        });
-      }
-    }
-  }
-
-  private checkNext(): void {
-    const next = this.pending.entries().next();
-    if (next.done) return;
-    const [ifindex, trigger] = next.value;
-    this.pending.delete(ifindex);
-    this.check(ifindex, trigger);
+    const { gone, present } = this.links.replace(links, trigger);
+    for (const ifindex of gone) this.forget(ifindex, 'deleted');
+    for (const [ifindex, why] of present) this.queue.enqueue(ifindex, why);
   }
 
   private forget(ifindex: number, why: 'deleted' | 'unmatched'): void {
     const link = this.links.get(ifindex);
     if (why === 'deleted') {
       this.links.delete(ifindex);
-      this.pending.delete(ifindex);
+      this.queue.remove(ifindex);
       this.facts.forget(ifindex);
     }
     this.flap.forget(ifindex);
     this.ownFeatureEvents.delete(ifindex);
-    const timer = this.backoffTimers.get(ifindex);
-    if (timer) clearTimeout(timer);
-    this.backoffTimers.delete(ifindex);
-    const managed = this.managed.get(ifindex);
-    if (managed) {
-      if (managed.status.compliant) this.compliantCount--;
-      this.managed.delete(ifindex);
-      this.observer.onReleased(ifindex, link?.name ?? String(ifindex), why);
-    }
+    this.rechecks.cancel(ifindex);
+    if (this.managed.release(ifindex)) this.observer.onReleased(ifindex, link?.name ?? String(ifindex), why);
   }
 
   private modeOf(rule: Rule): Mode {
     return rule.mode ?? this.policy.mode;
   }
 
+  /** Match → apply → decide records → remember → report, for one link. */
   private check(ifindex: number, trigger: Trigger): void {
     const link = this.links.get(ifindex);
     if (!link) return;
@@ -305,15 +229,7 @@ export class Reconciler {
     }
     const mode = this.modeOf(rule);
     const firstCheck = !managed || managed.ruleName !== rule.name;
-    if (!managed || firstCheck) {
-      if (managed?.status.compliant) this.compliantCount--;
-      const seen = managed ? null : this.previouslySeen(facts.name, facts.mac);
-      managed = {
-        status: newStatus(facts, rule, mode), ruleName: rule.name,
-        lastActive: seen ?? new Map(), unenforceable: new Set(), seenBefore: seen !== null,
-      };
-      this.managed.set(ifindex, managed);
-    }
+    if (!managed || firstCheck) managed = this.managed.adopt(facts, rule, mode, managed ? null : this.previouslySeen(facts.name, facts.mac));
     const state = managed;
 
     let result: ApplyResult;
@@ -330,88 +246,26 @@ export class Reconciler {
       return;
     }
     if (result.changed) this.ownFeatureEvents.set(ifindex, (this.ownFeatureEvents.get(ifindex) ?? 0) + 1);
-    this.observer.onRecords(this.recordsFor(state, facts, rule, trigger, result, firstCheck && !state.seenBefore));
-    state.seenBefore = false;
-    this.updateStatus(state, facts, mode, result);
+
+    const device = mayRecord(result.outcomes) ? knownDevice(facts) : NO_DEVICE; // read only when there is something to record
+    const context: CheckContext = {
+      trigger, interface: facts.name, ifindex, driver: device.driver, pci: device.pci ? vendorDevice(device.pci) : null,
+      rule: rule.name, durationUs: result.durationUs,
+    };
+    const decision = decideRecords(result.outcomes, state, firstCheck, context);
+    const records = decision.records;
+    for (const feature of decision.corrected) {
+      const backoff = this.flap.noteCorrection(ifindex, feature);
+      const outcome = result.outcomes.find((candidate) => candidate.feature === feature);
+      if (backoff && outcome) records.push(flappingRecord(context, outcome, backoff, this.policy.flapping.windowSec));
+    }
+    for (const feature of decision.deferred) {
+      const end = this.flap.backoffEnd(ifindex, feature);
+      if (end !== null) this.rechecks.schedule(ifindex, end);
+    }
+    this.managed.noteCheck(state, facts, mode, result, decision.drifts, decision.newlyUnenforceable);
+    this.observer.onRecords(records);
     this.observer.onChecked(state.status, trigger, result);
-  }
-
-  private recordsFor(
-    managed: Managed, facts: InterfaceFacts, rule: Rule, trigger: Trigger, result: ApplyResult, firstCheck: boolean,
-  ): NewRecord[] {
-    const records: NewRecord[] = [];
-    for (const outcome of result.outcomes) {
-      const { feature, wanted, active } = outcome;
-      if (outcome.action === 'none' || outcome.action === 'ignored' || active === null) continue;
-      const { driver, pci } = knownDevice(facts); // read only when there is something to record
-      const shared = {
-        trigger, interface: facts.name, ifindex: facts.ifindex, driver,
-        pci: pci ? vendorDevice(pci) : null, rule: rule.name,
-        feature, expected: onOff(wanted), observed: onOff(active),
-      };
-      if (outcome.action === 'unenforceable') {
-        if (managed.unenforceable.has(feature)) continue; // recorded once per interface and feature
-        managed.unenforceable.add(feature);
-        records.push({ ...shared, kind: 'unenforceable', action: 'unenforceable', reason: outcome.reason ?? undefined });
-        continue;
-      }
-      // A correction (or an attempt someone raced) is always a record; a difference left in
-      // place only when it is new.
-      const corrected = outcome.action === 'enforced' || outcome.action === 'contended';
-      const wasAsWanted = managed.lastActive.get(feature) === wanted;
-      if (!corrected && !firstCheck && !wasAsWanted) continue;
-      // Known from an earlier run but not as wanted then: still not a drift.
-      const kind = firstCheck || (managed.seenBefore && !wasAsWanted) ? 'initial' : 'drift';
-      const whileAway = managed.seenBefore && wasAsWanted ? `changed while offloadd was not running (last seen ${onOff(wanted)})` : null;
-      records.push({
-        ...shared, kind, action: outcome.action,
-        correctionUs: outcome.action === 'enforced' ? Math.round(result.durationUs) : undefined,
-        reason: [whileAway, outcome.reason].filter(Boolean).join('; ') || undefined,
-      });
-      if (kind === 'drift') {
-        managed.status.driftCount++;
-        managed.status.lastDrift = new Date().toISOString();
-      }
-      if (corrected) {
-        const backoff = this.flap.noteCorrection(facts.ifindex, feature);
-        if (backoff) {
-          records.push({
-            ...shared, kind: 'flapping', action: 'backoff', count: backoff.count, backoffSec: backoff.backoffSec,
-            reason: `corrected ${backoff.count} times within ${this.policy.flapping.windowSec} s; holding corrections back for ${backoff.backoffSec} s`,
-          });
-        }
-      }
-      if (outcome.action === 'deferred') this.scheduleBackoffRecheck(facts.ifindex, feature);
-    }
-    return records;
-  }
-
-  private scheduleBackoffRecheck(ifindex: number, feature: string): void {
-    const end = this.flap.backoffEnd(ifindex, feature);
-    if (end === null || this.backoffTimers.has(ifindex)) return;
-    const timer = setTimeout(() => {
-      this.backoffTimers.delete(ifindex);
-      this.enqueue(ifindex, 'backoff');
-      this.drain();
-    }, Math.max(0, end - Date.now()) + 5);
-    timer.unref();
-    this.backoffTimers.set(ifindex, timer);
-  }
-
-  private updateStatus(managed: Managed, facts: InterfaceFacts, mode: Mode, result: ApplyResult): void {
-    const now = new Date().toISOString();
-    const status = managed.status;
-    if (status.compliant !== result.compliant) {
-      status.since = now;
-      this.compliantCount += result.compliant ? 1 : -1;
-    }
-    status.compliant = result.compliant;
-    status.name = facts.name;
-    status.facts = facts;
-    status.mode = mode;
-    status.lastCheck = now;
-    status.features = result.outcomes;
-    for (const outcome of result.outcomes) if (outcome.after !== null) managed.lastActive.set(outcome.feature, outcome.after);
   }
 
   private reportFailure(error: unknown, facts: Partial<InterfaceFacts>, doing: string): void {
@@ -421,20 +275,4 @@ export class Reconciler {
     }
     this.observer.onProblem('error', `Failed ${doing}: ${(error as Error).message}`, facts, error);
   }
-}
-
-function classify(previous: LinkMessage | undefined, link: LinkMessage): Trigger {
-  if (!previous) return 'new';
-  if (previous.name !== link.name) return 'rename';
-  if (link.event === LinkEventReason.features) return 'features';
-  if (!previous.up && link.up) return 'up';
-  return 'change';
-}
-
-function newStatus(facts: InterfaceFacts, rule: Rule, mode: Mode): InterfaceStatus {
-  const now = new Date().toISOString();
-  return {
-    ifindex: facts.ifindex, name: facts.name, facts, rule: rule.name, mode,
-    compliant: false, since: now, lastCheck: now, lastDrift: null, driftCount: 0, features: [],
-  };
 }

@@ -22,23 +22,9 @@ export function run(command: string, args: string[], input?: string): string {
   return execFileSync(command, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
-/** Polls until `condition` holds; the timeout is a safety net, not a measurement. */
-export async function waitFor<T>(condition: () => T | null | undefined | false, what: string, timeoutMs = 15000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    let value: T | null | undefined | false;
-    let lastError: unknown;
-    try {
-      value = condition();
-    } catch (error) {
-      value = null;
-      lastError = error;
-    }
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+import { waitFor } from './wait';
+
+export { waitFor };
 
 /** Whether a Unix stream socket accepts a connection now. */
 export function canConnect(socketPath: string): Promise<boolean> {

@@ -1,0 +1,104 @@
+/**
+ * Which ledger records one check of one interface makes. Pure: the outcome of the check and
+ * what the daemon remembers of the interface in, records and the facts to remember out; the
+ * caller applies them (memory, flapping guard, back-off re-checks). Its tests need no kernel.
+ */
+import type { NewRecord, Trigger } from '../ledger/record';
+import type { FeatureOutcome } from './apply';
+import type { BackoffStarted } from './flapping';
+import { onOff } from './plan';
+
+/** What the daemon remembers of one managed interface between checks. */
+export interface FeatureMemory {
+  /** Active state per feature after the last check: drift = it was as wanted and no longer is. */
+  readonly lastActive: ReadonlyMap<string, boolean>;
+  /** Features already recorded as unenforceable on this ifindex (one record, no retry loop). */
+  readonly unenforceable: ReadonlySet<string>;
+  /** `lastActive` came from an earlier run (last-seen.json), not from this one. */
+  readonly seenBefore: boolean;
+}
+
+/** Who and why, copied into every record. */
+export interface CheckContext {
+  trigger: Trigger;
+  interface: string;
+  ifindex: number;
+  driver: string | null;
+  /** "vvvv:dddd" */
+  pci: string | null;
+  rule: string;
+  /** Duration of the check that made the records, µs. */
+  durationUs: number;
+}
+
+export interface RecordDecision {
+  records: NewRecord[];
+  /** To remember as unenforceable (recorded now, never again on this ifindex). */
+  newlyUnenforceable: string[];
+  /** Corrected (or corrected and raced): each counts toward the flapping guard. */
+  corrected: string[];
+  /** Held back by a back-off: each needs a re-check when it ends. */
+  deferred: string[];
+  /** Drift records among `records`. */
+  drifts: number;
+}
+
+/** Whether any outcome can make a record: only then are the device facts worth reading. */
+export function mayRecord(outcomes: readonly FeatureOutcome[]): boolean {
+  return outcomes.some((outcome) => outcome.action !== 'none' && outcome.action !== 'ignored' && outcome.active !== null);
+}
+
+/**
+ * `firstCheck`: the first check of this interface under this rule in this run. A difference
+ * found then is `initial` unless the interface was seen as wanted in an earlier run (then it was
+ * changed while the daemon was not looking: `drift`).
+ */
+export function decideRecords(
+  outcomes: readonly FeatureOutcome[], memory: FeatureMemory, firstCheck: boolean, context: CheckContext,
+): RecordDecision {
+  const decision: RecordDecision = { records: [], newlyUnenforceable: [], corrected: [], deferred: [], drifts: 0 };
+  const fresh = firstCheck && !memory.seenBefore;
+  for (const outcome of outcomes) {
+    const { feature, wanted, active } = outcome;
+    if (outcome.action === 'deferred') decision.deferred.push(feature);
+    if (outcome.action === 'none' || outcome.action === 'ignored' || active === null) continue;
+    const shared = {
+      trigger: context.trigger, interface: context.interface, ifindex: context.ifindex, driver: context.driver,
+      pci: context.pci, rule: context.rule, feature, expected: onOff(wanted), observed: onOff(active),
+    };
+    if (outcome.action === 'unenforceable') {
+      if (!memory.unenforceable.has(feature)) {
+        decision.newlyUnenforceable.push(feature);
+        decision.records.push({ ...shared, kind: 'unenforceable', action: 'unenforceable', reason: outcome.reason ?? undefined });
+      }
+      continue;
+    }
+    const corrected = outcome.action === 'enforced' || outcome.action === 'contended';
+    if (corrected) decision.corrected.push(feature);
+    // A correction (or an attempt someone raced) is always a record; a difference left in
+    // place only when it is new.
+    const wasAsWanted = memory.lastActive.get(feature) === wanted;
+    if (!corrected && !fresh && !wasAsWanted) continue;
+    // Known from an earlier run but not as wanted then: not a drift either.
+    const kind = fresh || (memory.seenBefore && !wasAsWanted) ? 'initial' : 'drift';
+    const whileAway = memory.seenBefore && wasAsWanted ? `changed while offloadd was not running (last seen ${onOff(wanted)})` : null;
+    decision.records.push({
+      ...shared, kind, action: outcome.action,
+      correctionUs: outcome.action === 'enforced' ? Math.round(context.durationUs) : undefined,
+      reason: [whileAway, outcome.reason].filter(Boolean).join('; ') || undefined,
+    });
+    if (kind === 'drift') decision.drifts++;
+  }
+  return decision;
+}
+
+/** The record of a back-off the flapping guard started after a correction. */
+export function flappingRecord(context: CheckContext, outcome: FeatureOutcome, backoff: BackoffStarted, windowSec: number): NewRecord {
+  return {
+    trigger: context.trigger, interface: context.interface, ifindex: context.ifindex, driver: context.driver,
+    pci: context.pci, rule: context.rule, feature: outcome.feature,
+    expected: onOff(outcome.wanted), observed: onOff(outcome.active ?? !outcome.wanted),
+    kind: 'flapping', action: 'backoff', count: backoff.count, backoffSec: backoff.backoffSec,
+    reason: `corrected ${backoff.count} times within ${windowSec} s; holding corrections back for ${backoff.backoffSec} s`,
+  };
+}
