@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/ethtool.cc",
+        "native/ethtool_netlink.cc",
         "native/rtnl.cc",
         "native/unix_dgram.cc"
       ],

@@ -161,7 +161,7 @@ export class Daemon extends EventEmitter {
   /** After start() and once the API listens: tell systemd (and whoever waits on the log). */
   announceReady(): void {
     const summary = this.summary();
-    this.log.event('started', 'info', `Started: ${summary}; netlink receive buffer ${this.events.grantedReceiveBufferBytes()} bytes`);
+    this.log.event('started', 'info', `Started: ${summary}; features via ${this.table.via}; netlink receive buffer ${this.events.grantedReceiveBufferBytes()} bytes`);
     this.notify.ready(summary);
     this.notify.startWatchdog();
   }

@@ -27,6 +27,16 @@ export interface NativeLinkMonitor {
   unref(): void;
 }
 
+/** ETHTOOL_MSG_FEATURES_SET's reply, one u32 per 32 features each. */
+export interface NetlinkFeaturesSetReply {
+  /** Active bits the request changed... */
+  activeChanged: Uint32Array;
+  /** ...and their values now. */
+  activeNow: Uint32Array;
+  /** Requested bits the kernel did not grant. */
+  unmet: Uint32Array;
+}
+
 interface NativeAddon {
   featureNames(ifname: string): string[];
   /** `words` blocks of four u32: available, requested, active, never_changed. */
@@ -34,6 +44,12 @@ interface NativeAddon {
   /** Pairs of u32: valid, requested. Returns ETHTOOL_F_* flags. */
   setFeatures(ifname: string, ifindex: number, blocks: Uint32Array): number;
   driverInfo(ifname: string, ifindex: number): DriverInfo;
+  /** Whether this kernel has the ethtool generic netlink family (resolved once). */
+  ethtoolNetlinkAvailable(): boolean;
+  /** As getFeatures, by ifindex over ethtool netlink. */
+  netlinkGetFeatures(ifindex: number, words: number): Uint32Array;
+  /** As setFeatures (`words` pairs of valid, requested), by ifindex over ethtool netlink. */
+  netlinkSetFeatures(ifindex: number, words: number, blocks: Uint32Array): NetlinkFeaturesSetReply;
   LinkMonitor: new (
     receiveBufferBytes: number,
     onDatagrams: (errno: number, datagrams: Buffer[]) => void,
@@ -44,7 +60,8 @@ interface NativeAddon {
 }
 
 const EXPECTED_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = [
-  'featureNames', 'getFeatures', 'setFeatures', 'driverInfo', 'LinkMonitor', 'queryLinks',
+  'featureNames', 'getFeatures', 'setFeatures', 'driverInfo', 'ethtoolNetlinkAvailable', 'netlinkGetFeatures',
+  'netlinkSetFeatures', 'LinkMonitor', 'queryLinks',
   'sendDatagram', 'peerCredentials',
 ];
 
@@ -94,6 +111,9 @@ export const addon = {
   getFeatures: wrap(raw.getFeatures),
   setFeatures: wrap(raw.setFeatures),
   driverInfo: wrap(raw.driverInfo),
+  ethtoolNetlinkAvailable: wrap(raw.ethtoolNetlinkAvailable),
+  netlinkGetFeatures: wrap(raw.netlinkGetFeatures),
+  netlinkSetFeatures: wrap(raw.netlinkSetFeatures),
   queryLinks: wrap(raw.queryLinks),
   sendDatagram: wrap(raw.sendDatagram),
   peerCredentials: wrap(raw.peerCredentials),

@@ -38,6 +38,7 @@ export function createHandlers(daemon: Daemon): Handlers {
         mode: policy.mode,
         startedAt: daemon.startedAt.toISOString(),
         uptimeSec: Math.round((Date.now() - daemon.startedAt.getTime()) / 1000),
+        featureInterface: daemon.table.via,
         policy: { path: policy.path, sha256: policy.checksum, rules: policy.rules.length, warnings: policy.warnings },
         interfaces: { managed, compliant, drifting: managed - compliant },
         counters: { ...daemon.counters },

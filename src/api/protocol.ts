@@ -3,6 +3,7 @@
  * once here ({ params, result }) for both the server and offloadctl. docs/API.md documents it.
  */
 import type { InterfaceFacts } from '../facts/types';
+import type { FeatureInterface } from '../reconcile/feature-state';
 import type { LedgerRecord } from '../ledger/record';
 import type { RuleEvaluation } from '../policy/match';
 import type { Mode, PolicyWarning } from '../policy/types';
@@ -41,6 +42,8 @@ export interface StatusResult {
   mode: Mode;
   startedAt: string;
   uptimeSec: number;
+  /** How features are read and set: by ifindex over ethtool netlink, or by name over the ioctls. */
+  featureInterface: FeatureInterface;
   policy: { path: string; sha256: string; rules: number; warnings: PolicyWarning[] };
   interfaces: { managed: number; compliant: number; drifting: number };
   counters: { resyncs: number; drifts: number; corrections: number; unenforceable: number; failures: number; reloads: number };

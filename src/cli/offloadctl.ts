@@ -53,7 +53,7 @@ const pciOf = (pci: PciId | null): string => (pci ? vendorDevice(pci) : '-');
 
 function formatStatus(status: StatusResult): string {
   return [
-    `offloadd ${status.version} (pid ${status.pid}), up ${status.uptimeSec} s, mode ${status.mode}`,
+    `offloadd ${status.version} (pid ${status.pid}), up ${status.uptimeSec} s, mode ${status.mode}, features via ${status.featureInterface}`,
     `policy     ${status.policy.path} (${status.policy.rules} rules, sha256 ${status.policy.sha256.slice(0, 12)})`,
     `interfaces ${status.interfaces.managed} managed, ${status.interfaces.compliant} compliant, ${status.interfaces.drifting} not compliant`,
     `events     ${status.counters.drifts} drifts, ${status.counters.corrections} corrections, ${status.counters.unenforceable} unenforceable, ${status.counters.failures} failures, ${status.counters.resyncs} resyncs`,

@@ -27,20 +27,31 @@ export interface FeatureAccess {
   write(ifname: string, ifindex: number, changes: ReadonlyArray<{ feature: string; on: boolean }>): number;
 }
 
+/**
+ * How features are read and written: ethtool netlink addresses an interface by ifindex, so a
+ * rename can never redirect a request to another NIC; the ioctls (kernels before 5.6) address it
+ * by name, checked against the ifindex just before each call.
+ */
+export type FeatureInterface = 'ethtool-netlink' | 'ioctl';
+
 export class FeatureTable implements FeatureAccess {
   readonly names: readonly string[];
   readonly words: number;
   private readonly bitOf = new Map<string, number>();
 
-  constructor(names: readonly string[]) {
+  constructor(names: readonly string[], readonly via: FeatureInterface = 'ioctl') {
     this.names = names;
     this.words = Math.max(1, Math.ceil(names.length / 32));
     names.forEach((name, bit) => this.bitOf.set(name, bit));
   }
 
-  /** The running kernel's table (any interface can be asked; `lo` always exists). */
-  static fromKernel(): FeatureTable {
-    return new FeatureTable(addon.featureNames('lo'));
+  /**
+   * The running kernel's table (any interface can be asked; `lo` always exists), over ethtool
+   * netlink where the kernel has it. Chosen once: the kernel does not gain or lose the family.
+   */
+  static fromKernel(via: FeatureInterface | 'auto' = 'auto'): FeatureTable {
+    const chosen = via === 'auto' ? (addon.ethtoolNetlinkAvailable() ? 'ethtool-netlink' : 'ioctl') : via;
+    return new FeatureTable(addon.featureNames('lo'), chosen);
   }
 
   has(feature: string): boolean {
@@ -48,7 +59,7 @@ export class FeatureTable implements FeatureAccess {
   }
 
   read(ifname: string, ifindex: number): FeatureSnapshot {
-    const blocks = addon.getFeatures(ifname, ifindex, this.words);
+    const blocks = this.via === 'ethtool-netlink' ? addon.netlinkGetFeatures(ifindex, this.words) : addon.getFeatures(ifname, ifindex, this.words);
     return {
       get: (feature: string): FeatureState | undefined => {
         const bit = this.bitOf.get(feature);
@@ -61,7 +72,10 @@ export class FeatureTable implements FeatureAccess {
     };
   }
 
-  /** One ETHTOOL_SFEATURES for all changes; returns the kernel's ETHTOOL_F_* flags. */
+  /**
+   * One request for all changes. Returns the ioctl's ETHTOOL_F_* flags; 0 over netlink, whose
+   * reply the read-back covers.
+   */
   write(ifname: string, ifindex: number, changes: ReadonlyArray<{ feature: string; on: boolean }>): number {
     const blocks = new Uint32Array(this.words * 2);
     for (const { feature, on } of changes) {
@@ -71,6 +85,10 @@ export class FeatureTable implements FeatureAccess {
       const mask = (1 << (bit & 31)) >>> 0;
       blocks[word * 2] = ((blocks[word * 2] as number) | mask) >>> 0;
       if (on) blocks[word * 2 + 1] = ((blocks[word * 2 + 1] as number) | mask) >>> 0;
+    }
+    if (this.via === 'ethtool-netlink') {
+      addon.netlinkSetFeatures(ifindex, this.words, blocks);
+      return 0;
     }
     return addon.setFeatures(ifname, ifindex, blocks);
   }

@@ -11,6 +11,7 @@ import { dumpLinks, queryLink } from '../../src/events/link-events';
 import { FeatureTable } from '../../src/reconcile/feature-state';
 
 const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
+const bad = (call: () => unknown): void => assert.throws(call);
 
 describe('native addon contract', () => {
   it('lists the kernel\'s feature names', () => {
@@ -35,8 +36,24 @@ describe('native addon contract', () => {
     assert.throws(() => addon.getFeatures('lo', 99999, 2), (error: unknown) => error instanceof KernelError && error.code === 'ENODEV');
   });
 
+  it('reads the same features over ethtool netlink, by ifindex, as over the ioctl', () => {
+    assert.equal(addon.ethtoolNetlinkAvailable(), true, 'this kernel (>= 5.6) has the ethtool family');
+    const words = FeatureTable.fromKernel().words;
+    assert.deepEqual([...addon.netlinkGetFeatures(1, words)], [...addon.getFeatures('lo', 1, words)]);
+    assert.equal(FeatureTable.fromKernel().via, 'ethtool-netlink');
+  });
+
+  it('fails over netlink with ENODEV and the kernel\'s own explanation for an ifindex that does not exist', () => {
+    assert.throws(() => addon.netlinkGetFeatures(2 ** 30, 2), (error: unknown) =>
+      error instanceof KernelError && error.vanished && error.syscall === 'ETHTOOL_MSG_FEATURES_GET' && /ifindex|device/i.test(error.message));
+  });
+
   it('rejects malformed arguments with a TypeError or EINVAL, never a crash', () => {
-    const bad = (call: () => unknown): void => assert.throws(call);
+    bad(() => addon.netlinkGetFeatures(0, 2));
+    bad(() => addon.netlinkGetFeatures(1, 0));
+    bad(() => addon.netlinkGetFeatures(-1, 2));
+    bad(() => addon.netlinkSetFeatures(1, 2, new Uint32Array(3)));
+    bad(() => (addon.netlinkSetFeatures as unknown as (...args: unknown[]) => unknown)(1, 2, [1, 2, 3, 4]));
     bad(() => (addon.getFeatures as unknown as (...args: unknown[]) => unknown)(42, 'x', 2));
     bad(() => addon.getFeatures('lo', 1, 0));
     bad(() => addon.getFeatures('a-name-longer-than-ifnamsiz', 0, 2));
@@ -62,10 +79,15 @@ describe('native addon contract', () => {
       } catch {
         // expected
       }
+      try {
+        addon.netlinkGetFeatures(2 ** 30, 2);
+      } catch {
+        // expected
+      }
       const monitor = addon.openLinkMonitor(65536, () => undefined);
       monitor.close();
       monitor.close(); // twice is harmless
     }
-    assert.ok(openFds() <= before + 2, `fds: ${before} → ${openFds()}`); // the cached ioctl/datagram sockets
+    assert.ok(openFds() <= before + 2, `fds: ${before} → ${openFds()}`); // the cached ioctl/datagram and ethtool netlink sockets
   });
 });
