@@ -27,7 +27,7 @@ import {
   resolveFeatureName,
   suggestFeatureName,
 } from './feature-names';
-import { globLiteral, globProblem } from './match';
+import { globLiteral, globProblem, unconstrainedKeys, type UnconstrainedKey } from './match';
 import type {
   FlappingLimits,
   LedgerLimits,
@@ -49,7 +49,7 @@ const MAX_POLICY_BYTES = 1024 * 1024;
 
 const MODES: readonly Mode[] = ['enforce', 'report'];
 const TOP_KEYS = ['mode', 'sweep_interval', 'flapping', 'ledger', 'rules'] as const;
-const RULE_KEYS = ['name', 'mode', 'match', 'features'] as const;
+const RULE_KEYS = ['name', 'mode', 'broad', 'match', 'features'] as const;
 const MATCH_SPEC_KEYS: readonly MatchKey[] = ['driver', 'pci', 'name', 'mac', 'kind'];
 
 /** Longest wait we schedule: keeps every timer far below setTimeout's 24.8-day overflow. */
@@ -90,7 +90,17 @@ const WHOLE_MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
 const BLANKET_HINT =
   'offloadd only changes the interfaces a rule targets, so a rule must name what it matches ' +
   '(driver, pci, name, mac or kind), e.g. `match: { driver: bnxt_en, pci: "14e4:1750" }`; ' +
-  'rules that match every interface are refused by design';
+  'rules that can match every interface (lo, veths, taps, bridges included) are refused by design ' +
+  'unless the rule says so with `broad: "<why>"` next to its name';
+
+/** What "every value" means for each key, in messages about blanket rules. */
+const EVERY_VALUE: Record<UnconstrainedKey['key'], string> = {
+  name: 'every interface name',
+  driver: 'every driver (every interface that has one: lo, veths, taps, bridges, physical ports)',
+  kind: 'every kind (every virtual interface)',
+  mac: 'every MAC address',
+  pci: 'every PCI id',
+};
 const FEATURE_NAME_HINT =
   'use a kernel feature string (rx-gro, tx-generic-segmentation; `ethtool -k <interface>` lists them) ' +
   'or an ethtool name (gro, gso, tso, tx, sg, ...)';
@@ -387,13 +397,29 @@ class PolicyParser {
     }
     const keys = this.entries(node, path, RULE_KEYS, `in a rule`);
     const name = this.ruleName(keys.get('name'), node, path, firstByName);
+    const mode = this.mode(keys.get('mode'));
+    const broad = this.broad(keys.get('broad'));
+    const match = this.match(keys.get('match'), node, path, name, broad);
     return {
       name,
-      mode: this.mode(keys.get('mode')),
-      match: this.match(keys.get('match'), node, path, name),
+      mode,
+      broad: broad?.reason ?? null,
+      match,
       features: this.features(keys.get('features'), node, path, name),
       position: this.position(node) ?? { line: 1, column: 1 },
     };
+  }
+
+  /** `broad: "<why>"`: the rule's explicit opt-in to matching every interface. */
+  private broad(entry: Entry | undefined): { reason: string; entry: Entry } | null {
+    if (entry === undefined) return null;
+    const node = entry.value;
+    if (!isScalar(node) || typeof node.value !== 'string' || node.value.trim() === '') {
+      this.fail(entry.at, entry.path, `${entry.path} must be the reason the rule matches every interface, found ${describeNode(node)}`, {
+        hint: 'write why, e.g. `broad: "lab host: GRO off everywhere for packet captures"`; leave broad out for a targeted rule',
+      });
+    }
+    return { reason: node.value, entry };
   }
 
   private ruleName(entry: Entry | undefined, ruleNode: unknown, path: string, firstByName: Map<string, unknown>): string {
@@ -417,7 +443,13 @@ class PolicyParser {
     return name;
   }
 
-  private match(entry: Entry | undefined, ruleNode: unknown, path: string, ruleName: string): MatchSpec {
+  private match(
+    entry: Entry | undefined,
+    ruleNode: unknown,
+    path: string,
+    ruleName: string,
+    broad: { reason: string; entry: Entry } | null,
+  ): MatchSpec {
     if (entry === undefined) {
       this.fail(ruleNode, `${path}.match`, `rule "${ruleName}" has no match block`, { hint: BLANKET_HINT });
     }
@@ -427,9 +459,6 @@ class PolicyParser {
       });
     }
     const keys = this.entries(entry.value, entry.path, MATCH_SPEC_KEYS, `in a match block`);
-    if (keys.size === 0) {
-      this.fail(entry.at, entry.path, `rule "${ruleName}" has an empty match block`, { hint: BLANKET_HINT });
-    }
     const spec: MatchSpec = {};
     for (const [key, keyEntry] of keys) {
       const patterns = this.stringList(keyEntry);
@@ -437,7 +466,36 @@ class PolicyParser {
       else if (key === 'mac') spec.mac = patterns.map((p) => this.macPattern(p.text, p.at, p.path));
       else spec[key] = patterns.map((p) => this.glob(p.text, p.at, p.path));
     }
+    this.checkTargeted(spec, entry, ruleName, broad);
     return spec;
+  }
+
+  /**
+   * Refuses a rule that can match every interface (see unconstrainedKeys) unless it opts in
+   * with `broad`; an opted-in rule is loaded with a loud warning, every time.
+   */
+  private checkTargeted(spec: MatchSpec, entry: Entry, ruleName: string, broad: { reason: string; entry: Entry } | null): void {
+    const unconstrained = unconstrainedKeys(spec);
+    if (unconstrained === null) {
+      if (broad !== null) {
+        this.warn(broad.entry.keyNode, broad.entry.path, `rule "${ruleName}" is marked broad but its match targets specific interfaces: remove \`broad\``);
+      }
+      return;
+    }
+    const why = unconstrained.length === 0
+      ? 'its match block is empty'
+      : unconstrained
+          .map(({ key, patterns, proven }) => `${key} ${patterns.map((p) => JSON.stringify(p)).join(', ')} ${proven ? 'matches' : 'is too complex to prove it does not match'} ${EVERY_VALUE[key]}`)
+          .join(', and ');
+    if (broad === null) {
+      const message = unconstrained.length === 0
+        ? `rule "${ruleName}" has an empty match block`
+        : `rule "${ruleName}" can match every interface: ${why}`;
+      this.fail(entry.at, entry.path, message, { hint: BLANKET_HINT });
+    }
+    this.warn(broad.entry.keyNode, broad.entry.path,
+      `rule "${ruleName}" is broad and matches every interface, lo, veths, taps and bridges included (${why}); ` +
+      `reason given: ${JSON.stringify(broad.reason)}`);
   }
 
   /** A string or a non-empty list of strings (any-of). */
