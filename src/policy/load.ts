@@ -15,7 +15,7 @@
  *   Conflicts are judged over every known name, so a policy valid on one host is valid on all.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import * as nodePath from 'node:path';
 import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type Document, type Scalar } from 'yaml';
 import { PolicyError, type SourcePosition } from '../errors';
@@ -667,30 +667,78 @@ function readHint(code: string | undefined, path: string): string {
     case 'EACCES':
     case 'EPERM':
       return 'make it readable by the daemon (e.g. chmod 0644) or run as root';
-    case 'EISDIR':
-      return 'give the path of a YAML file, not a directory';
+    case 'ENXIO':
+      return 'give the path of a YAML file, not a socket';
     default:
       return 'check that the path names a readable YAML file';
   }
 }
 
+function unreadable(path: string, error: unknown): PolicyError {
+  const code = (error as NodeJS.ErrnoException).code;
+  return new PolicyError(path, `cannot read the policy: ${code ?? (error as Error).message}`, {
+    hint: readHint(code, path),
+    cause: error,
+  });
+}
+
+/**
+ * Opening never blocks (O_NONBLOCK: a FIFO without a writer opens at once) and never claims a
+ * terminal; symbolic links are followed, since configuration tools manage policies through them.
+ */
+const OPEN_FLAGS = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY;
+
+function fileType(stats: Stats): string {
+  if (stats.isDirectory()) return 'a directory';
+  if (stats.isFIFO()) return 'a FIFO';
+  if (stats.isCharacterDevice()) return 'a character device';
+  if (stats.isBlockDevice()) return 'a block device';
+  if (stats.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/**
+ * The bytes of a policy file: only a regular file (checked on the opened descriptor, so a swap
+ * after the check cannot matter), and never more than MAX_POLICY_BYTES + 1 bytes read, so a
+ * path naming /dev/zero, a FIFO or a huge file costs nothing and blocks nothing.
+ */
+function readPolicyBytes(path: string): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(path, OPEN_FLAGS);
+  } catch (error) {
+    throw unreadable(path, error);
+  }
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) {
+      throw new PolicyError(path, `the policy is ${fileType(stats)}, not a regular file`, {
+        hint: 'give the path of a YAML file (a symbolic link to one is fine)',
+      });
+    }
+    const buffer = Buffer.alloc(MAX_POLICY_BYTES + 1);
+    let length = 0;
+    for (;;) {
+      const count = readSync(fd, buffer, length, buffer.length - length, null);
+      if (count === 0) break;
+      length += count;
+      if (length > MAX_POLICY_BYTES) {
+        throw new PolicyError(path, `the policy is larger than the ${MAX_POLICY_BYTES} bytes allowed`, {
+          hint: 'check that the path names the policy file',
+        });
+      }
+    }
+    return buffer.subarray(0, length);
+  } catch (error) {
+    throw error instanceof PolicyError ? error : unreadable(path, error);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Reads and parses a policy file; an unreadable file is a PolicyError with a hint. */
 export function loadPolicyFile(path: string, hostFeatures: readonly string[]): Policy {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new PolicyError(path, `cannot read the policy: ${code ?? (error as Error).message}`, {
-      hint: readHint(code, path),
-      cause: error,
-    });
-  }
-  if (bytes.length > MAX_POLICY_BYTES) {
-    throw new PolicyError(path, `the policy is ${bytes.length} bytes, more than the ${MAX_POLICY_BYTES} allowed`, {
-      hint: 'check that the path names the policy file',
-    });
-  }
+  const bytes = readPolicyBytes(path);
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
