@@ -159,13 +159,14 @@ const COMMANDS: Record<string, Command> = {
   drift: {
     summary: 'the drift ledger, newest first',
     usage: 'offloadctl drift [--since TIME] [--interface IFACE] [--feature NAME] [--kind KIND] [--limit N] [--json]',
-    help: 'Records from the durable ledger, newest first. KIND is initial, drift, unenforceable, flapping\nor resync. TIME is ISO 8601 (2026-11-22T10:00:00Z). Default limit: 100.',
+    help: 'Records from the durable ledger, newest first. KIND is initial, drift, unenforceable, flapping\nor resync. TIME is ISO 8601: with Z or an offset (2026-11-22T10:00:00Z, 2026-11-22T11:00:00+01:00)\nit is taken as written; without one (2026-11-22T10:00, 2026-11-22) it is this machine\'s local time\n(TZ). Default limit: 100.',
     options: { since: { type: 'string' }, interface: { type: 'string' }, feature: { type: 'string' }, kind: { type: 'string' }, limit: { type: 'string' } },
     async run({ values, socket, out }) {
       const limit = values['limit'] === undefined ? undefined : Number(values['limit']);
       if (limit !== undefined && !Number.isInteger(limit)) throw new UsageError('--limit must be a whole number');
+      const since = values['since'] === undefined ? undefined : sinceForApi(values['since'] as string);
       const result = await call(socket, 'drift.list', {
-        since: values['since'] as string | undefined, interface: values['interface'] as string | undefined,
+        since, interface: values['interface'] as string | undefined,
         feature: values['feature'] as string | undefined, kind: values['kind'] as string | undefined, limit,
       });
       print(out, result, formatRecords(result.records));
@@ -266,6 +267,29 @@ const COMMANDS: Record<string, Command> = {
 };
 
 class UsageError extends Error {}
+
+const ZONED_TIME = /(?:[Zz]|[+-]\d{2}:?\d{2})$/;
+const LOCAL_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3})\d*)?)?)?$/;
+
+/**
+ * --since as the daemon wants it (with a zone): a time with Z or an offset goes as written; a
+ * local one (date, or date and time, without zone) is read in this process's zone and sent as
+ * UTC, so the answer does not depend on the daemon's zone.
+ */
+export function sinceForApi(text: string): string {
+  if (ZONED_TIME.test(text)) return text;
+  const local = LOCAL_TIME.exec(text);
+  const usage = `--since must be an ISO 8601 date and time, e.g. 2026-11-22T10:00:00Z, or a local 2026-11-22T10:00; found "${text}"`;
+  if (local === null) throw new UsageError(usage);
+  const [year, month, day, hour, minute, second] = local.slice(1, 7).map((part) => Number(part ?? 0)) as [number, number, number, number, number, number];
+  const milliseconds = Number((local[7] ?? '').padEnd(3, '0'));
+  const date = new Date(year, month - 1, day, hour, minute, second, milliseconds);
+  // Date rolls 2026-02-30 over into March: a date that does not exist is a typo.
+  if (Number.isNaN(date.getTime()) || date.getDate() !== day || date.getMonth() !== month - 1 || hour > 23 || minute > 59 || second > 59) {
+    throw new UsageError(usage);
+  }
+  return date.toISOString();
+}
 
 function mainHelp(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
