@@ -356,6 +356,48 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
     assert.match(garbage.stderr, /--since/);
   });
 
+  it('escapes control characters of interface names in every offloadctl output and in console logs', async function () {
+    this.timeout(60000);
+    // The kernel allows any byte but '/', ':' and whitespace: this name switches a terminal to
+    // reverse video.
+    const name = 'up\x1b[7mX';
+    const shown = 'up\\x1b[7mX';
+    ns.addVeth(name, 'peer-esc');
+    await waitFor(() => json<{ interfaces: Array<{ name: string }> }>(ctl(socket, ['list', '--json'])).interfaces.some((entry) => entry.name === name), 'the interface to be managed');
+    const watcher = spawn(process.execPath, [OFFLOADCTL, 'watch', '--socket', socket], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    let watched = '';
+    watcher.stdout?.on('data', (chunk: Buffer) => (watched += chunk.toString()));
+    try {
+      // Drift until the watcher (subscribed at some point after its start) has seen one.
+      await waitFor(() => {
+        ns.setFeatures(name, 'gro', 'on');
+        return watched.includes(shown);
+      }, 'watch to show a drift of the interface');
+      const outputs = {
+        list: ctl(socket, ['list']).stdout,
+        show: ctl(socket, ['show', name]).stdout,
+        explain: ctl(socket, ['explain', name]).stdout,
+        drift: ctl(socket, ['drift', '--interface', name]).stdout,
+        check: ctl(socket, ['check']).stdout,
+        enforce: ctl(socket, ['enforce', name]).stdout,
+        'not found': ctl(socket, ['show', `${name}-gone`]).stderr,
+        watch: watched,
+        'console log': daemon.lines.join('\n'),
+      };
+      for (const [where, text] of Object.entries(outputs)) {
+        assert.ok(!text.includes('\x1b'), `${where} prints the escape character raw:\n${text}`);
+      }
+      for (const where of ['list', 'show', 'explain', 'drift', 'not found', 'watch', 'console log'] as const) {
+        assert.ok(outputs[where].includes(shown), `${where} names the interface, escaped:\n${outputs[where]}`);
+      }
+      // --json keeps the name exact (JSON escapes it itself).
+      const listed = json<{ interfaces: Array<{ name: string }> }>(ctl(socket, ['list', '--json']));
+      assert.ok(listed.interfaces.some((entry) => entry.name === name));
+    } finally {
+      watcher.kill();
+    }
+  });
+
   it('exits 3 with a helpful message when the daemon is unreachable', () => {
     const result = ctl(path.join(ns.tmp, 'nothing-here.sock'), ['status']);
     assert.equal(result.status, 3);
