@@ -100,10 +100,21 @@ export class ApiServer {
     return [...this.connections].filter((connection) => connection.watching);
   }
 
+  /**
+   * Everything listen() needs that can be wrong, checked before the daemon changes anything:
+   * the groups exist and the socket path is free or holds a stale socket. Throws OffloaddError.
+   */
+  async preflight(): Promise<void> {
+    if (this.options.adminGroup !== null) resolveGroup(this.options.adminGroup);
+    if (this.options.socketGroup !== null) resolveGroup(this.options.socketGroup);
+    await checkSocketPath(this.options.socketPath);
+  }
+
   async listen(): Promise<void> {
     const { socketPath } = this.options;
     this.adminGid = this.options.adminGroup === null ? null : resolveGroup(this.options.adminGroup);
     const socketGid = this.options.socketGroup === null ? null : resolveGroup(this.options.socketGroup);
+    // Again, since the path may have changed during the start-up reconcile.
     const stale = await checkSocketPath(socketPath);
     makeSocketDirectory(socketPath);
     if (stale !== null) removeIfSame(socketPath, stale);
@@ -175,10 +186,7 @@ export class ApiServer {
       socket.destroy();
       return;
     }
-    const caller: Caller = {
-      ...credentials,
-      admin: credentials.uid === 0 || (this.adminGid !== null && isMemberOf(credentials.uid, credentials.gid, this.adminGid)),
-    };
+    const caller: Caller = { ...credentials, admin: this.isAdmin(credentials) };
     const connection = new Connection(socket, caller);
     const refusal = this.admission(caller);
     if (refusal !== null) {
@@ -233,6 +241,17 @@ export class ApiServer {
         }, this.options.requestLineDeadlineMs);
       },
     }, this.options.maxRequestBytes);
+  }
+
+  private isAdmin(credentials: PeerCredentials): boolean {
+    if (credentials.uid === 0) return true;
+    if (this.adminGid === null) return false;
+    try {
+      return isMemberOf(credentials.uid, credentials.gid, this.adminGid);
+    } catch (error) {
+      this.log.log('warning', `API: cannot tell whether uid ${credentials.uid} is in the admin group (${(error as Error).message}); treated as a reader`);
+      return false;
+    }
   }
 
   /**

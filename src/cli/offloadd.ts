@@ -11,7 +11,7 @@ import { DEFAULT_SYSFS_ROOT } from '../facts/sysfs';
 import { createLog, LEVELS, type Level, type LogTarget } from '../observe/log';
 import { createHandlers } from '../api/methods';
 import { DEFAULT_SOCKET_PATH } from '../api/protocol';
-import { ApiServer, checkSocketPath, DEFAULT_API_LIMITS } from '../api/server';
+import { ApiServer, DEFAULT_API_LIMITS } from '../api/server';
 import { formatOnceReport } from './format';
 import { VERSION } from '../version';
 
@@ -135,9 +135,10 @@ export function main(argv: string[]): void {
   });
   daemon.on('released', (ifindex, name, why) => api.broadcast({ type: 'released', ifindex, interface: name, why }));
 
-  // The socket path is checked before the start-up reconcile changes anything: a path that
-  // holds a file, a directory, a link or a live daemon's socket is refused with nothing done.
-  checkSocketPath(values.socket).then(() => {
+  // The API's settings are checked before the start-up reconcile changes anything: a --socket
+  // path holding a file, a directory, a link or a live daemon's socket, or an unknown group, is
+  // refused with nothing done.
+  api.preflight().then(() => {
     daemon.start();
     return api.listen();
   }).then(() => daemon.announceReady(), (error: unknown) => fail(error));

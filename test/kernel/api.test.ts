@@ -432,7 +432,7 @@ describe('API socket path (real daemon, own namespace)', function () {
     await ns.destroy();
   });
 
-  it('refuses a file, a directory, a link or a live socket at --socket before changing anything', async () => {
+  it('refuses a file, a directory, a link or a live socket at --socket, and an unknown group, before changing anything', async () => {
     const regular = ns.file('notes.txt', 'keep me\n');
     const directory = path.join(ns.tmp, 'a-directory');
     fs.mkdirSync(directory);
@@ -458,6 +458,10 @@ describe('API socket path (real daemon, own namespace)', function () {
         assert.doesNotMatch(result.stderr, /^\s+at /m, 'no stack trace');
         assert.equal(ns.features('up0')['generic-receive-offload'], true, 'nothing was changed');
       }
+      const group = offloaddRefuses(ns, ['--policy', policy, '--socket', path.join(ns.tmp, 'free.sock'), '--admin-group', 'no-such-group-offloadd']);
+      assert.equal(group.status, 1, group.stderr);
+      assert.match(group.stderr, /no group named "no-such-group-offloadd"/);
+      assert.equal(ns.features('up0')['generic-receive-offload'], true, 'nothing was changed');
       assert.equal(fs.readFileSync(policy, 'utf8'), POLICY);
       assert.equal(fs.readFileSync(regular, 'utf8'), 'keep me\n');
       assert.ok(fs.statSync(directory).isDirectory());
