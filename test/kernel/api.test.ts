@@ -418,7 +418,7 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
   });
 });
 
-describe('API socket path (real daemon, own namespace)', function () {
+describe('offloadd start-up checks and the API socket file (real daemon, own namespace)', function () {
   let ns: Netns;
   let policy: string;
 
@@ -470,6 +470,14 @@ describe('API socket path (real daemon, own namespace)', function () {
     } finally {
       server.close();
     }
+  });
+
+  it('refuses at start-up a policy with a rule that can match every interface, changing nothing', () => {
+    const blanket = ns.file('blanket.yaml', 'rules:\n  - name: all\n    match: { driver: "*" }\n    features: { gro: off }\n');
+    const result = offloaddRefuses(ns, ['--policy', blanket, '--socket', path.join(ns.tmp, 'free.sock')]);
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, /invalid policy: .*blanket\.yaml:3:12: rule "all" can match every interface: driver "\*" matches every driver/);
+    assert.equal(ns.features('up0')['generic-receive-offload'], true, 'nothing was changed');
   });
 
   it('replaces a stale socket left by a crash', async () => {
