@@ -21,11 +21,17 @@ function readGroups(): GroupEntry[] {
   return groups;
 }
 
+/** A missing file lists nobody; an unreadable one is an error, not an empty list. */
 function safeRead(file: string): string {
   try {
     return fs.readFileSync(file, 'utf8');
-  } catch {
-    return '';
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return '';
+    throw new OffloaddError('ERR_IDENTITY', `cannot read ${file}: ${code ?? (error as Error).message}`, {
+      hint: `make ${file} readable by the daemon`,
+      cause: error,
+    });
   }
 }
 
@@ -49,7 +55,7 @@ export function resolveGroup(nameOrGid: string): number {
   return group.gid;
 }
 
-/** Primary group or a listed member of the group (as getgrouplist would find). */
+/** Primary group or a listed member of the group (as getgrouplist would find). Throws OffloaddError. */
 export function isMemberOf(uid: number, primaryGid: number, gid: number): boolean {
   if (primaryGid === gid) return true;
   const name = userName(uid);

@@ -16,6 +16,24 @@ function stringParam(params: Record<string, unknown>, name: string, required: bo
   return value;
 }
 
+/** ISO 8601 date and time with its zone: Z or ±hh:mm. */
+const ZONED_TIMESTAMP = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[Zz]|[+-]\d{2}:?\d{2})$/;
+const SINCE_HINT = 'use ISO 8601 with Z or an offset, e.g. 2026-11-22T10:00:00Z or 2026-11-22T11:00:00+01:00';
+
+/**
+ * `since` must say its zone: a time without one would be read in the daemon's zone, which
+ * need not be the caller's. (offloadctl turns a local time into UTC before asking.)
+ */
+function parseSince(text: string): Date {
+  if (!ZONED_TIMESTAMP.test(text)) {
+    const looksLocal = /^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$/.test(text);
+    throw new RpcError(RpcCode.invalidParams, looksLocal ? `param "since" has no time zone: ${text}` : `param "since" is not a date and time: ${text}`, { hint: SINCE_HINT });
+  }
+  const since = new Date(text);
+  if (Number.isNaN(since.getTime())) throw new RpcError(RpcCode.invalidParams, `param "since" is not a valid date: ${text}`, { hint: SINCE_HINT });
+  return since;
+}
+
 export function createHandlers(daemon: Daemon): Handlers {
   const reconciler = daemon.reconcilerView;
 
@@ -53,8 +71,7 @@ export function createHandlers(daemon: Daemon): Handlers {
     'drift.list': (params) => {
       const raw = params as Record<string, unknown>;
       const sinceText = stringParam(raw, 'since', false);
-      const since = sinceText === undefined ? undefined : new Date(sinceText);
-      if (since && Number.isNaN(since.getTime())) throw new RpcError(RpcCode.invalidParams, `param "since" is not a date: ${sinceText}`, { hint: 'use ISO 8601, e.g. 2026-11-22T10:00:00Z' });
+      const since = sinceText === undefined ? undefined : parseSince(sinceText);
       const limit = raw['limit'] === undefined ? 100 : raw['limit'];
       if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > 100000) {
         throw new RpcError(RpcCode.invalidParams, 'param "limit" must be an integer from 1 to 100000');

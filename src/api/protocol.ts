@@ -27,6 +27,7 @@ export const RpcCode = {
   notAuthorized: 1003,
   requestTooLarge: 1004,
   tooManyClients: 1005,
+  requestTimeout: 1006,
 } as const;
 
 export interface RpcErrorObject {

@@ -1,5 +1,6 @@
 /** Text output shared by offloadd --once and offloadctl. */
 import type { InterfaceStatus } from '../reconcile/reconciler';
+import { escapeControl } from '../observe/escape';
 import { onOff } from '../reconcile/plan';
 
 /** Aligned columns, like `ip -br`: no wrapping, widths from the content. */
@@ -21,6 +22,6 @@ export function formatOnceReport(statuses: InterfaceStatus[]): string {
   if (statuses.length === 0) return 'No interface matches the policy.\n';
   return table(
     ['INTERFACE', 'RULE', 'COMPLIANT', 'FEATURES (wanted/active)'],
-    statuses.map((status) => [status.name, status.rule, status.compliant ? 'yes' : 'NO', featureSummary(status)]),
+    statuses.map((status) => [escapeControl(status.name), status.rule, status.compliant ? 'yes' : 'NO', featureSummary(status)]),
   );
 }

@@ -11,6 +11,7 @@ import { OffloaddError, PolicyError } from '../errors';
 import { vendorDevice } from '../facts/pci';
 import type { PciId } from '../facts/types';
 import type { LedgerRecord } from '../ledger/record';
+import { escapeControl, escapeStrings } from '../observe/escape';
 import { lintPolicy } from '../policy/lint';
 import { loadPolicyFile } from '../policy/load';
 import type { PolicyWarning } from '../policy/types';
@@ -39,8 +40,13 @@ const COMMON_HELP = `  --socket PATH   offloadd's API socket (default ${DEFAULT_
   --json          print the API's JSON result instead of text
   -h, --help      show this help`;
 
-function print(out: Output, json: unknown, text: string): void {
-  process.stdout.write(out.json ? `${JSON.stringify(json, null, 2)}\n` : text);
+/**
+ * Prints the API's result as JSON, or as the text `format` makes of it. The text is made from a
+ * copy whose strings have their control characters escaped (names come from outside; JSON
+ * escapes them itself).
+ */
+function print<T>(out: Output, json: T, format: (safe: T) => string): void {
+  process.stdout.write(out.json ? `${JSON.stringify(json, null, 2)}\n` : format(escapeStrings(json)));
 }
 
 function paint(out: Output, code: string, text: string): string {
@@ -127,7 +133,7 @@ const COMMANDS: Record<string, Command> = {
     help: 'Shows the running daemon: version, uptime, mode, policy file and checksum, how many interfaces\nare managed and compliant, and its event counters.',
     async run({ socket, out }) {
       const result = await call(socket, 'status', {});
-      print(out, result, formatStatus(result));
+      print(out, result, formatStatus);
       return EXIT.ok;
     },
   },
@@ -137,11 +143,10 @@ const COMMANDS: Record<string, Command> = {
     help: 'One line per managed interface: driver, PCI id, rule, mode, compliance and, for each feature\nthe policy names, the wanted and active state (wanted/active).',
     async run({ socket, out }) {
       const result = await call(socket, 'interfaces.list', {});
-      const text = result.interfaces.length === 0 ? 'No managed interfaces.\n' : table(
+      print(out, result, (safe) => safe.interfaces.length === 0 ? 'No managed interfaces.\n' : table(
         ['INTERFACE', 'DRIVER', 'PCI', 'RULE', 'MODE', 'COMPLIANT', 'DRIFTS', 'FEATURES (wanted/active)'],
-        result.interfaces.map((status) => [status.name, status.facts.driver ?? '-', pciOf(status.facts.pci), status.rule, status.mode, yesNo(out, status.compliant), String(status.driftCount), featureSummary(status)]),
-      );
-      print(out, result, text);
+        safe.interfaces.map((status) => [status.name, status.facts.driver ?? '-', pciOf(status.facts.pci), status.rule, status.mode, yesNo(out, status.compliant), String(status.driftCount), featureSummary(status)]),
+      ));
       return EXIT.ok;
     },
   },
@@ -152,23 +157,24 @@ const COMMANDS: Record<string, Command> = {
     positionals: { min: 1, max: 1 },
     async run({ positionals, socket, out }) {
       const result = await call(socket, 'interfaces.get', { interface: positionals[0] as string });
-      print(out, result, formatShow(out, result.interface));
+      print(out, result, (safe) => formatShow(out, safe.interface));
       return EXIT.ok;
     },
   },
   drift: {
     summary: 'the drift ledger, newest first',
     usage: 'offloadctl drift [--since TIME] [--interface IFACE] [--feature NAME] [--kind KIND] [--limit N] [--json]',
-    help: 'Records from the durable ledger, newest first. KIND is initial, drift, unenforceable, flapping\nor resync. TIME is ISO 8601 (2026-11-22T10:00:00Z). Default limit: 100.',
+    help: 'Records from the durable ledger, newest first. KIND is initial, drift, unenforceable, flapping\nor resync. TIME is ISO 8601: with Z or an offset (2026-11-22T10:00:00Z, 2026-11-22T11:00:00+01:00)\nit is taken as written; without one (2026-11-22T10:00, 2026-11-22) it is this machine\'s local time\n(TZ). Default limit: 100.',
     options: { since: { type: 'string' }, interface: { type: 'string' }, feature: { type: 'string' }, kind: { type: 'string' }, limit: { type: 'string' } },
     async run({ values, socket, out }) {
       const limit = values['limit'] === undefined ? undefined : Number(values['limit']);
       if (limit !== undefined && !Number.isInteger(limit)) throw new UsageError('--limit must be a whole number');
+      const since = values['since'] === undefined ? undefined : sinceForApi(values['since'] as string);
       const result = await call(socket, 'drift.list', {
-        since: values['since'] as string | undefined, interface: values['interface'] as string | undefined,
+        since, interface: values['interface'] as string | undefined,
         feature: values['feature'] as string | undefined, kind: values['kind'] as string | undefined, limit,
       });
-      print(out, result, formatRecords(result.records));
+      print(out, result, (safe) => formatRecords(safe.records));
       return EXIT.ok;
     },
   },
@@ -179,7 +185,7 @@ const COMMANDS: Record<string, Command> = {
     positionals: { min: 1, max: 1 },
     async run({ positionals, socket, out }) {
       const result = await call(socket, 'explain', { interface: positionals[0] as string });
-      print(out, result, formatExplain(out, result));
+      print(out, result, (safe) => formatExplain(out, safe));
       return EXIT.ok;
     },
   },
@@ -189,7 +195,7 @@ const COMMANDS: Record<string, Command> = {
     help: 'Asks the daemon to re-read its policy. A policy with errors is rejected with its file, line and\ncolumn, and the running policy stays in force (exit 2). Same as systemctl reload offloadd.',
     async run({ socket, out }) {
       const result = await call(socket, 'policy.reload', {});
-      print(out, result, `Policy reloaded from ${result.path} (${result.rules} rules, sha256 ${result.sha256.slice(0, 12)}).\n${formatWarnings(result.path, result.warnings)}`);
+      print(out, result, (safe) => `Policy reloaded from ${safe.path} (${safe.rules} rules, sha256 ${safe.sha256.slice(0, 12)}).\n${formatWarnings(safe.path, safe.warnings)}`);
       return EXIT.ok;
     },
   },
@@ -200,8 +206,10 @@ const COMMANDS: Record<string, Command> = {
     positionals: { min: 0, max: 1 },
     async run({ positionals, socket, out }) {
       const result = await call(socket, 'enforce', positionals[0] === undefined ? {} : { interface: positionals[0] });
-      const bad = result.interfaces.filter((status) => !status.compliant);
-      print(out, result, `Enforced ${result.interfaces.length} interface(s); ${bad.length} not compliant${bad.length ? `: ${bad.map((status) => status.name).join(', ')}` : ''}.\n`);
+      print(out, result, (safe) => {
+        const notCompliant = safe.interfaces.filter((status) => !status.compliant);
+        return `Enforced ${safe.interfaces.length} interface(s); ${notCompliant.length} not compliant${notCompliant.length ? `: ${notCompliant.map((status) => status.name).join(', ')}` : ''}.\n`;
+      });
       return EXIT.ok;
     },
   },
@@ -210,11 +218,12 @@ const COMMANDS: Record<string, Command> = {
     usage: 'offloadctl watch [--json]',
     help: 'Prints drift, enforcement and interface events until interrupted. --json prints one JSON\nobject per line.',
     async run({ socket, out }) {
-      await watch(socket, (event) => {
+      await watch(socket, (raw) => {
         if (out.json) {
-          process.stdout.write(`${JSON.stringify(event)}\n`);
+          process.stdout.write(`${JSON.stringify(raw)}\n`);
           return;
         }
+        const event = escapeStrings(raw);
         const record = event['record'] as LedgerRecord | undefined;
         if (record) process.stdout.write(formatRecords([record]).split('\n')[1] + '\n');
         else if (event['type'] === 'released') process.stdout.write(`${event['interface']}: no longer managed (${event['why']})\n`);
@@ -234,10 +243,9 @@ const COMMANDS: Record<string, Command> = {
       const result = await call(socket, 'interfaces.list', {});
       const bad = result.interfaces.filter((status) => !status.compliant);
       const ok = bad.length === 0;
-      const text = ok
-        ? `OFFLOADD OK - ${result.interfaces.length} managed interfaces compliant\n`
-        : `OFFLOADD CRITICAL - ${bad.length} of ${result.interfaces.length} out of policy: ${bad.map((status) => status.name).join(', ')}\n`;
-      print(out, { ok, managed: result.interfaces.length, outOfPolicy: bad.map((status) => status.name) }, text);
+      print(out, { ok, managed: result.interfaces.length, outOfPolicy: bad.map((status) => status.name) }, (safe) => ok
+        ? `OFFLOADD OK - ${safe.managed} managed interfaces compliant\n`
+        : `OFFLOADD CRITICAL - ${safe.outOfPolicy.length} of ${safe.managed} out of policy: ${safe.outOfPolicy.join(', ')}\n`);
       return ok ? EXIT.ok : EXIT.outOfPolicy;
     },
   },
@@ -253,12 +261,12 @@ const COMMANDS: Record<string, Command> = {
         const policy = loadPolicyFile(file, FeatureTable.fromKernel().names);
         const warnings = lintPolicy(policy);
         print(out, { valid: true, file, rules: policy.rules.length, warnings },
-          `${formatWarnings(file, warnings)}${file}: valid, ${policy.rules.length} rules, ${warnings.length} warnings\n`);
+          (safe) => `${formatWarnings(safe.file, safe.warnings)}${safe.file}: valid, ${safe.rules} rules, ${safe.warnings.length} warnings\n`);
         return EXIT.ok;
       } catch (error) {
         if (!(error instanceof PolicyError)) throw error;
         print(out, { valid: false, file, error: { message: error.message, line: error.position?.line, column: error.position?.column, key: error.key, hint: error.hint } },
-          `${error.toString()}\n`);
+          () => `${escapeControl(error.toString())}\n`);
         return EXIT.usage;
       }
     },
@@ -266,6 +274,29 @@ const COMMANDS: Record<string, Command> = {
 };
 
 class UsageError extends Error {}
+
+const ZONED_TIME = /(?:[Zz]|[+-]\d{2}:?\d{2})$/;
+const LOCAL_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3})\d*)?)?)?$/;
+
+/**
+ * --since as the daemon wants it (with a zone): a time with Z or an offset goes as written; a
+ * local one (date, or date and time, without zone) is read in this process's zone and sent as
+ * UTC, so the answer does not depend on the daemon's zone.
+ */
+export function sinceForApi(text: string): string {
+  if (ZONED_TIME.test(text)) return text;
+  const local = LOCAL_TIME.exec(text);
+  const usage = `--since must be an ISO 8601 date and time, e.g. 2026-11-22T10:00:00Z, or a local 2026-11-22T10:00; found "${text}"`;
+  if (local === null) throw new UsageError(usage);
+  const [year, month, day, hour, minute, second] = local.slice(1, 7).map((part) => Number(part ?? 0)) as [number, number, number, number, number, number];
+  const milliseconds = Number((local[7] ?? '').padEnd(3, '0'));
+  const date = new Date(year, month - 1, day, hour, minute, second, milliseconds);
+  // Date rolls 2026-02-30 over into March: a date that does not exist is a typo.
+  if (Number.isNaN(date.getTime()) || date.getDate() !== day || date.getMonth() !== month - 1 || hour > 23 || minute > 59 || second > 59) {
+    throw new UsageError(usage);
+  }
+  return date.toISOString();
+}
 
 function mainHelp(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
@@ -398,7 +429,7 @@ function reportError(name: string, error: unknown, out: Output): number {
   if (out.json) {
     process.stdout.write(`${JSON.stringify({ error: { message: (error as Error).message, code: error instanceof RemoteError ? error.rpc.code : (error as OffloaddError).code, hint } }, null, 2)}\n`);
   }
-  process.stderr.write(`offloadctl ${name}: ${(error as Error).message}${hint ? `\n  hint: ${hint}` : ''}\n`);
+  process.stderr.write(escapeControl(`offloadctl ${name}: ${(error as Error).message}${hint ? `\n  hint: ${hint}` : ''}`, { keepLineBreaks: true }) + '\n');
   return code;
 }
 

@@ -144,12 +144,13 @@ export function main(argv: string[]): void {
   });
   daemon.on('released', (ifindex, name, why) => api.broadcast({ type: 'released', ifindex, interface: name, why }));
 
-  try {
+  // The API's settings are checked before the start-up reconcile changes anything: a --socket
+  // path holding a file, a directory, a link or a live daemon's socket, or an unknown group, is
+  // refused with nothing done.
+  api.preflight().then(() => {
     daemon.start();
-  } catch (error) {
-    fail(error);
-  }
-  api.listen().then(() => daemon.announceReady(), (error: unknown) => fail(error));
+    return api.listen();
+  }).then(() => daemon.announceReady(), (error: unknown) => fail(error));
 
   const stop = (signal: string): void => {
     log.log('info', `Received ${signal}`);

@@ -13,6 +13,7 @@ import Transport from 'winston-transport';
 import { addon } from '../addon/binding';
 import { knownDevice } from '../facts/interface-facts';
 import { vendorDevice } from '../facts/pci';
+import { escapeControl } from './escape';
 import type { InterfaceFacts } from '../facts/types';
 import { MessageId, type MessageKind } from './message-ids';
 
@@ -82,7 +83,7 @@ function stderrIsJournal(): boolean {
 function consoleFormat(prefixPriority: boolean): winston.Logform.Format {
   return winston.format.printf((info) => {
     const level = info.level as Level;
-    const text = String(info.message);
+    const text = escapeControl(String(info.message), { keepLineBreaks: true });
     return prefixPriority ? `<${PRIORITY[level] ?? 6}>${text}` : `${level}: ${text}`;
   });
 }

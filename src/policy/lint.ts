@@ -148,28 +148,17 @@ function shadowWarning(rules: readonly Rule[], index: number, key: string): Poli
   };
 }
 
-/** A rule whose only key is a name pattern of nothing but stars. */
-function matchAllWarning(rule: Rule, key: string): PolicyWarning | null {
-  const keys = MATCH_KEYS.filter((k) => rule.match[k] !== undefined);
-  const names = rule.match.name;
-  if (keys.length !== 1 || names === undefined || !names.some((p) => /^\*+$/.test(p))) return null;
-  return {
-    message:
-      `rule "${rule.name}" matches every interface (name "*"): offloadd is meant for targeted settings; ` +
-      'match the devices that need them (driver, pci)',
-    position: rule.position,
-    key,
-  };
-}
-
-/** The policy's own warnings (e.g. features this kernel lacks) followed by the lint findings. */
+/**
+ * The policy's own warnings (features this kernel lacks, rules marked `broad`) followed by the
+ * lint findings. Rules that match every interface without `broad` never get here: the loader
+ * refuses them.
+ */
 export function lintPolicy(policy: Policy): PolicyWarning[] {
   const findings: PolicyWarning[] = [];
   policy.rules.forEach((rule, index) => {
     const key = `rules[${index}]`;
     for (const check of [
       shadowWarning(policy.rules, index, key),
-      matchAllWarning(rule, `${key}.match`),
       guestThroughputWarning(rule, `${key}.features`),
       groOnAggregateWarning(rule, `${key}.features`),
     ]) {

@@ -15,7 +15,7 @@
  *   Conflicts are judged over every known name, so a policy valid on one host is valid on all.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import * as nodePath from 'node:path';
 import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type Document, type Scalar } from 'yaml';
 import { PolicyError, type SourcePosition } from '../errors';
@@ -27,7 +27,7 @@ import {
   resolveFeatureName,
   suggestFeatureName,
 } from './feature-names';
-import { globLiteral, globProblem } from './match';
+import { globLiteral, globProblem, unconstrainedKeys, type UnconstrainedKey } from './match';
 import type {
   FlappingLimits,
   LedgerLimits,
@@ -49,7 +49,7 @@ const MAX_POLICY_BYTES = 1024 * 1024;
 
 const MODES: readonly Mode[] = ['enforce', 'report'];
 const TOP_KEYS = ['mode', 'sweep_interval', 'flapping', 'ledger', 'rules'] as const;
-const RULE_KEYS = ['name', 'mode', 'match', 'features'] as const;
+const RULE_KEYS = ['name', 'mode', 'broad', 'match', 'features'] as const;
 const MATCH_SPEC_KEYS: readonly MatchKey[] = ['driver', 'pci', 'name', 'mac', 'kind'];
 
 /** Longest wait we schedule: keeps every timer far below setTimeout's 24.8-day overflow. */
@@ -90,7 +90,17 @@ const WHOLE_MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
 const BLANKET_HINT =
   'offloadd only changes the interfaces a rule targets, so a rule must name what it matches ' +
   '(driver, pci, name, mac or kind), e.g. `match: { driver: bnxt_en, pci: "14e4:1750" }`; ' +
-  'rules that match every interface are refused by design';
+  'rules that can match every interface (lo, veths, taps, bridges included) are refused by design ' +
+  'unless the rule says so with `broad: "<why>"` next to its name';
+
+/** What "every value" means for each key, in messages about blanket rules. */
+const EVERY_VALUE: Record<UnconstrainedKey['key'], string> = {
+  name: 'every interface name',
+  driver: 'every driver (every interface that has one: lo, veths, taps, bridges, physical ports)',
+  kind: 'every kind (every virtual interface)',
+  mac: 'every MAC address',
+  pci: 'every PCI id',
+};
 const FEATURE_NAME_HINT =
   'use a kernel feature string (rx-gro, tx-generic-segmentation; `ethtool -k <interface>` lists them) ' +
   'or an ethtool name (gro, gso, tso, tx, sg, ...)';
@@ -387,13 +397,29 @@ class PolicyParser {
     }
     const keys = this.entries(node, path, RULE_KEYS, `in a rule`);
     const name = this.ruleName(keys.get('name'), node, path, firstByName);
+    const mode = this.mode(keys.get('mode'));
+    const broad = this.broad(keys.get('broad'));
+    const match = this.match(keys.get('match'), node, path, name, broad);
     return {
       name,
-      mode: this.mode(keys.get('mode')),
-      match: this.match(keys.get('match'), node, path, name),
+      mode,
+      broad: broad?.reason ?? null,
+      match,
       features: this.features(keys.get('features'), node, path, name),
       position: this.position(node) ?? { line: 1, column: 1 },
     };
+  }
+
+  /** `broad: "<why>"`: the rule's explicit opt-in to matching every interface. */
+  private broad(entry: Entry | undefined): { reason: string; entry: Entry } | null {
+    if (entry === undefined) return null;
+    const node = entry.value;
+    if (!isScalar(node) || typeof node.value !== 'string' || node.value.trim() === '') {
+      this.fail(entry.at, entry.path, `${entry.path} must be the reason the rule matches every interface, found ${describeNode(node)}`, {
+        hint: 'write why, e.g. `broad: "lab host: GRO off everywhere for packet captures"`; leave broad out for a targeted rule',
+      });
+    }
+    return { reason: node.value, entry };
   }
 
   private ruleName(entry: Entry | undefined, ruleNode: unknown, path: string, firstByName: Map<string, unknown>): string {
@@ -417,7 +443,13 @@ class PolicyParser {
     return name;
   }
 
-  private match(entry: Entry | undefined, ruleNode: unknown, path: string, ruleName: string): MatchSpec {
+  private match(
+    entry: Entry | undefined,
+    ruleNode: unknown,
+    path: string,
+    ruleName: string,
+    broad: { reason: string; entry: Entry } | null,
+  ): MatchSpec {
     if (entry === undefined) {
       this.fail(ruleNode, `${path}.match`, `rule "${ruleName}" has no match block`, { hint: BLANKET_HINT });
     }
@@ -427,9 +459,6 @@ class PolicyParser {
       });
     }
     const keys = this.entries(entry.value, entry.path, MATCH_SPEC_KEYS, `in a match block`);
-    if (keys.size === 0) {
-      this.fail(entry.at, entry.path, `rule "${ruleName}" has an empty match block`, { hint: BLANKET_HINT });
-    }
     const spec: MatchSpec = {};
     for (const [key, keyEntry] of keys) {
       const patterns = this.stringList(keyEntry);
@@ -437,7 +466,36 @@ class PolicyParser {
       else if (key === 'mac') spec.mac = patterns.map((p) => this.macPattern(p.text, p.at, p.path));
       else spec[key] = patterns.map((p) => this.glob(p.text, p.at, p.path));
     }
+    this.checkTargeted(spec, entry, ruleName, broad);
     return spec;
+  }
+
+  /**
+   * Refuses a rule that can match every interface (see unconstrainedKeys) unless it opts in
+   * with `broad`; an opted-in rule is loaded with a loud warning, every time.
+   */
+  private checkTargeted(spec: MatchSpec, entry: Entry, ruleName: string, broad: { reason: string; entry: Entry } | null): void {
+    const unconstrained = unconstrainedKeys(spec);
+    if (unconstrained === null) {
+      if (broad !== null) {
+        this.warn(broad.entry.keyNode, broad.entry.path, `rule "${ruleName}" is marked broad but its match targets specific interfaces: remove \`broad\``);
+      }
+      return;
+    }
+    const why = unconstrained.length === 0
+      ? 'its match block is empty'
+      : unconstrained
+          .map(({ key, patterns, proven }) => `${key} ${patterns.map((p) => JSON.stringify(p)).join(', ')} ${proven ? 'matches' : 'is too complex to prove it does not match'} ${EVERY_VALUE[key]}`)
+          .join(', and ');
+    if (broad === null) {
+      const message = unconstrained.length === 0
+        ? `rule "${ruleName}" has an empty match block`
+        : `rule "${ruleName}" can match every interface: ${why}`;
+      this.fail(entry.at, entry.path, message, { hint: BLANKET_HINT });
+    }
+    this.warn(broad.entry.keyNode, broad.entry.path,
+      `rule "${ruleName}" is broad and matches every interface, lo, veths, taps and bridges included (${why}); ` +
+      `reason given: ${JSON.stringify(broad.reason)}`);
   }
 
   /** A string or a non-empty list of strings (any-of). */
@@ -609,30 +667,78 @@ function readHint(code: string | undefined, path: string): string {
     case 'EACCES':
     case 'EPERM':
       return 'make it readable by the daemon (e.g. chmod 0644) or run as root';
-    case 'EISDIR':
-      return 'give the path of a YAML file, not a directory';
+    case 'ENXIO':
+      return 'give the path of a YAML file, not a socket';
     default:
       return 'check that the path names a readable YAML file';
   }
 }
 
+function unreadable(path: string, error: unknown): PolicyError {
+  const code = (error as NodeJS.ErrnoException).code;
+  return new PolicyError(path, `cannot read the policy: ${code ?? (error as Error).message}`, {
+    hint: readHint(code, path),
+    cause: error,
+  });
+}
+
+/**
+ * Opening never blocks (O_NONBLOCK: a FIFO without a writer opens at once) and never claims a
+ * terminal; symbolic links are followed, since configuration tools manage policies through them.
+ */
+const OPEN_FLAGS = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY;
+
+function fileType(stats: Stats): string {
+  if (stats.isDirectory()) return 'a directory';
+  if (stats.isFIFO()) return 'a FIFO';
+  if (stats.isCharacterDevice()) return 'a character device';
+  if (stats.isBlockDevice()) return 'a block device';
+  if (stats.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/**
+ * The bytes of a policy file: only a regular file (checked on the opened descriptor, so a swap
+ * after the check cannot matter), and never more than MAX_POLICY_BYTES + 1 bytes read, so a
+ * path naming /dev/zero, a FIFO or a huge file costs nothing and blocks nothing.
+ */
+function readPolicyBytes(path: string): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(path, OPEN_FLAGS);
+  } catch (error) {
+    throw unreadable(path, error);
+  }
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) {
+      throw new PolicyError(path, `the policy is ${fileType(stats)}, not a regular file`, {
+        hint: 'give the path of a YAML file (a symbolic link to one is fine)',
+      });
+    }
+    const buffer = Buffer.alloc(MAX_POLICY_BYTES + 1);
+    let length = 0;
+    for (;;) {
+      const count = readSync(fd, buffer, length, buffer.length - length, null);
+      if (count === 0) break;
+      length += count;
+      if (length > MAX_POLICY_BYTES) {
+        throw new PolicyError(path, `the policy is larger than the ${MAX_POLICY_BYTES} bytes allowed`, {
+          hint: 'check that the path names the policy file',
+        });
+      }
+    }
+    return buffer.subarray(0, length);
+  } catch (error) {
+    throw error instanceof PolicyError ? error : unreadable(path, error);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Reads and parses a policy file; an unreadable file is a PolicyError with a hint. */
 export function loadPolicyFile(path: string, hostFeatures: readonly string[]): Policy {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new PolicyError(path, `cannot read the policy: ${code ?? (error as Error).message}`, {
-      hint: readHint(code, path),
-      cause: error,
-    });
-  }
-  if (bytes.length > MAX_POLICY_BYTES) {
-    throw new PolicyError(path, `the policy is ${bytes.length} bytes, more than the ${MAX_POLICY_BYTES} allowed`, {
-      hint: 'check that the path names the policy file',
-    });
-  }
+  const bytes = readPolicyBytes(path);
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);

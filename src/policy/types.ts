@@ -45,6 +45,11 @@ export interface Rule {
   name: string;
   /** Overrides the policy's global mode. */
   mode: Mode | null;
+  /**
+   * The reason given with `broad:`, the opt-in that lets a rule match every interface; null for
+   * a targeted rule (the only kind loaded without it).
+   */
+  broad: string | null;
   match: MatchSpec;
   features: WantedFeature[];
   position: SourcePosition;

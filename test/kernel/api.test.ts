@@ -2,13 +2,39 @@
  * The API socket and offloadctl against a real daemon in its own namespace.
  */
 import { strict as assert } from 'node:assert';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { Netns, REPO_ROOT, waitFor, type DaemonProcess } from '../helpers/netns';
+import { canConnect, Netns, REPO_ROOT, waitFor, type DaemonProcess } from '../helpers/netns';
 
 const OFFLOADCTL = path.join(REPO_ROOT, 'bin', 'offloadctl');
+const OFFLOADD = path.join(REPO_ROOT, 'bin', 'offloadd');
+
+/** Users with no passwd entry, for clients that must count as distinct readers. */
+const READER_UIDS = Array.from({ length: 8 }, (_, i) => 62001 + i);
+
+/**
+ * A reader holding `watch` connections as a script: `node -e HOLD_WATCHES SOCKET N` opens N, one
+ * after the other, prints {accepted, refused} as one JSON line, and holds them until stdin ends.
+ */
+const HOLD_WATCHES = `const net = require('net');
+const [socket, wanted] = [process.argv[1], Number(process.argv[2])];
+const held = []; const refused = []; let accepted = 0;
+function open(i) {
+  if (i >= wanted) { process.stdout.write(JSON.stringify({ accepted, refused }) + '\\n'); return; }
+  const s = net.connect(socket); let buffered = ''; let settled = false;
+  const next = (outcome) => { if (settled) return; settled = true; outcome(); open(i + 1); };
+  s.on('connect', () => s.write('{"jsonrpc":"2.0","id":1,"method":"watch"}\\n'));
+  s.on('data', (d) => {
+    buffered += d; const end = buffered.indexOf('\\n'); if (end < 0) return;
+    const line = buffered.slice(0, end);
+    next(() => { if (line.includes('"watching":true')) { accepted++; held.push(s); } else { refused.push(line); s.destroy(); } });
+  });
+  s.on('error', (e) => next(() => refused.push(String(e.code))));
+}
+open(0);
+process.stdin.on('end', () => process.exit(0)); process.stdin.resume();`;
 
 const POLICY = `
 flapping: { max_corrections: 100, window: 60, max_backoff: 8 }
@@ -39,6 +65,17 @@ function ctl(socket: string, args: string[], asUser?: string[]): CtlResult {
 function json<T>(result: CtlResult): T {
   assert.equal(result.status, 0, result.stderr);
   return JSON.parse(result.stdout) as T;
+}
+
+/** A safety net for an offloadd run expected to exit by itself: a daemon that runs on fails the test. */
+const BRIEF_RUN_TIMEOUT_MS = 20_000;
+
+/** Runs offloadd in `ns` expecting it to refuse to start; never hangs the suite if it does start. */
+function offloaddRefuses(ns: Netns, args: string[]): CtlResult {
+  const result = spawnSync('ip', ['netns', 'exec', ns.name, process.execPath, OFFLOADD, '--state-dir', path.join(ns.tmp, 'state-refused'), '--log-target', 'console', ...args], {
+    encoding: 'utf8', timeout: BRIEF_RUN_TIMEOUT_MS, killSignal: 'SIGKILL',
+  });
+  return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }
 
 /** Raw socket: send bytes, collect response lines until `count` or close. */
@@ -168,6 +205,43 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
     await waitFor(() => ns.features('other0')['generic-segmentation-offload'] === false, 'new policy applied');
   });
 
+  it('refuses rules that can match every interface on reload and in check-policy, with file:line:column', () => {
+    const policyFile = path.join(ns.tmp, 'policy.yaml');
+    const blanket = [
+      ['name: "*"', /policy\.yaml:9:12: rule "watched" can match every interface: name "\*" matches every interface name/],
+      ['driver: "*"', /policy\.yaml:9:12: rule "watched" can match every interface: driver "\*" matches every driver/],
+      ['mac: "??:*"', /policy\.yaml:9:12: rule "watched" can match every interface: mac "\?\?:\*" matches every MAC address/],
+      ['name: ["rep*", "*"]', /policy\.yaml:9:12: .*name "rep\*", "\*" matches every interface name/],
+    ] as const;
+    for (const [match, message] of blanket) {
+      fs.writeFileSync(policyFile, POLICY.replace('match: { name: "rep*" }', `match: { ${match} }`));
+      const reload = ctl(socket, ['reload']);
+      assert.equal(reload.status, 2, match);
+      assert.match(reload.stderr, message);
+      const check = ctl('/nonexistent', ['check-policy', policyFile]);
+      assert.equal(check.status, 2, match);
+      assert.match(check.stdout, message);
+    }
+    assert.deepEqual(json<{ interfaces: Array<{ name: string }> }>(ctl(socket, ['list', '--json'])).interfaces.map((entry) => entry.name), ['rep0', 'up0']);
+    // The opt-in loads, and says so loudly.
+    fs.writeFileSync(policyFile, POLICY.replace('match: { name: "rep*" }', 'broad: "test: every interface"\n    match: { name: "*" }'));
+    const broad = ctl(socket, ['reload']);
+    assert.equal(broad.status, 0, broad.stderr);
+    assert.match(broad.stdout, /warning: rule "watched" is broad and matches every interface/);
+  });
+
+  it('rejects a policy path that became a FIFO on SIGHUP and on reload, without freezing', async () => {
+    const policyFile = path.join(ns.tmp, 'policy.yaml');
+    fs.rmSync(policyFile);
+    execFileSync('mkfifo', [policyFile]);
+    daemon.signal('SIGHUP');
+    await daemon.waitForLine(/Policy rejected, keeping the running one: .*policy\.yaml: the policy is a FIFO, not a regular file/);
+    const reload = ctl(socket, ['reload']);
+    assert.equal(reload.status, 2);
+    assert.match(reload.stderr, /the policy is a FIFO, not a regular file/);
+    assert.equal(ctl(socket, ['status']).status, 0);
+  });
+
   it('survives garbage, oversized lines, many clients and a stalled watcher', async function () {
     this.timeout(120000);
     const garbage = await rawExchange(socket, Buffer.concat([Buffer.from([0, 255, 1, 2]), Buffer.from('not json\n{"jsonrpc":"2.0","id":7,"method":"status"}\n')]), 2);
@@ -207,6 +281,123 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
     assert.equal(ctl(socket, ['status']).status, 0);
   });
 
+  it('keeps connection slots for root when readers hold every connection they can', async function () {
+    this.timeout(120000);
+    // Eight users with no other rights than the socket's group each try for ten watch streams.
+    const readers = READER_UIDS.map((uid) => spawn('setpriv', [`--reuid=${uid}`, '--regid=nogroup', '--clear-groups', process.execPath, '-e', HOLD_WATCHES, socket, '10'], { stdio: ['pipe', 'pipe', 'pipe'] }));
+    try {
+      const summaries = await Promise.all(readers.map((reader) => new Promise<{ accepted: number; refused: string[] }>((resolve, reject) => {
+        let out = '';
+        let err = '';
+        reader.stdout?.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+          if (out.includes('\n')) resolve(JSON.parse(out) as { accepted: number; refused: string[] });
+        });
+        reader.stderr?.on('data', (chunk: Buffer) => (err += chunk.toString()));
+        reader.on('exit', (code) => reject(new Error(`reader exited ${code}: ${err}`)));
+      })));
+      const accepted = summaries.map((summary) => summary.accepted);
+      assert.ok(accepted.every((count) => count <= 8), `at most 8 connections per uid: ${accepted.join(', ')}`);
+      assert.ok(accepted.reduce((a, b) => a + b, 0) <= 56, `readers keep off the 8 reserved slots: ${accepted.join(', ')}`);
+      const refusals = summaries.flatMap((summary) => summary.refused);
+      assert.ok(refusals.some((line) => /"code":1005,"message":"too many connections from uid 620\d\d \(at most 8 at once\)"/.test(line)), refusals[0]);
+      assert.ok(refusals.some((line) => /kept for root and the admin group/.test(line)), refusals[0]);
+      // Root still gets in, for reading and for changing things.
+      assert.equal(ctl(socket, ['status']).status, 0);
+      assert.equal(ctl(socket, ['reload']).status, 0);
+      await daemon.waitForLine(/refusing connections: too many connections from uid 620\d\d/);
+    } finally {
+      for (const reader of readers) reader.stdin?.end();
+    }
+  });
+
+  it('closes a connection whose request line trickles in past its deadline', async function () {
+    this.timeout(60000);
+    const client = net.connect(socket);
+    let received = '';
+    client.on('data', (chunk) => (received += chunk.toString()));
+    client.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => client.on('close', () => resolve()));
+    await new Promise((resolve) => client.once('connect', resolve));
+    // One byte at a time, each well inside the idle timeout: only an absolute deadline ends it.
+    client.write('{"jsonrpc":"2.0",');
+    const trickle = setInterval(() => client.write(' '), 250);
+    try {
+      await closed;
+    } finally {
+      clearInterval(trickle);
+    }
+    assert.match(received, /"code":1006,"message":"request line not completed within 10000 ms"/);
+    await daemon.waitForLine(/its request line took longer than 10000 ms/);
+  });
+
+  it('refuses a request whose id is an object, array or boolean, without running it (JSON-RPC 2.0)', async () => {
+    for (const id of ['{"a":1}', '[1]', 'true']) {
+      const answer = await rawExchange(socket, `{"jsonrpc":"2.0","id":${id},"method":"policy.reload"}\n`);
+      assert.match(answer.lines[0] ?? '', /^\{"jsonrpc":"2.0","id":null,"error":\{"code":-32600,"message":"invalid request: \\"id\\" must be a string, a number or null/, id);
+    }
+    const status = json<{ counters: { reloads: number } }>(ctl(socket, ['status', '--json']));
+    assert.equal(status.counters.reloads, 0, 'none of them was executed');
+    const numbered = await rawExchange(socket, '{"jsonrpc":"2.0","id":"a-1","method":"status"}\n');
+    assert.match(numbered.lines[0] ?? '', /^\{"jsonrpc":"2.0","id":"a-1","result"/);
+  });
+
+  it('requires a time zone in drift.list since, and offloadctl turns a local time into one', async () => {
+    const local = await rawExchange(socket, '{"jsonrpc":"2.0","id":1,"method":"drift.list","params":{"since":"2026-11-22T10:00:00"}}\n');
+    assert.match(local.lines[0] ?? '', /"code":-32602,"message":"param \\"since\\" has no time zone: 2026-11-22T10:00:00"/);
+    assert.match(local.lines[0] ?? '', /"hint":"[^"]*Z or an offset/);
+    const zoned = await rawExchange(socket, '{"jsonrpc":"2.0","id":1,"method":"drift.list","params":{"since":"2000-01-01T00:00:00+02:00"}}\n');
+    assert.match(zoned.lines[0] ?? '', /"result":\{"records":\[\{/);
+    const cli = ctl(socket, ['drift', '--since', '2000-01-01T00:00:00', '--json']);
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.ok((JSON.parse(cli.stdout) as { records: unknown[] }).records.length > 0);
+    const garbage = ctl(socket, ['drift', '--since', 'yesterday']);
+    assert.equal(garbage.status, 2);
+    assert.match(garbage.stderr, /--since/);
+  });
+
+  it('escapes control characters of interface names in every offloadctl output and in console logs', async function () {
+    this.timeout(60000);
+    // The kernel allows any byte but '/', ':' and whitespace: this name switches a terminal to
+    // reverse video.
+    const name = 'up\x1b[7mX';
+    const shown = 'up\\x1b[7mX';
+    ns.addVeth(name, 'peer-esc');
+    await waitFor(() => json<{ interfaces: Array<{ name: string }> }>(ctl(socket, ['list', '--json'])).interfaces.some((entry) => entry.name === name), 'the interface to be managed');
+    const watcher = spawn(process.execPath, [OFFLOADCTL, 'watch', '--socket', socket], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    let watched = '';
+    watcher.stdout?.on('data', (chunk: Buffer) => (watched += chunk.toString()));
+    try {
+      // Drift until the watcher (subscribed at some point after its start) has seen one.
+      await waitFor(() => {
+        ns.setFeatures(name, 'gro', 'on');
+        return watched.includes(shown);
+      }, 'watch to show a drift of the interface');
+      const outputs = {
+        list: ctl(socket, ['list']).stdout,
+        show: ctl(socket, ['show', name]).stdout,
+        explain: ctl(socket, ['explain', name]).stdout,
+        drift: ctl(socket, ['drift', '--interface', name]).stdout,
+        check: ctl(socket, ['check']).stdout,
+        enforce: ctl(socket, ['enforce', name]).stdout,
+        'not found': ctl(socket, ['show', `${name}-gone`]).stderr,
+        watch: watched,
+        'console log': daemon.lines.join('\n'),
+      };
+      for (const [where, text] of Object.entries(outputs)) {
+        assert.ok(!text.includes('\x1b'), `${where} prints the escape character raw:\n${text}`);
+      }
+      for (const where of ['list', 'show', 'explain', 'drift', 'not found', 'watch', 'console log'] as const) {
+        assert.ok(outputs[where].includes(shown), `${where} names the interface, escaped:\n${outputs[where]}`);
+      }
+      // --json keeps the name exact (JSON escapes it itself).
+      const listed = json<{ interfaces: Array<{ name: string }> }>(ctl(socket, ['list', '--json']));
+      assert.ok(listed.interfaces.some((entry) => entry.name === name));
+    } finally {
+      watcher.kill();
+    }
+  });
+
   it('exits 3 with a helpful message when the daemon is unreachable', () => {
     const result = ctl(path.join(ns.tmp, 'nothing-here.sock'), ['status']);
     assert.equal(result.status, 3);
@@ -224,6 +415,95 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
     const bad = ctl('/nonexistent', ['check-policy', ns.file('bad.yaml', 'mode: enforce\nrulez: []\n')]);
     assert.equal(bad.status, 2);
     assert.match(bad.stdout + bad.stderr, /bad\.yaml:2:1: /);
-    void execFileSync;
+  });
+});
+
+describe('offloadd start-up checks and the API socket file (real daemon, own namespace)', function () {
+  let ns: Netns;
+  let policy: string;
+
+  beforeEach(() => {
+    ns = new Netns();
+    ns.addVeth('up0');
+    ns.setFeatures('up0', 'gro', 'on');
+    policy = ns.file('policy.yaml', POLICY);
+  });
+  afterEach(async () => {
+    await ns.destroy();
+  });
+
+  it('refuses a file, a directory, a link or a live socket at --socket, and an unknown group, before changing anything', async () => {
+    const regular = ns.file('notes.txt', 'keep me\n');
+    const directory = path.join(ns.tmp, 'a-directory');
+    fs.mkdirSync(directory);
+    const dangling = path.join(ns.tmp, 'dangling.sock');
+    fs.symlinkSync(path.join(ns.tmp, 'nowhere'), dangling);
+    const live = path.join(ns.tmp, 'live.sock');
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(live, resolve));
+    try {
+      const cases = [
+        [policy, /refusing to replace .*policy\.yaml with the API socket: it is a regular file/],
+        [regular, /refusing to replace .*notes\.txt with the API socket: it is a regular file/],
+        [directory, /refusing to replace .*a-directory with the API socket: it is a directory/],
+        [dangling, /refusing to replace .*dangling\.sock with the API socket: it is a symbolic link/],
+        [live, /another process \(offloadd\?\) is already listening on .*live\.sock/],
+        [path.join(regular, 'api.sock'), /notes\.txt is not a directory/],
+      ] as const;
+      for (const [target, message] of cases) {
+        const result = offloaddRefuses(ns, ['--policy', policy, '--socket', target]);
+        assert.equal(result.status, 1, `${target}: ${result.stderr}`);
+        assert.match(result.stderr, message);
+        assert.match(result.stderr, /hint: /);
+        assert.doesNotMatch(result.stderr, /^\s+at /m, 'no stack trace');
+        assert.equal(ns.features('up0')['generic-receive-offload'], true, 'nothing was changed');
+      }
+      const group = offloaddRefuses(ns, ['--policy', policy, '--socket', path.join(ns.tmp, 'free.sock'), '--admin-group', 'no-such-group-offloadd']);
+      assert.equal(group.status, 1, group.stderr);
+      assert.match(group.stderr, /no group named "no-such-group-offloadd"/);
+      assert.equal(ns.features('up0')['generic-receive-offload'], true, 'nothing was changed');
+      assert.equal(fs.readFileSync(policy, 'utf8'), POLICY);
+      assert.equal(fs.readFileSync(regular, 'utf8'), 'keep me\n');
+      assert.ok(fs.statSync(directory).isDirectory());
+      assert.ok(fs.lstatSync(dangling).isSymbolicLink());
+      assert.ok(await canConnect(live), 'the live socket is untouched');
+    } finally {
+      server.close();
+    }
+  });
+
+  it('refuses at start-up a policy with a rule that can match every interface, changing nothing', () => {
+    const blanket = ns.file('blanket.yaml', 'rules:\n  - name: all\n    match: { driver: "*" }\n    features: { gro: off }\n');
+    const result = offloaddRefuses(ns, ['--policy', blanket, '--socket', path.join(ns.tmp, 'free.sock')]);
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, /invalid policy: .*blanket\.yaml:3:12: rule "all" can match every interface: driver "\*" matches every driver/);
+    assert.equal(ns.features('up0')['generic-receive-offload'], true, 'nothing was changed');
+  });
+
+  it('replaces a stale socket left by a crash', async () => {
+    const stateDir = path.join(ns.tmp, 'state-stale');
+    fs.mkdirSync(stateDir);
+    const stale = path.join(stateDir, 'api.sock');
+    execFileSync('python3', ['-c', 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', stale]);
+    assert.ok(fs.lstatSync(stale).isSocket());
+    const daemon = ns.startDaemon(['--policy', policy], {}, stateDir);
+    await daemon.ready();
+    assert.equal(ctl(daemon.socketPath, ['status']).status, 0);
+    assert.equal(await daemon.stop(), 0);
+    assert.ok(!fs.existsSync(stale), 'a daemon removes its own socket when it stops');
+  });
+
+  it('leaves a newer daemon\'s socket in place when an older one exits', async () => {
+    const older = ns.startDaemon(['--policy', policy]);
+    await older.ready();
+    const shared = older.socketPath;
+    fs.rmSync(shared); // e.g. a careless cleanup; a second daemon may now bind the path
+    const newer = ns.startDaemon(['--policy', policy, '--socket', shared]);
+    await newer.waitForLine(/Started: /);
+    const newerIdentity = fs.lstatSync(shared).ino;
+    assert.equal(await older.stop(), 0);
+    assert.ok(older.lines.some((line) => /is no longer the socket this daemon created .*; left in place/.test(line)), older.lines.slice(-5).join('\n'));
+    assert.equal(fs.lstatSync(shared).ino, newerIdentity, 'the newer daemon\'s socket is still there');
+    assert.equal(json<{ pid: number }>(ctl(shared, ['status', '--json'])).pid, newer.pid);
   });
 });

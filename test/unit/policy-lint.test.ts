@@ -9,17 +9,18 @@ const HOST_FEATURES = JSON.parse(
   readFileSync(path.resolve(__dirname, '../../../test/fixtures/host-features.json'), 'utf8'),
 ) as string[];
 
-/** One rule per entry: [match (flow mapping body), features (flow mapping body)]. */
-function lint(...rules: Array<[match: string, features: string]>): PolicyWarning[] {
+/** One rule per entry: [match (flow mapping body), features (flow mapping body), broad reason]. */
+function lint(...rules: Array<[match: string, features: string, broad?: string]>): PolicyWarning[] {
   const body = rules
-    .map(([match, features], i) => `  - name: r${i}\n    match: { ${match} }\n    features: { ${features} }\n`)
+    .map(([match, features, broad], i) =>
+      `  - name: r${i}\n${broad === undefined ? '' : `    broad: ${JSON.stringify(broad)}\n`}    match: { ${match} }\n    features: { ${features} }\n`)
     .join('');
   return lintPolicy(parsePolicy(`rules:\n${body}`, 'lint.yaml', HOST_FEATURES));
 }
 
 interface LintCase {
   label: string;
-  rules: Array<[string, string]>;
+  rules: Array<[string, string, string?]>;
   /** Expected warnings as [key, message fragment], in order; [] for none. */
   warnings: Array<[string, string | RegExp]>;
 }
@@ -35,7 +36,7 @@ const cases: LintCase[] = [
   { label: 'sg off by driver virtio_net', rules: [['driver: virtio_net', 'sg: off']], warnings: [['rules[0].features', /virtio-net devices/]] },
   { label: 'gso off on libvirt vnet taps', rules: [['name: "vnet*"', 'gso: off']], warnings: [['rules[0].features', GUEST]] },
   { label: 'a kernel string (tx-tcp6-segmentation) off on Proxmox firewall veths', rules: [['name: "fwpr*"', 'tx-tcp6-segmentation: off']], warnings: [['rules[0].features', /tx-tcp6-segmentation off and can match veth pairs/]] },
-  { label: 'TSO off on every driver', rules: [['driver: "*"', 'tso: off, tx: off']], warnings: [['rules[0].features', /turns tso, tx off and can match tap\/tun devices, veth pairs, virtio-net devices/]] },
+  { label: 'TSO off on every driver (marked broad)', rules: [['driver: "*"', 'tso: off, tx: off', 'lab']], warnings: [['rules[0].broad', /is broad and matches every interface/], ['rules[0].features', /turns tso, tx off and can match tap\/tun devices, veth pairs, virtio-net devices/]] },
   { label: 'TSO off on the virtio PCI id', rules: [['pci: "1af4:1041"', 'tso: off']], warnings: [['rules[0].features', /virtio-net devices/]] },
   { label: 'TSO on on taps (no harm)', rules: [['name: "tap*"', 'tso: on']], warnings: [] },
   { label: 'GRO off on taps (receive side, not this check)', rules: [['name: "tap*"', 'gro: off']], warnings: [] },
@@ -101,7 +102,7 @@ const cases: LintCase[] = [
   },
 
   // (e) rules that target everything
-  { label: 'name "*" alone', rules: [['name: "*"', 'gro: off']], warnings: [['rules[0].match', /matches every interface/]] },
+  { label: 'name "*" alone, marked broad', rules: [['name: "*"', 'gro: off', 'lab host']], warnings: [['rules[0].broad', /rule "r0" is broad and matches every interface, lo, veths, taps and bridges included \(name "\*" matches every interface name\); reason given: "lab host"/]] },
   { label: 'name "*" narrowed by driver', rules: [['name: "*", driver: bnxt_en', 'gro: off']], warnings: [] },
 ];
 

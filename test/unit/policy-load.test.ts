@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { PolicyError } from '../../src/errors';
@@ -25,6 +26,11 @@ import type { Policy } from '../../src/policy/types';
 const FIXTURES = path.resolve(__dirname, '../../../test/fixtures');
 const BAD_DIR = path.join(FIXTURES, 'policy/bad');
 const GOOD_DIR = path.join(FIXTURES, 'policy/good');
+
+/** Room for node itself; a loader that slurps /dev/zero dies at this cap instead of eating the host. */
+const CHILD_ADDRESS_SPACE_BYTES = 1_500_000_000;
+/** A safety net only: the child answers in milliseconds unless the loader blocks. */
+const CHILD_SAFETY_TIMEOUT_MS = 20_000;
 
 function readJson<T>(file: string): T {
   return JSON.parse(readFileSync(file, 'utf8')) as T;
@@ -247,8 +253,51 @@ describe('policy loading', () => {
 
     it('refuses a directory', () => {
       const error = catchPolicyError(() => loadPolicyFile(dir, HOST_FEATURES));
-      assert.match(error.message, /EISDIR/);
-      assert.match(error.hint ?? '', /not a directory/);
+      assert.match(error.message, /the policy is a directory, not a regular file/);
+      assert.match(error.hint ?? '', /path of a YAML file/);
+    });
+
+    /**
+     * Loads `file` in a child process, so that a loader that blocks or reads without end fails
+     * this test instead of hanging or exhausting the machine: the child's address space is capped.
+     */
+    function loadInChild(file: string): { status: number | null; stdout: string; stderr: string } {
+      const script = `try { require(${JSON.stringify(require.resolve('../../src/policy/load'))}).loadPolicyFile(process.argv[1], []); console.log('loaded'); }
+        catch (error) { console.log(String(error)); }`;
+      const child = spawnSync('prlimit', [`--as=${CHILD_ADDRESS_SPACE_BYTES}`, process.execPath, '-e', script, file], {
+        encoding: 'utf8',
+        timeout: CHILD_SAFETY_TIMEOUT_MS,
+      });
+      return { status: child.status, stdout: child.stdout, stderr: child.stderr };
+    }
+
+    it('refuses /dev/zero without reading it', () => {
+      const result = loadInChild('/dev/zero');
+      assert.equal(result.status, 0, result.stderr);
+      assert.match(result.stdout, /\/dev\/zero: the policy is a character device, not a regular file/);
+    });
+
+    it('refuses a FIFO without blocking, whether or not anyone writes to it', () => {
+      const fifo = path.join(dir, 'policy.fifo');
+      execFileSync('mkfifo', [fifo]);
+      const result = loadInChild(fifo);
+      assert.equal(result.status, 0, `the loader blocked or died: ${result.stderr}`);
+      assert.match(result.stdout, /policy\.fifo: the policy is a FIFO, not a regular file/);
+    });
+
+    it('reads at most one byte past the limit of a file that is too large', () => {
+      const file = path.join(dir, 'huge.yaml');
+      writeFileSync(file, `# ${'x'.repeat(1024 * 1024)}\n`);
+      const error = catchPolicyError(() => loadPolicyFile(file, HOST_FEATURES));
+      assert.match(error.message, /larger than the 1048576 bytes allowed/);
+    });
+
+    it('follows a symbolic link to the policy (configuration tools manage files that way)', () => {
+      const link = path.join(dir, 'link.yaml');
+      symlinkSync(path.join(GOOD_DIR, 'minimal.yaml'), link);
+      const policy = loadPolicyFile(link, HOST_FEATURES);
+      assert.equal(policy.path, link);
+      assert.equal(policy.checksum, createHash('sha256').update(readFileSync(path.join(GOOD_DIR, 'minimal.yaml'))).digest('hex'));
     });
 
     it('refuses text that is not UTF-8', () => {

@@ -11,9 +11,12 @@ import {
   globLiteralPrefix,
   globMatch,
   globProblem,
+  globsMatchEveryValue,
   matchPolicy,
+  unconstrainedKeys,
+  VALUE_DOMAINS,
 } from '../../src/policy/match';
-import type { Policy } from '../../src/policy/types';
+import type { MatchSpec, Policy } from '../../src/policy/types';
 
 const HOST_FEATURES = JSON.parse(
   readFileSync(path.resolve(__dirname, '../../../test/fixtures/host-features.json'), 'utf8'),
@@ -252,4 +255,69 @@ rules:
     assert.equal(findRule(empty, BCM57508), null);
     assert.deepEqual(matchPolicy(empty, BCM57508), { rule: null, evaluations: [] });
   });
+});
+
+describe('patterns that accept every value', () => {
+  const every: Array<[key: 'name' | 'driver' | 'kind' | 'mac', patterns: string[], all: boolean]> = [
+    ['name', ['*'], true],
+    ['name', ['**'], true],
+    ['name', ['?*'], true],
+    ['name', ['*?'], true],
+    ['name', ['enp*', '*'], true],
+    ['name', ['[a-m]*', '[!a-m]*'], true],
+    ['name', ['[!x]*', 'x*'], true],
+    // Every length a name can have (1 to 15): an odd way to write "*".
+    ['name', Array.from({ length: 15 }, (_, i) => '?'.repeat(i + 1)), true],
+    ['name', Array.from({ length: 14 }, (_, i) => '?'.repeat(i + 1)), false],
+    ['name', ['enp*'], false],
+    ['name', ['?'], false],
+    ['name', ['[!l]*'], false],
+    ['name', ['*[0-9]'], false],
+    ['name', ['[\u0001-\u00ff]*'], true],
+    ['name', ['[\u0001-\u00fe]*'], false],
+    ['driver', ['*'], true],
+    ['driver', ['?*'], true],
+    ['driver', ['bnxt_*'], false],
+    ['driver', ['[!b]*', 'b*'], true],
+    ['kind', ['*'], true],
+    ['kind', ['veth', 'tun', 'bridge'], false],
+    ['mac', ['*'], true],
+    ['mac', ['??:*'], true],
+    ['mac', ['??:??:??:??:??:??'], true],
+    ['mac', ['*:*:*:*:*:*'], true],
+    ['mac', ['[0-9a-f]*'], true],
+    ['mac', ['[0-7]*', '[89a-f]*'], true],
+    ['mac', ['00:0a:f7:*'], false],
+    ['mac', ['[0-7]*'], false],
+    ['mac', ['*:*:*:*:*:?0'], false],
+  ];
+  it('gives up (null: treated as "every") on patterns whose check would explode', () => {
+    // "17th from the end is a" or "is not a" or "shorter than 17": every text, but deciding it
+    // walks 2^17 states.
+    const tail = '?'.repeat(16);
+    const patterns = [`*a${tail}`, `*[!a]${tail}`, ...Array.from({ length: 16 }, (_, i) => '?'.repeat(i + 1))];
+    assert.equal(globsMatchEveryValue(patterns, VALUE_DOMAINS.driver), null);
+  });
+
+  for (const [key, patterns, all] of every) {
+    const shown = patterns.length > 4 ? `${patterns.length} patterns ${patterns[0]}…${patterns[patterns.length - 1]}` : patterns.join(', ');
+    it(`${key} ${shown} ${all ? 'accepts every value' : 'targets'}`, () => {
+      assert.equal(globsMatchEveryValue(patterns, VALUE_DOMAINS[key]), all);
+    });
+  }
+
+  const rules: Array<[label: string, spec: MatchSpec, unconstrained: string[] | null]> = [
+    ['an empty block', {}, []],
+    ['name "*"', { name: ['*'] }, ['name']],
+    ['driver "*" (every interface that has a driver)', { driver: ['*'] }, ['driver']],
+    ['name "*" and driver "*"', { name: ['*'], driver: ['*'] }, ['driver', 'name']],
+    ['name "*" narrowed by a driver', { name: ['*'], driver: ['bnxt_en'] }, null],
+    ['kind "*" narrowed by a name', { kind: ['*'], name: ['veth*'] }, null],
+    ['a PCI id (no wildcards)', { pci: [{ vendor: '14e4', device: '1750', subsystemVendor: null, subsystemDevice: null, text: '14e4:1750' }] }, null],
+  ];
+  for (const [label, spec, unconstrained] of rules) {
+    it(`a rule with ${label} ${unconstrained === null ? 'is targeted' : 'can match every interface'}`, () => {
+      assert.deepEqual(unconstrainedKeys(spec)?.map((entry) => entry.key) ?? null, unconstrained);
+    });
+  }
 });
