@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/ethtool.cc",
         "native/rtnl.cc",
+        "native/stats.cc",
         "native/unix_dgram.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -4,12 +4,14 @@
 
 #include "ethtool.h"
 #include "rtnl.h"
+#include "stats.h"
 #include "unix_dgram.h"
 
 namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   offloadd::InitEthtool(env, exports);
   offloadd::InitRtnl(env, exports);
+  offloadd::InitStats(env, exports);
   offloadd::InitUnixDgram(env, exports);
   return exports;
 }
