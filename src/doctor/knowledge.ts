@@ -46,19 +46,32 @@ function patternsOf(rules: readonly Rule[], labels: Map<string, string>, source:
 }
 
 /**
- * Rules written as comments: each block of consecutive comment lines, from its first line that
- * starts a list item `- name:`, uncommented (the `#` and one space removed, so the indentation
- * stays) and parsed as a policy's rules. Blocks that do not parse as rules are prose: skipped.
+ * Rules written as comments: in each block of consecutive comment lines, every list item that
+ * starts with `- name:`, with the lines indented below it, is uncommented (the `#` and one space
+ * removed, so the indentation stays) and parsed as a policy's rules. Prose around it is left out;
+ * items that do not parse as rules are skipped.
  */
 export function commentedRules(text: string, file: string, hostFeatures: readonly string[]): Rule[] {
   const rules: Rule[] = [];
+  const indentOf = (line: string): number => line.length - line.trimStart().length;
   const flush = (block: string[]): void => {
-    const start = block.findIndex((line) => /^\s*- name:/.test(line));
-    if (start < 0) return;
-    try {
-      rules.push(...parsePolicy(`rules:\n${block.slice(start).join('\n')}\n`, file, hostFeatures).rules);
-    } catch (error) {
-      if (!(error instanceof PolicyError)) throw error;
+    for (let start = 0; start < block.length; start++) {
+      const first = block[start] as string;
+      if (!/^\s*- name:/.test(first)) continue;
+      const indent = indentOf(first);
+      let end = start + 1;
+      while (end < block.length) {
+        const line = block[end] as string;
+        const inside = line.trim() === '' || indentOf(line) > indent || (indentOf(line) === indent && line.trimStart().startsWith('- '));
+        if (!inside) break;
+        end++;
+      }
+      try {
+        rules.push(...parsePolicy(`rules:\n${block.slice(start, end).join('\n')}\n`, file, hostFeatures).rules);
+      } catch (error) {
+        if (!(error instanceof PolicyError)) throw error;
+      }
+      start = end - 1;
     }
   };
   let block: string[] = [];
