@@ -125,7 +125,10 @@ Napi::Value DriverStats(const Napi::CallbackInfo& info) {
   Target target = TargetFromArgs(info);
   std::vector<std::string> names = StringSet(env, target, ETH_SS_STATS);
 
-  std::vector<uint8_t> buffer(sizeof(ethtool_stats) + names.size() * sizeof(uint64_t));
+  // Older kernels write as many values as the driver has *now*, whatever n_stats says; a driver
+  // that grew its set since the names were read (rings added) would overrun an exact buffer.
+  constexpr size_t kSlackCounters = 1024;
+  std::vector<uint8_t> buffer(sizeof(ethtool_stats) + (2 * names.size() + kSlackCounters) * sizeof(uint64_t));
   auto* request = reinterpret_cast<ethtool_stats*>(buffer.data());
   request->cmd = ETHTOOL_GSTATS;
   request->n_stats = static_cast<uint32_t>(names.size());

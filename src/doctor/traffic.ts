@@ -90,7 +90,7 @@ function verdictOf(rx: Direction, tx: Direction, seconds: number, mtu: number | 
   if (rx.packets < MIN_RX_PACKETS_TO_JUDGE || rx.pps < MIN_RX_PPS_TO_JUDGE) {
     return {
       verdict: 'quiet',
-      note: `not enough traffic to judge: ${rx.packets} packets received in ${seconds.toFixed(1)} s ` +
+      note: `not enough traffic to judge: ${rx.packets} packet${rx.packets === 1 ? '' : 's'} received in ${seconds.toFixed(1)} s ` +
         `(needs at least ${MIN_RX_PACKETS_TO_JUDGE} packets and ${MIN_RX_PPS_TO_JUDGE} packets/s)`,
     };
   }
