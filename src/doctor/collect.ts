@@ -154,12 +154,13 @@ function offloadsOf(table: FeatureTable, snapshot: FeatureSnapshot, plan: readon
   const wanted = new Map(plan.map((entry) => [entry.feature, entry.wanted]));
   return OFFLOADS.flatMap(({ as, name }) => {
     const features = resolveFeatureName(name, table.names)?.features ?? [];
-    if (features.length === 0) return [{ feature: name, as, active: null, fixed: false, wanted: null }];
+    if (features.length === 0) return [{ feature: name, as, active: null, fixed: false, requested: null, wanted: null }];
     return features.map((feature): OffloadEvidence => {
       const state = snapshot.get(feature);
       return {
         feature, as, active: state ? state.active : null,
         fixed: state ? !state.changeable || state.neverChanges : false,
+        requested: state ? state.requested : null,
         wanted: wanted.get(feature) ?? null,
       };
     });

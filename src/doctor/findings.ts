@@ -121,6 +121,12 @@ function mtuDiffers(evidence: InterfaceEvidence): Finding[] {
   }));
 }
 
+/**
+ * The TSO features a virtio-net guest's large segments travel on (its TSO4/TSO6 offers). The other
+ * tx-tcp*-segmentation flags (ECN, mangle-id) are off on a tap by default and say nothing.
+ */
+const GUEST_TSO_FEATURES: readonly string[] = ['tx-tcp-segmentation', 'tx-tcp6-segmentation'];
+
 /** Host-side devices of guests and containers: taps, and veths without a PCI device behind them. */
 function guestFacing(evidence: InterfaceEvidence): boolean {
   const kind = evidence.identity.kind;
@@ -129,7 +135,9 @@ function guestFacing(evidence: InterfaceEvidence): boolean {
 
 function tsoOffOnGuestDevice(evidence: InterfaceEvidence): Finding | null {
   if (!guestFacing(evidence)) return null;
-  const off = evidence.offloads.filter((offload) => offload.as === 'tso' && offload.active === false && !offload.fixed);
+  // Off *and requested off*: someone turned it off. A tap keeps TSO off, requested on, until the
+  // VM's process offers it (TUNSETOFFLOAD); that is the guest's choice, not a mistake.
+  const off = evidence.offloads.filter((offload) => GUEST_TSO_FEATURES.includes(offload.feature) && offload.active === false && offload.requested === false && !offload.fixed);
   if (off.length === 0) return null;
   return {
     id: 'tso-off-on-guest-device',

@@ -47,6 +47,11 @@ export interface OffloadEvidence {
   active: boolean | null;
   /** The device cannot change it ("[fixed]"). */
   fixed: boolean;
+  /**
+   * What was last asked for (ethtool's "[requested on]" when it differs from active): a tap's TSO
+   * is off but requested on until the VM's process offers it, which is no one's mistake.
+   */
+  requested: boolean | null;
   /** What the matching rule wants; null when no rule names it. */
   wanted: boolean | null;
 }

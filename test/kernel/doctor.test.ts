@@ -225,16 +225,27 @@ describe('offloadctl doctor (real traffic between two namespaces)', function () 
     }
   });
 
-  it('every interface by default; MTU of the NIC against its bridge', () => {
+  it('every interface by default: MTU against the bridge, GRO off on the bridge only, TSO turned off on a tap', () => {
     nicNs.ip('link', 'add', 'br0', 'type', 'bridge');
     nicNs.ip('link', 'set', 'bcm0', 'master', 'br0');
     nicNs.ip('link', 'set', 'br0', 'mtu', '1400');
+    nicNs.setFeatures('bcm0', 'gro', 'on');
+    nicNs.setFeatures('br0', 'gro', 'off');
+    nicNs.ip('tuntap', 'add', 'tap0', 'mode', 'tap'); // nothing attached: TSO off, requested on
+    nicNs.ip('tuntap', 'add', 'tap1', 'mode', 'tap');
+    nicNs.setFeatures('tap1', 'tso', 'off');
     const doc = report(localDoctor('--window', '0.2', '--json'), 1);
-    assert.deepEqual(doc.interfaces.map((entry) => entry.name).sort(), ['bcm0', 'br0']);
+    assert.deepEqual(doc.interfaces.map((entry) => entry.name).sort(), ['bcm0', 'br0', 'tap0', 'tap1']);
     const nic = doc.interfaces.find((entry) => entry.name === 'bcm0');
-    assert.deepEqual(nic?.identity.uppers.map((upper) => [upper.name, upper.kind, upper.mtu]), [['br0', 'bridge', 1400]]);
-    const mtu = doc.findings.find((finding) => finding.id === 'mtu-differs') as Finding;
-    assert.equal(mtu.summary, 'MTU differs between bcm0 (1500) and its bridge br0 (1400)');
+    assert.deepEqual(nic?.identity.uppers.map((upper) => [upper.name, upper.kind, upper.mtu, upper.gro]), [['br0', 'bridge', 1400, false]]);
+    const summaries = (name: string): string[] => doc.findings.filter((finding) => finding.interface === name).map((finding) => `${finding.id}: ${finding.summary}`);
+    assert.deepEqual(summaries('bcm0').filter((line) => !line.startsWith('offloads-not-as-wanted')), [
+      'mtu-differs: MTU differs between bcm0 (1500) and its bridge br0 (1400)',
+      'gro-off-on-upper-only: GRO off on bridge br0 only, still on on bcm0: it has no effect there',
+    ]);
+    assert.deepEqual(summaries('tap1').map((line) => line.split(' (')[0]), ['tso-off-on-guest-device: TSO off on a tap']);
+    assert.deepEqual(summaries('tap0'), []);
+    assert.deepEqual(summaries('br0'), []);
   });
 
   it('usage errors exit 2, an interface it cannot read exits 3, with --json an error object', () => {

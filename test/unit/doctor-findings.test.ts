@@ -7,7 +7,7 @@ const NOT_FAMILY = { member: false, pattern: null, label: null, source: null };
 
 function offloads(active: Record<string, boolean>, wanted: Record<string, boolean> = {}): OffloadEvidence[] {
   const as: Record<string, string> = { 'rx-gro': 'gro', 'rx-gro-hw': 'gro-hw', 'rx-lro': 'lro', 'tx-generic-segmentation': 'gso', 'tx-tcp-segmentation': 'tso', 'tx-tcp6-segmentation': 'tso' };
-  return Object.keys(as).map((feature) => ({ feature, as: as[feature] as string, active: active[feature] ?? false, fixed: false, wanted: wanted[feature] ?? null }));
+  return Object.keys(as).map((feature) => ({ feature, as: as[feature] as string, active: active[feature] ?? false, fixed: false, requested: active[feature] ?? false, wanted: wanted[feature] ?? null }));
 }
 
 function traffic(verdict: TrafficEvidence['verdict'], rx: { pps: number; avg: number | null } = { pps: 80000, avg: 96 }, loss: Partial<TrafficEvidence> = {}): TrafficEvidence {
@@ -129,6 +129,9 @@ describe('doctor: findings from evidence', () => {
     assert.deepEqual(ids(findings), ['tso-off-on-guest-device']);
     assert.equal((findings[0] as Finding).summary, 'TSO off on a tap (tx-tcp-segmentation): virtio receive-segment coalescing needs it');
     assert.deepEqual(findingsFor(nic({ offloads: offloads({}) }), { daemon: true }), []);
+    // A tap nothing has attached to yet: TSO off but requested on (the VM's process offers it).
+    const unattached = tap.offloads.map((offload) => (offload.as === 'tso' ? { ...offload, active: false, requested: true } : offload));
+    assert.deepEqual(findingsFor({ ...tap, offloads: unattached }, { daemon: true }), []);
   });
 
   it('says GRO off on a bridge only has no effect while the port still has it on', () => {
