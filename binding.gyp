@@ -7,6 +7,7 @@
         "native/ethtool.cc",
         "native/ethtool_netlink.cc",
         "native/rtnl.cc",
+        "native/stats.cc",
         "native/unix_dgram.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

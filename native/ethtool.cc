@@ -19,12 +19,6 @@
 #include "syscall.h"
 
 namespace offloadd {
-namespace {
-
-struct Target {
-  std::string name;
-  int32_t ifindex;
-};
 
 Target TargetFromArgs(const Napi::CallbackInfo& info) {
   if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber())
@@ -50,32 +44,42 @@ int Ethtool(Napi::Env env, const Target& target, void* data, const char* what) {
   return result;
 }
 
-// featureNames(ifname): string[] — ETHTOOL_GSSET_INFO + ETHTOOL_GSTRINGS for ETH_SS_FEATURES.
-// The set is global to the kernel; any interface (lo) can be asked.
-Napi::Value FeatureNames(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "expected (ifname: string)");
-  Target target{info[0].As<Napi::String>().Utf8Value(), 0};
-
+std::vector<std::string> StringSet(Napi::Env env, const Target& target, uint32_t set) {
   std::vector<uint8_t> sset(sizeof(ethtool_sset_info) + sizeof(uint32_t));
   auto* sset_info = reinterpret_cast<ethtool_sset_info*>(sset.data());
   sset_info->cmd = ETHTOOL_GSSET_INFO;
-  sset_info->sset_mask = 1ULL << ETH_SS_FEATURES;
+  sset_info->sset_mask = 1ULL << set;
   Ethtool(env, target, sset_info, "ETHTOOL_GSSET_INFO");
   uint32_t count = sset_info->sset_mask ? sset_info->data[0] : 0;
+  if (count == 0) return {};
 
   std::vector<uint8_t> buffer(sizeof(ethtool_gstrings) + static_cast<size_t>(count) * ETH_GSTRING_LEN);
   auto* strings = reinterpret_cast<ethtool_gstrings*>(buffer.data());
   strings->cmd = ETHTOOL_GSTRINGS;
-  strings->string_set = ETH_SS_FEATURES;
+  strings->string_set = set;
   strings->len = count;
   Ethtool(env, target, strings, "ETHTOOL_GSTRINGS");
 
-  Napi::Array names = Napi::Array::New(env, strings->len);
-  for (uint32_t i = 0; i < strings->len; i++) {
+  std::vector<std::string> names;
+  names.reserve(strings->len);
+  for (uint32_t i = 0; i < strings->len && i < count; i++) {
     const char* name = reinterpret_cast<const char*>(strings->data) + i * ETH_GSTRING_LEN;
-    names.Set(i, Napi::String::New(env, name, strnlen(name, ETH_GSTRING_LEN)));
+    names.emplace_back(name, strnlen(name, ETH_GSTRING_LEN));
   }
+  return names;
+}
+
+namespace {
+
+// featureNames(ifname): string[] — the ETH_SS_FEATURES string set. The set is global to the
+// kernel; any interface (lo) can be asked.
+Napi::Value FeatureNames(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "expected (ifname: string)");
+  Target target{info[0].As<Napi::String>().Utf8Value(), 0};
+  std::vector<std::string> strings = StringSet(env, target, ETH_SS_FEATURES);
+  Napi::Array names = Napi::Array::New(env, strings.size());
+  for (size_t i = 0; i < strings.size(); i++) names.Set(i, Napi::String::New(env, strings[i]));
   return names;
 }
 

@@ -20,6 +20,33 @@ export interface PeerCredentials {
   gid: number;
 }
 
+/** The kernel's 64-bit interface counters (IFLA_STATS64): the ones the doctor reads. */
+export interface LinkCounters {
+  rxPackets: bigint;
+  txPackets: bigint;
+  rxBytes: bigint;
+  txBytes: bigint;
+  rxErrors: bigint;
+  txErrors: bigint;
+  rxDropped: bigint;
+  txDropped: bigint;
+  rxOverErrors: bigint;
+  rxFifoErrors: bigint;
+  rxMissedErrors: bigint;
+  txFifoErrors: bigint;
+}
+
+export interface LinkStats {
+  mtu: number;
+  stats: LinkCounters;
+}
+
+/** ethtool -S: the driver's counter names and values, pairwise. */
+export interface DriverStats {
+  names: string[];
+  values: BigUint64Array;
+}
+
 export interface NativeLinkMonitor {
   close(): void;
   receiveBufferBytes(): number;
@@ -57,12 +84,15 @@ interface NativeAddon {
   queryLinks(ifindex: number): Buffer[];
   sendDatagram(socketPath: string, data: Buffer, allowMemfd: boolean): void;
   peerCredentials(fd: number): PeerCredentials;
+  /** RTM_GETLINK for one ifindex: IFLA_MTU and IFLA_STATS64. */
+  linkStats(ifindex: number): LinkStats;
+  /** ETH_SS_STATS names + ETHTOOL_GSTATS; EOPNOTSUPP where the driver has none. */
+  driverStats(ifname: string, ifindex: number): DriverStats;
 }
 
 const EXPECTED_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = [
   'featureNames', 'getFeatures', 'setFeatures', 'driverInfo', 'ethtoolNetlinkAvailable', 'netlinkGetFeatures',
-  'netlinkSetFeatures', 'LinkMonitor', 'queryLinks',
-  'sendDatagram', 'peerCredentials',
+  'netlinkSetFeatures', 'LinkMonitor', 'queryLinks', 'sendDatagram', 'peerCredentials', 'linkStats', 'driverStats',
 ];
 
 function loadAddon(): NativeAddon {
@@ -117,6 +147,8 @@ export const addon = {
   queryLinks: wrap(raw.queryLinks),
   sendDatagram: wrap(raw.sendDatagram),
   peerCredentials: wrap(raw.peerCredentials),
+  linkStats: wrap(raw.linkStats),
+  driverStats: wrap(raw.driverStats),
   openLinkMonitor: wrap(
     (receiveBufferBytes: number, onDatagrams: (errno: number, datagrams: Buffer[]) => void): NativeLinkMonitor =>
       new raw.LinkMonitor(receiveBufferBytes, onDatagrams),

@@ -18,6 +18,7 @@ import type { PolicyWarning } from '../policy/types';
 import type { InterfaceStatus } from '../reconcile/reconciler';
 import { onOff } from '../reconcile/plan';
 import { VERSION } from '../version';
+import { doctorCommand } from './doctor';
 import { featureSummary, table } from './format';
 
 export const EXIT = { ok: 0, outOfPolicy: 1, usage: 2, unreachable: 3, refused: 4 } as const;
@@ -271,6 +272,7 @@ const COMMANDS: Record<string, Command> = {
       }
     },
   },
+  doctor: doctorCommand,
 };
 
 class UsageError extends Error {}
