@@ -31,6 +31,9 @@ function standInService(line: string, delaySec = 0.3): string {
     'NotifyAccess=main',
     `ExecStart=/bin/sh -c 'exec socat -u "SYSTEM:echo ${line} >&2; sleep ${delaySec}; echo READY=1; exec sleep infinity" "UNIX-SENDTO:$NOTIFY_SOCKET"'`,
     'SuccessExitStatus=143', // socat exits 128+15 on SIGTERM
+    // SIGTERM to socat alone: were its child killed first, socat would exit 1 ("failed"), as
+    // seen under load; the child is killed after socat is gone.
+    'KillMode=mixed',
     '',
   ].join('\n');
 }
