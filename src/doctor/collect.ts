@@ -13,7 +13,7 @@ import { readPolicy } from '../daemon';
 import { KernelError, OffloaddError, PolicyError } from '../errors';
 import { dumpLinks } from '../events/link-events';
 import type { LinkMessage } from '../events/link-message';
-import { InterfaceFactsSource } from '../facts/interface-facts';
+import { InterfaceFactsSource, linkFactsOf } from '../facts/interface-facts';
 import { vendorDevice } from '../facts/pci';
 import type { InterfaceFacts } from '../facts/types';
 import { resolveFeatureName } from '../policy/feature-names';
@@ -67,7 +67,7 @@ interface WantedSource {
 
 function localWanted(policy: Policy | null) {
   return async (_link: LinkMessage, facts: InterfaceFacts, snapshot: FeatureSnapshot) => {
-    const rule = policy ? findRule(policy, facts) : null;
+    const rule = policy ? findRule(policy, facts, facts) : null;
     return rule
       ? { rule: rule.name, mode: rule.mode ?? (policy as Policy).mode, plan: planFeatures(rule.features, snapshot) }
       : { rule: null, mode: null, plan: [] };
@@ -253,7 +253,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     const first = firstSamples.get(link.ifindex);
     if (!first) continue;
     try {
-      const facts = factsSource.factsFor(link);
+      const facts: InterfaceFacts = { ...linkFactsOf(link), ...factsSource.device(link) };
       const snapshot = table.read(link.name, link.ifindex);
       const explained = await wanted.explain(link, facts, snapshot);
       const identity: Identity = {

@@ -1,24 +1,23 @@
 /**
- * Interface facts = what the link message says (name, kind, MAC, state, master) + what the
- * device is (driver, bus, PCI ids). The device part cannot change while an ifindex lives (a
- * driver rebind re-registers the netdev under a new ifindex), so it is read once per ifindex,
- * and only when first asked for: a rule that matches by name never costs a sysfs look-up or a
- * GDRVINFO ioctl for the many interfaces it does not match.
+ * Interface facts = what the link message says (name, kind, MAC, state, master: LinkFacts, no
+ * I/O) + what the device is (driver, bus, PCI ids: DeviceFacts, sysfs and an ioctl). The device
+ * part cannot change while an ifindex lives (a driver rebind re-registers the netdev under a new
+ * ifindex), so it is read once per ifindex, and only when asked for: the matcher says when it
+ * needs it (NEEDS_DEVICE), so a rule that matches by name never costs a sysfs look-up or a
+ * GDRVINFO ioctl for the many interfaces it does not match. This is the one place where reading
+ * device facts can fail.
  */
 import * as os from 'node:os';
 import { addon } from '../addon/binding';
 import { KernelError } from '../errors';
 import type { LinkMessage } from '../events/link-message';
 import { DEFAULT_SYSFS_ROOT, readSysfsDevice } from './sysfs';
-import type { InterfaceFacts, PciId } from './types';
+import type { DeviceFacts, LinkFacts } from './types';
 
 const ENODEV = 19;
 
-interface DeviceFacts {
-  driver: string | null;
-  busInfo: string | null;
-  pci: PciId | null;
-}
+/** For an interface whose device could not be read (it vanished meanwhile). */
+export const UNKNOWN_DEVICE: DeviceFacts = Object.freeze({ driver: null, busInfo: null, pci: null });
 
 /** Since 5.13 link messages carry IFLA_PARENT_DEV_NAME whenever the netdev has a parent device. */
 function kernelReportsParentDevice(release = os.release()): boolean {
@@ -26,53 +25,20 @@ function kernelReportsParentDevice(release = os.release()): boolean {
   return major > 5 || (major === 5 && minor >= 13);
 }
 
-/** InterfaceFacts whose device part is read on first access; serialises like a plain object. */
-class LinkFacts implements InterfaceFacts {
-  readonly ifindex: number;
-  readonly name: string;
-  readonly kind: string | null;
-  readonly mac: string | null;
-  readonly up: boolean;
-  readonly operstate: string;
-  readonly master: number | null;
-
-  constructor(link: LinkMessage, private readonly device: () => DeviceFacts) {
-    this.ifindex = link.ifindex;
-    this.name = link.name;
-    this.kind = link.kind;
-    this.mac = link.mac;
-    this.up = link.up;
-    this.operstate = link.operstate;
-    this.master = link.master;
-  }
-
-  get driver(): string | null {
-    return this.device().driver;
-  }
-
-  get busInfo(): string | null {
-    return this.device().busInfo;
-  }
-
-  get pci(): PciId | null {
-    return this.device().pci;
-  }
-
-  toJSON(): InterfaceFacts {
-    let device: DeviceFacts;
-    try {
-      device = this.device();
-    } catch {
-      device = { driver: null, busInfo: null, pci: null }; // vanished meanwhile
-    }
-    const { ifindex, name, kind, mac, up, operstate, master } = this;
-    return { ifindex, name, kind, mac, up, operstate, master, ...device };
-  }
+/** What the link message says: no I/O. */
+export function linkFactsOf(link: LinkMessage): LinkFacts {
+  return {
+    ifindex: link.ifindex, name: link.name, kind: link.kind, mac: link.mac, up: link.up, operstate: link.operstate, master: link.master,
+  };
 }
 
-/** Facts for link messages: from sysfs and the kernel (InterfaceFactsSource) or a test's fake. */
+/** Device facts for link messages: from sysfs and the kernel (InterfaceFactsSource) or a test's fake. */
 export interface FactsSource {
-  factsFor(link: LinkMessage): InterfaceFacts;
+  /**
+   * The device behind the link, read on first request and kept for the ifindex's life. Throws
+   * KernelError (vanished) when the interface went away or was renamed before it could be read.
+   */
+  device(link: LinkMessage): DeviceFacts;
   /** The link is gone: drop what is cached for its ifindex. */
   forget(ifindex: number): void;
 }
@@ -94,19 +60,13 @@ export class InterfaceFactsSource implements FactsSource {
     this.trustParentAttribute = sysfsRoot === DEFAULT_SYSFS_ROOT && kernelReportsParentDevice();
   }
 
-  /**
-   * Facts for a link message. Reading `driver`, `busInfo` or `pci` may throw KernelError
-   * (vanished) if the interface went away before its device was first looked at.
-   */
-  factsFor(link: LinkMessage): InterfaceFacts {
-    return new LinkFacts(link, () => {
-      let device = this.devices.get(link.ifindex);
-      if (!device) {
-        device = this.readDevice(link);
-        this.devices.set(link.ifindex, device);
-      }
-      return device;
-    });
+  device(link: LinkMessage): DeviceFacts {
+    let device = this.devices.get(link.ifindex);
+    if (!device) {
+      device = this.readDevice(link);
+      this.devices.set(link.ifindex, device);
+    }
+    return device;
   }
 
   forget(ifindex: number): void {
@@ -140,14 +100,5 @@ export class InterfaceFactsSource implements FactsSource {
       busInfo: sysfs?.busInfo ?? (driverInfo?.busInfo || null),
       pci: sysfs?.pci ?? null,
     };
-  }
-}
-
-/** Driver and PCI id for logs and records, or nulls when the interface vanished before they were read. */
-export function knownDevice(facts: Partial<InterfaceFacts>): { driver: string | null; pci: PciId | null } {
-  try {
-    return { driver: facts.driver ?? null, pci: facts.pci ?? null };
-  } catch {
-    return { driver: null, pci: null };
   }
 }

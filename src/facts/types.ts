@@ -7,10 +7,10 @@ export interface PciId {
 }
 
 /**
- * Everything policy matching may look at, for one interface at one moment. Gathered from the
- * link message (rtnetlink), sysfs (under a configurable root) and ETHTOOL_GDRVINFO.
+ * What a link message says about an interface (rtnetlink): free, since the message is at hand.
+ * Policy matching asks for nothing more unless a rule that could match needs the device.
  */
-export interface InterfaceFacts {
+export interface LinkFacts {
   ifindex: number;
   name: string;
   /** rtnetlink IFLA_INFO_KIND: "veth", "bridge", "macvlan", "tun", ...; null for a physical device. */
@@ -23,9 +23,16 @@ export interface InterfaceFacts {
   operstate: string;
   /** ifindex of the master (bridge, bond) or null. */
   master: number | null;
+}
+
+/** What the device behind an interface is: sysfs (under a configurable root) and ETHTOOL_GDRVINFO. */
+export interface DeviceFacts {
   /** Kernel driver: the sysfs driver link of the device, else ethtool's GDRVINFO driver. */
   driver: string | null;
   /** Bus address, e.g. "0000:3b:00.0" (PCI), from sysfs or GDRVINFO. */
   busInfo: string | null;
   pci: PciId | null;
 }
+
+/** Everything known about one interface at one moment. */
+export interface InterfaceFacts extends LinkFacts, DeviceFacts {}

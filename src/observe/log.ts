@@ -11,7 +11,6 @@ import * as fs from 'node:fs';
 import winston from 'winston';
 import Transport from 'winston-transport';
 import { addon } from '../addon/binding';
-import { knownDevice } from '../facts/interface-facts';
 import { vendorDevice } from '../facts/pci';
 import { escapeControl } from './escape';
 import type { InterfaceFacts } from '../facts/types';
@@ -115,12 +114,11 @@ export class Log {
 
 /** journald fields identifying an interface (systemd's log_link_* convention). */
 export function linkFields(facts: Partial<InterfaceFacts>): LogFields {
-  const { driver, pci } = knownDevice(facts);
   return {
     INTERFACE: facts.name,
     IFINDEX: facts.ifindex,
-    OFFLOADD_DRIVER: driver ?? undefined,
-    OFFLOADD_PCI: pci ? vendorDevice(pci) : undefined,
+    OFFLOADD_DRIVER: facts.driver ?? undefined,
+    OFFLOADD_PCI: facts.pci ? vendorDevice(facts.pci) : undefined,
   };
 }
 

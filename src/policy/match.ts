@@ -1,5 +1,8 @@
 /**
- * Which rule applies to an interface. Pure: no I/O, so the tests need no kernel.
+ * Which rule applies to an interface. Pure: no I/O, so the tests need no kernel. The hot path
+ * (findRule) first looks at what the link message says; when a rule that could still match needs
+ * the device (driver, PCI id) it answers NEEDS_DEVICE, and the caller reads the device (the one
+ * place where that can fail) and asks again.
  *
  * Semantics (the policy's `match:` block):
  * - every key present must match (AND); a key's list is any-of (OR); an absent key does not constrain;
@@ -12,7 +15,7 @@
  *   unconstrainedKeys) is refused by the loader unless it carries `broad: "<why>"`.
  */
 import { vendorDevice } from '../facts/pci';
-import type { InterfaceFacts, PciId } from '../facts/types';
+import type { DeviceFacts, InterfaceFacts, LinkFacts, PciId } from '../facts/types';
 import type { MatchKey, MatchSpec, PciPattern, Policy, Rule } from './types';
 
 type GlobKey = Exclude<MatchKey, 'pci'>;
@@ -418,26 +421,31 @@ export function pciMatches(pattern: PciPattern, id: PciId): boolean {
   return pattern.subsystemVendor === id.subsystemVendor && pattern.subsystemDevice === id.subsystemDevice;
 }
 
-/** True when every device `inner` matches is matched by `outer`. */
+/** True when every device `inner` matches is matched by `outer` (an id is the narrowest pattern). */
 export function pciCovers(outer: PciPattern, inner: PciPattern): boolean {
-  if (outer.vendor !== inner.vendor || outer.device !== inner.device) return false;
-  if (outer.subsystemVendor === null) return true;
-  return outer.subsystemVendor === inner.subsystemVendor && outer.subsystemDevice === inner.subsystemDevice;
+  return pciMatches(outer, inner);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Rules
 
-function globFact(key: GlobKey, facts: InterfaceFacts): string | null {
+/** Answered by the link message alone; the device keys need sysfs (pci) or an ioctl (driver). */
+const LINK_KEYS: readonly MatchKey[] = ['name', 'kind', 'mac'];
+const DEVICE_KEYS: readonly MatchKey[] = ['pci', 'driver'];
+
+/** findRule's answer when a rule that could still match needs the device facts to decide. */
+export const NEEDS_DEVICE = Symbol('needs device facts');
+
+function globFact(key: GlobKey, link: LinkFacts, device: DeviceFacts | undefined): string | null {
   switch (key) {
     case 'driver':
-      return facts.driver;
+      return device?.driver ?? null;
     case 'kind':
-      return facts.kind;
+      return link.kind;
     case 'name':
-      return facts.name;
+      return link.name;
     case 'mac':
-      return facts.mac;
+      return link.mac;
   }
 }
 
@@ -457,36 +465,56 @@ function firstPciMatch(patterns: readonly PciPattern[], id: PciId): number {
 }
 
 /** Whether one key of a match block accepts the interface; an absent key does. Allocates nothing. */
-function keyMatches(spec: MatchSpec, key: MatchKey, facts: InterfaceFacts): boolean {
+function keyMatches(spec: MatchSpec, key: MatchKey, link: LinkFacts, device: DeviceFacts | undefined): boolean {
   if (key === 'pci') {
     if (spec.pci === undefined) return true;
-    return facts.pci !== null && firstPciMatch(spec.pci, facts.pci) >= 0;
+    const pci = device?.pci ?? null;
+    return pci !== null && firstPciMatch(spec.pci, pci) >= 0;
   }
   const patterns = spec[key];
   if (patterns === undefined) return true;
-  const value = globFact(key, facts);
+  const value = globFact(key, link, device);
   return value !== null && firstGlobMatch(patterns, value) >= 0;
 }
 
-/**
- * The order the hot path checks keys in: facts from the link message first, then those that
- * need sysfs (pci) or an ioctl (driver), which interface facts only read when first asked. The
- * result is the same in any order (all keys must match).
- */
-const COST_ORDER: readonly MatchKey[] = ['name', 'kind', 'mac', 'pci', 'driver'];
+function needsDevice(spec: MatchSpec): boolean {
+  return spec.pci !== undefined || spec.driver !== undefined;
+}
 
-export function ruleMatches(rule: Rule, facts: InterfaceFacts): boolean {
-  for (let k = 0; k < COST_ORDER.length; k++) {
-    if (!keyMatches(rule.match, COST_ORDER[k] as MatchKey, facts)) return false;
+/**
+ * Whether `rule` matches: true, false, or NEEDS_DEVICE when its link keys pass, it has device
+ * keys, and `device` was not given.
+ */
+function ruleMatchesOrNeeds(rule: Rule, link: LinkFacts, device: DeviceFacts | undefined): boolean | typeof NEEDS_DEVICE {
+  for (let k = 0; k < LINK_KEYS.length; k++) {
+    if (!keyMatches(rule.match, LINK_KEYS[k] as MatchKey, link, undefined)) return false;
+  }
+  if (!needsDevice(rule.match)) return true;
+  if (device === undefined) return NEEDS_DEVICE;
+  for (let k = 0; k < DEVICE_KEYS.length; k++) {
+    if (!keyMatches(rule.match, DEVICE_KEYS[k] as MatchKey, link, device)) return false;
   }
   return true;
 }
 
-/** The hot path: the first rule that matches, or null. Allocates nothing. */
-export function findRule(policy: Policy, facts: InterfaceFacts): Rule | null {
+export function ruleMatches(rule: Rule, facts: InterfaceFacts): boolean {
+  return ruleMatchesOrNeeds(rule, facts, facts) === true;
+}
+
+/**
+ * The hot path: the first rule that matches, or null. Without `device`, answers NEEDS_DEVICE
+ * as soon as the first rule that could still match needs it (rules are tried in order: a later
+ * rule that matches by name alone cannot win over an earlier one that needs the device).
+ * Allocates nothing.
+ */
+export function findRule(policy: Policy, link: LinkFacts): Rule | null | typeof NEEDS_DEVICE;
+export function findRule(policy: Policy, link: LinkFacts, device: DeviceFacts): Rule | null;
+export function findRule(policy: Policy, link: LinkFacts, device?: DeviceFacts): Rule | null | typeof NEEDS_DEVICE {
   for (let r = 0; r < policy.rules.length; r++) {
     const rule = policy.rules[r] as Rule;
-    if (ruleMatches(rule, facts)) return rule;
+    const matched = ruleMatchesOrNeeds(rule, link, device);
+    if (matched === NEEDS_DEVICE) return NEEDS_DEVICE;
+    if (matched) return rule;
   }
   return null;
 }
@@ -525,7 +553,7 @@ function checkKey(spec: MatchSpec, key: MatchKey, facts: InterfaceFacts): MatchC
   }
   const patterns = spec[key];
   if (patterns === undefined) return null;
-  const value = globFact(key, facts);
+  const value = globFact(key, facts, facts);
   const matchedIndex = value === null ? -1 : firstGlobMatch(patterns, value);
   return explainCheck(key, [...patterns], value, JSON.stringify(value), matchedIndex);
 }

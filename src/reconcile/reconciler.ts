@@ -14,12 +14,12 @@
  */
 import { KernelError } from '../errors';
 import type { LinkMessage } from '../events/link-message';
-import { knownDevice, type FactsSource } from '../facts/interface-facts';
+import { linkFactsOf, UNKNOWN_DEVICE, type FactsSource } from '../facts/interface-facts';
 import { vendorDevice } from '../facts/pci';
-import type { InterfaceFacts } from '../facts/types';
+import type { DeviceFacts, InterfaceFacts } from '../facts/types';
 import type { SeenInterface } from '../ledger/last-seen';
 import type { NewRecord, Trigger } from '../ledger/record';
-import { findRule, matchPolicy, type RuleEvaluation } from '../policy/match';
+import { findRule, matchPolicy, NEEDS_DEVICE, type RuleEvaluation } from '../policy/match';
 import type { Mode, Policy, Rule } from '../policy/types';
 import { applyWanted, type ApplyResult } from './apply';
 import { BackoffRechecks } from './backoff-rechecks';
@@ -28,7 +28,7 @@ import { FlapGuard } from './flapping';
 import { LinkTable } from './link-table';
 import { ManagedInterfaces, type InterfaceStatus } from './managed-interfaces';
 import { planFeatures, type FeaturePlan } from './plan';
-import { decideRecords, flappingRecord, mayRecord, type CheckContext } from './record-decisions';
+import { decideRecords, flappingRecord, type CheckContext } from './record-decisions';
 import { WorkQueue } from './work-queue';
 
 export type { InterfaceStatus } from './managed-interfaces';
@@ -54,8 +54,6 @@ export interface Explanation {
   mode: Mode | null;
   plan: FeaturePlan[];
 }
-
-const NO_DEVICE = { driver: null, pci: null } as const;
 
 export class Reconciler {
   private readonly links = new LinkTable();
@@ -162,7 +160,7 @@ export class Reconciler {
 
   /** Why an interface does (not) match, and what enforcing it would do now. Reads, never writes. */
   explain(link: LinkMessage): Explanation {
-    const facts = this.facts.factsFor(link);
+    const facts = { ...linkFactsOf(link), ...this.deviceOrUnknown(link) };
     const { rule, evaluations } = matchPolicy(this.policy, facts);
     return {
       facts,
@@ -214,14 +212,24 @@ export class Reconciler {
   private check(ifindex: number, trigger: Trigger): void {
     const link = this.links.get(ifindex);
     if (!link) return;
-    const facts = this.facts.factsFor(link);
+    const linkFacts = linkFactsOf(link);
+    let device: DeviceFacts | null = null;
     let rule: Rule | null;
     try {
-      rule = findRule(this.policy, facts); // may read the device part of the facts
+      const found = findRule(this.policy, linkFacts);
+      if (found === NEEDS_DEVICE) {
+        device = this.facts.device(link);
+        rule = findRule(this.policy, linkFacts, device);
+      } else {
+        rule = found;
+      }
+      // A managed interface's status and records name its device: read once per ifindex.
+      if (rule) device ??= this.facts.device(link);
     } catch (error) {
-      this.reportFailure(error, { ifindex, name: link.name }, 'reading interface facts');
+      this.reportFailure(error, linkFacts, 'reading interface facts');
       return;
     }
+    const facts: InterfaceFacts = { ...linkFacts, ...(device ?? UNKNOWN_DEVICE) };
     let managed = this.managed.get(ifindex);
     if (!rule) {
       if (managed) this.forget(ifindex, 'unmatched');
@@ -247,9 +255,8 @@ export class Reconciler {
     }
     if (result.changed) this.ownFeatureEvents.set(ifindex, (this.ownFeatureEvents.get(ifindex) ?? 0) + 1);
 
-    const device = mayRecord(result.outcomes) ? knownDevice(facts) : NO_DEVICE; // read only when there is something to record
     const context: CheckContext = {
-      trigger, interface: facts.name, ifindex, driver: device.driver, pci: device.pci ? vendorDevice(device.pci) : null,
+      trigger, interface: facts.name, ifindex, driver: facts.driver, pci: facts.pci ? vendorDevice(facts.pci) : null,
       rule: rule.name, durationUs: result.durationUs,
     };
     const decision = decideRecords(result.outcomes, state, firstCheck, context);
@@ -266,6 +273,16 @@ export class Reconciler {
     this.managed.noteCheck(state, facts, mode, result, decision.drifts, decision.newlyUnenforceable);
     this.observer.onRecords(records);
     this.observer.onChecked(state.status, trigger, result);
+  }
+
+  /** For explain: a device that vanished meanwhile is shown as unknown. */
+  private deviceOrUnknown(link: LinkMessage): DeviceFacts {
+    try {
+      return this.facts.device(link);
+    } catch (error) {
+      if (error instanceof KernelError && error.vanished) return UNKNOWN_DEVICE;
+      throw error;
+    }
   }
 
   private reportFailure(error: unknown, facts: Partial<InterfaceFacts>, doing: string): void {

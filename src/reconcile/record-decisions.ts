@@ -43,11 +43,6 @@ export interface RecordDecision {
   drifts: number;
 }
 
-/** Whether any outcome can make a record: only then are the device facts worth reading. */
-export function mayRecord(outcomes: readonly FeatureOutcome[]): boolean {
-  return outcomes.some((outcome) => outcome.action !== 'none' && outcome.action !== 'ignored' && outcome.active !== null);
-}
-
 /**
  * `firstCheck`: the first check of this interface under this rule in this run. A difference
  * found then is `initial` unless the interface was seen as wanted in an earlier run (then it was

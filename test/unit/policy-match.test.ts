@@ -13,6 +13,7 @@ import {
   globProblem,
   globsMatchEveryValue,
   matchPolicy,
+  NEEDS_DEVICE,
   unconstrainedKeys,
   VALUE_DOMAINS,
 } from '../../src/policy/match';
@@ -177,16 +178,37 @@ rules:
   ];
   for (const [label, iface, rule] of winners) {
     it(`${label} → ${String(rule)}`, () => {
-      assert.equal(findRule(bcm, iface)?.name ?? null, rule);
+      assert.equal(findRule(bcm, iface, iface)?.name ?? null, rule);
       const result = matchPolicy(bcm, iface);
       assert.equal(result.rule?.name ?? null, rule);
-      assert.equal(result.rule, findRule(bcm, iface), 'the hot path and explain agree');
+      assert.equal(result.rule, findRule(bcm, iface, iface), 'the hot path and explain agree');
       assert.deepEqual(
         result.evaluations.map((e) => e.rule),
         bcm.rules.map((r) => r.name),
       );
     });
   }
+
+  it('asks for the device only when a rule that could still match needs it', () => {
+    const mixed = policy(`
+rules:
+  - name: taps
+    match: { name: "tap*" }
+    features: { tso: on }
+  - name: bcm
+    match: { name: "en*", driver: bnxt_en }
+    features: { gro: off }
+  - name: late-veths
+    match: { kind: veth }
+    features: { gso: off }
+`);
+    const link = (iface: InterfaceFacts): InterfaceFacts => ({ ...iface, driver: null, busInfo: null, pci: null });
+    assert.equal(findRule(mixed, link(TAP)), mixed.rules[0], 'a name rule decides without the device');
+    assert.equal(findRule(mixed, link(BCM57508)), NEEDS_DEVICE, 'the driver rule could match: read the device');
+    assert.equal(findRule(mixed, link(BCM57508), BCM57508), mixed.rules[1]);
+    assert.equal(findRule(mixed, link(VETH)), mixed.rules[2], 'the driver rule cannot match "veth1a2b": no device read');
+    assert.equal(findRule(mixed, link(NO_MAC)), null, 'nothing can match: no device read');
+  });
 
   it('lets the first matching rule win', () => {
     const twoRules = policy(`
@@ -252,7 +274,7 @@ rules:
 
   it('returns no rule and no evaluations for a policy without rules', () => {
     const empty = policy('rules: []\n');
-    assert.equal(findRule(empty, BCM57508), null);
+    assert.equal(findRule(empty, BCM57508, BCM57508), null);
     assert.deepEqual(matchPolicy(empty, BCM57508), { rule: null, evaluations: [] });
   });
 });

@@ -7,7 +7,7 @@ import { strict as assert } from 'node:assert';
 import { KernelError } from '../../src/errors';
 import { LinkEventReason, type LinkMessage } from '../../src/events/link-message';
 import type { FactsSource } from '../../src/facts/interface-facts';
-import type { InterfaceFacts } from '../../src/facts/types';
+import type { DeviceFacts } from '../../src/facts/types';
 import type { NewRecord } from '../../src/ledger/record';
 import { parsePolicy } from '../../src/policy/load';
 import type { FeatureAccess, FeatureSnapshot, FeatureState } from '../../src/reconcile/feature-state';
@@ -70,11 +70,11 @@ class FakeFacts implements FactsSource {
   readonly drivers = new Map<number, string>();
   forgotten: number[] = [];
 
-  factsFor(link: LinkMessage): InterfaceFacts {
-    return {
-      ifindex: link.ifindex, name: link.name, kind: link.kind, mac: link.mac, up: link.up, operstate: link.operstate,
-      master: link.master, driver: this.drivers.get(link.ifindex) ?? link.kind, busInfo: null, pci: null,
-    };
+  readonly deviceReads: number[] = [];
+
+  device(link: LinkMessage): DeviceFacts {
+    this.deviceReads.push(link.ifindex);
+    return { driver: this.drivers.get(link.ifindex) ?? link.kind, busInfo: null, pci: null };
   }
 
   forget(ifindex: number): void {
@@ -216,6 +216,15 @@ describe('reconciler (no kernel: fake features and facts)', () => {
     h.reconciler.handleLinks([link(1, 'up0')]);
     h.reconciler.handleLinks([link(1, 'up0', { up: true })]);
     await waitFor(() => h.kernel.active(1, 'rx-gro') === false, 'the correction after the back-off', 5000);
+  });
+
+  it('asks for device facts only for links a rule matches, never for links no rule can match by name', () => {
+    h = harness();
+    h.kernel.add(1, {});
+    h.kernel.add(2, {});
+    h.reconciler.loadAll([link(1, 'up0'), link(2, 'tap100i0')], 'start');
+    h.reconciler.handleLinks([link(1, 'up0', { up: true }), link(2, 'tap100i0', { up: true })]);
+    assert.deepEqual(h.facts.deviceReads, [1, 1], 'up0 at each check (the real source caches it per ifindex); tap100i0 never');
   });
 
   it('forgets a deleted link and releases one renamed out of every rule', () => {
