@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/ethtool.cc",
+        "native/flock.cc",
         "native/rtnl.cc",
         "native/unix_dgram.cc"
       ],

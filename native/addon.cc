@@ -3,12 +3,14 @@
 #include <napi.h>
 
 #include "ethtool.h"
+#include "flock.h"
 #include "rtnl.h"
 #include "unix_dgram.h"
 
 namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   offloadd::InitEthtool(env, exports);
+  offloadd::InitFlock(env, exports);
   offloadd::InitRtnl(env, exports);
   offloadd::InitUnixDgram(env, exports);
   return exports;

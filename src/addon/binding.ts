@@ -41,11 +41,13 @@ interface NativeAddon {
   queryLinks(ifindex: number): Buffer[];
   sendDatagram(socketPath: string, data: Buffer, allowMemfd: boolean): void;
   peerCredentials(fd: number): PeerCredentials;
+  /** flock(fd, LOCK_EX | LOCK_NB): false when another open file description holds the lock. */
+  tryLockExclusive(fd: number): boolean;
 }
 
 const EXPECTED_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = [
   'featureNames', 'getFeatures', 'setFeatures', 'driverInfo', 'LinkMonitor', 'queryLinks',
-  'sendDatagram', 'peerCredentials',
+  'sendDatagram', 'peerCredentials', 'tryLockExclusive',
 ];
 
 function loadAddon(): NativeAddon {
@@ -97,6 +99,7 @@ export const addon = {
   queryLinks: wrap(raw.queryLinks),
   sendDatagram: wrap(raw.sendDatagram),
   peerCredentials: wrap(raw.peerCredentials),
+  tryLockExclusive: wrap(raw.tryLockExclusive),
   openLinkMonitor: wrap(
     (receiveBufferBytes: number, onDatagrams: (errno: number, datagrams: Buffer[]) => void): NativeLinkMonitor =>
       new raw.LinkMonitor(receiveBufferBytes, onDatagrams),

@@ -112,6 +112,11 @@ export function main(argv: string[]): void {
   }
 
   if (values.once) {
+    // As for the daemon: a stop during the pass waits for its end (moments), so every change is
+    // recorded; the process exits right after it anyway.
+    const finishFirst = (): void => undefined;
+    process.once('SIGTERM', finishFirst);
+    process.once('SIGINT', finishFirst);
     try {
       const statuses = daemon.runOnce();
       process.stdout.write(values.json ? `${JSON.stringify({ interfaces: statuses }, null, 2)}\n` : formatOnceReport(statuses));
@@ -135,13 +140,8 @@ export function main(argv: string[]): void {
   });
   daemon.on('released', (ifindex, name, why) => api.broadcast({ type: 'released', ifindex, interface: name, why }));
 
-  try {
-    daemon.start();
-  } catch (error) {
-    fail(error);
-  }
-  api.listen().then(() => daemon.announceReady(), (error: unknown) => fail(error));
-
+  // Before start(): a stop asked for during the initial reconcile is handled once it ends (the
+  // pass is synchronous), so every change it made is in the ledger; never the default action.
   const stop = (signal: string): void => {
     log.log('info', `Received ${signal}`);
     daemon.stop();
@@ -149,6 +149,13 @@ export function main(argv: string[]): void {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  try {
+    daemon.start();
+  } catch (error) {
+    fail(error);
+  }
+  api.listen().then(() => daemon.announceReady(), (error: unknown) => fail(error));
+
   process.on('SIGHUP', () => {
     try {
       daemon.reload();
