@@ -497,6 +497,7 @@ export class Ledger {
       }
     }
     const since = query.since?.getTime();
+    const needles = rawNeedles(query);
     try {
       for (const { file, handle, size } of opened) {
         let done = false;
@@ -504,6 +505,8 @@ export class Ledger {
           await readBackward(handle, size, (line) => {
             const prefix = SEQ_PREFIX.exec(line);
             if (line === '' || (prefix && Number(prefix[1]) >= below)) return true; // already answered from memory
+            // A line as the daemon writes it that lacks a filter's exact text cannot match: not parsed.
+            if (prefix && since === undefined && !needles.every((needle) => line.includes(needle))) return true;
             const parsed = parseRecord(line);
             if ('problem' in parsed || parsed.record.seq >= below) return true;
             if (since !== undefined && Date.parse(parsed.record.time) < since) {
@@ -539,6 +542,16 @@ function matches(record: LedgerRecord, query: LedgerQuery): boolean {
   return (query.interface === undefined || record.interface === query.interface)
     && (query.feature === undefined || record.feature === query.feature)
     && (query.kind === undefined || record.kind === query.kind);
+}
+
+/** `"interface":"up0"` and the like, as JSON.stringify writes them, for the query's filters. */
+function rawNeedles(query: LedgerQuery): string[] {
+  const needles: string[] = [];
+  for (const key of ['interface', 'feature', 'kind'] as const) {
+    const value = query[key];
+    if (value !== undefined) needles.push(`${JSON.stringify(key)}:${JSON.stringify(value)}`);
+  }
+  return needles;
 }
 
 function deliver(batches: PendingBatch[], syncError: Error | null): void {

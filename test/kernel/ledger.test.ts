@@ -71,11 +71,11 @@ describe('ledger and state directory (real daemon, own namespace)', function () 
     const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', GSO_OFF)], {}, stateDir);
     await daemon.ready();
     assert.equal(ns.features('up0')[GSO], false, 'enforced');
+    assert.equal(fs.readFileSync(victim, 'utf8'), 'precious\n');
     const { ledger } = await status(daemon);
     assert.equal(ledger.writable, false);
     assert.ok(ledger.unwritableSince !== null && !Number.isNaN(Date.parse(ledger.unwritableSince)));
     assert.match(ledger.problem ?? '', /symbolic link/);
-    assert.equal(fs.readFileSync(victim, 'utf8'), 'precious\n');
     assert.ok(daemon.linesMatching(/not writable/).length >= 1, daemon.lines.join('\n'));
   });
 
