@@ -64,6 +64,7 @@ export class Daemon extends EventEmitter {
   private sweepTimer: NodeJS.Timeout | null = null;
   private resyncTimer: NodeJS.Timeout | null = null;
   private stateLock: StateDirLock | null = null;
+  private stateDirOpened = false;
 
   constructor(private readonly options: DaemonOptions, readonly log: Log, policy?: Policy) {
     super();
@@ -185,11 +186,14 @@ export class Daemon extends EventEmitter {
   }
 
   /**
-   * First thing, before any change: lock the state directory (refused when unsafe or held by
-   * another daemon: throws StateDirRefused), then open the ledger. A ledger that cannot be used
-   * is not a reason to leave interfaces out of policy: the daemon runs and says so.
+   * First thing, before any change (start() and runOnce() call it; call it earlier to put it
+   * before other side effects): lock the state directory (refused when unsafe or held by another
+   * daemon: throws StateDirRefused), then open the ledger. A ledger that cannot be used is not a
+   * reason to leave interfaces out of policy: the daemon runs and says so.
    */
-  private openStateDir(): void {
+  openStateDir(): void {
+    if (this.stateDirOpened) return;
+    this.stateDirOpened = true;
     try {
       this.stateLock = StateDirLock.acquire(this.options.stateDir);
     } catch (error) {
