@@ -191,20 +191,31 @@ describe('ledger on a full or read-only file system (tmpfs in a private mount na
   it('cuts a failed append back, keeps enforcing, shows "not writable since" in status, and writes the held records once space returns', async function () {
     this.timeout(90000);
     ns.addVeth('up0');
+    ns.setFeatures('up0', 'gro', 'on'); // an initial record: the ledger's last page is partly used
     const daemon = startOnTmpfs(GRO_OFF, '256k');
     await daemon.ready();
     inDaemonMounts(daemon, fill(daemon.stateDir));
-    const rounds = 8;
-    for (let round = 0; round < rounds; round++) {
+    // Drift until the page is full: the append that crosses into the next page is partial
+    // (tmpfs writes what fits), the ones after it fail outright. Then a few more.
+    let rounds = 0;
+    const drift = async (): Promise<void> => {
       ns.setFeatures('up0', 'gro', 'on');
-      await waitFor(() => ns.features('up0')['generic-receive-offload'] === false, `drift ${round} corrected on a full disk`);
+      rounds++;
+      await waitFor(() => ns.features('up0')['generic-receive-offload'] === false, `drift ${rounds} corrected on a full disk`);
+    };
+    while ((await status(daemon)).ledger.writable) {
+      assert.ok(rounds < PAGE_BYTES / 100, 'a page holds fewer records than this');
+      await drift();
     }
+    const fitted = rounds;
+    for (let more = 0; more < 3; more++) await drift();
     const full = (await status(daemon)).ledger;
     assert.equal(full.writable, false, JSON.stringify(full));
     assert.ok(full.unwritableSince !== null && !Number.isNaN(Date.parse(full.unwritableSince)));
     assert.match(full.problem ?? '', /ENOSPC|no space/i);
     await daemon.waitForLine(/Ledger .* not writable: /);
 
+    process.stdout.write(`      drifts before the ledger failed: ${fitted}, in all: ${rounds}\n`);
     inDaemonMounts(daemon, `rm "${daemon.stateDir}/filler"`);
     await daemon.waitForLine(/Ledger .* writable again/, 30000);
     const after = (await status(daemon)).ledger;
