@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/ethtool.cc",
         "native/ethtool_netlink.cc",
+        "native/flock.cc",
         "native/rtnl.cc",
         "native/stats.cc",
         "native/unix_dgram.cc"

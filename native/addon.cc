@@ -4,6 +4,7 @@
 
 #include "ethtool.h"
 #include "ethtool_netlink.h"
+#include "flock.h"
 #include "rtnl.h"
 #include "stats.h"
 #include "unix_dgram.h"
@@ -12,6 +13,7 @@ namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   offloadd::InitEthtool(env, exports);
   offloadd::InitEthtoolNetlink(env, exports);
+  offloadd::InitFlock(env, exports);
   offloadd::InitRtnl(env, exports);
   offloadd::InitStats(env, exports);
   offloadd::InitUnixDgram(env, exports);

@@ -5,11 +5,12 @@
  */
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
-import { PolicyError } from './errors';
+import { OffloaddError, PolicyError } from './errors';
 import { dumpLinks, LinkEvents, DEFAULT_RECEIVE_BUFFER_BYTES } from './events/link-events';
 import { InterfaceFactsSource } from './facts/interface-facts';
 import { LastSeenStore } from './ledger/last-seen';
-import { Ledger } from './ledger/ledger';
+import { HELD, Ledger, type LedgerObserver } from './ledger/ledger';
+import { StateDirLock, StateDirRefused } from './ledger/state-dir';
 import type { LedgerRecord, NewRecord } from './ledger/record';
 import { linkFields, type Log, type LogFields } from './observe/log';
 import { describeRecord } from './observe/describe';
@@ -28,6 +29,11 @@ const RESYNC_RETRY_FIRST_MS = 100;
 const RESYNC_RETRY_MAX_MS = 5000;
 /** How stale last-seen.json may get while running (it is also written at stop). */
 const LAST_SEEN_SAVE_INTERVAL_MS = 10_000;
+/**
+ * Records waiting for the ledger beyond this are written and synced at once, even inside a long
+ * synchronous pass (start-up over thousands of links): a stop or crash mid-pass keeps them.
+ */
+export const FLUSH_BATCH_RECORDS = 128;
 
 export interface DaemonOptions {
   /** Explicit policy file; null = DEFAULT_POLICY_PATH if it exists, else the shipped default. */
@@ -73,11 +79,13 @@ export class Daemon extends EventEmitter {
   private resyncNotices = 0;
   private resyncReason = '';
   private lastResyncAt = 0;
+  private stateLock: StateDirLock | null = null;
+  private stateDirOpened = false;
 
   constructor(private readonly options: DaemonOptions, readonly log: Log, policy?: Policy) {
     super();
     const initialPolicy = policy ?? readPolicy(options.policyPath, this.table);
-    this.ledger = new Ledger(options.stateDir, initialPolicy.ledger);
+    this.ledger = new Ledger(options.stateDir, initialPolicy.ledger, this.ledgerObserver());
     this.lastSeen = new LastSeenStore(options.stateDir);
     this.notify.onHealthChange = (error, socket) => {
       if (error) this.log.log('warning', `Cannot notify systemd through ${socket} (${error.message}): it may not see readiness, reloads or watchdog pings`);
@@ -145,8 +153,7 @@ export class Daemon extends EventEmitter {
 
   /** Subscribe, then dump and reconcile everything; returns once every link has been checked. */
   start(): void {
-    this.ledger.open();
-    for (const warning of this.ledger.loadWarnings) this.log.log('warning', `Ledger: ${warning}`);
+    this.openStateDir();
     this.logPolicy(this.policy, 'loaded');
     this.loadLastSeen();
     this.events.open(); // before the dump, so nothing between the two is missed
@@ -168,7 +175,7 @@ export class Daemon extends EventEmitter {
 
   /** One pass without subscribing (`--once`): returns the statuses. */
   runOnce(): InterfaceStatus[] {
-    this.ledger.open();
+    this.openStateDir();
     this.loadLastSeen();
     this.reconciler.loadAll(dumpLinks(), 'start');
     this.flushRecords('sync');
@@ -230,6 +237,37 @@ export class Daemon extends EventEmitter {
     this.saveLastSeen();
     this.log.event('stopping', 'info', 'Stopping');
     this.ledger.close(); // also delivers records whose sync was still running
+    this.stateLock?.release();
+  }
+
+  /**
+   * First thing, before any change (start() and runOnce() call it; call it earlier to put it
+   * before other side effects): lock the state directory (refused when unsafe or held by another
+   * daemon: throws StateDirRefused), then open the ledger. A ledger that cannot be used is not a
+   * reason to leave interfaces out of policy: the daemon runs and says so.
+   */
+  openStateDir(): void {
+    if (this.stateDirOpened) return;
+    this.stateDirOpened = true;
+    try {
+      this.stateLock = StateDirLock.acquire(this.options.stateDir);
+    } catch (error) {
+      if (error instanceof StateDirRefused || !(error instanceof OffloaddError)) throw error;
+      this.log.log('crit', `${error.message}; enforcing without a lock on it and without a ledger${error.hint ? ` (${error.hint})` : ''}`);
+    }
+    this.ledger.open();
+  }
+
+  private ledgerObserver(): LedgerObserver {
+    return {
+      warning: (message) => this.log.log('warning', `Ledger: ${message}`),
+      unwritable: (health) => this.log.event('ledgerUnwritable', 'crit',
+        `Ledger ${health.path} not writable: ${health.problem ?? 'unknown error'}; enforcement goes on, records are kept in memory and written when it works again`,
+        { OFFLOADD_LEDGER: health.path }),
+      writable: (health, since, written) => this.log.event('ledgerWritable', 'notice',
+        `Ledger ${health.path} writable again (not writable since ${since}); ${written} held records written`,
+        { OFFLOADD_LEDGER: health.path }),
+    };
   }
 
   summary(): string {
@@ -294,6 +332,10 @@ export class Daemon extends EventEmitter {
   private queueRecords(records: NewRecord[]): void {
     if (records.length === 0) return;
     this.unflushed.push(...records);
+    if (this.unflushed.length >= FLUSH_BATCH_RECORDS) {
+      this.flushRecords('sync');
+      return;
+    }
     if (!this.flushQueued) {
       this.flushQueued = true;
       queueMicrotask(() => this.flushRecords());
@@ -305,17 +347,12 @@ export class Daemon extends EventEmitter {
     if (this.unflushed.length === 0) return;
     const records = this.unflushed.splice(0);
     const onDurable = (durable: LedgerRecord[], error: Error | null): void => {
-      if (error) this.log.log('crit', `Could not sync the ledger (${error.message}); ${durable.length} records may not survive a crash`);
+      if (error instanceof OffloaddError && error.code === HELD) this.log.log('debug', `${durable.length} records: ${error.message}`);
+      else if (error) this.log.log('crit', `Could not sync the ledger (${error.message}); ${durable.length} records may not survive a crash`);
       for (const record of durable) this.report(record);
       if (this.notify.enabled) this.notify.status(this.summary());
     };
-    try {
-      if (wait === 'sync') onDurable(this.ledger.appendSync(records), null);
-      else this.ledger.append(records, onDurable);
-    } catch (error) {
-      this.log.log('crit', `Cannot write the ledger (${(error as Error).message}); ${records.length} records are only in this log`);
-      onDurable(records.map((record, index) => ({ seq: -1 - index, time: new Date().toISOString(), ...record })), null);
-    }
+    this.ledger.append(records, onDurable, wait === 'sync');
   }
 
   private report(record: LedgerRecord): void {

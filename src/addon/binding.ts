@@ -88,11 +88,14 @@ interface NativeAddon {
   linkStats(ifindex: number): LinkStats;
   /** ETH_SS_STATS names + ETHTOOL_GSTATS; EOPNOTSUPP where the driver has none. */
   driverStats(ifname: string, ifindex: number): DriverStats;
+  /** flock(fd, LOCK_EX | LOCK_NB): false when another open file description holds the lock. */
+  tryLockExclusive(fd: number): boolean;
 }
 
 const EXPECTED_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = [
   'featureNames', 'getFeatures', 'setFeatures', 'driverInfo', 'ethtoolNetlinkAvailable', 'netlinkGetFeatures',
   'netlinkSetFeatures', 'LinkMonitor', 'queryLinks', 'sendDatagram', 'peerCredentials', 'linkStats', 'driverStats',
+  'tryLockExclusive',
 ];
 
 function loadAddon(): NativeAddon {
@@ -149,6 +152,7 @@ export const addon = {
   peerCredentials: wrap(raw.peerCredentials),
   linkStats: wrap(raw.linkStats),
   driverStats: wrap(raw.driverStats),
+  tryLockExclusive: wrap(raw.tryLockExclusive),
   openLinkMonitor: wrap(
     (receiveBufferBytes: number, onDatagrams: (errno: number, datagrams: Buffer[]) => void): NativeLinkMonitor =>
       new raw.LinkMonitor(receiveBufferBytes, onDatagrams),

@@ -60,7 +60,7 @@ export function createHandlers(daemon: Daemon): Handlers {
         policy: { path: policy.path, sha256: policy.checksum, rules: policy.rules.length, warnings: policy.warnings },
         interfaces: { managed, compliant, drifting: managed - compliant },
         counters: { ...daemon.counters },
-        ledger: { path: daemon.ledger.activePath, lastSeq: daemon.ledger.lastSeq },
+        ledger: { ...daemon.ledger.health, lastSeq: daemon.ledger.lastSeq },
       };
     },
 
@@ -68,7 +68,7 @@ export function createHandlers(daemon: Daemon): Handlers {
 
     'interfaces.get': (params) => ({ interface: managedStatus(stringParam(params, 'interface', true)) }),
 
-    'drift.list': (params) => {
+    'drift.list': async (params) => {
       const raw = params as Record<string, unknown>;
       const sinceText = stringParam(raw, 'since', false);
       const since = sinceText === undefined ? undefined : parseSince(sinceText);
@@ -76,14 +76,13 @@ export function createHandlers(daemon: Daemon): Handlers {
       if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > 100000) {
         throw new RpcError(RpcCode.invalidParams, 'param "limit" must be an integer from 1 to 100000');
       }
-      return {
-        records: daemon.ledger.query({
-          since, limit,
-          interface: stringParam(raw, 'interface', false),
-          feature: stringParam(raw, 'feature', false),
-          kind: stringParam(raw, 'kind', false),
-        }),
-      };
+      const { records, warnings } = await daemon.ledger.query({
+        since, limit,
+        interface: stringParam(raw, 'interface', false),
+        feature: stringParam(raw, 'feature', false),
+        kind: stringParam(raw, 'kind', false),
+      });
+      return warnings.length > 0 ? { records, warnings } : { records };
     },
 
     explain: (params) => {

@@ -48,7 +48,8 @@ export interface StatusResult {
   policy: { path: string; sha256: string; rules: number; warnings: PolicyWarning[] };
   interfaces: { managed: number; compliant: number; drifting: number };
   counters: { resyncs: number; drifts: number; corrections: number; unenforceable: number; failures: number; reloads: number };
-  ledger: { path: string; lastSeq: number };
+  /** `writable: false` with `unwritableSince`: records are held in memory, enforcement goes on. */
+  ledger: { path: string; lastSeq: number; writable: boolean; unwritableSince: string | null; problem: string | null; heldRecords: number };
 }
 
 export interface ExplainResult {
@@ -76,7 +77,8 @@ export interface Methods {
   'interfaces.get': { params: { interface: string }; result: { interface: InterfaceStatus } };
   'drift.list': {
     params: { since?: string; interface?: string; feature?: string; kind?: string; limit?: number };
-    result: { records: LedgerRecord[] };
+    /** `warnings`: ledger files that could not be read, so older records may be missing. */
+    result: { records: LedgerRecord[]; warnings?: string[] };
   };
   explain: { params: { interface: string }; result: ExplainResult };
   'policy.reload': { params: Record<string, never>; result: { path: string; sha256: string; rules: number; warnings: PolicyWarning[] } };

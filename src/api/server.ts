@@ -61,7 +61,7 @@ export interface Caller extends PeerCredentials {
 }
 
 export type Handlers = {
-  [M in MethodName]: (params: Methods[M]['params'], caller: Caller, connection: Connection) => Methods[M]['result'];
+  [M in MethodName]: (params: Methods[M]['params'], caller: Caller, connection: Connection) => Methods[M]['result'] | Promise<Methods[M]['result']>;
 };
 
 /** Raised by a handler for an error the client should see with a specific code. */
@@ -331,11 +331,7 @@ export class ApiServer {
       }));
       return;
     }
-    try {
-      const handler = this.handlers[name] as (params: unknown, caller: Caller, connection: Connection) => unknown;
-      const result = handler(params, connection.caller, connection);
-      connection.send({ jsonrpc: '2.0', id: requestId, result });
-    } catch (error) {
+    const failed = (error: unknown): void => {
       connection.send(toErrorResponse(requestId, error));
       // RpcErrors are the caller's (bad params, unknown interface); a policy rejected on reload is
       // logged by the daemon. Anything else failed on our side and is logged here.
@@ -344,6 +340,15 @@ export class ApiServer {
       } else if (!(error instanceof RpcError) && !(error instanceof OffloaddError)) {
         this.log.log('error', `API: ${name} failed: ${(error as Error).stack ?? String(error)}`);
       }
+    };
+    try {
+      const handler = this.handlers[name] as (params: unknown, caller: Caller, connection: Connection) => unknown;
+      const result = handler(params, connection.caller, connection);
+      // Long answers (deep drift queries) come as promises: the event loop keeps serving meanwhile.
+      if (result instanceof Promise) result.then((value) => connection.send({ jsonrpc: '2.0', id: requestId, result: value }), failed);
+      else connection.send({ jsonrpc: '2.0', id: requestId, result });
+    } catch (error) {
+      failed(error);
     }
   }
 }

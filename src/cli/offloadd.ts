@@ -121,6 +121,11 @@ export function main(argv: string[]): void {
   }
 
   if (values.once) {
+    // As for the daemon: a stop during the pass waits for its end (moments), so every change is
+    // recorded; the process exits right after it anyway.
+    const finishFirst = (): void => undefined;
+    process.once('SIGTERM', finishFirst);
+    process.once('SIGINT', finishFirst);
     try {
       const statuses = daemon.runOnce();
       process.stdout.write(values.json ? `${JSON.stringify({ interfaces: statuses }, null, 2)}\n` : formatOnceReport(statuses));
@@ -144,14 +149,9 @@ export function main(argv: string[]): void {
   });
   daemon.on('released', (ifindex, name, why) => api.broadcast({ type: 'released', ifindex, interface: name, why }));
 
-  // The API's settings are checked before the start-up reconcile changes anything: a --socket
-  // path holding a file, a directory, a link or a live daemon's socket, or an unknown group, is
-  // refused with nothing done.
-  api.preflight().then(() => {
-    daemon.start();
-    return api.listen();
-  }).then(() => daemon.announceReady(), (error: unknown) => fail(error));
-
+  // Before anything changes: a stop asked for during the initial reconcile is handled once it
+  // ends (the pass is synchronous), so every change it made is in the ledger; never the default
+  // action.
   const stop = (signal: string): void => {
     log.log('info', `Received ${signal}`);
     daemon.stop();
@@ -159,6 +159,20 @@ export function main(argv: string[]): void {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+
+  // First the state directory's lock (a second daemon changes nothing), then the API's
+  // settings (a --socket path holding a file, a directory, a link or a live daemon's socket, or
+  // an unknown group), and only then the start-up reconcile.
+  try {
+    daemon.openStateDir();
+  } catch (error) {
+    fail(error);
+  }
+  api.preflight().then(() => {
+    daemon.start();
+    return api.listen();
+  }).then(() => daemon.announceReady(), (error: unknown) => fail(error));
+
   process.on('SIGHUP', () => {
     try {
       daemon.reload();

@@ -4,19 +4,40 @@
  *
  *   STATE_DIR/ledger.jsonl       the active file
  *   STATE_DIR/ledger.jsonl.1..N  older files, .1 newest
+ *   STATE_DIR/ledger.seq         the last sequence number, saved at rotation and at exit
  *
- * A crash can leave a torn last line: it is sealed with a newline and skipped with a warning.
+ * The ledger never stands between the daemon and enforcement: a ledger that cannot be opened or
+ * written (full disk, read-only, a FIFO or a link at its path) is reported through the observer
+ * and in `health`, records are held in memory (bounded) and written once writing works again.
+ * A failed or partial append is cut back to the last good length, so no record is ever glued
+ * onto a torn line; a torn line left by a crash is terminated by the next append.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { OffloaddError } from '../errors';
 import type { LedgerLimits } from '../policy/types';
-import type { LedgerRecord, NewRecord } from './record';
+import {
+  openRegular, openRegularAsync, OPEN_APPEND, OPEN_READ, readBackward, readBackwardSync, readSeqFile, sameFile,
+  syncDirectory, writeSeqFile,
+} from './files';
+import { RecentHistory, RECENT_RECORDS } from './history';
+import { parseRecord, type LedgerRecord, type NewRecord } from './record';
 
 const ACTIVE_FILE = 'ledger.jsonl';
+const SEQ_FILE = 'ledger.seq';
+/** Records held in memory while the ledger cannot be written; beyond this the oldest are dropped. */
+export const MAX_HELD_RECORDS = 10_000;
+/** While unwritable, how often writing the held records is retried without new records. */
+export const RETRY_INTERVAL_MS = 1000;
+/** The error code records are delivered with when they could not be written (the observer already heard why). */
+export const HELD = 'ERR_LEDGER_HELD';
+/** Warnings about one file's lines at start-up beyond this are summed up in one line. */
+const MAX_LINE_WARNINGS = 20;
+/** Lines the ledger writes start like this: records already in memory are skipped without parsing. */
+const SEQ_PREFIX = /^\{"seq":(\d+),/;
 
 export interface LedgerQuery {
-  /** ISO time or Date: only records at or after it. */
+  /** Only records at or after it. */
   since?: Date;
   interface?: string;
   feature?: string;
@@ -25,50 +46,104 @@ export interface LedgerQuery {
   limit?: number;
 }
 
-/** Called once records are on disk; `error` if the sync failed (they are then only written). */
+export interface LedgerQueryResult {
+  /** Newest first. */
+  records: LedgerRecord[];
+  /** Files that could not be read: the answer may be missing older records. */
+  warnings: string[];
+}
+
+export interface LedgerHealth {
+  path: string;
+  writable: boolean;
+  /** ISO time of the first failure of the current episode, null while writable. */
+  unwritableSince: string | null;
+  /** Why, while not writable. */
+  problem: string | null;
+  /** Records stamped but not yet written (kept in memory until writing works again). */
+  heldRecords: number;
+}
+
+export interface LedgerObserver {
+  warning(message: string): void;
+  /** Writing stopped working (once per episode). */
+  unwritable(health: LedgerHealth): void;
+  /** Writing works again; `written` held records were written. */
+  writable(health: LedgerHealth, unwritableSince: string, written: number): void;
+}
+
+const SILENT: LedgerObserver = { warning: () => undefined, unwritable: () => undefined, writable: () => undefined };
+
+/** Called once records are durable; `error` if they are not (write or sync failed; they may be held in memory). */
 export type DurableCallback = (records: LedgerRecord[], error: Error | null) => void;
 
 interface PendingBatch {
   records: LedgerRecord[];
   onDurable: DurableCallback;
+  /** Set when the write itself failed: delivered with this error, whatever the sync says. */
+  error: Error | null;
 }
 
 export class Ledger {
   private fd: number | null = null;
+  /** Descriptors replaced while a sync ran on them: closed once it ends. */
+  private retired: number[] = [];
   private syncing = false;
   /** Written, waiting for the next sync. */
   private waiting: PendingBatch[] = [];
   /** Covered by the sync now running. */
   private inFlight: PendingBatch[] | null = null;
+  /** Length of the active file up to the last complete append. */
   private size = 0;
+  /** The active file ends in a torn line: the next append starts with a newline. */
+  private needsNewline = false;
   private seq = 0;
-  /** Problems found while loading (torn or malformed lines): the daemon logs them. */
-  readonly loadWarnings: string[] = [];
+  private held: LedgerRecord[] = [];
+  private droppedHeld = 0;
+  private unwritableSince: Date | null = null;
+  private problem: string | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private rotationRetryAt = 0;
+  private readonly history = new RecentHistory(RECENT_RECORDS);
+  private diskScans: Promise<void> = Promise.resolve();
+  /** Unreadable files already logged (a query repeats, the log line need not). */
+  private readonly loggedUnreadable = new Set<string>();
+  private closed = true;
 
-  constructor(readonly dir: string, private limits: LedgerLimits) {}
+  constructor(readonly dir: string, private limits: LedgerLimits, private readonly observer: LedgerObserver = SILENT) {}
 
   get activePath(): string {
     return path.join(this.dir, ACTIVE_FILE);
   }
 
-  /** Last sequence number written (0 when empty). */
+  private get seqPath(): string {
+    return path.join(this.dir, SEQ_FILE);
+  }
+
+  /** Last sequence number handed out (0 when none ever was). */
   get lastSeq(): number {
     return this.seq;
   }
 
+  get health(): LedgerHealth {
+    return {
+      path: this.activePath,
+      writable: this.unwritableSince === null,
+      unwritableSince: this.unwritableSince?.toISOString() ?? null,
+      problem: this.problem,
+      heldRecords: this.held.length,
+    };
+  }
+
+  /**
+   * Loads recent history and the sequence number, then opens the active file for appending.
+   * Never throws for the files: an unusable ledger is reported (observer, `health`) and the
+   * daemon runs on.
+   */
   open(): void {
-    try {
-      fs.mkdirSync(this.dir, { recursive: true, mode: 0o750 });
-      this.fd = fs.openSync(this.activePath, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, 0o640);
-    } catch (error) {
-      throw new OffloaddError('ERR_STATE_DIR', `cannot open the ledger in ${this.dir}: ${(error as Error).message}`, {
-        hint: 'check --state-dir (default /var/lib/offloadd) exists and is writable by the daemon',
-        cause: error,
-      });
-    }
-    this.size = fs.fstatSync(this.fd).size;
-    this.sealTornTail();
-    this.seq = this.lastRecordSeq();
+    this.closed = false;
+    this.loadHistory();
+    this.openActive();
   }
 
   setLimits(limits: LedgerLimits): void {
@@ -77,37 +152,195 @@ export class Ledger {
 
   /**
    * Stamps and writes the records now, and hands them to `onDurable` once an fdatasync that
-   * covers them has completed. The sync runs on libuv's thread pool (it takes about a
-   * millisecond), so link events are not held up by it; one sync covers every batch written
-   * before it started, and batches are handed back in the order they were written.
+   * covers them has completed (on libuv's thread pool, so link events are not held up; one sync
+   * covers every batch written before it started; batches are handed back in order). With
+   * `sync`, the fdatasync runs now and `onDurable` is called before this returns.
    */
-  append(records: readonly NewRecord[], onDurable: DurableCallback): void {
+  append(records: readonly NewRecord[], onDurable: DurableCallback, sync = false): void {
     if (records.length === 0) return;
-    this.waiting.push({ records: this.write(records), onDurable });
-    if (!this.syncing) this.startSync();
-  }
-
-  /** append() for shutdown and one-shot runs: written, synced and returned at once. */
-  appendSync(records: readonly NewRecord[]): LedgerRecord[] {
-    if (records.length === 0) return [];
-    const stamped = this.write(records);
-    this.syncNow();
-    this.rotateIfDue();
-    return stamped;
-  }
-
-  private write(records: readonly NewRecord[]): LedgerRecord[] {
-    if (this.fd === null) throw new OffloaddError('ERR_LEDGER_CLOSED', 'the ledger is not open');
+    if (this.closed) {
+      onDurable(records.map((record, index) => ({ seq: -1 - index, time: new Date().toISOString(), ...record })), new Error('the ledger is closed'));
+      return;
+    }
+    this.checkActiveFile();
     const time = new Date().toISOString();
     const stamped = records.map((record): LedgerRecord => ({ seq: ++this.seq, time, ...record }));
-    const bytes = Buffer.from(stamped.map((record) => `${JSON.stringify(record)}\n`).join(''));
-    for (let written = 0; written < bytes.length; ) written += fs.writeSync(this.fd, bytes, written);
-    this.size += bytes.length;
-    return stamped;
+    for (const record of stamped) this.history.add(record);
+    this.waiting.push({ records: stamped, onDurable, error: this.writeOut(stamped) });
+    if (sync) {
+      this.syncNow();
+      this.rotateIfDue();
+    } else {
+      this.kick();
+    }
   }
 
-  private startSync(): void {
+  /** Newest first: from memory, and from the files (backwards, in chunks, stopping at the limit) only when needed. */
+  async query(query: LedgerQuery = {}): Promise<LedgerQueryResult> {
+    const limit = query.limit ?? Infinity;
+    const since = query.since?.getTime();
+    const found: LedgerRecord[] = [];
+    for (const record of this.history.newestFirst()) {
+      if (since !== undefined && Date.parse(record.time) < since) return { records: found, warnings: [] };
+      if (matches(record, query)) found.push(record);
+      if (found.length >= limit) return { records: found, warnings: [] };
+    }
+    if (this.history.complete) return { records: found, warnings: [] };
+    // Deeper: one scan of the files at a time, so concurrent deep queries queue instead of multiplying the work.
+    const below = this.history.oldestSeq ?? Number.MAX_SAFE_INTEGER;
+    const warnings: string[] = [];
+    const scan = this.diskScans.then(() => this.scanFiles(query, below, limit, found, warnings));
+    this.diskScans = scan.catch(() => undefined);
+    await scan;
+    return { records: found, warnings };
+  }
+
+  /** Syncs and delivers whatever is pending, tries once more to write held records, saves the sequence number, closes. */
+  close(): void {
+    this.stopRetryTimer();
+    if (this.closed) return;
+    this.closed = true;
+    if (this.held.length > 0) this.writeOut([]);
+    this.syncNow();
+    if (this.held.length > 0) {
+      this.observer.warning(`${this.held.length} records (up to #${this.seq}) could not be written to ${this.activePath}: they are only in the log`);
+    }
+    try {
+      if (this.seq > 0) writeSeqFile(this.seqPath, this.seq);
+    } catch {
+      // best effort: the ledger's own last record usually carries the number too
+    }
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = null;
+    for (const fd of this.retired.splice(0)) fs.closeSync(fd);
+  }
+
+  // --- writing -----------------------------------------------------------------------------
+
+  /** Returns null when written (with anything held before), else the error; the records are then held. */
+  private writeOut(records: LedgerRecord[]): Error | null {
+    if (this.fd === null && !this.openActive()) return this.hold(records, null);
+    const fd = this.fd as number;
+    const pending = this.held.length > 0 ? [...this.held, ...records] : records;
+    const bytes = Buffer.from(`${this.needsNewline ? '\n' : ''}${pending.map((record) => `${JSON.stringify(record)}\n`).join('')}`);
+    try {
+      for (let written = 0; written < bytes.length;) written += fs.writeSync(fd, bytes, written);
+    } catch (error) {
+      this.restoreLength(fd);
+      return this.hold(records, error as Error);
+    }
+    this.size += bytes.length;
+    this.needsNewline = false;
+    const heldWritten = this.held.length;
+    this.held = [];
+    if (this.unwritableSince !== null) this.markWritable(heldWritten);
+    return null;
+  }
+
+  /** After a failed or partial append: cut the file back so the next record starts on a fresh line. */
+  private restoreLength(fd: number): void {
+    try {
+      fs.ftruncateSync(fd, this.size);
+    } catch (error) {
+      // Cannot cut it back: reopen later; the file's torn end is then terminated with a newline.
+      this.observer.warning(`could not cut ${this.activePath} back to ${this.size} bytes after a failed write (${(error as Error).message}); it will be reopened`);
+      this.retire();
+    }
+  }
+
+  private hold(records: LedgerRecord[], error: Error | null): Error {
+    this.held.push(...records);
+    if (this.held.length > MAX_HELD_RECORDS) {
+      const dropped = this.held.length - MAX_HELD_RECORDS;
+      this.held.splice(0, dropped);
+      if (this.droppedHeld === 0) this.observer.warning(`ledger unwritable for too long: dropping the oldest held records (only in the log now); keeping the newest ${MAX_HELD_RECORDS}`);
+      this.droppedHeld += dropped;
+    }
+    if (error) this.markUnwritable(error);
+    return new OffloaddError(HELD, `not written to the ledger (${this.problem ?? 'unwritable'}); held in memory until it can be written`);
+  }
+
+  private markUnwritable(error: unknown): void {
+    const hint = (error as { hint?: string }).hint;
+    this.problem = `${(error as Error).message}${hint ? ` (${hint})` : ''}`;
+    if (this.unwritableSince !== null) return;
+    this.unwritableSince = new Date();
+    this.observer.unwritable(this.health);
+    this.startRetryTimer();
+  }
+
+  private markWritable(written: number): void {
+    const since = (this.unwritableSince as Date).toISOString();
+    this.unwritableSince = null;
+    this.problem = null;
+    this.droppedHeld = 0;
+    this.stopRetryTimer();
+    this.observer.writable(this.health, since, written);
+  }
+
+  private startRetryTimer(): void {
+    if (this.retryTimer) return;
+    this.retryTimer = setInterval(() => {
+      this.checkActiveFile();
+      if (this.writeOut([]) !== null) return;
+      this.waiting.push({ records: [], onDurable: () => undefined, error: null }); // a sync for what was held
+      this.kick();
+    }, RETRY_INTERVAL_MS);
+    this.retryTimer.unref();
+  }
+
+  private stopRetryTimer(): void {
+    if (this.retryTimer) clearInterval(this.retryTimer);
+    this.retryTimer = null;
+  }
+
+  /**
+   * Opens (creating) the active file: no links, regular files only. On failure the ledger is
+   * marked unwritable and false returned.
+   */
+  private openActive(): boolean {
+    try {
+      const { fd, stat } = openRegular(this.activePath, OPEN_APPEND);
+      this.fd = fd;
+      this.size = stat.size;
+      this.needsNewline = stat.size > 0 && lastByte(fd, stat.size) !== 0x0a;
+      this.seq = Math.max(this.seq, lastSeqIn(fd, stat.size));
+      return true;
+    } catch (error) {
+      this.markUnwritable(error);
+      return false;
+    }
+  }
+
+  /** A ledger deleted or replaced under the daemon is noticed at the next append and reopened. */
+  private checkActiveFile(): void {
     if (this.fd === null) return;
+    let same: boolean;
+    try {
+      same = sameFile(this.activePath, this.fd);
+    } catch {
+      same = false;
+    }
+    if (same) return;
+    this.observer.warning(`${this.activePath} was deleted or replaced while the daemon ran; reopening it (records before this point went to the old file)`);
+    this.retire();
+    this.openActive();
+  }
+
+  /** Closes the active descriptor, later if a sync still runs on it. */
+  private retire(): void {
+    if (this.fd === null) return;
+    if (this.syncing) this.retired.push(this.fd);
+    else fs.closeSync(this.fd);
+    this.fd = null;
+  }
+
+  private kick(): void {
+    if (this.syncing || this.waiting.length === 0) return;
+    if (this.fd === null) {
+      deliver(this.waiting.splice(0), null);
+      return;
+    }
     const batch = this.waiting.splice(0);
     this.inFlight = batch;
     this.syncing = true;
@@ -115,136 +348,226 @@ export class Ledger {
       if (this.inFlight !== batch) return; // close() already synced and delivered these
       this.inFlight = null;
       this.syncing = false;
-      for (const { records, onDurable } of batch) onDurable(records, error);
+      for (const fd of this.retired.splice(0)) fs.closeSync(fd);
+      deliver(batch, error);
       this.rotateIfDue();
-      if (this.waiting.length > 0) this.startSync();
+      this.kick();
     });
   }
 
   /** Synchronously makes everything written durable and delivers what was waiting for it. */
   private syncNow(): void {
-    if (this.fd === null) return;
     let error: Error | null = null;
-    try {
-      fs.fdatasyncSync(this.fd);
-    } catch (caught) {
-      error = caught as Error;
+    if (this.fd !== null) {
+      try {
+        fs.fdatasyncSync(this.fd);
+      } catch (caught) {
+        error = caught as Error;
+      }
     }
     const batches = [...(this.inFlight ?? []), ...this.waiting.splice(0)];
     this.inFlight = null;
     this.syncing = false;
-    for (const { records, onDurable } of batches) onDurable(records, error);
+    deliver(batches, error);
   }
 
   /** Rotation waits for in-flight syncs: their file descriptor must stay open until they end. */
   private rotateIfDue(): void {
-    if (this.syncing || this.size < this.limits.maxBytes) return;
+    if (this.syncing || this.fd === null || this.size < Math.max(this.limits.maxBytes, this.rotationRetryAt)) return;
     this.syncNow();
     this.rotate();
   }
 
-  /** Newest first. Reads the files (bounded by rotation), newest file first. */
-  query(query: LedgerQuery = {}): LedgerRecord[] {
-    const limit = query.limit ?? Infinity;
-    const found: LedgerRecord[] = [];
-    for (const file of this.files()) {
-      const records = this.readFile(file, false).reverse();
-      for (const record of records) {
-        if (query.since && Date.parse(record.time) < query.since.getTime()) return found;
-        if (query.interface && record.interface !== query.interface) continue;
-        if (query.feature && record.feature !== query.feature) continue;
-        if (query.kind && record.kind !== query.kind) continue;
-        found.push(record);
-        if (found.length >= limit) return found;
-      }
+  private rotate(): void {
+    const keep = this.limits.keepFiles;
+    try {
+      writeSeqFile(this.seqPath, this.seq); // before the active file goes: `keep: 0` leaves no record to continue from
+    } catch (error) {
+      this.observer.warning(`could not save the sequence number in ${this.seqPath} (${(error as Error).message})`);
     }
-    return found;
+    try {
+      if (keep === 0) fs.rmSync(this.activePath, { force: true });
+      else {
+        fs.rmSync(`${this.activePath}.${keep}`, { force: true });
+        for (let index = keep - 1; index >= 1; index--) {
+          const from = `${this.activePath}.${index}`;
+          if (fs.lstatSync(from, { throwIfNoEntry: false })) fs.renameSync(from, `${this.activePath}.${index + 1}`);
+        }
+        fs.renameSync(this.activePath, `${this.activePath}.1`);
+      }
+    } catch (error) {
+      this.rotationRetryAt = this.size + this.limits.maxBytes;
+      this.observer.warning(`could not rotate ${this.activePath} (${(error as Error).message}); appending to it beyond max_bytes, retried later`);
+      return;
+    }
+    this.rotationRetryAt = 0;
+    this.retire();
+    if (keep === 0) this.history.clearRecords();
+    this.openActive();
+    try {
+      syncDirectory(this.dir);
+    } catch (error) {
+      this.observer.warning(`could not sync ${this.dir} after rotating (${(error as Error).message})`);
+    }
   }
 
-  /** Syncs and delivers whatever is pending, then closes. */
-  close(): void {
-    this.syncNow();
-    if (this.fd !== null) fs.closeSync(this.fd);
-    this.fd = null;
-  }
+  // --- reading -----------------------------------------------------------------------------
 
-  /** Active file first, then .1, .2, ... (newest to oldest). */
+  /** Active file first, then .1, .2, ... (newest to oldest); whatever is at those names. */
   private files(): string[] {
     const files = [this.activePath];
     for (let index = 1; index <= this.limits.keepFiles; index++) {
       const file = `${this.activePath}.${index}`;
-      if (fs.existsSync(file)) files.push(file);
+      if (fs.lstatSync(file, { throwIfNoEntry: false })) files.push(file);
     }
     return files;
   }
 
-  private readFile(file: string, collectWarnings: boolean): LedgerRecord[] {
-    let text: string;
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch {
-      return [];
-    }
-    const records: LedgerRecord[] = [];
-    const lines = text.split('\n');
-    lines.forEach((line, index) => {
-      if (line === '') return;
-      try {
-        records.push(JSON.parse(line) as LedgerRecord);
-      } catch {
-        if (collectWarnings) {
-          const torn = index === lines.length - 1 || (index === lines.length - 2 && lines[lines.length - 1] === '');
-          this.loadWarnings.push(`${file}:${index + 1}: skipped a ${torn ? 'torn last' : 'malformed'} line (${line.length} bytes)`);
-        }
-      }
-    });
-    return records;
-  }
-
-  private sealTornTail(): void {
-    if (this.size === 0 || this.fd === null) return;
-    const last = Buffer.alloc(1);
-    const reader = fs.openSync(this.activePath, 'r');
-    try {
-      fs.readSync(reader, last, 0, 1, this.size - 1);
-    } finally {
-      fs.closeSync(reader);
-    }
-    if (last[0] !== 0x0a) {
-      fs.writeSync(this.fd, '\n');
-      fs.fdatasyncSync(this.fd);
-      this.size += 1;
-    }
-  }
-
-  private lastRecordSeq(): number {
+  /** The newest RECENT_RECORDS valid records into memory, and the sequence number to continue from. */
+  private loadHistory(): void {
+    const newestFirst: LedgerRecord[] = [];
+    let maxSeq = 0;
+    let complete = true;
     for (const file of this.files()) {
-      const records = this.readFile(file, file === this.activePath);
-      const last = records[records.length - 1];
-      if (last && typeof last.seq === 'number') return last.seq;
+      let opened;
+      try {
+        opened = openRegular(file, OPEN_READ);
+      } catch (error) {
+        if (file === this.activePath && isMissing(error)) continue;
+        this.unreadable(file, error);
+        complete = false;
+        continue;
+      }
+      const problems: string[] = [];
+      try {
+        readBackwardSync(opened.fd, opened.stat.size, (line, fromEnd) => {
+          if (line === '') return true;
+          const parsed = parseRecord(line);
+          if ('problem' in parsed) {
+            const torn = file === this.activePath && fromEnd === 0;
+            problems.push(`skipped a ${torn ? 'torn last' : 'malformed'} line (${parsed.problem}, ${Buffer.byteLength(line)} bytes)`);
+            return true;
+          }
+          newestFirst.push(parsed.record);
+          maxSeq = Math.max(maxSeq, parsed.record.seq);
+          return newestFirst.length < RECENT_RECORDS;
+        });
+      } catch (error) {
+        this.unreadable(file, error);
+        complete = false;
+      } finally {
+        fs.closeSync(opened.fd);
+      }
+      for (const problem of problems.slice(0, MAX_LINE_WARNINGS)) this.observer.warning(`${file}: ${problem}`);
+      if (problems.length > MAX_LINE_WARNINGS) this.observer.warning(`${file}: ${problems.length - MAX_LINE_WARNINGS} more lines skipped`);
+      if (newestFirst.length >= RECENT_RECORDS) {
+        complete = false;
+        break;
+      }
     }
-    return 0;
+    for (let index = newestFirst.length - 1; index >= 0; index--) this.history.add(newestFirst[index] as LedgerRecord);
+    this.history.complete = complete;
+    let saved: number | null = null;
+    try {
+      saved = readSeqFile(this.seqPath);
+    } catch (error) {
+      this.observer.warning(`${this.seqPath}: ${(error as Error).message}; continuing from the records' numbers`);
+    }
+    this.seq = Math.max(this.seq, maxSeq, saved ?? 0);
   }
 
-  private rotate(): void {
-    this.close();
-    const oldest = `${this.activePath}.${this.limits.keepFiles}`;
-    if (this.limits.keepFiles === 0) fs.rmSync(this.activePath, { force: true });
-    else {
-      fs.rmSync(oldest, { force: true });
-      for (let index = this.limits.keepFiles - 1; index >= 1; index--) {
-        const from = `${this.activePath}.${index}`;
-        if (fs.existsSync(from)) fs.renameSync(from, `${this.activePath}.${index + 1}`);
+  private async scanFiles(query: LedgerQuery, below: number, limit: number, found: LedgerRecord[], warnings: string[]): Promise<void> {
+    // Every file is opened first: a rotation during the scan then cannot make it read one twice or skip one.
+    const opened: Array<{ file: string; handle: fs.promises.FileHandle; size: number }> = [];
+    for (const file of this.files()) {
+      try {
+        opened.push({ file, ...(await openRegularAsync(file)) });
+      } catch (error) {
+        if (file === this.activePath && isMissing(error)) continue;
+        warnings.push(this.unreadable(file, error));
       }
-      fs.renameSync(this.activePath, `${this.activePath}.1`);
     }
-    this.fd = fs.openSync(this.activePath, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, 0o640);
-    this.size = 0;
-    const dir = fs.openSync(this.dir, 'r');
+    const since = query.since?.getTime();
+    const needles = rawNeedles(query);
     try {
-      fs.fsyncSync(dir);
+      for (const { file, handle, size } of opened) {
+        let done = false;
+        try {
+          await readBackward(handle, size, (line) => {
+            const prefix = SEQ_PREFIX.exec(line);
+            if (line === '' || (prefix && Number(prefix[1]) >= below)) return true; // already answered from memory
+            // A line as the daemon writes it that lacks a filter's exact text cannot match: not parsed.
+            if (prefix && since === undefined && !needles.every((needle) => line.includes(needle))) return true;
+            const parsed = parseRecord(line);
+            if ('problem' in parsed || parsed.record.seq >= below) return true;
+            if (since !== undefined && Date.parse(parsed.record.time) < since) {
+              done = true;
+              return false;
+            }
+            if (matches(parsed.record, query)) found.push(parsed.record);
+            done = found.length >= limit;
+            return !done;
+          });
+        } catch (error) {
+          warnings.push(this.unreadable(file, error));
+        }
+        if (done) break;
+      }
     } finally {
-      fs.closeSync(dir);
+      await Promise.all(opened.map(({ handle }) => handle.close().catch(() => undefined)));
     }
   }
+
+  /** Logged once per file and problem; returned for the query's answer. */
+  private unreadable(file: string, error: unknown): string {
+    const message = `${file} cannot be read (${(error as Error).message}); history from it is left out`;
+    if (!this.loggedUnreadable.has(message)) {
+      this.loggedUnreadable.add(message);
+      this.observer.warning(message);
+    }
+    return message;
+  }
+}
+
+function matches(record: LedgerRecord, query: LedgerQuery): boolean {
+  return (query.interface === undefined || record.interface === query.interface)
+    && (query.feature === undefined || record.feature === query.feature)
+    && (query.kind === undefined || record.kind === query.kind);
+}
+
+/** `"interface":"up0"` and the like, as JSON.stringify writes them, for the query's filters. */
+function rawNeedles(query: LedgerQuery): string[] {
+  const needles: string[] = [];
+  for (const key of ['interface', 'feature', 'kind'] as const) {
+    const value = query[key];
+    if (value !== undefined) needles.push(`${JSON.stringify(key)}:${JSON.stringify(value)}`);
+  }
+  return needles;
+}
+
+function deliver(batches: PendingBatch[], syncError: Error | null): void {
+  for (const { records, onDurable, error } of batches) if (records.length > 0) onDurable(records, error ?? syncError);
+}
+
+function isMissing(error: unknown): boolean {
+  return ((error as { cause?: NodeJS.ErrnoException }).cause?.code ?? (error as NodeJS.ErrnoException).code) === 'ENOENT';
+}
+
+function lastByte(fd: number, size: number): number {
+  const buffer = Buffer.alloc(1);
+  fs.readSync(fd, buffer, 0, 1, size - 1);
+  return buffer[0] as number;
+}
+
+/** The sequence number of the last valid record in an open file (0 if none). */
+function lastSeqIn(fd: number, size: number): number {
+  let seq = 0;
+  readBackwardSync(fd, size, (line) => {
+    if (line === '') return true;
+    const parsed = parseRecord(line);
+    if ('problem' in parsed) return true;
+    seq = parsed.record.seq;
+    return false;
+  });
+  return seq;
 }

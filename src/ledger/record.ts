@@ -61,3 +61,29 @@ export interface LedgerRecord {
 
 /** A record before the ledger stamps `seq` and `time`. */
 export type NewRecord = Omit<LedgerRecord, 'seq' | 'time'>;
+
+const KINDS: ReadonlySet<string> = new Set<RecordKind>(['initial', 'drift', 'unenforceable', 'flapping', 'resync']);
+
+/**
+ * One ledger line as a record, or why it is not one. Valid JSON is not enough: `null`, `{}` or a
+ * record without a positive integer `seq`, a parseable `time` and a known `kind` would break
+ * history queries and sequence numbering, so such lines are skipped (with a warning) like a torn one.
+ */
+export function parseRecord(line: string): { record: LedgerRecord } | { problem: string } {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return { problem: 'not JSON' };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { problem: 'not a JSON object' };
+  const record = value as Partial<Record<keyof LedgerRecord, unknown>>;
+  if (typeof record.seq !== 'number' || !Number.isSafeInteger(record.seq) || record.seq < 1) return { problem: 'no positive integer "seq"' };
+  if (typeof record.time !== 'string' || Number.isNaN(Date.parse(record.time))) return { problem: 'no valid "time"' };
+  if (typeof record.kind !== 'string' || !KINDS.has(record.kind)) return { problem: 'no known "kind"' };
+  if (typeof record.trigger !== 'string' || typeof record.action !== 'string') return { problem: 'no "trigger" or "action"' };
+  for (const key of ['interface', 'feature', 'rule'] as const) {
+    if (record[key] !== undefined && typeof record[key] !== 'string') return { problem: `"${key}" is not a string` };
+  }
+  return { record: value as LedgerRecord };
+}

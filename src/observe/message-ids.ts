@@ -24,6 +24,10 @@ export const MessageId = {
   policyRejected: 'e420f2b844494a23993fde4743b2cf4f',
   /** Setting or reading features failed for a reason other than the interface vanishing. */
   enforceFailed: '22b10973fa124a48bbf81709cca71b12',
+  /** The ledger cannot be written (full disk, read-only, not a regular file); enforcement goes on. */
+  ledgerUnwritable: '20982b1f8eb64a609ce6c6c9bba34206',
+  /** The ledger can be written again; records held in memory meanwhile were written. */
+  ledgerWritable: '41105bf467774c859d6212b1f82087f4',
   /** An API caller was refused (not authorised). */
   accessDenied: 'b2720a4cd2184ae8ab418e4a1c9776a9',
 } as const;

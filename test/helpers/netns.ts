@@ -90,9 +90,13 @@ export class Netns {
     return file;
   }
 
-  /** Starts offloadd in this namespace; `stateDir` to restart on an earlier daemon's state. */
-  startDaemon(args: string[], env: NodeJS.ProcessEnv = {}, stateDir = path.join(this.tmp, `state-${this.daemons.length}`), wrapper: string[] = []): DaemonProcess {
-    const daemon = new DaemonProcess(this.name, args, stateDir, env, wrapper);
+  /**
+   * Starts offloadd in this namespace; `stateDir` to restart on an earlier daemon's state;
+   * `launch.prefix` runs it under another command (e.g. unshare and a mount), `launch.socketPath`
+   * puts the API socket elsewhere than in the state directory.
+   */
+  startDaemon(args: string[], env: NodeJS.ProcessEnv = {}, stateDir = path.join(this.tmp, `state-${this.daemons.length}`), launch: DaemonLaunch = {}): DaemonProcess {
+    const daemon = new DaemonProcess(this.name, args, stateDir, env, launch);
     this.daemons.push(daemon);
     return daemon;
   }
@@ -125,6 +129,12 @@ export class Netns {
   }
 }
 
+export interface DaemonLaunch {
+  /** A command the `ip netns exec ...` command line is appended to; it must exec it (same pid). */
+  prefix?: string[];
+  socketPath?: string;
+}
+
 export class DaemonProcess {
   readonly child: ChildProcess;
   readonly lines: string[] = [];
@@ -133,10 +143,10 @@ export class DaemonProcess {
 
   readonly socketPath: string;
 
-  /** `wrapper`: a command the daemon runs under, e.g. setpriv to drop a capability. */
-  constructor(netns: string, args: string[], readonly stateDir: string, env: NodeJS.ProcessEnv, wrapper: string[] = []) {
-    this.socketPath = path.join(stateDir, 'api.sock');
-    this.child = spawn('ip', ['netns', 'exec', netns, ...wrapper, process.execPath, OFFLOADD, '--state-dir', stateDir, '--socket', this.socketPath, '--log-target', 'console', '--log-level', 'debug', ...args], {
+  constructor(netns: string, args: string[], readonly stateDir: string, env: NodeJS.ProcessEnv, launch: DaemonLaunch = {}) {
+    this.socketPath = launch.socketPath ?? path.join(stateDir, 'api.sock');
+    const [command, ...prefixArgs] = [...(launch.prefix ?? []), 'ip'];
+    this.child = spawn(command as string, [...prefixArgs, 'netns', 'exec', netns, process.execPath, OFFLOADD, '--state-dir', stateDir, '--socket', this.socketPath, '--log-target', 'console', '--log-level', 'debug', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, JOURNAL_STREAM: '', ...env },
     });

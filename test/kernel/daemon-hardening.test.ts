@@ -75,7 +75,7 @@ describe('daemon hardening (real kernel, own namespace)', function () {
     ns.addVeth('up0');
     ns.setFeatures('up0', 'gro', 'on');
     // Root without CAP_NET_ADMIN: every ETHTOOL_SFEATURES is refused with EPERM.
-    const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', UPLINKS)], {}, undefined, ['setpriv', '--bounding-set', '-net_admin']);
+    const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', UPLINKS)], {}, undefined, { prefix: ['setpriv', '--bounding-set', '-net_admin'] });
     await daemon.ready();
     const failed = await waitFor(() => ledger(daemon).find((record) => record.interface === 'up0' && record.action === 'failed'), 'a failed record');
     assert.match(failed.reason ?? '', /EPERM|not permitted/i);

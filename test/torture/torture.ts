@@ -312,7 +312,7 @@ async function diskFullPhase(ns: Netns, phase: {
   const stateDir = path.join(ns.tmp, 'state-full');
   fs.mkdirSync(stateDir, { mode: 0o700 });
   const daemon = ns.startDaemon(['--policy', phase.policyFile, '--log-level', 'warning'], {}, stateDir,
-    ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs -o size=128k,mode=0700 tmpfs "$0" && exec "$@"', stateDir]);
+    { prefix: ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs -o size=128k,mode=0700 tmpfs "$0" && exec "$@"', stateDir] });
   await waitFor(() => daemon.exitCode !== null || fs.existsSync(`/proc/${daemon.pid}/root${stateDir}/ledger.jsonl`), 'the ledger on the tmpfs');
   const inside = `/proc/${daemon.pid}/root${stateDir}`;
   const filler = path.join(inside, 'filler');

@@ -1,0 +1,109 @@
+/**
+ * The state directory: checked (owned by the daemon's user, writable by nobody else) and locked
+ * (flock on the directory itself, so the lock works on a read-only file system too) before the
+ * daemon changes anything, so two daemons never share one ledger. The holder's pid is kept in
+ * STATE_DIR/offloadd.pid for the refusal message; the lock itself dies with the process.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { addon } from '../addon/binding';
+import { OffloaddError } from '../errors';
+import { openRegular } from './files';
+
+export const STATE_DIR_MODE = 0o750;
+const PID_FILE = 'offloadd.pid';
+/** Group- or world-writable: anyone with that access could replace the ledger. */
+const UNSAFE_MODE_BITS = 0o022;
+
+/** The directory is unsafe or another daemon holds it: the daemon must not run on it. */
+export class StateDirRefused extends OffloaddError {}
+
+export class StateDirLock {
+  private constructor(readonly dir: string, private fd: number | null) {}
+
+  /**
+   * Creates the directory if missing, checks it and takes the lock. Throws StateDirRefused when
+   * it is unsafe or held; OffloaddError ERR_STATE_DIR when it cannot be used at all.
+   */
+  static acquire(dir: string): StateDirLock {
+    let fd: number;
+    try {
+      fs.mkdirSync(dir, { recursive: true, mode: STATE_DIR_MODE });
+      fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    } catch (error) {
+      throw new OffloaddError('ERR_STATE_DIR', `cannot use the state directory ${dir}: ${(error as Error).message}`, {
+        hint: 'check --state-dir (default /var/lib/offloadd): it must be a directory the daemon can create or open',
+        cause: error,
+      });
+    }
+    try {
+      checkOwnership(dir, fs.fstatSync(fd));
+      if (!addon.tryLockExclusive(fd)) {
+        const holder = readHolder(dir);
+        throw new StateDirRefused('ERR_STATE_DIR_LOCKED', `another offloadd (${holder === null ? 'pid unknown' : `pid ${holder}`}) holds ${dir}`, {
+          hint: 'stop the other daemon first, or give this one its own --state-dir (and --socket)',
+        });
+      }
+    } catch (error) {
+      fs.closeSync(fd);
+      throw error;
+    }
+    const lock = new StateDirLock(dir, fd);
+    lock.writePid();
+    return lock;
+  }
+
+  get held(): boolean {
+    return this.fd !== null;
+  }
+
+  release(): void {
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = null;
+  }
+
+  /** Best effort: on a read-only or full file system the lock still holds; the message then says "pid unknown". */
+  private writePid(): void {
+    const file = path.join(this.dir, PID_FILE);
+    try {
+      fs.rmSync(file, { force: true });
+      const { fd } = openRegular(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC);
+      try {
+        fs.writeSync(fd, `${process.pid}\n`);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch {
+      // the pid is only for the message another daemon prints
+    }
+  }
+}
+
+function checkOwnership(dir: string, stat: fs.Stats): void {
+  const euid = process.geteuid?.() ?? 0;
+  if (stat.uid !== euid) {
+    throw new StateDirRefused('ERR_STATE_DIR_UNSAFE', `state directory ${dir} is owned by uid ${stat.uid}, not by the daemon's user (uid ${euid})`, {
+      hint: `another user could rewrite the ledger: chown ${euid} ${dir} (or choose another --state-dir)`,
+    });
+  }
+  if ((stat.mode & UNSAFE_MODE_BITS) !== 0) {
+    throw new StateDirRefused('ERR_STATE_DIR_UNSAFE', `state directory ${dir} is writable by its group or by everyone (mode ${(stat.mode & 0o7777).toString(8)})`, {
+      hint: `others could replace the ledger: chmod go-w ${dir} (e.g. chmod ${STATE_DIR_MODE.toString(8)} ${dir})`,
+    });
+  }
+}
+
+function readHolder(dir: string): number | null {
+  try {
+    const { fd } = openRegular(path.join(dir, PID_FILE), fs.constants.O_RDONLY);
+    try {
+      const buffer = Buffer.alloc(32);
+      const pid = Number(buffer.subarray(0, fs.readSync(fd, buffer, 0, buffer.length, 0)).toString('utf8').trim());
+      return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return null;
+  }
+}

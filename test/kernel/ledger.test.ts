@@ -1,0 +1,256 @@
+/**
+ * The ledger and the state directory under a bad day, against the real daemon: links and FIFOs
+ * at the ledger's path, unsafe or shared state directories, a stop during the start-up pass, a
+ * ledger deleted while running, and full or read-only file systems (a size-limited tmpfs mounted
+ * in a private mount namespace that only the daemon and the test's nsenter calls see).
+ */
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { call } from '../../src/api/client';
+import type { StatusResult } from '../../src/api/protocol';
+import type { LedgerRecord } from '../../src/ledger/record';
+import { Netns, run, waitFor, type DaemonProcess } from '../helpers/netns';
+
+const GSO = 'generic-segmentation-offload';
+/** tmpfs allocates whole pages: a file that ends on a page boundary cannot grow on a full one. */
+const PAGE_BYTES = 4096;
+const GSO_OFF = `
+rules:
+  - name: uplinks
+    match: { name: "up*" }
+    features: { gso: off }
+`;
+const GRO_OFF = `
+flapping: { max_corrections: 50, window: 60, max_backoff: 8 }
+rules:
+  - name: uplinks
+    match: { name: "up*" }
+    features: { gro: off }
+`;
+
+/** Every non-empty line parsed strictly: a torn or glued line fails the test. */
+function parseLedger(text: string): LedgerRecord[] {
+  return text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as LedgerRecord);
+}
+
+function ledgerOf(daemon: DaemonProcess): LedgerRecord[] {
+  const file = path.join(daemon.stateDir, 'ledger.jsonl');
+  return fs.existsSync(file) ? parseLedger(fs.readFileSync(file, 'utf8')) : [];
+}
+
+function assertIncreasing(records: LedgerRecord[]): void {
+  records.forEach((record, index) => {
+    if (index > 0) assert.ok(record.seq > (records[index - 1] as LedgerRecord).seq, `seq ${record.seq} after ${(records[index - 1] as LedgerRecord).seq}`);
+  });
+}
+
+async function status(daemon: DaemonProcess): Promise<StatusResult> {
+  return call(daemon.socketPath, 'status', {});
+}
+
+async function exited(daemon: DaemonProcess): Promise<number> {
+  return (await waitFor(() => daemon.exitCode !== null && { code: daemon.exitCode }, 'the daemon to exit', 30000)).code as number;
+}
+
+describe('ledger and state directory (real daemon, own namespace)', function () {
+  let ns: Netns;
+  beforeEach(() => {
+    ns = new Netns();
+  });
+  afterEach(async () => {
+    await ns.destroy();
+  });
+
+  it('never follows a symbolic link at ledger.jsonl: enforces, leaves the target alone, flags the ledger in status', async () => {
+    ns.addVeth('up0');
+    const stateDir = path.join(ns.tmp, 'state');
+    fs.mkdirSync(stateDir, { mode: 0o750 });
+    const victim = ns.file('victim', 'precious\n');
+    fs.symlinkSync(victim, path.join(stateDir, 'ledger.jsonl'));
+    const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', GSO_OFF)], {}, stateDir);
+    await daemon.ready();
+    assert.equal(ns.features('up0')[GSO], false, 'enforced');
+    assert.equal(fs.readFileSync(victim, 'utf8'), 'precious\n');
+    const { ledger } = await status(daemon);
+    assert.equal(ledger.writable, false);
+    assert.ok(ledger.unwritableSince !== null && !Number.isNaN(Date.parse(ledger.unwritableSince)));
+    assert.match(ledger.problem ?? '', /symbolic link/);
+    assert.ok(daemon.linesMatching(/not writable/).length >= 1, daemon.lines.join('\n'));
+  });
+
+  it('does not hang on a FIFO at ledger.jsonl: enforces and flags the ledger in status', async () => {
+    ns.addVeth('up0');
+    const stateDir = path.join(ns.tmp, 'state');
+    fs.mkdirSync(stateDir, { mode: 0o750 });
+    run('mkfifo', [path.join(stateDir, 'ledger.jsonl')]);
+    const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', GSO_OFF)], {}, stateDir);
+    await daemon.ready();
+    assert.equal(ns.features('up0')[GSO], false, 'enforced');
+    const { ledger } = await status(daemon);
+    assert.equal(ledger.writable, false);
+    assert.match(ledger.problem ?? '', /FIFO/);
+  });
+
+  for (const unsafe of ['group-writable', 'world-writable', 'owned by another user'] as const) {
+    it(`refuses a state directory ${unsafe}, before changing anything`, async () => {
+      ns.addVeth('up0');
+      const stateDir = path.join(ns.tmp, 'state');
+      fs.mkdirSync(stateDir);
+      if (unsafe === 'owned by another user') {
+        fs.chmodSync(stateDir, 0o750);
+        fs.chownSync(stateDir, 65534, 65534);
+      } else {
+        fs.chmodSync(stateDir, unsafe === 'group-writable' ? 0o770 : 0o777);
+      }
+      const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', GSO_OFF)], {}, stateDir);
+      assert.equal(await exited(daemon), 1);
+      const message = daemon.lines.join('\n');
+      assert.match(message, unsafe === 'owned by another user' ? /owned by uid 65534, not by the daemon's user/ : /writable by its group or by everyone/);
+      assert.match(message, /hint: .*(chown|chmod)/);
+      assert.equal(ns.features('up0')[GSO], true, 'left alone');
+      assert.equal(fs.existsSync(path.join(stateDir, 'ledger.jsonl')), false);
+    });
+  }
+
+  it('refuses a second daemon on a held state directory, naming the holder, before changing anything', async () => {
+    ns.addVeth('up0');
+    ns.addVeth('other0');
+    const first = ns.startDaemon(['--policy', ns.file('p.yaml', GSO_OFF)]);
+    await first.ready();
+    const before = fs.readFileSync(path.join(first.stateDir, 'ledger.jsonl'), 'utf8');
+    const second = ns.startDaemon(['--policy', ns.file('other.yaml', GSO_OFF.replace('up*', 'other*'))], {}, first.stateDir, {
+      socketPath: path.join(ns.tmp, 'second.sock'),
+    });
+    assert.equal(await exited(second), 1);
+    assert.match(second.lines.join('\n'), new RegExp(`another offloadd \\(pid ${first.pid}\\) holds ${first.stateDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    assert.equal(ns.features('other0')[GSO], true, 'the second daemon changed nothing');
+    assert.equal(fs.readFileSync(path.join(first.stateDir, 'ledger.jsonl'), 'utf8'), before, 'nor wrote to the ledger');
+    assert.equal(fs.existsSync(second.socketPath), false, 'nor made a socket');
+    assert.equal((await status(first)).pid, first.pid, 'the first daemon still serves');
+  });
+
+  it('keeps a record of every change made before a SIGTERM during the start-up pass over 1,200 interfaces', async function () {
+    this.timeout(240000);
+    const count = 1200;
+    ns.ipBatch(Array.from({ length: count }, (_, index) => `link add up${index} type veth peer name peer-up${index}`));
+    const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', GSO_OFF), '--log-level', 'info']);
+    // The first change seen from outside: the pass is under way. Stop it there.
+    await waitFor(() => ns.features('up0')[GSO] === false, 'the first change', 60000);
+    daemon.signal('SIGTERM');
+    assert.equal(await exited(daemon), 0, daemon.lines.slice(-20).join('\n'));
+    const states = ns.exec('sh', '-c', `for i in $(seq 0 ${count - 1}); do printf "up$i "; ethtool -k up$i | grep '^${GSO}:'; done`);
+    const changed = states.split('\n').filter((line) => / off$/.test(line)).map((line) => line.split(' ')[0] as string);
+    assert.ok(changed.length > 0);
+    const recorded = new Set(ledgerOf(daemon).filter((record) => record.feature === 'tx-generic-segmentation' && record.action === 'enforced').map((record) => record.interface));
+    const missing = changed.filter((name) => !recorded.has(name));
+    process.stdout.write(`      changed before the stop: ${changed.length} of ${count}; recorded: ${recorded.size}\n`);
+    assert.deepEqual(missing, [], `${missing.length} changed interfaces have no record`);
+  });
+
+  it('notices a ledger deleted while running and reopens it, with a warning', async () => {
+    ns.addVeth('up0');
+    const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', GRO_OFF)]);
+    await daemon.ready();
+    const last = ledgerOf(daemon).at(-1)?.seq ?? 0;
+    fs.rmSync(path.join(daemon.stateDir, 'ledger.jsonl'));
+    ns.setFeatures('up0', 'gro', 'on');
+    await waitFor(() => ledgerOf(daemon).some((record) => record.kind === 'drift' && record.interface === 'up0'), 'the drift record in a fresh ledger.jsonl');
+    assert.ok(ledgerOf(daemon).every((record) => record.seq > last), 'numbering continues');
+    await daemon.waitForLine(/ledger\.jsonl was deleted or replaced while the daemon ran; reopening it/);
+  });
+});
+
+describe('ledger on a full or read-only file system (tmpfs in a private mount namespace)', function () {
+  let ns: Netns;
+  beforeEach(() => {
+    ns = new Netns();
+  });
+  afterEach(async () => {
+    await ns.destroy();
+  });
+
+  /** The daemon on a fresh tmpfs of `size` at its state directory; `setup` runs in it first (sh, "$0" is the directory). */
+  function startOnTmpfs(policy: string, size: string, setup = ''): DaemonProcess {
+    const stateDir = path.join(ns.tmp, 'state');
+    fs.mkdirSync(stateDir, { recursive: true });
+    return ns.startDaemon(['--policy', ns.file('p.yaml', policy)], {}, stateDir, {
+      prefix: ['unshare', '--mount', '--propagation', 'private', 'sh', '-c',
+        `set -e; mount -t tmpfs -o size=${size},mode=0750 offloadd-test "$0"; ${setup} exec "$@"`, stateDir],
+      socketPath: path.join(ns.tmp, 'api.sock'),
+    });
+  }
+
+  /** A command in the daemon's mount namespace, where its tmpfs is. */
+  function inDaemonMounts(daemon: DaemonProcess, script: string): string {
+    return run('nsenter', ['-t', String(daemon.pid), '-m', 'sh', '-c', script]);
+  }
+
+  const fill = (dir: string): string => `cat /dev/zero > "${dir}/filler" 2>/dev/null || true;`;
+
+  it('cuts a failed append back, keeps enforcing, shows "not writable since" in status, and writes the held records once space returns', async function () {
+    this.timeout(90000);
+    ns.addVeth('up0');
+    ns.setFeatures('up0', 'gro', 'on'); // an initial record: the ledger's last page is partly used
+    const daemon = startOnTmpfs(GRO_OFF, '256k');
+    await daemon.ready();
+    inDaemonMounts(daemon, fill(daemon.stateDir));
+    // Drift until the page is full: the append that crosses into the next page is partial
+    // (tmpfs writes what fits), the ones after it fail outright. Then a few more.
+    let rounds = 0;
+    const drift = async (): Promise<void> => {
+      ns.setFeatures('up0', 'gro', 'on');
+      rounds++;
+      await waitFor(() => ns.features('up0')['generic-receive-offload'] === false, `drift ${rounds} corrected on a full disk`);
+    };
+    while ((await status(daemon)).ledger.writable) {
+      assert.ok(rounds < PAGE_BYTES / 100, 'a page holds fewer records than this');
+      await drift();
+    }
+    const fitted = rounds;
+    for (let more = 0; more < 3; more++) await drift();
+    const full = (await status(daemon)).ledger;
+    assert.equal(full.writable, false, JSON.stringify(full));
+    assert.ok(full.unwritableSince !== null && !Number.isNaN(Date.parse(full.unwritableSince)));
+    assert.match(full.problem ?? '', /ENOSPC|no space/i);
+    await daemon.waitForLine(/Ledger .* not writable: /);
+
+    process.stdout.write(`      drifts before the ledger failed: ${fitted}, in all: ${rounds}\n`);
+    inDaemonMounts(daemon, `rm "${daemon.stateDir}/filler"`);
+    await daemon.waitForLine(/Ledger .* writable again/, 30000);
+    const after = (await status(daemon)).ledger;
+    assert.equal(after.writable, true);
+    assert.equal(after.unwritableSince, null);
+    const records = parseLedger(inDaemonMounts(daemon, `cat "${daemon.stateDir}/ledger.jsonl"`));
+    assertIncreasing(records);
+    assert.equal(records.filter((record) => record.kind === 'drift' && record.interface === 'up0').length, rounds, 'every drift recorded, none glued or lost');
+    assert.equal(daemon.exitCode, null);
+  });
+
+  it('starts and enforces with a torn last line on a full disk', async () => {
+    ns.addVeth('up0');
+    // A valid record, then a torn one padded to fill the file's last page: nothing more fits.
+    const first = '{"seq":1,"time":"2026-11-20T10:00:00.000Z","kind":"drift","trigger":"features","action":"enforced"}\n';
+    const torn = `{"seq": 2, "kind": "dr${'x'.repeat(PAGE_BYTES - first.length - 22)}`;
+    const seed = ns.file('seed.jsonl', first + torn);
+    assert.equal(fs.statSync(seed).size, PAGE_BYTES);
+    const daemon = startOnTmpfs(GSO_OFF, '64k', `cp "${seed}" "$0/ledger.jsonl"; ${fill('$0')}`);
+    await daemon.ready();
+    assert.equal(ns.features('up0')[GSO], false, 'enforced');
+    const { ledger } = await status(daemon);
+    assert.equal(ledger.writable, false);
+    assert.equal(ledger.lastSeq, 2, 'numbered after the last valid record');
+    assert.ok(daemon.linesMatching(/torn last line/).length === 1, daemon.lines.join('\n'));
+  });
+
+  it('starts and enforces on a read-only state directory', async () => {
+    ns.addVeth('up0');
+    const daemon = startOnTmpfs(GSO_OFF, '64k', 'touch "$0/ledger.jsonl"; mount -o remount,ro "$0";');
+    await daemon.ready();
+    assert.equal(ns.features('up0')[GSO], false, 'enforced');
+    const { ledger } = await status(daemon);
+    assert.equal(ledger.writable, false);
+    assert.match(ledger.problem ?? '', /read-only/);
+    await daemon.waitForLine(/not writable/);
+  });
+});

@@ -1,0 +1,195 @@
+/**
+ * The ledger on its own, on real files in a scratch directory: record validation, sequence
+ * numbers across rotation and restarts, links, deleted files, bounded queries and the last
+ * recorded state. No kernel and no root needed.
+ */
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { BackwardLines, MAX_LINE_BYTES, OVERLONG_LINE } from '../../src/ledger/files';
+import { RECENT_RECORDS } from '../../src/ledger/history';
+import { Ledger, type LedgerObserver } from '../../src/ledger/ledger';
+import type { LedgerRecord, NewRecord } from '../../src/ledger/record';
+
+const LIMITS = { maxBytes: 16 * 1024 * 1024, keepFiles: 4 };
+
+function drift(iface: string, observed: 'on' | 'off' = 'on', feature = 'rx-gro'): NewRecord {
+  return { kind: 'drift', trigger: 'features', action: 'enforced', interface: iface, feature, expected: 'off', observed };
+}
+
+class Recorder implements LedgerObserver {
+  readonly warnings: string[] = [];
+  readonly events: string[] = [];
+  warning(message: string): void {
+    this.warnings.push(message);
+  }
+  unwritable(): void {
+    this.events.push('unwritable');
+  }
+  writable(): void {
+    this.events.push('writable');
+  }
+}
+
+/** Every line of a ledger file, parsed strictly: a glued or torn line fails the test. */
+function lines(file: string): LedgerRecord[] {
+  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as LedgerRecord);
+}
+
+function appendNow(ledger: Ledger, records: NewRecord[]): LedgerRecord[] {
+  let stamped: LedgerRecord[] = [];
+  ledger.append(records, (durable) => (stamped = durable), true);
+  return stamped;
+}
+
+describe('ledger (files in a scratch directory)', function () {
+  let dir: string;
+  let open: Ledger[];
+  const ledgerIn = (limits = LIMITS, observer = new Recorder()): Ledger => {
+    const ledger = new Ledger(dir, limits, observer);
+    open.push(ledger);
+    ledger.open();
+    return ledger;
+  };
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'offloadd-ledger-'));
+    open = [];
+  });
+  afterEach(() => {
+    for (const ledger of open) ledger.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('skips null, {} and other non-record JSON lines with a warning, and deep queries still work', async () => {
+    const file = path.join(dir, 'ledger.jsonl');
+    const good = (seq: number): string => JSON.stringify({ seq, time: '2026-11-20T10:00:00.000Z', ...drift(`up${seq}`) });
+    fs.writeFileSync(file, [good(1), 'null', '{}', '[1,2]', '"text"', '{"seq":"7","time":"x","kind":"drift"}', good(2), ''].join('\n'));
+    const observer = new Recorder();
+    const ledger = ledgerIn(LIMITS, observer);
+    const { records } = await ledger.query({ limit: 100 });
+    assert.deepEqual(records.map((record) => record.seq), [2, 1]);
+    assert.equal(observer.warnings.filter((warning) => /skipped a malformed line/.test(warning)).length, 5, observer.warnings.join('\n'));
+    assert.equal(appendNow(ledger, [drift('up0')])[0]?.seq, 3);
+  });
+
+  it('continues the sequence when the last line is {} or null', () => {
+    const file = path.join(dir, 'ledger.jsonl');
+    fs.writeFileSync(file, `${JSON.stringify({ seq: 41, time: '2026-11-20T10:00:00.000Z', ...drift('up0') })}\n{}\nnull\n`);
+    const ledger = ledgerIn();
+    assert.equal(appendNow(ledger, [drift('up0')])[0]?.seq, 42);
+  });
+
+  it('keeps sequence numbers increasing across rotation and restarts, also with keep: 0', () => {
+    for (const keepFiles of [0, 2]) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.mkdirSync(dir);
+      const limits = { maxBytes: 4096, keepFiles };
+      let last = 0;
+      for (let restart = 0; restart < 4; restart++) {
+        const ledger = ledgerIn(limits);
+        for (;;) {
+          const seq = appendNow(ledger, [drift('up0')])[0]?.seq ?? 0;
+          assert.ok(seq > last, `keep ${keepFiles}, restart ${restart}: #${seq} after #${last}`);
+          last = seq;
+          if (fs.statSync(ledger.activePath).size === 0) break; // rotated just now: restart right after it
+        }
+        ledger.close();
+      }
+    }
+  });
+
+  it('never follows a symbolic link at ledger.jsonl, and reports the ledger not writable', () => {
+    const target = path.join(dir, 'elsewhere');
+    fs.writeFileSync(target, 'precious\n');
+    fs.symlinkSync(target, path.join(dir, 'ledger.jsonl'));
+    const observer = new Recorder();
+    const ledger = ledgerIn(LIMITS, observer);
+    let delivered: Error | null = null;
+    ledger.append([drift('up0')], (_records, error) => (delivered = error), true);
+    assert.equal(fs.readFileSync(target, 'utf8'), 'precious\n');
+    assert.ok(delivered, 'delivered with an error');
+    assert.equal(ledger.health.writable, false);
+    assert.match(ledger.health.problem ?? '', /symbolic link/);
+    assert.deepEqual(observer.events, ['unwritable']);
+    // The link removed: the held record is written with its number, and that is announced.
+    fs.rmSync(path.join(dir, 'ledger.jsonl'));
+    appendNow(ledger, [drift('up1')]);
+    assert.deepEqual(lines(ledger.activePath).map((record) => [record.seq, record.interface]), [[1, 'up0'], [2, 'up1']]);
+    assert.deepEqual(observer.events, ['unwritable', 'writable']);
+    assert.equal(ledger.health.writable, true);
+  });
+
+  it('reopens a ledger deleted while running, with a warning', () => {
+    const observer = new Recorder();
+    const ledger = ledgerIn(LIMITS, observer);
+    appendNow(ledger, [drift('up0')]);
+    fs.rmSync(ledger.activePath);
+    appendNow(ledger, [drift('up1')]);
+    assert.deepEqual(lines(ledger.activePath).map((record) => record.seq), [2]);
+    assert.ok(observer.warnings.some((warning) => /deleted or replaced/.test(warning)), observer.warnings.join('\n'));
+  });
+
+  it('terminates a torn last line before the next record instead of gluing onto it', () => {
+    const file = path.join(dir, 'ledger.jsonl');
+    fs.writeFileSync(file, `${JSON.stringify({ seq: 5, time: '2026-11-20T10:00:00.000Z', ...drift('up0') })}\n{"seq": 6, "ki`);
+    const observer = new Recorder();
+    const ledger = ledgerIn(LIMITS, observer);
+    assert.ok(observer.warnings.some((warning) => /torn last line/.test(warning)), observer.warnings.join('\n'));
+    appendNow(ledger, [drift('up1')]);
+    const text = fs.readFileSync(file, 'utf8').split('\n');
+    assert.equal(text[1], '{"seq": 6, "ki');
+    assert.equal((JSON.parse(text[2] as string) as LedgerRecord).seq, 6, 'numbered after the last valid record');
+  });
+
+  it('answers deep queries from the files beyond what it keeps in memory, and says which files it could not read', async function () {
+    this.timeout(30000);
+    const total = RECENT_RECORDS + 5000;
+    const time = (seq: number): string => new Date(Date.UTC(2026, 10, 1) + seq * 1000).toISOString();
+    const text = Array.from({ length: total }, (_, index) => `${JSON.stringify({ seq: index + 1, time: time(index + 1), ...drift(index === 10 ? 'rare0' : `up${index % 50}`) })}\n`);
+    fs.writeFileSync(path.join(dir, 'ledger.jsonl.1'), text.slice(0, 6000).join(''));
+    fs.writeFileSync(path.join(dir, 'ledger.jsonl'), text.slice(6000).join(''));
+    fs.mkdirSync(path.join(dir, 'ledger.jsonl.2')); // unreadable as a ledger file
+    const observer = new Recorder();
+    const ledger = ledgerIn(LIMITS, observer);
+    const [rare, recent, since] = await Promise.all([
+      ledger.query({ interface: 'rare0' }),
+      ledger.query({ limit: 3 }),
+      ledger.query({ since: new Date(time(total - 9)) }),
+    ]);
+    assert.deepEqual(rare.records.map((record) => record.seq), [11]);
+    assert.match(rare.warnings.join('\n'), /ledger\.jsonl\.2 cannot be read.*left out/);
+    assert.equal(observer.warnings.filter((warning) => /ledger\.jsonl\.2 cannot be read/.test(warning)).length, 1, 'logged once');
+    assert.deepEqual(recent.records.map((record) => record.seq), [total, total - 1, total - 2]);
+    assert.equal(since.records.length, 10);
+    const all = await ledger.query({});
+    assert.equal(all.records.length, total);
+    assert.ok(all.records.every((record, index) => index === 0 || (all.records[index - 1] as LedgerRecord).seq > record.seq), 'newest first, no duplicates');
+  });
+});
+
+describe('BackwardLines', () => {
+  it('yields lines newest first across chunk boundaries, with the torn tail first', () => {
+    const text = Buffer.from('one\ntwo\nthree\ntorn');
+    for (let size = 1; size <= text.length; size++) {
+      const splitter = new BackwardLines();
+      const got: string[] = [];
+      for (let end = text.length; end > 0; end -= size) {
+        const start = Math.max(0, end - size);
+        got.push(...splitter.feed(text.subarray(start, end), start === 0));
+      }
+      assert.deepEqual(got, ['torn', 'three', 'two', 'one'], `chunk size ${size}`);
+    }
+  });
+
+  it('drops a line longer than the bound instead of buffering it', () => {
+    const splitter = new BackwardLines();
+    const long = Buffer.alloc(MAX_LINE_BYTES + 10, 0x61);
+    const got = [
+      ...splitter.feed(Buffer.from('\nlast\n'), false),
+      ...splitter.feed(long, false),
+      ...splitter.feed(Buffer.from('first\n'), true),
+    ];
+    assert.deepEqual(got, ['', 'last', OVERLONG_LINE, 'first']);
+  });
+});
