@@ -64,7 +64,7 @@ function formatStatus(status: StatusResult): string {
     `policy     ${status.policy.path} (${status.policy.rules} rules, sha256 ${status.policy.sha256.slice(0, 12)})`,
     `interfaces ${status.interfaces.managed} managed, ${status.interfaces.compliant} compliant, ${status.interfaces.drifting} not compliant`,
     `events     ${status.counters.drifts} drifts, ${status.counters.corrections} corrections, ${status.counters.unenforceable} unenforceable, ${status.counters.failures} failures, ${status.counters.resyncs} resyncs`,
-    `ledger     ${status.ledger.path} (last record #${status.ledger.lastSeq})`,
+    `ledger     ${status.ledger.path} (last record #${status.ledger.lastSeq})${status.ledger.writable ? '' : ` — NOT WRITABLE since ${status.ledger.unwritableSince ?? '?'}: ${status.ledger.problem ?? 'unknown error'} (${status.ledger.heldRecords} records held in memory)`}`,
     ...status.policy.warnings.map((warning) => `warning    ${warning.message}`),
   ].join('\n') + '\n';
 }
