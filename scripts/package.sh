@@ -107,7 +107,7 @@ CHANGELOG
     { tail -n 40 "$BUILD/dpkg-buildpackage-$arch.log" >&2; die "dpkg-buildpackage failed for $debarch"; }
   deb="offloadd_${version}_$debarch.deb"
   mv "$BUILD/deb-$arch/$deb" "$OUT/$deb"
-  lintian --fail-on error,warning --no-tag-display-limit "$OUT/$deb" | tee "$OUT/$deb.lintian" ||
+  lintian --fail-on error,warning --tag-display-limit 0 "$OUT/$deb" | tee "$OUT/$deb.lintian" ||
     die "lintian finds problems in $deb (above; also in packages/$deb.lintian)"
 
   # Tarball: the same tree for /usr/local; the policy is the operator's to put in /etc.
