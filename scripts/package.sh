@@ -76,8 +76,8 @@ unit_for_prefix() {
   local prefix="$1" unit
   unit="$(sed -e "s#/usr/bin/node /opt/offloadd/bin/offloadd#$prefix/sbin/offloadd#g" \
     -e "s#^Documentation=.*#Documentation=man:offloadd(8) man:offloadd.policy(5) man:offloadctl(1)#" \
-    -e "s#^\(\# Install as\).*#\1 $prefix/lib/systemd/system/offloadd.service (from the offloadd package).#" \
-    -e "/^# interface, and records drift. Install as/,/^# \/usr\/lib\/systemd\/system\/) with the package tree/d" \
+    -e "/^# interface, and records drift. Install as/,/^# \/usr\/lib\/systemd\/system\/) with the package tree/c\\
+# interface, and records drift. Installed with offloadd under $prefix." \
     systemd/offloadd.service)"
   if grep -v '^#' <<<"$unit" | grep -q /opt/offloadd; then
     die "systemd/offloadd.service names /opt/offloadd in a line this script does not rewrite: update unit_for_prefix"

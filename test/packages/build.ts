@@ -23,9 +23,14 @@ function run(dir: string, log: number, command: string, args: string[], env: Nod
   execFileSync(command, args, { cwd: dir, env, stdio: ['ignore', log, log], timeout: 15 * 60 * 1000 });
 }
 
-export function buildPackages(arches: string[] = ['x64', 'arm64']): BuiltPackages {
+/** The shipped runtime first on PATH, and its headers for node-gyp, as .ci/run sets them. */
+function releaseEnv(): NodeJS.ProcessEnv {
   const runtime = execFileSync(path.join(REPO_ROOT, 'scripts', 'node-runtime.sh'), { encoding: 'utf8' }).trim();
-  const env = { ...process.env, PATH: `${runtime}/bin:${process.env['PATH'] ?? ''}`, npm_config_nodedir: runtime };
+  return { ...process.env, PATH: `${runtime}/bin:${process.env['PATH'] ?? ''}`, npm_config_nodedir: runtime };
+}
+
+export function buildPackages(arches: string[] = ['x64', 'arm64']): BuiltPackages {
+  const env = releaseEnv();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'offloadd-release-'));
   const logFile = path.join(dir, 'build.log');
   const log = fs.openSync(logFile, 'a');
@@ -38,8 +43,7 @@ export function buildPackages(arches: string[] = ['x64', 'arm64']): BuiltPackage
     run(src, log, 'npm', ['ci', '--prefer-offline', '--no-audit', '--no-fund'], env);
     run(src, log, 'npm', ['run', 'prebuilds', '--', ...arches], env);
     run(src, log, 'npm', ['run', 'package', '--', ...arches], env);
-    const built = makeResult(src, remove);
-    return built;
+    return makeResult(src, remove);
   } catch (error) {
     const tail = fs.readFileSync(logFile, 'utf8').split('\n').slice(-40).join('\n');
     remove();
@@ -52,8 +56,7 @@ export function buildPackages(arches: string[] = ['x64', 'arm64']): BuiltPackage
 /** Commits a version bump in the clone and builds the .deb again (an upgrade to test). */
 export function rebuildWithNextVersion(built: BuiltPackages, arch = 'x64'): BuiltPackages {
   const src = path.dirname(built.packages);
-  const runtime = execFileSync(path.join(REPO_ROOT, 'scripts', 'node-runtime.sh'), { encoding: 'utf8' }).trim();
-  const env = { ...process.env, PATH: `${runtime}/bin:${process.env['PATH'] ?? ''}`, npm_config_nodedir: runtime };
+  const env = releaseEnv();
   const log = fs.openSync(path.join(built.dir, 'rebuild.log'), 'a');
   try {
     run(src, log, 'npm', ['version', 'patch', '--no-git-tag-version'], env);

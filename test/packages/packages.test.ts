@@ -168,12 +168,13 @@ describe('packages on a fresh Debian 12 (debootstrap, systemd-nspawn)', function
       assert.equal(await h.prop('MainPID'), pid, 'reloaded, not restarted');
       assert.match(await h.run('ethtool', '-k', 'vx0'), /^generic-segmentation-offload: off/m);
 
-      built = rebuildWithNextVersion(built as BuiltPackages);
-      await h.run('dpkg', '-i', `/packages/offloadd_${built.version}_amd64.deb`);
+      const upgrade = rebuildWithNextVersion(built as BuiltPackages);
+      assert.notEqual(upgrade.version, (built as BuiltPackages).version);
+      await h.run('dpkg', '-i', `/packages/offloadd_${upgrade.version}_amd64.deb`);
       assert.equal(h.c.readFile('/etc/offloadd/policy.yaml'), edited);
       assert.notEqual(await h.prop('MainPID'), pid, 'restarted on upgrade');
       const status = JSON.parse(await h.run('offloadctl', 'status', '--json')) as { version: string };
-      assert.equal(status.version, built.version);
+      assert.equal(status.version, upgrade.version);
       assert.match(await h.prop('StatusText'), /2 managed, 2 compliant/);
     });
 
