@@ -3,6 +3,7 @@
  * Errors thrown by the addon carry `errno`, `syscall` and `ifname` as properties; they are
  * turned into KernelError here so the rest of the daemon sees one error type.
  */
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { getSystemErrorName } from 'node:util';
 import { KernelError, OffloaddError } from '../errors';
@@ -98,14 +99,34 @@ const EXPECTED_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = [
   'tryLockExclusive',
 ];
 
+/**
+ * Where the addon may be, first found wins: next to the bundled application (the packages), the
+ * developer's own build (`npm ci` runs node-gyp), then the prebuilt binary for this architecture
+ * (`npm run prebuilds`). From dist/src/addon, the checkout is three levels up.
+ */
+function addonCandidates(dir = __dirname): string[] {
+  const checkout = path.resolve(dir, '..', '..', '..');
+  return [
+    path.join(dir, 'offloadd.node'),
+    path.join(checkout, 'build', 'Release', 'offloadd.node'),
+    path.join(checkout, 'prebuilds', `${process.platform}-${process.arch}`, 'offloadd.node'),
+  ];
+}
+
 function loadAddon(): NativeAddon {
-  const file = path.resolve(__dirname, '..', '..', '..', 'build', 'Release', 'offloadd.node');
+  const candidates = addonCandidates();
+  const file = candidates.find((candidate) => existsSync(candidate));
+  if (!file) {
+    throw new OffloaddError('ERR_ADDON', `the native addon is missing; looked for ${candidates.join(', ')}`, {
+      hint: 'build it with `npm ci` (or `npx node-gyp rebuild`; it needs python3, make and g++), or reinstall the package',
+    });
+  }
   let loaded: Record<string, unknown>;
   try {
     loaded = require(file) as Record<string, unknown>;
   } catch (error) {
     throw new OffloaddError('ERR_ADDON', `cannot load the native addon ${file}: ${(error as Error).message}`, {
-      hint: 'build it with `npm ci` (or `npx node-gyp rebuild`); it needs python3, make and g++',
+      hint: `it must be built for ${process.platform}-${process.arch}: rebuild it with \`npx node-gyp rebuild\`, or reinstall the package`,
       cause: error,
     });
   }

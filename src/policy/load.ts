@@ -19,6 +19,7 @@ import { closeSync, constants as fsConstants, existsSync, fstatSync, openSync, r
 import * as nodePath from 'node:path';
 import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type Document, type Scalar } from 'yaml';
 import { PolicyError, type SourcePosition } from '../errors';
+import { DEFAULT_POLICY_TEXT, SHIPPED_POLICY_PATH } from '../generated/build-info';
 import {
   KNOWN_KERNEL_FEATURES,
   RETIRED_KERNEL_FEATURES,
@@ -748,14 +749,12 @@ export function loadPolicyFile(path: string, hostFeatures: readonly string[]): P
   return parseWithChecksum(text, path, hostFeatures, sha256(bytes));
 }
 
-/** Where the shipped default lives: `<repo>/policy/default.yaml`, from dist/src/policy or src/policy. */
+/** Where the shipped default lives: policy/default.yaml in a checkout, its installed copy in a package. */
 export function defaultPolicyPath(): string {
-  const fromDist = nodePath.resolve(__dirname, '../../../policy/default.yaml');
-  const fromSource = nodePath.resolve(__dirname, '../../policy/default.yaml');
-  return existsSync(fromDist) || !existsSync(fromSource) ? fromDist : fromSource;
+  return SHIPPED_POLICY_PATH;
 }
 
-/** The shipped default policy; its `path` is BUILT_IN_POLICY_LABEL, errors name the real file. */
+/** The shipped default policy, embedded at build time; its `path` is BUILT_IN_POLICY_LABEL. */
 export function loadDefaultPolicy(hostFeatures: readonly string[]): Policy {
-  return { ...loadPolicyFile(defaultPolicyPath(), hostFeatures), path: BUILT_IN_POLICY_LABEL };
+  return { ...parsePolicy(DEFAULT_POLICY_TEXT, SHIPPED_POLICY_PATH, hostFeatures), path: BUILT_IN_POLICY_LABEL };
 }

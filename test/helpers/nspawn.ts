@@ -36,8 +36,10 @@ const CONTAINER_ENV: NodeJS.ProcessEnv = {
 };
 
 export interface ContainerOptions {
-  /** Bound read-only at `repoMount`. Default: this repository. */
-  repoDir?: string;
+  /** Root file system to boot, read-only under the throw-away overlay. Default: the host's own. */
+  rootDir?: string;
+  /** Bound read-only at `repoMount`. Default: this repository; null: none (nor its catalog). */
+  repoDir?: string | null;
   /** Where the repository appears inside. Default /opt/offloadd (the installed layout). */
   repoMount?: string;
   /** More units to mask (in addition to ALWAYS_MASKED and what the host enables). */
@@ -122,15 +124,15 @@ export function nspawnUnavailableReason(): string | null {
 /** Starts the container, then waits on stdin: its closing (stop(), or our death) halts it. */
 const SUPERVISOR_SCRIPT = String.raw`
 set -u
-W=$1 CGROUPS=$2
-shift 2
+W=$1 CGROUPS=$2 ROOTFS=$3
+shift 3
 (
   for d in $CGROUPS; do echo "$BASHPID" > "$d/cgroup.procs" || exit 1; done
   export SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1
   exec unshare --mount --propagation private sh -c '
-    root=$1; shift
-    mount -t tmpfs -o mode=755 tmpfs /run/systemd && mount --bind / "$root" && exec systemd-nspawn "$@"
-  ' unshare-sh "$W/root" "$@"
+    rootfs=$1 root=$2; shift 2
+    mount -t tmpfs -o mode=755 tmpfs /run/systemd && mount --bind "$rootfs" "$root" && exec systemd-nspawn "$@"
+  ' unshare-sh "$ROOTFS" "$W/root" "$@"
 ) </dev/null >>"$W/nspawn.log" 2>&1 &
 N=$!
 echo "NSPAWN $N"
@@ -193,16 +195,20 @@ export class Container {
 
   private masks(): string[] {
     const unmask = new Set(this.options.unmask ?? []);
-    const units = new Set([...ALWAYS_MASKED, ...unitsEnabledOnHost(), ...(this.options.mask ?? [])]);
+    const enabled = unitsEnabledOnHost(path.join(this.options.rootDir ?? '/', 'etc', 'systemd', 'system'));
+    const units = new Set([...ALWAYS_MASKED, ...enabled, ...(this.options.mask ?? [])]);
     return [...units].filter((unit) => !unmask.has(unit));
   }
 
   private async spawnNspawn(): Promise<void> {
     if (this.cgroupDirs.length === 0) throw new Error('no cgroup hierarchy found under /sys/fs/cgroup');
     for (const dir of this.cgroupDirs) fs.mkdirSync(dir);
-    const repoDir = path.resolve(this.options.repoDir ?? REPO_ROOT);
-    const catalog = this.options.catalog === undefined ? path.join(repoDir, 'systemd', 'offloadd.catalog') : this.options.catalog;
-    const binds: Array<[string, string]> = [[repoDir, this.options.repoMount ?? '/opt/offloadd'], ...(this.options.bindReadOnly ?? [])];
+    const repoDir = this.options.repoDir === null ? null : path.resolve(this.options.repoDir ?? REPO_ROOT);
+    const catalog = this.options.catalog === undefined && repoDir ? path.join(repoDir, 'systemd', 'offloadd.catalog') : this.options.catalog;
+    const binds: Array<[string, string]> = [
+      ...(repoDir ? [[repoDir, this.options.repoMount ?? '/opt/offloadd'] as [string, string]] : []),
+      ...(this.options.bindReadOnly ?? []),
+    ];
     if (catalog) {
       if (!fs.existsSync(catalog)) throw new Error(`catalog ${catalog} does not exist`);
       binds.push([path.resolve(catalog), '/usr/lib/systemd/catalog/offloadd.catalog']);
@@ -239,7 +245,7 @@ export class Container {
       '--boot',
       ...this.masks().map((unit) => `systemd.mask=${unit}`),
     ];
-    this.supervisor = spawn('bash', ['-c', SUPERVISOR_SCRIPT, 'supervisor', this.dir, this.cgroupDirs.join(' '), ...nspawnArgs], {
+    this.supervisor = spawn('bash', ['-c', SUPERVISOR_SCRIPT, 'supervisor', this.dir, this.cgroupDirs.join(' '), path.resolve(this.options.rootDir ?? '/'), ...nspawnArgs], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const supervisor = this.supervisor;

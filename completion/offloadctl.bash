@@ -1,0 +1,48 @@
+# bash completion for offloadctl(1); installed as .../bash-completion/completions/offloadctl.
+# Commands and options as `offloadctl --help` lists them (test/unit/man-pages.test.ts checks).
+_offloadctl() {
+    local cur prev words cword
+    _init_completion || return
+
+    local commands='status list show drift explain reload enforce watch check check-policy'
+    local common='--json --socket --help'
+    local command= i
+    for ((i = 1; i < cword; i++)); do
+        case "${words[i]}" in
+            --socket) ((i++)) ;;
+            -*) ;;
+            *) command="${words[i]}"; break ;;
+        esac
+    done
+
+    case "$prev" in
+        --socket) _filedir sock; return ;;
+        --interface) COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur")); return ;;
+        --kind) COMPREPLY=($(compgen -W 'initial drift unenforceable flapping resync' -- "$cur")); return ;;
+        --since|--feature|--limit) return ;;
+    esac
+
+    if [[ -z "$command" ]]; then
+        COMPREPLY=($(compgen -W "$commands --socket --help --version" -- "$cur"))
+        return
+    fi
+    case "$command" in
+        show|explain|enforce)
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "$common" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur"))
+            fi ;;
+        drift)
+            COMPREPLY=($(compgen -W "$common --since --interface --feature --kind --limit" -- "$cur")) ;;
+        check-policy)
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "$common" -- "$cur"))
+            else
+                _filedir '@(yaml|yml)'
+            fi ;;
+        *)
+            COMPREPLY=($(compgen -W "$common" -- "$cur")) ;;
+    esac
+} &&
+    complete -F _offloadctl offloadctl
