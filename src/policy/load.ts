@@ -15,8 +15,7 @@
  *   Conflicts are judged over every known name, so a policy valid on one host is valid on all.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, constants as fsConstants, existsSync, fstatSync, openSync, readSync, type Stats } from 'node:fs';
-import * as nodePath from 'node:path';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type Document, type Scalar } from 'yaml';
 import { PolicyError, type SourcePosition } from '../errors';
 import { DEFAULT_POLICY_TEXT, SHIPPED_POLICY_PATH } from '../generated/build-info';
