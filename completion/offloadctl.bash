@@ -4,7 +4,7 @@ _offloadctl() {
     local cur prev words cword
     _init_completion || return
 
-    local commands='status list show drift explain reload enforce watch check check-policy'
+    local commands='status list show drift explain reload enforce watch check check-policy doctor'
     local common='--json --socket --help'
     local command= i
     for ((i = 1; i < cword; i++)); do
@@ -19,17 +19,25 @@ _offloadctl() {
         --socket) _filedir sock; return ;;
         --interface) COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur")); return ;;
         --kind) COMPREPLY=($(compgen -W 'initial drift unenforceable flapping resync' -- "$cur")); return ;;
-        --since|--feature|--limit) return ;;
+        --policy) _filedir '@(yaml|yml)'; return ;;
+        --sysfs-root) _filedir -d; return ;;
+        --since|--feature|--limit|--window) return ;;
     esac
 
     if [[ -z "$command" ]]; then
-        COMPREPLY=($(compgen -W "$commands --socket --help --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "$commands --json --socket --help --version" -- "$cur"))
         return
     fi
     case "$command" in
         show|explain|enforce)
             if [[ "$cur" == -* ]]; then
                 COMPREPLY=($(compgen -W "$common" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur"))
+            fi ;;
+        doctor)
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "$common --window --policy --sysfs-root" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur"))
             fi ;;
