@@ -18,7 +18,7 @@ _offloadctl() {
     case "$prev" in
         --socket) _filedir sock; return ;;
         --interface) COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur")); return ;;
-        --kind) COMPREPLY=($(compgen -W 'initial drift unenforceable flapping resync' -- "$cur")); return ;;
+        --event) COMPREPLY=($(compgen -W 'initial drift unenforceable flapping resync' -- "$cur")); return ;;
         --policy) _filedir '@(yaml|yml)'; return ;;
         --sysfs-root) _filedir -d; return ;;
         --since|--feature|--limit|--window) return ;;
@@ -42,7 +42,7 @@ _offloadctl() {
                 COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur"))
             fi ;;
         drift)
-            COMPREPLY=($(compgen -W "$common --since --interface --feature --kind --limit" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "$common --since --interface --feature --event --limit" -- "$cur")) ;;
         check-policy)
             if [[ "$cur" == -* ]]; then
                 COMPREPLY=($(compgen -W "$common" -- "$cur"))

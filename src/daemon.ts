@@ -356,13 +356,13 @@ export class Daemon extends EventEmitter {
   }
 
   private report(record: LedgerRecord): void {
-    if (record.kind === 'drift') this.counters.drifts++;
+    if (record.event === 'drift') this.counters.drifts++;
     if (record.action === 'enforced') this.counters.corrections++;
-    if (record.kind === 'unenforceable') this.counters.unenforceable++;
+    if (record.event === 'unenforceable') this.counters.unenforceable++;
     // A refused write (EPERM, EBUSY) comes back as an outcome, not an exception: count it too.
     if (record.action === 'failed') this.counters.failures++;
     const description = describeRecord(record);
-    this.log.event(description.kind, description.level, description.message, description.fields);
+    this.log.event(description.message, description.level, description.text, description.fields);
     this.emit('record', record);
   }
 

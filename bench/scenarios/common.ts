@@ -104,6 +104,6 @@ export class LedgerWatcher {
 }
 
 export function correctionUsMedian(daemon: BenchDaemon, kind: string): number {
-  const values = daemon.ledger().filter((record) => record.kind === kind && typeof record.correctionUs === 'number').map((record) => record.correctionUs as number);
+  const values = daemon.ledger().filter((record) => record.event === kind && typeof record.correctionUs === 'number').map((record) => record.correctionUs as number);
   return median(values);
 }

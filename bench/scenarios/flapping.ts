@@ -60,9 +60,9 @@ async function underAdversary(ctx: BenchContext, netns: BenchNetns, daemon: Benc
       exposure: during.value,
       flips,
       corrections: records.filter((record) => record.action === 'enforced').length,
-      backoffs: records.filter((record) => record.kind === 'flapping').length,
-      gaveUp: records.filter((record) => record.kind === 'unenforceable').length,
-      gaveUpReason: records.find((record) => record.kind === 'unenforceable')?.reason ?? null,
+      backoffs: records.filter((record) => record.event === 'flapping').length,
+      gaveUp: records.filter((record) => record.event === 'unenforceable').length,
+      gaveUpReason: records.find((record) => record.event === 'unenforceable')?.reason ?? null,
     };
   } finally {
     netns.kill(adversary);

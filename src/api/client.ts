@@ -2,7 +2,7 @@
 import * as net from 'node:net';
 import { OffloaddError } from '../errors';
 import { readLines } from './ndjson';
-import type { MethodName, Methods, RpcErrorObject } from './protocol';
+import type { MethodName, Methods, RpcErrorObject, WatchEvent } from './protocol';
 
 /** The daemon could not be reached (not running, wrong socket, no permission). */
 export class UnreachableError extends OffloaddError {
@@ -69,12 +69,12 @@ export async function call<M extends MethodName>(socketPath: string, method: M, 
 }
 
 /** Streams watch events to `onEvent` until the connection ends. */
-export async function watch(socketPath: string, onEvent: (event: Record<string, unknown>) => void): Promise<void> {
+export async function watch(socketPath: string, onEvent: (event: WatchEvent) => void): Promise<void> {
   const socket = await connect(socketPath);
   socket.write(`${JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'watch', params: {} })}\n`);
   await readMessages(socket, (message) => {
     if (message['error']) throw new RemoteError(message['error'] as RpcErrorObject);
-    if (message['method'] === 'watch.event') onEvent(message['params'] as Record<string, unknown>);
+    if (message['method'] === 'watch.event') onEvent(message['params'] as WatchEvent);
     return false;
   });
 }

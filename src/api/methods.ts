@@ -4,8 +4,11 @@
  */
 import type { Daemon } from '../daemon';
 import { VERSION } from '../version';
-import { API_VERSION, RpcCode, type Methods } from './protocol';
+import type { RecordEvent } from '../ledger/record';
+import type { InterfaceStatus } from '../reconcile/managed-interfaces';
+import { API_VERSION, RpcCode } from './protocol';
 import { RpcError, type Handlers } from './server';
+import { interfaceView, planView, statusView } from './views';
 
 function stringParam(params: Record<string, unknown>, name: string, required: true): string;
 function stringParam(params: Record<string, unknown>, name: string, required: false): string | undefined;
@@ -34,10 +37,20 @@ function parseSince(text: string): Date {
   return since;
 }
 
+const RECORD_EVENTS: readonly RecordEvent[] = ['initial', 'drift', 'unenforceable', 'flapping', 'resync'];
+
+function eventParam(params: Record<string, unknown>): RecordEvent | undefined {
+  const event = stringParam(params, 'event', false);
+  if (event !== undefined && !(RECORD_EVENTS as readonly string[]).includes(event)) {
+    throw new RpcError(RpcCode.invalidParams, `param "event" must be one of ${RECORD_EVENTS.join(', ')}`);
+  }
+  return event as RecordEvent | undefined;
+}
+
 export function createHandlers(daemon: Daemon): Handlers {
   const reconciler = daemon.reconcilerView;
 
-  const managedStatus = (name: string): Methods['interfaces.get']['result']['interface'] => {
+  const managedStatus = (name: string): InterfaceStatus => {
     const link = reconciler.findLink(name);
     const status = link ? reconciler.status(link.ifindex) : null;
     if (!link) throw new RpcError(RpcCode.notFound, `no interface "${name}"`, { hint: 'offloadctl list shows the managed interfaces' });
@@ -58,15 +71,15 @@ export function createHandlers(daemon: Daemon): Handlers {
         uptimeSec: Math.round((Date.now() - daemon.startedAt.getTime()) / 1000),
         featureInterface: daemon.table.via,
         policy: { path: policy.path, sha256: policy.checksum, rules: policy.rules.length, warnings: policy.warnings },
-        interfaces: { managed, compliant, drifting: managed - compliant },
+        interfaces: { managed, compliant, notCompliant: managed - compliant },
         counters: { ...daemon.counters },
         ledger: { ...daemon.ledger.health, lastSeq: daemon.ledger.lastSeq },
       };
     },
 
-    'interfaces.list': () => ({ interfaces: daemon.statuses().sort((a, b) => a.name.localeCompare(b.name)) }),
+    'interfaces.list': () => ({ interfaces: daemon.statuses().sort((a, b) => a.name.localeCompare(b.name)).map(statusView) }),
 
-    'interfaces.get': (params) => ({ interface: managedStatus(stringParam(params, 'interface', true)) }),
+    'interfaces.get': (params) => ({ interface: statusView(managedStatus(stringParam(params, 'interface', true))) }),
 
     'drift.list': async (params) => {
       const raw = params as Record<string, unknown>;
@@ -80,7 +93,7 @@ export function createHandlers(daemon: Daemon): Handlers {
         since, limit,
         interface: stringParam(raw, 'interface', false),
         feature: stringParam(raw, 'feature', false),
-        kind: stringParam(raw, 'kind', false),
+        event: eventParam(raw),
       });
       return warnings.length > 0 ? { records, warnings } : { records };
     },
@@ -91,8 +104,8 @@ export function createHandlers(daemon: Daemon): Handlers {
       if (!link) throw new RpcError(RpcCode.notFound, `no interface "${name}"`, { hint: 'ip link shows the interfaces of this namespace' });
       const explanation = reconciler.explain(link);
       return {
-        interface: link.name, facts: explanation.facts, rules: explanation.evaluations,
-        matchedRule: explanation.rule, mode: explanation.mode, plan: explanation.plan,
+        ...interfaceView(explanation.facts), rules: explanation.evaluations,
+        rule: explanation.rule, mode: explanation.mode, plan: explanation.plan.map(planView),
       };
     },
 
@@ -105,11 +118,11 @@ export function createHandlers(daemon: Daemon): Handlers {
       const name = stringParam(params, 'interface', false);
       if (name === undefined) {
         daemon.enforce(null);
-        return { interfaces: daemon.statuses() };
+        return { interfaces: daemon.statuses().map(statusView) };
       }
       const status = managedStatus(name);
       daemon.enforce(status.ifindex);
-      return { interfaces: [reconciler.status(status.ifindex) ?? status] };
+      return { interfaces: [statusView(reconciler.status(status.ifindex) ?? status)] };
     },
 
     watch: (_params, _caller, connection) => {

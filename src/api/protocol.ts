@@ -2,13 +2,13 @@
  * The local API: newline-delimited JSON-RPC 2.0 over a Unix stream socket. Each method is typed
  * once here ({ params, result }) for both the server and offloadctl. docs/API.md documents it.
  */
-import type { InterfaceFacts } from '../facts/types';
-import type { FeatureInterface } from '../reconcile/feature-state';
-import type { LedgerRecord } from '../ledger/record';
+import type { LedgerRecord, RecordEvent, Trigger } from '../ledger/record';
 import type { RuleEvaluation } from '../policy/match';
 import type { Mode, PolicyWarning } from '../policy/types';
-import type { FeaturePlan } from '../reconcile/plan';
-import type { InterfaceStatus } from '../reconcile/reconciler';
+import type { FeatureInterface } from '../reconcile/feature-state';
+import type { InterfaceStatusView, InterfaceView, PlanView } from './views';
+
+export type { FeatureView, InterfaceStatusView, InterfaceView, OnOff, PlanView } from './views';
 
 /** Bumped on an incompatible change; additions keep it. */
 export const API_VERSION = 1;
@@ -46,43 +46,38 @@ export interface StatusResult {
   /** How features are read and set: by ifindex over ethtool netlink, or by name over the ioctls. */
   featureInterface: FeatureInterface;
   policy: { path: string; sha256: string; rules: number; warnings: PolicyWarning[] };
-  interfaces: { managed: number; compliant: number; drifting: number };
+  interfaces: { managed: number; compliant: number; notCompliant: number };
   counters: { resyncs: number; drifts: number; corrections: number; unenforceable: number; failures: number; reloads: number };
   /** `writable: false` with `unwritableSince`: records are held in memory, enforcement goes on. */
   ledger: { path: string; lastSeq: number; writable: boolean; unwritableSince: string | null; problem: string | null; heldRecords: number };
 }
 
-export interface ExplainResult {
-  interface: string;
-  facts: InterfaceFacts;
+export interface ExplainResult extends InterfaceView {
   rules: RuleEvaluation[];
-  matchedRule: string | null;
+  /** The rule that applies, or null. */
+  rule: string | null;
   mode: Mode | null;
-  plan: FeaturePlan[];
+  plan: PlanView[];
 }
 
-export interface WatchEvent {
-  type: 'record' | 'checked' | 'released';
-  record?: LedgerRecord;
-  status?: InterfaceStatus;
-  interface?: string;
-  ifindex?: number;
-  why?: string;
-  trigger?: string;
-}
+/** The `watch.event` notifications' params, one per event. */
+export type WatchEvent =
+  | { type: 'record'; record: LedgerRecord }
+  | { type: 'checked'; status: InterfaceStatusView; trigger: Trigger }
+  | { type: 'released'; interface: string; ifindex: number; why: 'deleted' | 'unmatched' };
 
 export interface Methods {
   status: { params: Record<string, never>; result: StatusResult };
-  'interfaces.list': { params: Record<string, never>; result: { interfaces: InterfaceStatus[] } };
-  'interfaces.get': { params: { interface: string }; result: { interface: InterfaceStatus } };
+  'interfaces.list': { params: Record<string, never>; result: { interfaces: InterfaceStatusView[] } };
+  'interfaces.get': { params: { interface: string }; result: { interface: InterfaceStatusView } };
   'drift.list': {
-    params: { since?: string; interface?: string; feature?: string; kind?: string; limit?: number };
+    params: { since?: string; interface?: string; feature?: string; event?: RecordEvent; limit?: number };
     /** `warnings`: ledger files that could not be read, so older records may be missing. */
     result: { records: LedgerRecord[]; warnings?: string[] };
   };
   explain: { params: { interface: string }; result: ExplainResult };
   'policy.reload': { params: Record<string, never>; result: { path: string; sha256: string; rules: number; warnings: PolicyWarning[] } };
-  enforce: { params: { interface?: string }; result: { interfaces: InterfaceStatus[] } };
+  enforce: { params: { interface?: string }; result: { interfaces: InterfaceStatusView[] } };
   /** Streams `watch.event` notifications until the client disconnects. */
   watch: { params: Record<string, never>; result: { watching: true } };
 }

@@ -16,7 +16,7 @@ import { OffloaddError, PolicyError } from '../errors';
 import type { Log } from '../observe/log';
 import { isMemberOf, resolveGroup } from './identity';
 import { readLines } from './ndjson';
-import { METHOD_NAMES, PRIVILEGED_METHODS, RpcCode, type MethodName, type Methods, type RpcErrorObject } from './protocol';
+import { METHOD_NAMES, PRIVILEGED_METHODS, RpcCode, type MethodName, type Methods, type RpcErrorObject, type WatchEvent } from './protocol';
 
 export interface ApiServerOptions {
   socketPath: string;
@@ -137,7 +137,7 @@ export class ApiServer {
   }
 
   /** Sends to every watch client; drops those that do not read. */
-  broadcast(params: object): void {
+  broadcast(params: WatchEvent): void {
     for (const connection of this.watchers) {
       connection.send({ jsonrpc: '2.0', method: 'watch.event', params });
       if (connection.socket.writableLength > this.options.maxWatchBacklogBytes) {

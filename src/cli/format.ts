@@ -1,7 +1,6 @@
 /** Text output shared by offloadd --once and offloadctl. */
-import type { InterfaceStatus } from '../reconcile/reconciler';
+import type { InterfaceStatusView } from '../api/views';
 import { escapeControl } from '../observe/escape';
-import { onOff } from '../reconcile/plan';
 
 /** Aligned columns, like `ip -br`: no wrapping, widths from the content. */
 export function table(header: string[], rows: string[][]): string {
@@ -11,17 +10,17 @@ export function table(header: string[], rows: string[][]): string {
 }
 
 /** "rx-gro off/off" pairs: wanted/active for each policy feature. */
-export function featureSummary(status: InterfaceStatus): string {
+export function featureSummary(status: InterfaceStatusView): string {
   return status.features
     .filter((feature) => feature.action !== 'ignored')
-    .map((feature) => `${feature.feature}=${onOff(feature.wanted)}/${feature.after === null ? '-' : onOff(feature.after)}`)
+    .map((feature) => `${feature.feature}=${feature.wanted}/${feature.active ?? '-'}`)
     .join(' ');
 }
 
-export function formatOnceReport(statuses: InterfaceStatus[]): string {
+export function formatOnceReport(statuses: InterfaceStatusView[]): string {
   if (statuses.length === 0) return 'No interface matches the policy.\n';
   return table(
     ['INTERFACE', 'RULE', 'COMPLIANT', 'FEATURES (wanted/active)'],
-    statuses.map((status) => [escapeControl(status.name), status.rule, status.compliant ? 'yes' : 'NO', featureSummary(status)]),
+    statuses.map((status) => [escapeControl(status.interface), status.rule, status.compliant ? 'yes' : 'NO', featureSummary(status)]),
   );
 }

@@ -6,17 +6,13 @@
  */
 import { parseArgs } from 'node:util';
 import { call, RemoteError, UnreachableError, watch } from '../api/client';
-import { DEFAULT_SOCKET_PATH, type ExplainResult, type StatusResult } from '../api/protocol';
+import { DEFAULT_SOCKET_PATH, type ExplainResult, type InterfaceStatusView, type StatusResult } from '../api/protocol';
 import { OffloaddError, PolicyError } from '../errors';
-import { vendorDevice } from '../facts/pci';
-import type { PciId } from '../facts/types';
-import type { LedgerRecord } from '../ledger/record';
+import type { LedgerRecord, RecordEvent } from '../ledger/record';
 import { escapeControl, escapeStrings } from '../observe/escape';
 import { lintPolicy } from '../policy/lint';
 import { loadPolicyFile } from '../policy/load';
 import type { PolicyWarning } from '../policy/types';
-import type { InterfaceStatus } from '../reconcile/reconciler';
-import { onOff } from '../reconcile/plan';
 import { VERSION } from '../version';
 import { doctorCommand } from './doctor';
 import { featureSummary, table } from './format';
@@ -56,60 +52,69 @@ function paint(out: Output, code: string, text: string): string {
 
 const yesNo = (out: Output, ok: boolean): string => (ok ? paint(out, '32', 'yes') : paint(out, '31;1', 'NO'));
 
-const pciOf = (pci: PciId | null): string => (pci ? vendorDevice(pci) : '-');
+const pciText = (facts: { pci: string | null; pciSubsystem: string | null }): string =>
+  facts.pci === null ? '-' : facts.pciSubsystem ? `${facts.pci} (${facts.pciSubsystem})` : facts.pci;
 
 function formatStatus(status: StatusResult): string {
   return [
     `offloadd ${status.version} (pid ${status.pid}), up ${status.uptimeSec} s, mode ${status.mode}, features via ${status.featureInterface}`,
     `policy     ${status.policy.path} (${status.policy.rules} rules, sha256 ${status.policy.sha256.slice(0, 12)})`,
-    `interfaces ${status.interfaces.managed} managed, ${status.interfaces.compliant} compliant, ${status.interfaces.drifting} not compliant`,
+    `interfaces ${status.interfaces.managed} managed, ${status.interfaces.compliant} compliant, ${status.interfaces.notCompliant} not compliant`,
     `events     ${status.counters.drifts} drifts, ${status.counters.corrections} corrections, ${status.counters.unenforceable} unenforceable, ${status.counters.failures} failures, ${status.counters.resyncs} resyncs`,
     `ledger     ${status.ledger.path} (last record #${status.ledger.lastSeq})${status.ledger.writable ? '' : ` — NOT WRITABLE since ${status.ledger.unwritableSince ?? '?'}: ${status.ledger.problem ?? 'unknown error'} (${status.ledger.heldRecords} records held in memory)`}`,
     ...status.policy.warnings.map((warning) => `warning    ${warning.message}`),
   ].join('\n') + '\n';
 }
 
-function formatShow(out: Output, status: InterfaceStatus): string {
-  const facts = status.facts;
+function formatShow(out: Output, status: InterfaceStatusView): string {
   const lines = [
-    `${status.name} (ifindex ${status.ifindex})`,
-    `  driver     ${facts.driver ?? '-'}   pci ${pciOf(status.facts.pci)}   bus ${facts.busInfo ?? '-'}   kind ${facts.kind ?? '-'}   mac ${facts.mac ?? '-'}`,
+    `${status.interface} (ifindex ${status.ifindex})`,
+    `  driver     ${status.driver ?? '-'}   pci ${pciText(status)}   bus ${status.busInfo ?? '-'}   kind ${status.kind ?? '-'}   mac ${status.mac ?? '-'}`,
     `  rule       ${status.rule} (mode ${status.mode})`,
     `  compliant  ${yesNo(out, status.compliant)} since ${status.since}`,
-    `  drifts     ${status.driftCount}${status.lastDrift ? `, last at ${status.lastDrift}` : ''}`,
+    `  drifts     ${status.drifts}${status.lastDrift ? `, last at ${status.lastDrift}` : ''}`,
     `  checked    ${status.lastCheck}`,
     '',
     '',
   ].join('\n');
-  return lines + table(['FEATURE', 'AS', 'WANTED', 'ACTIVE', 'LAST ACTION', 'NOTE'], status.features.map((feature) => [
-    feature.feature, feature.as, onOff(feature.wanted), feature.after === null ? '-' : onOff(feature.after), feature.action, feature.reason ?? '',
+  return lines + table(['FEATURE', 'AS', 'WANTED', 'ACTIVE', 'ACTION', 'REASON'], status.features.map((feature) => [
+    feature.feature, feature.as, feature.wanted, feature.active ?? '-', feature.action, feature.reason ?? '',
   ]));
 }
 
+/** One line per record: the ledger's own names as column titles. */
 function formatRecords(records: LedgerRecord[]): string {
   if (records.length === 0) return 'No records.\n';
-  return table(['TIME', 'INTERFACE', 'KIND', 'FEATURE', 'WAS', 'WANTED', 'ACTION', 'TRIGGER', 'NOTE'], records.map((record) => [
-    record.time, record.interface ?? '-', record.kind, record.feature ?? '-', record.observed ?? '-', record.expected ?? '-',
-    record.action, record.trigger,
-    record.correctionUs !== undefined ? `${record.correctionUs} µs` : record.reason ?? (record.count !== undefined ? `count ${record.count}` : ''),
+  return table(['TIME', 'SEQ', 'EVENT', 'INTERFACE', 'FEATURE', 'WANTED', 'ACTIVE', 'ACTION', 'TRIGGER', 'REASON'], records.map((record) => [
+    record.time, String(record.seq), record.event, record.interface ?? '-', record.feature ?? '-', record.wanted ?? '-', record.active ?? '-',
+    record.action, record.trigger, recordNote(record),
   ]));
+}
+
+function recordNote(record: LedgerRecord): string {
+  const counts = [
+    record.correctionUs !== undefined ? `${record.correctionUs} µs` : null,
+    record.interfaces !== undefined ? `${record.interfaces} interfaces` : null,
+    record.notices !== undefined && record.notices > 1 ? `${record.notices} notices` : null,
+    record.corrections !== undefined ? `${record.corrections} corrections` : null,
+  ].filter(Boolean).join(', ');
+  return [counts, record.reason].filter(Boolean).join('; ');
 }
 
 function formatExplain(out: Output, result: ExplainResult): string {
-  const facts = result.facts;
   const lines = [
-    `${result.interface} (ifindex ${facts.ifindex}): driver ${facts.driver ?? '-'}, pci ${pciOf(facts.pci)}, kind ${facts.kind ?? '-'}, mac ${facts.mac ?? '-'}`,
+    `${result.interface} (ifindex ${result.ifindex}): driver ${result.driver ?? '-'}, pci ${pciText(result)}, kind ${result.kind ?? '-'}, mac ${result.mac ?? '-'}`,
     '',
   ];
   if (result.rules.length === 0) lines.push('The policy has no rules.');
   result.rules.forEach((evaluation, index) => {
-    const chosen = evaluation.rule === result.matchedRule;
+    const chosen = evaluation.rule === result.rule;
     const verdict = evaluation.matched ? (chosen ? paint(out, '32', 'MATCHES (applied)') : 'matches, but an earlier rule won') : paint(out, '2', 'does not match');
     lines.push(`rule ${index + 1} "${evaluation.rule}": ${verdict}`);
     for (const check of evaluation.checks) lines.push(`  ${check.passed ? '✓' : '✗'} ${check.key}: ${check.reason}`);
   });
   lines.push('');
-  if (!result.matchedRule) {
+  if (!result.rule) {
     lines.push('No rule matches: offloadd leaves this interface alone.');
     return lines.join('\n') + '\n';
   }
@@ -118,8 +123,8 @@ function formatExplain(out: Output, result: ExplainResult): string {
     compliant: 'already as wanted', differs: result.mode === 'enforce' ? 'would be set' : 'differs (report only)',
     unenforceable: 'cannot be set on this device', ignored: 'skipped (the device cannot change it)', absent: 'unknown to this kernel',
   };
-  return lines.join('\n') + '\n' + table(['FEATURE', 'AS', 'WANTED', 'ACTIVE', 'PLAN', 'NOTE'], result.plan.map((entry) => [
-    entry.feature, entry.as, onOff(entry.wanted), entry.active === null ? '-' : onOff(entry.active), verbs[entry.status] ?? entry.status, entry.reason ?? '',
+  return lines.join('\n') + '\n' + table(['FEATURE', 'AS', 'WANTED', 'ACTIVE', 'PLAN', 'REASON'], result.plan.map((entry) => [
+    entry.feature, entry.as, entry.wanted, entry.active ?? '-', verbs[entry.plan] ?? entry.plan, entry.reason ?? '',
   ]));
 }
 
@@ -146,7 +151,7 @@ const COMMANDS: Record<string, Command> = {
       const result = await call(socket, 'interfaces.list', {});
       print(out, result, (safe) => safe.interfaces.length === 0 ? 'No managed interfaces.\n' : table(
         ['INTERFACE', 'DRIVER', 'PCI', 'RULE', 'MODE', 'COMPLIANT', 'DRIFTS', 'FEATURES (wanted/active)'],
-        safe.interfaces.map((status) => [status.name, status.facts.driver ?? '-', pciOf(status.facts.pci), status.rule, status.mode, yesNo(out, status.compliant), String(status.driftCount), featureSummary(status)]),
+        safe.interfaces.map((status) => [status.interface, status.driver ?? '-', pciText(status), status.rule, status.mode, yesNo(out, status.compliant), String(status.drifts), featureSummary(status)]),
       ));
       return EXIT.ok;
     },
@@ -164,16 +169,16 @@ const COMMANDS: Record<string, Command> = {
   },
   drift: {
     summary: 'the drift ledger, newest first',
-    usage: 'offloadctl drift [--since TIME] [--interface IFACE] [--feature NAME] [--kind KIND] [--limit N] [--json]',
-    help: 'Records from the durable ledger, newest first. KIND is initial, drift, unenforceable, flapping\nor resync. TIME is ISO 8601: with Z or an offset (2026-11-22T10:00:00Z, 2026-11-22T11:00:00+01:00)\nit is taken as written; without one (2026-11-22T10:00, 2026-11-22) it is this machine\'s local time\n(TZ). Default limit: 100.',
-    options: { since: { type: 'string' }, interface: { type: 'string' }, feature: { type: 'string' }, kind: { type: 'string' }, limit: { type: 'string' } },
+    usage: 'offloadctl drift [--since TIME] [--interface IFACE] [--feature NAME] [--event EVENT] [--limit N] [--json]',
+    help: 'Records from the durable ledger, newest first. EVENT is initial, drift, unenforceable, flapping\nor resync. TIME is ISO 8601: with Z or an offset (2026-11-22T10:00:00Z, 2026-11-22T11:00:00+01:00)\nit is taken as written; without one (2026-11-22T10:00, 2026-11-22) it is this machine\'s local time\n(TZ). Default limit: 100.',
+    options: { since: { type: 'string' }, interface: { type: 'string' }, feature: { type: 'string' }, event: { type: 'string' }, limit: { type: 'string' } },
     async run({ values, socket, out }) {
       const limit = values['limit'] === undefined ? undefined : Number(values['limit']);
       if (limit !== undefined && !Number.isInteger(limit)) throw new UsageError('--limit must be a whole number');
       const since = values['since'] === undefined ? undefined : sinceForApi(values['since'] as string);
       const result = await call(socket, 'drift.list', {
         since, interface: values['interface'] as string | undefined,
-        feature: values['feature'] as string | undefined, kind: values['kind'] as string | undefined, limit,
+        feature: values['feature'] as string | undefined, event: values['event'] as RecordEvent | undefined, limit,
       });
       print(out, result, (safe) => formatRecords(safe.records));
       return EXIT.ok;
@@ -209,7 +214,7 @@ const COMMANDS: Record<string, Command> = {
       const result = await call(socket, 'enforce', positionals[0] === undefined ? {} : { interface: positionals[0] });
       print(out, result, (safe) => {
         const notCompliant = safe.interfaces.filter((status) => !status.compliant);
-        return `Enforced ${safe.interfaces.length} interface(s); ${notCompliant.length} not compliant${notCompliant.length ? `: ${notCompliant.map((status) => status.name).join(', ')}` : ''}.\n`;
+        return `Enforced ${safe.interfaces.length} interface(s); ${notCompliant.length} not compliant${notCompliant.length ? `: ${notCompliant.map((status) => status.interface).join(', ')}` : ''}.\n`;
       });
       return EXIT.ok;
     },
@@ -225,12 +230,16 @@ const COMMANDS: Record<string, Command> = {
           return;
         }
         const event = escapeStrings(raw);
-        const record = event['record'] as LedgerRecord | undefined;
-        if (record) process.stdout.write(formatRecords([record]).split('\n')[1] + '\n');
-        else if (event['type'] === 'released') process.stdout.write(`${event['interface']}: no longer managed (${event['why']})\n`);
-        else if (event['type'] === 'checked') {
-          const status = event['status'] as InterfaceStatus;
-          process.stdout.write(`${status.name}: checked (${event['trigger']}), compliant ${status.compliant ? 'yes' : 'NO'}\n`);
+        switch (event.type) {
+          case 'record':
+            process.stdout.write(formatRecords([event.record]).split('\n')[1] + '\n');
+            break;
+          case 'released':
+            process.stdout.write(`${event.interface}: no longer managed (${event.why})\n`);
+            break;
+          case 'checked':
+            process.stdout.write(`${event.status.interface}: checked (${event.trigger}), compliant ${event.status.compliant ? 'yes' : 'NO'}\n`);
+            break;
         }
       });
       return EXIT.ok;
@@ -244,7 +253,7 @@ const COMMANDS: Record<string, Command> = {
       const result = await call(socket, 'interfaces.list', {});
       const bad = result.interfaces.filter((status) => !status.compliant);
       const ok = bad.length === 0;
-      print(out, { ok, managed: result.interfaces.length, outOfPolicy: bad.map((status) => status.name) }, (safe) => ok
+      print(out, { ok, managed: result.interfaces.length, outOfPolicy: bad.map((status) => status.interface) }, (safe) => ok
         ? `OFFLOADD OK - ${safe.managed} managed interfaces compliant\n`
         : `OFFLOADD CRITICAL - ${safe.outOfPolicy.length} of ${safe.managed} out of policy: ${safe.outOfPolicy.join(', ')}\n`);
       return ok ? EXIT.ok : EXIT.outOfPolicy;

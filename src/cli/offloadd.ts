@@ -12,6 +12,7 @@ import { createLog, LEVELS, type Level, type LogTarget } from '../observe/log';
 import { createHandlers } from '../api/methods';
 import { DEFAULT_SOCKET_PATH } from '../api/protocol';
 import { ApiServer, DEFAULT_API_LIMITS } from '../api/server';
+import { statusView } from '../api/views';
 import { formatOnceReport } from './format';
 import { VERSION } from '../version';
 
@@ -127,7 +128,7 @@ export function main(argv: string[]): void {
     process.once('SIGTERM', finishFirst);
     process.once('SIGINT', finishFirst);
     try {
-      const statuses = daemon.runOnce();
+      const statuses = daemon.runOnce().map(statusView);
       process.stdout.write(values.json ? `${JSON.stringify({ interfaces: statuses }, null, 2)}\n` : formatOnceReport(statuses));
       process.exitCode = statuses.every((status) => status.compliant) ? EXIT.ok : EXIT.notCompliant;
       daemon.ledger.close();
@@ -145,7 +146,7 @@ export function main(argv: string[]): void {
   }, createHandlers(daemon), log);
   daemon.on('record', (record) => api.broadcast({ type: 'record', record }));
   daemon.on('checked', (status, trigger) => {
-    if (api.watchers.length > 0) api.broadcast({ type: 'checked', status, trigger });
+    if (api.watchers.length > 0) api.broadcast({ type: 'checked', status: statusView(status), trigger });
   });
   daemon.on('released', (ifindex, name, why) => api.broadcast({ type: 'released', ifindex, interface: name, why }));
 

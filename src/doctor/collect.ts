@@ -100,7 +100,12 @@ async function wantedSource(options: DoctorOptions, table: FeatureTable, notes: 
       explain: async (link, facts, snapshot) => {
         try {
           const result: ExplainResult = await call(options.socket, 'explain', { interface: link.name });
-          return { rule: result.matchedRule, mode: result.mode, plan: result.plan };
+          // The API's "on"/"off" back to the plan's booleans the findings work with.
+          const plan = result.plan.map((entry): FeaturePlan => ({
+            feature: entry.feature, as: entry.as, wanted: entry.wanted === 'on', active: entry.active === null ? null : entry.active === 'on',
+            status: entry.plan, reason: entry.reason,
+          }));
+          return { rule: result.rule, mode: result.mode, plan };
         } catch (error) {
           if (!(error instanceof OffloaddError)) throw error;
           notes.push(`the daemon could not explain ${link.name} (${error.message}): its wanted states come from the policy read here`);

@@ -41,7 +41,7 @@ export interface LedgerQuery {
   since?: Date;
   interface?: string;
   feature?: string;
-  kind?: string;
+  event?: string;
   /** Newest N (after filtering). */
   limit?: number;
 }
@@ -497,7 +497,7 @@ export class Ledger {
             const prefix = SEQ_PREFIX.exec(line);
             if (line === '' || (prefix && Number(prefix[1]) >= below)) return true; // already answered from memory
             // A line as the daemon writes it that lacks a filter's exact text cannot match: not parsed.
-            if (prefix && since === undefined && !needles.every((needle) => line.includes(needle))) return true;
+            if (prefix && since === undefined && !needles.every((group) => group.some((needle) => line.includes(needle)))) return true;
             const parsed = parseRecord(line);
             if ('problem' in parsed || parsed.record.seq >= below) return true;
             if (since !== undefined && Date.parse(parsed.record.time) < since) {
@@ -532,15 +532,20 @@ export class Ledger {
 function matches(record: LedgerRecord, query: LedgerQuery): boolean {
   return (query.interface === undefined || record.interface === query.interface)
     && (query.feature === undefined || record.feature === query.feature)
-    && (query.kind === undefined || record.kind === query.kind);
+    && (query.event === undefined || record.event === query.event);
 }
 
-/** `"interface":"up0"` and the like, as JSON.stringify writes them, for the query's filters. */
-function rawNeedles(query: LedgerQuery): string[] {
-  const needles: string[] = [];
-  for (const key of ['interface', 'feature', 'kind'] as const) {
+/**
+ * `"interface":"up0"` and the like, as JSON.stringify writes them, for the query's filters: a
+ * line must hold one of each group. (Lines from before API v1 say "kind" for "event".)
+ */
+function rawNeedles(query: LedgerQuery): string[][] {
+  const needles: string[][] = [];
+  for (const key of ['interface', 'feature', 'event'] as const) {
     const value = query[key];
-    if (value !== undefined) needles.push(`${JSON.stringify(key)}:${JSON.stringify(value)}`);
+    if (value === undefined) continue;
+    const names = key === 'event' ? ['event', 'kind'] : [key];
+    needles.push(names.map((name) => `${JSON.stringify(name)}:${JSON.stringify(value)}`));
   }
   return needles;
 }

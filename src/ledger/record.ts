@@ -17,7 +17,8 @@ export type Trigger =
   | 'manual'   // an operator asked (offloadctl enforce)
   | 'backoff'; // a flapping back-off ended
 
-export type RecordKind =
+/** What happened: the record's `event` (journal field OFFLOADD_EVENT). */
+export type RecordEvent =
   /** First enforcement of an interface this daemon had not yet brought into policy. */
   | 'initial'
   /** An interface that had been compliant was found out of policy. */
@@ -36,7 +37,7 @@ export interface LedgerRecord {
   seq: number;
   /** ISO 8601, UTC. */
   time: string;
-  kind: RecordKind;
+  event: RecordEvent;
   trigger: Trigger;
   action: RecordAction;
   interface?: string;
@@ -45,14 +46,19 @@ export interface LedgerRecord {
   /** "vvvv:dddd" */
   pci?: string | null;
   rule?: string;
+  /** The kernel's name (rx-gro), as `ethtool -k` prints it. */
   feature?: string;
-  expected?: 'on' | 'off';
-  observed?: 'on' | 'off';
+  /** What the policy wants. */
+  wanted?: 'on' | 'off';
+  /** What the kernel had in effect when the event was found (before any correction). */
+  active?: 'on' | 'off';
   /** From the first read to the verified read-back, µs. */
   correctionUs?: number;
   reason?: string;
-  /** flapping: drifts seen in the window; resync: interfaces re-read. */
-  count?: number;
+  /** resync: interfaces re-read. */
+  interfaces?: number;
+  /** flapping: corrections (and held-back drifts) within the window that started the back-off. */
+  corrections?: number;
   /** resync: lost-event notices this one re-read covers (coalesced within an interval). */
   notices?: number;
   /** flapping: the back-off now in force, seconds. */
@@ -62,11 +68,26 @@ export interface LedgerRecord {
 /** A record before the ledger stamps `seq` and `time`. */
 export type NewRecord = Omit<LedgerRecord, 'seq' | 'time'>;
 
-const KINDS: ReadonlySet<string> = new Set<RecordKind>(['initial', 'drift', 'unenforceable', 'flapping', 'resync']);
+const EVENTS: ReadonlySet<string> = new Set<RecordEvent>(['initial', 'drift', 'unenforceable', 'flapping', 'resync']);
+
+/**
+ * Records written before API v1 (offloadd 0.1) named the event `kind`, the states `expected` and
+ * `observed`, and both counts `count`: read them under today's names, so history survives the
+ * upgrade.
+ */
+function fromLegacyNames(record: Record<string, unknown>): Record<string, unknown> {
+  if (!('kind' in record) || 'event' in record) return record;
+  const { kind, expected, observed, count, ...rest } = record;
+  const renamed: Record<string, unknown> = { ...rest, event: kind };
+  if (expected !== undefined) renamed['wanted'] = expected;
+  if (observed !== undefined) renamed['active'] = observed;
+  if (count !== undefined) renamed[kind === 'resync' ? 'interfaces' : 'corrections'] = count;
+  return renamed;
+}
 
 /**
  * One ledger line as a record, or why it is not one. Valid JSON is not enough: `null`, `{}` or a
- * record without a positive integer `seq`, a parseable `time` and a known `kind` would break
+ * record without a positive integer `seq`, a parseable `time` and a known `event` would break
  * history queries and sequence numbering, so such lines are skipped (with a warning) like a torn one.
  */
 export function parseRecord(line: string): { record: LedgerRecord } | { problem: string } {
@@ -77,13 +98,13 @@ export function parseRecord(line: string): { record: LedgerRecord } | { problem:
     return { problem: 'not JSON' };
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return { problem: 'not a JSON object' };
-  const record = value as Partial<Record<keyof LedgerRecord, unknown>>;
+  const record = fromLegacyNames(value as Record<string, unknown>) as Partial<Record<keyof LedgerRecord, unknown>>;
   if (typeof record.seq !== 'number' || !Number.isSafeInteger(record.seq) || record.seq < 1) return { problem: 'no positive integer "seq"' };
   if (typeof record.time !== 'string' || Number.isNaN(Date.parse(record.time))) return { problem: 'no valid "time"' };
-  if (typeof record.kind !== 'string' || !KINDS.has(record.kind)) return { problem: 'no known "kind"' };
+  if (typeof record.event !== 'string' || !EVENTS.has(record.event)) return { problem: 'no known "event"' };
   if (typeof record.trigger !== 'string' || typeof record.action !== 'string') return { problem: 'no "trigger" or "action"' };
   for (const key of ['interface', 'feature', 'rule'] as const) {
     if (record[key] !== undefined && typeof record[key] !== 'string') return { problem: `"${key}" is not a string` };
   }
-  return { record: value as LedgerRecord };
+  return { record: record as LedgerRecord };
 }

@@ -1,59 +1,77 @@
 /**
  * How a ledger record reads in the journal: one place for the wording, level, MESSAGE_ID and
- * structured fields of every record kind.
+ * structured fields of every record event.
  */
 import type { LedgerRecord } from '../ledger/record';
 import type { Level, LogFields } from './log';
-import type { MessageKind } from './message-ids';
+import type { JournalMessage } from './message-ids';
 
 export interface RecordDescription {
-  kind: MessageKind;
+  message: JournalMessage;
   level: Level;
-  message: string;
+  text: string;
   fields: LogFields;
 }
 
+/**
+ * One MESSAGE_ID per record event, so `journalctl MESSAGE_ID=<drift>` finds exactly the ledger's
+ * drift records (and `offloadctl status`'s drift count); the action only changes the level and
+ * the wording. Field names are the ledger's, upper-cased under OFFLOADD_ (INTERFACE and IFINDEX
+ * as systemd-networkd names them).
+ */
 export function describeRecord(record: LedgerRecord): RecordDescription {
   const fields: LogFields = {
     INTERFACE: record.interface,
     IFINDEX: record.ifindex,
+    OFFLOADD_EVENT: record.event,
     OFFLOADD_DRIVER: record.driver ?? undefined,
     OFFLOADD_PCI: record.pci ?? undefined,
     OFFLOADD_RULE: record.rule,
     OFFLOADD_FEATURE: record.feature,
-    OFFLOADD_EXPECTED: record.expected,
-    OFFLOADD_OBSERVED: record.observed,
+    OFFLOADD_WANTED: record.wanted,
+    OFFLOADD_ACTIVE: record.active,
     OFFLOADD_ACTION: record.action,
     OFFLOADD_TRIGGER: record.trigger,
     OFFLOADD_SEQ: record.seq,
     OFFLOADD_CORRECTION_USEC: record.correctionUs,
+    OFFLOADD_INTERFACES: record.interfaces,
+    OFFLOADD_NOTICES: record.notices,
+    OFFLOADD_CORRECTIONS: record.corrections,
+    OFFLOADD_BACKOFF_SEC: record.backoffSec,
   };
   const who = record.interface ?? '';
-  const change = `${record.feature} ${record.observed} → ${record.expected}`;
   const rule = `rule ${record.rule}`;
-  switch (record.kind) {
+  switch (record.event) {
     case 'resync':
-      return { kind: 'resync', level: 'warning', message: `Resynchronising: ${record.reason ?? 'events were lost'}; re-reading ${record.count ?? 'all'} links`, fields: { ...fields, OFFLOADD_LINKS: record.count, OFFLOADD_NOTICES: record.notices } };
+      return { message: 'resync', level: 'warning', text: `Resynchronising: ${record.reason ?? 'events were lost'}; re-reading ${record.interfaces ?? 'all'} interfaces`, fields };
     case 'unenforceable':
-      return { kind: 'unenforceable', level: 'warning', message: `${who}: cannot keep ${record.feature} ${record.expected} (${rule}): ${record.reason ?? 'unenforceable'}`, fields };
+      return { message: 'unenforceable', level: 'warning', text: `${who}: cannot keep ${record.feature} ${record.wanted} (${rule}): ${record.reason ?? 'unenforceable'}`, fields };
     case 'flapping':
-      return { kind: 'flapping', level: 'warning', message: `${who}: ${record.feature} keeps being turned ${record.observed}: ${record.reason ?? ''}`, fields: { ...fields, OFFLOADD_COUNT: record.count, OFFLOADD_BACKOFF_SEC: record.backoffSec } };
+      return { message: 'flapping', level: 'warning', text: `${who}: ${record.feature} keeps being turned ${record.active}: ${record.reason ?? ''}`, fields };
     case 'initial':
     case 'drift': {
-      const initial = record.kind === 'initial';
-      const what = initial ? `${change} (${rule})` : `${record.feature} drifted ${record.expected} → ${record.observed} (${rule}, seen on ${record.trigger})`;
-      switch (record.action) {
-        case 'enforced':
-          return { kind: initial ? 'enforced' : 'drift', level: initial ? 'notice' : 'warning', message: `${who}: ${what}; ${initial ? 'set' : `set ${record.expected} again`} in ${record.correctionUs ?? '?'} µs`, fields };
-        case 'reported':
-          return { kind: 'drift', level: 'warning', message: `${who}: ${what}; report mode, left as it is`, fields };
-        case 'contended':
-          return { kind: 'drift', level: 'warning', message: `${who}: ${what}; set ${record.expected} but another writer changed it back at once; correcting again on its event`, fields };
-        case 'deferred':
-          return { kind: 'drift', level: 'warning', message: `${who}: ${what}; correction held back (flapping back-off)`, fields };
-        default:
-          return { kind: 'enforceFailed', level: 'error', message: `${who}: ${what}; could not set it: ${record.reason ?? 'unknown error'}`, fields };
-      }
+      const initial = record.event === 'initial';
+      const what = initial
+        ? `${record.feature} ${record.active} → ${record.wanted} (${rule})`
+        : `${record.feature} drifted ${record.wanted} → ${record.active} (${rule}, seen on ${record.trigger})`;
+      const text = `${who}: ${what}; ${doneText(record, initial)}`;
+      const level: Level = record.action === 'failed' ? 'error' : initial && record.action === 'enforced' ? 'notice' : 'warning';
+      return { message: record.event, level, text, fields };
     }
+  }
+}
+
+function doneText(record: LedgerRecord, initial: boolean): string {
+  switch (record.action) {
+    case 'enforced':
+      return `${initial ? 'set' : `set ${record.wanted} again`} in ${record.correctionUs ?? '?'} µs${record.reason ? ` (${record.reason})` : ''}`;
+    case 'reported':
+      return `report mode, left as it is${record.reason ? ` (${record.reason})` : ''}`;
+    case 'contended':
+      return `set ${record.wanted} but another writer changed it back at once; correcting again on its event`;
+    case 'deferred':
+      return 'correction held back (flapping back-off)';
+    default:
+      return `could not set it: ${record.reason ?? 'unknown error'}`;
   }
 }

@@ -14,7 +14,7 @@ import { addon } from '../addon/binding';
 import { vendorDevice } from '../facts/pci';
 import { escapeControl } from './escape';
 import type { InterfaceFacts } from '../facts/types';
-import { MessageId, type MessageKind } from './message-ids';
+import { MessageId, type JournalMessage } from './message-ids';
 
 export const LEVELS = ['emerg', 'alert', 'crit', 'error', 'warning', 'notice', 'info', 'debug'] as const;
 export type Level = (typeof LEVELS)[number];
@@ -95,8 +95,8 @@ export class Log {
   }
 
   /** An event operators filter on: tagged with its MESSAGE_ID. */
-  event(kind: MessageKind, level: Level, message: string, fields: LogFields = {}): void {
-    this.logger.log(level, message, { MESSAGE_ID: MessageId[kind], ...fields });
+  event(name: JournalMessage, level: Level, message: string, fields: LogFields = {}): void {
+    this.logger.log(level, message, { MESSAGE_ID: MessageId[name], ...fields });
   }
 
   isEnabled(level: Level): boolean {

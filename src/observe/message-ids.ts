@@ -1,5 +1,5 @@
 /**
- * journald MESSAGE_ID= for each kind of event offloadd logs, so operators can filter
+ * journald MESSAGE_ID= for each event offloadd logs, so operators can filter
  * (`journalctl MESSAGE_ID=...`) and `journalctl -x` can show the catalog entry
  * (systemd/offloadd.catalog). These ids are a public interface: never change one.
  */
@@ -8,9 +8,12 @@ export const MessageId = {
   started: '5326d170a36845dbaa1b7ffdd3dbe146',
   /** The daemon is stopping. */
   stopping: '8db8e39c7f1245949d938be0e9f35c5b',
-  /** A newly seen interface was brought into policy (first enforcement). */
-  enforced: 'f0a343a8674b4c31bae1e8a5dd34c1e1',
-  /** A managed interface that had been compliant drifted out of policy. */
+  /**
+   * An `initial` record: an interface's first check found a feature out of policy (and set it,
+   * in enforce mode). One id per record event, so `journalctl MESSAGE_ID=` and the ledger agree.
+   */
+  initial: 'f0a343a8674b4c31bae1e8a5dd34c1e1',
+  /** A `drift` record: a feature that had been as wanted no longer is (whatever was done about it). */
   drift: 'a5d2004202124136b153c1aa612d7bf6',
   /** A wanted feature state cannot be enforced on this device (fixed, unsupported, kernel refuses). */
   unenforceable: 'be5abd5aca884f71a8858c37a627d051',
@@ -22,7 +25,7 @@ export const MessageId = {
   policyLoaded: '3926d3c14c58436caf41fc4d4f41baa7',
   /** A new policy was rejected; the running one stays in force. */
   policyRejected: 'e420f2b844494a23993fde4743b2cf4f',
-  /** Setting or reading features failed for a reason other than the interface vanishing. */
+  /** Reading an interface or its features failed for a reason other than the interface vanishing. */
   enforceFailed: '22b10973fa124a48bbf81709cca71b12',
   /** The ledger cannot be written (full disk, read-only, not a regular file); enforcement goes on. */
   ledgerUnwritable: '20982b1f8eb64a609ce6c6c9bba34206',
@@ -32,4 +35,5 @@ export const MessageId = {
   accessDenied: 'b2720a4cd2184ae8ab418e4a1c9776a9',
 } as const;
 
-export type MessageKind = keyof typeof MessageId;
+/** The name of a journal message (a MESSAGE_ID), as the code refers to it. */
+export type JournalMessage = keyof typeof MessageId;

@@ -109,7 +109,7 @@ export class Reconciler {
 
   /** After lost events: the dump is the truth; returns how many links it held. */
   resync(links: LinkMessage[], reason: string, notices = 1): number {
-    this.observer.onRecords([{ kind: 'resync', trigger: 'resync', action: 'resynced', reason, count: links.length, notices }]);
+    this.observer.onRecords([{ event: 'resync', trigger: 'resync', action: 'resynced', reason, interfaces: links.length, notices }]);
     this.replaceLinks(links, 'resync');
     this.queue.drain();
     return links.length;

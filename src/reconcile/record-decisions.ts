@@ -59,12 +59,12 @@ export function decideRecords(
     if (outcome.action === 'none' || outcome.action === 'ignored' || active === null) continue;
     const shared = {
       trigger: context.trigger, interface: context.interface, ifindex: context.ifindex, driver: context.driver,
-      pci: context.pci, rule: context.rule, feature, expected: onOff(wanted), observed: onOff(active),
+      pci: context.pci, rule: context.rule, feature, wanted: onOff(wanted), active: onOff(active),
     };
     if (outcome.action === 'unenforceable') {
       if (!memory.unenforceable.has(feature)) {
         decision.newlyUnenforceable.push(feature);
-        decision.records.push({ ...shared, kind: 'unenforceable', action: 'unenforceable', reason: outcome.reason ?? undefined });
+        decision.records.push({ ...shared, event: 'unenforceable', action: 'unenforceable', reason: outcome.reason ?? undefined });
       }
       continue;
     }
@@ -75,14 +75,14 @@ export function decideRecords(
     const wasAsWanted = memory.lastActive.get(feature) === wanted;
     if (!corrected && !fresh && !wasAsWanted) continue;
     // Known from an earlier run but not as wanted then: not a drift either.
-    const kind = fresh || (memory.seenBefore && !wasAsWanted) ? 'initial' : 'drift';
+    const event = fresh || (memory.seenBefore && !wasAsWanted) ? 'initial' : 'drift';
     const whileAway = memory.seenBefore && wasAsWanted ? `changed while offloadd was not running (last seen ${onOff(wanted)})` : null;
     decision.records.push({
-      ...shared, kind, action: outcome.action,
+      ...shared, event, action: outcome.action,
       correctionUs: outcome.action === 'enforced' ? Math.round(context.durationUs) : undefined,
       reason: [whileAway, outcome.reason].filter(Boolean).join('; ') || undefined,
     });
-    if (kind === 'drift') decision.drifts++;
+    if (event === 'drift') decision.drifts++;
   }
   return decision;
 }
@@ -92,8 +92,8 @@ export function flappingRecord(context: CheckContext, outcome: FeatureOutcome, b
   return {
     trigger: context.trigger, interface: context.interface, ifindex: context.ifindex, driver: context.driver,
     pci: context.pci, rule: context.rule, feature: outcome.feature,
-    expected: onOff(outcome.wanted), observed: onOff(outcome.active ?? !outcome.wanted),
-    kind: 'flapping', action: 'backoff', count: backoff.count, backoffSec: backoff.backoffSec,
+    wanted: onOff(outcome.wanted), active: onOff(outcome.active ?? !outcome.wanted),
+    event: 'flapping', action: 'backoff', corrections: backoff.count, backoffSec: backoff.backoffSec,
     reason: `corrected ${backoff.count} times within ${windowSec} s; holding corrections back for ${backoff.backoffSec} s`,
   };
 }

@@ -135,19 +135,20 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
     assert.equal(status.policy.rules, 2);
     assert.equal(status.interfaces.managed, 2);
 
-    const list = json<{ interfaces: Array<{ name: string; compliant: boolean; rule: string }> }>(ctl(socket, ['list', '--json']));
-    assert.deepEqual(list.interfaces.map((entry) => [entry.name, entry.rule, entry.compliant]), [['rep0', 'watched', true], ['up0', 'uplinks', true]]);
+    const list = json<{ interfaces: Array<{ interface: string; compliant: boolean; rule: string }> }>(ctl(socket, ['list', '--json']));
+    assert.deepEqual(list.interfaces.map((entry) => [entry.interface, entry.rule, entry.compliant]), [['rep0', 'watched', true], ['up0', 'uplinks', true]]);
     assert.match(ctl(socket, ['list']).stdout, /^INTERFACE\s+DRIVER\s+PCI\s+RULE/);
 
-    const show = json<{ interface: { name: string; features: Array<{ feature: string; after: boolean }> } }>(ctl(socket, ['show', 'up0', '--json']));
-    assert.equal(show.interface.name, 'up0');
-    assert.deepEqual(show.interface.features.map((feature) => [feature.feature, feature.after]), [['rx-gro', false], ['tx-generic-segmentation', false]]);
+    const show = json<{ interface: { interface: string; features: Array<{ feature: string; active: string }> } }>(ctl(socket, ['show', 'up0', '--json']));
+    assert.equal(show.interface.interface, 'up0');
+    assert.deepEqual(show.interface.features.map((feature) => [feature.feature, feature.active]), [['rx-gro', 'off'], ['tx-generic-segmentation', 'off']]);
 
-    const drift = json<{ records: Array<{ kind: string; interface: string; feature: string }> }>(ctl(socket, ['drift', '--interface', 'up0', '--json']));
-    assert.ok(drift.records.some((record) => record.kind === 'initial' && record.feature === 'rx-gro'));
+    const drift = json<{ records: Array<{ event: string; interface: string; feature: string }> }>(ctl(socket, ['drift', '--interface', 'up0', '--json']));
+    assert.ok(drift.records.some((record) => record.event === 'initial' && record.feature === 'rx-gro'));
 
-    const explain = json<{ matchedRule: string | null; rules: Array<{ rule: string; matched: boolean }>; plan: unknown[] }>(ctl(socket, ['explain', 'other0', '--json']));
-    assert.equal(explain.matchedRule, null);
+    const explain = json<{ interface: string; rule: string | null; rules: Array<{ rule: string; matched: boolean }>; plan: unknown[] }>(ctl(socket, ['explain', 'other0', '--json']));
+    assert.equal(explain.interface, 'other0');
+    assert.equal(explain.rule, null);
     assert.deepEqual(explain.rules.map((rule) => rule.matched), [false, false]);
     assert.match(ctl(socket, ['explain', 'other0']).stdout, /No rule matches/);
     const explainUp = ctl(socket, ['explain', 'up0']);
@@ -363,7 +364,7 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
     const name = 'up\x1b[7mX';
     const shown = 'up\\x1b[7mX';
     ns.addVeth(name, 'peer-esc');
-    await waitFor(() => json<{ interfaces: Array<{ name: string }> }>(ctl(socket, ['list', '--json'])).interfaces.some((entry) => entry.name === name), 'the interface to be managed');
+    await waitFor(() => json<{ interfaces: Array<{ interface: string }> }>(ctl(socket, ['list', '--json'])).interfaces.some((entry) => entry.interface === name), 'the interface to be managed');
     const watcher = spawn(process.execPath, [OFFLOADCTL, 'watch', '--socket', socket], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
     let watched = '';
     watcher.stdout?.on('data', (chunk: Buffer) => (watched += chunk.toString()));
@@ -391,8 +392,8 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
         assert.ok(outputs[where].includes(shown), `${where} names the interface, escaped:\n${outputs[where]}`);
       }
       // --json keeps the name exact (JSON escapes it itself).
-      const listed = json<{ interfaces: Array<{ name: string }> }>(ctl(socket, ['list', '--json']));
-      assert.ok(listed.interfaces.some((entry) => entry.name === name));
+      const listed = json<{ interfaces: Array<{ interface: string }> }>(ctl(socket, ['list', '--json']));
+      assert.ok(listed.interfaces.some((entry) => entry.interface === name));
     } finally {
       watcher.kill();
     }

@@ -155,8 +155,8 @@ rules:
     assert.equal(ns.features('m0')['generic-segmentation-offload'], false);
     const json = ns.runOffloadd(['--once', '--json', '--policy', ns.file('policy.yaml', VETH_POLICY)]);
     assert.equal(json.status, 0, json.stderr);
-    const report = JSON.parse(json.stdout) as { interfaces: Array<{ name: string; compliant: boolean }> };
-    assert.ok(report.interfaces.some((status) => status.name === 'm0' && status.compliant));
+    const report = JSON.parse(json.stdout) as { interfaces: Array<{ interface: string; compliant: boolean }> };
+    assert.ok(report.interfaces.some((status) => status.interface === 'm0' && status.compliant));
   });
 
   it('exits 2 with file, line and column for each class of bad policy', () => {

@@ -59,10 +59,10 @@ describe('daemon hardening (real kernel, own namespace)', function () {
     for (let i = 0; i < 1500; i++) commands.push(`link add up${i} type veth peer name dn${i}`);
     ns.ipBatch(commands);
     await waitFor(() => {
-      const records = ledger(daemon).filter((record) => record.kind === 'initial' && record.interface?.startsWith('up'));
+      const records = ledger(daemon).filter((record) => record.event === 'initial' && record.interface?.startsWith('up'));
       return new Set(records.map((record) => record.interface)).size === 1500;
     }, 'all 1500 up* interfaces enforced and recorded', 150000);
-    const resyncs = ledger(daemon).filter((record) => record.kind === 'resync');
+    const resyncs = ledger(daemon).filter((record) => record.event === 'resync');
     const notices = resyncs.reduce((sum, record) => sum + (record.notices ?? 0), 0);
     process.stdout.write(`      ${resyncs.length} resync records for ${notices} lost-event notices\n`);
     assert.ok(resyncs.length >= 1, 'the overflow was noticed');
@@ -90,7 +90,7 @@ describe('daemon hardening (real kernel, own namespace)', function () {
     const policy = ns.file('p.yaml', UPLINKS);
     const first = ns.startDaemon(['--policy', policy]);
     await first.ready();
-    await waitFor(() => ledger(first).some((record) => record.interface === 'up-fixed' && record.kind === 'initial'), 'first enforcement recorded');
+    await waitFor(() => ledger(first).some((record) => record.interface === 'up-fixed' && record.event === 'initial'), 'first enforcement recorded');
     assert.equal(await first.stop(), 0);
     const before = ledger(first).length;
 
@@ -106,10 +106,10 @@ describe('daemon hardening (real kernel, own namespace)', function () {
       const records = ledger(second).slice(before);
       return records.length >= 3 ? records : null;
     }, 'three records from the second start');
-    const kindOf = (name: string): string | undefined => after.find((record) => record.interface === name)?.kind;
-    assert.equal(kindOf('up-fixed'), 'drift');
-    assert.equal(kindOf('up-good'), 'drift');
-    assert.equal(kindOf('up-new'), 'initial', 'never seen before: a first enforcement');
+    const eventOf = (name: string): string | undefined => after.find((record) => record.interface === name)?.event;
+    assert.equal(eventOf('up-fixed'), 'drift');
+    assert.equal(eventOf('up-good'), 'drift');
+    assert.equal(eventOf('up-new'), 'initial', 'never seen before: a first enforcement');
     assert.match(after.find((record) => record.interface === 'up-good')?.reason ?? '', /while offloadd was not running/);
   });
 

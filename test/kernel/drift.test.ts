@@ -55,16 +55,16 @@ describe('drift (real kernel, own namespace)', function () {
     const rounds = 6;
     for (let round = 1; round <= rounds; round++) {
       ns.setFeatures('up0', 'gro', 'on');
-      await waitFor(() => ledger(daemon).filter((record) => record.kind === 'drift').length === round, `drift record ${round}`);
+      await waitFor(() => ledger(daemon).filter((record) => record.event === 'drift').length === round, `drift record ${round}`);
       await waitFor(() => ns.features('up0')['generic-receive-offload'] === false, 'gro off again');
     }
-    const drifts = ledger(daemon).filter((record) => record.kind === 'drift');
+    const drifts = ledger(daemon).filter((record) => record.event === 'drift');
     assert.equal(drifts.length, rounds);
     for (const record of drifts) {
       assert.equal(record.interface, 'up0');
       assert.equal(record.feature, 'rx-gro');
-      assert.equal(record.expected, 'off');
-      assert.equal(record.observed, 'on');
+      assert.equal(record.wanted, 'off');
+      assert.equal(record.active, 'on');
       assert.equal(record.action, 'enforced');
       assert.equal(record.trigger, 'features');
       assert.equal(record.rule, 'vm-uplinks');
@@ -87,7 +87,7 @@ rules:
       const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', text)]);
       await daemon.ready();
       ns.setFeatures('up0', 'gro', 'on');
-      await waitFor(() => ledger(daemon).some((record) => record.kind === 'drift' && record.action === 'reported'), 'reported drift');
+      await waitFor(() => ledger(daemon).some((record) => record.event === 'drift' && record.action === 'reported'), 'reported drift');
       assert.equal(ns.features('up0')['generic-receive-offload'], true, 'left on in report mode');
     });
   }
@@ -102,11 +102,11 @@ rules:
     ns.addVeth('up0'); // veths start with GSO on
     const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', text)]);
     await daemon.ready();
-    const initialBefore = ledger(daemon).filter((record) => record.kind === 'initial').length;
+    const initialBefore = ledger(daemon).filter((record) => record.event === 'initial').length;
     ns.ip('link', 'del', 'up0');
     ns.addVeth('up0'); // re-registered: a new ifindex, GSO on again
-    await waitFor(() => ledger(daemon).filter((record) => record.kind === 'initial' && record.action === 'enforced').length === initialBefore + 1, 'initial enforcement record for the new ifindex');
-    assert.equal(ledger(daemon).filter((record) => record.kind === 'drift').length, 0, 'not counted as drift');
+    await waitFor(() => ledger(daemon).filter((record) => record.event === 'initial' && record.action === 'enforced').length === initialBefore + 1, 'initial enforcement record for the new ifindex');
+    assert.equal(ledger(daemon).filter((record) => record.event === 'drift').length, 0, 'not counted as drift');
     assert.equal(ns.features('up0')['generic-segmentation-offload'], false);
   });
 
@@ -124,7 +124,7 @@ rules:
       ns.setFeatures('up0', 'gro', 'on');
       await waitFor(() => ns.features('up0')['generic-receive-offload'] === false, 'gro off');
     }
-    const unenforceable = ledger(daemon).filter((record) => record.kind === 'unenforceable');
+    const unenforceable = ledger(daemon).filter((record) => record.event === 'unenforceable');
     assert.equal(unenforceable.length, 1, JSON.stringify(unenforceable));
     assert.equal(unenforceable[0]?.feature, 'rx-lro');
     assert.match(unenforceable[0]?.reason ?? '', /fixed off/);
@@ -152,7 +152,7 @@ rules:
     await adversaryDone;
     const cpuShare = (cpuSeconds(daemon.pid) - cpuBefore) / ((Date.now() - wallBefore) / 1000);
     const records = ledger(daemon).filter((record) => record.interface === 'up-flap');
-    const flapping = records.filter((record) => record.kind === 'flapping');
+    const flapping = records.filter((record) => record.event === 'flapping');
     process.stdout.write(`      adversary flips: ${flips.trim()}, daemon CPU share: ${(cpuShare * 100).toFixed(1)} %, records: ${records.length}, flapping records: ${flapping.length}\n`);
     assert.ok(flapping.length >= 1, 'a flapping record');
     assert.ok(records.length < 100, `bounded records: ${records.length}`);
@@ -178,7 +178,7 @@ rules:
     const reported = first.linesMatching(/drifted/).length;
     const file = path.join(first.stateDir, 'ledger.jsonl');
     const before = ledger(first);
-    assert.ok(before.filter((record) => record.kind === 'drift').length >= reported, 'every reported record is on disk');
+    assert.ok(before.filter((record) => record.event === 'drift').length >= reported, 'every reported record is on disk');
     fs.appendFileSync(file, '{"seq": 99999, "kind": "dri'); // what a crash mid-write leaves
 
     const second = ns.startDaemon(['--policy', ns.file('p.yaml', GRO_OFF()), '--log-level', 'info'], {}, first.stateDir);

@@ -155,7 +155,7 @@ describe('ledger and state directory (real daemon, own namespace)', function () 
     const last = ledgerOf(daemon).at(-1)?.seq ?? 0;
     fs.rmSync(path.join(daemon.stateDir, 'ledger.jsonl'));
     ns.setFeatures('up0', 'gro', 'on');
-    await waitFor(() => ledgerOf(daemon).some((record) => record.kind === 'drift' && record.interface === 'up0'), 'the drift record in a fresh ledger.jsonl');
+    await waitFor(() => ledgerOf(daemon).some((record) => record.event === 'drift' && record.interface === 'up0'), 'the drift record in a fresh ledger.jsonl');
     assert.ok(ledgerOf(daemon).every((record) => record.seq > last), 'numbering continues');
     await daemon.waitForLine(/ledger\.jsonl was deleted or replaced while the daemon ran; reopening it/);
   });
@@ -223,7 +223,7 @@ describe('ledger on a full or read-only file system (tmpfs in a private mount na
     assert.equal(after.unwritableSince, null);
     const records = parseLedger(inDaemonMounts(daemon, `cat "${daemon.stateDir}/ledger.jsonl"`));
     assertIncreasing(records);
-    assert.equal(records.filter((record) => record.kind === 'drift' && record.interface === 'up0').length, rounds, 'every drift recorded, none glued or lost');
+    assert.equal(records.filter((record) => record.event === 'drift' && record.interface === 'up0').length, rounds, 'every drift recorded, none glued or lost');
     assert.equal(daemon.exitCode, null);
   });
 

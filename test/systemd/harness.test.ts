@@ -147,7 +147,7 @@ describe('systemd harness: systemd as PID 1 in a container', function () {
     const listed = await c.exec(['journalctl', '--list-catalog'], { check: true });
     for (const [kind, id] of Object.entries(MessageId)) assert.ok(listed.stdout.includes(id), `no catalog entry for ${kind} (${id})`);
     const logged = await c.exec(['logger', '--journald'], {
-      input: `MESSAGE=harness drift\nMESSAGE_ID=${MessageId.drift}\nINTERFACE=hv0\nOFFLOADD_FEATURE=rx-gro\nOFFLOADD_EXPECTED=off\nOFFLOADD_OBSERVED=on\nOFFLOADD_RULE=test\n`,
+      input: `MESSAGE=harness drift\nMESSAGE_ID=${MessageId.drift}\nINTERFACE=hv0\nOFFLOADD_FEATURE=rx-gro\nOFFLOADD_WANTED=off\nOFFLOADD_ACTIVE=on\nOFFLOADD_RULE=test\n`,
       check: true,
     });
     assert.equal(logged.code, 0);

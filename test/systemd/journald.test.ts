@@ -66,14 +66,14 @@ describe('journald (a real standalone journald)', function () {
     assert.equal(drift['SYSLOG_IDENTIFIER'], 'offloadd');
     assert.equal(drift['PRIORITY'], '4');
     assert.equal(drift['OFFLOADD_FEATURE'], 'rx-gro');
-    assert.equal(drift['OFFLOADD_EXPECTED'], 'off');
-    assert.equal(drift['OFFLOADD_OBSERVED'], 'on');
+    assert.equal(drift['OFFLOADD_WANTED'], 'off');
+    assert.equal(drift['OFFLOADD_ACTIVE'], 'on');
     assert.equal(drift['OFFLOADD_ACTION'], 'enforced');
     assert.equal(drift['OFFLOADD_RULE'], 'uplinks');
     assert.equal(drift['OFFLOADD_TRIGGER'], 'features');
     assert.match(String(drift['MESSAGE']), /up0: rx-gro drifted off → on/);
 
-    const initial = await journald.waitForEntries(['INTERFACE=up0', `MESSAGE_ID=${MessageId.enforced}`]);
+    const initial = await journald.waitForEntries(['INTERFACE=up0', `MESSAGE_ID=${MessageId.initial}`]);
     assert.equal(initial[0]?.['OFFLOADD_FEATURE'], 'tx-generic-segmentation');
     assert.equal(initial[0]?.['PRIORITY'], '5');
     await journald.waitForEntries([`MESSAGE_ID=${MessageId.started}`, '_SYSTEMD_UNIT=offloadd.service']);

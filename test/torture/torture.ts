@@ -194,7 +194,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
     // Every flip accounted for.
     const records = fs.readFileSync(path.join(daemon.stateDir, 'ledger.jsonl'), 'utf8').split('\n')
       .filter(Boolean).map((line) => JSON.parse(line) as LedgerRecord);
-    const resyncTimes = records.filter((record) => record.kind === 'resync').map((record) => Date.parse(record.time));
+    const resyncTimes = records.filter((record) => record.event === 'resync').map((record) => Date.parse(record.time));
     report.resyncs = resyncTimes.length;
     for (const flip of flips) {
       const recorded = records.some((record) => record.ifindex === flip.ifindex && record.feature === flip.feature
@@ -245,7 +245,7 @@ function readLedger(stateDir: string): { records: LedgerRecord[]; problems: stri
       if (line === '') return;
       try {
         const record = JSON.parse(line) as LedgerRecord;
-        if (typeof record?.seq !== 'number' || typeof record.kind !== 'string') throw new Error('not a record');
+        if (typeof record?.seq !== 'number' || typeof record.event !== 'string') throw new Error('not a record');
         records.push(record);
       } catch (error) {
         // Only a torn last line (a crash mid-write) is tolerated, and only at the very end.

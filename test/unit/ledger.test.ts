@@ -10,12 +10,12 @@ import * as path from 'node:path';
 import { BackwardLines, MAX_LINE_BYTES, OVERLONG_LINE } from '../../src/ledger/files';
 import { RECENT_RECORDS } from '../../src/ledger/history';
 import { Ledger, type LedgerObserver } from '../../src/ledger/ledger';
-import type { LedgerRecord, NewRecord } from '../../src/ledger/record';
+import { parseRecord, type LedgerRecord, type NewRecord } from '../../src/ledger/record';
 
 const LIMITS = { maxBytes: 16 * 1024 * 1024, keepFiles: 4 };
 
-function drift(iface: string, observed: 'on' | 'off' = 'on', feature = 'rx-gro'): NewRecord {
-  return { kind: 'drift', trigger: 'features', action: 'enforced', interface: iface, feature, expected: 'off', observed };
+function drift(iface: string, active: 'on' | 'off' = 'on', feature = 'rx-gro'): NewRecord {
+  return { event: 'drift', trigger: 'features', action: 'enforced', interface: iface, feature, wanted: 'off', active };
 }
 
 class Recorder implements LedgerObserver {
@@ -191,5 +191,19 @@ describe('BackwardLines', () => {
       ...splitter.feed(Buffer.from('first\n'), true),
     ];
     assert.deepEqual(got, ['', 'last', OVERLONG_LINE, 'first']);
+  });
+});
+
+describe('ledger records from before API v1', () => {
+  it('reads kind, expected, observed and count under today\'s names', () => {
+    const legacy = (fields: object): string => JSON.stringify({ seq: 3, time: '2026-11-20T10:00:00.000Z', trigger: 'features', ...fields });
+    const drift = parseRecord(legacy({ kind: 'drift', action: 'enforced', interface: 'up0', feature: 'rx-gro', expected: 'off', observed: 'on' }));
+    assert.ok('record' in drift);
+    assert.deepEqual([drift.record.event, drift.record.wanted, drift.record.active], ['drift', 'off', 'on']);
+    assert.ok(!('kind' in drift.record) && !('expected' in drift.record) && !('observed' in drift.record));
+    const resync = parseRecord(legacy({ kind: 'resync', action: 'resynced', count: 40 }));
+    assert.ok('record' in resync && resync.record.interfaces === 40);
+    const flapping = parseRecord(legacy({ kind: 'flapping', action: 'backoff', count: 6, backoffSec: 2 }));
+    assert.ok('record' in flapping && flapping.record.corrections === 6);
   });
 });

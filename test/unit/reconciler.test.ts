@@ -136,7 +136,7 @@ describe('reconciler (no kernel: fake features and facts)', () => {
     assert.equal(h.kernel.active(1, 'rx-gro'), false);
     assert.equal(h.kernel.active(1, 'tx-generic-segmentation'), false);
     assert.equal(h.kernel.active(2, 'rx-gro'), true, 'no rule, not touched');
-    assert.deepEqual(h.records.map((record) => [record.kind, record.interface, record.feature, record.action]), [
+    assert.deepEqual(h.records.map((record) => [record.event, record.interface, record.feature, record.action]), [
       ['initial', 'up0', 'rx-gro', 'enforced'],
       ['initial', 'up0', 'tx-generic-segmentation', 'enforced'],
     ]);
@@ -150,7 +150,7 @@ describe('reconciler (no kernel: fake features and facts)', () => {
     assert.equal(h.records.length, 0, 'compliant from the start: nothing to record');
     h.kernel.set(1, 'rx-gro', true);
     h.reconciler.handleLinks([link(1, 'up0', { event: LinkEventReason.features })]);
-    assert.deepEqual(h.records.map((record) => [record.kind, record.trigger, record.feature, record.expected, record.observed]), [['drift', 'features', 'rx-gro', 'off', 'on']]);
+    assert.deepEqual(h.records.map((record) => [record.event, record.trigger, record.feature, record.wanted, record.active]), [['drift', 'features', 'rx-gro', 'off', 'on']]);
     assert.equal(h.kernel.active(1, 'rx-gro'), false);
     assert.equal(h.reconciler.status(1)?.driftCount, 1);
   });
@@ -161,9 +161,9 @@ describe('reconciler (no kernel: fake features and facts)', () => {
     h.reconciler.loadAll([link(1, 'lro0')], 'start');
     h.reconciler.handleLinks([link(1, 'lro0')]);
     h.reconciler.handleLinks([link(1, 'lro0', { up: true })]);
-    assert.deepEqual(h.records.map((record) => [record.kind, record.feature]), [['unenforceable', 'rx-lro']]);
+    assert.deepEqual(h.records.map((record) => [record.event, record.feature]), [['unenforceable', 'rx-lro']]);
     h.reconciler.enforce(1);
-    assert.equal(h.records.filter((record) => record.kind === 'unenforceable').length, 2, 'enforce retries and records again');
+    assert.equal(h.records.filter((record) => record.event === 'unenforceable').length, 2, 'enforce retries and records again');
   });
 
   it('in report mode records a difference once and changes nothing', () => {
@@ -172,7 +172,7 @@ describe('reconciler (no kernel: fake features and facts)', () => {
     h.reconciler.loadAll([link(1, 'up0')], 'start');
     h.reconciler.handleLinks([link(1, 'up0', { up: true })]);
     assert.equal(h.kernel.writes, 0);
-    assert.deepEqual(h.records.map((record) => [record.kind, record.action]), [['initial', 'reported']]);
+    assert.deepEqual(h.records.map((record) => [record.event, record.action]), [['initial', 'reported']]);
     assert.equal(h.reconciler.counts().compliant, 0);
   });
 
@@ -195,7 +195,7 @@ describe('reconciler (no kernel: fake features and facts)', () => {
       h.kernel.set(1, 'rx-gro', true);
       h.reconciler.handleLinks([link(1, 'up0')]);
     }
-    assert.equal(h.records.filter((record) => record.kind === 'flapping').length, 1);
+    assert.equal(h.records.filter((record) => record.event === 'flapping').length, 1);
     assert.ok(h.records.some((record) => record.action === 'deferred'), 'held back during the back-off');
     assert.equal(h.kernel.active(1, 'rx-gro'), true, 'not corrected while backing off');
     // No event comes: the re-check when the back-off (1 s) ends must correct it by itself.
@@ -250,8 +250,8 @@ describe('reconciler (no kernel: fake features and facts)', () => {
     h = harness(POLICY(), seen);
     h.kernel.add(1, { 'rx-gro': true, 'tx-generic-segmentation': true });
     h.reconciler.loadAll([link(1, 'up0')], 'start');
-    const kinds = Object.fromEntries(h.records.map((record) => [record.feature, record.kind]));
-    assert.deepEqual(kinds, { 'rx-gro': 'drift', 'tx-generic-segmentation': 'initial' }, 'gso was already wrong last time: not a drift');
+    const events = Object.fromEntries(h.records.map((record) => [record.feature, record.event]));
+    assert.deepEqual(events, { 'rx-gro': 'drift', 'tx-generic-segmentation': 'initial' }, 'gso was already wrong last time: not a drift');
     assert.match(h.records.find((record) => record.feature === 'rx-gro')?.reason ?? '', /while offloadd was not running/);
   });
 
@@ -263,6 +263,6 @@ describe('reconciler (no kernel: fake features and facts)', () => {
     h.reconciler.handleLinks([link(1, 'up0', { event: LinkEventReason.features })]); // the event our own write caused
     h.kernel.set(1, 'rx-gro', true);
     h.reconciler.resync([link(1, 'up0')], 'test');
-    assert.deepEqual(h.records.slice(before).map((record) => record.kind), ['resync', 'drift']);
+    assert.deepEqual(h.records.slice(before).map((record) => record.event), ['resync', 'drift']);
   });
 });
