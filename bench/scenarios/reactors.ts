@@ -48,7 +48,7 @@ async function offloaddReactor(ctx: BenchContext, netns: BenchNetns, label: stri
     kind: 'offloadd',
     cpuNs: () => daemon.cpuNs(),
     allCompliant: async (n, timeoutMs) => {
-      const watcher = new LedgerWatcher(daemon.ledgerPath, '"kind":"initial"');
+      const watcher = new LedgerWatcher(daemon.ledgerPath, '"event":"initial"');
       const deadline = Date.now() + timeoutMs;
       try {
         while (watcher.poll() < n) {
