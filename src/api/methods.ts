@@ -2,12 +2,18 @@
  * The API's methods, over the daemon's state. Validation of params lives here; transport,
  * authorisation and error encoding live in server.ts.
  */
-import type { Daemon } from '../daemon';
+import type { LinkMessage } from '../events/link-message';
+import type { EventEmitter } from 'node:events';
+import type { LedgerHealth, LedgerQuery, LedgerQueryResult } from '../ledger/ledger';
+import type { EventCounts } from '../observe/counters';
+import type { Policy } from '../policy/types';
+import type { FeatureInterface } from '../reconcile/feature-state';
+import type { Explanation } from '../reconcile/reconciler';
 import { VERSION } from '../version';
-import type { RecordEvent } from '../ledger/record';
+import type { LedgerRecord, RecordEvent, Trigger } from '../ledger/record';
 import type { InterfaceStatus } from '../reconcile/managed-interfaces';
 import { API_VERSION, RpcCode } from './protocol';
-import { RpcError, type Handlers } from './server';
+import { RpcError, type ApiServer, type Handlers } from './server';
 import { interfaceView, planView, statusView } from './views';
 
 function stringParam(params: Record<string, unknown>, name: string, required: true): string;
@@ -47,12 +53,35 @@ function eventParam(params: Record<string, unknown>): RecordEvent | undefined {
   return event as RecordEvent | undefined;
 }
 
-export function createHandlers(daemon: Daemon): Handlers {
-  const reconciler = daemon.reconcilerView;
+/** What the daemon tells its listeners; the API streams it to `watch` clients. */
+export interface DaemonEvents {
+  record: [record: LedgerRecord];
+  checked: [status: InterfaceStatus, trigger: Trigger];
+  released: [ifindex: number, name: string, why: 'deleted' | 'unmatched'];
+}
 
+/** All the API reads and asks of the daemon (src/daemon.ts implements it). */
+export interface DaemonForApi extends Pick<EventEmitter<DaemonEvents>, 'on'> {
+  readonly startedAt: Date;
+  readonly policy: Policy;
+  readonly featureInterface: FeatureInterface;
+  counts(): { managed: number; compliant: number };
+  eventCounts(): EventCounts;
+  ledgerStatus(): LedgerHealth & { lastSeq: number };
+  queryLedger(query: LedgerQuery): Promise<LedgerQueryResult>;
+  statuses(): InterfaceStatus[];
+  status(ifindex: number): InterfaceStatus | null;
+  findLink(nameOrIndex: string): LinkMessage | null;
+  explain(link: LinkMessage): Explanation;
+  /** Throws PolicyError for an invalid policy (the running one stays). */
+  reload(): Policy;
+  enforce(ifindex: number | null): void;
+}
+
+export function createHandlers(daemon: DaemonForApi): Handlers {
   const managedStatus = (name: string): InterfaceStatus => {
-    const link = reconciler.findLink(name);
-    const status = link ? reconciler.status(link.ifindex) : null;
+    const link = daemon.findLink(name);
+    const status = link ? daemon.status(link.ifindex) : null;
     if (!link) throw new RpcError(RpcCode.notFound, `no interface "${name}"`, { hint: 'offloadctl list shows the managed interfaces' });
     if (!status) throw new RpcError(RpcCode.notFound, `interface "${name}" is not managed: no rule matches it`, { hint: `offloadctl explain ${name} shows why` });
     return status;
@@ -60,7 +89,7 @@ export function createHandlers(daemon: Daemon): Handlers {
 
   return {
     status: () => {
-      const { managed, compliant } = daemon.reconcilerView.counts();
+      const { managed, compliant } = daemon.counts();
       const policy = daemon.policy;
       return {
         apiVersion: API_VERSION,
@@ -69,11 +98,11 @@ export function createHandlers(daemon: Daemon): Handlers {
         mode: policy.mode,
         startedAt: daemon.startedAt.toISOString(),
         uptimeSec: Math.round((Date.now() - daemon.startedAt.getTime()) / 1000),
-        featureInterface: daemon.table.via,
+        featureInterface: daemon.featureInterface,
         policy: { path: policy.path, sha256: policy.checksum, rules: policy.rules.length, warnings: policy.warnings },
         interfaces: { managed, compliant, notCompliant: managed - compliant },
-        counters: { ...daemon.counters },
-        ledger: { ...daemon.ledger.health, lastSeq: daemon.ledger.lastSeq },
+        counters: daemon.eventCounts(),
+        ledger: daemon.ledgerStatus(),
       };
     },
 
@@ -89,7 +118,7 @@ export function createHandlers(daemon: Daemon): Handlers {
       if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > 100000) {
         throw new RpcError(RpcCode.invalidParams, 'param "limit" must be an integer from 1 to 100000');
       }
-      const { records, warnings } = await daemon.ledger.query({
+      const { records, warnings } = await daemon.queryLedger({
         since, limit,
         interface: stringParam(raw, 'interface', false),
         feature: stringParam(raw, 'feature', false),
@@ -100,9 +129,9 @@ export function createHandlers(daemon: Daemon): Handlers {
 
     explain: (params) => {
       const name = stringParam(params, 'interface', true);
-      const link = reconciler.findLink(name);
+      const link = daemon.findLink(name);
       if (!link) throw new RpcError(RpcCode.notFound, `no interface "${name}"`, { hint: 'ip link shows the interfaces of this namespace' });
-      const explanation = reconciler.explain(link);
+      const explanation = daemon.explain(link);
       return {
         ...interfaceView(explanation.facts), rules: explanation.evaluations,
         rule: explanation.rule, mode: explanation.mode, plan: explanation.plan.map(planView),
@@ -122,7 +151,7 @@ export function createHandlers(daemon: Daemon): Handlers {
       }
       const status = managedStatus(name);
       daemon.enforce(status.ifindex);
-      return { interfaces: [statusView(reconciler.status(status.ifindex) ?? status)] };
+      return { interfaces: [statusView(daemon.status(status.ifindex) ?? status)] };
     },
 
     watch: (_params, _caller, connection) => {
@@ -130,4 +159,13 @@ export function createHandlers(daemon: Daemon): Handlers {
       return { watching: true };
     },
   };
+}
+
+/** Streams the daemon's records and checks to `watch` clients, as WatchEvents. */
+export function streamToWatchers(daemon: DaemonForApi, server: ApiServer): void {
+  daemon.on('record', (record) => server.broadcast({ type: 'record', record }));
+  daemon.on('checked', (status, trigger) => {
+    if (server.watchers.length > 0) server.broadcast({ type: 'checked', status: statusView(status), trigger });
+  });
+  daemon.on('released', (ifindex, name, why) => server.broadcast({ type: 'released', ifindex, interface: name, why }));
 }

@@ -4,12 +4,13 @@
  * 1 not compliant (--once) or a runtime failure, 2 usage or policy error.
  */
 import { parseArgs } from 'node:util';
-import { Daemon, DEFAULT_POLICY_PATH, DEFAULT_STATE_DIR } from '../daemon';
+import { Daemon, DEFAULT_STATE_DIR } from '../daemon';
 import { OffloaddError, PolicyError } from '../errors';
 import { checkReceiveBufferBytes, DEFAULT_RECEIVE_BUFFER_BYTES, MAX_RECEIVE_BUFFER_BYTES, MIN_RECEIVE_BUFFER_BYTES } from '../events/link-events';
 import { DEFAULT_SYSFS_ROOT } from '../facts/sysfs';
+import { DEFAULT_POLICY_PATH } from '../policy/load';
 import { createLog, LEVELS, type Level, type LogTarget } from '../observe/log';
-import { createHandlers } from '../api/methods';
+import { createHandlers, streamToWatchers } from '../api/methods';
 import { DEFAULT_SOCKET_PATH } from '../api/protocol';
 import { ApiServer, DEFAULT_API_LIMITS } from '../api/server';
 import { statusView } from '../api/views';
@@ -131,7 +132,6 @@ export function main(argv: string[]): void {
       const statuses = daemon.runOnce().map(statusView);
       process.stdout.write(values.json ? `${JSON.stringify({ interfaces: statuses }, null, 2)}\n` : formatOnceReport(statuses));
       process.exitCode = statuses.every((status) => status.compliant) ? EXIT.ok : EXIT.notCompliant;
-      daemon.ledger.close();
     } catch (error) {
       fail(error);
     }
@@ -144,11 +144,7 @@ export function main(argv: string[]): void {
     adminGroup: values['admin-group'] ?? null,
     ...DEFAULT_API_LIMITS,
   }, createHandlers(daemon), log);
-  daemon.on('record', (record) => api.broadcast({ type: 'record', record }));
-  daemon.on('checked', (status, trigger) => {
-    if (api.watchers.length > 0) api.broadcast({ type: 'checked', status: statusView(status), trigger });
-  });
-  daemon.on('released', (ifindex, name, why) => api.broadcast({ type: 'released', ifindex, interface: name, why }));
+  streamToWatchers(daemon, api);
 
   // Before anything changes: a stop asked for during the initial reconcile is handled once it
   // ends (the pass is synchronous), so every change it made is in the ledger; never the default

@@ -9,7 +9,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { addon, type LinkStats } from '../addon/binding';
 import { call } from '../api/client';
 import type { ExplainResult } from '../api/protocol';
-import { readPolicy } from '../daemon';
 import { KernelError, OffloaddError, PolicyError } from '../errors';
 import { dumpLinks } from '../events/link-events';
 import type { LinkMessage } from '../events/link-message';
@@ -17,7 +16,7 @@ import { InterfaceFactsSource, linkFactsOf } from '../facts/interface-facts';
 import { vendorDevice } from '../facts/pci';
 import type { InterfaceFacts } from '../facts/types';
 import { resolveFeatureName } from '../policy/feature-names';
-import { BUILT_IN_POLICY_LABEL, defaultPolicyPath, loadPolicyFile } from '../policy/load';
+import { BUILT_IN_POLICY_LABEL, defaultPolicyPath, loadConfiguredPolicy, loadPolicyFile } from '../policy/load';
 import { findRule } from '../policy/match';
 import type { Mode, Policy } from '../policy/types';
 import { FeatureTable, type FeatureSnapshot } from '../reconcile/feature-state';
@@ -77,7 +76,7 @@ function localWanted(policy: Policy | null) {
 async function wantedSource(options: DoctorOptions, table: FeatureTable, notes: string[]): Promise<WantedSource> {
   const readLocal = (path: string | null): Policy | null => {
     try {
-      return path === null ? readPolicy(null, table) : loadPolicyFile(path, table.names);
+      return loadConfiguredPolicy(path, table.names);
     } catch (error) {
       if (!(error instanceof PolicyError)) throw error;
       notes.push(`policy not usable, wanted states unknown: ${error.toString()}`);

@@ -110,3 +110,58 @@ function isSeenInterface(value: unknown): value is SeenInterface {
     && typeof entry.features === 'object' && entry.features !== null
     && Object.values(entry.features).every((active) => typeof active === 'boolean');
 }
+
+/** How stale last-seen.json may get while running (it is also written at stop). */
+export const LAST_SEEN_SAVE_INTERVAL_MS = 10_000;
+
+export type LastSeenLog = (level: 'info' | 'warning', message: string) => void;
+
+/**
+ * Keeps last-seen.json current for the daemon: loads it at start, writes it when something was
+ * checked (at most every LAST_SEEN_SAVE_INTERVAL_MS, and at stop), and says once when writing
+ * starts or stops working. Never throws: the file only sharpens drift versus initial.
+ */
+export class LastSeenKeeper {
+  private changed = false;
+  private failing = false;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(readonly store: LastSeenStore, private readonly entries: () => SeenInterface[], private readonly log: LastSeenLog) {}
+
+  load(): void {
+    const warning = this.store.load();
+    if (warning) this.log('warning', `Last seen state: ${warning}`);
+  }
+
+  markChanged(): void {
+    this.changed = true;
+  }
+
+  startAutosave(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.save(), LAST_SEEN_SAVE_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  /** Writes the file if anything was checked since the last write. */
+  save(): void {
+    if (!this.changed) return;
+    this.changed = false;
+    try {
+      this.store.save(this.entries());
+      if (this.failing) this.log('info', `Last seen state: writing ${this.store.file} works again`);
+      this.failing = false;
+    } catch (error) {
+      if (!this.failing) {
+        this.log('warning', `Last seen state: cannot write ${this.store.file} (${(error as Error).message}); changes made while offloadd is stopped may be recorded as initial, not drift`);
+      }
+      this.failing = true;
+    }
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.save();
+  }
+}

@@ -15,7 +15,7 @@
  *   Conflicts are judged over every known name, so a policy valid on one host is valid on all.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, constants as fsConstants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type Document, type Scalar } from 'yaml';
 import { PolicyError, type SourcePosition } from '../errors';
 import { DEFAULT_POLICY_TEXT, SHIPPED_POLICY_PATH } from '../generated/build-info';
@@ -746,6 +746,19 @@ export function loadPolicyFile(path: string, hostFeatures: readonly string[]): P
     throw new PolicyError(path, 'the policy is not valid UTF-8 text', { hint: 'save it as UTF-8', cause: error });
   }
   return parseWithChecksum(text, path, hostFeatures, sha256(bytes));
+}
+
+/** Where an installed policy lives; the shipped default applies when there is none. */
+export const DEFAULT_POLICY_PATH = '/etc/offloadd/policy.yaml';
+
+/**
+ * The policy the daemon runs: `policyPath` when given, else DEFAULT_POLICY_PATH if it exists,
+ * else the shipped default. Throws PolicyError.
+ */
+export function loadConfiguredPolicy(policyPath: string | null, hostFeatures: readonly string[]): Policy {
+  if (policyPath !== null) return loadPolicyFile(policyPath, hostFeatures);
+  if (existsSync(DEFAULT_POLICY_PATH)) return loadPolicyFile(DEFAULT_POLICY_PATH, hostFeatures);
+  return loadDefaultPolicy(hostFeatures);
 }
 
 /** Where the shipped default lives: policy/default.yaml in a checkout, its installed copy in a package. */

@@ -223,7 +223,7 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
       assert.equal(check.status, 2, match);
       assert.match(check.stdout, message);
     }
-    assert.deepEqual(json<{ interfaces: Array<{ name: string }> }>(ctl(socket, ['list', '--json'])).interfaces.map((entry) => entry.name), ['rep0', 'up0']);
+    assert.deepEqual(json<{ interfaces: Array<{ interface: string }> }>(ctl(socket, ['list', '--json'])).interfaces.map((entry) => entry.interface), ['rep0', 'up0']);
     // The opt-in loads, and says so loudly.
     fs.writeFileSync(policyFile, POLICY.replace('match: { name: "rep*" }', 'broad: "test: every interface"\n    match: { name: "*" }'));
     const broad = ctl(socket, ['reload']);
