@@ -6,7 +6,7 @@
 // events) is reported as data, errno ENOBUFS, so the daemon can resynchronise; nothing here
 // throws across the libuv callback.
 //
-// queryLinks: RTM_GETLINK (one ifindex, or a dump of all) on its own short-lived socket, so a
+// dumpLinks: an RTM_GETLINK dump of every link on its own short-lived socket, so a
 // dump never interleaves with the multicast stream.
 #include "rtnl.h"
 
@@ -30,6 +30,8 @@ constexpr size_t kReceiveBufferBytes = 128 * 1024;  // larger than any kernel ne
 constexpr size_t kBatchDatagrams = 256;             // per JavaScript call
 constexpr size_t kMaxDatagramsPerWakeup = 4096;     // then yield to the loop (level-triggered poll)
 constexpr size_t kMaxDiscardedAfterOverflow = 1 << 20;
+constexpr int kDumpAttempts = 5;          // a dump interrupted (NLM_F_DUMP_INTR) this often: give up
+constexpr int kDumpTimeoutSeconds = 5;    // a dump of 10,000 links takes well under a second
 
 class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
  public:
@@ -193,23 +195,18 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
   Napi::AsyncContext context_;
 };
 
-// queryLinks(ifindex: number): Buffer[] — RTM_GETLINK for one link (ifindex > 0) or a dump of
-// all links (0). Returns the raw reply datagrams. Retries a dump the kernel marks interrupted
-// (NLM_F_DUMP_INTR: links changed while it ran).
-Napi::Value QueryLinks(const Napi::CallbackInfo& info) {
+// dumpLinks(): Buffer[] — an RTM_GETLINK dump of every link, as the raw reply datagrams.
+// Retries a dump the kernel marks interrupted (NLM_F_DUMP_INTR: links changed while it ran).
+Napi::Value DumpLinks(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "expected (ifindex: number)");
-  int ifindex = info[0].As<Napi::Number>().Int32Value();
-  const bool dump = ifindex <= 0;
-
-  for (int attempt = 0; attempt < 5; attempt++) {
+  for (int attempt = 0; attempt < kDumpAttempts; attempt++) {
     int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
     if (fd < 0) throw SyscallError(env, errno, "socket(AF_NETLINK)");
     struct Closer {
       int fd;
       ~Closer() { ::close(fd); }
     } closer{fd};
-    timeval timeout{5, 0};  // a dump of 10,000 links takes well under a second
+    timeval timeout{kDumpTimeoutSeconds, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
 
     struct {
@@ -221,10 +218,9 @@ Napi::Value QueryLinks(const Napi::CallbackInfo& info) {
     std::memset(&request, 0, sizeof request);
     request.header.nlmsg_len = sizeof request;
     request.header.nlmsg_type = RTM_GETLINK;
-    request.header.nlmsg_flags = NLM_F_REQUEST | (dump ? NLM_F_DUMP : 0);
+    request.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
     request.header.nlmsg_seq = 1;
     request.link.ifi_family = AF_UNSPEC;
-    request.link.ifi_index = dump ? 0 : ifindex;
     request.maskAttribute.rta_type = IFLA_EXT_MASK;
     request.maskAttribute.rta_len = RTA_LENGTH(sizeof(uint32_t));
     request.mask = RTEXT_FILTER_SKIP_STATS;  // statistics are most of a link message; not needed
@@ -255,7 +251,6 @@ Napi::Value QueryLinks(const Napi::CallbackInfo& info) {
         }
       }
       replies.emplace_back(buffer, buffer + n);
-      if (!dump) done = true;
     }
     if (interrupted) continue;
 
@@ -271,7 +266,7 @@ Napi::Value QueryLinks(const Napi::CallbackInfo& info) {
 
 void InitRtnl(Napi::Env env, Napi::Object exports) {
   exports.Set("LinkMonitor", LinkMonitor::Define(env));
-  exports.Set("queryLinks", Napi::Function::New(env, QueryLinks, "queryLinks"));
+  exports.Set("dumpLinks", Napi::Function::New(env, DumpLinks, "dumpLinks"));
 }
 
 }  // namespace offloadd

@@ -82,7 +82,8 @@ interface NativeAddon {
     receiveBufferBytes: number,
     onDatagrams: (errno: number, datagrams: Buffer[]) => void,
   ) => NativeLinkMonitor;
-  queryLinks(ifindex: number): Buffer[];
+  /** RTM_GETLINK dump of every link: the raw reply datagrams. */
+  dumpLinks(): Buffer[];
   sendDatagram(socketPath: string, data: Buffer, allowMemfd: boolean): void;
   peerCredentials(fd: number): PeerCredentials;
   /** RTM_GETLINK for one ifindex: IFLA_MTU and IFLA_STATS64. */
@@ -95,7 +96,7 @@ interface NativeAddon {
 
 const EXPECTED_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = [
   'featureNames', 'getFeatures', 'setFeatures', 'driverInfo', 'ethtoolNetlinkAvailable', 'netlinkGetFeatures',
-  'netlinkSetFeatures', 'LinkMonitor', 'queryLinks', 'sendDatagram', 'peerCredentials', 'linkStats', 'driverStats',
+  'netlinkSetFeatures', 'LinkMonitor', 'dumpLinks', 'sendDatagram', 'peerCredentials', 'linkStats', 'driverStats',
   'tryLockExclusive',
 ];
 
@@ -168,7 +169,7 @@ export const addon = {
   ethtoolNetlinkAvailable: wrap(raw.ethtoolNetlinkAvailable),
   netlinkGetFeatures: wrap(raw.netlinkGetFeatures),
   netlinkSetFeatures: wrap(raw.netlinkSetFeatures),
-  queryLinks: wrap(raw.queryLinks),
+  dumpLinks: wrap(raw.dumpLinks),
   sendDatagram: wrap(raw.sendDatagram),
   peerCredentials: wrap(raw.peerCredentials),
   linkStats: wrap(raw.linkStats),

@@ -12,7 +12,7 @@ import type { Explanation } from '../reconcile/reconciler';
 import { VERSION } from '../version';
 import type { LedgerRecord, RecordEvent, Trigger } from '../ledger/record';
 import type { InterfaceStatus } from '../reconcile/managed-interfaces';
-import { API_VERSION, RpcCode } from './protocol';
+import { API_VERSION, DRIFT_DEFAULT_LIMIT, DRIFT_MAX_LIMIT, RpcCode } from './protocol';
 import { RpcError, type ApiServer, type Handlers } from './server';
 import { interfaceView, planView, statusView } from './views';
 
@@ -114,9 +114,9 @@ export function createHandlers(daemon: DaemonForApi): Handlers {
       const raw = params as Record<string, unknown>;
       const sinceText = stringParam(raw, 'since', false);
       const since = sinceText === undefined ? undefined : parseSince(sinceText);
-      const limit = raw['limit'] === undefined ? 100 : raw['limit'];
-      if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > 100000) {
-        throw new RpcError(RpcCode.invalidParams, 'param "limit" must be an integer from 1 to 100000');
+      const limit = raw['limit'] === undefined ? DRIFT_DEFAULT_LIMIT : raw['limit'];
+      if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > DRIFT_MAX_LIMIT) {
+        throw new RpcError(RpcCode.invalidParams, `param "limit" must be an integer from 1 to ${DRIFT_MAX_LIMIT}`);
       }
       const { records, warnings } = await daemon.queryLedger({
         since, limit,

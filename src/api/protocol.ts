@@ -13,6 +13,10 @@ export type { FeatureView, InterfaceStatusView, InterfaceView, OnOff, PlanView }
 /** Bumped on an incompatible change; additions keep it. */
 export const API_VERSION = 1;
 export const DEFAULT_SOCKET_PATH = '/run/offloadd/offloadd.sock';
+/** drift.list answers this many records unless asked for more... */
+export const DRIFT_DEFAULT_LIMIT = 100;
+/** ...and never more than this many in one answer (one JSON line of tens of MB at most). */
+export const DRIFT_MAX_LIMIT = 100_000;
 
 /** JSON-RPC 2.0's own codes. */
 export const RpcCode = {

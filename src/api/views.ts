@@ -5,10 +5,10 @@
  */
 import { vendorDevice } from '../facts/pci';
 import type { InterfaceFacts } from '../facts/types';
-import type { Mode } from '../policy/types';
+import { onOff, type Mode } from '../policy/types';
 import type { FeatureAction } from '../reconcile/apply';
 import type { InterfaceStatus } from '../reconcile/managed-interfaces';
-import { onOff, type FeaturePlan, type FeatureStatus } from '../reconcile/plan';
+import type { FeaturePlan, FeatureStatus } from '../reconcile/plan';
 
 export type OnOff = 'on' | 'off';
 

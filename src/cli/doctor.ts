@@ -7,6 +7,7 @@ import { KernelError } from '../errors';
 import { CannotReadError, runDoctor } from '../doctor/collect';
 import type { DoctorReport, Finding, InterfaceEvidence, OffloadEvidence } from '../doctor/types';
 import { DEFAULT_SYSFS_ROOT } from '../facts/sysfs';
+import { onOff } from '../policy/types';
 import { table } from './format';
 
 export const DOCTOR_EXIT = { clean: 0, finding: 1, usage: 2, cannotRead: 3 } as const;
@@ -31,7 +32,7 @@ function fail(out: { json: boolean }, code: number, message: string, hint?: stri
   return code;
 }
 
-const onOffOrDash = (value: boolean | null): string => (value === null ? '-' : value ? 'on' : 'off');
+const onOffOrDash = (value: boolean | null): string => (value === null ? '-' : onOff(value));
 
 function si(value: number, unit: string): string {
   if (value >= 1e9) return `${(value / 1e9).toFixed(1)} G${unit}`;

@@ -6,7 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { call, RemoteError, UnreachableError, watch } from '../api/client';
-import { DEFAULT_SOCKET_PATH, type ExplainResult, type InterfaceStatusView, type StatusResult } from '../api/protocol';
+import { DEFAULT_SOCKET_PATH, DRIFT_DEFAULT_LIMIT, RpcCode, type ExplainResult, type InterfaceStatusView, type StatusResult } from '../api/protocol';
 import { OffloaddError, PolicyError } from '../errors';
 import type { LedgerRecord, RecordEvent } from '../ledger/record';
 import { escapeControl, escapeStrings } from '../observe/escape';
@@ -170,7 +170,7 @@ const COMMANDS: Record<string, Command> = {
   drift: {
     summary: 'the drift ledger, newest first',
     usage: 'offloadctl drift [--since TIME] [--interface IFACE] [--feature NAME] [--event EVENT] [--limit N] [--json]',
-    help: 'Records from the durable ledger, newest first. EVENT is initial, drift, unenforceable, flapping\nor resync. TIME is ISO 8601: with Z or an offset (2026-11-22T10:00:00Z, 2026-11-22T11:00:00+01:00)\nit is taken as written; without one (2026-11-22T10:00, 2026-11-22) it is this machine\'s local time\n(TZ). Default limit: 100.',
+    help: `Records from the durable ledger, newest first. EVENT is initial, drift, unenforceable, flapping\nor resync. TIME is ISO 8601: with Z or an offset (2026-11-22T10:00:00Z, 2026-11-22T11:00:00+01:00)\nit is taken as written; without one (2026-11-22T10:00, 2026-11-22) it is this machine\'s local time\n(TZ). Default limit: ${DRIFT_DEFAULT_LIMIT}.`,
     options: { since: { type: 'string' }, interface: { type: 'string' }, feature: { type: 'string' }, event: { type: 'string' }, limit: { type: 'string' } },
     async run({ values, socket, out }) {
       const limit = values['limit'] === undefined ? undefined : Number(values['limit']);
@@ -434,7 +434,7 @@ export async function runCli(argv: string[]): Promise<number> {
 function reportError(name: string, error: unknown, out: Output): number {
   const code = error instanceof UsageError ? EXIT.usage
     : error instanceof UnreachableError ? EXIT.unreachable
-    : error instanceof RemoteError ? (error.rpc.code === 1002 ? EXIT.usage : EXIT.refused)
+    : error instanceof RemoteError ? (error.rpc.code === RpcCode.policyInvalid ? EXIT.usage : EXIT.refused)
     : EXIT.refused;
   const hint = error instanceof OffloaddError ? error.hint : undefined;
   if (out.json) {

@@ -86,20 +86,6 @@ export class LinkEvents {
 /** Every link on the host (in this network namespace), read fresh from the kernel. */
 export function dumpLinks(): LinkMessage[] {
   const links: LinkMessage[] = [];
-  for (const datagram of addon.queryLinks(0)) for (const link of parseLinkDatagram(datagram)) links.push(link);
+  for (const datagram of addon.dumpLinks()) for (const link of parseLinkDatagram(datagram)) links.push(link);
   return links;
-}
-
-/** One link by ifindex, or null when it no longer exists. */
-export function queryLink(ifindex: number): LinkMessage | null {
-  try {
-    for (const datagram of addon.queryLinks(ifindex)) {
-      const link = parseLinkDatagram(datagram).find((candidate) => candidate.ifindex === ifindex);
-      if (link) return link;
-    }
-    return null;
-  } catch (error) {
-    if ((error as { code?: string }).code === 'ENODEV') return null;
-    throw error;
-  }
 }

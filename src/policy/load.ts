@@ -28,17 +28,18 @@ import {
   suggestFeatureName,
 } from './feature-names';
 import { globLiteral, globProblem, unconstrainedKeys, type UnconstrainedKey } from './match';
-import type {
-  FlappingLimits,
-  LedgerLimits,
-  MatchKey,
-  MatchSpec,
-  Mode,
-  PciPattern,
-  Policy,
-  PolicyWarning,
-  Rule,
-  WantedFeature,
+import {
+  onOff,
+  type FlappingLimits,
+  type LedgerLimits,
+  type MatchKey,
+  type MatchSpec,
+  type Mode,
+  type PciPattern,
+  type Policy,
+  type PolicyWarning,
+  type Rule,
+  type WantedFeature,
 } from './types';
 
 /** Policy.path of the shipped default. */
@@ -148,10 +149,6 @@ function syntaxHint(code: string): string {
     default:
       return 'fix the YAML syntax at this position; quoting the value often helps';
   }
-}
-
-function onOffText(on: boolean): string {
-  return on ? 'on' : 'off';
 }
 
 function joinPath(parent: string, key: string): string {
@@ -587,7 +584,7 @@ class PolicyParser {
           this.fail(
             featureEntry.keyNode,
             featureEntry.path,
-            `${featureEntry.name}: ${onOffText(on)} contradicts ${claim.entry.name}: ${onOffText(claim.on)} ` +
+            `${featureEntry.name}: ${onOff(on)} contradicts ${claim.entry.name}: ${onOff(claim.on)} ` +
               `(line ${line}): both set ${feature}`,
             {
               hint:

@@ -90,3 +90,8 @@ export interface PolicyWarning {
   position?: SourcePosition;
   key?: string;
 }
+
+/** A feature state in ethtool's words, as policies, records and the API write it. */
+export function onOff(value: boolean): 'on' | 'off' {
+  return value ? 'on' : 'off';
+}

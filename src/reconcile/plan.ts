@@ -1,7 +1,7 @@
 /**
  * Desired × current → what to do, per feature. Pure: no I/O, so its tests need no kernel.
  */
-import type { WantedFeature } from '../policy/types';
+import { onOff, type WantedFeature } from '../policy/types';
 import type { FeatureSnapshot } from './feature-state';
 
 export type FeatureStatus =
@@ -60,8 +60,4 @@ export function whyNotApplied(feature: string, wanted: boolean, after: FeatureSn
     return `the kernel keeps it ${onOff(state.active)} although ${onOff(wanted)} is requested (a feature dependency or the driver overrides it)`;
   }
   return `the kernel did not accept ${onOff(wanted)} (still requested ${onOff(state.requested)})`;
-}
-
-export function onOff(value: boolean): 'on' | 'off' {
-  return value ? 'on' : 'off';
 }

@@ -6,7 +6,7 @@
 import type { NewRecord, Trigger } from '../ledger/record';
 import type { FeatureOutcome } from './apply';
 import type { BackoffStarted } from './flapping';
-import { onOff } from './plan';
+import { onOff } from '../policy/types';
 
 /** What the daemon remembers of one managed interface between checks. */
 export interface FeatureMemory {

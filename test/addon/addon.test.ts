@@ -7,11 +7,13 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import { addon } from '../../src/addon/binding';
 import { KernelError } from '../../src/errors';
-import { dumpLinks, queryLink } from '../../src/events/link-events';
+import { dumpLinks } from '../../src/events/link-events';
 import { FeatureTable } from '../../src/reconcile/feature-state';
 
 const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
-const bad = (call: () => unknown): void => assert.throws(call);
+/** Bad arguments are a clear error — a TypeError or RangeError, or a KernelError with its errno — never a crash. */
+const bad = (call: () => unknown): void => assert.throws(call, (error: unknown) =>
+  error instanceof TypeError || error instanceof RangeError || (error instanceof KernelError && error.errno > 0));
 
 describe('native addon contract', () => {
   it('lists the kernel\'s feature names', () => {
@@ -63,11 +65,9 @@ describe('native addon contract', () => {
     bad(() => addon.peerCredentials(-1));
   });
 
-  it('dumps links and queries one by ifindex', () => {
+  it('dumps every link', () => {
     const links = dumpLinks();
     assert.ok(links.some((link) => link.name === 'lo' && link.ifindex === 1));
-    assert.equal(queryLink(1)?.name, 'lo');
-    assert.equal(queryLink(2 ** 30), null);
   });
 
   it('leaks no file descriptors', () => {

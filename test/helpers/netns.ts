@@ -26,6 +26,13 @@ import { waitFor } from './wait';
 
 export { waitFor };
 
+/** Kernel suites need root (network namespaces, CAP_NET_ADMIN): skip them, saying so, without it. */
+export function skipUnlessRoot(context: Mocha.Context): void {
+  if (process.getuid?.() === 0) return;
+  process.stdout.write(`      skipped "${context.test?.parent?.title ?? ''}": needs root (network namespaces, CAP_NET_ADMIN); run npm test as root\n`);
+  context.skip();
+}
+
 /** Whether a Unix stream socket accepts a connection now. */
 export function canConnect(socketPath: string): Promise<boolean> {
   return new Promise((resolve) => {

@@ -6,7 +6,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { canConnect, Netns, REPO_ROOT, waitFor, type DaemonProcess } from '../helpers/netns';
+import { canConnect, type DaemonProcess, Netns, REPO_ROOT, skipUnlessRoot, waitFor } from '../helpers/netns';
 
 const OFFLOADCTL = path.join(REPO_ROOT, 'bin', 'offloadctl');
 const OFFLOADD = path.join(REPO_ROOT, 'bin', 'offloadd');
@@ -108,6 +108,9 @@ function rawExchange(socket: string, payload: string | Buffer, count = 1): Promi
 }
 
 describe('API and offloadctl (real daemon, own namespace)', function () {
+  before(function () {
+    skipUnlessRoot(this);
+  });
   let ns: Netns;
   let daemon: DaemonProcess;
   let socket: string;
@@ -420,6 +423,9 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
 });
 
 describe('offloadd start-up checks and the API socket file (real daemon, own namespace)', function () {
+  before(function () {
+    skipUnlessRoot(this);
+  });
   let ns: Netns;
   let policy: string;
 

@@ -3,7 +3,7 @@
  */
 import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
-import { fakePciDevice, Netns, waitFor } from '../helpers/netns';
+import { fakePciDevice, Netns, skipUnlessRoot, waitFor } from '../helpers/netns';
 
 const PROBE = path.resolve(__dirname, '..', 'helpers', 'features-probe.js');
 
@@ -20,6 +20,9 @@ rules:
 `;
 
 describe('core daemon (real kernel, own namespace)', function () {
+  before(function () {
+    skipUnlessRoot(this);
+  });
   let ns: Netns;
 
   beforeEach(() => {
@@ -48,6 +51,15 @@ describe('core daemon (real kernel, own namespace)', function () {
     await daemon.waitForLine(/m0: rx-gro on → off/);
   });
 
+  /**
+   * A positive signal that the daemon has handled every link event so far: a new matching veth
+   * (gso on by default) is enforced only after the events queued before it.
+   */
+  const eventsHandled = async (marker: string): Promise<void> => {
+    ns.addVeth(marker);
+    await waitFor(() => ns.features(marker)['generic-segmentation-offload'] === false, `the marker ${marker} enforced`);
+  };
+
   it('enforces on hot-plug, link up, rename into a glob, and re-registration', async () => {
     const daemon = ns.startDaemon(['--policy', ns.file('policy.yaml', VETH_POLICY)]);
     await daemon.ready();
@@ -63,7 +75,7 @@ describe('core daemon (real kernel, own namespace)', function () {
     // Rename into the glob.
     ns.addVeth('x-ren');
     ns.setFeatures('x-ren', 'gro', 'on');
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await eventsHandled('m-mark1');
     assert.equal(ns.features('x-ren')['generic-receive-offload'], true, 'not matched before rename');
     ns.ip('link', 'set', 'x-ren', 'name', 'm-ren');
     await waitFor(() => ns.features('m-ren')['generic-receive-offload'] === false, 'renamed m-ren gro off');
@@ -72,7 +84,7 @@ describe('core daemon (real kernel, own namespace)', function () {
     ns.ip('link', 'set', 'm-ren', 'name', 'y-ren');
     await daemon.waitForLine(/y-ren: no longer matches/);
     ns.setFeatures('y-ren', 'gro', 'on');
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await eventsHandled('m-mark2');
     assert.equal(ns.features('y-ren')['generic-receive-offload'], true, 'unmanaged after renaming out');
 
     // Delete and re-create: a new ifindex with GRO/GSO on again, enforced again.

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LedgerRecord } from '../../src/ledger/record';
-import { Netns, REPO_ROOT, waitFor, type DaemonProcess } from '../helpers/netns';
+import { type DaemonProcess, Netns, REPO_ROOT, skipUnlessRoot, waitFor } from '../helpers/netns';
 
 const OFFLOADCTL = path.join(REPO_ROOT, 'bin', 'offloadctl');
 
@@ -32,6 +32,9 @@ function status(daemon: DaemonProcess): { counters: Record<string, number> } {
 }
 
 describe('daemon hardening (real kernel, own namespace)', function () {
+  before(function () {
+    skipUnlessRoot(this);
+  });
   let ns: Netns;
   beforeEach(() => {
     ns = new Netns();

@@ -9,7 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { DoctorReport, Finding } from '../../src/doctor/types';
-import { fakePciDevice, Netns, REPO_ROOT, waitFor } from '../helpers/netns';
+import { fakePciDevice, Netns, REPO_ROOT, skipUnlessRoot, waitFor } from '../helpers/netns';
 
 const OFFLOADCTL = path.join(REPO_ROOT, 'bin', 'offloadctl');
 const NIC_ADDRESS = '192.0.2.1'; // TEST-NET-1: never routed anywhere
@@ -59,6 +59,9 @@ interface Run {
 }
 
 describe('offloadctl doctor (real traffic between two namespaces)', function () {
+  before(function () {
+    skipUnlessRoot(this);
+  });
   let nicNs: Netns;
   let peerNs: Netns;
   let sysfs: string;

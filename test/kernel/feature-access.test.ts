@@ -5,13 +5,16 @@
  */
 import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
-import { Netns } from '../helpers/netns';
+import { Netns, skipUnlessRoot } from '../helpers/netns';
 
 const WRITER = path.resolve(__dirname, '..', 'helpers', 'features-write.js');
 
 interface WriteResult { ok: boolean; via?: string; active?: boolean; code?: string; vanished?: boolean; message?: string }
 
 describe('feature access over ethtool netlink and the ioctls (real kernel, own namespace)', function () {
+  before(function () {
+    skipUnlessRoot(this);
+  });
   let ns: Netns;
   beforeEach(() => {
     ns = new Netns();

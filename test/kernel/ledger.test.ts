@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { call } from '../../src/api/client';
 import type { StatusResult } from '../../src/api/protocol';
 import type { LedgerRecord } from '../../src/ledger/record';
-import { Netns, run, waitFor, type DaemonProcess } from '../helpers/netns';
+import { type DaemonProcess, Netns, run, skipUnlessRoot, waitFor } from '../helpers/netns';
 
 const GSO = 'generic-segmentation-offload';
 /** tmpfs allocates whole pages: a file that ends on a page boundary cannot grow on a full one. */
@@ -54,6 +54,9 @@ async function exited(daemon: DaemonProcess): Promise<number> {
 }
 
 describe('ledger and state directory (real daemon, own namespace)', function () {
+  before(function () {
+    skipUnlessRoot(this);
+  });
   let ns: Netns;
   beforeEach(() => {
     ns = new Netns();
@@ -162,6 +165,9 @@ describe('ledger and state directory (real daemon, own namespace)', function () 
 });
 
 describe('ledger on a full or read-only file system (tmpfs in a private mount namespace)', function () {
+  before(function () {
+    skipUnlessRoot(this);
+  });
   let ns: Netns;
   beforeEach(() => {
     ns = new Netns();

@@ -5,6 +5,7 @@
 import { strict as assert } from 'node:assert';
 import { MessageId } from '../../src/observe/message-ids';
 import { bootContainer, nspawnUnavailableReason, type Container } from '../helpers/nspawn';
+import { waitForAsync } from '../helpers/wait';
 
 const POLICY = 'rules:\n  - name: uplinks\n    match: { name: "up*" }\n    features: { gro: off, gso: off }\n';
 
@@ -55,11 +56,10 @@ describe('offloadd.service under a real systemd', function () {
 
   it('corrects drift and logs it under the unit with INTERFACE= and MESSAGE_ID=, explained by journalctl -x', async () => {
     await run('ethtool', '-K', 'up0', 'gro', 'on');
-    let entries: string[] = [];
-    for (let i = 0; i < 100 && entries.length === 0; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      entries = (await run('journalctl', '-u', 'offloadd', 'INTERFACE=up0', `MESSAGE_ID=${MessageId.drift}`, '-o', 'cat')).split('\n').filter(Boolean);
-    }
+    const entries = await waitForAsync(async () => {
+      const found = (await run('journalctl', '-u', 'offloadd', 'INTERFACE=up0', `MESSAGE_ID=${MessageId.drift}`, '-o', 'cat')).split('\n').filter(Boolean);
+      return found.length > 0 ? found : null;
+    }, 'the drift entry in the journal');
     assert.match(entries[0] ?? '', /up0: rx-gro drifted off → on/);
     assert.equal(await feature('up0', 'generic-receive-offload'), 'off');
     await run('journalctl', '--update-catalog');
@@ -86,13 +86,10 @@ describe('offloadd.service under a real systemd', function () {
     assert.match(pid, /^[1-9]\d*$/, 'offloadd is running');
     await run('kill', '-STOP', pid);
     await run('ethtool', '-K', 'up0', 'gro', 'on'); // drift while nobody watches
-    let restarted = false;
-    for (let i = 0; i < 200 && !restarted; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
+    await waitForAsync(async () => {
       const current = await prop('MainPID');
-      restarted = current !== pid && current !== '0' && (await prop('ActiveState')) === 'active';
-    }
-    assert.ok(restarted, 'a new main process');
+      return current !== pid && current !== '0' && (await prop('ActiveState')) === 'active';
+    }, 'a new main process after the watchdog timeout', 20000);
     assert.equal(await prop('NRestarts'), '1');
     assert.match(await run('journalctl', '-u', 'offloadd', '--no-pager'), /[Ww]atchdog timeout/);
     assert.equal(await feature('up0', 'generic-receive-offload'), 'off', 're-enforced at start');

@@ -1,8 +1,12 @@
 /** A short torture schedule for CI; `npm run test:torture` runs the long one. */
 import { strict as assert } from 'node:assert';
 import { runTorture } from './torture';
+import { skipUnlessRoot } from '../helpers/netns';
 
 describe('torture (short seeded schedule)', function () {
+  before(function () {
+    skipUnlessRoot(this);
+  });
   it('ends compliant, with every managed flip accounted for, the daemon alive, every change made before a SIGTERM or on a full disk in a parseable, strictly increasing ledger', async function () {
     this.timeout(300000);
     const seed = Number(process.env['OFFLOADD_TORTURE_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
