@@ -39,7 +39,10 @@ export class BenchDaemon {
   private exited: Promise<number | null> = Promise.resolve(null);
   private exitCode: number | null = null;
 
-  constructor(private readonly netns: BenchNetns, private readonly options: DaemonOptions) {
+  constructor(
+    private readonly netns: BenchNetns,
+    private readonly options: DaemonOptions,
+  ) {
     this.dir = path.join(netns.tmp, `daemon-${++started}-${options.label}`);
     fs.mkdirSync(this.dir, { recursive: true });
     this.socketPath = path.join(this.dir, 'api.sock');
@@ -59,7 +62,11 @@ export class BenchDaemon {
     const notifySocket = path.join(this.dir, 'notify.sock');
     // Started through the namespace (a path socket works across namespaces) so that it is
     // tracked and killed with everything else if the run is interrupted.
-    const notify = this.netns.spawn(this.netns.tools.path('observer'), ['notify', notifySocket, String(READY_TIMEOUT_S)]);
+    const notify = this.netns.spawn(this.netns.tools.path('observer'), [
+      'notify',
+      notifySocket,
+      String(READY_TIMEOUT_S),
+    ]);
     const lines = new LineReader(notify);
     try {
       await lines.next(); // "listening": bound before the daemon can send
@@ -83,17 +90,32 @@ export class BenchDaemon {
     const nodeFlags = this.options.profileDir
       ? ['--cpu-prof', '--cpu-prof-dir', this.options.profileDir, '--cpu-prof-name', `${this.options.label}.cpuprofile`]
       : [];
-    const child = this.netns.spawn(process.execPath, [
-      ...nodeFlags, OFFLOADD,
-      '--policy', policyPath, '--state-dir', this.stateDir, '--socket', this.socketPath,
-      '--log-level', this.options.logLevel, '--log-target', 'console',
-    ], { stdout: log, stderr: log, env: { ...process.env, NOTIFY_SOCKET: notifySocket, JOURNAL_STREAM: '' } });
+    const child = this.netns.spawn(
+      process.execPath,
+      [
+        ...nodeFlags,
+        OFFLOADD,
+        '--policy',
+        policyPath,
+        '--state-dir',
+        this.stateDir,
+        '--socket',
+        this.socketPath,
+        '--log-level',
+        this.options.logLevel,
+        '--log-target',
+        'console',
+      ],
+      { stdout: log, stderr: log, env: { ...process.env, NOTIFY_SOCKET: notifySocket, JOURNAL_STREAM: '' } },
+    );
     fs.closeSync(log);
     this.child = child;
-    this.exited = new Promise((resolve) => child.on('exit', (code, signal) => {
-      this.exitCode = code ?? (signal ? 128 : null);
-      resolve(this.exitCode);
-    }));
+    this.exited = new Promise((resolve) =>
+      child.on('exit', (code, signal) => {
+        this.exitCode = code ?? (signal ? 128 : null);
+        resolve(this.exitCode);
+      }),
+    );
   }
 
   cpuNs(): number {
@@ -158,7 +180,9 @@ export class LineReader {
       this.lines.push(...parts);
       this.wake();
     });
-    child.stderr?.on('data', (chunk: Buffer) => { this.stderr += chunk.toString('utf8'); });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      this.stderr += chunk.toString('utf8');
+    });
     child.on('exit', (code) => {
       this.ended = code;
       this.wake();
@@ -170,7 +194,9 @@ export class LineReader {
       const line = this.lines.shift();
       if (line !== undefined) return line;
       if (this.ended !== undefined) throw new Error(`helper exited with ${this.ended}: ${this.stderr.trim()}`);
-      await new Promise<void>((resolve) => { this.waiter = resolve; });
+      await new Promise<void>((resolve) => {
+        this.waiter = resolve;
+      });
     }
   }
 

@@ -19,7 +19,10 @@ const live = new Set<BenchNetns>();
 process.on('exit', () => {
   for (const netns of live) netns.destroy();
 });
-for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15]] as const) {
+for (const [signal, number] of [
+  ['SIGINT', 2],
+  ['SIGTERM', 15],
+] as const) {
   process.once(signal, () => {
     for (const netns of live) netns.destroy();
     process.exit(128 + number);
@@ -105,8 +108,11 @@ export class BenchNetns {
 
   /** Puts the benchmark feature on (or off) on every PREFIX* interface, untimed. */
   setAll(prefix: string, on: boolean): void {
-    const result = JSON.parse(this.exec(this.tools.path('floor'), 'set', prefix, FEATURE, on ? 'on' : 'off')) as FloorRun;
-    if (result.failed > 0) throw new Error(`could not set ${FEATURE} ${on ? 'on' : 'off'} on ${result.failed} interfaces`);
+    const result = JSON.parse(
+      this.exec(this.tools.path('floor'), 'set', prefix, FEATURE, on ? 'on' : 'off'),
+    ) as FloorRun;
+    if (result.failed > 0)
+      throw new Error(`could not set ${FEATURE} ${on ? 'on' : 'off'} on ${result.failed} interfaces`);
   }
 
   /** How many PREFIX* interfaces exist, and how many still have the feature on. */

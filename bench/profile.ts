@@ -47,8 +47,17 @@ function location(frame: CallFrame): string {
   const url = frame.url.replace(/^file:\/\//, '');
   if (!url) return '';
   const modules = url.lastIndexOf('node_modules/');
-  if (modules >= 0) return url.slice(modules + 'node_modules/'.length).split('/').slice(0, 2).join('/');
-  if (url.startsWith(REPO_ROOT)) return path.relative(REPO_ROOT, url).replace(/^dist\//, '').replace(/\.js$/, '.ts');
+  if (modules >= 0)
+    return url
+      .slice(modules + 'node_modules/'.length)
+      .split('/')
+      .slice(0, 2)
+      .join('/');
+  if (url.startsWith(REPO_ROOT))
+    return path
+      .relative(REPO_ROOT, url)
+      .replace(/^dist\//, '')
+      .replace(/\.js$/, '.ts');
   return url;
 }
 
@@ -67,7 +76,8 @@ function top(map: Map<string, number>, busyMs: number, count: number): SelfTime[
 function describe(node: ProfileNode, parentOf: Map<number, ProfileNode>): { name: string; where: string } {
   const frame = node.callFrame;
   const where = location(frame);
-  const label = (f: CallFrame, w: string): string => `${f.functionName || '(anonymous)'}${w ? ` ${w}:${f.lineNumber + 1}` : ''}`;
+  const label = (f: CallFrame, w: string): string =>
+    `${f.functionName || '(anonymous)'}${w ? ` ${w}:${f.lineNumber + 1}` : ''}`;
   if (!where.startsWith('src/addon/binding.ts')) return { name: label(frame, where), where };
   const caller = parentOf.get(node.id);
   const callerWhere = caller ? location(caller.callFrame) : '';
@@ -99,10 +109,15 @@ export function summariseProfile(file: string, count = 20): ProfileSummary {
 }
 
 export function renderProfile(summary: ProfileSummary): string {
-  const lines = [`${path.basename(summary.file)}: ${summary.busyMs.toFixed(0)} ms sampled (idle excluded)`, '  top functions by self time:'];
-  for (const entry of summary.functions) lines.push(`    ${entry.ms.toFixed(1).padStart(8)} ms ${entry.percent.toFixed(1).padStart(5)} %  ${entry.name}`);
+  const lines = [
+    `${path.basename(summary.file)}: ${summary.busyMs.toFixed(0)} ms sampled (idle excluded)`,
+    '  top functions by self time:',
+  ];
+  for (const entry of summary.functions)
+    lines.push(`    ${entry.ms.toFixed(1).padStart(8)} ms ${entry.percent.toFixed(1).padStart(5)} %  ${entry.name}`);
   lines.push('  by file / package:');
-  for (const entry of summary.files) lines.push(`    ${entry.ms.toFixed(1).padStart(8)} ms ${entry.percent.toFixed(1).padStart(5)} %  ${entry.name}`);
+  for (const entry of summary.files)
+    lines.push(`    ${entry.ms.toFixed(1).padStart(8)} ms ${entry.percent.toFixed(1).padStart(5)} %  ${entry.name}`);
   return lines.join('\n');
 }
 

@@ -57,48 +57,76 @@ export function formatValue(value: number | undefined, unit: Unit | GoalCheck['u
       if (value < 1000) return `${value.toFixed(value < 10 ? 2 : 1)} µs`;
       if (value < 1e6) return `${(value / 1000).toFixed(2)} ms`;
       return `${(value / 1e6).toFixed(2)} s`;
-    case 'MiB': return `${value.toFixed(1)} MiB`;
-    case '%': return `${value < 0.1 ? value.toFixed(3) : value.toFixed(2)} %`;
-    case 'x': return `${value.toFixed(value < 10 ? 2 : 1)}×`;
-    case 'bytes': return value < 1024 * 1024 ? `${(value / 1024).toFixed(1)} KiB` : `${(value / 1024 / 1024).toFixed(2)} MiB`;
-    case 'count': return String(Math.round(value));
+    case 'MiB':
+      return `${value.toFixed(1)} MiB`;
+    case '%':
+      return `${value < 0.1 ? value.toFixed(3) : value.toFixed(2)} %`;
+    case 'x':
+      return `${value.toFixed(value < 10 ? 2 : 1)}×`;
+    case 'bytes':
+      return value < 1024 * 1024 ? `${(value / 1024).toFixed(1)} KiB` : `${(value / 1024 / 1024).toFixed(2)} MiB`;
+    case 'count':
+      return String(Math.round(value));
   }
 }
 
 function ratio(numerator: number | undefined, denominator: number | undefined): string {
-  if (numerator === undefined || denominator === undefined || !(denominator > 0) || !Number.isFinite(numerator)) return '-';
+  if (numerator === undefined || denominator === undefined || !(denominator > 0) || !Number.isFinite(numerator))
+    return '-';
   return formatValue(numerator / denominator, 'x');
 }
 
 function renderTable(header: readonly string[], rows: readonly string[][]): string {
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)));
-  const line = (cells: readonly string[]): string => cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd();
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)),
+  );
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((cell, column) => cell.padEnd(widths[column] ?? 0))
+      .join('  ')
+      .trimEnd();
   return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join('\n');
 }
 
 export function renderMeasurements(results: readonly ScenarioResult[]): string {
-  const rows = results.flatMap((result) => result.measurements.map((m) => [
-    m.scenario, m.metric, formatValue(m.offloadd, m.unit), formatValue(m.floor, m.unit), formatValue(m.baseline, m.unit),
-    ratio(m.offloadd, m.floor), ratio(m.baseline, m.offloadd),
-  ]));
-  return renderTable(['SCENARIO', 'MEASUREMENT', 'OFFLOADD', 'C FLOOR', 'ETHTOOL/TODAY', 'OFFLOADD÷FLOOR', 'TODAY÷OFFLOADD'], rows);
+  const rows = results.flatMap((result) =>
+    result.measurements.map((m) => [
+      m.scenario,
+      m.metric,
+      formatValue(m.offloadd, m.unit),
+      formatValue(m.floor, m.unit),
+      formatValue(m.baseline, m.unit),
+      ratio(m.offloadd, m.floor),
+      ratio(m.baseline, m.offloadd),
+    ]),
+  );
+  return renderTable(
+    ['SCENARIO', 'MEASUREMENT', 'OFFLOADD', 'C FLOOR', 'ETHTOOL/TODAY', 'OFFLOADD÷FLOOR', 'TODAY÷OFFLOADD'],
+    rows,
+  );
 }
 
 export function renderGoals(results: readonly ScenarioResult[]): string {
-  const rows = results.flatMap((result) => result.goals.map((goal) => [
-    goal.goal,
-    formatValue(goal.measured, goal.unit),
-    `${goal.direction === 'atMost' ? '≤' : '≥'} ${formatValue(goal.limit, goal.unit)}`,
-    Number.isFinite(goalRatio(goal)) ? goalRatio(goal).toFixed(2) : 'inf',
-    goalMet(goal) ? 'OK' : 'MISSED',
-  ]));
+  const rows = results.flatMap((result) =>
+    result.goals.map((goal) => [
+      goal.goal,
+      formatValue(goal.measured, goal.unit),
+      `${goal.direction === 'atMost' ? '≤' : '≥'} ${formatValue(goal.limit, goal.unit)}`,
+      Number.isFinite(goalRatio(goal)) ? goalRatio(goal).toFixed(2) : 'inf',
+      goalMet(goal) ? 'OK' : 'MISSED',
+    ]),
+  );
   return renderTable(['GOAL', 'MEASURED', 'GOAL', 'RATIO TO GOAL (≤1 met)', 'STATUS'], rows);
 }
 
 export function renderMachine(machine: Machine): string {
-  return `machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB.toFixed(1)} GiB; `
-    + `kernel ${machine.kernel}; node ${machine.node}; ${machine.ethtool}; offloadd ${machine.commit}`
-    + (machine.uncommitted.files.length > 0 ? ` (uncommitted: ${machine.uncommitted.files.join(' ')}, diff ${machine.uncommitted.diffSha256})` : '');
+  return (
+    `machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB.toFixed(1)} GiB; ` +
+    `kernel ${machine.kernel}; node ${machine.node}; ${machine.ethtool}; offloadd ${machine.commit}` +
+    (machine.uncommitted.files.length > 0
+      ? ` (uncommitted: ${machine.uncommitted.files.join(' ')}, diff ${machine.uncommitted.diffSha256})`
+      : '')
+  );
 }
 
 /** bench/results/<timestamp>.json (bench/results is git-ignored). Returns the path. */
@@ -106,6 +134,9 @@ export function writeJson(report: Record<string, unknown>, startedAt: Date): str
   const dir = path.join(REPO_ROOT, 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
-  fs.writeFileSync(file, `${JSON.stringify(report, (_key, value: unknown) => (typeof value === 'number' && !Number.isFinite(value) ? String(value) : value), 2)}\n`);
+  fs.writeFileSync(
+    file,
+    `${JSON.stringify(report, (_key, value: unknown) => (typeof value === 'number' && !Number.isFinite(value) ? String(value) : value), 2)}\n`,
+  );
   return file;
 }

@@ -31,29 +31,41 @@ const RUNNERS: Record<ScenarioName, (ctx: BenchContext) => Promise<ScenarioResul
 
 function requirements(): void {
   if (process.getuid?.() !== 0) throw new Error('the benchmark needs root (it creates network namespaces)');
-  for (const [command, args] of [['ip', ['-V']], ['ethtool', ['--version']], ['cc', ['--version']]] as const) {
+  for (const [command, args] of [
+    ['ip', ['-V']],
+    ['ethtool', ['--version']],
+    ['cc', ['--version']],
+  ] as const) {
     try {
       run(command, [...args]);
     } catch {
-      throw new Error(`${command} is needed (install ${command === 'ip' ? 'iproute2' : command === 'cc' ? 'gcc' : command})`);
+      throw new Error(
+        `${command} is needed (install ${command === 'ip' ? 'iproute2' : command === 'cc' ? 'gcc' : command})`,
+      );
     }
   }
 }
 
 function progress(startedAt: number): (message: string) => void {
-  return (message) => process.stderr.write(`[bench ${((Date.now() - startedAt) / 1000).toFixed(0).padStart(4)} s] ${message}\n`);
+  return (message) =>
+    process.stderr.write(`[bench ${((Date.now() - startedAt) / 1000).toFixed(0).padStart(4)} s] ${message}\n`);
 }
 
 /** Another session's tests on this 2-core machine skew everything: say so next to the figures. */
 const BUSY_WARNING = 0.1;
 
-async function runScenarios(ctx: BenchContext): Promise<{ results: ScenarioResult[]; failures: Record<string, string> }> {
+async function runScenarios(
+  ctx: BenchContext,
+): Promise<{ results: ScenarioResult[]; failures: Record<string, string> }> {
   const results: ScenarioResult[] = [];
   const failures: Record<string, string> = {};
   for (const name of ctx.only) {
     try {
       const busyBefore = await settle();
-      if (busyBefore > BUSY_WARNING) ctx.progress(`warning: the machine is ${(busyBefore * 100).toFixed(0)} % busy before ${name}: figures may be noisy`);
+      if (busyBefore > BUSY_WARNING)
+        ctx.progress(
+          `warning: the machine is ${(busyBefore * 100).toFixed(0)} % busy before ${name}: figures may be noisy`,
+        );
       const result = await RUNNERS[name](ctx);
       result.raw['machineBusyBefore'] = busyBefore;
       results.push(result);
@@ -68,7 +80,10 @@ async function runScenarios(ctx: BenchContext): Promise<{ results: ScenarioResul
 
 function printProfiles(dir: string): void {
   if (!fs.existsSync(dir)) return;
-  for (const file of fs.readdirSync(dir).filter((name) => name.endsWith('.cpuprofile')).sort()) {
+  for (const file of fs
+    .readdirSync(dir)
+    .filter((name) => name.endsWith('.cpuprofile'))
+    .sort()) {
     process.stdout.write(`\n${renderProfile(summariseProfile(path.join(dir, file)))}\n`);
   }
 }
@@ -97,24 +112,35 @@ async function main(): Promise<number> {
     const { results, failures } = await runScenarios(ctx);
 
     const out = [
-      '', renderMachine(machine), `mode: ${settings.quick ? 'quick' : 'full'}; scenarios: ${settings.only.join(', ')}`, '',
-      renderMeasurements(results), '', renderGoals(results), '',
-      `machine busy before each scenario (another session's load skews figures): ${results.map((result) => `${result.name} ${(100 * Number(result.raw['machineBusyBefore'] ?? 0)).toFixed(0)} %`).join(', ')}`, '',
+      '',
+      renderMachine(machine),
+      `mode: ${settings.quick ? 'quick' : 'full'}; scenarios: ${settings.only.join(', ')}`,
+      '',
+      renderMeasurements(results),
+      '',
+      renderGoals(results),
+      '',
+      `machine busy before each scenario (another session's load skews figures): ${results.map((result) => `${result.name} ${(100 * Number(result.raw['machineBusyBefore'] ?? 0)).toFixed(0)} %`).join(', ')}`,
+      '',
     ];
     process.stdout.write(out.join('\n'));
     const failedNames = Object.keys(failures);
-    if (failedNames.length > 0) process.stdout.write(`FAILED scenarios: ${failedNames.join(', ')} (see stderr and the JSON)\n`);
+    if (failedNames.length > 0)
+      process.stdout.write(`FAILED scenarios: ${failedNames.join(', ')} (see stderr and the JSON)\n`);
     const goals = results.flatMap((result) => result.goals);
-    const file = writeJson({
-      startedAt: startedAt.toISOString(),
-      durationS: (Date.now() - startedAt.getTime()) / 1000,
-      machine,
-      settings,
-      goalsMet: goals.filter(goalMet).length,
-      goalsMissed: goals.filter((goal) => !goalMet(goal)).map((goal) => goal.goal),
-      scenarios: results,
-      failures,
-    }, startedAt);
+    const file = writeJson(
+      {
+        startedAt: startedAt.toISOString(),
+        durationS: (Date.now() - startedAt.getTime()) / 1000,
+        machine,
+        settings,
+        goalsMet: goals.filter(goalMet).length,
+        goalsMissed: goals.filter((goal) => !goalMet(goal)).map((goal) => goal.goal),
+        scenarios: results,
+        failures,
+      },
+      startedAt,
+    );
     process.stdout.write(`JSON: ${path.relative(process.cwd(), file)}\n`);
     if (settings.profileDir) printProfiles(settings.profileDir);
     return failedNames.length > 0 ? 1 : 0;
@@ -123,7 +149,10 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => process.exit(code), (error: unknown) => {
-  process.stderr.write(`bench: ${(error as Error).stack ?? String(error)}\n`);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`bench: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -13,7 +13,10 @@ export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 
 export function run(command: string, args: readonly string[], input?: string): string {
   return execFileSync(command, args, {
-    encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 256 * 1024 * 1024,
+    encoding: 'utf8',
+    input,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    maxBuffer: 256 * 1024 * 1024,
   });
 }
 
@@ -35,19 +38,27 @@ export function sleep(ms: number): Promise<void> {
  * `started` sees the child first (to track it for clean-up).
  */
 export function runAsync(
-  command: string, args: readonly string[], input?: string, started?: (child: ChildProcess) => void,
+  command: string,
+  args: readonly string[],
+  input?: string,
+  started?: (child: ChildProcess) => void,
 ): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     started?.(child);
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString('utf8'); });
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString('utf8'); });
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8');
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString('utf8');
+    });
     child.on('error', reject);
     child.on('close', (code) => {
       if (code === 0) resolve({ stdout, stderr });
-      else reject(new Error(`${command} ${args.slice(0, 6).join(' ')} exited with ${code}: ${stderr.trim().slice(-500)}`));
+      else
+        reject(new Error(`${command} ${args.slice(0, 6).join(' ')} exited with ${code}: ${stderr.trim().slice(-500)}`));
     });
     child.stdin.end(input ?? '');
   });

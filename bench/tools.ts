@@ -18,7 +18,15 @@ export class CTools {
     const sourceDir = path.join(REPO_ROOT, 'bench');
     for (const name of SOURCES) {
       try {
-        run('cc', ['-O2', '-Wall', '-Wextra', '-pthread', '-o', path.join(dir, name), path.join(sourceDir, `${name}.c`)]);
+        run('cc', [
+          '-O2',
+          '-Wall',
+          '-Wextra',
+          '-pthread',
+          '-o',
+          path.join(dir, name),
+          path.join(sourceDir, `${name}.c`),
+        ]);
       } catch (error) {
         fs.rmSync(dir, { recursive: true, force: true });
         const stderr = (error as { stderr?: string }).stderr ?? String(error);

@@ -140,9 +140,7 @@ Napi::Value DriverInfo(const Napi::CallbackInfo& info) {
   std::memset(&drvinfo, 0, sizeof drvinfo);
   drvinfo.cmd = ETHTOOL_GDRVINFO;
   Ethtool(env, target, &drvinfo, "ETHTOOL_GDRVINFO");
-  auto text = [&](const char* field, size_t size) {
-    return Napi::String::New(env, field, strnlen(field, size));
-  };
+  auto text = [&](const char* field, size_t size) { return Napi::String::New(env, field, strnlen(field, size)); };
   Napi::Object result = Napi::Object::New(env);
   result.Set("driver", text(drvinfo.driver, sizeof drvinfo.driver));
   result.Set("version", text(drvinfo.version, sizeof drvinfo.version));

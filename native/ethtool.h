@@ -23,4 +23,4 @@ int Ethtool(Napi::Env env, const Target& target, void* data, const char* what);
 // The names of one ethtool string set (ETH_SS_FEATURES, ETH_SS_STATS, ...) on `target`:
 // ETHTOOL_GSSET_INFO for the count, then ETHTOOL_GSTRINGS.
 std::vector<std::string> StringSet(Napi::Env env, const Target& target, uint32_t set);
-}
+}  // namespace offloadd

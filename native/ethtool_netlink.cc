@@ -100,7 +100,9 @@ struct Attributes {
       offset += NLA_ALIGN(attribute->nla_len);
     }
   }
-  static const uint8_t* Payload(const nlattr* attribute) { return reinterpret_cast<const uint8_t*>(attribute) + NLA_HDRLEN; }
+  static const uint8_t* Payload(const nlattr* attribute) {
+    return reinterpret_cast<const uint8_t*>(attribute) + NLA_HDRLEN;
+  }
   static size_t PayloadLength(const nlattr* attribute) { return attribute->nla_len - NLA_HDRLEN; }
   Attributes Nested(int type) const {
     const nlattr* attribute = type < kMax ? by_type[type] : nullptr;
@@ -153,7 +155,8 @@ void Exchange(Napi::Env env, Session& session, Message& message, const char* wha
          header = NLMSG_NEXT(header, remaining)) {
       if (header->nlmsg_seq != seq) continue;  // a late answer to an earlier, failed exchange
       if (header->nlmsg_type == NLMSG_ERROR) {
-        if (header->nlmsg_len < NLMSG_LENGTH(sizeof(nlmsgerr))) throw NetlinkError(env, EBADMSG, what, ifindex, std::string());
+        if (header->nlmsg_len < NLMSG_LENGTH(sizeof(nlmsgerr)))
+          throw NetlinkError(env, EBADMSG, what, ifindex, std::string());
         const auto* error = static_cast<const nlmsgerr*>(NLMSG_DATA(header));
         if (error->error == 0) return;  // the ACK: done
         std::string extack;
@@ -164,7 +167,9 @@ void Exchange(Napi::Env env, Session& session, Message& message, const char* wha
             Attributes tlvs(reinterpret_cast<const uint8_t*>(header) + at, header->nlmsg_len - at);
             const nlattr* text = tlvs.by_type[NLMSGERR_ATTR_MSG];
             if (text && Attributes::PayloadLength(text) > 0)
-              extack.assign(reinterpret_cast<const char*>(Attributes::Payload(text)), strnlen(reinterpret_cast<const char*>(Attributes::Payload(text)), Attributes::PayloadLength(text)));
+              extack.assign(
+                  reinterpret_cast<const char*>(Attributes::Payload(text)),
+                  strnlen(reinterpret_cast<const char*>(Attributes::Payload(text)), Attributes::PayloadLength(text)));
           }
         }
         throw NetlinkError(env, -error->error, what, ifindex, extack);
@@ -187,7 +192,8 @@ bool Resolve(Napi::Env env, Session& session) {
   try {
     Exchange(env, session, message, "CTRL_CMD_GETFAMILY(ethtool)", 0, [&](const Attributes& attributes) {
       const nlattr* id = attributes.by_type[CTRL_ATTR_FAMILY_ID];
-      if (id && Attributes::PayloadLength(id) >= sizeof(uint16_t)) std::memcpy(&session.family, Attributes::Payload(id), sizeof(uint16_t));
+      if (id && Attributes::PayloadLength(id) >= sizeof(uint16_t))
+        std::memcpy(&session.family, Attributes::Payload(id), sizeof(uint16_t));
     });
   } catch (const Napi::Error& error) {
     Napi::Value code = error.Value().Get("errno");
@@ -206,7 +212,8 @@ void PutHeader(Message& message, uint32_t ifindex) {
 }
 
 // Copies a compact bitset's VALUE words into out[word * stride + slot].
-void CopyBitset(const Attributes& bitset, uint32_t* out, size_t words, size_t stride, size_t slot, int part = ETHTOOL_A_BITSET_VALUE) {
+void CopyBitset(const Attributes& bitset, uint32_t* out, size_t words, size_t stride, size_t slot,
+                int part = ETHTOOL_A_BITSET_VALUE) {
   const nlattr* value = bitset.by_type[part];
   if (!value) return;
   size_t available = Attributes::PayloadLength(value) / sizeof(uint32_t);
@@ -262,7 +269,8 @@ Napi::Value SetFeatures(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint32_t ifindex = IfindexArg(info);
   size_t words = WordsArg(info);
-  if (info.Length() < 3 || !info[2].IsTypedArray()) throw Napi::TypeError::New(env, "expected (ifindex, words, blocks: Uint32Array)");
+  if (info.Length() < 3 || !info[2].IsTypedArray())
+    throw Napi::TypeError::New(env, "expected (ifindex, words, blocks: Uint32Array)");
   Napi::Uint32Array blocks = info[2].As<Napi::Uint32Array>();
   if (blocks.ElementLength() != words * 2) throw Napi::RangeError::New(env, "blocks must hold words * 2 values");
   std::vector<uint32_t> mask(words), value(words);

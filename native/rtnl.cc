@@ -16,8 +16,8 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include <cstdio>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -30,17 +30,17 @@ constexpr size_t kReceiveBufferBytes = 128 * 1024;  // larger than any kernel ne
 constexpr size_t kBatchDatagrams = 256;             // per JavaScript call
 constexpr size_t kMaxDatagramsPerWakeup = 4096;     // then yield to the loop (level-triggered poll)
 constexpr size_t kMaxDiscardedAfterOverflow = 1 << 20;
-constexpr int kDumpAttempts = 5;          // a dump interrupted (NLM_F_DUMP_INTR) this often: give up
-constexpr int kDumpTimeoutSeconds = 5;    // a dump of 10,000 links takes well under a second
+constexpr int kDumpAttempts = 5;        // a dump interrupted (NLM_F_DUMP_INTR) this often: give up
+constexpr int kDumpTimeoutSeconds = 5;  // a dump of 10,000 links takes well under a second
 
 class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "LinkMonitor",
-                       {InstanceMethod("close", &LinkMonitor::Close),
-                        InstanceMethod("receiveBufferBytes", &LinkMonitor::ReceiveBufferBytes),
-                        InstanceMethod("ref", &LinkMonitor::RefLoop),
-                        InstanceMethod("unref", &LinkMonitor::UnrefLoop)});
+    return DefineClass(
+        env, "LinkMonitor",
+        {InstanceMethod("close", &LinkMonitor::Close),
+         InstanceMethod("receiveBufferBytes", &LinkMonitor::ReceiveBufferBytes),
+         InstanceMethod("ref", &LinkMonitor::RefLoop), InstanceMethod("unref", &LinkMonitor::UnrefLoop)});
   }
 
   // new LinkMonitor(receiveBufferBytes, onDatagrams(errno: number, datagrams: Buffer[]))

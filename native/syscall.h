@@ -2,11 +2,11 @@
 // properties (errno, syscall, ifname) so TypeScript never parses message text.
 #pragma once
 #include <napi.h>
+#include <sys/socket.h>
+
 #include <cerrno>
 #include <cstring>
 #include <string>
-
-#include <sys/socket.h>
 
 namespace offloadd {
 

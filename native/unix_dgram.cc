@@ -31,8 +31,8 @@ socklen_t AddressOf(Napi::Env env, const std::string& path, sockaddr_un* address
 
 // journald takes a message too large for one datagram as a sealed memfd passed with
 // SCM_RIGHTS (what libsystemd's sd_journal_sendv does).
-void SendAsMemfd(Napi::Env env, int fd, sockaddr_un* address, socklen_t addressLength,
-                 const uint8_t* data, size_t size) {
+void SendAsMemfd(Napi::Env env, int fd, sockaddr_un* address, socklen_t addressLength, const uint8_t* data,
+                 size_t size) {
   int memfd = memfd_create("offloadd-journal", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (memfd < 0) throw SyscallError(env, errno, "memfd_create");
   struct Closer {
@@ -82,8 +82,8 @@ Napi::Value SendDatagram(const Napi::CallbackInfo& info) {
   sockaddr_un address;
   socklen_t addressLength = AddressOf(env, path, &address);
   for (;;) {
-    ssize_t n = sendto(fd, data.Data(), data.Length(), MSG_NOSIGNAL,
-                       reinterpret_cast<sockaddr*>(&address), addressLength);
+    ssize_t n =
+        sendto(fd, data.Data(), data.Length(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&address), addressLength);
     if (n >= 0) return env.Undefined();
     if (errno == EINTR) continue;
     if (errno == EMSGSIZE && allowMemfd) {

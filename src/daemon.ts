@@ -12,7 +12,13 @@ import { dumpLinks, LinkEvents, DEFAULT_RECEIVE_BUFFER_BYTES } from './events/li
 import type { LinkMessage } from './events/link-message';
 import { InterfaceFactsSource } from './facts/interface-facts';
 import { LastSeenKeeper, LastSeenStore } from './ledger/last-seen';
-import { Ledger, type LedgerHealth, type LedgerObserver, type LedgerQuery, type LedgerQueryResult } from './ledger/ledger';
+import {
+  Ledger,
+  type LedgerHealth,
+  type LedgerObserver,
+  type LedgerQuery,
+  type LedgerQueryResult,
+} from './ledger/ledger';
 import type { LedgerRecord } from './ledger/record';
 import { RecordQueue } from './ledger/record-queue';
 import { StateDirLock, StateDirRefused } from './ledger/state-dir';
@@ -49,61 +55,100 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi {
   private stateLock: StateDirLock | null = null;
   private stateDirOpened = false;
 
-  constructor(private readonly options: DaemonOptions, readonly log: Log, policy?: Policy) {
+  constructor(
+    private readonly options: DaemonOptions,
+    readonly log: Log,
+    policy?: Policy,
+  ) {
     super();
     const initialPolicy = policy ?? loadConfiguredPolicy(options.policyPath, this.table.names);
     this.ledger = new Ledger(options.stateDir, initialPolicy.ledger, this.ledgerObserver());
     this.records = new RecordQueue(this.ledger, {
       onDurable: (records) => this.report(records),
-      onSyncFailed: (records, error) => this.log.log('crit', `Could not sync the ledger (${error.message}); ${records.length} records may not survive a crash`),
+      onSyncFailed: (records, error) =>
+        this.log.log(
+          'crit',
+          `Could not sync the ledger (${error.message}); ${records.length} records may not survive a crash`,
+        ),
       onHeld: (records, error) => this.log.log('debug', `${records.length} records: ${error.message}`),
     });
     this.notify.onHealthChange = (error, socket) => {
-      if (error) this.log.log('warning', `Cannot notify systemd through ${socket} (${error.message}): it may not see readiness, reloads or watchdog pings`);
+      if (error)
+        this.log.log(
+          'warning',
+          `Cannot notify systemd through ${socket} (${error.message}): it may not see readiness, reloads or watchdog pings`,
+        );
       else this.log.log('info', `Notifying systemd through ${socket} works again`);
     };
     const facts = new InterfaceFactsSource(options.sysfsRoot, (message, link, error) => {
-      this.log.log('warning', `${link.name}: ${message}: ${error.message}`, { INTERFACE: link.name, IFINDEX: link.ifindex, ERRNO: (error as { errno?: number }).errno });
+      this.log.log('warning', `${link.name}: ${message}: ${error.message}`, {
+        INTERFACE: link.name,
+        IFINDEX: link.ifindex,
+        ERRNO: (error as { errno?: number }).errno,
+      });
     });
     const lastSeenStore = new LastSeenStore(options.stateDir);
-    this.reconciler = new Reconciler(initialPolicy, this.table, facts, {
-      onRecords: (records) => this.records.add(records),
-      onChecked: (status, trigger, result) => {
-        if (this.log.isEnabled('debug')) {
-          this.log.log('debug', `${status.name}: checked (${trigger}), ${status.compliant ? 'compliant' : 'not compliant'}, ${Math.round(result.durationUs)} µs`, linkFields(status.facts));
-        }
-        this.lastSeen.markChanged();
-        this.emit('checked', status, trigger);
+    this.reconciler = new Reconciler(
+      initialPolicy,
+      this.table,
+      facts,
+      {
+        onRecords: (records) => this.records.add(records),
+        onChecked: (status, trigger, result) => {
+          if (this.log.isEnabled('debug')) {
+            this.log.log(
+              'debug',
+              `${status.name}: checked (${trigger}), ${status.compliant ? 'compliant' : 'not compliant'}, ${Math.round(result.durationUs)} µs`,
+              linkFields(status.facts),
+            );
+          }
+          this.lastSeen.markChanged();
+          this.emit('checked', status, trigger);
+        },
+        onReleased: (ifindex, name, why) => {
+          this.log.log(
+            why === 'deleted' ? 'debug' : 'info',
+            why === 'deleted'
+              ? `${name}: removed, forgotten`
+              : `${name}: no longer matches any rule; left as it is, no longer managed`,
+            { INTERFACE: name, IFINDEX: ifindex },
+          );
+          this.emit('released', ifindex, name, why);
+        },
+        onProblem: (level, message, factsOfLink, error) => {
+          const fields: LogFields = { ...linkFields(factsOfLink), ERRNO: (error as { errno?: number })?.errno };
+          if (level === 'error') {
+            this.counters.countFailure();
+            this.log.event('enforceFailed', 'error', `${factsOfLink.name ?? '?'}: ${message}`, fields);
+          } else {
+            this.log.log('debug', `${factsOfLink.name ?? '?'}: ${message}`, fields);
+          }
+        },
       },
-      onReleased: (ifindex, name, why) => {
-        this.log.log(why === 'deleted' ? 'debug' : 'info',
-          why === 'deleted' ? `${name}: removed, forgotten` : `${name}: no longer matches any rule; left as it is, no longer managed`,
-          { INTERFACE: name, IFINDEX: ifindex });
-        this.emit('released', ifindex, name, why);
-      },
-      onProblem: (level, message, factsOfLink, error) => {
-        const fields: LogFields = { ...linkFields(factsOfLink), ERRNO: (error as { errno?: number })?.errno };
-        if (level === 'error') {
-          this.counters.countFailure();
-          this.log.event('enforceFailed', 'error', `${factsOfLink.name ?? '?'}: ${message}`, fields);
-        } else {
-          this.log.log('debug', `${factsOfLink.name ?? '?'}: ${message}`, fields);
-        }
-      },
-    }, (name, mac) => lastSeenStore.take(name, mac));
-    this.lastSeen = new LastSeenKeeper(lastSeenStore, () => this.reconciler.lastSeen(), (level, message) => this.log.log(level, message));
+      (name, mac) => lastSeenStore.take(name, mac),
+    );
+    this.lastSeen = new LastSeenKeeper(
+      lastSeenStore,
+      () => this.reconciler.lastSeen(),
+      (level, message) => this.log.log(level, message),
+    );
     this.refresh = new LinkRefresh({
       onResync: (links, reason, notices) => this.reconciler.resync(links, reason, notices), // recorded, and so logged
       onSweep: (links) => this.reconciler.sweep(links),
-      onDumpFailed: (what, error, retryInMs) => this.log.log(what === 'resync' ? 'warning' : 'error', retryInMs === null
-        ? `Safety sweep failed, will retry next period: ${error.message}`
-        : `Could not re-read the links (${error.message}); retrying in ${retryInMs} ms`),
+      onDumpFailed: (what, error, retryInMs) =>
+        this.log.log(
+          what === 'resync' ? 'warning' : 'error',
+          retryInMs === null
+            ? `Safety sweep failed, will retry next period: ${error.message}`
+            : `Could not re-read the links (${error.message}); retrying in ${retryInMs} ms`,
+        ),
     });
     this.events = new LinkEvents(
       {
         onLinks: (links) => this.reconciler.handleLinks(links),
         onResync: (reason) => this.refresh.eventsLost(reason),
-        onHandlerError: (error) => this.log.log('crit', `Internal error while handling link events: ${(error as Error).stack ?? String(error)}`),
+        onHandlerError: (error) =>
+          this.log.log('crit', `Internal error while handling link events: ${(error as Error).stack ?? String(error)}`),
       },
       options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER_BYTES,
     );
@@ -126,7 +171,10 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi {
       this.stateLock = StateDirLock.acquire(this.options.stateDir);
     } catch (error) {
       if (error instanceof StateDirRefused || !(error instanceof OffloaddError)) throw error;
-      this.log.log('crit', `${error.message}; enforcing without a lock on it and without a ledger${error.hint ? ` (${error.hint})` : ''}`);
+      this.log.log(
+        'crit',
+        `${error.message}; enforcing without a lock on it and without a ledger${error.hint ? ` (${error.hint})` : ''}`,
+      );
     }
     this.ledger.open();
   }
@@ -147,7 +195,11 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi {
   /** After start() and once the API listens: tell systemd (and whoever waits on the log). */
   announceReady(): void {
     const summary = this.summary();
-    this.log.event('started', 'info', `Started: ${summary}; features via ${this.table.via}; netlink receive buffer ${this.events.grantedReceiveBufferBytes()} bytes`);
+    this.log.event(
+      'started',
+      'info',
+      `Started: ${summary}; features via ${this.table.via}; netlink receive buffer ${this.events.grantedReceiveBufferBytes()} bytes`,
+    );
     this.notify.ready(summary);
     this.notify.startWatchdog();
   }
@@ -181,7 +233,8 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi {
     } catch (error) {
       if (error instanceof PolicyError) {
         this.log.event('policyRejected', 'error', `Policy rejected, keeping the running one: ${error.toString()}`, {
-          OFFLOADD_POLICY: error.file, CODE_LINE: error.position?.line,
+          OFFLOADD_POLICY: error.file,
+          CODE_LINE: error.position?.line,
         });
       } else {
         this.log.log('error', `Policy reload failed: ${(error as Error).stack ?? String(error)}`);
@@ -256,12 +309,20 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi {
   private ledgerObserver(): LedgerObserver {
     return {
       warning: (message) => this.log.log('warning', `Ledger: ${message}`),
-      unwritable: (health) => this.log.event('ledgerUnwritable', 'crit',
-        `Ledger ${health.path} not writable: ${health.problem ?? 'unknown error'}; enforcement goes on, records are kept in memory and written when it works again`,
-        { OFFLOADD_LEDGER: health.path }),
-      writable: (health, since, written) => this.log.event('ledgerWritable', 'notice',
-        `Ledger ${health.path} writable again (not writable since ${since}); ${written} held records written`,
-        { OFFLOADD_LEDGER: health.path }),
+      unwritable: (health) =>
+        this.log.event(
+          'ledgerUnwritable',
+          'crit',
+          `Ledger ${health.path} not writable: ${health.problem ?? 'unknown error'}; enforcement goes on, records are kept in memory and written when it works again`,
+          { OFFLOADD_LEDGER: health.path },
+        ),
+      writable: (health, since, written) =>
+        this.log.event(
+          'ledgerWritable',
+          'notice',
+          `Ledger ${health.path} writable again (not writable since ${since}); ${written} held records written`,
+          { OFFLOADD_LEDGER: health.path },
+        ),
     };
   }
 
@@ -277,11 +338,20 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi {
   }
 
   private logPolicy(policy: Policy, verb: string): void {
-    this.log.event('policyLoaded', 'info', `Policy ${verb} from ${policy.path} (${policy.rules.length} rules, mode ${policy.mode}, sha256 ${policy.checksum.slice(0, 12)})`, {
-      OFFLOADD_POLICY: policy.path, OFFLOADD_POLICY_SHA256: policy.checksum,
-    });
+    this.log.event(
+      'policyLoaded',
+      'info',
+      `Policy ${verb} from ${policy.path} (${policy.rules.length} rules, mode ${policy.mode}, sha256 ${policy.checksum.slice(0, 12)})`,
+      {
+        OFFLOADD_POLICY: policy.path,
+        OFFLOADD_POLICY_SHA256: policy.checksum,
+      },
+    );
     for (const warning of policy.warnings) {
-      this.log.log('warning', `${policy.path}${warning.position ? `:${warning.position.line}:${warning.position.column}` : ''}: ${warning.message}`);
+      this.log.log(
+        'warning',
+        `${policy.path}${warning.position ? `:${warning.position.line}:${warning.position.column}` : ''}: ${warning.message}`,
+      );
     }
   }
 }

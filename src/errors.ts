@@ -69,7 +69,7 @@ function kernelHint(code: string): string | undefined {
   switch (code) {
     case 'EPERM':
     case 'EACCES':
-      return 'changing offload features needs CAP_NET_ADMIN in the interface\'s network namespace: run as root (prefix sudo) or grant the capability';
+      return "changing offload features needs CAP_NET_ADMIN in the interface's network namespace: run as root (prefix sudo) or grant the capability";
     case 'EOPNOTSUPP':
     case 'ENOTSUP':
       return 'the driver does not support this operation';

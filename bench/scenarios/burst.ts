@@ -32,19 +32,30 @@ interface BurstRun {
 
 async function burstRun(ctx: BenchContext, n: number, kind: ReactorKind, level: LogLevel): Promise<BurstRun> {
   const commands = vethPairCommands(PREFIX, n / 2).join('\n') + '\n';
-  return withNetns(ctx.tools, (netns) => withReactor(ctx, netns, kind, `burst-${n}-${level}`, async (reactor) => {
-    await settle();
-    ctx.progress(`burst N=${n}: ${kind}${kind === 'offloadd' ? ` --log-level ${level}` : ''}`);
-    const cpuBefore = reactor.cpuNs();
-    const started = nowNs();
-    let batchUs = NaN;
-    const batch = runAsync('ip', ['-n', netns.name, '-batch', '-'], commands).then(() => { batchUs = elapsedUs(started); });
-    const compliantAt = await reactor.allCompliant(n, timeoutMs(n));
-    const cpuUs = (reactor.cpuNs() - cpuBefore) / 1000;
-    await batch;
-    assertCompliant(netns, PREFIX, n);
-    return { kind, level, totalUs: elapsedUs(started, compliantAt), batchUs, cpuUs };
-  }, { logLevel: level, reportAfter: n }));
+  return withNetns(ctx.tools, (netns) =>
+    withReactor(
+      ctx,
+      netns,
+      kind,
+      `burst-${n}-${level}`,
+      async (reactor) => {
+        await settle();
+        ctx.progress(`burst N=${n}: ${kind}${kind === 'offloadd' ? ` --log-level ${level}` : ''}`);
+        const cpuBefore = reactor.cpuNs();
+        const started = nowNs();
+        let batchUs = NaN;
+        const batch = runAsync('ip', ['-n', netns.name, '-batch', '-'], commands).then(() => {
+          batchUs = elapsedUs(started);
+        });
+        const compliantAt = await reactor.allCompliant(n, timeoutMs(n));
+        const cpuUs = (reactor.cpuNs() - cpuBefore) / 1000;
+        await batch;
+        assertCompliant(netns, PREFIX, n);
+        return { kind, level, totalUs: elapsedUs(started, compliantAt), batchUs, cpuUs };
+      },
+      { logLevel: level, reportAfter: n },
+    ),
+  );
 }
 
 interface Baselines {
@@ -68,29 +79,60 @@ async function baselines(ctx: BenchContext, n: number): Promise<Baselines> {
   });
 }
 
-function sizeReport(n: number, runs: readonly BurstRun[], base: Baselines): { measurements: Measurement[]; goals: GoalCheck[] } {
+function sizeReport(
+  n: number,
+  runs: readonly BurstRun[],
+  base: Baselines,
+): { measurements: Measurement[]; goals: GoalCheck[] } {
   const scenario = `burst N=${n}`;
-  const find = (kind: ReactorKind, level: LogLevel = 'info'): BurstRun | undefined => runs.find((run) => run.kind === kind && (kind !== 'offloadd' || run.level === level));
-  const [offloadd, warning, floor, today] = [find('offloadd'), find('offloadd', 'warning'), find('floor'), find('today')];
+  const find = (kind: ReactorKind, level: LogLevel = 'info'): BurstRun | undefined =>
+    runs.find((run) => run.kind === kind && (kind !== 'offloadd' || run.level === level));
+  const [offloadd, warning, floor, today] = [
+    find('offloadd'),
+    find('offloadd', 'warning'),
+    find('floor'),
+    find('today'),
+  ];
   const row = (metric: string, pick: (run: BurstRun) => number, withToday = true): Measurement => ({
-    scenario, metric, unit: 'us',
+    scenario,
+    metric,
+    unit: 'us',
     offloadd: offloadd ? pick(offloadd) : NaN,
     floor: floor ? pick(floor) : undefined,
     baseline: today && withToday ? pick(today) : undefined,
   });
   const beyondCreation = (run: BurstRun): number => (run.totalUs - base.createAloneUs) / n;
   const measurements: Measurement[] = [
-    { scenario, metric: `creating ${n / 2} veth pairs alone (ip -batch, nothing reacting)`, unit: 'us', offloadd: NaN, baseline: base.createAloneUs },
+    {
+      scenario,
+      metric: `creating ${n / 2} veth pairs alone (ip -batch, nothing reacting)`,
+      unit: 'us',
+      offloadd: NaN,
+      baseline: base.createAloneUs,
+    },
     row('batch start → last compliant', (run) => run.totalUs),
     row('  of which after ip -batch exited', (run) => run.totalUs - run.batchUs),
     row('  (total − creation alone) / N', beyondCreation),
     row('reactor CPU per interface during the burst', (run) => run.cpuUs / n, false),
-    { scenario, metric: 'sequential loop per interface (floor.c / ethtool -K), no burst', unit: 'us', offloadd: NaN, floor: base.floorUs, baseline: base.ethtoolUs },
+    {
+      scenario,
+      metric: 'sequential loop per interface (floor.c / ethtool -K), no burst',
+      unit: 'us',
+      offloadd: NaN,
+      floor: base.floorUs,
+      baseline: base.ethtoolUs,
+    },
   ];
   if (warning) {
     measurements.push(
       { scenario, metric: 'batch start → last compliant, log warning', unit: 'us', offloadd: warning.totalUs },
-      { scenario, metric: 'offloadd CPU per interface, log warning', unit: 'us', offloadd: warning.cpuUs / n, floor: floor ? floor.cpuUs / n : undefined },
+      {
+        scenario,
+        metric: 'offloadd CPU per interface, log warning',
+        unit: 'us',
+        offloadd: warning.cpuUs / n,
+        floor: floor ? floor.cpuUs / n : undefined,
+      },
     );
   }
   // Goals on the time each interface adds on top of the kernel's own creation work: CPU time is
@@ -98,10 +140,22 @@ function sizeReport(n: number, runs: readonly BurstRun[], base: Baselines): { me
   // reactor burns ~10x its sequential cost that way), which says nothing about the reactor.
   const goals: GoalCheck[] = [];
   if (offloadd) {
-    goals.push({ goal: `${scenario}: (total − creation alone) / N ≤ 3× C floor per interface (log info)`, measured: beyondCreation(offloadd) / base.floorUs, limit: 3, direction: 'atMost', unit: 'x' });
+    goals.push({
+      goal: `${scenario}: (total − creation alone) / N ≤ 3× C floor per interface (log info)`,
+      measured: beyondCreation(offloadd) / base.floorUs,
+      limit: 3,
+      direction: 'atMost',
+      unit: 'x',
+    });
   }
   if (offloadd && today) {
-    goals.push({ goal: `${scenario}: ≥ 30× faster than ethtool per event, per interface beyond creation (log info)`, measured: beyondCreation(today) / beyondCreation(offloadd), limit: 30, direction: 'atLeast', unit: 'x' });
+    goals.push({
+      goal: `${scenario}: ≥ 30× faster than ethtool per event, per interface beyond creation (log info)`,
+      measured: beyondCreation(today) / beyondCreation(offloadd),
+      limit: 30,
+      direction: 'atLeast',
+      unit: 'x',
+    });
   }
   return { measurements, goals };
 }
@@ -114,7 +168,12 @@ export async function burstScenario(ctx: BenchContext): Promise<ScenarioResult> 
     const base = await baselines(ctx, n);
     const runs: BurstRun[] = [];
     const failed: string[] = [];
-    const plan: Array<[ReactorKind, LogLevel]> = [['offloadd', 'info'], ['offloadd', 'warning'], ['floor', 'info'], ['today', 'info']];
+    const plan: Array<[ReactorKind, LogLevel]> = [
+      ['offloadd', 'info'],
+      ['offloadd', 'warning'],
+      ['floor', 'info'],
+      ['today', 'info'],
+    ];
     for (const [kind, level] of plan) {
       try {
         runs.push(await burstRun(ctx, n, kind, level));
@@ -131,12 +190,13 @@ export async function burstScenario(ctx: BenchContext): Promise<ScenarioResult> 
   }
   return {
     name: 'burst',
-    description: 'Hot-plug burst: a reactor runs (idle) in an empty namespace; one `ip -batch` creates N/2 veth pairs (both ends '
-      + 'match "m*", N managed). Clock: batch start → the reactor reports the N-th interface compliant (offloadd: N-th `initial` '
-      + 'ledger record). C FLOOR column: observer.c reactor in the same burst; TODAY: the same listener running `ethtool -K` per event. '
-      + 'Goals: (total − the same batch with nothing reacting) / N, against floor.c\'s sequential cost per interface and against '
-      + 'today\'s (ethtool per event) figure. CPU = the reactor process\'s CPU time over the burst; it includes spinning on rtnl_lock while '
-      + '`ip` holds it, for offloadd and the C reactor alike.',
+    description:
+      'Hot-plug burst: a reactor runs (idle) in an empty namespace; one `ip -batch` creates N/2 veth pairs (both ends ' +
+      'match "m*", N managed). Clock: batch start → the reactor reports the N-th interface compliant (offloadd: N-th `initial` ' +
+      'ledger record). C FLOOR column: observer.c reactor in the same burst; TODAY: the same listener running `ethtool -K` per event. ' +
+      "Goals: (total − the same batch with nothing reacting) / N, against floor.c's sequential cost per interface and against " +
+      "today's (ethtool per event) figure. CPU = the reactor process's CPU time over the burst; it includes spinning on rtnl_lock while " +
+      '`ip` holds it, for offloadd and the C reactor alike.',
     measurements,
     goals,
     raw,

@@ -7,7 +7,12 @@ import { median } from '../stats';
 import { elapsedUs, nowNs, settle } from '../system';
 
 /** Starts offloadd with the benchmark policy in `netns`, after letting the machine settle. */
-export async function startDaemon(ctx: BenchContext, netns: BenchNetns, logLevel: LogLevel, label: string): Promise<BenchDaemon> {
+export async function startDaemon(
+  ctx: BenchContext,
+  netns: BenchNetns,
+  logLevel: LogLevel,
+  label: string,
+): Promise<BenchDaemon> {
   await settle();
   const daemon = new BenchDaemon(netns, { policy: benchPolicy(), logLevel, profileDir: ctx.profileDir, label });
   await daemon.start();
@@ -16,7 +21,11 @@ export async function startDaemon(ctx: BenchContext, netns: BenchNetns, logLevel
 
 /** Runs `body` with a started daemon and always stops it. */
 export async function withDaemon<T>(
-  ctx: BenchContext, netns: BenchNetns, logLevel: LogLevel, label: string, body: (daemon: BenchDaemon) => Promise<T>,
+  ctx: BenchContext,
+  netns: BenchNetns,
+  logLevel: LogLevel,
+  label: string,
+  body: (daemon: BenchDaemon) => Promise<T>,
 ): Promise<T> {
   const daemon = await startDaemon(ctx, netns, logLevel, label);
   try {
@@ -30,7 +39,11 @@ export async function withDaemon<T>(
  * The C floor per interface (µs): the median of `reps` timed passes, each from a state where every
  * PREFIX* interface needs the change. Also returns the already-compliant pass.
  */
-export async function floorPerInterface(ctx: BenchContext, netns: BenchNetns, prefix: string): Promise<{ changeUs: number; compliantUs: number; count: number }> {
+export async function floorPerInterface(
+  ctx: BenchContext,
+  netns: BenchNetns,
+  prefix: string,
+): Promise<{ changeUs: number; compliantUs: number; count: number }> {
   const change: number[] = [];
   const compliant: number[] = [];
   let count = 0;
@@ -38,7 +51,8 @@ export async function floorPerInterface(ctx: BenchContext, netns: BenchNetns, pr
     netns.setAll(prefix, true);
     await settle();
     const first = netns.floorRun(prefix);
-    if (first.changed !== first.count || first.failed > 0) throw new Error(`floor changed ${first.changed}/${first.count}, ${first.failed} failed`);
+    if (first.changed !== first.count || first.failed > 0)
+      throw new Error(`floor changed ${first.changed}/${first.count}, ${first.failed} failed`);
     change.push(first.totalNs / 1000 / first.count);
     const second = netns.floorRun(prefix);
     compliant.push(second.totalNs / 1000 / second.count);
@@ -54,7 +68,13 @@ export async function floorPerInterface(ctx: BenchContext, netns: BenchNetns, pr
 export function ethtoolLoopUs(netns: BenchNetns, prefix: string, names: readonly string[]): number {
   netns.setAll(prefix, true);
   const started = nowNs();
-  netns.exec('bash', '-c', 'for i in "$@"; do ethtool -K "$i" gro off gso off >/dev/null 2>&1; done', 'bench', ...names);
+  netns.exec(
+    'bash',
+    '-c',
+    'for i in "$@"; do ethtool -K "$i" gro off gso off >/dev/null 2>&1; done',
+    'bench',
+    ...names,
+  );
   const totalUs = elapsedUs(started);
   const left = netns.countOn(prefix);
   if (left.on !== 0) throw new Error(`the ethtool loop left ${left.on} interfaces with gso on`);
@@ -65,7 +85,9 @@ export function ethtoolLoopUs(netns: BenchNetns, prefix: string, names: readonly
 export function assertCompliant(netns: BenchNetns, prefix: string, expected: number): void {
   const state = netns.countOn(prefix);
   if (state.count !== expected || state.on !== 0) {
-    throw new Error(`expected ${expected} compliant ${prefix}* interfaces, found ${state.count} with ${state.on} still on`);
+    throw new Error(
+      `expected ${expected} compliant ${prefix}* interfaces, found ${state.count} with ${state.on} still on`,
+    );
   }
 }
 
@@ -79,7 +101,10 @@ export class LedgerWatcher {
   private partial = '';
   count = 0;
 
-  constructor(private readonly file: string, private readonly needle: string) {}
+  constructor(
+    private readonly file: string,
+    private readonly needle: string,
+  ) {}
 
   poll(): number {
     if (this.fd === null) {
@@ -104,6 +129,9 @@ export class LedgerWatcher {
 }
 
 export function correctionUsMedian(daemon: BenchDaemon, kind: string): number {
-  const values = daemon.ledger().filter((record) => record.event === kind && typeof record.correctionUs === 'number').map((record) => record.correctionUs as number);
+  const values = daemon
+    .ledger()
+    .filter((record) => record.event === kind && typeof record.correctionUs === 'number')
+    .map((record) => record.correctionUs as number);
   return median(values);
 }

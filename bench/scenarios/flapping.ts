@@ -44,7 +44,13 @@ interface FlappingRun {
 
 async function underAdversary(ctx: BenchContext, netns: BenchNetns, daemon: BenchDaemon): Promise<FlappingRun> {
   await settle();
-  const adversary = netns.spawn(ctx.tools.path('observer'), ['adversary', FEATURE, 'mf0', '3600', String(CHECK_INTERVAL_US)]);
+  const adversary = netns.spawn(ctx.tools.path('observer'), [
+    'adversary',
+    FEATURE,
+    'mf0',
+    '3600',
+    String(CHECK_INTERVAL_US),
+  ]);
   const output = new LineReader(adversary);
   try {
     ctx.progress(`flapping: adversary alone for ${ctx.flappingSeconds} s`);
@@ -77,16 +83,29 @@ async function underAdversary(ctx: BenchContext, netns: BenchNetns, daemon: Benc
 async function floorUnderAdversary(ctx: BenchContext): Promise<ExposureSamples> {
   return withNetns(ctx.tools, async (netns) => {
     netns.ip('link', 'add', 'mf0', 'type', 'veth', 'peer', 'name', 'uf0');
-    return withReactor(ctx, netns, 'floor', 'flapping-floor', async () => {
-      const adversary = netns.spawn(ctx.tools.path('observer'), ['adversary', FEATURE, 'mf0', '3600', String(CHECK_INTERVAL_US)]);
-      try {
-        await settle();
-        ctx.progress(`flapping: ${ctx.flappingTrials} hot-plug trials under the adversary, C reactor`);
-        return await exposureTrials(netns, 'mh', 'uh', ctx.flappingTrials);
-      } finally {
-        netns.kill(adversary);
-      }
-    }, { prefix: 'mh' });
+    return withReactor(
+      ctx,
+      netns,
+      'floor',
+      'flapping-floor',
+      async () => {
+        const adversary = netns.spawn(ctx.tools.path('observer'), [
+          'adversary',
+          FEATURE,
+          'mf0',
+          '3600',
+          String(CHECK_INTERVAL_US),
+        ]);
+        try {
+          await settle();
+          ctx.progress(`flapping: ${ctx.flappingTrials} hot-plug trials under the adversary, C reactor`);
+          return await exposureTrials(netns, 'mh', 'uh', ctx.flappingTrials);
+        } finally {
+          netns.kill(adversary);
+        }
+      },
+      { prefix: 'mh' },
+    );
   });
 }
 
@@ -99,26 +118,67 @@ export async function flappingScenario(ctx: BenchContext): Promise<ScenarioResul
   const scenario = 'flapping adversary';
   return {
     name: 'flapping',
-    description: `One interface (mf0) re-enabled by observer.c whenever found off (checked every ${CHECK_INTERVAL_US} µs); `
-      + 'policy flapping { max_corrections: 5, window: 60, max_backoff: 8 }. CPU share = daemon CPU time / wall time over '
-      + `${ctx.flappingSeconds} s with the adversary alone; then ${ctx.flappingTrials} hot-plug exposure trials of other interfaces (mh<i>) meanwhile. `
-      + 'C FLOOR: the same trials under the same adversary with observer.c reactor looking after mh* only.',
+    description:
+      `One interface (mf0) re-enabled by observer.c whenever found off (checked every ${CHECK_INTERVAL_US} µs); ` +
+      'policy flapping { max_corrections: 5, window: 60, max_backoff: 8 }. CPU share = daemon CPU time / wall time over ' +
+      `${ctx.flappingSeconds} s with the adversary alone; then ${ctx.flappingTrials} hot-plug exposure trials of other interfaces (mh<i>) meanwhile. ` +
+      'C FLOOR: the same trials under the same adversary with observer.c reactor looking after mh* only.',
     measurements: [
-      { scenario, metric: `daemon CPU, adversary alone (${result.alone.seconds.toFixed(0)} s)`, unit: '%', offloadd: result.alone.percent },
+      {
+        scenario,
+        metric: `daemon CPU, adversary alone (${result.alone.seconds.toFixed(0)} s)`,
+        unit: '%',
+        offloadd: result.alone.percent,
+      },
       { scenario, metric: 'daemon CPU during the hot-plug trials', unit: '%', offloadd: result.duringTrials.percent },
-      { scenario, metric: 'exposure of a hot-plugged interface meanwhile, p50', unit: 'us', offloadd: result.exposure.exposure.p50, floor: floor.exposure.p50 },
-      { scenario, metric: 'exposure of a hot-plugged interface meanwhile, p99', unit: 'us', offloadd: result.exposure.exposure.p99, floor: floor.exposure.p99 },
+      {
+        scenario,
+        metric: 'exposure of a hot-plugged interface meanwhile, p50',
+        unit: 'us',
+        offloadd: result.exposure.exposure.p50,
+        floor: floor.exposure.p50,
+      },
+      {
+        scenario,
+        metric: 'exposure of a hot-plugged interface meanwhile, p99',
+        unit: 'us',
+        offloadd: result.exposure.exposure.p99,
+        floor: floor.exposure.p99,
+      },
       { scenario, metric: 'corrections of mf0 by offloadd', unit: 'count', offloadd: result.corrections },
       { scenario, metric: 'times the adversary re-enabled mf0', unit: 'count', offloadd: result.flips },
       { scenario, metric: 'flapping back-off records', unit: 'count', offloadd: result.backoffs },
-      { scenario, metric: '\'unenforceable\' records for mf0 (offloadd gave up)', unit: 'count', offloadd: result.gaveUp },
+      {
+        scenario,
+        metric: "'unenforceable' records for mf0 (offloadd gave up)",
+        unit: 'count',
+        offloadd: result.gaveUp,
+      },
     ],
     goals: [
       // Not a goal of the issue but the CPU figure means nothing if offloadd simply stopped
       // fighting: a correction raced by the adversary must not be taken for an unenforceable feature.
-      { goal: 'flapping: offloadd keeps correcting mf0 (0 \'unenforceable\' records)', measured: result.gaveUp, limit: 0, direction: 'atMost', unit: 'count' },
-      { goal: 'flapping: daemon CPU ≤ 10 % of one core', measured: result.alone.percent, limit: CPU_GOAL_PERCENT, direction: 'atMost', unit: '%' },
-      { goal: 'flapping: another interface\'s exposure p99 ≤ 2 ms meanwhile', measured: result.exposure.exposure.p99, limit: P99_GOAL_US, direction: 'atMost', unit: 'us' },
+      {
+        goal: "flapping: offloadd keeps correcting mf0 (0 'unenforceable' records)",
+        measured: result.gaveUp,
+        limit: 0,
+        direction: 'atMost',
+        unit: 'count',
+      },
+      {
+        goal: 'flapping: daemon CPU ≤ 10 % of one core',
+        measured: result.alone.percent,
+        limit: CPU_GOAL_PERCENT,
+        direction: 'atMost',
+        unit: '%',
+      },
+      {
+        goal: "flapping: another interface's exposure p99 ≤ 2 ms meanwhile",
+        measured: result.exposure.exposure.p99,
+        limit: P99_GOAL_US,
+        direction: 'atMost',
+        unit: 'us',
+      },
     ],
     raw: { offloadd: result, floorExposure: floor },
   };

@@ -30,10 +30,12 @@ async function bareNodeRssMiB(): Promise<number> {
 
 /** The daemon's RSS with nothing to manage: what loading it costs before any interface. */
 async function emptyDaemonRssMiB(ctx: BenchContext): Promise<number> {
-  return withNetns(ctx.tools, (netns) => withDaemon(ctx, netns, 'info', 'idle-empty', async (daemon) => {
-    await sleep(3000);
-    return daemon.memory().rssKiB / 1024;
-  }));
+  return withNetns(ctx.tools, (netns) =>
+    withDaemon(ctx, netns, 'info', 'idle-empty', async (daemon) => {
+      await sleep(3000);
+      return daemon.memory().rssKiB / 1024;
+    }),
+  );
 }
 
 export async function idleScenario(ctx: BenchContext): Promise<ScenarioResult> {
@@ -67,21 +69,45 @@ export async function idleScenario(ctx: BenchContext): Promise<ScenarioResult> {
   const scenario = `idle, ${MANAGED} managed`;
   return {
     name: 'idle',
-    description: `Idle: ${MANAGED} managed veth ends (${MANAGED / 2} pairs), daemon started, 12 s settle (V8\'s memory reducer `
-      + `finishes its post-start-up GCs; its CPU from 3 s to 12 s after READY is shown apart), then a ${ctx.idleSeconds} s window. `
-      + 'CPU from /proc/PID/task/*/schedstat (ns); RSS = VmRSS at the end, peak = VmHWM (start-up included); wake-ups = voluntary '
-      + 'context switches of the main thread group over the window.',
+    description:
+      `Idle: ${MANAGED} managed veth ends (${MANAGED / 2} pairs), daemon started, 12 s settle (V8's memory reducer ` +
+      `finishes its post-start-up GCs; its CPU from 3 s to 12 s after READY is shown apart), then a ${ctx.idleSeconds} s window. ` +
+      'CPU from /proc/PID/task/*/schedstat (ns); RSS = VmRSS at the end, peak = VmHWM (start-up included); wake-ups = voluntary ' +
+      'context switches of the main thread group over the window.',
     measurements: [
-      { scenario, metric: 'RSS (VmRSS) after the window; floor column: bare node', unit: 'MiB', offloadd: sample.rssMiB, floor: bareRss },
+      {
+        scenario,
+        metric: 'RSS (VmRSS) after the window; floor column: bare node',
+        unit: 'MiB',
+        offloadd: sample.rssMiB,
+        floor: bareRss,
+      },
       { scenario, metric: 'peak RSS (VmHWM, start-up included)', unit: 'MiB', offloadd: sample.peakRssMiB },
       { scenario, metric: 'RSS with 0 managed (empty namespace)', unit: 'MiB', offloadd: emptyRss, floor: bareRss },
       { scenario, metric: `CPU over ${sample.windowS.toFixed(0)} s`, unit: '%', offloadd: sample.cpuPercent },
       { scenario, metric: 'voluntary context switches in the window', unit: 'count', offloadd: sample.wakeups },
-      { scenario, metric: 'CPU time 3–12 s after READY (start-up tail, ms)', unit: 'count', offloadd: sample.startupTailCpuMs },
+      {
+        scenario,
+        metric: 'CPU time 3–12 s after READY (start-up tail, ms)',
+        unit: 'count',
+        offloadd: sample.startupTailCpuMs,
+      },
     ],
     goals: [
-      { goal: `idle RSS with ${MANAGED} interfaces ≤ 60 MiB`, measured: sample.rssMiB, limit: RSS_GOAL_MIB, direction: 'atMost', unit: 'MiB' },
-      { goal: `idle CPU with ${MANAGED} interfaces ≤ 0.1 %`, measured: sample.cpuPercent, limit: CPU_GOAL_PERCENT, direction: 'atMost', unit: '%' },
+      {
+        goal: `idle RSS with ${MANAGED} interfaces ≤ 60 MiB`,
+        measured: sample.rssMiB,
+        limit: RSS_GOAL_MIB,
+        direction: 'atMost',
+        unit: 'MiB',
+      },
+      {
+        goal: `idle CPU with ${MANAGED} interfaces ≤ 0.1 %`,
+        measured: sample.cpuPercent,
+        limit: CPU_GOAL_PERCENT,
+        direction: 'atMost',
+        unit: '%',
+      },
     ],
     raw: { ...sample, bareNodeRssMiB: bareRss, emptyDaemonRssMiB: emptyRss },
   };

@@ -14,7 +14,10 @@ import { withDaemon } from './common';
 const OFFLOADCTL = path.join(REPO_ROOT, 'bin', 'offloadctl');
 
 /** Median wall time (µs) of a command over `reps` runs, and its output size. */
-async function timeCommand(args: readonly string[], reps: number): Promise<{ us: number; bytes: number; lines: number }> {
+async function timeCommand(
+  args: readonly string[],
+  reps: number,
+): Promise<{ us: number; bytes: number; lines: number }> {
   const times: number[] = [];
   let output = '';
   await settle();
@@ -51,8 +54,9 @@ export async function listScenario(ctx: BenchContext): Promise<ScenarioResult> {
   ];
   return {
     name: 'list',
-    description: `offloadctl against a daemon managing ${n} veth ends (${n / 2} pairs), median of ${reps} runs, wall time of `
-      + '`node bin/offloadctl list --socket S` (text, then --json) including node start-up. No goal was set; shown for the record.',
+    description:
+      `offloadctl against a daemon managing ${n} veth ends (${n / 2} pairs), median of ${reps} runs, wall time of ` +
+      '`node bin/offloadctl list --socket S` (text, then --json) including node start-up. No goal was set; shown for the record.',
     measurements,
     goals: [],
     raw: result,

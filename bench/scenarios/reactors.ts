@@ -42,7 +42,12 @@ export interface ReactorOptions {
   prefix?: string;
 }
 
-async function offloaddReactor(ctx: BenchContext, netns: BenchNetns, label: string, logLevel: LogLevel): Promise<Reactor> {
+async function offloaddReactor(
+  ctx: BenchContext,
+  netns: BenchNetns,
+  label: string,
+  logLevel: LogLevel,
+): Promise<Reactor> {
   const daemon = await startDaemon(ctx, netns, logLevel, label);
   return {
     kind: 'offloadd',
@@ -52,7 +57,10 @@ async function offloaddReactor(ctx: BenchContext, netns: BenchNetns, label: stri
       const deadline = Date.now() + timeoutMs;
       try {
         while (watcher.poll() < n) {
-          if (Date.now() > deadline) throw new Error(`offloadd: ${watcher.count}/${n} initial records after ${timeoutMs} ms\n${daemon.logTail()}`);
+          if (Date.now() > deadline)
+            throw new Error(
+              `offloadd: ${watcher.count}/${n} initial records after ${timeoutMs} ms\n${daemon.logTail()}`,
+            );
           await sleep(1);
         }
         return nowNs();
@@ -60,13 +68,27 @@ async function offloaddReactor(ctx: BenchContext, netns: BenchNetns, label: stri
         watcher.close();
       }
     },
-    stop: async () => { await daemon.stop(); },
+    stop: async () => {
+      await daemon.stop();
+    },
   };
 }
 
 /** observer.c `reactor`: ioctls (the floor) or an ethtool process per event (today). */
-async function cReactor(ctx: BenchContext, netns: BenchNetns, kind: 'floor' | 'today', reportAfter: number, prefix: string): Promise<Reactor> {
-  const child = netns.spawn(ctx.tools.path('observer'), ['reactor', FEATURE, prefix, String(reportAfter), kind === 'floor' ? 'ioctl' : 'ethtool']);
+async function cReactor(
+  ctx: BenchContext,
+  netns: BenchNetns,
+  kind: 'floor' | 'today',
+  reportAfter: number,
+  prefix: string,
+): Promise<Reactor> {
+  const child = netns.spawn(ctx.tools.path('observer'), [
+    'reactor',
+    FEATURE,
+    prefix,
+    String(reportAfter),
+    kind === 'floor' ? 'ioctl' : 'ethtool',
+  ]);
   const lines = new LineReader(child);
   await lines.next(); // "ready": subscribed
   return {
@@ -78,13 +100,23 @@ async function cReactor(ctx: BenchContext, netns: BenchNetns, kind: 'floor' | 't
       const line = await withTimeout(lines.next(), timeoutMs, `the C reactor (${kind})`);
       return BigInt((JSON.parse(line) as { compliantNs: number }).compliantNs);
     },
-    stop: async () => { netns.kill(child); },
+    stop: () => {
+      netns.kill(child);
+      return Promise.resolve();
+    },
   };
 }
 
-export async function startReactor(ctx: BenchContext, netns: BenchNetns, kind: ReactorKind, label: string, options: ReactorOptions = {}): Promise<Reactor> {
+export async function startReactor(
+  ctx: BenchContext,
+  netns: BenchNetns,
+  kind: ReactorKind,
+  label: string,
+  options: ReactorOptions = {},
+): Promise<Reactor> {
   switch (kind) {
-    case 'offloadd': return offloaddReactor(ctx, netns, label, options.logLevel ?? 'info');
+    case 'offloadd':
+      return offloaddReactor(ctx, netns, label, options.logLevel ?? 'info');
     case 'floor':
     case 'today':
       return cReactor(ctx, netns, kind, options.reportAfter ?? 0, options.prefix ?? 'm');
@@ -93,7 +125,12 @@ export async function startReactor(ctx: BenchContext, netns: BenchNetns, kind: R
 
 /** Runs `body` while the reactor of `kind` watches `netns`; stops it afterwards. */
 export async function withReactor<T>(
-  ctx: BenchContext, netns: BenchNetns, kind: ReactorKind, label: string, body: (reactor: Reactor) => Promise<T>, options: ReactorOptions = {},
+  ctx: BenchContext,
+  netns: BenchNetns,
+  kind: ReactorKind,
+  label: string,
+  body: (reactor: Reactor) => Promise<T>,
+  options: ReactorOptions = {},
 ): Promise<T> {
   const reactor = await startReactor(ctx, netns, kind, label, options);
   try {
@@ -123,10 +160,18 @@ export interface ExposureSamples {
 }
 
 /** Hot-plug trials: veth PREFIX<i> (matching) with peer PEER<i> (not matching), one at a time. */
-export async function exposureTrials(netns: BenchNetns, prefix: string, peerPrefix: string, trials: number): Promise<ExposureSamples> {
-  const result = await netns.observe<{ exposureNs: number[]; fromRequestNs: number[]; createNs: number[]; timeouts: number }>(
-    'exposure', FEATURE, prefix, peerPrefix, String(trials), String(GAP_US), String(TIMEOUT_MS),
-  );
+export async function exposureTrials(
+  netns: BenchNetns,
+  prefix: string,
+  peerPrefix: string,
+  trials: number,
+): Promise<ExposureSamples> {
+  const result = await netns.observe<{
+    exposureNs: number[];
+    fromRequestNs: number[];
+    createNs: number[];
+    timeouts: number;
+  }>('exposure', FEATURE, prefix, peerPrefix, String(trials), String(GAP_US), String(TIMEOUT_MS));
   const exposure = nsToUs(result.exposureNs);
   return {
     exposure: distribution(exposure),
@@ -147,7 +192,12 @@ export interface DriftSamples {
 /** Drift trials round robin over the PREFIX* interfaces: feature on, spin until it is off. */
 export async function driftTrials(netns: BenchNetns, prefix: string, trials: number): Promise<DriftSamples> {
   const result = await netns.observe<{ driftNs: number[]; interfaces: number; timeouts: number }>(
-    'drift', FEATURE, prefix, String(trials), String(GAP_US / 2), String(TIMEOUT_MS),
+    'drift',
+    FEATURE,
+    prefix,
+    String(trials),
+    String(GAP_US / 2),
+    String(TIMEOUT_MS),
   );
   const samples = nsToUs(result.driftNs);
   return { drift: distribution(samples), timeouts: result.timeouts, interfaces: result.interfaces, samplesUs: samples };

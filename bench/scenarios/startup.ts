@@ -27,7 +27,13 @@ interface DaemonRuns {
 }
 
 /** Starts and stops the daemon `reps` times from a non-compliant state. */
-async function daemonRuns(ctx: BenchContext, netns: BenchNetns, level: LogLevel, n: number, label: string): Promise<DaemonRuns> {
+async function daemonRuns(
+  ctx: BenchContext,
+  netns: BenchNetns,
+  level: LogLevel,
+  n: number,
+  label: string,
+): Promise<DaemonRuns> {
   const runs: DaemonRuns = { startupUs: [], cpuUs: [], applyUs: [] };
   for (let rep = 0; rep < ctx.reps; rep++) {
     if (n > 0) netns.setAll(PREFIX, true);
@@ -111,21 +117,70 @@ function sizeReport(size: SizeResult, fixed: FixedCost): { measurements: Measure
     const totalUs = median(runs.startupUs);
     const perIf = (totalUs - base.startupUs) / size.n;
     measurements.push(
-      { scenario, metric: `spawn → all compliant (READY), log ${level}`, unit: 'us', offloadd: totalUs, baseline: size.ethtoolUs },
-      { scenario, metric: `per interface, reconcile portion, log ${level}`, unit: 'us', offloadd: perIf, floor: size.floor.changeUs, baseline: ethtoolPerIf },
-      { scenario, metric: `daemon CPU per interface, log ${level}`, unit: 'us', offloadd: (median(runs.cpuUs) - base.cpuUs) / size.n, floor: size.floor.changeUs },
+      {
+        scenario,
+        metric: `spawn → all compliant (READY), log ${level}`,
+        unit: 'us',
+        offloadd: totalUs,
+        baseline: size.ethtoolUs,
+      },
+      {
+        scenario,
+        metric: `per interface, reconcile portion, log ${level}`,
+        unit: 'us',
+        offloadd: perIf,
+        floor: size.floor.changeUs,
+        baseline: ethtoolPerIf,
+      },
+      {
+        scenario,
+        metric: `daemon CPU per interface, log ${level}`,
+        unit: 'us',
+        offloadd: (median(runs.cpuUs) - base.cpuUs) / size.n,
+        floor: size.floor.changeUs,
+      },
     );
     if (level === 'info') {
-      measurements.push({ scenario, metric: 'apply only (ledger correctionUs, median)', unit: 'us', offloadd: median(runs.applyUs), floor: size.floor.changeUs });
+      measurements.push({
+        scenario,
+        metric: 'apply only (ledger correctionUs, median)',
+        unit: 'us',
+        offloadd: median(runs.applyUs),
+        floor: size.floor.changeUs,
+      });
       goals.push(
-        { goal: `${scenario}: per interface ≤ 3× C floor (log info)`, measured: perIf / size.floor.changeUs, limit: 3, direction: 'atMost', unit: 'x' },
-        { goal: `${scenario}: ≥ 30× faster than the ethtool loop (log info)`, measured: ethtoolPerIf / perIf, limit: 30, direction: 'atLeast', unit: 'x' },
+        {
+          goal: `${scenario}: per interface ≤ 3× C floor (log info)`,
+          measured: perIf / size.floor.changeUs,
+          limit: 3,
+          direction: 'atMost',
+          unit: 'x',
+        },
+        {
+          goal: `${scenario}: ≥ 30× faster than the ethtool loop (log info)`,
+          measured: ethtoolPerIf / perIf,
+          limit: 30,
+          direction: 'atLeast',
+          unit: 'x',
+        },
       );
     }
   }
   measurements.push(
-    { scenario, metric: 'already compliant, per interface (floor pass 2)', unit: 'us', offloadd: NaN, floor: size.floor.compliantUs },
-    { scenario, metric: `creating ${size.n / 2} veth pairs (ip -batch)`, unit: 'us', offloadd: NaN, baseline: size.createUs },
+    {
+      scenario,
+      metric: 'already compliant, per interface (floor pass 2)',
+      unit: 'us',
+      offloadd: NaN,
+      floor: size.floor.compliantUs,
+    },
+    {
+      scenario,
+      metric: `creating ${size.n / 2} veth pairs (ip -batch)`,
+      unit: 'us',
+      offloadd: NaN,
+      baseline: size.createUs,
+    },
   );
   return { measurements, goals };
 }
@@ -137,7 +192,12 @@ export async function startupScenario(ctx: BenchContext): Promise<ScenarioResult
   for (const n of ctx.startupSizes) sizes.push(await measureSize(ctx, n));
 
   const measurements: Measurement[] = [
-    { scenario: 'start-up N=0', metric: 'spawn → READY, empty namespace, log info', unit: 'us', offloadd: fixed.byLevel.get('info')?.startupUs ?? NaN },
+    {
+      scenario: 'start-up N=0',
+      metric: 'spawn → READY, empty namespace, log info',
+      unit: 'us',
+      offloadd: fixed.byLevel.get('info')?.startupUs ?? NaN,
+    },
     { scenario: 'start-up N=0', metric: 'bare `node -e 0` in the namespace', unit: 'us', offloadd: fixed.nodeUs },
   ];
   const goals: GoalCheck[] = [];
@@ -148,10 +208,11 @@ export async function startupScenario(ctx: BenchContext): Promise<ScenarioResult
   }
   return {
     name: 'startup',
-    description: 'Start-up reconcile: N managed veth ends (N/2 pairs, both ends match name "m*"), links down, gso on; '
-      + 'policy gso off. Clock: spawn of `ip netns exec NS node bin/offloadd` → READY=1 on a stand-in notify socket. '
-      + 'Per interface = (total − the same start in an empty namespace) / N. C floor: GDRVINFO+GFEATURES+SFEATURES+GFEATURES '
-      + 'per interface; ethtool: `ethtool -K IF gro off gso off` per interface in a shell loop.',
+    description:
+      'Start-up reconcile: N managed veth ends (N/2 pairs, both ends match name "m*"), links down, gso on; ' +
+      'policy gso off. Clock: spawn of `ip netns exec NS node bin/offloadd` → READY=1 on a stand-in notify socket. ' +
+      'Per interface = (total − the same start in an empty namespace) / N. C floor: GDRVINFO+GFEATURES+SFEATURES+GFEATURES ' +
+      'per interface; ethtool: `ethtool -K IF gro off gso off` per interface in a shell loop.',
     measurements,
     goals,
     raw: {

@@ -66,37 +66,48 @@ export interface NetlinkFeaturesSetReply {
 }
 
 interface NativeAddon {
-  featureNames(ifname: string): string[];
+  featureNames: (ifname: string) => string[];
   /** `words` blocks of four u32: available, requested, active, never_changed. */
-  getFeatures(ifname: string, ifindex: number, words: number): Uint32Array;
+  getFeatures: (ifname: string, ifindex: number, words: number) => Uint32Array;
   /** Pairs of u32: valid, requested. Returns ETHTOOL_F_* flags. */
-  setFeatures(ifname: string, ifindex: number, blocks: Uint32Array): number;
-  driverInfo(ifname: string, ifindex: number): DriverInfo;
+  setFeatures: (ifname: string, ifindex: number, blocks: Uint32Array) => number;
+  driverInfo: (ifname: string, ifindex: number) => DriverInfo;
   /** Whether this kernel has the ethtool generic netlink family (resolved once). */
-  ethtoolNetlinkAvailable(): boolean;
+  ethtoolNetlinkAvailable: () => boolean;
   /** As getFeatures, by ifindex over ethtool netlink. */
-  netlinkGetFeatures(ifindex: number, words: number): Uint32Array;
+  netlinkGetFeatures: (ifindex: number, words: number) => Uint32Array;
   /** As setFeatures (`words` pairs of valid, requested), by ifindex over ethtool netlink. */
-  netlinkSetFeatures(ifindex: number, words: number, blocks: Uint32Array): NetlinkFeaturesSetReply;
+  netlinkSetFeatures: (ifindex: number, words: number, blocks: Uint32Array) => NetlinkFeaturesSetReply;
   LinkMonitor: new (
     receiveBufferBytes: number,
     onDatagrams: (errno: number, datagrams: Buffer[]) => void,
   ) => NativeLinkMonitor;
   /** RTM_GETLINK dump of every link: the raw reply datagrams. */
-  dumpLinks(): Buffer[];
-  sendDatagram(socketPath: string, data: Buffer, allowMemfd: boolean): void;
-  peerCredentials(fd: number): PeerCredentials;
+  dumpLinks: () => Buffer[];
+  sendDatagram: (socketPath: string, data: Buffer, allowMemfd: boolean) => void;
+  peerCredentials: (fd: number) => PeerCredentials;
   /** RTM_GETLINK for one ifindex: IFLA_MTU and IFLA_STATS64. */
-  linkStats(ifindex: number): LinkStats;
+  linkStats: (ifindex: number) => LinkStats;
   /** ETH_SS_STATS names + ETHTOOL_GSTATS; EOPNOTSUPP where the driver has none. */
-  driverStats(ifname: string, ifindex: number): DriverStats;
+  driverStats: (ifname: string, ifindex: number) => DriverStats;
   /** flock(fd, LOCK_EX | LOCK_NB): false when another open file description holds the lock. */
-  tryLockExclusive(fd: number): boolean;
+  tryLockExclusive: (fd: number) => boolean;
 }
 
 const EXPECTED_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = [
-  'featureNames', 'getFeatures', 'setFeatures', 'driverInfo', 'ethtoolNetlinkAvailable', 'netlinkGetFeatures',
-  'netlinkSetFeatures', 'LinkMonitor', 'dumpLinks', 'sendDatagram', 'peerCredentials', 'linkStats', 'driverStats',
+  'featureNames',
+  'getFeatures',
+  'setFeatures',
+  'driverInfo',
+  'ethtoolNetlinkAvailable',
+  'netlinkGetFeatures',
+  'netlinkSetFeatures',
+  'LinkMonitor',
+  'dumpLinks',
+  'sendDatagram',
+  'peerCredentials',
+  'linkStats',
+  'driverStats',
   'tryLockExclusive',
 ];
 
@@ -124,6 +135,7 @@ function loadAddon(): NativeAddon {
   }
   let loaded: Record<string, unknown>;
   try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- a native addon is loaded with require()
     loaded = require(file) as Record<string, unknown>;
   } catch (error) {
     throw new OffloaddError('ERR_ADDON', `cannot load the native addon ${file}: ${(error as Error).message}`, {

@@ -7,13 +7,19 @@ import type { MethodName, Methods, RpcErrorObject, WatchEvent } from './protocol
 /** The daemon could not be reached (not running, wrong socket, no permission). */
 export class UnreachableError extends OffloaddError {
   constructor(socketPath: string, cause: NodeJS.ErrnoException) {
-    const reason = cause.code === 'ENOENT' ? 'no such socket'
-      : cause.code === 'ECONNREFUSED' ? 'nothing is listening'
-      : cause.code === 'EACCES' ? 'permission denied' : cause.message;
+    const reason =
+      cause.code === 'ENOENT'
+        ? 'no such socket'
+        : cause.code === 'ECONNREFUSED'
+          ? 'nothing is listening'
+          : cause.code === 'EACCES'
+            ? 'permission denied'
+            : cause.message;
     super('ERR_UNREACHABLE', `cannot reach offloadd at ${socketPath}: ${reason}`, {
-      hint: cause.code === 'EACCES'
-        ? 'run as root (prefix sudo) or as a member of the socket\'s group (offloadd --socket-group)'
-        : 'is it running? (systemctl status offloadd) — or point --socket at the right path',
+      hint:
+        cause.code === 'EACCES'
+          ? "run as root (prefix sudo) or as a member of the socket's group (offloadd --socket-group)"
+          : 'is it running? (systemctl status offloadd) — or point --socket at the right path',
       cause,
     });
   }
@@ -43,7 +49,7 @@ function readMessages(socket: net.Socket, onMessage: (message: Record<string, un
           if (!onMessage(JSON.parse(line) as Record<string, unknown>)) return false;
           resolve();
         } catch (error) {
-          reject(error); // a garbled answer, or an error answer to watch
+          reject(error instanceof Error ? error : new Error(String(error))); // a garbled answer, or an error answer to watch
         }
         socket.destroy();
         return true;
@@ -54,7 +60,11 @@ function readMessages(socket: net.Socket, onMessage: (message: Record<string, un
   });
 }
 
-export async function call<M extends MethodName>(socketPath: string, method: M, params: Methods[M]['params']): Promise<Methods[M]['result']> {
+export async function call<M extends MethodName>(
+  socketPath: string,
+  method: M,
+  params: Methods[M]['params'],
+): Promise<Methods[M]['result']> {
   const socket = await connect(socketPath);
   socket.write(`${JSON.stringify({ jsonrpc: '2.0', id: 1, method, params })}\n`);
   let response: Record<string, unknown> | null = null;
@@ -63,7 +73,8 @@ export async function call<M extends MethodName>(socketPath: string, method: M, 
     return true;
   });
   const answer = response as Record<string, unknown> | null;
-  if (!answer) throw new OffloaddError('ERR_NO_RESPONSE', `offloadd closed the connection on ${socketPath} without answering`);
+  if (!answer)
+    throw new OffloaddError('ERR_NO_RESPONSE', `offloadd closed the connection on ${socketPath} without answering`);
   if (answer['error']) throw new RemoteError(answer['error'] as RpcErrorObject);
   return answer['result'] as Methods[M]['result'];
 }

@@ -21,7 +21,8 @@ function stringParam(params: Record<string, unknown>, name: string, required: fa
 function stringParam(params: Record<string, unknown>, name: string, required: boolean): string | undefined {
   const value = params[name];
   if (value === undefined && !required) return undefined;
-  if (typeof value !== 'string' || value === '') throw new RpcError(RpcCode.invalidParams, `param "${name}" must be a non-empty string`);
+  if (typeof value !== 'string' || value === '')
+    throw new RpcError(RpcCode.invalidParams, `param "${name}" must be a non-empty string`);
   return value;
 }
 
@@ -36,10 +37,15 @@ const SINCE_HINT = 'use ISO 8601 with Z or an offset, e.g. 2026-11-22T10:00:00Z 
 function parseSince(text: string): Date {
   if (!ZONED_TIMESTAMP.test(text)) {
     const looksLocal = /^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$/.test(text);
-    throw new RpcError(RpcCode.invalidParams, looksLocal ? `param "since" has no time zone: ${text}` : `param "since" is not a date and time: ${text}`, { hint: SINCE_HINT });
+    throw new RpcError(
+      RpcCode.invalidParams,
+      looksLocal ? `param "since" has no time zone: ${text}` : `param "since" is not a date and time: ${text}`,
+      { hint: SINCE_HINT },
+    );
   }
   const since = new Date(text);
-  if (Number.isNaN(since.getTime())) throw new RpcError(RpcCode.invalidParams, `param "since" is not a valid date: ${text}`, { hint: SINCE_HINT });
+  if (Number.isNaN(since.getTime()))
+    throw new RpcError(RpcCode.invalidParams, `param "since" is not a valid date: ${text}`, { hint: SINCE_HINT });
   return since;
 }
 
@@ -82,8 +88,14 @@ export function createHandlers(daemon: DaemonForApi): Handlers {
   const managedStatus = (name: string): InterfaceStatus => {
     const link = daemon.findLink(name);
     const status = link ? daemon.status(link.ifindex) : null;
-    if (!link) throw new RpcError(RpcCode.notFound, `no interface "${name}"`, { hint: 'offloadctl list shows the managed interfaces' });
-    if (!status) throw new RpcError(RpcCode.notFound, `interface "${name}" is not managed: no rule matches it`, { hint: `offloadctl explain ${name} shows why` });
+    if (!link)
+      throw new RpcError(RpcCode.notFound, `no interface "${name}"`, {
+        hint: 'offloadctl list shows the managed interfaces',
+      });
+    if (!status)
+      throw new RpcError(RpcCode.notFound, `interface "${name}" is not managed: no rule matches it`, {
+        hint: `offloadctl explain ${name} shows why`,
+      });
     return status;
   };
 
@@ -106,7 +118,12 @@ export function createHandlers(daemon: DaemonForApi): Handlers {
       };
     },
 
-    'interfaces.list': () => ({ interfaces: daemon.statuses().sort((a, b) => a.name.localeCompare(b.name)).map(statusView) }),
+    'interfaces.list': () => ({
+      interfaces: daemon
+        .statuses()
+        .sort((a, b) => a.name.localeCompare(b.name))
+        .map(statusView),
+    }),
 
     'interfaces.get': (params) => ({ interface: statusView(managedStatus(stringParam(params, 'interface', true))) }),
 
@@ -119,7 +136,8 @@ export function createHandlers(daemon: DaemonForApi): Handlers {
         throw new RpcError(RpcCode.invalidParams, `param "limit" must be an integer from 1 to ${DRIFT_MAX_LIMIT}`);
       }
       const { records, warnings } = await daemon.queryLedger({
-        since, limit,
+        since,
+        limit,
         interface: stringParam(raw, 'interface', false),
         feature: stringParam(raw, 'feature', false),
         event: eventParam(raw),
@@ -130,11 +148,17 @@ export function createHandlers(daemon: DaemonForApi): Handlers {
     explain: (params) => {
       const name = stringParam(params, 'interface', true);
       const link = daemon.findLink(name);
-      if (!link) throw new RpcError(RpcCode.notFound, `no interface "${name}"`, { hint: 'ip link shows the interfaces of this namespace' });
+      if (!link)
+        throw new RpcError(RpcCode.notFound, `no interface "${name}"`, {
+          hint: 'ip link shows the interfaces of this namespace',
+        });
       const explanation = daemon.explain(link);
       return {
-        ...interfaceView(explanation.facts), rules: explanation.evaluations,
-        rule: explanation.rule, mode: explanation.mode, plan: explanation.plan.map(planView),
+        ...interfaceView(explanation.facts),
+        rules: explanation.evaluations,
+        rule: explanation.rule,
+        mode: explanation.mode,
+        plan: explanation.plan.map(planView),
       };
     },
 

@@ -51,9 +51,23 @@ export interface StatusResult {
   featureInterface: FeatureInterface;
   policy: { path: string; sha256: string; rules: number; warnings: PolicyWarning[] };
   interfaces: { managed: number; compliant: number; notCompliant: number };
-  counters: { resyncs: number; drifts: number; corrections: number; unenforceable: number; failures: number; reloads: number };
+  counters: {
+    resyncs: number;
+    drifts: number;
+    corrections: number;
+    unenforceable: number;
+    failures: number;
+    reloads: number;
+  };
   /** `writable: false` with `unwritableSince`: records are held in memory, enforcement goes on. */
-  ledger: { path: string; lastSeq: number; writable: boolean; unwritableSince: string | null; problem: string | null; heldRecords: number };
+  ledger: {
+    path: string;
+    lastSeq: number;
+    writable: boolean;
+    unwritableSince: string | null;
+    problem: string | null;
+    heldRecords: number;
+  };
 }
 
 export interface ExplainResult extends InterfaceView {
@@ -80,7 +94,10 @@ export interface Methods {
     result: { records: LedgerRecord[]; warnings?: string[] };
   };
   explain: { params: { interface: string }; result: ExplainResult };
-  'policy.reload': { params: Record<string, never>; result: { path: string; sha256: string; rules: number; warnings: PolicyWarning[] } };
+  'policy.reload': {
+    params: Record<string, never>;
+    result: { path: string; sha256: string; rules: number; warnings: PolicyWarning[] };
+  };
   enforce: { params: { interface?: string }; result: { interfaces: InterfaceStatusView[] } };
   /** Streams `watch.event` notifications until the client disconnects. */
   watch: { params: Record<string, never>; result: { watching: true } };
@@ -88,7 +105,14 @@ export interface Methods {
 
 export type MethodName = keyof Methods;
 export const METHOD_NAMES: readonly MethodName[] = [
-  'status', 'interfaces.list', 'interfaces.get', 'drift.list', 'explain', 'policy.reload', 'enforce', 'watch',
+  'status',
+  'interfaces.list',
+  'interfaces.get',
+  'drift.list',
+  'explain',
+  'policy.reload',
+  'enforce',
+  'watch',
 ];
 /** Methods that change the host: uid 0 or members of the admin group only. */
 export const PRIVILEGED_METHODS: ReadonlySet<MethodName> = new Set(['policy.reload', 'enforce']);

@@ -16,7 +16,15 @@ import { OffloaddError, PolicyError } from '../errors';
 import type { Log } from '../observe/log';
 import { isMemberOf, resolveGroup } from './identity';
 import { readLines } from './ndjson';
-import { METHOD_NAMES, PRIVILEGED_METHODS, RpcCode, type MethodName, type Methods, type RpcErrorObject, type WatchEvent } from './protocol';
+import {
+  METHOD_NAMES,
+  PRIVILEGED_METHODS,
+  RpcCode,
+  type MethodName,
+  type Methods,
+  type RpcErrorObject,
+  type WatchEvent,
+} from './protocol';
 
 export interface ApiServerOptions {
   socketPath: string;
@@ -61,19 +69,30 @@ export interface Caller extends PeerCredentials {
 }
 
 export type Handlers = {
-  [M in MethodName]: (params: Methods[M]['params'], caller: Caller, connection: Connection) => Methods[M]['result'] | Promise<Methods[M]['result']>;
+  [M in MethodName]: (
+    params: Methods[M]['params'],
+    caller: Caller,
+    connection: Connection,
+  ) => Methods[M]['result'] | Promise<Methods[M]['result']>;
 };
 
 /** Raised by a handler for an error the client should see with a specific code. */
 export class RpcError extends Error {
-  constructor(readonly code: number, message: string, readonly data?: RpcErrorObject['data']) {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data?: RpcErrorObject['data'],
+  ) {
     super(message);
   }
 }
 
 export class Connection {
   watching = false;
-  constructor(readonly socket: net.Socket, readonly caller: Caller) {}
+  constructor(
+    readonly socket: net.Socket,
+    readonly caller: Caller,
+  ) {}
 
   send(message: object): boolean {
     if (this.socket.destroyed) return false;
@@ -91,7 +110,11 @@ export class ApiServer {
   /** The socket file this process bound, once listening. */
   private bound: SocketIdentity | null = null;
 
-  constructor(private readonly options: ApiServerOptions, private readonly handlers: Handlers, private readonly log: Log) {
+  constructor(
+    private readonly options: ApiServerOptions,
+    private readonly handlers: Handlers,
+    private readonly log: Log,
+  ) {
     // No net.Server maxConnections: it drops extra clients silently; accept() answers them.
     this.server = net.createServer((socket) => this.accept(socket));
   }
@@ -141,7 +164,10 @@ export class ApiServer {
     for (const connection of this.watchers) {
       connection.send({ jsonrpc: '2.0', method: 'watch.event', params });
       if (connection.socket.writableLength > this.options.maxWatchBacklogBytes) {
-        this.log.log('warning', `API: dropping a watch client (pid ${connection.caller.pid}, uid ${connection.caller.uid}) that stopped reading`);
+        this.log.log(
+          'warning',
+          `API: dropping a watch client (pid ${connection.caller.pid}, uid ${connection.caller.uid}) that stopped reading`,
+        );
         connection.socket.destroy();
       }
     }
@@ -167,10 +193,16 @@ export class ApiServer {
     try {
       const stats = fs.lstatSync(socketPath);
       if (stats.isSocket() && stats.dev === this.bound.dev && stats.ino === this.bound.ino) return true;
-      this.log.log('info', `API: ${socketPath} is no longer the socket this daemon created (replaced by another process); left in place`);
+      this.log.log(
+        'info',
+        `API: ${socketPath} is no longer the socket this daemon created (replaced by another process); left in place`,
+      );
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      this.log.log(code === 'ENOENT' ? 'info' : 'warning', `API: cannot check ${socketPath} before removing it (${code ?? (error as Error).message}); left as it is`);
+      this.log.log(
+        code === 'ENOENT' ? 'info' : 'warning',
+        `API: cannot check ${socketPath} before removing it (${code ?? (error as Error).message}); left as it is`,
+      );
     }
     return false;
   }
@@ -182,7 +214,10 @@ export class ApiServer {
       credentials = addon.peerCredentials(fd);
     } catch (error) {
       // Without credentials the caller cannot be authorised or counted: refuse, but say so.
-      this.log.log('warning', `API: could not identify a client (SO_PEERCRED: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); connection closed`);
+      this.log.log(
+        'warning',
+        `API: could not identify a client (SO_PEERCRED: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); connection closed`,
+      );
       socket.destroy();
       return;
     }
@@ -216,7 +251,10 @@ export class ApiServer {
     });
     socket.on('error', (error: NodeJS.ErrnoException) => {
       // A client that vanishes mid-answer (EPIPE, ECONNRESET) is routine.
-      this.log.log('debug', `API: connection of uid ${caller.uid} (pid ${caller.pid}) failed: ${error.code ?? error.message}`);
+      this.log.log(
+        'debug',
+        `API: connection of uid ${caller.uid} (pid ${caller.pid}) failed: ${error.code ?? error.message}`,
+      );
       socket.destroy();
     });
     socket.setTimeout(this.options.idleTimeoutMs, () => {
@@ -225,22 +263,37 @@ export class ApiServer {
       socket.end();
     });
 
-    readLines(socket, {
-      onLine: (line) => this.handleLine(connection, line),
-      onTooLong: () => {
-        stopLineTimer();
-        this.refuseRequest(connection, RpcCode.requestTooLarge, `request larger than ${this.options.maxRequestBytes} bytes`);
+    readLines(
+      socket,
+      {
+        onLine: (line) => this.handleLine(connection, line),
+        onTooLong: () => {
+          stopLineTimer();
+          this.refuseRequest(
+            connection,
+            RpcCode.requestTooLarge,
+            `request larger than ${this.options.maxRequestBytes} bytes`,
+          );
+        },
+        onPending: (newLineBegun) => {
+          if (!newLineBegun) return stopLineTimer();
+          stopLineTimer();
+          lineTimer = setTimeout(() => {
+            lineTimer = null;
+            this.log.log(
+              'notice',
+              `API: closing the connection of uid ${caller.uid} (pid ${caller.pid}): its request line took longer than ${this.options.requestLineDeadlineMs} ms`,
+            );
+            this.refuseRequest(
+              connection,
+              RpcCode.requestTimeout,
+              `request line not completed within ${this.options.requestLineDeadlineMs} ms`,
+            );
+          }, this.options.requestLineDeadlineMs);
+        },
       },
-      onPending: (newLineBegun) => {
-        if (!newLineBegun) return stopLineTimer();
-        stopLineTimer();
-        lineTimer = setTimeout(() => {
-          lineTimer = null;
-          this.log.log('notice', `API: closing the connection of uid ${caller.uid} (pid ${caller.pid}): its request line took longer than ${this.options.requestLineDeadlineMs} ms`);
-          this.refuseRequest(connection, RpcCode.requestTimeout, `request line not completed within ${this.options.requestLineDeadlineMs} ms`);
-        }, this.options.requestLineDeadlineMs);
-      },
-    }, this.options.maxRequestBytes);
+      this.options.maxRequestBytes,
+    );
   }
 
   private isAdmin(credentials: PeerCredentials): boolean {
@@ -249,7 +302,10 @@ export class ApiServer {
     try {
       return isMemberOf(credentials.uid, credentials.gid, this.adminGid);
     } catch (error) {
-      this.log.log('warning', `API: cannot tell whether uid ${credentials.uid} is in the admin group (${(error as Error).message}); treated as a reader`);
+      this.log.log(
+        'warning',
+        `API: cannot tell whether uid ${credentials.uid} is in the admin group (${(error as Error).message}); treated as a reader`,
+      );
       return false;
     }
   }
@@ -299,22 +355,40 @@ export class ApiServer {
       return;
     }
     if (typeof request !== 'object' || request === null || Array.isArray(request)) {
-      connection.send(errorResponse(null, RpcCode.invalidRequest, 'invalid request: expected a JSON-RPC 2.0 object (batches are not supported)'));
+      connection.send(
+        errorResponse(
+          null,
+          RpcCode.invalidRequest,
+          'invalid request: expected a JSON-RPC 2.0 object (batches are not supported)',
+        ),
+      );
       return;
     }
     const { jsonrpc, id = null, method, params = {} } = request as Record<string, unknown>;
     if (id !== null && typeof id !== 'string' && typeof id !== 'number') {
       // JSON-RPC 2.0: an id is a string, a number or null; anything else is not a request.
-      connection.send(errorResponse(null, RpcCode.invalidRequest, `invalid request: "id" must be a string, a number or null, found ${Array.isArray(id) ? 'an array' : typeof id}`));
+      connection.send(
+        errorResponse(
+          null,
+          RpcCode.invalidRequest,
+          `invalid request: "id" must be a string, a number or null, found ${Array.isArray(id) ? 'an array' : typeof id}`,
+        ),
+      );
       return;
     }
-    const requestId = id as string | number | null;
+    const requestId = id;
     if (jsonrpc !== '2.0' || typeof method !== 'string') {
-      connection.send(errorResponse(requestId, RpcCode.invalidRequest, 'invalid request: needs "jsonrpc": "2.0" and a "method"'));
+      connection.send(
+        errorResponse(requestId, RpcCode.invalidRequest, 'invalid request: needs "jsonrpc": "2.0" and a "method"'),
+      );
       return;
     }
     if (!(METHOD_NAMES as readonly string[]).includes(method)) {
-      connection.send(errorResponse(requestId, RpcCode.methodNotFound, `no method "${method}"`, { hint: `methods: ${METHOD_NAMES.join(', ')}` }));
+      connection.send(
+        errorResponse(requestId, RpcCode.methodNotFound, `no method "${method}"`, {
+          hint: `methods: ${METHOD_NAMES.join(', ')}`,
+        }),
+      );
       return;
     }
     if (typeof params !== 'object' || params === null || Array.isArray(params)) {
@@ -323,12 +397,21 @@ export class ApiServer {
     }
     const name = method as MethodName;
     if (PRIVILEGED_METHODS.has(name) && !connection.caller.admin) {
-      this.log.event('accessDenied', 'warning', `API: refused ${name} for uid ${connection.caller.uid} (pid ${connection.caller.pid})`, {
-        OFFLOADD_UID: connection.caller.uid, OFFLOADD_PID: connection.caller.pid, OFFLOADD_METHOD: name,
-      });
-      connection.send(errorResponse(requestId, RpcCode.notAuthorized, `${name} needs root or membership in the admin group`, {
-        hint: 'run offloadctl as root (prefix sudo), or ask for membership in the group given by --admin-group',
-      }));
+      this.log.event(
+        'accessDenied',
+        'warning',
+        `API: refused ${name} for uid ${connection.caller.uid} (pid ${connection.caller.pid})`,
+        {
+          OFFLOADD_UID: connection.caller.uid,
+          OFFLOADD_PID: connection.caller.pid,
+          OFFLOADD_METHOD: name,
+        },
+      );
+      connection.send(
+        errorResponse(requestId, RpcCode.notAuthorized, `${name} needs root or membership in the admin group`, {
+          hint: 'run offloadctl as root (prefix sudo), or ask for membership in the group given by --admin-group',
+        }),
+      );
       return;
     }
     const failed = (error: unknown): void => {
@@ -345,7 +428,8 @@ export class ApiServer {
       const handler = this.handlers[name] as (params: unknown, caller: Caller, connection: Connection) => unknown;
       const result = handler(params, connection.caller, connection);
       // Long answers (deep drift queries) come as promises: the event loop keeps serving meanwhile.
-      if (result instanceof Promise) result.then((value) => connection.send({ jsonrpc: '2.0', id: requestId, result: value }), failed);
+      if (result instanceof Promise)
+        result.then((value: unknown) => connection.send({ jsonrpc: '2.0', id: requestId, result: value }), failed);
       else connection.send({ jsonrpc: '2.0', id: requestId, result });
     } catch (error) {
       failed(error);
@@ -353,7 +437,12 @@ export class ApiServer {
   }
 }
 
-function errorResponse(id: string | number | null, code: number, message: string, data?: RpcErrorObject['data']): object {
+function errorResponse(
+  id: string | number | null,
+  code: number,
+  message: string,
+  data?: RpcErrorObject['data'],
+): object {
   return { jsonrpc: '2.0', id, error: data ? { code, message, data } : { code, message } };
 }
 
@@ -361,14 +450,20 @@ function toErrorResponse(id: string | number | null, error: unknown): object {
   if (error instanceof RpcError) return errorResponse(id, error.code, error.message, error.data);
   if (error instanceof PolicyError) {
     return errorResponse(id, RpcCode.policyInvalid, error.toString(), {
-      file: error.file, line: error.position?.line, column: error.position?.column, key: error.key, hint: error.hint,
+      file: error.file,
+      line: error.position?.line,
+      column: error.position?.column,
+      key: error.key,
+      hint: error.hint,
     });
   }
-  if (error instanceof OffloaddError) return errorResponse(id, RpcCode.internalError, error.message, { code: error.code, hint: error.hint });
+  if (error instanceof OffloaddError)
+    return errorResponse(id, RpcCode.internalError, error.message, { code: error.code, hint: error.hint });
   return errorResponse(id, RpcCode.internalError, `internal error: ${(error as Error).message}`);
 }
 
-const SOCKET_PATH_HINT = 'give --socket a path where nothing but an old offloadd socket is (default /run/offloadd/offloadd.sock)';
+const SOCKET_PATH_HINT =
+  'give --socket a path where nothing but an old offloadd socket is (default /run/offloadd/offloadd.sock)';
 
 /** Whether something accepts connections on the socket at `socketPath`. */
 function socketAnswers(socketPath: string): Promise<boolean> {
@@ -401,12 +496,20 @@ function describeFileType(stats: fs.Stats): string {
 export async function checkSocketPath(socketPath: string): Promise<fs.Stats | null> {
   const parent = path.dirname(socketPath);
   if (!isDirectoryOrAbsent(parent)) {
-    throw new OffloaddError('ERR_SOCKET_PATH', `cannot create the API socket ${socketPath}: ${parent} is not a directory`, { hint: SOCKET_PATH_HINT });
+    throw new OffloaddError(
+      'ERR_SOCKET_PATH',
+      `cannot create the API socket ${socketPath}: ${parent} is not a directory`,
+      { hint: SOCKET_PATH_HINT },
+    );
   }
   const stats = lstatOrNull(socketPath);
   if (stats === null) return null;
   if (!stats.isSocket()) {
-    throw new OffloaddError('ERR_SOCKET_PATH', `refusing to replace ${socketPath} with the API socket: it is ${describeFileType(stats)}`, { hint: SOCKET_PATH_HINT });
+    throw new OffloaddError(
+      'ERR_SOCKET_PATH',
+      `refusing to replace ${socketPath} with the API socket: it is ${describeFileType(stats)}`,
+      { hint: SOCKET_PATH_HINT },
+    );
   }
   if (await socketAnswers(socketPath)) {
     throw new OffloaddError('ERR_SOCKET_IN_USE', `another process (offloadd?) is already listening on ${socketPath}`, {
@@ -430,7 +533,11 @@ function lstatOrNull(file: string): fs.Stats | null {
     return fs.lstatSync(file);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new OffloaddError('ERR_SOCKET_PATH', `cannot check ${file} for the API socket: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { hint: SOCKET_PATH_HINT, cause: error });
+    throw new OffloaddError(
+      'ERR_SOCKET_PATH',
+      `cannot check ${file} for the API socket: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      { hint: SOCKET_PATH_HINT, cause: error },
+    );
   }
 }
 
@@ -438,7 +545,11 @@ function makeSocketDirectory(socketPath: string): void {
   try {
     fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o755 });
   } catch (error) {
-    throw new OffloaddError('ERR_SOCKET_PATH', `cannot create the directory of ${socketPath}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { hint: SOCKET_PATH_HINT, cause: error });
+    throw new OffloaddError(
+      'ERR_SOCKET_PATH',
+      `cannot create the directory of ${socketPath}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      { hint: SOCKET_PATH_HINT, cause: error },
+    );
   }
 }
 
@@ -447,7 +558,9 @@ function removeIfSame(socketPath: string, stale: fs.Stats): void {
   const now = lstatOrNull(socketPath);
   if (now === null) return;
   if (!now.isSocket() || now.dev !== stale.dev || now.ino !== stale.ino) {
-    throw new OffloaddError('ERR_SOCKET_PATH', `${socketPath} changed while offloadd was starting`, { hint: SOCKET_PATH_HINT });
+    throw new OffloaddError('ERR_SOCKET_PATH', `${socketPath} changed while offloadd was starting`, {
+      hint: SOCKET_PATH_HINT,
+    });
   }
   fs.unlinkSync(socketPath);
 }

@@ -71,8 +71,15 @@ export interface PlanView {
 export function interfaceView(facts: InterfaceFacts): InterfaceView {
   const { pci } = facts;
   return {
-    interface: facts.name, ifindex: facts.ifindex, kind: facts.kind, mac: facts.mac, up: facts.up,
-    operstate: facts.operstate, master: facts.master, driver: facts.driver, busInfo: facts.busInfo,
+    interface: facts.name,
+    ifindex: facts.ifindex,
+    kind: facts.kind,
+    mac: facts.mac,
+    up: facts.up,
+    operstate: facts.operstate,
+    master: facts.master,
+    driver: facts.driver,
+    busInfo: facts.busInfo,
     pci: pci ? vendorDevice(pci) : null,
     pciSubsystem: pci?.subsystemVendor && pci.subsystemDevice ? `${pci.subsystemVendor}:${pci.subsystemDevice}` : null,
   };
@@ -81,18 +88,31 @@ export function interfaceView(facts: InterfaceFacts): InterfaceView {
 export function statusView(status: InterfaceStatus): InterfaceStatusView {
   return {
     ...interfaceView(status.facts),
-    rule: status.rule, mode: status.mode, compliant: status.compliant, since: status.since,
-    lastCheck: status.lastCheck, lastDrift: status.lastDrift, drifts: status.driftCount,
+    rule: status.rule,
+    mode: status.mode,
+    compliant: status.compliant,
+    since: status.since,
+    lastCheck: status.lastCheck,
+    lastDrift: status.lastDrift,
+    drifts: status.driftCount,
     features: status.features.map((feature) => ({
-      feature: feature.feature, as: feature.as, wanted: onOff(feature.wanted),
-      active: feature.after === null ? null : onOff(feature.after), action: feature.action, reason: feature.reason,
+      feature: feature.feature,
+      as: feature.as,
+      wanted: onOff(feature.wanted),
+      active: feature.after === null ? null : onOff(feature.after),
+      action: feature.action,
+      reason: feature.reason,
     })),
   };
 }
 
 export function planView(entry: FeaturePlan): PlanView {
   return {
-    feature: entry.feature, as: entry.as, wanted: onOff(entry.wanted),
-    active: entry.active === null ? null : onOff(entry.active), plan: entry.status, reason: entry.reason,
+    feature: entry.feature,
+    as: entry.as,
+    wanted: onOff(entry.wanted),
+    active: entry.active === null ? null : onOff(entry.active),
+    plan: entry.status,
+    reason: entry.reason,
   };
 }

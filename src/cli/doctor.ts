@@ -27,7 +27,10 @@ interface DoctorArgs {
 }
 
 function fail(out: { json: boolean }, code: number, message: string, hint?: string): number {
-  if (out.json) process.stdout.write(`${JSON.stringify({ error: { message, code: code === DOCTOR_EXIT.usage ? 'ERR_USAGE' : 'ERR_CANNOT_READ', hint } }, null, 2)}\n`);
+  if (out.json)
+    process.stdout.write(
+      `${JSON.stringify({ error: { message, code: code === DOCTOR_EXIT.usage ? 'ERR_USAGE' : 'ERR_CANNOT_READ', hint } }, null, 2)}\n`,
+    );
   process.stderr.write(`offloadctl doctor: ${message}${hint ? `\n  hint: ${hint}` : ''}\n`);
   return code;
 }
@@ -45,35 +48,50 @@ function si(value: number, unit: string): string {
 function offloadLine(offloads: readonly OffloadEvidence[]): string {
   const groups = new Map<string, OffloadEvidence[]>();
   for (const offload of offloads) groups.set(offload.as, [...(groups.get(offload.as) ?? []), offload]);
-  return [...groups].map(([as, members]) => {
-    const states = new Set(members.map((member) => onOffOrDash(member.active)));
-    const active = states.size === 1 ? [...states][0] : 'mixed';
-    const wanted = new Set(members.map((member) => member.wanted).filter((value) => value !== null));
-    const fixed = members.every((member) => member.fixed) && members[0]?.active !== null ? ' [fixed]' : '';
-    return `${as} ${active}${fixed}${wanted.size === 1 ? ` (wanted ${onOffOrDash([...wanted][0] as boolean)})` : ''}`;
-  }).join(', ');
+  return [...groups]
+    .map(([as, members]) => {
+      const states = new Set(members.map((member) => onOffOrDash(member.active)));
+      const active = states.size === 1 ? [...states][0] : 'mixed';
+      const wanted = new Set(members.map((member) => member.wanted).filter((value) => value !== null));
+      const fixed = members.every((member) => member.fixed) && members[0]?.active !== null ? ' [fixed]' : '';
+      return `${as} ${active}${fixed}${wanted.size === 1 ? ` (wanted ${onOffOrDash([...wanted][0] as boolean)})` : ''}`;
+    })
+    .join(', ');
 }
 
 function identityLine(entry: InterfaceEvidence): string {
   const id = entry.identity;
   const parts = [
-    id.driver ? `${id.driver}${id.driverVersion ? ` ${id.driverVersion}` : ''}${id.firmwareVersion ? `, firmware ${id.firmwareVersion}` : ''}` : 'no driver',
-    id.pci ? `pci ${id.pci}${id.family.member ? ` (${id.family.label ?? 'NetXtreme-E'}: affected family, per the ${id.family.source})` : ''}` : `kind ${id.kind ?? '-'}`,
+    id.driver
+      ? `${id.driver}${id.driverVersion ? ` ${id.driverVersion}` : ''}${id.firmwareVersion ? `, firmware ${id.firmwareVersion}` : ''}`
+      : 'no driver',
+    id.pci
+      ? `pci ${id.pci}${id.family.member ? ` (${id.family.label ?? 'NetXtreme-E'}: affected family, per the ${id.family.source})` : ''}`
+      : `kind ${id.kind ?? '-'}`,
     `mtu ${id.mtu ?? '-'}`,
   ];
-  if (id.uppers.length > 0) parts.push(`in ${id.uppers.map((upper) => `${upper.kind ?? 'master'} ${upper.name} (mtu ${upper.mtu ?? '-'})`).join(' in ')}`);
+  if (id.uppers.length > 0)
+    parts.push(
+      `in ${id.uppers.map((upper) => `${upper.kind ?? 'master'} ${upper.name} (mtu ${upper.mtu ?? '-'})`).join(' in ')}`,
+    );
   return parts.join(', ');
 }
 
 function trafficLine(entry: InterfaceEvidence): string {
   const { rx, tx } = entry.traffic;
   const average = rx.avgPacketBytes === null ? '' : `, avg ${Math.round(rx.avgPacketBytes)} B`;
-  return `rx ${si(rx.pps, 'pps')} ${si(rx.bps, 'bit/s')}${average} · tx ${si(tx.pps, 'pps')} ${si(tx.bps, 'bit/s')} · ` +
-    `dropped ${entry.traffic.rxDropped + entry.traffic.rxMissed}/${entry.traffic.txDropped} · errors ${entry.traffic.rxErrors}/${entry.traffic.txErrors} (rx/tx)`;
+  return (
+    `rx ${si(rx.pps, 'pps')} ${si(rx.bps, 'bit/s')}${average} · tx ${si(tx.pps, 'pps')} ${si(tx.bps, 'bit/s')} · ` +
+    `dropped ${entry.traffic.rxDropped + entry.traffic.rxMissed}/${entry.traffic.txDropped} · errors ${entry.traffic.rxErrors}/${entry.traffic.txErrors} (rx/tx)`
+  );
 }
 
 function findingLines(finding: Finding): string[] {
-  return [`  ${finding.severity.toUpperCase().padEnd(8)}  ${finding.summary}`, `            why: ${finding.reason}`, `            fix: ${finding.fix}`];
+  return [
+    `  ${finding.severity.toUpperCase().padEnd(8)}  ${finding.summary}`,
+    `            why: ${finding.reason}`,
+    `            fix: ${finding.fix}`,
+  ];
 }
 
 export function formatDoctor(report: DoctorReport): string {
@@ -95,13 +113,20 @@ export function formatDoctor(report: DoctorReport): string {
     );
   }
   if (quiet.length > 0 && report.interfaces.length > 1) {
-    lines.push(`Not enough traffic to judge, nothing else found:`, table(['INTERFACE', 'DRIVER', 'RX PACKETS'], quiet.map((entry) => [entry.name, entry.identity.driver ?? '-', String(entry.traffic.rx.packets)])).trimEnd(), '');
+    lines.push(
+      `Not enough traffic to judge, nothing else found:`,
+      table(
+        ['INTERFACE', 'DRIVER', 'RX PACKETS'],
+        quiet.map((entry) => [entry.name, entry.identity.driver ?? '-', String(entry.traffic.rx.packets)]),
+      ).trimEnd(),
+      '',
+    );
   }
   for (const note of report.notes) lines.push(`note: ${note}`);
   const critical = report.findings.filter((finding) => finding.severity === 'critical').length;
-  lines.push(report.findings.length === 0
-    ? 'Nothing found.'
-    : `${report.findings.length} finding(s), ${critical} critical.`);
+  lines.push(
+    report.findings.length === 0 ? 'Nothing found.' : `${report.findings.length} finding(s), ${critical} critical.`,
+  );
   return `${lines.join('\n')}\n`;
 }
 
@@ -125,23 +150,39 @@ states are the daemon's; without, the policy is read here (--policy, else offloa
 
 EXIT STATUS
   0  nothing found   1  a finding   2  usage error   3  cannot read the interfaces`,
-  options: { window: { type: 'string' }, policy: { type: 'string' }, 'sysfs-root': { type: 'string' } } as Record<string, { type: 'string' | 'boolean' }>,
+  options: { window: { type: 'string' }, policy: { type: 'string' }, 'sysfs-root': { type: 'string' } } as Record<
+    string,
+    { type: 'string' | 'boolean' }
+  >,
   positionals: { min: 0, max: Number.MAX_SAFE_INTEGER },
   async run({ positionals, values, socket, out }: DoctorArgs): Promise<number> {
     const windowText = values['window'];
     const windowSec = windowText === undefined ? DEFAULT_WINDOW_SEC : Number(windowText);
-    if (typeof windowText === 'string' && (windowText.trim() === '' || !Number.isFinite(windowSec) || windowSec < MIN_WINDOW_SEC || windowSec > MAX_WINDOW_SEC)) {
-      return fail(out, DOCTOR_EXIT.usage, `--window must be a number of seconds from ${MIN_WINDOW_SEC} to ${MAX_WINDOW_SEC}, not "${windowText}"`);
+    if (
+      typeof windowText === 'string' &&
+      (windowText.trim() === '' ||
+        !Number.isFinite(windowSec) ||
+        windowSec < MIN_WINDOW_SEC ||
+        windowSec > MAX_WINDOW_SEC)
+    ) {
+      return fail(
+        out,
+        DOCTOR_EXIT.usage,
+        `--window must be a number of seconds from ${MIN_WINDOW_SEC} to ${MAX_WINDOW_SEC}, not "${windowText}"`,
+      );
     }
     let report: DoctorReport;
     try {
       report = await runDoctor({
-        interfaces: positionals, windowSec, socket,
+        interfaces: positionals,
+        windowSec,
+        socket,
         sysfsRoot: (values['sysfs-root'] as string | undefined) ?? DEFAULT_SYSFS_ROOT,
         policyPath: (values['policy'] as string | undefined) ?? null,
       });
     } catch (error) {
-      if (error instanceof CannotReadError || error instanceof KernelError) return fail(out, DOCTOR_EXIT.cannotRead, error.message, error.hint);
+      if (error instanceof CannotReadError || error instanceof KernelError)
+        return fail(out, DOCTOR_EXIT.cannotRead, error.message, error.hint);
       throw error;
     }
     process.stdout.write(out.json ? `${JSON.stringify(report, null, 2)}\n` : formatDoctor(report));

@@ -6,7 +6,14 @@
  */
 import { parseArgs } from 'node:util';
 import { call, RemoteError, UnreachableError, watch } from '../api/client';
-import { DEFAULT_SOCKET_PATH, DRIFT_DEFAULT_LIMIT, RpcCode, type ExplainResult, type InterfaceStatusView, type StatusResult } from '../api/protocol';
+import {
+  DEFAULT_SOCKET_PATH,
+  DRIFT_DEFAULT_LIMIT,
+  RpcCode,
+  type ExplainResult,
+  type InterfaceStatusView,
+  type StatusResult,
+} from '../api/protocol';
 import { OffloaddError, PolicyError } from '../errors';
 import type { LedgerRecord, RecordEvent } from '../ledger/record';
 import { escapeControl, escapeStrings } from '../observe/escape';
@@ -30,7 +37,12 @@ interface Command {
   help: string;
   options?: Record<string, { type: 'string' | 'boolean' }>;
   positionals?: { min: number; max: number };
-  run(args: { positionals: string[]; values: Record<string, string | boolean | undefined>; socket: string; out: Output }): Promise<number>;
+  run(args: {
+    positionals: string[];
+    values: Record<string, string | boolean | undefined>;
+    socket: string;
+    out: Output;
+  }): Promise<number>;
 }
 
 const COMMON_HELP = `  --socket PATH   offloadd's API socket (default ${DEFAULT_SOCKET_PATH})
@@ -56,14 +68,16 @@ const pciText = (facts: { pci: string | null; pciSubsystem: string | null }): st
   facts.pci === null ? '-' : facts.pciSubsystem ? `${facts.pci} (${facts.pciSubsystem})` : facts.pci;
 
 function formatStatus(status: StatusResult): string {
-  return [
-    `offloadd ${status.version} (pid ${status.pid}), up ${status.uptimeSec} s, mode ${status.mode}, features via ${status.featureInterface}`,
-    `policy     ${status.policy.path} (${status.policy.rules} rules, sha256 ${status.policy.sha256.slice(0, 12)})`,
-    `interfaces ${status.interfaces.managed} managed, ${status.interfaces.compliant} compliant, ${status.interfaces.notCompliant} not compliant`,
-    `events     ${status.counters.drifts} drifts, ${status.counters.corrections} corrections, ${status.counters.unenforceable} unenforceable, ${status.counters.failures} failures, ${status.counters.resyncs} resyncs`,
-    `ledger     ${status.ledger.path} (last record #${status.ledger.lastSeq})${status.ledger.writable ? '' : ` — NOT WRITABLE since ${status.ledger.unwritableSince ?? '?'}: ${status.ledger.problem ?? 'unknown error'} (${status.ledger.heldRecords} records held in memory)`}`,
-    ...status.policy.warnings.map((warning) => `warning    ${warning.message}`),
-  ].join('\n') + '\n';
+  return (
+    [
+      `offloadd ${status.version} (pid ${status.pid}), up ${status.uptimeSec} s, mode ${status.mode}, features via ${status.featureInterface}`,
+      `policy     ${status.policy.path} (${status.policy.rules} rules, sha256 ${status.policy.sha256.slice(0, 12)})`,
+      `interfaces ${status.interfaces.managed} managed, ${status.interfaces.compliant} compliant, ${status.interfaces.notCompliant} not compliant`,
+      `events     ${status.counters.drifts} drifts, ${status.counters.corrections} corrections, ${status.counters.unenforceable} unenforceable, ${status.counters.failures} failures, ${status.counters.resyncs} resyncs`,
+      `ledger     ${status.ledger.path} (last record #${status.ledger.lastSeq})${status.ledger.writable ? '' : ` — NOT WRITABLE since ${status.ledger.unwritableSince ?? '?'}: ${status.ledger.problem ?? 'unknown error'} (${status.ledger.heldRecords} records held in memory)`}`,
+      ...status.policy.warnings.map((warning) => `warning    ${warning.message}`),
+    ].join('\n') + '\n'
+  );
 }
 
 function formatShow(out: Output, status: InterfaceStatusView): string {
@@ -77,18 +91,40 @@ function formatShow(out: Output, status: InterfaceStatusView): string {
     '',
     '',
   ].join('\n');
-  return lines + table(['FEATURE', 'AS', 'WANTED', 'ACTIVE', 'ACTION', 'REASON'], status.features.map((feature) => [
-    feature.feature, feature.as, feature.wanted, feature.active ?? '-', feature.action, feature.reason ?? '',
-  ]));
+  return (
+    lines +
+    table(
+      ['FEATURE', 'AS', 'WANTED', 'ACTIVE', 'ACTION', 'REASON'],
+      status.features.map((feature) => [
+        feature.feature,
+        feature.as,
+        feature.wanted,
+        feature.active ?? '-',
+        feature.action,
+        feature.reason ?? '',
+      ]),
+    )
+  );
 }
 
 /** One line per record: the ledger's own names as column titles. */
 function formatRecords(records: LedgerRecord[]): string {
   if (records.length === 0) return 'No records.\n';
-  return table(['TIME', 'SEQ', 'EVENT', 'INTERFACE', 'FEATURE', 'WANTED', 'ACTIVE', 'ACTION', 'TRIGGER', 'REASON'], records.map((record) => [
-    record.time, String(record.seq), record.event, record.interface ?? '-', record.feature ?? '-', record.wanted ?? '-', record.active ?? '-',
-    record.action, record.trigger, recordNote(record),
-  ]));
+  return table(
+    ['TIME', 'SEQ', 'EVENT', 'INTERFACE', 'FEATURE', 'WANTED', 'ACTIVE', 'ACTION', 'TRIGGER', 'REASON'],
+    records.map((record) => [
+      record.time,
+      String(record.seq),
+      record.event,
+      record.interface ?? '-',
+      record.feature ?? '-',
+      record.wanted ?? '-',
+      record.active ?? '-',
+      record.action,
+      record.trigger,
+      recordNote(record),
+    ]),
+  );
 }
 
 function recordNote(record: LedgerRecord): string {
@@ -97,7 +133,9 @@ function recordNote(record: LedgerRecord): string {
     record.interfaces !== undefined ? `${record.interfaces} interfaces` : null,
     record.notices !== undefined && record.notices > 1 ? `${record.notices} notices` : null,
     record.corrections !== undefined ? `${record.corrections} corrections` : null,
-  ].filter(Boolean).join(', ');
+  ]
+    .filter(Boolean)
+    .join(', ');
   return [counts, record.reason].filter(Boolean).join('; ');
 }
 
@@ -109,7 +147,11 @@ function formatExplain(out: Output, result: ExplainResult): string {
   if (result.rules.length === 0) lines.push('The policy has no rules.');
   result.rules.forEach((evaluation, index) => {
     const chosen = evaluation.rule === result.rule;
-    const verdict = evaluation.matched ? (chosen ? paint(out, '32', 'MATCHES (applied)') : 'matches, but an earlier rule won') : paint(out, '2', 'does not match');
+    const verdict = evaluation.matched
+      ? chosen
+        ? paint(out, '32', 'MATCHES (applied)')
+        : 'matches, but an earlier rule won'
+      : paint(out, '2', 'does not match');
     lines.push(`rule ${index + 1} "${evaluation.rule}": ${verdict}`);
     for (const check of evaluation.checks) lines.push(`  ${check.passed ? '✓' : '✗'} ${check.key}: ${check.reason}`);
   });
@@ -120,21 +162,41 @@ function formatExplain(out: Output, result: ExplainResult): string {
   }
   lines.push(`Plan (mode ${result.mode}):`);
   const verbs: Record<string, string> = {
-    compliant: 'already as wanted', differs: result.mode === 'enforce' ? 'would be set' : 'differs (report only)',
-    unenforceable: 'cannot be set on this device', ignored: 'skipped (the device cannot change it)', absent: 'unknown to this kernel',
+    compliant: 'already as wanted',
+    differs: result.mode === 'enforce' ? 'would be set' : 'differs (report only)',
+    unenforceable: 'cannot be set on this device',
+    ignored: 'skipped (the device cannot change it)',
+    absent: 'unknown to this kernel',
   };
-  return lines.join('\n') + '\n' + table(['FEATURE', 'AS', 'WANTED', 'ACTIVE', 'PLAN', 'REASON'], result.plan.map((entry) => [
-    entry.feature, entry.as, entry.wanted, entry.active ?? '-', verbs[entry.plan] ?? entry.plan, entry.reason ?? '',
-  ]));
+  return (
+    lines.join('\n') +
+    '\n' +
+    table(
+      ['FEATURE', 'AS', 'WANTED', 'ACTIVE', 'PLAN', 'REASON'],
+      result.plan.map((entry) => [
+        entry.feature,
+        entry.as,
+        entry.wanted,
+        entry.active ?? '-',
+        verbs[entry.plan] ?? entry.plan,
+        entry.reason ?? '',
+      ]),
+    )
+  );
 }
 
 function formatWarnings(file: string, warnings: PolicyWarning[]): string {
-  return warnings.map((warning) => `${file}${warning.position ? `:${warning.position.line}:${warning.position.column}` : ''}: warning: ${warning.message}\n`).join('');
+  return warnings
+    .map(
+      (warning) =>
+        `${file}${warning.position ? `:${warning.position.line}:${warning.position.column}` : ''}: warning: ${warning.message}\n`,
+    )
+    .join('');
 }
 
 const COMMANDS: Record<string, Command> = {
   status: {
-    summary: 'the daemon\'s version, policy, counts and counters',
+    summary: "the daemon's version, policy, counts and counters",
     usage: 'offloadctl status [--json]',
     help: 'Shows the running daemon: version, uptime, mode, policy file and checksum, how many interfaces\nare managed and compliant, and its event counters.',
     async run({ socket, out }) {
@@ -149,10 +211,23 @@ const COMMANDS: Record<string, Command> = {
     help: 'One line per managed interface: driver, PCI id, rule, mode, compliance and, for each feature\nthe policy names, the wanted and active state (wanted/active).',
     async run({ socket, out }) {
       const result = await call(socket, 'interfaces.list', {});
-      print(out, result, (safe) => safe.interfaces.length === 0 ? 'No managed interfaces.\n' : table(
-        ['INTERFACE', 'DRIVER', 'PCI', 'RULE', 'MODE', 'COMPLIANT', 'DRIFTS', 'FEATURES (wanted/active)'],
-        safe.interfaces.map((status) => [status.interface, status.driver ?? '-', pciText(status), status.rule, status.mode, yesNo(out, status.compliant), String(status.drifts), featureSummary(status)]),
-      ));
+      print(out, result, (safe) =>
+        safe.interfaces.length === 0
+          ? 'No managed interfaces.\n'
+          : table(
+              ['INTERFACE', 'DRIVER', 'PCI', 'RULE', 'MODE', 'COMPLIANT', 'DRIFTS', 'FEATURES (wanted/active)'],
+              safe.interfaces.map((status) => [
+                status.interface,
+                status.driver ?? '-',
+                pciText(status),
+                status.rule,
+                status.mode,
+                yesNo(out, status.compliant),
+                String(status.drifts),
+                featureSummary(status),
+              ]),
+            ),
+      );
       return EXIT.ok;
     },
   },
@@ -170,15 +245,24 @@ const COMMANDS: Record<string, Command> = {
   drift: {
     summary: 'the drift ledger, newest first',
     usage: 'offloadctl drift [--since TIME] [--interface IFACE] [--feature NAME] [--event EVENT] [--limit N] [--json]',
-    help: `Records from the durable ledger, newest first. EVENT is initial, drift, unenforceable, flapping\nor resync. TIME is ISO 8601: with Z or an offset (2026-11-22T10:00:00Z, 2026-11-22T11:00:00+01:00)\nit is taken as written; without one (2026-11-22T10:00, 2026-11-22) it is this machine\'s local time\n(TZ). Default limit: ${DRIFT_DEFAULT_LIMIT}.`,
-    options: { since: { type: 'string' }, interface: { type: 'string' }, feature: { type: 'string' }, event: { type: 'string' }, limit: { type: 'string' } },
+    help: `Records from the durable ledger, newest first. EVENT is initial, drift, unenforceable, flapping\nor resync. TIME is ISO 8601: with Z or an offset (2026-11-22T10:00:00Z, 2026-11-22T11:00:00+01:00)\nit is taken as written; without one (2026-11-22T10:00, 2026-11-22) it is this machine's local time\n(TZ). Default limit: ${DRIFT_DEFAULT_LIMIT}.`,
+    options: {
+      since: { type: 'string' },
+      interface: { type: 'string' },
+      feature: { type: 'string' },
+      event: { type: 'string' },
+      limit: { type: 'string' },
+    },
     async run({ values, socket, out }) {
       const limit = values['limit'] === undefined ? undefined : Number(values['limit']);
       if (limit !== undefined && !Number.isInteger(limit)) throw new UsageError('--limit must be a whole number');
       const since = values['since'] === undefined ? undefined : sinceForApi(values['since'] as string);
       const result = await call(socket, 'drift.list', {
-        since, interface: values['interface'] as string | undefined,
-        feature: values['feature'] as string | undefined, event: values['event'] as RecordEvent | undefined, limit,
+        since,
+        interface: values['interface'] as string | undefined,
+        feature: values['feature'] as string | undefined,
+        event: values['event'] as RecordEvent | undefined,
+        limit,
       });
       print(out, result, (safe) => formatRecords(safe.records));
       return EXIT.ok;
@@ -187,7 +271,7 @@ const COMMANDS: Record<string, Command> = {
   explain: {
     summary: 'why an interface does or does not match, and what would be done',
     usage: 'offloadctl explain IFACE [--json]',
-    help: 'Every rule in order with each match key\'s verdict and reason, then the plan per feature\n(already as wanted, would be set, cannot be set). Works for unmanaged interfaces too.',
+    help: "Every rule in order with each match key's verdict and reason, then the plan per feature\n(already as wanted, would be set, cannot be set). Works for unmanaged interfaces too.",
     positionals: { min: 1, max: 1 },
     async run({ positionals, socket, out }) {
       const result = await call(socket, 'explain', { interface: positionals[0] as string });
@@ -201,7 +285,12 @@ const COMMANDS: Record<string, Command> = {
     help: 'Asks the daemon to re-read its policy. A policy with errors is rejected with its file, line and\ncolumn, and the running policy stays in force (exit 2). Same as systemctl reload offloadd.',
     async run({ socket, out }) {
       const result = await call(socket, 'policy.reload', {});
-      print(out, result, (safe) => `Policy reloaded from ${safe.path} (${safe.rules} rules, sha256 ${safe.sha256.slice(0, 12)}).\n${formatWarnings(safe.path, safe.warnings)}`);
+      print(
+        out,
+        result,
+        (safe) =>
+          `Policy reloaded from ${safe.path} (${safe.rules} rules, sha256 ${safe.sha256.slice(0, 12)}).\n${formatWarnings(safe.path, safe.warnings)}`,
+      );
       return EXIT.ok;
     },
   },
@@ -238,7 +327,9 @@ const COMMANDS: Record<string, Command> = {
             process.stdout.write(`${event.interface}: no longer managed (${event.why})\n`);
             break;
           case 'checked':
-            process.stdout.write(`${event.status.interface}: checked (${event.trigger}), compliant ${event.status.compliant ? 'yes' : 'NO'}\n`);
+            process.stdout.write(
+              `${event.status.interface}: checked (${event.trigger}), compliant ${event.status.compliant ? 'yes' : 'NO'}\n`,
+            );
             break;
         }
       });
@@ -253,16 +344,21 @@ const COMMANDS: Record<string, Command> = {
       const result = await call(socket, 'interfaces.list', {});
       const bad = result.interfaces.filter((status) => !status.compliant);
       const ok = bad.length === 0;
-      print(out, { ok, managed: result.interfaces.length, outOfPolicy: bad.map((status) => status.interface) }, (safe) => ok
-        ? `OFFLOADD OK - ${safe.managed} managed interfaces compliant\n`
-        : `OFFLOADD CRITICAL - ${safe.outOfPolicy.length} of ${safe.managed} out of policy: ${safe.outOfPolicy.join(', ')}\n`);
+      print(
+        out,
+        { ok, managed: result.interfaces.length, outOfPolicy: bad.map((status) => status.interface) },
+        (safe) =>
+          ok
+            ? `OFFLOADD OK - ${safe.managed} managed interfaces compliant\n`
+            : `OFFLOADD CRITICAL - ${safe.outOfPolicy.length} of ${safe.managed} out of policy: ${safe.outOfPolicy.join(', ')}\n`,
+      );
       return ok ? EXIT.ok : EXIT.outOfPolicy;
     },
   },
   'check-policy': {
     summary: 'validate and lint a policy file offline',
     usage: 'offloadctl check-policy FILE [--json]',
-    help: 'Parses FILE as offloadd would (against this kernel\'s feature names) without a daemon.\nErrors (exit 2) name file, line and column; warnings (exit 0) point at risky rules: TSO or\nchecksum offload turned off on virtual NICs, GRO off on bridges only, shadowed rules, feature\nnames this kernel does not know.',
+    help: "Parses FILE as offloadd would (against this kernel's feature names) without a daemon.\nErrors (exit 2) name file, line and column; warnings (exit 0) point at risky rules: TSO or\nchecksum offload turned off on virtual NICs, GRO off on bridges only, shadowed rules, feature\nnames this kernel does not know.",
     positionals: { min: 1, max: 1 },
     async run({ positionals, out }) {
       const file = positionals[0] as string;
@@ -270,13 +366,30 @@ const COMMANDS: Record<string, Command> = {
       try {
         const policy = loadPolicyFile(file, FeatureTable.fromKernel().names);
         const warnings = lintPolicy(policy);
-        print(out, { valid: true, file, rules: policy.rules.length, warnings },
-          (safe) => `${formatWarnings(safe.file, safe.warnings)}${safe.file}: valid, ${safe.rules} rules, ${safe.warnings.length} warnings\n`);
+        print(
+          out,
+          { valid: true, file, rules: policy.rules.length, warnings },
+          (safe) =>
+            `${formatWarnings(safe.file, safe.warnings)}${safe.file}: valid, ${safe.rules} rules, ${safe.warnings.length} warnings\n`,
+        );
         return EXIT.ok;
       } catch (error) {
         if (!(error instanceof PolicyError)) throw error;
-        print(out, { valid: false, file, error: { message: error.message, line: error.position?.line, column: error.position?.column, key: error.key, hint: error.hint } },
-          () => `${escapeControl(error.toString())}\n`);
+        print(
+          out,
+          {
+            valid: false,
+            file,
+            error: {
+              message: error.message,
+              line: error.position?.line,
+              column: error.position?.column,
+              key: error.key,
+              hint: error.hint,
+            },
+          },
+          () => `${escapeControl(error.toString())}\n`,
+        );
         return EXIT.usage;
       }
     },
@@ -299,11 +412,25 @@ export function sinceForApi(text: string): string {
   const local = LOCAL_TIME.exec(text);
   const usage = `--since must be an ISO 8601 date and time, e.g. 2026-11-22T10:00:00Z, or a local 2026-11-22T10:00; found "${text}"`;
   if (local === null) throw new UsageError(usage);
-  const [year, month, day, hour, minute, second] = local.slice(1, 7).map((part) => Number(part ?? 0)) as [number, number, number, number, number, number];
+  const [year, month, day, hour, minute, second] = local.slice(1, 7).map((part) => Number(part ?? 0)) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   const milliseconds = Number((local[7] ?? '').padEnd(3, '0'));
   const date = new Date(year, month - 1, day, hour, minute, second, milliseconds);
   // Date rolls 2026-02-30 over into March: a date that does not exist is a typo.
-  if (Number.isNaN(date.getTime()) || date.getDate() !== day || date.getMonth() !== month - 1 || hour > 23 || minute > 59 || second > 59) {
+  if (
+    Number.isNaN(date.getTime()) ||
+    date.getDate() !== day ||
+    date.getMonth() !== month - 1 ||
+    hour > 23 ||
+    minute > 59 ||
+    second > 59
+  ) {
     throw new UsageError(usage);
   }
   return date.toISOString();
@@ -317,7 +444,9 @@ USAGE
   offloadctl [--json] [--socket PATH] COMMAND [ARGS] [--json] [--socket PATH]
 
 COMMANDS
-${Object.entries(COMMANDS).map(([name, command]) => `  ${name.padEnd(width)}  ${command.summary}`).join('\n')}
+${Object.entries(COMMANDS)
+  .map(([name, command]) => `  ${name.padEnd(width)}  ${command.summary}`)
+  .join('\n')}
 
 OPTIONS
 ${COMMON_HELP}
@@ -363,7 +492,9 @@ function globalOptionsFirst(argv: string[]): string[] {
       leading.push(argument, argv[index + 1] as string);
       index += 2;
     } else if (argument.startsWith('-') && !['-h', '--help', '-V', '--version'].includes(argument)) {
-      throw new UsageError(`unknown option "${argument}" before the command (global options: ${[...GLOBAL_FLAGS, ...GLOBAL_VALUE_OPTIONS].join(', ')})`);
+      throw new UsageError(
+        `unknown option "${argument}" before the command (global options: ${[...GLOBAL_FLAGS, ...GLOBAL_VALUE_OPTIONS].join(', ')})`,
+      );
     } else {
       break;
     }
@@ -401,7 +532,9 @@ export async function runCli(argv: string[]): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
-      args: rest, strict: true, allowPositionals: true,
+      args: rest,
+      strict: true,
+      allowPositionals: true,
       options: {
         ...command.options,
         json: { type: 'boolean', default: false },
@@ -423,7 +556,10 @@ export async function runCli(argv: string[]): Promise<number> {
     process.stderr.write(`offloadctl ${name}: wrong number of arguments\nUsage: ${command.usage}\n`);
     return EXIT.usage;
   }
-  const out: Output = { json: values['json'] === true, color: process.stdout.isTTY === true && !process.env['NO_COLOR'] };
+  const out: Output = {
+    json: values['json'] === true,
+    color: process.stdout.isTTY === true && !process.env['NO_COLOR'],
+  };
   try {
     return await command.run({ positionals: parsed.positionals, values, socket: values['socket'] as string, out });
   } catch (error) {
@@ -432,23 +568,38 @@ export async function runCli(argv: string[]): Promise<number> {
 }
 
 function reportError(name: string, error: unknown, out: Output): number {
-  const code = error instanceof UsageError ? EXIT.usage
-    : error instanceof UnreachableError ? EXIT.unreachable
-    : error instanceof RemoteError ? (error.rpc.code === RpcCode.policyInvalid ? EXIT.usage : EXIT.refused)
-    : EXIT.refused;
+  const code =
+    error instanceof UsageError
+      ? EXIT.usage
+      : error instanceof UnreachableError
+        ? EXIT.unreachable
+        : error instanceof RemoteError
+          ? error.rpc.code === RpcCode.policyInvalid
+            ? EXIT.usage
+            : EXIT.refused
+          : EXIT.refused;
   const hint = error instanceof OffloaddError ? error.hint : undefined;
   if (out.json) {
-    process.stdout.write(`${JSON.stringify({ error: { message: (error as Error).message, code: error instanceof RemoteError ? error.rpc.code : (error as OffloaddError).code, hint } }, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ error: { message: (error as Error).message, code: error instanceof RemoteError ? error.rpc.code : (error as OffloaddError).code, hint } }, null, 2)}\n`,
+    );
   }
-  process.stderr.write(escapeControl(`offloadctl ${name}: ${(error as Error).message}${hint ? `\n  hint: ${hint}` : ''}`, { keepLineBreaks: true }) + '\n');
+  process.stderr.write(
+    escapeControl(`offloadctl ${name}: ${(error as Error).message}${hint ? `\n  hint: ${hint}` : ''}`, {
+      keepLineBreaks: true,
+    }) + '\n',
+  );
   return code;
 }
 
 export function main(argv: string[]): void {
-  runCli(argv).then((code) => {
-    process.exitCode = code;
-  }, (error: unknown) => {
-    process.stderr.write(`offloadctl: ${(error as Error).stack ?? String(error)}\n`);
-    process.exitCode = EXIT.refused;
-  });
+  runCli(argv).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      process.stderr.write(`offloadctl: ${(error as Error).stack ?? String(error)}\n`);
+      process.exitCode = EXIT.refused;
+    },
+  );
 }

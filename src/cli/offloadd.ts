@@ -6,7 +6,12 @@
 import { parseArgs } from 'node:util';
 import { Daemon, DEFAULT_STATE_DIR } from '../daemon';
 import { OffloaddError, PolicyError } from '../errors';
-import { checkReceiveBufferBytes, DEFAULT_RECEIVE_BUFFER_BYTES, MAX_RECEIVE_BUFFER_BYTES, MIN_RECEIVE_BUFFER_BYTES } from '../events/link-events';
+import {
+  checkReceiveBufferBytes,
+  DEFAULT_RECEIVE_BUFFER_BYTES,
+  MAX_RECEIVE_BUFFER_BYTES,
+  MIN_RECEIVE_BUFFER_BYTES,
+} from '../events/link-events';
 import { DEFAULT_SYSFS_ROOT } from '../facts/sysfs';
 import { DEFAULT_POLICY_PATH } from '../policy/load';
 import { createLog, LEVELS, type Level, type LogTarget } from '../observe/log';
@@ -105,19 +110,24 @@ export function main(argv: string[]): void {
     try {
       checkReceiveBufferBytes(rcvbuf);
     } catch {
-      usageError(`--netlink-rcvbuf: ${JSON.stringify(rcvbufText)} is not a whole number of bytes from ${MIN_RECEIVE_BUFFER_BYTES} to ${MAX_RECEIVE_BUFFER_BYTES}`);
+      usageError(
+        `--netlink-rcvbuf: ${JSON.stringify(rcvbufText)} is not a whole number of bytes from ${MIN_RECEIVE_BUFFER_BYTES} to ${MAX_RECEIVE_BUFFER_BYTES}`,
+      );
     }
   }
 
   const log = createLog({ level, target });
   let daemon: Daemon;
   try {
-    daemon = new Daemon({
-      policyPath: values.policy ?? null,
-      sysfsRoot: values['sysfs-root'],
-      stateDir: values['state-dir'],
-      receiveBufferBytes: rcvbuf,
-    }, log);
+    daemon = new Daemon(
+      {
+        policyPath: values.policy ?? null,
+        sysfsRoot: values['sysfs-root'],
+        stateDir: values['state-dir'],
+        receiveBufferBytes: rcvbuf,
+      },
+      log,
+    );
   } catch (error) {
     fail(error);
   }
@@ -130,7 +140,9 @@ export function main(argv: string[]): void {
     process.once('SIGINT', finishFirst);
     try {
       const statuses = daemon.runOnce().map(statusView);
-      process.stdout.write(values.json ? `${JSON.stringify({ interfaces: statuses }, null, 2)}\n` : formatOnceReport(statuses));
+      process.stdout.write(
+        values.json ? `${JSON.stringify({ interfaces: statuses }, null, 2)}\n` : formatOnceReport(statuses),
+      );
       process.exitCode = statuses.every((status) => status.compliant) ? EXIT.ok : EXIT.notCompliant;
     } catch (error) {
       fail(error);
@@ -138,12 +150,16 @@ export function main(argv: string[]): void {
     return;
   }
 
-  const api = new ApiServer({
-    socketPath: values.socket,
-    socketGroup: values['socket-group'] ?? null,
-    adminGroup: values['admin-group'] ?? null,
-    ...DEFAULT_API_LIMITS,
-  }, createHandlers(daemon), log);
+  const api = new ApiServer(
+    {
+      socketPath: values.socket,
+      socketGroup: values['socket-group'] ?? null,
+      adminGroup: values['admin-group'] ?? null,
+      ...DEFAULT_API_LIMITS,
+    },
+    createHandlers(daemon),
+    log,
+  );
   streamToWatchers(daemon, api);
 
   // Before anything changes: a stop asked for during the initial reconcile is handled once it
@@ -152,7 +168,10 @@ export function main(argv: string[]): void {
   const stop = (signal: string): void => {
     log.log('info', `Received ${signal}`);
     daemon.stop();
-    void api.close().then(() => log.close()).then(() => process.exit(EXIT.ok));
+    void api
+      .close()
+      .then(() => log.close())
+      .then(() => process.exit(EXIT.ok));
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
@@ -165,10 +184,16 @@ export function main(argv: string[]): void {
   } catch (error) {
     fail(error);
   }
-  api.preflight().then(() => {
-    daemon.start();
-    return api.listen();
-  }).then(() => daemon.announceReady(), (error: unknown) => fail(error));
+  api
+    .preflight()
+    .then(() => {
+      daemon.start();
+      return api.listen();
+    })
+    .then(
+      () => daemon.announceReady(),
+      (error: unknown) => fail(error),
+    );
 
   process.on('SIGHUP', () => {
     try {

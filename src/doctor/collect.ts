@@ -25,7 +25,15 @@ import { VERSION } from '../version';
 import { findingsFor, sortFindings } from './findings';
 import { familyFromPolicyText, familyMembership, type FamilyPattern } from './knowledge';
 import { trafficEvidence, type CounterSample } from './traffic';
-import type { DoctorReport, DoctorSource, Identity, InterfaceEvidence, OffloadEvidence, PolicyVerdict, UpperDevice } from './types';
+import type {
+  DoctorReport,
+  DoctorSource,
+  Identity,
+  InterfaceEvidence,
+  OffloadEvidence,
+  PolicyVerdict,
+  UpperDevice,
+} from './types';
 
 /** The offloads that matter for the symptom, by ethtool's names (tso expands to tx-tcp*-segmentation). */
 const OFFLOADS: ReadonlyArray<{ as: string; name: string }> = [
@@ -61,15 +69,21 @@ interface WantedSource {
   source: DoctorSource;
   /** The loaded policy, when it could be read here (always without a daemon). */
   policy: Policy | null;
-  explain(link: LinkMessage, facts: InterfaceFacts, snapshot: FeatureSnapshot): Promise<{ rule: string | null; mode: Mode | null; plan: FeaturePlan[] }>;
+  explain(
+    link: LinkMessage,
+    facts: InterfaceFacts,
+    snapshot: FeatureSnapshot,
+  ): Promise<{ rule: string | null; mode: Mode | null; plan: FeaturePlan[] }>;
 }
 
 function localWanted(policy: Policy | null) {
-  return async (_link: LinkMessage, facts: InterfaceFacts, snapshot: FeatureSnapshot) => {
+  return (_link: LinkMessage, facts: InterfaceFacts, snapshot: FeatureSnapshot) => {
     const rule = policy ? findRule(policy, facts, facts) : null;
-    return rule
-      ? { rule: rule.name, mode: rule.mode ?? (policy as Policy).mode, plan: planFeatures(rule.features, snapshot) }
-      : { rule: null, mode: null, plan: [] };
+    return Promise.resolve(
+      rule
+        ? { rule: rule.name, mode: rule.mode ?? (policy as Policy).mode, plan: planFeatures(rule.features, snapshot) }
+        : { rule: null, mode: null, plan: [] },
+    );
   };
 }
 
@@ -91,7 +105,9 @@ async function wantedSource(options: DoctorOptions, table: FeatureTable, notes: 
       policy = loadPolicyFile(path, table.names);
     } catch (error) {
       if (!(error instanceof PolicyError)) throw error;
-      notes.push(`cannot read the daemon's policy ${path} here (${error.message}): the affected family is taken from the shipped policy only`);
+      notes.push(
+        `cannot read the daemon's policy ${path} here (${error.message}): the affected family is taken from the shipped policy only`,
+      );
     }
     return {
       source: { daemon: true, socket: options.socket, daemonUnavailable: null, policy: status.policy.path },
@@ -101,13 +117,19 @@ async function wantedSource(options: DoctorOptions, table: FeatureTable, notes: 
           const result: ExplainResult = await call(options.socket, 'explain', { interface: link.name });
           // The API's "on"/"off" back to the plan's booleans the findings work with.
           const plan = result.plan.map((entry): FeaturePlan => ({
-            feature: entry.feature, as: entry.as, wanted: entry.wanted === 'on', active: entry.active === null ? null : entry.active === 'on',
-            status: entry.plan, reason: entry.reason,
+            feature: entry.feature,
+            as: entry.as,
+            wanted: entry.wanted === 'on',
+            active: entry.active === null ? null : entry.active === 'on',
+            status: entry.plan,
+            reason: entry.reason,
           }));
           return { rule: result.rule, mode: result.mode, plan };
         } catch (error) {
           if (!(error instanceof OffloaddError)) throw error;
-          notes.push(`the daemon could not explain ${link.name} (${error.message}): its wanted states come from the policy read here`);
+          notes.push(
+            `the daemon could not explain ${link.name} (${error.message}): its wanted states come from the policy read here`,
+          );
           return localWanted(policy)(link, facts, snapshot);
         }
       },
@@ -116,7 +138,12 @@ async function wantedSource(options: DoctorOptions, table: FeatureTable, notes: 
     if (!(error instanceof OffloaddError) || error instanceof PolicyError) throw error;
     const policy = readLocal(options.policyPath);
     return {
-      source: { daemon: false, socket: options.socket, daemonUnavailable: error.message, policy: policy?.path ?? options.policyPath ?? '(none)' },
+      source: {
+        daemon: false,
+        socket: options.socket,
+        daemonUnavailable: error.message,
+        policy: policy?.path ?? options.policyPath ?? '(none)',
+      },
       policy,
       explain: localWanted(policy),
     };
@@ -158,11 +185,14 @@ function offloadsOf(table: FeatureTable, snapshot: FeatureSnapshot, plan: readon
   const wanted = new Map(plan.map((entry) => [entry.feature, entry.wanted]));
   return OFFLOADS.flatMap(({ as, name }) => {
     const features = resolveFeatureName(name, table.names)?.features ?? [];
-    if (features.length === 0) return [{ feature: name, as, active: null, fixed: false, requested: null, wanted: null }];
+    if (features.length === 0)
+      return [{ feature: name, as, active: null, fixed: false, requested: null, wanted: null }];
     return features.map((feature): OffloadEvidence => {
       const state = snapshot.get(feature);
       return {
-        feature, as, active: state ? state.active : null,
+        feature,
+        as,
+        active: state ? state.active : null,
         fixed: state ? !state.changeable || state.neverChanges : false,
         requested: state ? state.requested : null,
         wanted: wanted.get(feature) ?? null,
@@ -177,13 +207,19 @@ function policyVerdict(explained: { rule: string | null; mode: Mode | null; plan
     mode: explained.mode,
     gaps: explained.plan
       .filter((entry) => entry.status === 'differs' || entry.status === 'unenforceable')
-      .map((entry) => ({ feature: entry.feature, as: entry.as, wanted: entry.wanted, active: entry.active, fixed: entry.status === 'unenforceable' })),
+      .map((entry) => ({
+        feature: entry.feature,
+        as: entry.as,
+        wanted: entry.wanted,
+        active: entry.active,
+        fixed: entry.status === 'unenforceable',
+      })),
   };
 }
 
 function uppersOf(link: LinkMessage, byIndex: Map<number, LinkMessage>, table: FeatureTable): UpperDevice[] {
   const uppers: UpperDevice[] = [];
-  for (let master = link.master; master !== null && uppers.length < MAX_UPPER_DEPTH; ) {
+  for (let master = link.master; master !== null && uppers.length < MAX_UPPER_DEPTH;) {
     const upper = byIndex.get(master);
     if (!upper) break;
     let mtu: number | null = null;
@@ -214,7 +250,11 @@ function targetsOf(names: readonly string[], links: readonly LinkMessage[]): Lin
   const byName = new Map(links.map((link) => [link.name, link]));
   return [...new Set(names)].map((name) => {
     const link = byName.get(name);
-    if (!link) throw new CannotReadError(`no interface "${name}" in this network namespace`, '`ip link` lists the interfaces; run the doctor in the namespace that has it (ip netns exec NS offloadctl doctor)');
+    if (!link)
+      throw new CannotReadError(
+        `no interface "${name}" in this network namespace`,
+        '`ip link` lists the interfaces; run the doctor in the namespace that has it (ip netns exec NS offloadctl doctor)',
+      );
     return link;
   });
 }
@@ -228,7 +268,11 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     table = FeatureTable.fromKernel();
     links = dumpLinks();
   } catch (error) {
-    throw new CannotReadError(`cannot read the interfaces: ${(error as Error).message}`, 'the doctor needs rtnetlink and ethtool ioctls (no privilege needed)', error);
+    throw new CannotReadError(
+      `cannot read the interfaces: ${(error as Error).message}`,
+      'the doctor needs rtnetlink and ethtool ioctls (no privilege needed)',
+      error,
+    );
   }
   const targets = targetsOf(options.interfaces, links);
   const byIndex = new Map(links.map((link) => [link.ifindex, link]));
@@ -246,7 +290,12 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     try {
       firstSamples.set(link.ifindex, sample(link));
     } catch (error) {
-      if (!vanished(link, error)) throw new CannotReadError(`cannot read the counters of ${link.name}: ${(error as Error).message}`, undefined, error);
+      if (!vanished(link, error))
+        throw new CannotReadError(
+          `cannot read the counters of ${link.name}: ${(error as Error).message}`,
+          undefined,
+          error,
+        );
     }
   }
   // The window runs while everything else is read (and the daemon asked).
@@ -270,7 +319,14 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
         family: familyMembership(facts.pci, family),
         uppers: uppersOf(link, byIndex, table),
       };
-      prepared.push({ link, name: link.name, ifindex: link.ifindex, identity, policy: policyVerdict(explained), offloads: offloadsOf(table, snapshot, explained.plan) });
+      prepared.push({
+        link,
+        name: link.name,
+        ifindex: link.ifindex,
+        identity,
+        policy: policyVerdict(explained),
+        offloads: offloadsOf(table, snapshot, explained.plan),
+      });
     } catch (error) {
       if (!vanished(link, error)) throw error;
     }
@@ -284,10 +340,17 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
       second = sample(link);
     } catch (error) {
       if (vanished(link, error)) continue;
-      throw new CannotReadError(`cannot read the counters of ${link.name}: ${(error as Error).message}`, undefined, error);
+      throw new CannotReadError(
+        `cannot read the counters of ${link.name}: ${(error as Error).message}`,
+        undefined,
+        error,
+      );
     }
     const first = firstSamples.get(link.ifindex) as ReturnType<typeof sample>;
-    const complete: InterfaceEvidence = { ...evidence, traffic: trafficEvidence(first.counters, second.counters, evidence.identity.mtu) };
+    const complete: InterfaceEvidence = {
+      ...evidence,
+      traffic: trafficEvidence(first.counters, second.counters, evidence.identity.mtu),
+    };
     interfaces.push({ ...complete, findings: findingsFor(complete, { daemon: wanted.source.daemon }) });
   }
   return {

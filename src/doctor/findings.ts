@@ -32,20 +32,25 @@ function onFeatures(evidence: InterfaceEvidence, features: readonly string[]): s
 /** "ethtool -K IF gro off gso off" for what is on now. */
 function ethtoolOff(evidence: InterfaceEvidence): string {
   const short: Record<string, string> = { 'rx-gro': 'gro', 'tx-generic-segmentation': 'gso' };
-  return `ethtool -K ${evidence.name} ${onFeatures(evidence, SYMPTOM_FEATURES).map((feature) => `${short[feature] ?? feature} off`).join(' ')}`;
+  return `ethtool -K ${evidence.name} ${onFeatures(evidence, SYMPTOM_FEATURES)
+    .map((feature) => `${short[feature] ?? feature} off`)
+    .join(' ')}`;
 }
 
 /** How to get the rule's wanted state applied, for who runs the doctor. */
 function enforcementFix(evidence: InterfaceEvidence, context: FixContext): string {
   const { rule, mode } = evidence.policy;
   if (rule === null) {
-    return `no policy rule covers ${evidence.name}: uncomment the shipped policy's family rule (or add its PCI id to a rule turning gro and gso off), ` +
-      `check it with \`offloadctl check-policy FILE\`, then \`systemctl reload offloadd\`; until then \`${ethtoolOff(evidence)}\``;
+    return (
+      `no policy rule covers ${evidence.name}: uncomment the shipped policy's family rule (or add its PCI id to a rule turning gro and gso off), ` +
+      `check it with \`offloadctl check-policy FILE\`, then \`systemctl reload offloadd\`; until then \`${ethtoolOff(evidence)}\``
+    );
   }
   if (!context.daemon) {
     return `rule ${rule} wants this but offloadd is not running: \`systemctl enable --now offloadd\` (or \`npm run install-service\`); right now \`${ethtoolOff(evidence)}\``;
   }
-  if (mode === 'report') return `rule ${rule} is in report mode: set \`mode: enforce\` on it and \`systemctl reload offloadd\`; right now \`${ethtoolOff(evidence)}\``;
+  if (mode === 'report')
+    return `rule ${rule} is in report mode: set \`mode: enforce\` on it and \`systemctl reload offloadd\`; right now \`${ethtoolOff(evidence)}\``;
   return `\`offloadctl enforce ${evidence.name}\`, then \`offloadctl drift --interface ${evidence.name}\` shows what turned it back on`;
 }
 
@@ -60,10 +65,17 @@ function symptom(evidence: InterfaceEvidence, context: FixContext): Finding | nu
     interface: evidence.name,
     summary: `average received packet ${average} B at ${rate(traffic.rx.pps)} on a ${identity.mtu}-MTU NIC with ${on.join(' and ')} on: this is the BCM57508 GRO/GSO symptom`,
     evidence: {
-      avgRxPacketBytes: average, rxPps: round(traffic.rx.pps), rxBps: round(traffic.rx.bps), mtu: identity.mtu,
-      on, pci: identity.pci, family: identity.family, windowSec: traffic.windowSec,
+      avgRxPacketBytes: average,
+      rxPps: round(traffic.rx.pps),
+      rxBps: round(traffic.rx.bps),
+      mtu: identity.mtu,
+      on,
+      pci: identity.pci,
+      family: identity.family,
+      windowSec: traffic.windowSec,
     },
-    reason: `${identity.pci} is in the Broadcom NetXtreme-E family (${identity.family.label ?? identity.family.pattern}, per the ${identity.family.source}) ` +
+    reason:
+      `${identity.pci} is in the Broadcom NetXtreme-E family (${identity.family.label ?? identity.family.pattern}, per the ${identity.family.source}) ` +
       'on which GRO/GSO make traffic between nodes arrive in packets far smaller than the MTU allows: VM and bridged traffic ' +
       'between hosts crawls while traffic on one host is fine. Turning GRO and GSO off on the physical port is the known fix.',
     fix: enforcementFix(evidence, context),
@@ -74,21 +86,28 @@ function notAsWanted(evidence: InterfaceEvidence, context: FixContext): Finding 
   const { rule, mode, gaps } = evidence.policy;
   if (rule === null || gaps.length === 0) return null;
   const changeable = gaps.filter((gap) => !gap.fixed);
-  const list = gaps.map((gap) => `${gap.feature} ${gap.active === null ? 'absent' : gap.active ? 'on' : 'off'} (wanted ${gap.wanted ? 'on' : 'off'}${gap.fixed ? ', fixed' : ''})`).join(', ');
+  const list = gaps
+    .map(
+      (gap) =>
+        `${gap.feature} ${gap.active === null ? 'absent' : gap.active ? 'on' : 'off'} (wanted ${gap.wanted ? 'on' : 'off'}${gap.fixed ? ', fixed' : ''})`,
+    )
+    .join(', ');
   return {
     id: 'offloads-not-as-wanted',
     severity: 'warning',
     interface: evidence.name,
     summary: `${list}: not as rule ${rule} wants`,
     evidence: { rule, mode, gaps },
-    reason: changeable.length === 0
-      ? 'the device does not let these features change: the rule cannot be enforced here'
-      : mode === 'report' && context.daemon
-        ? `rule ${rule} is in report mode: offloadd records the difference and leaves it`
-        : 'the policy says how this interface should be, and it is not so now',
-    fix: changeable.length === 0
-      ? `nothing to enforce; if the rule should not cover ${evidence.name}, narrow its match (\`offloadctl explain ${evidence.name}\`)`
-      : enforcementFix(evidence, context),
+    reason:
+      changeable.length === 0
+        ? 'the device does not let these features change: the rule cannot be enforced here'
+        : mode === 'report' && context.daemon
+          ? `rule ${rule} is in report mode: offloadd records the difference and leaves it`
+          : 'the policy says how this interface should be, and it is not so now',
+    fix:
+      changeable.length === 0
+        ? `nothing to enforce; if the rule should not cover ${evidence.name}, narrow its match (\`offloadctl explain ${evidence.name}\`)`
+        : enforcementFix(evidence, context),
   };
 }
 
@@ -109,16 +128,19 @@ function notCovered(evidence: InterfaceEvidence): Finding | null {
 function mtuDiffers(evidence: InterfaceEvidence): Finding[] {
   const { mtu, uppers } = evidence.identity;
   if (mtu === null) return [];
-  return uppers.filter((upper) => upper.mtu !== null && upper.mtu !== mtu).map((upper): Finding => ({
-    id: 'mtu-differs',
-    severity: 'warning',
-    interface: evidence.name,
-    summary: `MTU differs between ${evidence.name} (${mtu}) and its ${upper.kind ?? 'master'} ${upper.name} (${upper.mtu})`,
-    evidence: { mtu, upper: upper.name, upperKind: upper.kind, upperMtu: upper.mtu },
-    reason: 'frames the larger side sends are dropped or fragmented by the smaller one; guests and peers that believe the larger MTU ' +
-      'see stalls on large transfers while small requests work',
-    fix: `set one MTU along the path, e.g. \`ip link set ${upper.name} mtu ${mtu}\` or \`ip link set ${evidence.name} mtu ${upper.mtu}\`, and the same in the network configuration`,
-  }));
+  return uppers
+    .filter((upper) => upper.mtu !== null && upper.mtu !== mtu)
+    .map((upper): Finding => ({
+      id: 'mtu-differs',
+      severity: 'warning',
+      interface: evidence.name,
+      summary: `MTU differs between ${evidence.name} (${mtu}) and its ${upper.kind ?? 'master'} ${upper.name} (${upper.mtu})`,
+      evidence: { mtu, upper: upper.name, upperKind: upper.kind, upperMtu: upper.mtu },
+      reason:
+        'frames the larger side sends are dropped or fragmented by the smaller one; guests and peers that believe the larger MTU ' +
+        'see stalls on large transfers while small requests work',
+      fix: `set one MTU along the path, e.g. \`ip link set ${upper.name} mtu ${mtu}\` or \`ip link set ${evidence.name} mtu ${upper.mtu}\`, and the same in the network configuration`,
+    }));
 }
 
 /**
@@ -137,7 +159,13 @@ function tsoOffOnGuestDevice(evidence: InterfaceEvidence): Finding | null {
   if (!guestFacing(evidence)) return null;
   // Off *and requested off*: someone turned it off. A tap keeps TSO off, requested on, until the
   // VM's process offers it (TUNSETOFFLOAD); that is the guest's choice, not a mistake.
-  const off = evidence.offloads.filter((offload) => GUEST_TSO_FEATURES.includes(offload.feature) && offload.active === false && offload.requested === false && !offload.fixed);
+  const off = evidence.offloads.filter(
+    (offload) =>
+      GUEST_TSO_FEATURES.includes(offload.feature) &&
+      offload.active === false &&
+      offload.requested === false &&
+      !offload.fixed,
+  );
   if (off.length === 0) return null;
   return {
     id: 'tso-off-on-guest-device',
@@ -145,7 +173,8 @@ function tsoOffOnGuestDevice(evidence: InterfaceEvidence): Finding | null {
     interface: evidence.name,
     summary: `TSO off on ${evidence.identity.kind === 'tun' ? 'a tap' : 'a veth'} (${off.map((offload) => offload.feature).join(', ')}): virtio receive-segment coalescing needs it`,
     evidence: { kind: evidence.identity.kind, off: off.map((offload) => offload.feature) },
-    reason: 'with TSO off on the host side of a guest, the host cuts every segment to MTU size before the guest sees it: ' +
+    reason:
+      'with TSO off on the host side of a guest, the host cuts every segment to MTU size before the guest sees it: ' +
       'virtio-net receive-segment coalescing gets no large segments and VM throughput drops several times over',
     fix: `\`ethtool -K ${evidence.name} tso on\`, and turn GRO/GSO off on the physical port instead (a rule matching its driver and PCI id)`,
   };
@@ -161,7 +190,8 @@ function groOffOnUpperOnly(evidence: InterfaceEvidence): Finding | null {
     interface: evidence.name,
     summary: `GRO off on ${off.map((upper) => `${upper.kind ?? 'master'} ${upper.name}`).join(' and ')} only, still on on ${evidence.name}: it has no effect there`,
     evidence: { uppersWithGroOff: off.map((upper) => upper.name), nicGro: true },
-    reason: 'GRO happens where packets enter the stack, on the physical port; a bridge or bond only passes on what its port already coalesced',
+    reason:
+      'GRO happens where packets enter the stack, on the physical port; a bridge or bond only passes on what its port already coalesced',
     fix: `turn it off on the port: \`ethtool -K ${evidence.name} gro off\`, kept by a rule matching its driver and PCI id`,
   };
 }
@@ -181,8 +211,12 @@ function packetLoss(evidence: InterfaceEvidence): Finding | null {
     interface: evidence.name,
     summary: `${percent(Math.max(rxFraction, txFraction))} of packets lost (rx ${rxLost}, tx ${txLost} in ${traffic.windowSec.toFixed(1)} s)`,
     evidence: {
-      rxDropped: traffic.rxDropped, rxMissed: traffic.rxMissed, rxErrors: traffic.rxErrors, txDropped: traffic.txDropped,
-      txErrors: traffic.txErrors, driverLossCounters: traffic.driverCounters.lossCounters,
+      rxDropped: traffic.rxDropped,
+      rxMissed: traffic.rxMissed,
+      rxErrors: traffic.rxErrors,
+      txDropped: traffic.txDropped,
+      txErrors: traffic.txErrors,
+      driverLossCounters: traffic.driverCounters.lossCounters,
     },
     reason: 'loss above 0.1 % caps TCP throughput by itself, independent of offloads',
     fix: `look at the moved driver counters (\`ethtool -S ${evidence.name}\`): rx missed/no-buffer counters call for larger rings (\`ethtool -G\`), errors for cabling or the peer`,
@@ -203,5 +237,7 @@ export function findingsFor(evidence: InterfaceEvidence, context: FixContext): F
 
 /** Most severe first, then by interface name, keeping each interface's order. */
 export function sortFindings(findings: readonly Finding[]): Finding[] {
-  return [...findings].sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity] || a.interface.localeCompare(b.interface));
+  return [...findings].sort(
+    (a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity] || a.interface.localeCompare(b.interface),
+  );
 }

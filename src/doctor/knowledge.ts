@@ -25,7 +25,10 @@ export interface FamilyPattern {
 
 /** A rule that turns GRO or GSO off for specific PCI ids speaks about the family. */
 function familyRule(rule: Rule): boolean {
-  return rule.match.pci !== undefined && rule.features.some((wanted) => !wanted.on && SYMPTOM_FEATURES.includes(wanted.feature));
+  return (
+    rule.match.pci !== undefined &&
+    rule.features.some((wanted) => !wanted.on && SYMPTOM_FEATURES.includes(wanted.feature))
+  );
 }
 
 /** `"14e4:1751"   # BCM57504` → label per id, from comments next to ids anywhere in the text. */
@@ -37,12 +40,18 @@ function idLabels(text: string): Map<string, string> {
   return labels;
 }
 
-function patternsOf(rules: readonly Rule[], labels: Map<string, string>, source: (rule: Rule) => string): FamilyPattern[] {
-  return rules.filter(familyRule).flatMap((rule) => (rule.match.pci ?? []).map((pattern) => ({
-    pattern,
-    label: labels.get(`${pattern.vendor}:${pattern.device}`) ?? null,
-    source: source(rule),
-  })));
+function patternsOf(
+  rules: readonly Rule[],
+  labels: Map<string, string>,
+  source: (rule: Rule) => string,
+): FamilyPattern[] {
+  return rules.filter(familyRule).flatMap((rule) =>
+    (rule.match.pci ?? []).map((pattern) => ({
+      pattern,
+      label: labels.get(`${pattern.vendor}:${pattern.device}`) ?? null,
+      source: source(rule),
+    })),
+  );
 }
 
 /**
@@ -62,7 +71,10 @@ export function commentedRules(text: string, file: string, hostFeatures: readonl
       let end = start + 1;
       while (end < block.length) {
         const line = block[end] as string;
-        const inside = line.trim() === '' || indentOf(line) > indent || (indentOf(line) === indent && line.trimStart().startsWith('- '));
+        const inside =
+          line.trim() === '' ||
+          indentOf(line) > indent ||
+          (indentOf(line) === indent && line.trimStart().startsWith('- '));
         if (!inside) break;
         end++;
       }
@@ -89,11 +101,20 @@ export function commentedRules(text: string, file: string, hostFeatures: readonl
 }
 
 /** The family as one policy file states it: its rules, and its commented-out rules. */
-export function familyFromPolicyText(policy: Policy, text: string, file: string, hostFeatures: readonly string[]): FamilyPattern[] {
+export function familyFromPolicyText(
+  policy: Policy,
+  text: string,
+  file: string,
+  hostFeatures: readonly string[],
+): FamilyPattern[] {
   const labels = idLabels(text);
   return [
     ...patternsOf(policy.rules, labels, (rule) => `rule ${rule.name} in ${file}`),
-    ...patternsOf(commentedRules(text, file, hostFeatures), labels, (rule) => `commented-out rule ${rule.name} in ${file}`),
+    ...patternsOf(
+      commentedRules(text, file, hostFeatures),
+      labels,
+      (rule) => `commented-out rule ${rule.name} in ${file}`,
+    ),
   ];
 }
 

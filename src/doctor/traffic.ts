@@ -86,23 +86,33 @@ function lossCounters(before: CounterSample['driver'], after: CounterSample['dri
 
 const round = (value: number): number => Math.round(value);
 
-function verdictOf(rx: Direction, tx: Direction, seconds: number, mtu: number | null): { verdict: TrafficVerdict; note: string } {
+function verdictOf(
+  rx: Direction,
+  tx: Direction,
+  seconds: number,
+  mtu: number | null,
+): { verdict: TrafficVerdict; note: string } {
   if (rx.packets < MIN_RX_PACKETS_TO_JUDGE || rx.pps < MIN_RX_PPS_TO_JUDGE) {
     return {
       verdict: 'quiet',
-      note: `not enough traffic to judge: ${rx.packets} packet${rx.packets === 1 ? '' : 's'} received in ${seconds.toFixed(1)} s ` +
+      note:
+        `not enough traffic to judge: ${rx.packets} packet${rx.packets === 1 ? '' : 's'} received in ${seconds.toFixed(1)} s ` +
         `(needs at least ${MIN_RX_PACKETS_TO_JUDGE} packets and ${MIN_RX_PPS_TO_JUDGE} packets/s)`,
     };
   }
   const average = rx.avgPacketBytes as number;
   const limit = mtu === null ? null : mtu * SMALL_PACKET_FRACTION_OF_MTU;
   if (limit === null || average >= limit) {
-    return { verdict: 'healthy', note: `received packets average ${round(average)} B${mtu === null ? '' : ` on a ${mtu}-byte MTU`}: no sign of the small-packet symptom` };
+    return {
+      verdict: 'healthy',
+      note: `received packets average ${round(average)} B${mtu === null ? '' : ` on a ${mtu}-byte MTU`}: no sign of the small-packet symptom`,
+    };
   }
   if (tx.bytes > rx.bytes) {
     return {
       verdict: 'mostly-sending',
-      note: `received packets average ${round(average)} B, but this interface sends more than it receives: ` +
+      note:
+        `received packets average ${round(average)} B, but this interface sends more than it receives: ` +
         'small received packets are then mostly TCP acknowledgements; not judged',
     };
   }
@@ -123,10 +133,16 @@ export function trafficEvidence(before: CounterSample, after: CounterSample, mtu
     tx,
     rxDropped: delta(after.rxDropped, before.rxDropped),
     rxErrors: delta(after.rxErrors, before.rxErrors),
-    rxMissed: delta(after.rxMissedErrors, before.rxMissedErrors) + delta(after.rxOverErrors, before.rxOverErrors) + delta(after.rxFifoErrors, before.rxFifoErrors),
+    rxMissed:
+      delta(after.rxMissedErrors, before.rxMissedErrors) +
+      delta(after.rxOverErrors, before.rxOverErrors) +
+      delta(after.rxFifoErrors, before.rxFifoErrors),
     txDropped: delta(after.txDropped, before.txDropped),
     txErrors: delta(after.txErrors, before.txErrors),
-    driverCounters: { exposed: after.driver !== null && after.driver.names.length > 0, lossCounters: lossCounters(before.driver, after.driver) },
+    driverCounters: {
+      exposed: after.driver !== null && after.driver.names.length > 0,
+      lossCounters: lossCounters(before.driver, after.driver),
+    },
     verdict,
     note,
   };

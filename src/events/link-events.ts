@@ -19,7 +19,9 @@ export const MAX_RECEIVE_BUFFER_BYTES = 1024 * 1024 * 1024;
 /** Throws RangeError unless `bytes` is an integer in [MIN, MAX]_RECEIVE_BUFFER_BYTES. */
 export function checkReceiveBufferBytes(bytes: number): void {
   if (!Number.isSafeInteger(bytes) || bytes < MIN_RECEIVE_BUFFER_BYTES || bytes > MAX_RECEIVE_BUFFER_BYTES) {
-    throw new RangeError(`the netlink receive buffer must be a whole number of bytes from ${MIN_RECEIVE_BUFFER_BYTES} to ${MAX_RECEIVE_BUFFER_BYTES}, not ${String(bytes)}`);
+    throw new RangeError(
+      `the netlink receive buffer must be a whole number of bytes from ${MIN_RECEIVE_BUFFER_BYTES} to ${MAX_RECEIVE_BUFFER_BYTES}, not ${String(bytes)}`,
+    );
   }
 }
 

@@ -66,7 +66,7 @@ function macString(buffer: Buffer, start: number, end: number): string | null {
 }
 
 function parseLinkInfoKind(buffer: Buffer, start: number, end: number): string | null {
-  for (let offset = start; offset + RTA_HEADER_BYTES <= end; ) {
+  for (let offset = start; offset + RTA_HEADER_BYTES <= end;) {
     const length = buffer.readUInt16LE(offset);
     if (length < RTA_HEADER_BYTES || offset + length > end) return null;
     if ((buffer.readUInt16LE(offset + 2) & NLA_TYPE_MASK) === IFLA_INFO_KIND) {
@@ -92,22 +92,39 @@ function parseLink(buffer: Buffer, start: number, end: number, type: 'new' | 'de
     parentDevice: null,
     parentBus: null,
   };
-  for (let offset = start + IFINFOMSG_BYTES; offset + RTA_HEADER_BYTES <= end; ) {
+  for (let offset = start + IFINFOMSG_BYTES; offset + RTA_HEADER_BYTES <= end;) {
     const length = buffer.readUInt16LE(offset);
     if (length < RTA_HEADER_BYTES || offset + length > end) break; // truncated: keep what we have
     const attribute = buffer.readUInt16LE(offset + 2) & NLA_TYPE_MASK;
     const value = offset + RTA_HEADER_BYTES;
     const valueEnd = offset + length;
     switch (attribute) {
-      case IFLA_IFNAME: message.name = cString(buffer, value, valueEnd); break;
-      case IFLA_ADDRESS: message.mac = macString(buffer, value, valueEnd); break;
-      case IFLA_MASTER: if (valueEnd - value >= 4) message.master = buffer.readUInt32LE(value) || null; break;
-      case IFLA_OPERSTATE: message.operstate = OPERSTATES[buffer[value] ?? 0] ?? 'unknown'; break;
-      case IFLA_LINKINFO: message.kind = parseLinkInfoKind(buffer, value, valueEnd); break;
-      case IFLA_EVENT: if (valueEnd - value >= 4) message.event = buffer.readUInt32LE(value); break;
-      case IFLA_PARENT_DEV_NAME: message.parentDevice = cString(buffer, value, valueEnd); break;
-      case IFLA_PARENT_DEV_BUS_NAME: message.parentBus = cString(buffer, value, valueEnd); break;
-      default: break;
+      case IFLA_IFNAME:
+        message.name = cString(buffer, value, valueEnd);
+        break;
+      case IFLA_ADDRESS:
+        message.mac = macString(buffer, value, valueEnd);
+        break;
+      case IFLA_MASTER:
+        if (valueEnd - value >= 4) message.master = buffer.readUInt32LE(value) || null;
+        break;
+      case IFLA_OPERSTATE:
+        message.operstate = OPERSTATES[buffer[value] ?? 0] ?? 'unknown';
+        break;
+      case IFLA_LINKINFO:
+        message.kind = parseLinkInfoKind(buffer, value, valueEnd);
+        break;
+      case IFLA_EVENT:
+        if (valueEnd - value >= 4) message.event = buffer.readUInt32LE(value);
+        break;
+      case IFLA_PARENT_DEV_NAME:
+        message.parentDevice = cString(buffer, value, valueEnd);
+        break;
+      case IFLA_PARENT_DEV_BUS_NAME:
+        message.parentBus = cString(buffer, value, valueEnd);
+        break;
+      default:
+        break;
     }
     offset += (length + 3) & ~3;
   }
@@ -121,12 +138,17 @@ function parseLink(buffer: Buffer, start: number, end: number, type: 'new' | 'de
  */
 export function parseLinkDatagram(buffer: Buffer): LinkMessage[] {
   const links: LinkMessage[] = [];
-  for (let offset = 0; offset + NLMSG_HEADER_BYTES <= buffer.length; ) {
+  for (let offset = 0; offset + NLMSG_HEADER_BYTES <= buffer.length;) {
     const length = buffer.readUInt32LE(offset);
     if (length < NLMSG_HEADER_BYTES || offset + length > buffer.length) break;
     const type = buffer.readUInt16LE(offset + 4);
     if (type === RTM_NEWLINK || type === RTM_DELLINK) {
-      const link = parseLink(buffer, offset + NLMSG_HEADER_BYTES, offset + length, type === RTM_NEWLINK ? 'new' : 'del');
+      const link = parseLink(
+        buffer,
+        offset + NLMSG_HEADER_BYTES,
+        offset + length,
+        type === RTM_NEWLINK ? 'new' : 'del',
+      );
       if (link) links.push(link);
     } else if (type === NLMSG_ERROR) {
       break;

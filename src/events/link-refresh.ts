@@ -31,7 +31,10 @@ export class LinkRefresh {
   private reason = '';
   private lastResyncAt = 0;
 
-  constructor(private readonly handlers: LinkRefreshHandlers, private readonly dump: () => LinkMessage[] = dumpLinks) {}
+  constructor(
+    private readonly handlers: LinkRefreshHandlers,
+    private readonly dump: () => LinkMessage[] = dumpLinks,
+  ) {}
 
   /** Events were lost: re-read every link now, or at the end of the current interval. */
   eventsLost(reason: string): void {

@@ -28,7 +28,13 @@ function kernelReportsParentDevice(release = os.release()): boolean {
 /** What the link message says: no I/O. */
 export function linkFactsOf(link: LinkMessage): LinkFacts {
   return {
-    ifindex: link.ifindex, name: link.name, kind: link.kind, mac: link.mac, up: link.up, operstate: link.operstate, master: link.master,
+    ifindex: link.ifindex,
+    name: link.name,
+    kind: link.kind,
+    mac: link.mac,
+    up: link.up,
+    operstate: link.operstate,
+    master: link.master,
   };
 }
 
@@ -79,7 +85,13 @@ export class InterfaceFactsSource implements FactsSource {
     if (sysfs === null && this.trustParentAttribute && link.parentDevice !== null) {
       // The kernel says there is a device, but sysfs has none under this name: renamed or gone
       // meanwhile. Caching "no device" would leave a driver-matched NIC unmanaged for good.
-      throw new KernelError('ENODEV', ENODEV, 'sysfs', `${link.name} has no device in sysfs although the kernel reports one: renamed or removed meanwhile`, link.name);
+      throw new KernelError(
+        'ENODEV',
+        ENODEV,
+        'sysfs',
+        `${link.name} has no device in sysfs although the kernel reports one: renamed or removed meanwhile`,
+        link.name,
+      );
     }
     if (sysfs?.driver) return { driver: sysfs.driver, busInfo: sysfs.busInfo, pci: sysfs.pci };
     // Virtual interfaces have no device in sysfs; ethtool still names their driver (veth, tun, bridge).
@@ -92,7 +104,12 @@ export class InterfaceFactsSource implements FactsSource {
       // else (EPERM under a seccomp filter, EIO from a wedged driver) would silently turn a
       // driver-matched NIC into an unmanaged one: say so.
       const quiet = error instanceof KernelError && (error.code === 'EOPNOTSUPP' || error.code === 'ENOTSUP');
-      if (!quiet) this.onReadProblem('cannot read the driver (ETHTOOL_GDRVINFO); rules that match on driver will not match it', link, error as Error);
+      if (!quiet)
+        this.onReadProblem(
+          'cannot read the driver (ETHTOOL_GDRVINFO); rules that match on driver will not match it',
+          link,
+          error as Error,
+        );
       driverInfo = null;
     }
     return {

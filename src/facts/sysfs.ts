@@ -87,14 +87,15 @@ function readDeviceBelow(interfaceDir: string): SysfsDeviceFacts | null {
   return {
     busInfo,
     driver: readLinkBasename(path.join(deviceLink, 'driver')),
-    pci: vendor !== null && device !== null
-      ? {
-          vendor,
-          device,
-          subsystemVendor: readHexId(path.join(deviceLink, 'subsystem_vendor')),
-          subsystemDevice: readHexId(path.join(deviceLink, 'subsystem_device')),
-        }
-      : null,
+    pci:
+      vendor !== null && device !== null
+        ? {
+            vendor,
+            device,
+            subsystemVendor: readHexId(path.join(deviceLink, 'subsystem_vendor')),
+            subsystemDevice: readHexId(path.join(deviceLink, 'subsystem_device')),
+          }
+        : null,
   };
 }
 

@@ -59,14 +59,21 @@ function openError(file: string, error: unknown): OffloaddError {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ELOOP') {
     return new OffloaddError('ERR_LEDGER_FILE', `${file} is a symbolic link; the ledger never follows links`, {
-      hint: `remove the link (rm ${file}); the daemon creates a fresh file`, cause: error,
+      hint: `remove the link (rm ${file}); the daemon creates a fresh file`,
+      cause: error,
     });
   }
   return new OffloaddError('ERR_LEDGER_FILE', `cannot open ${file}: ${(error as Error).message}`, { cause: error });
 }
 
 function notRegular(file: string, stat: fs.Stats): OffloaddError {
-  const what = stat.isFIFO() ? 'a FIFO' : stat.isDirectory() ? 'a directory' : stat.isSocket() ? 'a socket' : 'not a regular file';
+  const what = stat.isFIFO()
+    ? 'a FIFO'
+    : stat.isDirectory()
+      ? 'a directory'
+      : stat.isSocket()
+        ? 'a socket'
+        : 'not a regular file';
   return new OffloaddError('ERR_LEDGER_FILE', `${file} is ${what}; the ledger only uses regular files`, {
     hint: `move it away (mv ${file} ${file}.bad); the daemon creates a fresh file`,
   });
@@ -146,7 +153,9 @@ export function readBackwardSync(fd: number, size: number, onLine: (line: string
 
 /** Asynchronous backward reader for queries: yields to the event loop between chunks. */
 export async function readBackward(
-  handle: fs.promises.FileHandle, size: number, onLine: (line: string, fromEnd: number) => boolean,
+  handle: fs.promises.FileHandle,
+  size: number,
+  onLine: (line: string, fromEnd: number) => boolean,
 ): Promise<void> {
   const splitter = new BackwardLines();
   let fromEnd = 0;
@@ -174,7 +183,8 @@ export function readSeqFile(file: string): number | null {
     const buffer = Buffer.alloc(64);
     const length = fs.readSync(opened.fd, buffer, 0, buffer.length, 0);
     const seq = Number(buffer.subarray(0, length).toString('utf8').trim());
-    if (!Number.isSafeInteger(seq) || seq < 0) throw new OffloaddError('ERR_LEDGER_FILE', `${file} does not hold a sequence number`);
+    if (!Number.isSafeInteger(seq) || seq < 0)
+      throw new OffloaddError('ERR_LEDGER_FILE', `${file} does not hold a sequence number`);
     return seq;
   } finally {
     fs.closeSync(opened.fd);

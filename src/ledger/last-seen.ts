@@ -104,11 +104,15 @@ function readRegularFile(file: string, limit: number): string {
 
 function isSeenInterface(value: unknown): value is SeenInterface {
   const entry = value as SeenInterface;
-  return typeof entry === 'object' && entry !== null
-    && typeof entry.name === 'string'
-    && (entry.mac === null || typeof entry.mac === 'string')
-    && typeof entry.features === 'object' && entry.features !== null
-    && Object.values(entry.features).every((active) => typeof active === 'boolean');
+  return (
+    typeof entry === 'object' &&
+    entry !== null &&
+    typeof entry.name === 'string' &&
+    (entry.mac === null || typeof entry.mac === 'string') &&
+    typeof entry.features === 'object' &&
+    entry.features !== null &&
+    Object.values(entry.features).every((active) => typeof active === 'boolean')
+  );
 }
 
 /** How stale last-seen.json may get while running (it is also written at stop). */
@@ -126,7 +130,11 @@ export class LastSeenKeeper {
   private failing = false;
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(readonly store: LastSeenStore, private readonly entries: () => SeenInterface[], private readonly log: LastSeenLog) {}
+  constructor(
+    readonly store: LastSeenStore,
+    private readonly entries: () => SeenInterface[],
+    private readonly log: LastSeenLog,
+  ) {}
 
   load(): void {
     const warning = this.store.load();
@@ -153,7 +161,10 @@ export class LastSeenKeeper {
       this.failing = false;
     } catch (error) {
       if (!this.failing) {
-        this.log('warning', `Last seen state: cannot write ${this.store.file} (${(error as Error).message}); changes made while offloadd is stopped may be recorded as initial, not drift`);
+        this.log(
+          'warning',
+          `Last seen state: cannot write ${this.store.file} (${(error as Error).message}); changes made while offloadd is stopped may be recorded as initial, not drift`,
+        );
       }
       this.failing = true;
     }

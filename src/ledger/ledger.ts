@@ -17,8 +17,16 @@ import * as path from 'node:path';
 import { OffloaddError } from '../errors';
 import type { LedgerLimits } from '../policy/types';
 import {
-  openRegular, openRegularAsync, OPEN_APPEND, OPEN_READ, readBackward, readBackwardSync, readSeqFile, sameFile,
-  syncDirectory, writeSeqFile,
+  openRegular,
+  openRegularAsync,
+  OPEN_APPEND,
+  OPEN_READ,
+  readBackward,
+  readBackwardSync,
+  readSeqFile,
+  sameFile,
+  syncDirectory,
+  writeSeqFile,
 } from './files';
 import { RecentHistory, RECENT_RECORDS } from './history';
 import { parseRecord, type LedgerRecord, type NewRecord } from './record';
@@ -110,7 +118,11 @@ export class Ledger {
   private readonly loggedUnreadable = new Set<string>();
   private closed = true;
 
-  constructor(readonly dir: string, private limits: LedgerLimits, private readonly observer: LedgerObserver = SILENT) {}
+  constructor(
+    readonly dir: string,
+    private limits: LedgerLimits,
+    private readonly observer: LedgerObserver = SILENT,
+  ) {}
 
   get activePath(): string {
     return path.join(this.dir, ACTIVE_FILE);
@@ -159,7 +171,10 @@ export class Ledger {
   append(records: readonly NewRecord[], onDurable: DurableCallback, sync = false): void {
     if (records.length === 0) return;
     if (this.closed) {
-      onDurable(records.map((record, index) => ({ seq: -1 - index, time: new Date().toISOString(), ...record })), new Error('the ledger is closed'));
+      onDurable(
+        records.map((record, index) => ({ seq: -1 - index, time: new Date().toISOString(), ...record })),
+        new Error('the ledger is closed'),
+      );
       return;
     }
     this.checkActiveFile();
@@ -203,7 +218,9 @@ export class Ledger {
     if (this.held.length > 0) this.writeOut([]);
     this.syncNow();
     if (this.held.length > 0) {
-      this.observer.warning(`${this.held.length} records (up to #${this.seq}) could not be written to ${this.activePath}: they are only in the log`);
+      this.observer.warning(
+        `${this.held.length} records (up to #${this.seq}) could not be written to ${this.activePath}: they are only in the log`,
+      );
     }
     try {
       if (this.seq > 0) writeSeqFile(this.seqPath, this.seq);
@@ -222,7 +239,9 @@ export class Ledger {
     if (this.fd === null && !this.openActive()) return this.hold(records, null);
     const fd = this.fd as number;
     const pending = this.held.length > 0 ? [...this.held, ...records] : records;
-    const bytes = Buffer.from(`${this.needsNewline ? '\n' : ''}${pending.map((record) => `${JSON.stringify(record)}\n`).join('')}`);
+    const bytes = Buffer.from(
+      `${this.needsNewline ? '\n' : ''}${pending.map((record) => `${JSON.stringify(record)}\n`).join('')}`,
+    );
     try {
       for (let written = 0; written < bytes.length;) written += fs.writeSync(fd, bytes, written);
     } catch (error) {
@@ -243,7 +262,9 @@ export class Ledger {
       fs.ftruncateSync(fd, this.size);
     } catch (error) {
       // Cannot cut it back: reopen later; the file's torn end is then terminated with a newline.
-      this.observer.warning(`could not cut ${this.activePath} back to ${this.size} bytes after a failed write (${(error as Error).message}); it will be reopened`);
+      this.observer.warning(
+        `could not cut ${this.activePath} back to ${this.size} bytes after a failed write (${(error as Error).message}); it will be reopened`,
+      );
       this.retire();
     }
   }
@@ -253,11 +274,17 @@ export class Ledger {
     if (this.held.length > MAX_HELD_RECORDS) {
       const dropped = this.held.length - MAX_HELD_RECORDS;
       this.held.splice(0, dropped);
-      if (this.droppedHeld === 0) this.observer.warning(`ledger unwritable for too long: dropping the oldest held records (only in the log now); keeping the newest ${MAX_HELD_RECORDS}`);
+      if (this.droppedHeld === 0)
+        this.observer.warning(
+          `ledger unwritable for too long: dropping the oldest held records (only in the log now); keeping the newest ${MAX_HELD_RECORDS}`,
+        );
       this.droppedHeld += dropped;
     }
     if (error) this.markUnwritable(error);
-    return new OffloaddError(HELD, `not written to the ledger (${this.problem ?? 'unwritable'}); held in memory until it can be written`);
+    return new OffloaddError(
+      HELD,
+      `not written to the ledger (${this.problem ?? 'unwritable'}); held in memory until it can be written`,
+    );
   }
 
   private markUnwritable(error: unknown): void {
@@ -322,7 +349,9 @@ export class Ledger {
       same = false;
     }
     if (same) return;
-    this.observer.warning(`${this.activePath} was deleted or replaced while the daemon ran; reopening it (records before this point went to the old file)`);
+    this.observer.warning(
+      `${this.activePath} was deleted or replaced while the daemon ran; reopening it (records before this point went to the old file)`,
+    );
     this.retire();
     this.openActive();
   }
@@ -397,7 +426,9 @@ export class Ledger {
       }
     } catch (error) {
       this.rotationRetryAt = this.size + this.limits.maxBytes;
-      this.observer.warning(`could not rotate ${this.activePath} (${(error as Error).message}); appending to it beyond max_bytes, retried later`);
+      this.observer.warning(
+        `could not rotate ${this.activePath} (${(error as Error).message}); appending to it beyond max_bytes, retried later`,
+      );
       return;
     }
     this.rotationRetryAt = 0;
@@ -445,7 +476,9 @@ export class Ledger {
           const parsed = parseRecord(line);
           if ('problem' in parsed) {
             const torn = file === this.activePath && fromEnd === 0;
-            problems.push(`skipped a ${torn ? 'torn last' : 'malformed'} line (${parsed.problem}, ${Buffer.byteLength(line)} bytes)`);
+            problems.push(
+              `skipped a ${torn ? 'torn last' : 'malformed'} line (${parsed.problem}, ${Buffer.byteLength(line)} bytes)`,
+            );
             return true;
           }
           newestFirst.push(parsed.record);
@@ -459,7 +492,8 @@ export class Ledger {
         fs.closeSync(opened.fd);
       }
       for (const problem of problems.slice(0, MAX_LINE_WARNINGS)) this.observer.warning(`${file}: ${problem}`);
-      if (problems.length > MAX_LINE_WARNINGS) this.observer.warning(`${file}: ${problems.length - MAX_LINE_WARNINGS} more lines skipped`);
+      if (problems.length > MAX_LINE_WARNINGS)
+        this.observer.warning(`${file}: ${problems.length - MAX_LINE_WARNINGS} more lines skipped`);
       if (newestFirst.length >= RECENT_RECORDS) {
         complete = false;
         break;
@@ -476,7 +510,13 @@ export class Ledger {
     this.seq = Math.max(this.seq, maxSeq, saved ?? 0);
   }
 
-  private async scanFiles(query: LedgerQuery, below: number, limit: number, found: LedgerRecord[], warnings: string[]): Promise<void> {
+  private async scanFiles(
+    query: LedgerQuery,
+    below: number,
+    limit: number,
+    found: LedgerRecord[],
+    warnings: string[],
+  ): Promise<void> {
     // Every file is opened first: a rotation during the scan then cannot make it read one twice or skip one.
     const opened: Array<{ file: string; handle: fs.promises.FileHandle; size: number }> = [];
     for (const file of this.files()) {
@@ -497,7 +537,12 @@ export class Ledger {
             const prefix = SEQ_PREFIX.exec(line);
             if (line === '' || (prefix && Number(prefix[1]) >= below)) return true; // already answered from memory
             // A line as the daemon writes it that lacks a filter's exact text cannot match: not parsed.
-            if (prefix && since === undefined && !needles.every((group) => group.some((needle) => line.includes(needle)))) return true;
+            if (
+              prefix &&
+              since === undefined &&
+              !needles.every((group) => group.some((needle) => line.includes(needle)))
+            )
+              return true;
             const parsed = parseRecord(line);
             if ('problem' in parsed || parsed.record.seq >= below) return true;
             if (since !== undefined && Date.parse(parsed.record.time) < since) {
@@ -530,9 +575,11 @@ export class Ledger {
 }
 
 function matches(record: LedgerRecord, query: LedgerQuery): boolean {
-  return (query.interface === undefined || record.interface === query.interface)
-    && (query.feature === undefined || record.feature === query.feature)
-    && (query.event === undefined || record.event === query.event);
+  return (
+    (query.interface === undefined || record.interface === query.interface) &&
+    (query.feature === undefined || record.feature === query.feature) &&
+    (query.event === undefined || record.event === query.event)
+  );
 }
 
 /**
@@ -555,7 +602,9 @@ function deliver(batches: PendingBatch[], syncError: Error | null): void {
 }
 
 function isMissing(error: unknown): boolean {
-  return ((error as { cause?: NodeJS.ErrnoException }).cause?.code ?? (error as NodeJS.ErrnoException).code) === 'ENOENT';
+  return (
+    ((error as { cause?: NodeJS.ErrnoException }).cause?.code ?? (error as NodeJS.ErrnoException).code) === 'ENOENT'
+  );
 }
 
 function lastByte(fd: number, size: number): number {

@@ -24,7 +24,10 @@ export class RecordQueue {
   private readonly waiting: NewRecord[] = [];
   private flushQueued = false;
 
-  constructor(private readonly ledger: Ledger, private readonly observer: RecordQueueObserver) {}
+  constructor(
+    private readonly ledger: Ledger,
+    private readonly observer: RecordQueueObserver,
+  ) {}
 
   add(records: NewRecord[]): void {
     if (records.length === 0) return;
@@ -44,10 +47,14 @@ export class RecordQueue {
     this.flushQueued = false;
     if (this.waiting.length === 0) return;
     const records = this.waiting.splice(0);
-    this.ledger.append(records, (durable, error) => {
-      if (error instanceof OffloaddError && error.code === HELD) this.observer.onHeld(durable, error);
-      else if (error) this.observer.onSyncFailed(durable, error);
-      this.observer.onDurable(durable);
-    }, wait === 'sync');
+    this.ledger.append(
+      records,
+      (durable, error) => {
+        if (error instanceof OffloaddError && error.code === HELD) this.observer.onHeld(durable, error);
+        else if (error) this.observer.onSyncFailed(durable, error);
+        this.observer.onDurable(durable);
+      },
+      wait === 'sync',
+    );
   }
 }

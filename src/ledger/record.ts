@@ -5,16 +5,16 @@
 
 /** What made the daemon look at the interface. */
 export type Trigger =
-  | 'start'    // initial reconcile at daemon start
-  | 'new'      // a link appeared (hot-plug, re-registration with a new ifindex)
-  | 'up'       // administratively brought up
+  | 'start' // initial reconcile at daemon start
+  | 'new' // a link appeared (hot-plug, re-registration with a new ifindex)
+  | 'up' // administratively brought up
   | 'rename'
   | 'features' // the kernel said features changed (IFLA_EVENT_FEATURES)
-  | 'change'   // any other link change (carrier, master, MAC)
-  | 'resync'   // link events were lost; everything re-read
-  | 'sweep'    // periodic safety sweep
-  | 'reload'   // policy reloaded
-  | 'manual'   // an operator asked (offloadctl enforce)
+  | 'change' // any other link change (carrier, master, MAC)
+  | 'resync' // link events were lost; everything re-read
+  | 'sweep' // periodic safety sweep
+  | 'reload' // policy reloaded
+  | 'manual' // an operator asked (offloadctl enforce)
   | 'backoff'; // a flapping back-off ended
 
 /** What happened: the record's `event` (journal field OFFLOADD_EVENT). */
@@ -30,7 +30,8 @@ export type RecordEvent =
   /** Link events were lost; every interface was re-read (covers changes no event reported). */
   | 'resync';
 
-export type RecordAction = 'enforced' | 'contended' | 'reported' | 'failed' | 'unenforceable' | 'deferred' | 'backoff' | 'resynced';
+export type RecordAction =
+  'enforced' | 'contended' | 'reported' | 'failed' | 'unenforceable' | 'deferred' | 'backoff' | 'resynced';
 
 export interface LedgerRecord {
   /** Monotonic across restarts (continues from the last loaded record). */
@@ -99,10 +100,12 @@ export function parseRecord(line: string): { record: LedgerRecord } | { problem:
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return { problem: 'not a JSON object' };
   const record = fromLegacyNames(value as Record<string, unknown>) as Partial<Record<keyof LedgerRecord, unknown>>;
-  if (typeof record.seq !== 'number' || !Number.isSafeInteger(record.seq) || record.seq < 1) return { problem: 'no positive integer "seq"' };
+  if (typeof record.seq !== 'number' || !Number.isSafeInteger(record.seq) || record.seq < 1)
+    return { problem: 'no positive integer "seq"' };
   if (typeof record.time !== 'string' || Number.isNaN(Date.parse(record.time))) return { problem: 'no valid "time"' };
   if (typeof record.event !== 'string' || !EVENTS.has(record.event)) return { problem: 'no known "event"' };
-  if (typeof record.trigger !== 'string' || typeof record.action !== 'string') return { problem: 'no "trigger" or "action"' };
+  if (typeof record.trigger !== 'string' || typeof record.action !== 'string')
+    return { problem: 'no "trigger" or "action"' };
   for (const key of ['interface', 'feature', 'rule'] as const) {
     if (record[key] !== undefined && typeof record[key] !== 'string') return { problem: `"${key}" is not a string` };
   }

@@ -19,7 +19,10 @@ const UNSAFE_MODE_BITS = 0o022;
 export class StateDirRefused extends OffloaddError {}
 
 export class StateDirLock {
-  private constructor(readonly dir: string, private fd: number | null) {}
+  private constructor(
+    readonly dir: string,
+    private fd: number | null,
+  ) {}
 
   /**
    * Creates the directory if missing, checks it and takes the lock. Throws StateDirRefused when
@@ -40,9 +43,13 @@ export class StateDirLock {
       checkOwnership(dir, fs.fstatSync(fd));
       if (!addon.tryLockExclusive(fd)) {
         const holder = readHolder(dir);
-        throw new StateDirRefused('ERR_STATE_DIR_LOCKED', `another offloadd (${holder === null ? 'pid unknown' : `pid ${holder}`}) holds ${dir}`, {
-          hint: 'stop the other daemon first, or give this one its own --state-dir (and --socket)',
-        });
+        throw new StateDirRefused(
+          'ERR_STATE_DIR_LOCKED',
+          `another offloadd (${holder === null ? 'pid unknown' : `pid ${holder}`}) holds ${dir}`,
+          {
+            hint: 'stop the other daemon first, or give this one its own --state-dir (and --socket)',
+          },
+        );
       }
     } catch (error) {
       fs.closeSync(fd);
@@ -82,14 +89,22 @@ export class StateDirLock {
 function checkOwnership(dir: string, stat: fs.Stats): void {
   const euid = process.geteuid?.() ?? 0;
   if (stat.uid !== euid) {
-    throw new StateDirRefused('ERR_STATE_DIR_UNSAFE', `state directory ${dir} is owned by uid ${stat.uid}, not by the daemon's user (uid ${euid})`, {
-      hint: `another user could rewrite the ledger: chown ${euid} ${dir} (or choose another --state-dir)`,
-    });
+    throw new StateDirRefused(
+      'ERR_STATE_DIR_UNSAFE',
+      `state directory ${dir} is owned by uid ${stat.uid}, not by the daemon's user (uid ${euid})`,
+      {
+        hint: `another user could rewrite the ledger: chown ${euid} ${dir} (or choose another --state-dir)`,
+      },
+    );
   }
   if ((stat.mode & UNSAFE_MODE_BITS) !== 0) {
-    throw new StateDirRefused('ERR_STATE_DIR_UNSAFE', `state directory ${dir} is writable by its group or by everyone (mode ${(stat.mode & 0o7777).toString(8)})`, {
-      hint: `others could replace the ledger: chmod go-w ${dir} (e.g. chmod ${STATE_DIR_MODE.toString(8)} ${dir})`,
-    });
+    throw new StateDirRefused(
+      'ERR_STATE_DIR_UNSAFE',
+      `state directory ${dir} is writable by its group or by everyone (mode ${(stat.mode & 0o7777).toString(8)})`,
+      {
+        hint: `others could replace the ledger: chmod go-w ${dir} (e.g. chmod ${STATE_DIR_MODE.toString(8)} ${dir})`,
+      },
+    );
   }
 }
 
@@ -98,7 +113,12 @@ function readHolder(dir: string): number | null {
     const { fd } = openRegular(path.join(dir, PID_FILE), fs.constants.O_RDONLY);
     try {
       const buffer = Buffer.alloc(32);
-      const pid = Number(buffer.subarray(0, fs.readSync(fd, buffer, 0, buffer.length, 0)).toString('utf8').trim());
+      const pid = Number(
+        buffer
+          .subarray(0, fs.readSync(fd, buffer, 0, buffer.length, 0))
+          .toString('utf8')
+          .trim(),
+      );
       return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
     } finally {
       fs.closeSync(fd);

@@ -16,7 +16,14 @@ export interface EventCounts {
 }
 
 export class EventCounters {
-  private readonly counts: EventCounts = { resyncs: 0, drifts: 0, corrections: 0, unenforceable: 0, failures: 0, reloads: 0 };
+  private readonly counts: EventCounts = {
+    resyncs: 0,
+    drifts: 0,
+    corrections: 0,
+    unenforceable: 0,
+    failures: 0,
+    reloads: 0,
+  };
 
   /** A record made durable. */
   countRecord(record: LedgerRecord): void {

@@ -43,11 +43,26 @@ export function describeRecord(record: LedgerRecord): RecordDescription {
   const rule = `rule ${record.rule}`;
   switch (record.event) {
     case 'resync':
-      return { message: 'resync', level: 'warning', text: `Resynchronising: ${record.reason ?? 'events were lost'}; re-reading ${record.interfaces ?? 'all'} interfaces`, fields };
+      return {
+        message: 'resync',
+        level: 'warning',
+        text: `Resynchronising: ${record.reason ?? 'events were lost'}; re-reading ${record.interfaces ?? 'all'} interfaces`,
+        fields,
+      };
     case 'unenforceable':
-      return { message: 'unenforceable', level: 'warning', text: `${who}: cannot keep ${record.feature} ${record.wanted} (${rule}): ${record.reason ?? 'unenforceable'}`, fields };
+      return {
+        message: 'unenforceable',
+        level: 'warning',
+        text: `${who}: cannot keep ${record.feature} ${record.wanted} (${rule}): ${record.reason ?? 'unenforceable'}`,
+        fields,
+      };
     case 'flapping':
-      return { message: 'flapping', level: 'warning', text: `${who}: ${record.feature} keeps being turned ${record.active}: ${record.reason ?? ''}`, fields };
+      return {
+        message: 'flapping',
+        level: 'warning',
+        text: `${who}: ${record.feature} keeps being turned ${record.active}: ${record.reason ?? ''}`,
+        fields,
+      };
     case 'initial':
     case 'drift': {
       const initial = record.event === 'initial';
@@ -55,7 +70,8 @@ export function describeRecord(record: LedgerRecord): RecordDescription {
         ? `${record.feature} ${record.active} → ${record.wanted} (${rule})`
         : `${record.feature} drifted ${record.wanted} → ${record.active} (${rule}, seen on ${record.trigger})`;
       const text = `${who}: ${what}; ${doneText(record, initial)}`;
-      const level: Level = record.action === 'failed' ? 'error' : initial && record.action === 'enforced' ? 'notice' : 'warning';
+      const level: Level =
+        record.action === 'failed' ? 'error' : initial && record.action === 'enforced' ? 'notice' : 'warning';
       return { message: record.event, level, text, fields };
     }
   }
@@ -71,7 +87,10 @@ function doneText(record: LedgerRecord, initial: boolean): string {
       return `set ${record.wanted} but another writer changed it back at once; correcting again on its event`;
     case 'deferred':
       return 'correction held back (flapping back-off)';
-    default:
+    case 'failed':
+    case 'unenforceable':
+    case 'backoff':
+    case 'resynced':
       return `could not set it: ${record.reason ?? 'unknown error'}`;
   }
 }

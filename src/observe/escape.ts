@@ -5,8 +5,10 @@
  * shown as \xNN or \uNNNN, as systemd does. `ip link` prints them raw, so an interface named
  * with an escape sequence can repaint or hide parts of an operator's screen.
  */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
 /** The same but tab and newline, for multi-line messages (names cannot hold whitespace). */
+// eslint-disable-next-line no-control-regex -- as above
 const UNSAFE_BUT_LINE_BREAKS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
 
 function escapeCharacter(character: string): string {
@@ -23,7 +25,9 @@ export function escapeStrings<T>(value: T): T {
   if (typeof value === 'string') return escapeControl(value) as T;
   if (Array.isArray(value)) return value.map((item: unknown) => escapeStrings(item)) as T;
   if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([key, item]) => [escapeControl(key), escapeStrings(item)])) as T;
+    return Object.fromEntries(
+      Object.entries(value).map(([key, item]) => [escapeControl(key), escapeStrings(item)]),
+    ) as T;
   }
   return value;
 }

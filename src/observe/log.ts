@@ -18,7 +18,16 @@ import { MessageId, type JournalMessage } from './message-ids';
 
 export const LEVELS = ['emerg', 'alert', 'crit', 'error', 'warning', 'notice', 'info', 'debug'] as const;
 export type Level = (typeof LEVELS)[number];
-const PRIORITY: Record<Level, number> = { emerg: 0, alert: 1, crit: 2, error: 3, warning: 4, notice: 5, info: 6, debug: 7 };
+const PRIORITY: Record<Level, number> = {
+  emerg: 0,
+  alert: 1,
+  crit: 2,
+  error: 3,
+  warning: 4,
+  notice: 5,
+  info: 6,
+  debug: 7,
+};
 
 export type LogFields = Record<string, string | number | boolean | null | undefined>;
 export type LogTarget = 'auto' | 'journal' | 'console';
@@ -125,12 +134,20 @@ export function linkFields(facts: Partial<InterfaceFacts>): LogFields {
 export function createLog(options: { level: Level; target: LogTarget; journalSocket?: string }): Log {
   const journalSocket = options.journalSocket ?? JOURNAL_SOCKET;
   const underJournal = stderrIsJournal();
-  const useJournal = options.target === 'journal' || (options.target === 'auto' && underJournal && fs.existsSync(journalSocket));
+  const useJournal =
+    options.target === 'journal' || (options.target === 'auto' && underJournal && fs.existsSync(journalSocket));
   const transport = useJournal
     ? new JournalTransport(journalSocket)
     : new winston.transports.Stream({ stream: process.stderr, format: consoleFormat(underJournal) });
   // No logger-level format: winston's default (json) would serialise every entry that no
   // transport here reads; each transport formats (or encodes) for itself.
   const passThrough = winston.format((info) => info)();
-  return new Log(winston.createLogger({ levels: winston.config.syslog.levels, level: options.level, format: passThrough, transports: [transport] }));
+  return new Log(
+    winston.createLogger({
+      levels: winston.config.syslog.levels,
+      level: options.level,
+      format: passThrough,
+      transports: [transport],
+    }),
+  );
 }

@@ -33,7 +33,9 @@ export class SdNotify {
 
   send(fields: Record<string, string | number>): void {
     if (!this.socket) return;
-    const text = Object.entries(fields).map(([key, value]) => `${key}=${value}`).join('\n');
+    const text = Object.entries(fields)
+      .map(([key, value]) => `${key}=${value}`)
+      .join('\n');
     try {
       addon.sendDatagram(this.socket, Buffer.from(text), false);
     } catch (error) {

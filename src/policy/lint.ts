@@ -77,7 +77,9 @@ function canMatchFamily(match: MatchSpec, family: DeviceFamily): boolean {
 }
 
 function guestThroughputWarning(rule: Rule, key: string): PolicyWarning | null {
-  const offNames = [...new Set(rule.features.filter((f) => !f.on && isGuestThroughputFeature(f.feature)).map((f) => f.as))];
+  const offNames = [
+    ...new Set(rule.features.filter((f) => !f.on && isGuestThroughputFeature(f.feature)).map((f) => f.as)),
+  ];
   if (offNames.length === 0) return null;
   const families = GUEST_FACING.filter((family) => canMatchFamily(rule.match, family)).map((f) => f.label);
   if (families.length === 0) return null;
@@ -107,7 +109,9 @@ function matchesOnlyAggregates(match: MatchSpec): boolean {
   const namesAreAggregates =
     match.name !== undefined &&
     match.name.every((p) => AGGREGATE_NAME_PREFIXES.some((prefix) => globLiteralPrefix(p).startsWith(prefix)));
-  return allLiteralIn(match.kind, AGGREGATE_KINDS) || allLiteralIn(match.driver, AGGREGATE_DRIVERS) || namesAreAggregates;
+  return (
+    allLiteralIn(match.kind, AGGREGATE_KINDS) || allLiteralIn(match.driver, AGGREGATE_DRIVERS) || namesAreAggregates
+  );
 }
 
 function groOnAggregateWarning(rule: Rule, key: string): PolicyWarning | null {

@@ -173,7 +173,8 @@ class PolicyParser {
     const firstError = this.doc.errors[0];
     if (firstError !== undefined) {
       // The parser's own text for this one recommends a library call.
-      const detail = firstError.code === 'MULTIPLE_DOCS' ? 'the file holds more than one YAML document' : firstError.message;
+      const detail =
+        firstError.code === 'MULTIPLE_DOCS' ? 'the file holds more than one YAML document' : firstError.message;
       throw new PolicyError(this.file, `YAML syntax error: ${detail}`, {
         position: this.positionAt(firstError.pos[0]),
         hint: syntaxHint(firstError.code),
@@ -276,9 +277,14 @@ class PolicyParser {
       }
       const previous = found.get(name as K);
       if (previous !== undefined) {
-        this.fail(keyNode, entryPath, `duplicate key "${name}" (first at line ${this.position(previous.keyNode)?.line ?? '?'})`, {
-          hint: 'a key may appear once per mapping: remove or merge one of them',
-        });
+        this.fail(
+          keyNode,
+          entryPath,
+          `duplicate key "${name}" (first at line ${this.position(previous.keyNode)?.line ?? '?'})`,
+          {
+            hint: 'a key may appear once per mapping: remove or merge one of them',
+          },
+        );
       }
       const value = this.deref(pair.value, entryPath);
       const isEmpty = value === null || (isScalar(value) && value.value === null);
@@ -297,7 +303,8 @@ class PolicyParser {
     const node = entry.value;
     if (!isScalar(node) || typeof node.value !== 'string' || node.value === '') {
       this.fail(entry.at, entry.path, `${entry.path} must be ${what}, found ${describeNode(node)}`, {
-        hint: isScalar(node) && node.value !== null ? 'quote the value to make it a string' : `give ${entry.path} a value`,
+        hint:
+          isScalar(node) && node.value !== null ? 'quote the value to make it a string' : `give ${entry.path} a value`,
       });
     }
     return node.value;
@@ -333,7 +340,9 @@ class PolicyParser {
     }
     if (value < field.min || value > field.max) {
       const problem = value < 0 ? 'must not be negative' : 'is out of range';
-      this.fail(entry.at, entry.path, `${entry.path} ${problem}: found ${value}`, { hint: `use a whole number ${range}` });
+      this.fail(entry.at, entry.path, `${entry.path} ${problem}: found ${value}`, {
+        hint: `use a whole number ${range}`,
+      });
     }
     return value;
   }
@@ -378,7 +387,11 @@ class PolicyParser {
       });
     }
     if (node === null || node.items.length === 0) {
-      this.warn(entry?.keyNode ?? root, 'rules', 'the policy has no rules: offloadd will watch interfaces but change nothing');
+      this.warn(
+        entry?.keyNode ?? root,
+        'rules',
+        'the policy has no rules: offloadd will watch interfaces but change nothing',
+      );
       return [];
     }
     const firstByName = new Map<string, unknown>();
@@ -388,9 +401,14 @@ class PolicyParser {
   private rule(item: unknown, path: string, firstByName: Map<string, unknown>): Rule {
     const node = this.deref(item, path);
     if (!isMap(node)) {
-      this.fail(node ?? item, path, `${path} must be a mapping with name, match and features, found ${describeNode(node)}`, {
-        hint: 'write a rule as `- name: ...` followed by indented `match:` and `features:` blocks',
-      });
+      this.fail(
+        node ?? item,
+        path,
+        `${path} must be a mapping with name, match and features, found ${describeNode(node)}`,
+        {
+          hint: 'write a rule as `- name: ...` followed by indented `match:` and `features:` blocks',
+        },
+      );
     }
     const keys = this.entries(node, path, RULE_KEYS, `in a rule`);
     const name = this.ruleName(keys.get('name'), node, path, firstByName);
@@ -412,14 +430,24 @@ class PolicyParser {
     if (entry === undefined) return null;
     const node = entry.value;
     if (!isScalar(node) || typeof node.value !== 'string' || node.value.trim() === '') {
-      this.fail(entry.at, entry.path, `${entry.path} must be the reason the rule matches every interface, found ${describeNode(node)}`, {
-        hint: 'write why, e.g. `broad: "lab host: GRO off everywhere for packet captures"`; leave broad out for a targeted rule',
-      });
+      this.fail(
+        entry.at,
+        entry.path,
+        `${entry.path} must be the reason the rule matches every interface, found ${describeNode(node)}`,
+        {
+          hint: 'write why, e.g. `broad: "lab host: GRO off everywhere for packet captures"`; leave broad out for a targeted rule',
+        },
+      );
     }
     return { reason: node.value, entry };
   }
 
-  private ruleName(entry: Entry | undefined, ruleNode: unknown, path: string, firstByName: Map<string, unknown>): string {
+  private ruleName(
+    entry: Entry | undefined,
+    ruleNode: unknown,
+    path: string,
+    firstByName: Map<string, unknown>,
+  ): string {
     const nameHint =
       'names use letters, digits and . _ : @ - (at most 64, starting with a letter or digit); ' +
       'they identify the rule in logs, the ledger and `offloadctl explain`';
@@ -432,9 +460,14 @@ class PolicyParser {
     }
     const first = firstByName.get(name);
     if (first !== undefined) {
-      this.fail(entry.at, entry.path, `rule name "${name}" is used twice (first at line ${this.position(first)?.line ?? '?'})`, {
-        hint: 'give every rule its own name',
-      });
+      this.fail(
+        entry.at,
+        entry.path,
+        `rule name "${name}" is used twice (first at line ${this.position(first)?.line ?? '?'})`,
+        {
+          hint: 'give every rule its own name',
+        },
+      );
     }
     firstByName.set(name, entry.at);
     return name;
@@ -471,28 +504,45 @@ class PolicyParser {
    * Refuses a rule that can match every interface (see unconstrainedKeys) unless it opts in
    * with `broad`; an opted-in rule is loaded with a loud warning, every time.
    */
-  private checkTargeted(spec: MatchSpec, entry: Entry, ruleName: string, broad: { reason: string; entry: Entry } | null): void {
+  private checkTargeted(
+    spec: MatchSpec,
+    entry: Entry,
+    ruleName: string,
+    broad: { reason: string; entry: Entry } | null,
+  ): void {
     const unconstrained = unconstrainedKeys(spec);
     if (unconstrained === null) {
       if (broad !== null) {
-        this.warn(broad.entry.keyNode, broad.entry.path, `rule "${ruleName}" is marked broad but its match targets specific interfaces: remove \`broad\``);
+        this.warn(
+          broad.entry.keyNode,
+          broad.entry.path,
+          `rule "${ruleName}" is marked broad but its match targets specific interfaces: remove \`broad\``,
+        );
       }
       return;
     }
-    const why = unconstrained.length === 0
-      ? 'its match block is empty'
-      : unconstrained
-          .map(({ key, patterns, proven }) => `${key} ${patterns.map((p) => JSON.stringify(p)).join(', ')} ${proven ? 'matches' : 'is too complex to prove it does not match'} ${EVERY_VALUE[key]}`)
-          .join(', and ');
+    const why =
+      unconstrained.length === 0
+        ? 'its match block is empty'
+        : unconstrained
+            .map(
+              ({ key, patterns, proven }) =>
+                `${key} ${patterns.map((p) => JSON.stringify(p)).join(', ')} ${proven ? 'matches' : 'is too complex to prove it does not match'} ${EVERY_VALUE[key]}`,
+            )
+            .join(', and ');
     if (broad === null) {
-      const message = unconstrained.length === 0
-        ? `rule "${ruleName}" has an empty match block`
-        : `rule "${ruleName}" can match every interface: ${why}`;
+      const message =
+        unconstrained.length === 0
+          ? `rule "${ruleName}" has an empty match block`
+          : `rule "${ruleName}" can match every interface: ${why}`;
       this.fail(entry.at, entry.path, message, { hint: BLANKET_HINT });
     }
-    this.warn(broad.entry.keyNode, broad.entry.path,
+    this.warn(
+      broad.entry.keyNode,
+      broad.entry.path,
       `rule "${ruleName}" is broad and matches every interface, lo, veths, taps and bridges included (${why}); ` +
-      `reason given: ${JSON.stringify(broad.reason)}`);
+        `reason given: ${JSON.stringify(broad.reason)}`,
+    );
   }
 
   /** A string or a non-empty list of strings (any-of). */
@@ -529,10 +579,13 @@ class PolicyParser {
 
   private macPattern(text: string, at: unknown, path: string): string {
     const lower = text.toLowerCase();
-    const hint = 'write a MAC as six colon-separated hex octets, e.g. "00:10:18:ab:cd:ef", or a glob such as "00:10:18:*"';
+    const hint =
+      'write a MAC as six colon-separated hex octets, e.g. "00:10:18:ab:cd:ef", or a glob such as "00:10:18:*"';
     if (!MAC_PATTERN_CHARS.test(lower)) {
       const bad = [...lower].find((c) => !MAC_PATTERN_CHARS.test(c)) ?? '';
-      this.fail(at, path, `character ${JSON.stringify(bad)} cannot appear in MAC pattern ${JSON.stringify(text)}`, { hint });
+      this.fail(at, path, `character ${JSON.stringify(bad)} cannot appear in MAC pattern ${JSON.stringify(text)}`, {
+        hint,
+      });
     }
     const pattern = this.glob(lower, at, path);
     if (globLiteral(pattern) !== null && !WHOLE_MAC.test(pattern)) {

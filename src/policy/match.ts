@@ -69,10 +69,7 @@ const BACKSLASH = 0x5c;
 const CLOSE_BRACKET = 0x5d;
 
 /** Parses `[...]` starting at `open`; null when there is no closing bracket. */
-function parseClass(
-  pattern: string,
-  open: number,
-): { token: GlobToken; end: number; posixClass: boolean } | null {
+function parseClass(pattern: string, open: number): { token: GlobToken; end: number; posixClass: boolean } | null {
   let i = open + 1;
   let negated = false;
   if (pattern[i] === '!' || pattern[i] === '^') {
@@ -274,7 +271,9 @@ const MAX_UNIVERSALITY_STATES = 20_000;
 
 /** The kernel's dev_valid_name(): no NUL, '/', ':' or whitespace. */
 function isIfnameCode(code: number): boolean {
-  return code > 0 && code < LATIN1_END && code !== 0x2f && code !== COLON && code !== 0x20 && !(code >= 0x09 && code <= 0x0d);
+  return (
+    code > 0 && code < LATIN1_END && code !== 0x2f && code !== COLON && code !== 0x20 && !(code >= 0x09 && code <= 0x0d)
+  );
 }
 
 function isLowerHexCode(code: number): boolean {
@@ -308,11 +307,19 @@ export const VALUE_DOMAINS: Record<GlobKey, ValueDomain> = {
 };
 
 function freeTextDomain(): ValueDomain {
-  return { start: 0, step: (_state, code) => (code === 0 ? null : 1), accepts: (state) => state === 1, boundaries: [0x01] };
+  return {
+    start: 0,
+    step: (_state, code) => (code === 0 ? null : 1),
+    accepts: (state) => state === 1,
+    boundaries: [0x01],
+  };
 }
 
 /** The pattern positions reachable without consuming a character (a star may match nothing). */
-function closeOverStars(states: Iterable<readonly [number, number]>, patterns: readonly (readonly GlobToken[])[]): Array<readonly [number, number]> {
+function closeOverStars(
+  states: Iterable<readonly [number, number]>,
+  patterns: readonly (readonly GlobToken[])[],
+): Array<readonly [number, number]> {
   const seen = new Set<string>();
   const out: Array<readonly [number, number]> = [];
   const pending = [...states];
@@ -343,7 +350,10 @@ export function globsMatchEveryValue(patterns: readonly string[], domain: ValueD
   // One representative per interval of code units that every token and the domain treat alike.
   const representatives = [...cuts].filter((code) => code < CODE_UNIT_END).sort((a, b) => a - b);
 
-  const start = closeOverStars(tokenLists.map((_tokens, p) => [p, 0] as const), tokenLists);
+  const start = closeOverStars(
+    tokenLists.map((_tokens, p) => [p, 0] as const),
+    tokenLists,
+  );
   const queue: Array<{ domainState: number; positions: Array<readonly [number, number]> }> = [];
   const visited = new Set<string>();
   const enqueue = (domainState: number, positions: Array<readonly [number, number]>): void => {
@@ -485,7 +495,11 @@ function needsDevice(spec: MatchSpec): boolean {
  * Whether `rule` matches: true, false, or NEEDS_DEVICE when its link keys pass, it has device
  * keys, and `device` was not given.
  */
-function ruleMatchesOrNeeds(rule: Rule, link: LinkFacts, device: DeviceFacts | undefined): boolean | typeof NEEDS_DEVICE {
+function ruleMatchesOrNeeds(
+  rule: Rule,
+  link: LinkFacts,
+  device: DeviceFacts | undefined,
+): boolean | typeof NEEDS_DEVICE {
   for (let k = 0; k < LINK_KEYS.length; k++) {
     if (!keyMatches(rule.match, LINK_KEYS[k] as MatchKey, link, undefined)) return false;
   }

@@ -98,16 +98,38 @@ export function applyWanted(
         return { ...entry, action: 'unenforceable', after: afterActive };
       case 'differs': {
         if (!options.enforce) return { ...entry, action: 'reported', after: afterActive };
-        if (gates.get(entry.feature) === 'unenforceable') return { ...entry, action: 'unenforceable', after: afterActive, reason: 'known to be unenforceable on this interface' };
+        if (gates.get(entry.feature) === 'unenforceable')
+          return {
+            ...entry,
+            action: 'unenforceable',
+            after: afterActive,
+            reason: 'known to be unenforceable on this interface',
+          };
         if (!changing.has(entry.feature)) return { ...entry, action: 'deferred', after: afterActive };
         if (afterActive === entry.wanted) return { ...entry, action: 'enforced', after: afterActive };
-        if (writeError) return { ...entry, action: 'failed', after: afterActive, reason: `${writeError.message}${writeError.hint ? ` (${writeError.hint})` : ''}` };
+        if (writeError)
+          return {
+            ...entry,
+            action: 'failed',
+            after: afterActive,
+            reason: `${writeError.message}${writeError.hint ? ` (${writeError.hint})` : ''}`,
+          };
         const state = after?.get(entry.feature);
         if (state && state.requested !== entry.wanted) {
           // Our request is no longer the requested state: someone else wrote after us.
-          return { ...entry, action: 'contended', after: afterActive, reason: 'another writer changed it back during the correction' };
+          return {
+            ...entry,
+            action: 'contended',
+            after: afterActive,
+            reason: 'another writer changed it back during the correction',
+          };
         }
-        return { ...entry, action: 'unenforceable', after: afterActive, reason: whyNotApplied(entry.feature, entry.wanted, after!) };
+        return {
+          ...entry,
+          action: 'unenforceable',
+          after: afterActive,
+          reason: whyNotApplied(entry.feature, entry.wanted, after!),
+        };
       }
     }
   });
@@ -115,7 +137,10 @@ export function applyWanted(
   return {
     outcomes,
     changed: outcomes.some((outcome) => outcome.action === 'enforced'),
-    compliant: outcomes.every((outcome) => outcome.action === 'ignored' || outcome.action === 'unenforceable' || outcome.after === outcome.wanted),
+    compliant: outcomes.every(
+      (outcome) =>
+        outcome.action === 'ignored' || outcome.action === 'unenforceable' || outcome.after === outcome.wanted,
+    ),
     durationUs: Number(process.hrtime.bigint() - started) / 1000,
   };
 }

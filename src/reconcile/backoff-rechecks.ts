@@ -9,15 +9,21 @@ const RECHECK_MARGIN_MS = 5;
 export class BackoffRechecks {
   private readonly timers = new Map<number, NodeJS.Timeout>();
 
-  constructor(private readonly onDue: (ifindex: number) => void, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly onDue: (ifindex: number) => void,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** At most one pending re-check per interface: the earliest back-off end wins. */
   schedule(ifindex: number, endMs: number): void {
     if (this.timers.has(ifindex)) return;
-    const timer = setTimeout(() => {
-      this.timers.delete(ifindex);
-      this.onDue(ifindex);
-    }, Math.max(0, endMs - this.now()) + RECHECK_MARGIN_MS);
+    const timer = setTimeout(
+      () => {
+        this.timers.delete(ifindex);
+        this.onDue(ifindex);
+      },
+      Math.max(0, endMs - this.now()) + RECHECK_MARGIN_MS,
+    );
     timer.unref();
     this.timers.set(ifindex, timer);
   }

@@ -39,7 +39,10 @@ export class FeatureTable implements FeatureAccess {
   readonly words: number;
   private readonly bitOf = new Map<string, number>();
 
-  constructor(names: readonly string[], readonly via: FeatureInterface = 'ioctl') {
+  constructor(
+    names: readonly string[],
+    readonly via: FeatureInterface = 'ioctl',
+  ) {
     this.names = names;
     this.words = Math.max(1, Math.ceil(names.length / 32));
     names.forEach((name, bit) => this.bitOf.set(name, bit));
@@ -59,14 +62,17 @@ export class FeatureTable implements FeatureAccess {
   }
 
   read(ifname: string, ifindex: number): FeatureSnapshot {
-    const blocks = this.via === 'ethtool-netlink' ? addon.netlinkGetFeatures(ifindex, this.words) : addon.getFeatures(ifname, ifindex, this.words);
+    const blocks =
+      this.via === 'ethtool-netlink'
+        ? addon.netlinkGetFeatures(ifindex, this.words)
+        : addon.getFeatures(ifname, ifindex, this.words);
     return {
       get: (feature: string): FeatureState | undefined => {
         const bit = this.bitOf.get(feature);
         if (bit === undefined) return undefined;
         const base = (bit >>> 5) * 4;
         const mask = (1 << (bit & 31)) >>> 0;
-        const flag = (offset: number): boolean => (((blocks[base + offset] as number) & mask) >>> 0) !== 0;
+        const flag = (offset: number): boolean => ((blocks[base + offset] as number) & mask) >>> 0 !== 0;
         return { changeable: flag(0), requested: flag(1), active: flag(2), neverChanges: flag(3) };
       },
     };

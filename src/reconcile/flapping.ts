@@ -25,7 +25,10 @@ export interface BackoffStarted {
 export class FlapGuard {
   private readonly states = new Map<string, FlapState>();
 
-  constructor(private limits: FlappingLimits, private readonly now: () => number = Date.now) {}
+  constructor(
+    private limits: FlappingLimits,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   setLimits(limits: FlappingLimits): void {
     this.limits = limits;

@@ -49,10 +49,22 @@ export class ManagedInterfaces {
     const now = new Date().toISOString();
     const managed: ManagedInterface = {
       status: {
-        ifindex: facts.ifindex, name: facts.name, facts, rule: rule.name, mode,
-        compliant: false, since: now, lastCheck: now, lastDrift: null, driftCount: 0, features: [],
+        ifindex: facts.ifindex,
+        name: facts.name,
+        facts,
+        rule: rule.name,
+        mode,
+        compliant: false,
+        since: now,
+        lastCheck: now,
+        lastDrift: null,
+        driftCount: 0,
+        features: [],
       },
-      ruleName: rule.name, lastActive: seen ?? new Map(), unenforceable: new Set(), seenBefore: seen !== null,
+      ruleName: rule.name,
+      lastActive: seen ?? new Map<string, boolean>(),
+      unenforceable: new Set(),
+      seenBefore: seen !== null,
     };
     this.byIfindex.set(facts.ifindex, managed);
     return managed;
@@ -67,7 +79,14 @@ export class ManagedInterfaces {
   }
 
   /** After a check: the new status, and what to compare the next check with. */
-  noteCheck(managed: ManagedInterface, facts: InterfaceFacts, mode: Mode, result: ApplyResult, drifts: number, newlyUnenforceable: readonly string[]): void {
+  noteCheck(
+    managed: ManagedInterface,
+    facts: InterfaceFacts,
+    mode: Mode,
+    result: ApplyResult,
+    drifts: number,
+    newlyUnenforceable: readonly string[],
+  ): void {
     const now = new Date().toISOString();
     const status = managed.status;
     if (status.compliant !== result.compliant) {
@@ -85,13 +104,15 @@ export class ManagedInterfaces {
       status.lastDrift = now;
     }
     for (const feature of newlyUnenforceable) managed.unenforceable.add(feature);
-    for (const outcome of result.outcomes) if (outcome.after !== null) managed.lastActive.set(outcome.feature, outcome.after);
+    for (const outcome of result.outcomes)
+      if (outcome.after !== null) managed.lastActive.set(outcome.feature, outcome.after);
     managed.seenBefore = false;
   }
 
   /** An operator asked to retry: forget what was found unenforceable. */
   forgetUnenforceable(ifindex: number | null): void {
-    for (const [index, managed] of this.byIfindex) if (ifindex === null || ifindex === index) managed.unenforceable.clear();
+    for (const [index, managed] of this.byIfindex)
+      if (ifindex === null || ifindex === index) managed.unenforceable.clear();
   }
 
   counts(): { managed: number; compliant: number } {
@@ -105,7 +126,9 @@ export class ManagedInterfaces {
   /** Each managed interface's features as last seen, for the next run. */
   lastSeen(): SeenInterface[] {
     return [...this.byIfindex.values()].map((managed) => ({
-      name: managed.status.name, mac: managed.status.facts.mac, features: Object.fromEntries(managed.lastActive),
+      name: managed.status.name,
+      mac: managed.status.facts.mac,
+      features: Object.fromEntries(managed.lastActive),
     }));
   }
 }

@@ -30,11 +30,16 @@ export interface FeaturePlan {
 export function planFeatures(wanted: readonly WantedFeature[], snapshot: FeatureSnapshot): FeaturePlan[] {
   return wanted.map(({ feature, on, as, explicit }): FeaturePlan => {
     const state = snapshot.get(feature);
-    if (!state) return { feature, as, wanted: on, active: null, status: 'absent', reason: 'this kernel has no such feature' };
-    if (state.active === on) return { feature, as, wanted: on, active: state.active, status: 'compliant', reason: null };
+    if (!state)
+      return { feature, as, wanted: on, active: null, status: 'absent', reason: 'this kernel has no such feature' };
+    if (state.active === on)
+      return { feature, as, wanted: on, active: state.active, status: 'compliant', reason: null };
     if (!state.changeable || state.neverChanges) {
       return {
-        feature, as, wanted: on, active: state.active,
+        feature,
+        as,
+        wanted: on,
+        active: state.active,
         status: explicit ? 'unenforceable' : 'ignored',
         reason: `fixed ${onOff(state.active)} on this device (the driver does not let it change)`,
       };
@@ -45,7 +50,9 @@ export function planFeatures(wanted: readonly WantedFeature[], snapshot: Feature
 
 /** What SFEATURES should change: only what differs and can change. */
 export function changesOf(plan: readonly FeaturePlan[]): Array<{ feature: string; on: boolean }> {
-  return plan.filter((entry) => entry.status === 'differs').map((entry) => ({ feature: entry.feature, on: entry.wanted }));
+  return plan
+    .filter((entry) => entry.status === 'differs')
+    .map((entry) => ({ feature: entry.feature, on: entry.wanted }));
 }
 
 /**

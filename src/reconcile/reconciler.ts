@@ -109,7 +109,9 @@ export class Reconciler {
 
   /** After lost events: the dump is the truth; returns how many links it held. */
   resync(links: LinkMessage[], reason: string, notices = 1): number {
-    this.observer.onRecords([{ event: 'resync', trigger: 'resync', action: 'resynced', reason, interfaces: links.length, notices }]);
+    this.observer.onRecords([
+      { event: 'resync', trigger: 'resync', action: 'resynced', reason, interfaces: links.length, notices },
+    ]);
     this.replaceLinks(links, 'resync');
     this.queue.drain();
     return links.length;
@@ -132,7 +134,8 @@ export class Reconciler {
   /** An operator's explicit request: retries even what was found unenforceable. */
   enforce(ifindex: number | null): void {
     this.managed.forgetUnenforceable(ifindex);
-    for (const index of this.links.ifindexes()) if (ifindex === null || ifindex === index) this.queue.enqueue(index, 'manual');
+    for (const index of this.links.ifindexes())
+      if (ifindex === null || ifindex === index) this.queue.enqueue(index, 'manual');
     this.queue.drainAll();
   }
 
@@ -237,7 +240,8 @@ export class Reconciler {
     }
     const mode = this.modeOf(rule);
     const firstCheck = !managed || managed.ruleName !== rule.name;
-    if (!managed || firstCheck) managed = this.managed.adopt(facts, rule, mode, managed ? null : this.previouslySeen(facts.name, facts.mac));
+    if (!managed || firstCheck)
+      managed = this.managed.adopt(facts, rule, mode, managed ? null : this.previouslySeen(facts.name, facts.mac));
     const state = managed;
 
     let result: ApplyResult;
@@ -256,8 +260,13 @@ export class Reconciler {
     if (result.changed) this.ownFeatureEvents.set(ifindex, (this.ownFeatureEvents.get(ifindex) ?? 0) + 1);
 
     const context: CheckContext = {
-      trigger, interface: facts.name, ifindex, driver: facts.driver, pci: facts.pci ? vendorDevice(facts.pci) : null,
-      rule: rule.name, durationUs: result.durationUs,
+      trigger,
+      interface: facts.name,
+      ifindex,
+      driver: facts.driver,
+      pci: facts.pci ? vendorDevice(facts.pci) : null,
+      rule: rule.name,
+      durationUs: result.durationUs,
     };
     const decision = decideRecords(result.outcomes, state, firstCheck, context);
     const records = decision.records;

@@ -49,7 +49,10 @@ export interface RecordDecision {
  * changed while the daemon was not looking: `drift`).
  */
 export function decideRecords(
-  outcomes: readonly FeatureOutcome[], memory: FeatureMemory, firstCheck: boolean, context: CheckContext,
+  outcomes: readonly FeatureOutcome[],
+  memory: FeatureMemory,
+  firstCheck: boolean,
+  context: CheckContext,
 ): RecordDecision {
   const decision: RecordDecision = { records: [], newlyUnenforceable: [], corrected: [], deferred: [], drifts: 0 };
   const fresh = firstCheck && !memory.seenBefore;
@@ -58,13 +61,25 @@ export function decideRecords(
     if (outcome.action === 'deferred') decision.deferred.push(feature);
     if (outcome.action === 'none' || outcome.action === 'ignored' || active === null) continue;
     const shared = {
-      trigger: context.trigger, interface: context.interface, ifindex: context.ifindex, driver: context.driver,
-      pci: context.pci, rule: context.rule, feature, wanted: onOff(wanted), active: onOff(active),
+      trigger: context.trigger,
+      interface: context.interface,
+      ifindex: context.ifindex,
+      driver: context.driver,
+      pci: context.pci,
+      rule: context.rule,
+      feature,
+      wanted: onOff(wanted),
+      active: onOff(active),
     };
     if (outcome.action === 'unenforceable') {
       if (!memory.unenforceable.has(feature)) {
         decision.newlyUnenforceable.push(feature);
-        decision.records.push({ ...shared, event: 'unenforceable', action: 'unenforceable', reason: outcome.reason ?? undefined });
+        decision.records.push({
+          ...shared,
+          event: 'unenforceable',
+          action: 'unenforceable',
+          reason: outcome.reason ?? undefined,
+        });
       }
       continue;
     }
@@ -76,9 +91,12 @@ export function decideRecords(
     if (!corrected && !fresh && !wasAsWanted) continue;
     // Known from an earlier run but not as wanted then: not a drift either.
     const event = fresh || (memory.seenBefore && !wasAsWanted) ? 'initial' : 'drift';
-    const whileAway = memory.seenBefore && wasAsWanted ? `changed while offloadd was not running (last seen ${onOff(wanted)})` : null;
+    const whileAway =
+      memory.seenBefore && wasAsWanted ? `changed while offloadd was not running (last seen ${onOff(wanted)})` : null;
     decision.records.push({
-      ...shared, event, action: outcome.action,
+      ...shared,
+      event,
+      action: outcome.action,
       correctionUs: outcome.action === 'enforced' ? Math.round(context.durationUs) : undefined,
       reason: [whileAway, outcome.reason].filter(Boolean).join('; ') || undefined,
     });
@@ -88,12 +106,26 @@ export function decideRecords(
 }
 
 /** The record of a back-off the flapping guard started after a correction. */
-export function flappingRecord(context: CheckContext, outcome: FeatureOutcome, backoff: BackoffStarted, windowSec: number): NewRecord {
+export function flappingRecord(
+  context: CheckContext,
+  outcome: FeatureOutcome,
+  backoff: BackoffStarted,
+  windowSec: number,
+): NewRecord {
   return {
-    trigger: context.trigger, interface: context.interface, ifindex: context.ifindex, driver: context.driver,
-    pci: context.pci, rule: context.rule, feature: outcome.feature,
-    wanted: onOff(outcome.wanted), active: onOff(outcome.active ?? !outcome.wanted),
-    event: 'flapping', action: 'backoff', corrections: backoff.count, backoffSec: backoff.backoffSec,
+    trigger: context.trigger,
+    interface: context.interface,
+    ifindex: context.ifindex,
+    driver: context.driver,
+    pci: context.pci,
+    rule: context.rule,
+    feature: outcome.feature,
+    wanted: onOff(outcome.wanted),
+    active: onOff(outcome.active ?? !outcome.wanted),
+    event: 'flapping',
+    action: 'backoff',
+    corrections: backoff.count,
+    backoffSec: backoff.backoffSec,
     reason: `corrected ${backoff.count} times within ${windowSec} s; holding corrections back for ${backoff.backoffSec} s`,
   };
 }

@@ -15,7 +15,10 @@ export class WorkQueue {
   private drainScheduled = false;
   private stopped = false;
 
-  constructor(private readonly check: (ifindex: number, trigger: Trigger) => void, private readonly sliceMs = SLICE_MS) {}
+  constructor(
+    private readonly check: (ifindex: number, trigger: Trigger) => void,
+    private readonly sliceMs = SLICE_MS,
+  ) {}
 
   get size(): number {
     return this.pending.size;

@@ -12,11 +12,15 @@ import { FeatureTable } from '../../src/reconcile/feature-state';
 
 const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
 /** Bad arguments are a clear error — a TypeError or RangeError, or a KernelError with its errno — never a crash. */
-const bad = (call: () => unknown): void => assert.throws(call, (error: unknown) =>
-  error instanceof TypeError || error instanceof RangeError || (error instanceof KernelError && error.errno > 0));
+const bad = (call: () => unknown): void =>
+  assert.throws(
+    call,
+    (error: unknown) =>
+      error instanceof TypeError || error instanceof RangeError || (error instanceof KernelError && error.errno > 0),
+  );
 
 describe('native addon contract', () => {
-  it('lists the kernel\'s feature names', () => {
+  it("lists the kernel's feature names", () => {
     const names = addon.featureNames('lo');
     assert.ok(names.includes('rx-gro') && names.includes('tx-generic-segmentation'));
   });
@@ -29,13 +33,23 @@ describe('native addon contract', () => {
   });
 
   it('fails with ENODEV, naming the interface, when the name is gone', () => {
-    assert.throws(() => addon.getFeatures('offloadd-nope0', 0, 2), (error: unknown) =>
-      error instanceof KernelError && error.code === 'ENODEV' && error.vanished
-      && error.ifname === 'offloadd-nope0' && error.syscall === 'ETHTOOL_GFEATURES' && error.errno === 19);
+    assert.throws(
+      () => addon.getFeatures('offloadd-nope0', 0, 2),
+      (error: unknown) =>
+        error instanceof KernelError &&
+        error.code === 'ENODEV' &&
+        error.vanished &&
+        error.ifname === 'offloadd-nope0' &&
+        error.syscall === 'ETHTOOL_GFEATURES' &&
+        error.errno === 19,
+    );
   });
 
   it('fails with ENODEV when the name now belongs to another ifindex (rename race guard)', () => {
-    assert.throws(() => addon.getFeatures('lo', 99999, 2), (error: unknown) => error instanceof KernelError && error.code === 'ENODEV');
+    assert.throws(
+      () => addon.getFeatures('lo', 99999, 2),
+      (error: unknown) => error instanceof KernelError && error.code === 'ENODEV',
+    );
   });
 
   it('reads the same features over ethtool netlink, by ifindex, as over the ioctl', () => {
@@ -45,9 +59,15 @@ describe('native addon contract', () => {
     assert.equal(FeatureTable.fromKernel().via, 'ethtool-netlink');
   });
 
-  it('fails over netlink with ENODEV and the kernel\'s own explanation for an ifindex that does not exist', () => {
-    assert.throws(() => addon.netlinkGetFeatures(2 ** 30, 2), (error: unknown) =>
-      error instanceof KernelError && error.vanished && error.syscall === 'ETHTOOL_MSG_FEATURES_GET' && /ifindex|device/i.test(error.message));
+  it("fails over netlink with ENODEV and the kernel's own explanation for an ifindex that does not exist", () => {
+    assert.throws(
+      () => addon.netlinkGetFeatures(2 ** 30, 2),
+      (error: unknown) =>
+        error instanceof KernelError &&
+        error.vanished &&
+        error.syscall === 'ETHTOOL_MSG_FEATURES_GET' &&
+        /ifindex|device/i.test(error.message),
+    );
   });
 
   it('rejects malformed arguments with a TypeError or EINVAL, never a crash', () => {

@@ -6,13 +6,28 @@
 import { KernelError } from '../../src/errors';
 import { FeatureTable, type FeatureInterface } from '../../src/reconcile/feature-state';
 
-const [via, ifname, ifindexText, feature, value] = process.argv.slice(2) as [FeatureInterface, string, string, string, string];
+const [via, ifname, ifindexText, feature, value] = process.argv.slice(2) as [
+  FeatureInterface,
+  string,
+  string,
+  string,
+  string,
+];
 const table = FeatureTable.fromKernel(via);
 const ifindex = Number(ifindexText);
 try {
   table.write(ifname, ifindex, [{ feature, on: value === 'on' }]);
-  process.stdout.write(JSON.stringify({ ok: true, via: table.via, active: table.read(ifname, ifindex).get(feature)?.active }));
+  process.stdout.write(
+    JSON.stringify({ ok: true, via: table.via, active: table.read(ifname, ifindex).get(feature)?.active }),
+  );
 } catch (error) {
   const kernel = error instanceof KernelError ? error : null;
-  process.stdout.write(JSON.stringify({ ok: false, code: kernel?.code ?? 'other', vanished: kernel?.vanished ?? false, message: (error as Error).message }));
+  process.stdout.write(
+    JSON.stringify({
+      ok: false,
+      code: kernel?.code ?? 'other',
+      vanished: kernel?.vanished ?? false,
+      message: (error as Error).message,
+    }),
+  );
 }

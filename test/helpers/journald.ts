@@ -116,7 +116,9 @@ export function removeCgroupTree(dir: string, timeoutMs = 3000): void {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return;
       if (code !== 'EBUSY' || Date.now() > deadline) {
-        throw new Error(`cannot remove cgroup ${dir} (${code}); processes left: ${readPids(path.join(dir, 'cgroup.procs')).join(' ') || 'none'}`);
+        throw new Error(
+          `cannot remove cgroup ${dir} (${code}); processes left: ${readPids(path.join(dir, 'cgroup.procs')).join(' ') || 'none'}`,
+        );
       }
       sleepSync(20);
     }
@@ -138,7 +140,10 @@ export function sleepSync(ms: number): void {
 
 export function findJournald(): string {
   const found = JOURNALD_BINARY_CANDIDATES.find((candidate) => fs.existsSync(candidate));
-  if (!found) throw new Error(`systemd-journald not found (tried ${JOURNALD_BINARY_CANDIDATES.join(', ')}): apt-get install systemd`);
+  if (!found)
+    throw new Error(
+      `systemd-journald not found (tried ${JOURNALD_BINARY_CANDIDATES.join(', ')}): apt-get install systemd`,
+    );
   return found;
 }
 
@@ -187,8 +192,12 @@ export class NamespacedProcess {
 
   constructor(command: string, args: string[], env: NodeJS.ProcessEnv, input: string | Buffer | undefined) {
     this.child = spawn(command, args, { env, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-    this.child.stdout?.on('data', (chunk: Buffer) => { this.stdoutText += chunk.toString('utf8'); });
-    this.child.stderr?.on('data', (chunk: Buffer) => { this.stderrText += chunk.toString('utf8'); });
+    this.child.stdout?.on('data', (chunk: Buffer) => {
+      this.stdoutText += chunk.toString('utf8');
+    });
+    this.child.stderr?.on('data', (chunk: Buffer) => {
+      this.stderrText += chunk.toString('utf8');
+    });
     if (input !== undefined) this.child.stdin?.end(input);
     this.exited = new Promise((resolve) => {
       const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
@@ -286,18 +295,21 @@ export class Journald {
     const journaldBinary = findJournald();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'offloadd-journald-'));
     fs.mkdirSync(path.join(dir, 'store'));
-    fs.writeFileSync(path.join(dir, 'journald.conf'), [
-      '[Journal]',
-      'Storage=volatile',
-      'ReadKMsg=no',
-      'ForwardToSyslog=no',
-      'ForwardToWall=no',
-      'ForwardToConsole=no',
-      'RateLimitBurst=0',
-      'Audit=no',
-      ...(options.config ?? []),
-      '',
-    ].join('\n'));
+    fs.writeFileSync(
+      path.join(dir, 'journald.conf'),
+      [
+        '[Journal]',
+        'Storage=volatile',
+        'ReadKMsg=no',
+        'ForwardToSyslog=no',
+        'ForwardToWall=no',
+        'ForwardToConsole=no',
+        'RateLimitBurst=0',
+        'Audit=no',
+        ...(options.config ?? []),
+        '',
+      ].join('\n'),
+    );
     const began = process.hrtime.bigint();
     const id = randomBytes(4).toString('hex');
     let slice = '';
@@ -306,13 +318,31 @@ export class Journald {
     } catch {
       // No cgroup hierarchy: journald works, only run() with cgroupUnit cannot.
     }
-    const holder = spawn('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', HOLDER_SCRIPT, 'holder', dir, journaldBinary, slice, options.keep ? '1' : '0'], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    const holder = spawn(
+      'unshare',
+      [
+        '--mount',
+        '--propagation',
+        'private',
+        'bash',
+        '-c',
+        HOLDER_SCRIPT,
+        'holder',
+        dir,
+        journaldBinary,
+        slice,
+        options.keep ? '1' : '0',
+      ],
+      {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
     const holderExited = new Promise<void>((resolve) => holder.on('close', () => resolve()));
     let output = '';
     let errors = '';
-    holder.stderr?.on('data', (chunk: Buffer) => { errors += chunk.toString('utf8'); });
+    holder.stderr?.on('data', (chunk: Buffer) => {
+      errors += chunk.toString('utf8');
+    });
     const journaldPid = await new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => fail(new Error('timed out')), options.startTimeoutMs ?? 15000);
       const fail = (error: Error): void => {
@@ -325,7 +355,9 @@ export class Journald {
           // none
         }
         fs.rmSync(dir, { recursive: true, force: true });
-        reject(new Error(`could not start journald: ${error.message}\n--- holder stderr:\n${errors}\n--- journald:\n${log}`));
+        reject(
+          new Error(`could not start journald: ${error.message}\n--- holder stderr:\n${errors}\n--- journald:\n${log}`),
+        );
       };
       holder.on('error', fail);
       const onEarlyClose = (code: number | null): void => fail(new Error(`the namespace holder exited with ${code}`));
@@ -344,7 +376,8 @@ export class Journald {
     // Neither the holder nor its pipes keep the test process alive; its exit closes the
     // holder's stdin, and the holder then stops journald.
     holder.unref();
-    for (const stream of [holder.stdin, holder.stdout, holder.stderr]) (stream as unknown as { unref?: () => void } | null)?.unref?.();
+    for (const stream of [holder.stdin, holder.stdout, holder.stderr])
+      (stream as unknown as { unref?: () => void } | null)?.unref?.();
     return new Journald(id, slice, holder, holderExited, options, dir, journaldPid, startupMs);
   }
 
@@ -355,9 +388,22 @@ export class Journald {
   run(command: string, args: string[] = [], options: RunOptions = {}): NamespacedProcess {
     if (this.stopped) throw new Error('journald has been stopped');
     const inner: string[] = options.cgroupUnit
-      ? ['sh', '-c', 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"', 'cgroup-wrapper', this.cgroupFor(options.cgroupUnit), command, ...args]
+      ? [
+          'sh',
+          '-c',
+          'echo $$ > "$1/cgroup.procs" && shift && exec "$@"',
+          'cgroup-wrapper',
+          this.cgroupFor(options.cgroupUnit),
+          command,
+          ...args,
+        ]
       : [command, ...args];
-    const child = new NamespacedProcess('nsenter', ['-t', String(this.nsPid), '-m', '--', ...inner], { ...process.env, ...options.env }, options.input);
+    const child = new NamespacedProcess(
+      'nsenter',
+      ['-t', String(this.nsPid), '-m', '--', ...inner],
+      { ...process.env, ...options.env },
+      options.input,
+    );
     this.processes.add(child);
     void child.exited.then(() => this.processes.delete(child));
     return child;
@@ -381,11 +427,17 @@ export class Journald {
   async query(matches: string[] = [], extraArgs: string[] = []): Promise<JournalEntry[]> {
     await this.sync();
     const stdout = await new Promise<string>((resolve, reject) => {
-      const child = spawn('journalctl', ['-D', this.storeDir, '-o', 'json', '--no-pager', ...extraArgs, ...matches], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('journalctl', ['-D', this.storeDir, '-o', 'json', '--no-pager', ...extraArgs, ...matches], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let out = '';
       let err = '';
-      child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString('utf8'); });
-      child.stderr.on('data', (chunk: Buffer) => { err += chunk.toString('utf8'); });
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString('utf8');
+      });
+      child.stderr.on('data', (chunk: Buffer) => {
+        err += chunk.toString('utf8');
+      });
       child.on('error', reject);
       child.on('close', (code) => {
         // journalctl exits 1 with "-- No entries --" on stdout in some versions when nothing matches.
@@ -393,17 +445,27 @@ export class Journald {
         else reject(new Error(`journalctl ${matches.join(' ')} exited with ${code}: ${err}`));
       });
     });
-    return stdout.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as JournalEntry);
+    return stdout
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as JournalEntry);
   }
 
   /** Polls query() until at least `count` entries match. */
-  async waitForEntries(matches: string[], count = 1, timeoutMs = 10000, extraArgs: string[] = []): Promise<JournalEntry[]> {
+  async waitForEntries(
+    matches: string[],
+    count = 1,
+    timeoutMs = 10000,
+    extraArgs: string[] = [],
+  ): Promise<JournalEntry[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const entries = await this.query(matches, extraArgs);
       if (entries.length >= count) return entries;
       if (Date.now() > deadline) {
-        throw new Error(`timed out waiting for ${count} journal entries matching ${matches.join(' ')} (found ${entries.length})`);
+        throw new Error(
+          `timed out waiting for ${count} journal entries matching ${matches.join(' ')} (found ${entries.length})`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -442,7 +504,11 @@ export class Journald {
       }
     }
     const deadline = Date.now() + 2000;
-    while (Date.now() < deadline && [this.journaldPid, this.nsPid].some((pid) => fs.existsSync(`/proc/${pid}`) && !isZombie(pid))) sleepSync(20);
+    while (
+      Date.now() < deadline &&
+      [this.journaldPid, this.nsPid].some((pid) => fs.existsSync(`/proc/${pid}`) && !isZombie(pid))
+    )
+      sleepSync(20);
     this.cleanup();
   }
 
@@ -456,7 +522,8 @@ export class Journald {
   }
 
   private cgroupFor(unit: string): string {
-    if (!/^[A-Za-z0-9:_.\\@-]+\.(service|scope)$/.test(unit)) throw new Error(`not a service or scope unit name: ${unit}`);
+    if (!/^[A-Za-z0-9:_.\\@-]+\.(service|scope)$/.test(unit))
+      throw new Error(`not a service or scope unit name: ${unit}`);
     if (!this.cgroupSlice) throw new Error(`cannot run in ${unit}: no cgroup hierarchy under /sys/fs/cgroup`);
     const dir = path.join(this.cgroupSlice, unit);
     fs.mkdirSync(dir, { recursive: true });
@@ -476,4 +543,3 @@ function isZombie(pid: number): boolean {
 export function startJournald(options: JournaldOptions = {}): Promise<Journald> {
   return Journald.start(options);
 }
-

@@ -29,7 +29,9 @@ export { waitFor };
 /** Kernel suites need root (network namespaces, CAP_NET_ADMIN): skip them, saying so, without it. */
 export function skipUnlessRoot(context: Mocha.Context): void {
   if (process.getuid?.() === 0) return;
-  process.stdout.write(`      skipped "${context.test?.parent?.title ?? ''}": needs root (network namespaces, CAP_NET_ADMIN); run npm test as root\n`);
+  process.stdout.write(
+    `      skipped "${context.test?.parent?.title ?? ''}": needs root (network namespaces, CAP_NET_ADMIN); run npm test as root\n`,
+  );
   context.skip();
 }
 
@@ -102,7 +104,12 @@ export class Netns {
    * `launch.prefix` runs it under another command (e.g. unshare and a mount), `launch.socketPath`
    * puts the API socket elsewhere than in the state directory.
    */
-  startDaemon(args: string[], env: NodeJS.ProcessEnv = {}, stateDir = path.join(this.tmp, `state-${this.daemons.length}`), launch: DaemonLaunch = {}): DaemonProcess {
+  startDaemon(
+    args: string[],
+    env: NodeJS.ProcessEnv = {},
+    stateDir = path.join(this.tmp, `state-${this.daemons.length}`),
+    launch: DaemonLaunch = {},
+  ): DaemonProcess {
     const daemon = new DaemonProcess(this.name, args, stateDir, env, launch);
     this.daemons.push(daemon);
     return daemon;
@@ -111,7 +118,22 @@ export class Netns {
   /** offloadd run to completion inside the namespace (e.g. --once, bad policy). */
   runOffloadd(args: string[]): { status: number; stdout: string; stderr: string } {
     try {
-      const stdout = execFileSync('ip', ['netns', 'exec', this.name, process.execPath, OFFLOADD, '--state-dir', path.join(this.tmp, 'state-once'), '--log-target', 'console', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      const stdout = execFileSync(
+        'ip',
+        [
+          'netns',
+          'exec',
+          this.name,
+          process.execPath,
+          OFFLOADD,
+          '--state-dir',
+          path.join(this.tmp, 'state-once'),
+          '--log-target',
+          'console',
+          ...args,
+        ],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+      );
       return { status: 0, stdout, stderr: '' };
     } catch (error) {
       const failed = error as { status: number; stdout: string; stderr: string };
@@ -150,13 +172,39 @@ export class DaemonProcess {
 
   readonly socketPath: string;
 
-  constructor(netns: string, args: string[], readonly stateDir: string, env: NodeJS.ProcessEnv, launch: DaemonLaunch = {}) {
+  constructor(
+    netns: string,
+    args: string[],
+    readonly stateDir: string,
+    env: NodeJS.ProcessEnv,
+    launch: DaemonLaunch = {},
+  ) {
     this.socketPath = launch.socketPath ?? path.join(stateDir, 'api.sock');
     const [command, ...prefixArgs] = [...(launch.prefix ?? []), 'ip'];
-    this.child = spawn(command as string, [...prefixArgs, 'netns', 'exec', netns, process.execPath, OFFLOADD, '--state-dir', stateDir, '--socket', this.socketPath, '--log-target', 'console', '--log-level', 'debug', ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, JOURNAL_STREAM: '', ...env },
-    });
+    this.child = spawn(
+      command,
+      [
+        ...prefixArgs,
+        'netns',
+        'exec',
+        netns,
+        process.execPath,
+        OFFLOADD,
+        '--state-dir',
+        stateDir,
+        '--socket',
+        this.socketPath,
+        '--log-target',
+        'console',
+        '--log-level',
+        'debug',
+        ...args,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, JOURNAL_STREAM: '', ...env },
+      },
+    );
     let partial = '';
     const onData = (chunk: Buffer): void => {
       const text = partial + chunk.toString('utf8');
@@ -166,10 +214,12 @@ export class DaemonProcess {
     };
     this.child.stdout?.on('data', onData);
     this.child.stderr?.on('data', onData);
-    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => {
-      this.exitCode = code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : null); // as a shell reports it
-      resolve(this.exitCode);
-    }));
+    this.exited = new Promise((resolve) =>
+      this.child.on('exit', (code, signal) => {
+        this.exitCode = code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : null); // as a shell reports it
+        resolve(this.exitCode);
+      }),
+    );
   }
 
   /** The daemon's pid (ip netns exec execs into node, so it is the child's pid). */
@@ -178,19 +228,26 @@ export class DaemonProcess {
   }
 
   async waitForLine(pattern: RegExp, timeoutMs = 15000): Promise<string> {
-    return waitFor(() => {
-      if (this.exitCode !== null) throw new Error(`daemon exited with ${this.exitCode}:\n${this.lines.slice(-30).join('\n')}`);
-      return this.lines.find((line) => pattern.test(line));
-    }, `a log line matching ${pattern}\n--- log so far:\n${this.lines.slice(-20).join('\n')}`, timeoutMs);
+    return waitFor(
+      () => {
+        if (this.exitCode !== null)
+          throw new Error(`daemon exited with ${this.exitCode}:\n${this.lines.slice(-30).join('\n')}`);
+        return this.lines.find((line) => pattern.test(line));
+      },
+      `a log line matching ${pattern}\n--- log so far:\n${this.lines.slice(-20).join('\n')}`,
+      timeoutMs,
+    );
   }
 
   /** Ready = the API socket accepts connections (it listens only after the initial reconcile). */
   async ready(timeoutMs = 15000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (this.exitCode !== null) throw new Error(`daemon exited with ${this.exitCode}:\n${this.lines.slice(-30).join('\n')}`);
+      if (this.exitCode !== null)
+        throw new Error(`daemon exited with ${this.exitCode}:\n${this.lines.slice(-30).join('\n')}`);
       if (await canConnect(this.socketPath)) return;
-      if (Date.now() > deadline) throw new Error(`daemon not ready after ${timeoutMs} ms:\n${this.lines.slice(-20).join('\n')}`);
+      if (Date.now() > deadline)
+        throw new Error(`daemon not ready after ${timeoutMs} ms:\n${this.lines.slice(-20).join('\n')}`);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
@@ -232,7 +289,14 @@ export class DaemonProcess {
 export function fakePciDevice(
   root: string,
   ifname: string,
-  device: { vendor: string; device: string; driver: string; bus: string; subsystemVendor?: string; subsystemDevice?: string },
+  device: {
+    vendor: string;
+    device: string;
+    driver: string;
+    bus: string;
+    subsystemVendor?: string;
+    subsystemDevice?: string;
+  },
 ): void {
   const deviceDir = path.join(root, 'devices', 'pci0000:00', device.bus);
   const driverDir = path.join(root, 'bus', 'pci', 'drivers', device.driver);
@@ -244,5 +308,8 @@ export function fakePciDevice(
   fs.writeFileSync(path.join(deviceDir, 'subsystem_vendor'), `0x${device.subsystemVendor ?? device.vendor}\n`);
   fs.writeFileSync(path.join(deviceDir, 'subsystem_device'), `0x${device.subsystemDevice ?? '0000'}\n`);
   fs.symlinkSync(path.relative(deviceDir, driverDir), path.join(deviceDir, 'driver'));
-  fs.symlinkSync(path.relative(path.join(root, 'class', 'net', ifname), deviceDir), path.join(root, 'class', 'net', ifname, 'device'));
+  fs.symlinkSync(
+    path.relative(path.join(root, 'class', 'net', ifname), deviceDir),
+    path.join(root, 'class', 'net', ifname, 'device'),
+  );
 }

@@ -204,7 +204,10 @@ export class Container {
     if (this.cgroupDirs.length === 0) throw new Error('no cgroup hierarchy found under /sys/fs/cgroup');
     for (const dir of this.cgroupDirs) fs.mkdirSync(dir);
     const repoDir = this.options.repoDir === null ? null : path.resolve(this.options.repoDir ?? REPO_ROOT);
-    const catalog = this.options.catalog === undefined && repoDir ? path.join(repoDir, 'systemd', 'offloadd.catalog') : this.options.catalog;
+    const catalog =
+      this.options.catalog === undefined && repoDir
+        ? path.join(repoDir, 'systemd', 'offloadd.catalog')
+        : this.options.catalog;
     const binds: Array<[string, string]> = [
       ...(repoDir ? [[repoDir, this.options.repoMount ?? '/opt/offloadd'] as [string, string]] : []),
       ...(this.options.bindReadOnly ?? []),
@@ -234,20 +237,37 @@ export class Container {
       unitBinds.push(`--bind=${unitDir}:/run/systemd/system`);
     }
     const nspawnArgs = [
-      '--register=no', '--keep-unit', // no host systemd to register with: use our cgroup as is
-      '--console=pipe', '--link-journal=no',
+      '--register=no',
+      '--keep-unit', // no host systemd to register with: use our cgroup as is
+      '--console=pipe',
+      '--link-journal=no',
       ...(this.options.privateNetwork === false ? [] : ['--private-network']),
-      '-D', this.rootMountPoint, '--volatile=overlay',
-      '-M', this.name,
+      '-D',
+      this.rootMountPoint,
+      '--volatile=overlay',
+      '-M',
+      this.name,
       ...binds.map(([from, to]) => `--bind-ro=${from}:${to}`),
       ...unitBinds,
       ...(this.options.nspawnArgs ?? []),
       '--boot',
       ...this.masks().map((unit) => `systemd.mask=${unit}`),
     ];
-    this.supervisor = spawn('bash', ['-c', SUPERVISOR_SCRIPT, 'supervisor', this.dir, this.cgroupDirs.join(' '), path.resolve(this.options.rootDir ?? '/'), ...nspawnArgs], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    this.supervisor = spawn(
+      'bash',
+      [
+        '-c',
+        SUPERVISOR_SCRIPT,
+        'supervisor',
+        this.dir,
+        this.cgroupDirs.join(' '),
+        path.resolve(this.options.rootDir ?? '/'),
+        ...nspawnArgs,
+      ],
+      {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
     const supervisor = this.supervisor;
     this.supervisorExited = new Promise((resolve) => supervisor.on('close', () => resolve()));
     let output = '';
@@ -261,7 +281,8 @@ export class Container {
       supervisor.on('close', (code) => reject(new Error(`supervisor exited with ${code}: ${this.log()}`)));
     });
     supervisor.unref();
-    for (const stream of [supervisor.stdin, supervisor.stdout, supervisor.stderr]) (stream as unknown as { unref?: () => void } | null)?.unref?.();
+    for (const stream of [supervisor.stdin, supervisor.stdout, supervisor.stderr])
+      (stream as unknown as { unref?: () => void } | null)?.unref?.();
 
     const deadline = Date.now() + (this.options.bootTimeoutMs ?? 30000);
     for (;;) {
@@ -297,8 +318,12 @@ export class Container {
       });
       let stdout = '';
       let stderr = '';
-      child.stdout?.on('data', (chunk: Buffer) => { stdout += chunk.toString('utf8'); });
-      child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString('utf8'); });
+      child.stdout?.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString('utf8');
+      });
+      child.stderr?.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString('utf8');
+      });
       if (options.input !== undefined) child.stdin?.end(options.input);
       const timeoutMs = options.timeoutMs ?? 30000;
       const timer = setTimeout(() => {
@@ -333,14 +358,19 @@ export class Container {
     const deadline = Date.now() + timeoutMs;
     let state = '';
     for (;;) {
-      const result = await this.exec(['systemctl', 'is-system-running'], { timeoutMs: 5000 }).catch((error: Error) => ({ code: -1, stdout: '', stderr: error.message }));
+      const result = await this.exec(['systemctl', 'is-system-running'], { timeoutMs: 5000 }).catch((error: Error) => ({
+        code: -1,
+        stdout: '',
+        stderr: error.message,
+      }));
       state = result.stdout.trim() || result.stderr.trim();
       if (state === 'running' || (state === 'degraded' && this.options.allowDegraded)) break;
       if (state === 'degraded') {
         const failed = await this.systemctl('--failed', '--no-legend', '--plain');
         throw new Error(`the container booted degraded; failed units (mask them with options.mask):\n${failed.stdout}`);
       }
-      if (Date.now() > deadline) throw new Error(`the container did not finish booting within ${timeoutMs} ms (state: ${state})\n${this.log()}`);
+      if (Date.now() > deadline)
+        throw new Error(`the container did not finish booting within ${timeoutMs} ms (state: ${state})\n${this.log()}`);
       await delay(25);
     }
     this.bootMs = Number(process.hrtime.bigint() - this.startedAt) / 1e6;
@@ -349,7 +379,8 @@ export class Container {
 
   /** A path inside the container, reached from the host through /proc/<pid>/root. */
   hostPath(pathInside: string): string {
-    if (!path.isAbsolute(pathInside) || pathInside.split('/').includes('..')) throw new Error(`not an absolute, plain path: ${pathInside}`);
+    if (!path.isAbsolute(pathInside) || pathInside.split('/').includes('..'))
+      throw new Error(`not an absolute, plain path: ${pathInside}`);
     return `/proc/${this.leaderPid}/root${pathInside}`;
   }
 
@@ -380,8 +411,14 @@ export class Container {
 
   /** Journal entries inside the container for `unit` (or all with null), plus FIELD=value matches. */
   async journal(unit: string | null, matches: string[] = []): Promise<JournalEntry[]> {
-    const result = await this.exec(['journalctl', '--no-pager', '-o', 'json', ...(unit ? ['-u', unit] : []), ...matches], { check: true });
-    return result.stdout.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as JournalEntry);
+    const result = await this.exec(
+      ['journalctl', '--no-pager', '-o', 'json', ...(unit ? ['-u', unit] : []), ...matches],
+      { check: true },
+    );
+    return result.stdout
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as JournalEntry);
   }
 
   /** Halts the container (SIGTERM to nspawn; SIGKILL to its init after `timeoutMs`) and cleans up. */
@@ -402,7 +439,13 @@ export class Container {
     this.stopped = true;
     this.killHard();
     const deadline = Date.now() + 3000;
-    while (Date.now() < deadline && this.nspawnPid && fs.existsSync(`/proc/${this.nspawnPid}`) && !isZombie(this.nspawnPid)) sleepSync(20);
+    while (
+      Date.now() < deadline &&
+      this.nspawnPid &&
+      fs.existsSync(`/proc/${this.nspawnPid}`) &&
+      !isZombie(this.nspawnPid)
+    )
+      sleepSync(20);
     this.cleanup();
   }
 
@@ -433,7 +476,8 @@ export class Container {
       fs.rmdirSync(this.rootMountPoint);
       fs.rmSync(this.dir, { recursive: true, force: true });
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') problems.push(`left ${this.dir} in place: ${(error as Error).message}`);
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+        problems.push(`left ${this.dir} in place: ${(error as Error).message}`);
     }
     live.delete(this);
     if (problems.length > 0) throw new Error(`container cleanup: ${problems.join('; ')}`);

@@ -12,7 +12,11 @@ export function waitFor<T>(condition: () => T | null | undefined | false, what: 
 }
 
 /** waitFor for a condition that has to ask something asynchronous (a command, a socket). */
-export async function waitForAsync<T>(condition: () => Promise<T | null | undefined | false>, what: string, timeoutMs = 15000): Promise<T> {
+export async function waitForAsync<T>(
+  condition: () => Promise<T | null | undefined | false>,
+  what: string,
+  timeoutMs = 15000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     let value: T | null | undefined | false;
@@ -24,7 +28,10 @@ export async function waitForAsync<T>(condition: () => Promise<T | null | undefi
       lastError = error;
     }
     if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out waiting for ${what}${lastError ? `: ${lastError instanceof Error ? lastError.message : JSON.stringify(lastError)}` : ''}`,
+      );
     await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
   }
 }

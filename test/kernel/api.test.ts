@@ -53,11 +53,17 @@ const RAW_CALL = `const s = require('net').connect(process.argv[1]);
 s.on('connect', () => s.write(JSON.stringify({ jsonrpc: '2.0', id: 1, method: process.argv[2] }) + '\\n'));
 s.on('data', (d) => { process.stdout.write(d); s.destroy(); });`;
 
-interface CtlResult { status: number; stdout: string; stderr: string }
+interface CtlResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
 
 function ctl(socket: string, args: string[], asUser?: string[]): CtlResult {
   const command = asUser ? 'setpriv' : process.execPath;
-  const fullArgs = asUser ? [...asUser, process.execPath, OFFLOADCTL, ...args, '--socket', socket] : [OFFLOADCTL, ...args, '--socket', socket];
+  const fullArgs = asUser
+    ? [...asUser, process.execPath, OFFLOADCTL, ...args, '--socket', socket]
+    : [OFFLOADCTL, ...args, '--socket', socket];
   const result = spawnSync(command, fullArgs, { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
   return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }
@@ -72,14 +78,35 @@ const BRIEF_RUN_TIMEOUT_MS = 20_000;
 
 /** Runs offloadd in `ns` expecting it to refuse to start; never hangs the suite if it does start. */
 function offloaddRefuses(ns: Netns, args: string[]): CtlResult {
-  const result = spawnSync('ip', ['netns', 'exec', ns.name, process.execPath, OFFLOADD, '--state-dir', path.join(ns.tmp, 'state-refused'), '--log-target', 'console', ...args], {
-    encoding: 'utf8', timeout: BRIEF_RUN_TIMEOUT_MS, killSignal: 'SIGKILL',
-  });
+  const result = spawnSync(
+    'ip',
+    [
+      'netns',
+      'exec',
+      ns.name,
+      process.execPath,
+      OFFLOADD,
+      '--state-dir',
+      path.join(ns.tmp, 'state-refused'),
+      '--log-target',
+      'console',
+      ...args,
+    ],
+    {
+      encoding: 'utf8',
+      timeout: BRIEF_RUN_TIMEOUT_MS,
+      killSignal: 'SIGKILL',
+    },
+  );
   return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }
 
 /** Raw socket: send bytes, collect response lines until `count` or close. */
-function rawExchange(socket: string, payload: string | Buffer, count = 1): Promise<{ lines: string[]; closed: boolean }> {
+function rawExchange(
+  socket: string,
+  payload: string | Buffer,
+  count = 1,
+): Promise<{ lines: string[]; closed: boolean }> {
   return new Promise((resolve) => {
     const client = net.connect(socket);
     const lines: string[] = [];
@@ -133,26 +160,54 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
   });
 
   it('answers status, list, show, drift, explain, enforce, check with --json', () => {
-    const status = json<{ apiVersion: number; interfaces: { managed: number }; policy: { rules: number } }>(ctl(socket, ['status', '--json']));
+    const status = json<{ apiVersion: number; interfaces: { managed: number }; policy: { rules: number } }>(
+      ctl(socket, ['status', '--json']),
+    );
     assert.equal(status.apiVersion, 1);
     assert.equal(status.policy.rules, 2);
     assert.equal(status.interfaces.managed, 2);
 
-    const list = json<{ interfaces: Array<{ interface: string; compliant: boolean; rule: string }> }>(ctl(socket, ['list', '--json']));
-    assert.deepEqual(list.interfaces.map((entry) => [entry.interface, entry.rule, entry.compliant]), [['rep0', 'watched', true], ['up0', 'uplinks', true]]);
+    const list = json<{ interfaces: Array<{ interface: string; compliant: boolean; rule: string }> }>(
+      ctl(socket, ['list', '--json']),
+    );
+    assert.deepEqual(
+      list.interfaces.map((entry) => [entry.interface, entry.rule, entry.compliant]),
+      [
+        ['rep0', 'watched', true],
+        ['up0', 'uplinks', true],
+      ],
+    );
     assert.match(ctl(socket, ['list']).stdout, /^INTERFACE\s+DRIVER\s+PCI\s+RULE/);
 
-    const show = json<{ interface: { interface: string; features: Array<{ feature: string; active: string }> } }>(ctl(socket, ['show', 'up0', '--json']));
+    const show = json<{ interface: { interface: string; features: Array<{ feature: string; active: string }> } }>(
+      ctl(socket, ['show', 'up0', '--json']),
+    );
     assert.equal(show.interface.interface, 'up0');
-    assert.deepEqual(show.interface.features.map((feature) => [feature.feature, feature.active]), [['rx-gro', 'off'], ['tx-generic-segmentation', 'off']]);
+    assert.deepEqual(
+      show.interface.features.map((feature) => [feature.feature, feature.active]),
+      [
+        ['rx-gro', 'off'],
+        ['tx-generic-segmentation', 'off'],
+      ],
+    );
 
-    const drift = json<{ records: Array<{ event: string; interface: string; feature: string }> }>(ctl(socket, ['drift', '--interface', 'up0', '--json']));
+    const drift = json<{ records: Array<{ event: string; interface: string; feature: string }> }>(
+      ctl(socket, ['drift', '--interface', 'up0', '--json']),
+    );
     assert.ok(drift.records.some((record) => record.event === 'initial' && record.feature === 'rx-gro'));
 
-    const explain = json<{ interface: string; rule: string | null; rules: Array<{ rule: string; matched: boolean }>; plan: unknown[] }>(ctl(socket, ['explain', 'other0', '--json']));
+    const explain = json<{
+      interface: string;
+      rule: string | null;
+      rules: Array<{ rule: string; matched: boolean }>;
+      plan: unknown[];
+    }>(ctl(socket, ['explain', 'other0', '--json']));
     assert.equal(explain.interface, 'other0');
     assert.equal(explain.rule, null);
-    assert.deepEqual(explain.rules.map((rule) => rule.matched), [false, false]);
+    assert.deepEqual(
+      explain.rules.map((rule) => rule.matched),
+      [false, false],
+    );
     assert.match(ctl(socket, ['explain', 'other0']).stdout, /No rule matches/);
     const explainUp = ctl(socket, ['explain', 'up0']);
     assert.match(explainUp.stdout, /MATCHES \(applied\)/);
@@ -176,7 +231,8 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
   it('lets an unprivileged user read but not reload or enforce', async () => {
     const nobody = ['--reuid=nobody', '--regid=nogroup', '--clear-groups'];
     // The server's decision, from a client that needs nothing of this checkout.
-    const asNobody = (method: string): string => spawnSync('setpriv', [...nobody, process.execPath, '-e', RAW_CALL, socket, method], { encoding: 'utf8' }).stdout;
+    const asNobody = (method: string): string =>
+      spawnSync('setpriv', [...nobody, process.execPath, '-e', RAW_CALL, socket, method], { encoding: 'utf8' }).stdout;
     assert.match(asNobody('status'), /"result":\{"apiVersion":1/);
     assert.match(asNobody('policy.reload'), /"code":1003,"message":"policy\.reload needs root/);
     assert.match(asNobody('enforce'), /"code":1003/);
@@ -197,7 +253,10 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
 
   it('keeps the running policy when a reload finds errors, on request and on SIGHUP', async () => {
     const before = json<{ policy: { sha256: string } }>(ctl(socket, ['status', '--json'])).policy.sha256;
-    fs.writeFileSync(path.join(ns.tmp, 'policy.yaml'), 'rules:\n  - name: broken\n    match: { name: "x*" }\n    features: { grow: off }\n');
+    fs.writeFileSync(
+      path.join(ns.tmp, 'policy.yaml'),
+      'rules:\n  - name: broken\n    match: { name: "x*" }\n    features: { grow: off }\n',
+    );
     const reload = ctl(socket, ['reload']);
     assert.equal(reload.status, 2);
     assert.match(reload.stderr, /policy\.yaml:4:\d+: .*grow/);
@@ -212,9 +271,15 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
   it('refuses rules that can match every interface on reload and in check-policy, with file:line:column', () => {
     const policyFile = path.join(ns.tmp, 'policy.yaml');
     const blanket = [
-      ['name: "*"', /policy\.yaml:9:12: rule "watched" can match every interface: name "\*" matches every interface name/],
+      [
+        'name: "*"',
+        /policy\.yaml:9:12: rule "watched" can match every interface: name "\*" matches every interface name/,
+      ],
       ['driver: "*"', /policy\.yaml:9:12: rule "watched" can match every interface: driver "\*" matches every driver/],
-      ['mac: "??:*"', /policy\.yaml:9:12: rule "watched" can match every interface: mac "\?\?:\*" matches every MAC address/],
+      [
+        'mac: "??:*"',
+        /policy\.yaml:9:12: rule "watched" can match every interface: mac "\?\?:\*" matches every MAC address/,
+      ],
       ['name: ["rep*", "*"]', /policy\.yaml:9:12: .*name "rep\*", "\*" matches every interface name/],
     ] as const;
     for (const [match, message] of blanket) {
@@ -226,9 +291,17 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
       assert.equal(check.status, 2, match);
       assert.match(check.stdout, message);
     }
-    assert.deepEqual(json<{ interfaces: Array<{ interface: string }> }>(ctl(socket, ['list', '--json'])).interfaces.map((entry) => entry.interface), ['rep0', 'up0']);
+    assert.deepEqual(
+      json<{ interfaces: Array<{ interface: string }> }>(ctl(socket, ['list', '--json'])).interfaces.map(
+        (entry) => entry.interface,
+      ),
+      ['rep0', 'up0'],
+    );
     // The opt-in loads, and says so loudly.
-    fs.writeFileSync(policyFile, POLICY.replace('match: { name: "rep*" }', 'broad: "test: every interface"\n    match: { name: "*" }'));
+    fs.writeFileSync(
+      policyFile,
+      POLICY.replace('match: { name: "rep*" }', 'broad: "test: every interface"\n    match: { name: "*" }'),
+    );
     const broad = ctl(socket, ['reload']);
     assert.equal(broad.status, 0, broad.stderr);
     assert.match(broad.stdout, /warning: rule "watched" is broad and matches every interface/);
@@ -239,7 +312,9 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
     fs.rmSync(policyFile);
     execFileSync('mkfifo', [policyFile]);
     daemon.signal('SIGHUP');
-    await daemon.waitForLine(/Policy rejected, keeping the running one: .*policy\.yaml: the policy is a FIFO, not a regular file/);
+    await daemon.waitForLine(
+      /Policy rejected, keeping the running one: .*policy\.yaml: the policy is a FIFO, not a regular file/,
+    );
     const reload = ctl(socket, ['reload']);
     assert.equal(reload.status, 2);
     assert.match(reload.stderr, /the policy is a FIFO, not a regular file/);
@@ -248,7 +323,14 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
 
   it('survives garbage, oversized lines, many clients and a stalled watcher', async function () {
     this.timeout(120000);
-    const garbage = await rawExchange(socket, Buffer.concat([Buffer.from([0, 255, 1, 2]), Buffer.from('not json\n{"jsonrpc":"2.0","id":7,"method":"status"}\n')]), 2);
+    const garbage = await rawExchange(
+      socket,
+      Buffer.concat([
+        Buffer.from([0, 255, 1, 2]),
+        Buffer.from('not json\n{"jsonrpc":"2.0","id":7,"method":"status"}\n'),
+      ]),
+      2,
+    );
     assert.match(garbage.lines[0] ?? '', /"code":-32700/);
     assert.match(garbage.lines[1] ?? '', /"id":7,"result"/, 'the connection lives on after a parse error');
 
@@ -258,8 +340,13 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
     const huge = await rawExchange(socket, Buffer.alloc(10 * 1024 * 1024, 'a'));
     assert.match(huge.lines[0] ?? '', /"code":1004/);
 
-    const answers = await Promise.all(Array.from({ length: 200 }, () => rawExchange(socket, '{"jsonrpc":"2.0","id":1,"method":"status"}\n')));
-    assert.ok(answers.every((answer) => /"result"|"code":1005/.test(answer.lines[0] ?? '')), 'every client answered or politely refused');
+    const answers = await Promise.all(
+      Array.from({ length: 200 }, () => rawExchange(socket, '{"jsonrpc":"2.0","id":1,"method":"status"}\n')),
+    );
+    assert.ok(
+      answers.every((answer) => /"result"|"code":1005/.test(answer.lines[0] ?? '')),
+      'every client answered or politely refused',
+    );
     assert.ok(answers.filter((answer) => /"result"/.test(answer.lines[0] ?? '')).length >= 64);
 
     // A watcher that never reads while thousands of events happen is dropped, not buffered.
@@ -268,7 +355,9 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
     while (!stalled) {
       const candidate = net.connect(socket);
       candidate.write('{"jsonrpc":"2.0","id":1,"method":"watch"}\n');
-      const first = await new Promise<string>((resolve) => candidate.once('data', (chunk) => resolve(chunk.toString())));
+      const first = await new Promise<string>((resolve) =>
+        candidate.once('data', (chunk) => resolve(chunk.toString())),
+      );
       if (/"watching":true/.test(first)) {
         candidate.pause(); // from now on, never reads
         stalled = candidate;
@@ -288,24 +377,49 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
   it('keeps connection slots for root when readers hold every connection they can', async function () {
     this.timeout(120000);
     // Eight users with no other rights than the socket's group each try for ten watch streams.
-    const readers = READER_UIDS.map((uid) => spawn('setpriv', [`--reuid=${uid}`, '--regid=nogroup', '--clear-groups', process.execPath, '-e', HOLD_WATCHES, socket, '10'], { stdio: ['pipe', 'pipe', 'pipe'] }));
+    const readers = READER_UIDS.map((uid) =>
+      spawn(
+        'setpriv',
+        [`--reuid=${uid}`, '--regid=nogroup', '--clear-groups', process.execPath, '-e', HOLD_WATCHES, socket, '10'],
+        { stdio: ['pipe', 'pipe', 'pipe'] },
+      ),
+    );
     try {
-      const summaries = await Promise.all(readers.map((reader) => new Promise<{ accepted: number; refused: string[] }>((resolve, reject) => {
-        let out = '';
-        let err = '';
-        reader.stdout?.on('data', (chunk: Buffer) => {
-          out += chunk.toString();
-          if (out.includes('\n')) resolve(JSON.parse(out) as { accepted: number; refused: string[] });
-        });
-        reader.stderr?.on('data', (chunk: Buffer) => (err += chunk.toString()));
-        reader.on('exit', (code) => reject(new Error(`reader exited ${code}: ${err}`)));
-      })));
+      const summaries = await Promise.all(
+        readers.map(
+          (reader) =>
+            new Promise<{ accepted: number; refused: string[] }>((resolve, reject) => {
+              let out = '';
+              let err = '';
+              reader.stdout?.on('data', (chunk: Buffer) => {
+                out += chunk.toString();
+                if (out.includes('\n')) resolve(JSON.parse(out) as { accepted: number; refused: string[] });
+              });
+              reader.stderr?.on('data', (chunk: Buffer) => (err += chunk.toString()));
+              reader.on('exit', (code) => reject(new Error(`reader exited ${code}: ${err}`)));
+            }),
+        ),
+      );
       const accepted = summaries.map((summary) => summary.accepted);
-      assert.ok(accepted.every((count) => count <= 8), `at most 8 connections per uid: ${accepted.join(', ')}`);
-      assert.ok(accepted.reduce((a, b) => a + b, 0) <= 56, `readers keep off the 8 reserved slots: ${accepted.join(', ')}`);
+      assert.ok(
+        accepted.every((count) => count <= 8),
+        `at most 8 connections per uid: ${accepted.join(', ')}`,
+      );
+      assert.ok(
+        accepted.reduce((a, b) => a + b, 0) <= 56,
+        `readers keep off the 8 reserved slots: ${accepted.join(', ')}`,
+      );
       const refusals = summaries.flatMap((summary) => summary.refused);
-      assert.ok(refusals.some((line) => /"code":1005,"message":"too many connections from uid 620\d\d \(at most 8 at once\)"/.test(line)), refusals[0]);
-      assert.ok(refusals.some((line) => /kept for root and the admin group/.test(line)), refusals[0]);
+      assert.ok(
+        refusals.some((line) =>
+          /"code":1005,"message":"too many connections from uid 620\d\d \(at most 8 at once\)"/.test(line),
+        ),
+        refusals[0],
+      );
+      assert.ok(
+        refusals.some((line) => /kept for root and the admin group/.test(line)),
+        refusals[0],
+      );
       // Root still gets in, for reading and for changing things.
       assert.equal(ctl(socket, ['status']).status, 0);
       assert.equal(ctl(socket, ['reload']).status, 0);
@@ -338,7 +452,11 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
   it('refuses a request whose id is an object, array or boolean, without running it (JSON-RPC 2.0)', async () => {
     for (const id of ['{"a":1}', '[1]', 'true']) {
       const answer = await rawExchange(socket, `{"jsonrpc":"2.0","id":${id},"method":"policy.reload"}\n`);
-      assert.match(answer.lines[0] ?? '', /^\{"jsonrpc":"2.0","id":null,"error":\{"code":-32600,"message":"invalid request: \\"id\\" must be a string, a number or null/, id);
+      assert.match(
+        answer.lines[0] ?? '',
+        /^\{"jsonrpc":"2.0","id":null,"error":\{"code":-32600,"message":"invalid request: \\"id\\" must be a string, a number or null/,
+        id,
+      );
     }
     const status = json<{ counters: { reloads: number } }>(ctl(socket, ['status', '--json']));
     assert.equal(status.counters.reloads, 0, 'none of them was executed');
@@ -347,10 +465,19 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
   });
 
   it('requires a time zone in drift.list since, and offloadctl turns a local time into one', async () => {
-    const local = await rawExchange(socket, '{"jsonrpc":"2.0","id":1,"method":"drift.list","params":{"since":"2026-11-22T10:00:00"}}\n');
-    assert.match(local.lines[0] ?? '', /"code":-32602,"message":"param \\"since\\" has no time zone: 2026-11-22T10:00:00"/);
+    const local = await rawExchange(
+      socket,
+      '{"jsonrpc":"2.0","id":1,"method":"drift.list","params":{"since":"2026-11-22T10:00:00"}}\n',
+    );
+    assert.match(
+      local.lines[0] ?? '',
+      /"code":-32602,"message":"param \\"since\\" has no time zone: 2026-11-22T10:00:00"/,
+    );
     assert.match(local.lines[0] ?? '', /"hint":"[^"]*Z or an offset/);
-    const zoned = await rawExchange(socket, '{"jsonrpc":"2.0","id":1,"method":"drift.list","params":{"since":"2000-01-01T00:00:00+02:00"}}\n');
+    const zoned = await rawExchange(
+      socket,
+      '{"jsonrpc":"2.0","id":1,"method":"drift.list","params":{"since":"2000-01-01T00:00:00+02:00"}}\n',
+    );
     assert.match(zoned.lines[0] ?? '', /"result":\{"records":\[\{/);
     const cli = ctl(socket, ['drift', '--since', '2000-01-01T00:00:00', '--json']);
     assert.equal(cli.status, 0, cli.stderr);
@@ -367,8 +494,17 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
     const name = 'up\x1b[7mX';
     const shown = 'up\\x1b[7mX';
     ns.addVeth(name, 'peer-esc');
-    await waitFor(() => json<{ interfaces: Array<{ interface: string }> }>(ctl(socket, ['list', '--json'])).interfaces.some((entry) => entry.interface === name), 'the interface to be managed');
-    const watcher = spawn(process.execPath, [OFFLOADCTL, 'watch', '--socket', socket], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    await waitFor(
+      () =>
+        json<{ interfaces: Array<{ interface: string }> }>(ctl(socket, ['list', '--json'])).interfaces.some(
+          (entry) => entry.interface === name,
+        ),
+      'the interface to be managed',
+    );
+    const watcher = spawn(process.execPath, [OFFLOADCTL, 'watch', '--socket', socket], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1' },
+    });
     let watched = '';
     watcher.stdout?.on('data', (chunk: Buffer) => (watched += chunk.toString()));
     try {
@@ -410,12 +546,18 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
   });
 
   it('check-policy validates offline and lints risky rules', () => {
-    const risky = ns.file('risky.yaml', 'rules:\n  - name: taps\n    match: { kind: tun }\n    features: { tso: off }\n');
+    const risky = ns.file(
+      'risky.yaml',
+      'rules:\n  - name: taps\n    match: { kind: tun }\n    features: { tso: off }\n',
+    );
     const lint = ctl('/nonexistent', ['check-policy', risky, '--json']);
     assert.equal(lint.status, 0, lint.stderr);
     const report = JSON.parse(lint.stdout) as { valid: boolean; warnings: Array<{ message: string }> };
     assert.equal(report.valid, true);
-    assert.ok(report.warnings.some((warning) => /RSC|throughput/i.test(warning.message)), JSON.stringify(report.warnings));
+    assert.ok(
+      report.warnings.some((warning) => /RSC|throughput/i.test(warning.message)),
+      JSON.stringify(report.warnings),
+    );
     const bad = ctl('/nonexistent', ['check-policy', ns.file('bad.yaml', 'mode: enforce\nrulez: []\n')]);
     assert.equal(bad.status, 2);
     assert.match(bad.stdout + bad.stderr, /bad\.yaml:2:1: /);
@@ -465,7 +607,14 @@ describe('offloadd start-up checks and the API socket file (real daemon, own nam
         assert.doesNotMatch(result.stderr, /^\s+at /m, 'no stack trace');
         assert.equal(ns.features('up0')['generic-receive-offload'], true, 'nothing was changed');
       }
-      const group = offloaddRefuses(ns, ['--policy', policy, '--socket', path.join(ns.tmp, 'free.sock'), '--admin-group', 'no-such-group-offloadd']);
+      const group = offloaddRefuses(ns, [
+        '--policy',
+        policy,
+        '--socket',
+        path.join(ns.tmp, 'free.sock'),
+        '--admin-group',
+        'no-such-group-offloadd',
+      ]);
       assert.equal(group.status, 1, group.stderr);
       assert.match(group.stderr, /no group named "no-such-group-offloadd"/);
       assert.equal(ns.features('up0')['generic-receive-offload'], true, 'nothing was changed');
@@ -480,10 +629,16 @@ describe('offloadd start-up checks and the API socket file (real daemon, own nam
   });
 
   it('refuses at start-up a policy with a rule that can match every interface, changing nothing', () => {
-    const blanket = ns.file('blanket.yaml', 'rules:\n  - name: all\n    match: { driver: "*" }\n    features: { gro: off }\n');
+    const blanket = ns.file(
+      'blanket.yaml',
+      'rules:\n  - name: all\n    match: { driver: "*" }\n    features: { gro: off }\n',
+    );
     const result = offloaddRefuses(ns, ['--policy', blanket, '--socket', path.join(ns.tmp, 'free.sock')]);
     assert.equal(result.status, 2, result.stderr);
-    assert.match(result.stderr, /invalid policy: .*blanket\.yaml:3:12: rule "all" can match every interface: driver "\*" matches every driver/);
+    assert.match(
+      result.stderr,
+      /invalid policy: .*blanket\.yaml:3:12: rule "all" can match every interface: driver "\*" matches every driver/,
+    );
     assert.equal(ns.features('up0')['generic-receive-offload'], true, 'nothing was changed');
   });
 
@@ -500,7 +655,7 @@ describe('offloadd start-up checks and the API socket file (real daemon, own nam
     assert.ok(!fs.existsSync(stale), 'a daemon removes its own socket when it stops');
   });
 
-  it('leaves a newer daemon\'s socket in place when an older one exits', async () => {
+  it("leaves a newer daemon's socket in place when an older one exits", async () => {
     const older = ns.startDaemon(['--policy', policy]);
     await older.ready();
     const shared = older.socketPath;
@@ -509,8 +664,11 @@ describe('offloadd start-up checks and the API socket file (real daemon, own nam
     await newer.waitForLine(/Started: /);
     const newerIdentity = fs.lstatSync(shared).ino;
     assert.equal(await older.stop(), 0);
-    assert.ok(older.lines.some((line) => /is no longer the socket this daemon created .*; left in place/.test(line)), older.lines.slice(-5).join('\n'));
-    assert.equal(fs.lstatSync(shared).ino, newerIdentity, 'the newer daemon\'s socket is still there');
+    assert.ok(
+      older.lines.some((line) => /is no longer the socket this daemon created .*; left in place/.test(line)),
+      older.lines.slice(-5).join('\n'),
+    );
+    assert.equal(fs.lstatSync(shared).ino, newerIdentity, "the newer daemon's socket is still there");
     assert.equal(json<{ pid: number }>(ctl(shared, ['status', '--json'])).pid, newer.pid);
   });
 });

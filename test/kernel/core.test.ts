@@ -127,7 +127,14 @@ rules:
     match: { name: "ov*" }
     features: { gso: off }
 `;
-    const daemon = ns.startDaemon(['--policy', ns.file('policy.yaml', policy), '--netlink-rcvbuf', '262144', '--log-level', 'info']);
+    const daemon = ns.startDaemon([
+      '--policy',
+      ns.file('policy.yaml', policy),
+      '--netlink-rcvbuf',
+      '262144',
+      '--log-level',
+      'info',
+    ]);
     await daemon.ready();
     daemon.signal('SIGSTOP');
     const commands: string[] = [];
@@ -136,11 +143,18 @@ rules:
     daemon.signal('SIGCONT');
     await daemon.waitForLine(/Resynchronising: netlink receive buffer overflowed/, 120000);
 
-    await waitFor(() => {
-      const states = JSON.parse(ns.exec(process.execPath, PROBE, 'tx-generic-segmentation')) as Record<string, Record<string, boolean>>;
-      const names = Object.keys(states).filter((name) => name.startsWith('ov'));
-      return names.length === 6000 && names.every((name) => states[name]?.['tx-generic-segmentation'] === false);
-    }, 'all 6000 ov* interfaces with gso off', 120000);
+    await waitFor(
+      () => {
+        const states = JSON.parse(ns.exec(process.execPath, PROBE, 'tx-generic-segmentation')) as Record<
+          string,
+          Record<string, boolean>
+        >;
+        const names = Object.keys(states).filter((name) => name.startsWith('ov'));
+        return names.length === 6000 && names.every((name) => states[name]?.['tx-generic-segmentation'] === false);
+      },
+      'all 6000 ov* interfaces with gso off',
+      120000,
+    );
     assert.equal(daemon.exitCode, null, 'daemon still running');
   });
 
@@ -154,7 +168,10 @@ rules:
     }
     ns.ipBatch(commands);
     ns.addVeth('m-last');
-    await waitFor(() => ns.features('m-last')['generic-segmentation-offload'] === false, 'm-last enforced after the churn');
+    await waitFor(
+      () => ns.features('m-last')['generic-segmentation-offload'] === false,
+      'm-last enforced after the churn',
+    );
     assert.equal(daemon.exitCode, null, 'daemon still running');
     assert.deepEqual(daemon.linesMatching(/^(crit|error):/), []);
   });
@@ -175,9 +192,21 @@ rules:
     const cases: Array<[string, string, RegExp]> = [
       ['syntax', 'rules: [\n  - name: x\n', /syntax\.yaml:\d+:\d+: /],
       ['unknown-key', 'mode: enforce\nrulez: []\n', /unknown-key\.yaml:2:1: .*rulez/],
-      ['unknown-feature', 'rules:\n  - name: a\n    match: { name: "x*" }\n    features: { grow: off }\n', /unknown-feature\.yaml:4:17: .*grow.*did you mean "gro"/],
-      ['bad-pci', 'rules:\n  - name: a\n    match: { pci: "14e4-1750" }\n    features: { gro: off }\n', /bad-pci\.yaml:3:19: .*14e4-1750/],
-      ['duplicate-rule', 'rules:\n  - name: a\n    match: { name: "x*" }\n    features: { gro: off }\n  - name: a\n    match: { name: "y*" }\n    features: { gro: off }\n', /duplicate-rule\.yaml:5:\d+: .*a/],
+      [
+        'unknown-feature',
+        'rules:\n  - name: a\n    match: { name: "x*" }\n    features: { grow: off }\n',
+        /unknown-feature\.yaml:4:17: .*grow.*did you mean "gro"/,
+      ],
+      [
+        'bad-pci',
+        'rules:\n  - name: a\n    match: { pci: "14e4-1750" }\n    features: { gro: off }\n',
+        /bad-pci\.yaml:3:19: .*14e4-1750/,
+      ],
+      [
+        'duplicate-rule',
+        'rules:\n  - name: a\n    match: { name: "x*" }\n    features: { gro: off }\n  - name: a\n    match: { name: "y*" }\n    features: { gro: off }\n',
+        /duplicate-rule\.yaml:5:\d+: .*a/,
+      ],
     ];
     for (const [name, text, expected] of cases) {
       const result = ns.runOffloadd(['--once', '--policy', ns.file(`${name}.yaml`, text)]);

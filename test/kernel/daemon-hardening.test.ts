@@ -22,11 +22,17 @@ rules:
 function ledger(daemon: DaemonProcess): LedgerRecord[] {
   const file = path.join(daemon.stateDir, 'ledger.jsonl');
   if (!fs.existsSync(file)) return [];
-  return fs.readFileSync(file, 'utf8').split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as LedgerRecord);
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as LedgerRecord);
 }
 
 function status(daemon: DaemonProcess): { counters: Record<string, number> } {
-  const result = spawnSync(process.execPath, [OFFLOADCTL, 'status', '--json', '--socket', daemon.socketPath], { encoding: 'utf8' });
+  const result = spawnSync(process.execPath, [OFFLOADCTL, 'status', '--json', '--socket', daemon.socketPath], {
+    encoding: 'utf8',
+  });
   assert.equal(result.status, 0, result.stderr);
   return JSON.parse(result.stdout) as { counters: Record<string, number> };
 }
@@ -48,7 +54,11 @@ describe('daemon hardening (real kernel, own namespace)', function () {
     for (const value of ['2147483648', '4294967296', '0', '4095', '', '1e6', '0x10000', '-1', '1073741825']) {
       const result = ns.runOffloadd(['--once', '--policy', policy, `--netlink-rcvbuf=${value}`]);
       assert.equal(result.status, 2, `${JSON.stringify(value)}: ${result.stderr}`);
-      assert.match(result.stderr, /--netlink-rcvbuf: .* is not a whole number of bytes from 4096 to 1073741824/, JSON.stringify(value));
+      assert.match(
+        result.stderr,
+        /--netlink-rcvbuf: .* is not a whole number of bytes from 4096 to 1073741824/,
+        JSON.stringify(value),
+      );
     }
     assert.equal(ns.runOffloadd(['--once', '--policy', policy, '--netlink-rcvbuf', '4096']).status, 0);
   });
@@ -56,20 +66,36 @@ describe('daemon hardening (real kernel, own namespace)', function () {
   it('coalesces a storm of receive-buffer overflows into few resync records, each with its notice count', async function () {
     this.timeout(180000);
     // veths start with gso on: every new one needs a change, so each gets an `initial` record.
-    const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', UPLINKS.replace('gro: off', 'gso: off')), '--netlink-rcvbuf', '4096', '--log-level', 'info']);
+    const daemon = ns.startDaemon([
+      '--policy',
+      ns.file('p.yaml', UPLINKS.replace('gro: off', 'gso: off')),
+      '--netlink-rcvbuf',
+      '4096',
+      '--log-level',
+      'info',
+    ]);
     await daemon.ready();
     const commands: string[] = [];
     for (let i = 0; i < 1500; i++) commands.push(`link add up${i} type veth peer name dn${i}`);
     ns.ipBatch(commands);
-    await waitFor(() => {
-      const records = ledger(daemon).filter((record) => record.event === 'initial' && record.interface?.startsWith('up'));
-      return new Set(records.map((record) => record.interface)).size === 1500;
-    }, 'all 1500 up* interfaces enforced and recorded', 150000);
+    await waitFor(
+      () => {
+        const records = ledger(daemon).filter(
+          (record) => record.event === 'initial' && record.interface?.startsWith('up'),
+        );
+        return new Set(records.map((record) => record.interface)).size === 1500;
+      },
+      'all 1500 up* interfaces enforced and recorded',
+      150000,
+    );
     const resyncs = ledger(daemon).filter((record) => record.event === 'resync');
     const notices = resyncs.reduce((sum, record) => sum + (record.notices ?? 0), 0);
     process.stdout.write(`      ${resyncs.length} resync records for ${notices} lost-event notices\n`);
     assert.ok(resyncs.length >= 1, 'the overflow was noticed');
-    assert.ok(resyncs.every((record) => typeof record.notices === 'number' && record.notices >= 1), 'every resync record says how many notices it covers');
+    assert.ok(
+      resyncs.every((record) => typeof record.notices === 'number' && record.notices >= 1),
+      'every resync record says how many notices it covers',
+    );
     assert.ok(notices > resyncs.length, `notices were coalesced: ${resyncs.length} records for ${notices} notices`);
     assert.equal(daemon.exitCode, null);
   });
@@ -78,9 +104,14 @@ describe('daemon hardening (real kernel, own namespace)', function () {
     ns.addVeth('up0');
     ns.setFeatures('up0', 'gro', 'on');
     // Root without CAP_NET_ADMIN: every ETHTOOL_SFEATURES is refused with EPERM.
-    const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', UPLINKS)], {}, undefined, { prefix: ['setpriv', '--bounding-set', '-net_admin'] });
+    const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', UPLINKS)], {}, undefined, {
+      prefix: ['setpriv', '--bounding-set', '-net_admin'],
+    });
     await daemon.ready();
-    const failed = await waitFor(() => ledger(daemon).find((record) => record.interface === 'up0' && record.action === 'failed'), 'a failed record');
+    const failed = await waitFor(
+      () => ledger(daemon).find((record) => record.interface === 'up0' && record.action === 'failed'),
+      'a failed record',
+    );
     assert.match(failed.reason ?? '', /EPERM|not permitted/i);
     assert.ok(status(daemon).counters['failures']! >= 1, 'counters.failures counts it');
     assert.equal(ns.features('up0')['generic-receive-offload'], true, 'nothing changed');
@@ -93,7 +124,10 @@ describe('daemon hardening (real kernel, own namespace)', function () {
     const policy = ns.file('p.yaml', UPLINKS);
     const first = ns.startDaemon(['--policy', policy]);
     await first.ready();
-    await waitFor(() => ledger(first).some((record) => record.interface === 'up-fixed' && record.event === 'initial'), 'first enforcement recorded');
+    await waitFor(
+      () => ledger(first).some((record) => record.interface === 'up-fixed' && record.event === 'initial'),
+      'first enforcement recorded',
+    );
     assert.equal(await first.stop(), 0);
     const before = ledger(first).length;
 
@@ -113,12 +147,17 @@ describe('daemon hardening (real kernel, own namespace)', function () {
     assert.equal(eventOf('up-fixed'), 'drift');
     assert.equal(eventOf('up-good'), 'drift');
     assert.equal(eventOf('up-new'), 'initial', 'never seen before: a first enforcement');
-    assert.match(after.find((record) => record.interface === 'up-good')?.reason ?? '', /while offloadd was not running/);
+    assert.match(
+      after.find((record) => record.interface === 'up-good')?.reason ?? '',
+      /while offloadd was not running/,
+    );
   });
 
-  it('says so when systemd\'s notify socket does not answer, instead of failing silently', async () => {
+  it("says so when systemd's notify socket does not answer, instead of failing silently", async () => {
     ns.addVeth('up0');
-    const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', UPLINKS)], { NOTIFY_SOCKET: path.join(ns.tmp, 'no-such-notify-socket') });
+    const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', UPLINKS)], {
+      NOTIFY_SOCKET: path.join(ns.tmp, 'no-such-notify-socket'),
+    });
     await daemon.waitForLine(/Cannot notify systemd through .*no-such-notify-socket/);
     await daemon.ready();
     assert.equal(daemon.linesMatching(/Cannot notify systemd/).length, 1, 'logged once, not once per message');

@@ -70,13 +70,23 @@ describe('offloadctl doctor (real traffic between two namespaces)', function () 
 
   /** A node script in a namespace; resolves once it printed `signal`. */
   async function start(ns: Netns, script: string, args: string[], signal?: string): Promise<ChildProcess> {
-    const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '-e', script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '-e', script, ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     traffic.push(child);
     let output = '';
     let exited = false;
-    child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
-    child.on('exit', () => { exited = true; });
-    if (signal) await waitFor(() => { if (exited) throw new Error(`traffic script exited: ${output}`); return output.includes(signal); }, `"${signal}" from a traffic script`);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.on('exit', () => {
+      exited = true;
+    });
+    if (signal)
+      await waitFor(() => {
+        if (exited) throw new Error(`traffic script exited: ${output}`);
+        return output.includes(signal);
+      }, `"${signal}" from a traffic script`);
     return child;
   }
 
@@ -86,10 +96,21 @@ describe('offloadctl doctor (real traffic between two namespaces)', function () 
 
   function doctor(args: string[], user: string[] = []): Run {
     const began = process.hrtime.bigint();
-    const result = spawnSync('ip', ['netns', 'exec', nicNs.name, ...user, process.execPath, OFFLOADCTL, 'doctor', '--sysfs-root', sysfs, ...args], {
-      encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 60000,
-    });
-    return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr, ms: Number(process.hrtime.bigint() - began) / 1e6 };
+    const result = spawnSync(
+      'ip',
+      ['netns', 'exec', nicNs.name, ...user, process.execPath, OFFLOADCTL, 'doctor', '--sysfs-root', sysfs, ...args],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, NO_COLOR: '1' },
+        timeout: 60000,
+      },
+    );
+    return {
+      status: result.status ?? -1,
+      stdout: result.stdout,
+      stderr: result.stderr,
+      ms: Number(process.hrtime.bigint() - began) / 1e6,
+    };
   }
 
   /** Without a daemon: a socket path where none listens, so a host's own offloadd never answers. */
@@ -114,7 +135,13 @@ describe('offloadctl doctor (real traffic between two namespaces)', function () 
     nicNs.ip('link', 'set', 'bcm0', 'up');
     peerNs.ip('link', 'set', 'peer0', 'up');
     sysfs = path.join(nicNs.tmp, 'sys');
-    fakePciDevice(sysfs, 'bcm0', { vendor: '14e4', device: '1750', driver: 'bnxt_en', bus: '0000:3b:00.0', subsystemDevice: '5208' });
+    fakePciDevice(sysfs, 'bcm0', {
+      vendor: '14e4',
+      device: '1750',
+      driver: 'bnxt_en',
+      bus: '0000:3b:00.0',
+      subsystemDevice: '5208',
+    });
     policy = nicNs.file('policy.yaml', POLICY);
   });
 
@@ -128,7 +155,9 @@ describe('offloadctl doctor (real traffic between two namespaces)', function () 
     await start(nicNs, UDP_RECEIVER, [NIC_ADDRESS, String(UDP_PORT)], 'ready');
     const receiver = traffic[traffic.length - 1] as ChildProcess;
     let got = false;
-    receiver.stdout?.on('data', (chunk: Buffer) => { if (chunk.toString().includes('got')) got = true; });
+    receiver.stdout?.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('got')) got = true;
+    });
     await start(peerNs, UDP_SENDER, [NIC_ADDRESS, String(UDP_PORT)]);
     await waitFor(() => got, 'the first datagram at the receiver');
   }
@@ -143,8 +172,15 @@ describe('offloadctl doctor (real traffic between two namespaces)', function () 
     assert.equal(nic.identity.mtu, 1500);
     assert.equal(nic.traffic.verdict, 'small-packets');
     assert.ok(nic.traffic.rx.packets >= 100, `${nic.traffic.rx.packets} packets`);
-    assert.deepEqual(nic.offloads.filter((offload) => offload.as === 'gro' || offload.as === 'gso').map((offload) => [offload.feature, offload.active, offload.wanted]),
-      [['rx-gro', true, false], ['tx-generic-segmentation', true, false]]);
+    assert.deepEqual(
+      nic.offloads
+        .filter((offload) => offload.as === 'gro' || offload.as === 'gso')
+        .map((offload) => [offload.feature, offload.active, offload.wanted]),
+      [
+        ['rx-gro', true, false],
+        ['tx-generic-segmentation', true, false],
+      ],
+    );
     const symptom = doc.findings[0] as Finding;
     assert.equal(symptom.id, 'gro-gso-symptom');
     assert.equal(symptom.severity, 'critical');
@@ -154,7 +190,10 @@ describe('offloadctl doctor (real traffic between two namespaces)', function () 
     assert.ok(average >= 100 && average <= 120, `average ${average} B`);
     assert.equal(symptom.evidence['mtu'], 1500);
     assert.deepEqual(symptom.evidence['on'], ['rx-gro', 'tx-generic-segmentation']);
-    assert.match(symptom.summary, /^average received packet 1\d\d B at .* on a 1500-MTU NIC with rx-gro and tx-generic-segmentation on: this is the BCM57508 GRO\/GSO symptom$/);
+    assert.match(
+      symptom.summary,
+      /^average received packet 1\d\d B at .* on a 1500-MTU NIC with rx-gro and tx-generic-segmentation on: this is the BCM57508 GRO\/GSO symptom$/,
+    );
     return symptom;
   }
 
@@ -167,7 +206,10 @@ describe('offloadctl doctor (real traffic between two namespaces)', function () 
     assert.match(doc.source.daemonUnavailable ?? '', /cannot reach offloadd .*no such socket/);
     assert.equal(doc.source.policy, policy);
     const symptom = assertSymptom(doc);
-    assert.match(symptom.fix, /offloadd is not running: `systemctl enable --now offloadd`.*`ethtool -K bcm0 gro off gso off`/);
+    assert.match(
+      symptom.fix,
+      /offloadd is not running: `systemctl enable --now offloadd`.*`ethtool -K bcm0 gro off gso off`/,
+    );
     assert.deepEqual(findingIds(doc), ['gro-gso-symptom', 'offloads-not-as-wanted']);
 
     const text = localDoctor('bcm0', '--window', '1');
@@ -198,7 +240,9 @@ describe('offloadctl doctor (real traffic between two namespaces)', function () 
     await start(nicNs, TCP_RECEIVER, [NIC_ADDRESS, String(TCP_PORT)], 'ready');
     const receiver = traffic[traffic.length - 1] as ChildProcess;
     let got = false;
-    receiver.stdout?.on('data', (chunk: Buffer) => { if (chunk.toString().includes('got')) got = true; });
+    receiver.stdout?.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('got')) got = true;
+    });
     await start(peerNs, TCP_SENDER, [NIC_ADDRESS, String(TCP_PORT)]);
     await waitFor(() => got, 'the first MiB at the receiver');
     const run = localDoctor('bcm0', '--window', '1', '--json');
@@ -240,13 +284,25 @@ describe('offloadctl doctor (real traffic between two namespaces)', function () 
     const doc = report(localDoctor('--window', '0.2', '--json'), 1);
     assert.deepEqual(doc.interfaces.map((entry) => entry.name).sort(), ['bcm0', 'br0', 'tap0', 'tap1']);
     const nic = doc.interfaces.find((entry) => entry.name === 'bcm0');
-    assert.deepEqual(nic?.identity.uppers.map((upper) => [upper.name, upper.kind, upper.mtu, upper.gro]), [['br0', 'bridge', 1400, false]]);
-    const summaries = (name: string): string[] => doc.findings.filter((finding) => finding.interface === name).map((finding) => `${finding.id}: ${finding.summary}`);
-    assert.deepEqual(summaries('bcm0').filter((line) => !line.startsWith('offloads-not-as-wanted')), [
-      'mtu-differs: MTU differs between bcm0 (1500) and its bridge br0 (1400)',
-      'gro-off-on-upper-only: GRO off on bridge br0 only, still on on bcm0: it has no effect there',
-    ]);
-    assert.deepEqual(summaries('tap1').map((line) => line.split(' (')[0]), ['tso-off-on-guest-device: TSO off on a tap']);
+    assert.deepEqual(
+      nic?.identity.uppers.map((upper) => [upper.name, upper.kind, upper.mtu, upper.gro]),
+      [['br0', 'bridge', 1400, false]],
+    );
+    const summaries = (name: string): string[] =>
+      doc.findings
+        .filter((finding) => finding.interface === name)
+        .map((finding) => `${finding.id}: ${finding.summary}`);
+    assert.deepEqual(
+      summaries('bcm0').filter((line) => !line.startsWith('offloads-not-as-wanted')),
+      [
+        'mtu-differs: MTU differs between bcm0 (1500) and its bridge br0 (1400)',
+        'gro-off-on-upper-only: GRO off on bridge br0 only, still on on bcm0: it has no effect there',
+      ],
+    );
+    assert.deepEqual(
+      summaries('tap1').map((line) => line.split(' (')[0]),
+      ['tso-off-on-guest-device: TSO off on a tap'],
+    );
     assert.deepEqual(summaries('tap0'), []);
     assert.deepEqual(summaries('br0'), []);
   });
@@ -270,7 +326,13 @@ describe('offloadctl doctor (real traffic between two namespaces)', function () 
     if (spawnSync(nobody[0] as string, [...nobody.slice(1), 'test', '-r', OFFLOADCTL]).status !== 0) this.skip(); // checkout not readable by nobody
     nicNs.setFeatures('bcm0', 'gro', 'on');
     fs.chmodSync(nicNs.tmp, 0o755); // the fake sysfs tree and the policy, for nobody to read
-    const doc = report(doctor(['bcm0', '--window', '0.2', '--json', '--policy', policy, '--socket', path.join(nicNs.tmp, 'none.sock')], nobody), 1);
+    const doc = report(
+      doctor(
+        ['bcm0', '--window', '0.2', '--json', '--policy', policy, '--socket', path.join(nicNs.tmp, 'none.sock')],
+        nobody,
+      ),
+      1,
+    );
     assert.equal(doc.interfaces[0]?.identity.pci, '14e4:1750');
     assert.equal(doc.interfaces[0]?.offloads.find((offload) => offload.feature === 'rx-gro')?.active, true);
   });

@@ -27,7 +27,8 @@ function policy(body: string): string {
   return `flapping: { max_corrections: 50, window: 60, max_backoff: 8 }\n${body}`;
 }
 
-const GRO_OFF = (extra = ''): string => policy(`${extra}
+const GRO_OFF = (extra = ''): string =>
+  policy(`${extra}
 rules:
   - name: vm-uplinks
     match: { name: "up*" }
@@ -58,7 +59,10 @@ describe('drift (real kernel, own namespace)', function () {
     const rounds = 6;
     for (let round = 1; round <= rounds; round++) {
       ns.setFeatures('up0', 'gro', 'on');
-      await waitFor(() => ledger(daemon).filter((record) => record.event === 'drift').length === round, `drift record ${round}`);
+      await waitFor(
+        () => ledger(daemon).filter((record) => record.event === 'drift').length === round,
+        `drift record ${round}`,
+      );
       await waitFor(() => ns.features('up0')['generic-receive-offload'] === false, 'gro off again');
     }
     const drifts = ledger(daemon).filter((record) => record.event === 'drift');
@@ -77,9 +81,10 @@ describe('drift (real kernel, own namespace)', function () {
 
   for (const where of ['global', 'per rule'] as const) {
     it(`report mode (${where}) records drift and leaves the feature alone`, async () => {
-      const text = where === 'global'
-        ? GRO_OFF('mode: report')
-        : policy(`
+      const text =
+        where === 'global'
+          ? GRO_OFF('mode: report')
+          : policy(`
 rules:
   - name: cautious
     mode: report
@@ -90,12 +95,15 @@ rules:
       const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', text)]);
       await daemon.ready();
       ns.setFeatures('up0', 'gro', 'on');
-      await waitFor(() => ledger(daemon).some((record) => record.event === 'drift' && record.action === 'reported'), 'reported drift');
+      await waitFor(
+        () => ledger(daemon).some((record) => record.event === 'drift' && record.action === 'reported'),
+        'reported drift',
+      );
       assert.equal(ns.features('up0')['generic-receive-offload'], true, 'left on in report mode');
     });
   }
 
-  it('records a deleted and re-created interface as a new interface\'s first enforcement', async () => {
+  it("records a deleted and re-created interface as a new interface's first enforcement", async () => {
     const text = policy(`
 rules:
   - name: vm-uplinks
@@ -108,7 +116,12 @@ rules:
     const initialBefore = ledger(daemon).filter((record) => record.event === 'initial').length;
     ns.ip('link', 'del', 'up0');
     ns.addVeth('up0'); // re-registered: a new ifindex, GSO on again
-    await waitFor(() => ledger(daemon).filter((record) => record.event === 'initial' && record.action === 'enforced').length === initialBefore + 1, 'initial enforcement record for the new ifindex');
+    await waitFor(
+      () =>
+        ledger(daemon).filter((record) => record.event === 'initial' && record.action === 'enforced').length ===
+        initialBefore + 1,
+      'initial enforcement record for the new ifindex',
+    );
     assert.equal(ledger(daemon).filter((record) => record.event === 'drift').length, 0, 'not counted as drift');
     assert.equal(ns.features('up0')['generic-segmentation-offload'], false);
   });
@@ -136,33 +149,62 @@ rules:
   it('backs off from a flapping adversary and still serves other interfaces', async function () {
     this.timeout(60000);
     ns.addVeth('up-flap');
-    const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', GRO_OFF().replace('max_corrections: 50', 'max_corrections: 5')), '--log-level', 'info']);
+    const daemon = ns.startDaemon([
+      '--policy',
+      ns.file('p.yaml', GRO_OFF().replace('max_corrections: 50', 'max_corrections: 5')),
+      '--log-level',
+      'info',
+    ]);
     await daemon.ready();
     const cpuBefore = cpuSeconds(daemon.pid);
     const wallBefore = Date.now();
     // The adversary: re-enables GRO as fast as a shell can, for 10 s.
-    const adversary = spawn('ip', ['netns', 'exec', ns.name, 'bash', '-c',
-      'end=$((SECONDS+10)); n=0; while [ $SECONDS -lt $end ]; do ethtool -K up-flap gro on 2>/dev/null; n=$((n+1)); done; echo $n'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const adversary = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        ns.name,
+        'bash',
+        '-c',
+        'end=$((SECONDS+10)); n=0; while [ $SECONDS -lt $end ]; do ethtool -K up-flap gro on 2>/dev/null; n=$((n+1)); done; echo $n',
+      ],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
     let flips = '';
     adversary.stdout.on('data', (chunk: Buffer) => (flips += chunk.toString()));
     const adversaryDone = new Promise((resolve) => adversary.on('exit', resolve));
 
     // Once the guard backs off, the other interface must still be served at once.
-    await waitFor(() => ledger(daemon).some((record) => record.interface === 'up-flap' && record.event === 'flapping'), 'the flapping back-off', 10000);
+    await waitFor(
+      () => ledger(daemon).some((record) => record.interface === 'up-flap' && record.event === 'flapping'),
+      'the flapping back-off',
+      10000,
+    );
     ns.addVeth('up-second');
     ns.setFeatures('up-second', 'gro', 'on');
-    await waitFor(() => ns.features('up-second')['generic-receive-offload'] === false, 'the other interface enforced meanwhile', 3000);
+    await waitFor(
+      () => ns.features('up-second')['generic-receive-offload'] === false,
+      'the other interface enforced meanwhile',
+      3000,
+    );
 
     await adversaryDone;
     const cpuShare = (cpuSeconds(daemon.pid) - cpuBefore) / ((Date.now() - wallBefore) / 1000);
     const records = ledger(daemon).filter((record) => record.interface === 'up-flap');
     const flapping = records.filter((record) => record.event === 'flapping');
-    process.stdout.write(`      adversary flips: ${flips.trim()}, daemon CPU share: ${(cpuShare * 100).toFixed(1)} %, records: ${records.length}, flapping records: ${flapping.length}\n`);
+    process.stdout.write(
+      `      adversary flips: ${flips.trim()}, daemon CPU share: ${(cpuShare * 100).toFixed(1)} %, records: ${records.length}, flapping records: ${flapping.length}\n`,
+    );
     assert.ok(flapping.length >= 1, 'a flapping record');
     assert.ok(records.length < 100, `bounded records: ${records.length}`);
     assert.equal(daemon.exitCode, null);
     // Once the adversary stops, the back-off ends and the feature is corrected.
-    await waitFor(() => ns.features('up-flap')['generic-receive-offload'] === false, 'up-flap corrected after the back-off', 20000);
+    await waitFor(
+      () => ns.features('up-flap')['generic-receive-offload'] === false,
+      'up-flap corrected after the back-off',
+      20000,
+    );
   });
 
   it('keeps every flushed record across kill -9, skips a torn last line, and continues the sequence', async function () {
@@ -181,17 +223,27 @@ rules:
     const reported = first.linesMatching(/drifted/).length;
     const file = path.join(first.stateDir, 'ledger.jsonl');
     const before = ledger(first);
-    assert.ok(before.filter((record) => record.event === 'drift').length >= reported, 'every reported record is on disk');
+    assert.ok(
+      before.filter((record) => record.event === 'drift').length >= reported,
+      'every reported record is on disk',
+    );
     fs.appendFileSync(file, '{"seq": 99999, "kind": "dri'); // what a crash mid-write leaves
 
-    const second = ns.startDaemon(['--policy', ns.file('p.yaml', GRO_OFF()), '--log-level', 'info'], {}, first.stateDir);
+    const second = ns.startDaemon(
+      ['--policy', ns.file('p.yaml', GRO_OFF()), '--log-level', 'info'],
+      {},
+      first.stateDir,
+    );
     await second.ready();
     assert.ok(second.linesMatching(/torn last line/).length === 1, second.lines.join('\n'));
     ns.setFeatures('up0', 'gro', 'on');
     await waitFor(() => ledger(second).length > before.length, 'a new record after restart');
     const after = ledger(second);
     const lastBefore = before[before.length - 1]?.seq ?? 0;
-    assert.ok(after.slice(before.length).every((record) => record.seq > lastBefore), 'sequence continues');
+    assert.ok(
+      after.slice(before.length).every((record) => record.seq > lastBefore),
+      'sequence continues',
+    );
     assert.deepEqual(after.slice(0, before.length), before, 'history kept');
   });
 
@@ -203,7 +255,13 @@ rules:
     await daemon.ready();
     for (let round = 0; round < 3; round++) {
       ns.exec('bash', '-c', Array.from({ length: 40 }, (_, i) => `ethtool -K up${i} gro on`).join('; '));
-      await waitFor(() => Array.from({ length: 40 }, (_, i) => i).every((i) => ns.features(`up${i}`)['generic-receive-offload'] === false), 'all corrected');
+      await waitFor(
+        () =>
+          Array.from({ length: 40 }, (_, i) => i).every(
+            (i) => ns.features(`up${i}`)['generic-receive-offload'] === false,
+          ),
+        'all corrected',
+      );
     }
     const files = fs.readdirSync(daemon.stateDir).filter((name) => name.startsWith('ledger.jsonl'));
     assert.deepEqual(files.sort(), ['ledger.jsonl', 'ledger.jsonl.1', 'ledger.jsonl.2']);

@@ -9,7 +9,14 @@ import { Netns, skipUnlessRoot } from '../helpers/netns';
 
 const WRITER = path.resolve(__dirname, '..', 'helpers', 'features-write.js');
 
-interface WriteResult { ok: boolean; via?: string; active?: boolean; code?: string; vanished?: boolean; message?: string }
+interface WriteResult {
+  ok: boolean;
+  via?: string;
+  active?: boolean;
+  code?: string;
+  vanished?: boolean;
+  message?: string;
+}
 
 describe('feature access over ethtool netlink and the ioctls (real kernel, own namespace)', function () {
   before(function () {
@@ -23,7 +30,8 @@ describe('feature access over ethtool netlink and the ioctls (real kernel, own n
     await ns.destroy();
   });
 
-  const ifindexOf = (name: string): number => (JSON.parse(ns.ip('-j', 'link', 'show', 'dev', name)) as Array<{ ifindex: number }>)[0]?.ifindex ?? 0;
+  const ifindexOf = (name: string): number =>
+    (JSON.parse(ns.ip('-j', 'link', 'show', 'dev', name)) as Array<{ ifindex: number }>)[0]?.ifindex ?? 0;
   const write = (via: string, name: string, ifindex: number, feature: string, value: 'on' | 'off'): WriteResult =>
     JSON.parse(ns.exec(process.execPath, WRITER, via, name, String(ifindex), feature, value)) as WriteResult;
 
@@ -48,7 +56,7 @@ describe('feature access over ethtool netlink and the ioctls (real kernel, own n
     });
   }
 
-  it('ethtool-netlink: after a rename, the request by ifindex still reaches the interface meant, never the name\'s new owner', () => {
+  it("ethtool-netlink: after a rename, the request by ifindex still reaches the interface meant, never the name's new owner", () => {
     ns.addVeth('fa0');
     const meant = ifindexOf('fa0');
     ns.ip('link', 'set', 'dev', 'fa0', 'name', 'fa-moved');
@@ -59,7 +67,7 @@ describe('feature access over ethtool netlink and the ioctls (real kernel, own n
     assert.equal(ns.features('fa0')['generic-segmentation-offload'], true, 'not the new owner of the name');
   });
 
-  it('ioctl: after a rename, the name check refuses the request (ENODEV) instead of touching the name\'s new owner', () => {
+  it("ioctl: after a rename, the name check refuses the request (ENODEV) instead of touching the name's new owner", () => {
     ns.addVeth('fa0');
     const meant = ifindexOf('fa0');
     ns.ip('link', 'set', 'dev', 'fa0', 'name', 'fa-moved');

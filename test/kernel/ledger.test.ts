@@ -31,7 +31,10 @@ rules:
 
 /** Every non-empty line parsed strictly: a torn or glued line fails the test. */
 function parseLedger(text: string): LedgerRecord[] {
-  return text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as LedgerRecord);
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as LedgerRecord);
 }
 
 function ledgerOf(daemon: DaemonProcess): LedgerRecord[] {
@@ -41,7 +44,11 @@ function ledgerOf(daemon: DaemonProcess): LedgerRecord[] {
 
 function assertIncreasing(records: LedgerRecord[]): void {
   records.forEach((record, index) => {
-    if (index > 0) assert.ok(record.seq > (records[index - 1] as LedgerRecord).seq, `seq ${record.seq} after ${(records[index - 1] as LedgerRecord).seq}`);
+    if (index > 0)
+      assert.ok(
+        record.seq > (records[index - 1] as LedgerRecord).seq,
+        `seq ${record.seq} after ${(records[index - 1] as LedgerRecord).seq}`,
+      );
   });
 }
 
@@ -50,7 +57,7 @@ async function status(daemon: DaemonProcess): Promise<StatusResult> {
 }
 
 async function exited(daemon: DaemonProcess): Promise<number> {
-  return (await waitFor(() => daemon.exitCode !== null && { code: daemon.exitCode }, 'the daemon to exit', 30000)).code as number;
+  return (await waitFor(() => daemon.exitCode !== null && { code: daemon.exitCode }, 'the daemon to exit', 30000)).code;
 }
 
 describe('ledger and state directory (real daemon, own namespace)', function () {
@@ -109,7 +116,12 @@ describe('ledger and state directory (real daemon, own namespace)', function () 
       const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', GSO_OFF)], {}, stateDir);
       assert.equal(await exited(daemon), 1);
       const message = daemon.lines.join('\n');
-      assert.match(message, unsafe === 'owned by another user' ? /owned by uid 65534, not by the daemon's user/ : /writable by its group or by everyone/);
+      assert.match(
+        message,
+        unsafe === 'owned by another user'
+          ? /owned by uid 65534, not by the daemon's user/
+          : /writable by its group or by everyone/,
+      );
       assert.match(message, /hint: .*(chown|chmod)/);
       assert.equal(ns.features('up0')[GSO], true, 'left alone');
       assert.equal(fs.existsSync(path.join(stateDir, 'ledger.jsonl')), false);
@@ -122,11 +134,21 @@ describe('ledger and state directory (real daemon, own namespace)', function () 
     const first = ns.startDaemon(['--policy', ns.file('p.yaml', GSO_OFF)]);
     await first.ready();
     const before = fs.readFileSync(path.join(first.stateDir, 'ledger.jsonl'), 'utf8');
-    const second = ns.startDaemon(['--policy', ns.file('other.yaml', GSO_OFF.replace('up*', 'other*'))], {}, first.stateDir, {
-      socketPath: path.join(ns.tmp, 'second.sock'),
-    });
+    const second = ns.startDaemon(
+      ['--policy', ns.file('other.yaml', GSO_OFF.replace('up*', 'other*'))],
+      {},
+      first.stateDir,
+      {
+        socketPath: path.join(ns.tmp, 'second.sock'),
+      },
+    );
     assert.equal(await exited(second), 1);
-    assert.match(second.lines.join('\n'), new RegExp(`another offloadd \\(pid ${first.pid}\\) holds ${first.stateDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    assert.match(
+      second.lines.join('\n'),
+      new RegExp(
+        `another offloadd \\(pid ${first.pid}\\) holds ${first.stateDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`,
+      ),
+    );
     assert.equal(ns.features('other0')[GSO], true, 'the second daemon changed nothing');
     assert.equal(fs.readFileSync(path.join(first.stateDir, 'ledger.jsonl'), 'utf8'), before, 'nor wrote to the ledger');
     assert.equal(fs.existsSync(second.socketPath), false, 'nor made a socket');
@@ -142,10 +164,21 @@ describe('ledger and state directory (real daemon, own namespace)', function () 
     await waitFor(() => ns.features('up0')[GSO] === false, 'the first change', 60000);
     daemon.signal('SIGTERM');
     assert.equal(await exited(daemon), 0, daemon.lines.slice(-20).join('\n'));
-    const states = ns.exec('sh', '-c', `for i in $(seq 0 ${count - 1}); do printf "up$i "; ethtool -k up$i | grep '^${GSO}:'; done`);
-    const changed = states.split('\n').filter((line) => / off$/.test(line)).map((line) => line.split(' ')[0] as string);
+    const states = ns.exec(
+      'sh',
+      '-c',
+      `for i in $(seq 0 ${count - 1}); do printf "up$i "; ethtool -k up$i | grep '^${GSO}:'; done`,
+    );
+    const changed = states
+      .split('\n')
+      .filter((line) => / off$/.test(line))
+      .map((line) => line.split(' ')[0] as string);
     assert.ok(changed.length > 0);
-    const recorded = new Set(ledgerOf(daemon).filter((record) => record.feature === 'tx-generic-segmentation' && record.action === 'enforced').map((record) => record.interface));
+    const recorded = new Set(
+      ledgerOf(daemon)
+        .filter((record) => record.feature === 'tx-generic-segmentation' && record.action === 'enforced')
+        .map((record) => record.interface),
+    );
     const missing = changed.filter((name) => !recorded.has(name));
     process.stdout.write(`      changed before the stop: ${changed.length} of ${count}; recorded: ${recorded.size}\n`);
     assert.deepEqual(missing, [], `${missing.length} changed interfaces have no record`);
@@ -158,8 +191,14 @@ describe('ledger and state directory (real daemon, own namespace)', function () 
     const last = ledgerOf(daemon).at(-1)?.seq ?? 0;
     fs.rmSync(path.join(daemon.stateDir, 'ledger.jsonl'));
     ns.setFeatures('up0', 'gro', 'on');
-    await waitFor(() => ledgerOf(daemon).some((record) => record.event === 'drift' && record.interface === 'up0'), 'the drift record in a fresh ledger.jsonl');
-    assert.ok(ledgerOf(daemon).every((record) => record.seq > last), 'numbering continues');
+    await waitFor(
+      () => ledgerOf(daemon).some((record) => record.event === 'drift' && record.interface === 'up0'),
+      'the drift record in a fresh ledger.jsonl',
+    );
+    assert.ok(
+      ledgerOf(daemon).every((record) => record.seq > last),
+      'numbering continues',
+    );
     await daemon.waitForLine(/ledger\.jsonl was deleted or replaced while the daemon ran; reopening it/);
   });
 });
@@ -181,8 +220,16 @@ describe('ledger on a full or read-only file system (tmpfs in a private mount na
     const stateDir = path.join(ns.tmp, 'state');
     fs.mkdirSync(stateDir, { recursive: true });
     return ns.startDaemon(['--policy', ns.file('p.yaml', policy)], {}, stateDir, {
-      prefix: ['unshare', '--mount', '--propagation', 'private', 'sh', '-c',
-        `set -e; mount -t tmpfs -o size=${size},mode=0750 offloadd-test "$0"; ${setup} exec "$@"`, stateDir],
+      prefix: [
+        'unshare',
+        '--mount',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        `set -e; mount -t tmpfs -o size=${size},mode=0750 offloadd-test "$0"; ${setup} exec "$@"`,
+        stateDir,
+      ],
       socketPath: path.join(ns.tmp, 'api.sock'),
     });
   }
@@ -207,7 +254,10 @@ describe('ledger on a full or read-only file system (tmpfs in a private mount na
     const drift = async (): Promise<void> => {
       ns.setFeatures('up0', 'gro', 'on');
       rounds++;
-      await waitFor(() => ns.features('up0')['generic-receive-offload'] === false, `drift ${rounds} corrected on a full disk`);
+      await waitFor(
+        () => ns.features('up0')['generic-receive-offload'] === false,
+        `drift ${rounds} corrected on a full disk`,
+      );
     };
     while ((await status(daemon)).ledger.writable) {
       assert.ok(rounds < PAGE_BYTES / 100, 'a page holds fewer records than this');
@@ -229,14 +279,19 @@ describe('ledger on a full or read-only file system (tmpfs in a private mount na
     assert.equal(after.unwritableSince, null);
     const records = parseLedger(inDaemonMounts(daemon, `cat "${daemon.stateDir}/ledger.jsonl"`));
     assertIncreasing(records);
-    assert.equal(records.filter((record) => record.event === 'drift' && record.interface === 'up0').length, rounds, 'every drift recorded, none glued or lost');
+    assert.equal(
+      records.filter((record) => record.event === 'drift' && record.interface === 'up0').length,
+      rounds,
+      'every drift recorded, none glued or lost',
+    );
     assert.equal(daemon.exitCode, null);
   });
 
   it('starts and enforces with a torn last line on a full disk', async () => {
     ns.addVeth('up0');
     // A valid record, then a torn one padded to fill the file's last page: nothing more fits.
-    const first = '{"seq":1,"time":"2026-11-20T10:00:00.000Z","kind":"drift","trigger":"features","action":"enforced"}\n';
+    const first =
+      '{"seq":1,"time":"2026-11-20T10:00:00.000Z","kind":"drift","trigger":"features","action":"enforced"}\n';
     const torn = `{"seq": 2, "kind": "dr${'x'.repeat(PAGE_BYTES - first.length - 22)}`;
     const seed = ns.file('seed.jsonl', first + torn);
     assert.equal(fs.statSync(seed).size, PAGE_BYTES);

@@ -65,7 +65,7 @@ export function rebuildWithNextVersion(built: BuiltPackages, arch = 'x64'): Buil
   } finally {
     fs.closeSync(log);
   }
-  return makeResult(src, built.remove);
+  return makeResult(src, () => built.remove());
 }
 
 function makeResult(src: string, remove: () => void): BuiltPackages {

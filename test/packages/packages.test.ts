@@ -231,11 +231,12 @@ describe('packages on a fresh Debian 12 (debootstrap, systemd-nspawn)', function
         execFileSync('tar', ['-xzf', tarball, '-C', dir, '--strip-components=1']);
         const lib = path.join(dir, 'lib', 'offloadd');
         assert.match(execFileSync('file', ['-L', path.join(lib, 'offloadd.node')], { encoding: 'utf8' }), /ARM aarch64/);
-        const out = execFileSync(qemu as string, ['-L', '/usr/aarch64-linux-gnu', path.join(lib, 'node', 'bin', 'node'), '-p',
+        const out = execFileSync(qemu, ['-L', '/usr/aarch64-linux-gnu', path.join(lib, 'node', 'bin', 'node'), '-p',
           'process.arch + " " + Object.keys(require(process.argv[1])).sort().join(",")', path.join(lib, 'offloadd.node')], { encoding: 'utf8' });
         // The x64 addon of this build, loaded here, says what the arm64 one must export.
         const x64 = path.join((built as BuiltPackages).packages, `offloadd-${(built as BuiltPackages).version}-linux-x64.tar.gz`);
         execFileSync('tar', ['-xzf', x64, '-C', dir, '--strip-components=3', '--wildcards', '*/lib/offloadd/offloadd.node']);
+        // eslint-disable-next-line @typescript-eslint/no-require-imports -- a native addon is loaded with require()
         const expected = Object.keys(require(path.join(dir, 'offloadd.node')) as object).sort();
         assert.ok(expected.includes('getFeatures'), expected.join(','));
         assert.equal(out.trim(), `arm64 ${expected.join(',')}`);

@@ -12,7 +12,7 @@ import { cgroupHierarchies, startJournald, type Journald } from '../helpers/jour
 import { bootContainer, nspawnUnavailableReason, REPO_ROOT, type Container } from '../helpers/nspawn';
 
 function skipWith(context: Mocha.Context, reason: string): never {
-  console.log(`      skipped: ${reason}`);
+  process.stdout.write(`      skipped: ${reason}\n`);
   context.skip();
 }
 

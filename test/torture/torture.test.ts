@@ -11,7 +11,9 @@ describe('torture (short seeded schedule)', function () {
     this.timeout(300000);
     const seed = Number(process.env['OFFLOADD_TORTURE_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
     const report = await runTorture({ seed, operations: 400, veths: 60, terminations: 5, diskFull: true });
-    process.stdout.write(`      seed ${seed}: ${report.flips} flips (${report.flipsRecorded} recorded, ${report.flipsCoveredByResync} by resync, ${report.flipsMoot} moot), ${report.resyncs} resyncs, max RSS ${report.maxRssMiB.toFixed(1)} MiB, ${report.changesUnderTermination} changes checked across SIGTERMs, ${report.correctionsOnFullDisk} corrections on a full disk\n`);
+    process.stdout.write(
+      `      seed ${seed}: ${report.flips} flips (${report.flipsRecorded} recorded, ${report.flipsCoveredByResync} by resync, ${report.flipsMoot} moot), ${report.resyncs} resyncs, max RSS ${report.maxRssMiB.toFixed(1)} MiB, ${report.changesUnderTermination} changes checked across SIGTERMs, ${report.correctionsOnFullDisk} corrections on a full disk\n`,
+    );
     assert.deepEqual(report.problems, [], `seed ${seed} (reproduce with OFFLOADD_TORTURE_SEED=${seed})`);
   });
 });

@@ -83,15 +83,25 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
   const ns = new Netns();
   const report: TortureReport = {
-    seed: options.seed, operations: {}, flips: 0, flipsRecorded: 0, flipsCoveredByResync: 0, flipsMoot: 0, resyncs: 0, maxRssMiB: 0,
-    changesUnderTermination: 0, correctionsOnFullDisk: 0, problems: [],
+    seed: options.seed,
+    operations: {},
+    flips: 0,
+    flipsRecorded: 0,
+    flipsCoveredByResync: 0,
+    flipsMoot: 0,
+    resyncs: 0,
+    maxRssMiB: 0,
+    changesUnderTermination: 0,
+    correctionsOnFullDisk: 0,
+    problems: [],
   };
   try {
     let policyIndex = 0;
     const policyFile = ns.file('policy.yaml', HEADER + POLICIES[0]);
     ns.ip('link', 'add', 'br0', 'type', 'bridge');
     const names = new Map<number, string>(); // ifindex → current name of the interfaces we made
-    const ifindexOf = (name: string): number => (JSON.parse(ns.ip('-j', 'link', 'show', 'dev', name)) as Array<{ ifindex: number }>)[0]?.ifindex ?? 0;
+    const ifindexOf = (name: string): number =>
+      (JSON.parse(ns.ip('-j', 'link', 'show', 'dev', name)) as Array<{ ifindex: number }>)[0]?.ifindex ?? 0;
     let counter = 0;
     const create = (): void => {
       const name = `t${counter++}`;
@@ -100,7 +110,14 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
     };
     for (let i = 0; i < options.veths; i++) create();
 
-    const daemon = ns.startDaemon(['--policy', policyFile, '--log-level', process.env['OFFLOADD_TORTURE_LOG_LEVEL'] ?? 'warning', '--netlink-rcvbuf', '65536']);
+    const daemon = ns.startDaemon([
+      '--policy',
+      policyFile,
+      '--log-level',
+      process.env['OFFLOADD_TORTURE_LOG_LEVEL'] ?? 'warning',
+      '--netlink-rcvbuf',
+      '65536',
+    ]);
     await daemon.ready();
     const flips: Flip[] = [];
     const mootFlips = (ifindex: number | null): void => {
@@ -117,7 +134,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
         if (roll < 0.05 || entries.length === 0) {
           operation = 'create';
           create();
-        } else if (roll < 0.10) {
+        } else if (roll < 0.1) {
           operation = 'delete';
           ns.ip('link', 'del', name);
           names.delete(ifindex);
@@ -166,7 +183,8 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
       }
       report.operations[operation] = (report.operations[operation] ?? 0) + 1;
       if (stoppedFor > 0 && --stoppedFor === 0) daemon.signal('SIGCONT');
-      if (step % 100 === 0 && daemon.exitCode === null) report.maxRssMiB = Math.max(report.maxRssMiB, rssMiB(daemon.pid));
+      if (step % 100 === 0 && daemon.exitCode === null)
+        report.maxRssMiB = Math.max(report.maxRssMiB, rssMiB(daemon.pid));
     }
     if (stoppedFor > 0) daemon.signal('SIGCONT');
 
@@ -174,16 +192,33 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
     const probe = path.resolve(__dirname, '..', 'helpers', 'features-probe.js');
     let bad: string[] = [];
     try {
-      await waitFor(() => {
-        const states = JSON.parse(ns.exec(process.execPath, probe, 'rx-gro', 'tx-generic-segmentation')) as Record<string, Record<string, boolean>>;
-        bad = Object.entries(states).filter(([linkName, features]) => managedFeatures(policyIndex, linkName).some((feature) => features[feature] !== false)).map(([linkName]) => linkName);
-        return bad.length === 0;
-      }, 'every managed interface compliant', 30000);
+      await waitFor(
+        () => {
+          const states = JSON.parse(ns.exec(process.execPath, probe, 'rx-gro', 'tx-generic-segmentation')) as Record<
+            string,
+            Record<string, boolean>
+          >;
+          bad = Object.entries(states)
+            .filter(([linkName, features]) =>
+              managedFeatures(policyIndex, linkName).some((feature) => features[feature] !== false),
+            )
+            .map(([linkName]) => linkName);
+          return bad.length === 0;
+        },
+        'every managed interface compliant',
+        30000,
+      );
     } catch (error) {
-      const about = daemon.lines.filter((line) => bad.some((name) => line.includes(`${name}:`) || line.includes(` ${name} `))).slice(-20);
+      const about = daemon.lines
+        .filter((line) => bad.some((name) => line.includes(`${name}:`) || line.includes(` ${name} `)))
+        .slice(-20);
       for (const name of bad.slice(0, 3)) {
         // What the daemon itself believes about it.
-        const explain = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin', 'offloadctl'), 'explain', name, '--socket', daemon.socketPath], { encoding: 'utf8' });
+        const explain = spawnSync(
+          process.execPath,
+          [path.join(REPO_ROOT, 'bin', 'offloadctl'), 'explain', name, '--socket', daemon.socketPath],
+          { encoding: 'utf8' },
+        );
         about.push(`offloadctl explain ${name}: ${explain.stdout}${explain.stderr}`);
       }
       throw new Error(`${(error as Error).message}: ${bad.join(', ')}\n${about.join('\n')}`);
@@ -192,26 +227,46 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
     if (daemon.exitCode !== null) report.problems.push(`the daemon died (exit ${daemon.exitCode})`);
 
     // Every flip accounted for.
-    const records = fs.readFileSync(path.join(daemon.stateDir, 'ledger.jsonl'), 'utf8').split('\n')
-      .filter(Boolean).map((line) => JSON.parse(line) as LedgerRecord);
+    const records = fs
+      .readFileSync(path.join(daemon.stateDir, 'ledger.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as LedgerRecord);
     const resyncTimes = records.filter((record) => record.event === 'resync').map((record) => Date.parse(record.time));
     report.resyncs = resyncTimes.length;
     for (const flip of flips) {
-      const recorded = records.some((record) => record.ifindex === flip.ifindex && record.feature === flip.feature
-        && record.action === 'enforced' && Date.parse(record.time) >= flip.time);
+      const recorded = records.some(
+        (record) =>
+          record.ifindex === flip.ifindex &&
+          record.feature === flip.feature &&
+          record.action === 'enforced' &&
+          Date.parse(record.time) >= flip.time,
+      );
       if (recorded) report.flipsRecorded++;
       else if (resyncTimes.some((time) => time >= flip.time)) report.flipsCoveredByResync++;
       else if (flip.moot) report.flipsMoot++;
-      else report.problems.push(`flip of ${flip.feature} on ifindex ${flip.ifindex} at ${new Date(flip.time).toISOString()} is not in the ledger`);
+      else
+        report.problems.push(
+          `flip of ${flip.feature} on ifindex ${flip.ifindex} at ${new Date(flip.time).toISOString()} is not in the ledger`,
+        );
     }
     if (report.maxRssMiB > 150) report.problems.push(`memory grew to ${report.maxRssMiB.toFixed(1)} MiB`);
     const crashes = daemon.linesMatching(/^(crit|alert|emerg):|Internal error/);
     if (crashes.length > 0) report.problems.push(`internal errors logged: ${crashes.slice(0, 3).join(' | ')}`);
 
-    const managedNow = (): string[] => [...names.values()].filter((linkName) => managedFeatures(policyIndex, linkName).includes('rx-gro'));
+    const managedNow = (): string[] =>
+      [...names.values()].filter((linkName) => managedFeatures(policyIndex, linkName).includes('rx-gro'));
     if ((options.terminations ?? 0) > 0) {
       await daemon.stop();
-      await terminationPhase(ns, { policyFile, stateDir: daemon.stateDir, managed: managedNow(), rounds: options.terminations ?? 0, random, report, log });
+      await terminationPhase(ns, {
+        policyFile,
+        stateDir: daemon.stateDir,
+        managed: managedNow(),
+        rounds: options.terminations ?? 0,
+        random,
+        report,
+        log,
+      });
     }
     if (options.diskFull) {
       await daemon.stop();
@@ -236,7 +291,9 @@ function activeGro(ns: Netns): Record<string, boolean> {
 /** Every record of the ledger and its rotated files, oldest first. */
 function readLedger(stateDir: string): { records: LedgerRecord[]; problems: string[] } {
   const problems: string[] = [];
-  const files = fs.readdirSync(stateDir).filter((name) => /^ledger\.jsonl(\.\d+)?$/.test(name))
+  const files = fs
+    .readdirSync(stateDir)
+    .filter((name) => /^ledger\.jsonl(\.\d+)?$/.test(name))
     .sort((a, b) => Number(b.split('.')[2] ?? 0) - Number(a.split('.')[2] ?? 0));
   const records: LedgerRecord[] = [];
   for (const file of files) {
@@ -272,9 +329,18 @@ function ledgerProblems(stateDir: string): string[] {
  * inside its start-up reconcile). Every change it made, as seen by an independent probe, must be
  * in the ledger afterwards.
  */
-async function terminationPhase(ns: Netns, phase: {
-  policyFile: string; stateDir: string; managed: string[]; rounds: number; random: () => number; report: TortureReport; log: (line: string) => void;
-}): Promise<void> {
+async function terminationPhase(
+  ns: Netns,
+  phase: {
+    policyFile: string;
+    stateDir: string;
+    managed: string[];
+    rounds: number;
+    random: () => number;
+    report: TortureReport;
+    log: (line: string) => void;
+  },
+): Promise<void> {
   const { report } = phase;
   for (let round = 0; round < phase.rounds; round++) {
     for (const name of phase.managed) if (phase.random() < 0.5) ns.setFeatures(name, 'gro', 'on');
@@ -288,13 +354,20 @@ async function terminationPhase(ns: Netns, phase: {
     // 143 = killed by SIGTERM before Node installed its handler, i.e. before any change.
     if (exit !== 0 && exit !== 143) report.problems.push(`termination round ${round}: exit ${exit}, not a clean stop`);
     const after = activeGro(ns);
-    const recorded = new Set(readLedger(phase.stateDir).records
-      .filter((record) => record.seq > seqBefore && record.feature === 'rx-gro' && record.action === 'enforced')
-      .map((record) => record.interface));
+    const recorded = new Set(
+      readLedger(phase.stateDir)
+        .records.filter(
+          (record) => record.seq > seqBefore && record.feature === 'rx-gro' && record.action === 'enforced',
+        )
+        .map((record) => record.interface),
+    );
     for (const name of phase.managed) {
       if (before[name] === true && after[name] === false) {
         report.changesUnderTermination++;
-        if (!recorded.has(name)) report.problems.push(`termination round ${round}: the daemon turned gro off on ${name} but the ledger has no record of it`);
+        if (!recorded.has(name))
+          report.problems.push(
+            `termination round ${round}: the daemon turned gro off on ${name} but the ledger has no record of it`,
+          );
       }
     }
   }
@@ -305,15 +378,34 @@ async function terminationPhase(ns: Netns, phase: {
  * The state directory on a small tmpfs in the daemon's own mount namespace: filled up, drift is
  * still corrected; with space again, records resume on a clean line.
  */
-async function diskFullPhase(ns: Netns, phase: {
-  policyFile: string; managed: string[]; report: TortureReport; log: (line: string) => void;
-}): Promise<void> {
+async function diskFullPhase(
+  ns: Netns,
+  phase: {
+    policyFile: string;
+    managed: string[];
+    report: TortureReport;
+    log: (line: string) => void;
+  },
+): Promise<void> {
   const { report } = phase;
   const stateDir = path.join(ns.tmp, 'state-full');
   fs.mkdirSync(stateDir, { mode: 0o700 });
-  const daemon = ns.startDaemon(['--policy', phase.policyFile, '--log-level', 'warning'], {}, stateDir,
-    { prefix: ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs -o size=128k,mode=0700 tmpfs "$0" && exec "$@"', stateDir] });
-  await waitFor(() => daemon.exitCode !== null || fs.existsSync(`/proc/${daemon.pid}/root${stateDir}/ledger.jsonl`), 'the ledger on the tmpfs');
+  const daemon = ns.startDaemon(['--policy', phase.policyFile, '--log-level', 'warning'], {}, stateDir, {
+    prefix: [
+      'unshare',
+      '--mount',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      'mount -t tmpfs -o size=128k,mode=0700 tmpfs "$0" && exec "$@"',
+      stateDir,
+    ],
+  });
+  await waitFor(
+    () => daemon.exitCode !== null || fs.existsSync(`/proc/${daemon.pid}/root${stateDir}/ledger.jsonl`),
+    'the ledger on the tmpfs',
+  );
   const inside = `/proc/${daemon.pid}/root${stateDir}`;
   const filler = path.join(inside, 'filler');
   const fill = (): void => {
@@ -326,10 +418,14 @@ async function diskFullPhase(ns: Netns, phase: {
   fill();
   const flipAll = async (what: string): Promise<void> => {
     for (const name of phase.managed) ns.setFeatures(name, 'gro', 'on');
-    await waitFor(() => {
-      const gro = activeGro(ns);
-      return phase.managed.every((name) => gro[name] === false);
-    }, `every managed interface corrected ${what}`, 30000);
+    await waitFor(
+      () => {
+        const gro = activeGro(ns);
+        return phase.managed.every((name) => gro[name] === false);
+      },
+      `every managed interface corrected ${what}`,
+      30000,
+    );
   };
   await flipAll('on a full disk');
   report.correctionsOnFullDisk += phase.managed.length;
@@ -338,11 +434,20 @@ async function diskFullPhase(ns: Netns, phase: {
   // After space returns, the new corrections must be on disk, each on a line of its own.
   const copy = path.join(ns.tmp, 'state-full-copy');
   fs.mkdirSync(copy, { recursive: true });
-  await waitFor(() => {
-    for (const name of fs.readdirSync(inside)) if (name.startsWith('ledger.jsonl')) fs.copyFileSync(path.join(inside, name), path.join(copy, name));
-    const names = new Set(readLedger(copy).records.filter((record) => record.action === 'enforced').map((record) => record.interface));
-    return phase.managed.every((name) => names.has(name));
-  }, 'records again once space returned', 30000);
+  await waitFor(
+    () => {
+      for (const name of fs.readdirSync(inside))
+        if (name.startsWith('ledger.jsonl')) fs.copyFileSync(path.join(inside, name), path.join(copy, name));
+      const names = new Set(
+        readLedger(copy)
+          .records.filter((record) => record.action === 'enforced')
+          .map((record) => record.interface),
+      );
+      return phase.managed.every((name) => names.has(name));
+    },
+    'records again once space returned',
+    30000,
+  );
   for (const problem of ledgerProblems(copy)) report.problems.push(`after the full disk: ${problem}`);
   if (daemon.exitCode !== null) report.problems.push(`the daemon died on a full disk (exit ${daemon.exitCode})`);
   await daemon.stop();
@@ -358,16 +463,21 @@ if (require.main === module) {
   const seed = argument('seed', Math.floor(Math.random() * 2 ** 31));
   process.stdout.write(`torture: seed ${seed} (reproduce with --seed ${seed})\n`);
   runTorture({
-    seed, operations: argument('ops', 2000), veths: argument('veths', 200), terminations: argument('terminations', 20), diskFull: true,
+    seed,
+    operations: argument('ops', 2000),
+    veths: argument('veths', 200),
+    terminations: argument('terminations', 20),
+    diskFull: true,
     log: (line) => process.stdout.write(`  ${line}\n`),
-  })
-    .then((report) => {
+  }).then(
+    (report) => {
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       process.stdout.write(report.problems.length === 0 ? 'torture: passed\n' : `torture: FAILED (seed ${seed})\n`);
       process.exitCode = report.problems.length === 0 ? 0 : 1;
-    }, (error: unknown) => {
+    },
+    (error: unknown) => {
       process.stdout.write(`torture: FAILED (seed ${seed}): ${(error as Error).stack}\n`);
       process.exitCode = 1;
-    });
+    },
+  );
 }
-

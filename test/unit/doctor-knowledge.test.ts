@@ -14,12 +14,21 @@ describe('doctor: the affected family, from the policy files', () => {
 
   it('takes the BCM57508 from the shipped rule, labelled by the comment next to its id', () => {
     assert.deepEqual(familyMembership(pci('1750'), family), {
-      member: true, pattern: '14e4:1750', label: 'BCM57508', source: 'rule bcm57508-gro-gso-off in the shipped policy',
+      member: true,
+      pattern: '14e4:1750',
+      label: 'BCM57508',
+      source: 'rule bcm57508-gro-gso-off in the shipped policy',
     });
   });
 
   it('takes the rest of the Thor family from the commented-out rule', () => {
-    for (const [device, label] of [['1751', 'BCM57504'], ['1752', 'BCM57502'], ['1760', 'Thor2 BCM57608'], ['1819', 'BCM5760X virtual function'], ['1803', null]] as const) {
+    for (const [device, label] of [
+      ['1751', 'BCM57504'],
+      ['1752', 'BCM57502'],
+      ['1760', 'Thor2 BCM57608'],
+      ['1819', 'BCM5760X virtual function'],
+      ['1803', null],
+    ] as const) {
       const membership = familyMembership(pci(device), family);
       assert.equal(membership.member, true, device);
       assert.equal(membership.label, label, device);
@@ -49,15 +58,30 @@ describe('doctor: the affected family, from the policy files', () => {
 #   features: { gro: off }
 # Prose that mentions - name: things is skipped.
 `;
-    const patterns = familyFromPolicyText(parsePolicy(own, 'own.yaml', KNOWN_KERNEL_FEATURES), own, 'own.yaml', KNOWN_KERNEL_FEATURES);
-    assert.deepEqual(patterns.map((entry) => [entry.pattern.text, entry.label, entry.source]), [
-      ['14e4:16d7', null, 'rule mine in own.yaml'],
-      ['15b3:1017', 'ConnectX-5', 'commented-out rule later in own.yaml'],
-    ]);
+    const patterns = familyFromPolicyText(
+      parsePolicy(own, 'own.yaml', KNOWN_KERNEL_FEATURES),
+      own,
+      'own.yaml',
+      KNOWN_KERNEL_FEATURES,
+    );
+    assert.deepEqual(
+      patterns.map((entry) => [entry.pattern.text, entry.label, entry.source]),
+      [
+        ['14e4:16d7', null, 'rule mine in own.yaml'],
+        ['15b3:1017', 'ConnectX-5', 'commented-out rule later in own.yaml'],
+      ],
+    );
   });
 
   it('skips commented blocks that are not valid rules, without throwing', () => {
-    assert.deepEqual(commentedRules('# - name: broken\n#   match: { pci: "zz" }\n#   features: { gro: off }\n', 'x.yaml', KNOWN_KERNEL_FEATURES), []);
+    assert.deepEqual(
+      commentedRules(
+        '# - name: broken\n#   match: { pci: "zz" }\n#   features: { gro: off }\n',
+        'x.yaml',
+        KNOWN_KERNEL_FEATURES,
+      ),
+      [],
+    );
     assert.deepEqual(commentedRules('# just words\n# - name: [unclosed\n', 'x.yaml', KNOWN_KERNEL_FEATURES), []);
   });
 });

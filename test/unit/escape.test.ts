@@ -23,7 +23,9 @@ describe('escaping control characters for terminals and logs', () => {
 
   it('escapes every string in a result, keys included, and leaves other values', () => {
     assert.deepEqual(escapeStrings({ name: 'a\x1b', list: ['\x00', 1, null, true], nested: { 'k\x07': 'v' } }), {
-      name: 'a\\x1b', list: ['\\x00', 1, null, true], nested: { 'k\\x07': 'v' },
+      name: 'a\\x1b',
+      list: ['\\x00', 1, null, true],
+      nested: { 'k\\x07': 'v' },
     });
   });
 });

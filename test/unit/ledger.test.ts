@@ -34,7 +34,11 @@ class Recorder implements LedgerObserver {
 
 /** Every line of a ledger file, parsed strictly: a glued or torn line fails the test. */
 function lines(file: string): LedgerRecord[] {
-  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as LedgerRecord);
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as LedgerRecord);
 }
 
 function appendNow(ledger: Ledger, records: NewRecord[]): LedgerRecord[] {
@@ -63,19 +67,33 @@ describe('ledger (files in a scratch directory)', function () {
 
   it('skips null, {} and other non-record JSON lines with a warning, and deep queries still work', async () => {
     const file = path.join(dir, 'ledger.jsonl');
-    const good = (seq: number): string => JSON.stringify({ seq, time: '2026-11-20T10:00:00.000Z', ...drift(`up${seq}`) });
-    fs.writeFileSync(file, [good(1), 'null', '{}', '[1,2]', '"text"', '{"seq":"7","time":"x","kind":"drift"}', good(2), ''].join('\n'));
+    const good = (seq: number): string =>
+      JSON.stringify({ seq, time: '2026-11-20T10:00:00.000Z', ...drift(`up${seq}`) });
+    fs.writeFileSync(
+      file,
+      [good(1), 'null', '{}', '[1,2]', '"text"', '{"seq":"7","time":"x","kind":"drift"}', good(2), ''].join('\n'),
+    );
     const observer = new Recorder();
     const ledger = ledgerIn(LIMITS, observer);
     const { records } = await ledger.query({ limit: 100 });
-    assert.deepEqual(records.map((record) => record.seq), [2, 1]);
-    assert.equal(observer.warnings.filter((warning) => /skipped a malformed line/.test(warning)).length, 5, observer.warnings.join('\n'));
+    assert.deepEqual(
+      records.map((record) => record.seq),
+      [2, 1],
+    );
+    assert.equal(
+      observer.warnings.filter((warning) => /skipped a malformed line/.test(warning)).length,
+      5,
+      observer.warnings.join('\n'),
+    );
     assert.equal(appendNow(ledger, [drift('up0')])[0]?.seq, 3);
   });
 
   it('continues the sequence when the last line is {} or null', () => {
     const file = path.join(dir, 'ledger.jsonl');
-    fs.writeFileSync(file, `${JSON.stringify({ seq: 41, time: '2026-11-20T10:00:00.000Z', ...drift('up0') })}\n{}\nnull\n`);
+    fs.writeFileSync(
+      file,
+      `${JSON.stringify({ seq: 41, time: '2026-11-20T10:00:00.000Z', ...drift('up0') })}\n{}\nnull\n`,
+    );
     const ledger = ledgerIn();
     assert.equal(appendNow(ledger, [drift('up0')])[0]?.seq, 42);
   });
@@ -115,7 +133,13 @@ describe('ledger (files in a scratch directory)', function () {
     // The link removed: the held record is written with its number, and that is announced.
     fs.rmSync(path.join(dir, 'ledger.jsonl'));
     appendNow(ledger, [drift('up1')]);
-    assert.deepEqual(lines(ledger.activePath).map((record) => [record.seq, record.interface]), [[1, 'up0'], [2, 'up1']]);
+    assert.deepEqual(
+      lines(ledger.activePath).map((record) => [record.seq, record.interface]),
+      [
+        [1, 'up0'],
+        [2, 'up1'],
+      ],
+    );
     assert.deepEqual(observer.events, ['unwritable', 'writable']);
     assert.equal(ledger.health.writable, true);
   });
@@ -126,16 +150,28 @@ describe('ledger (files in a scratch directory)', function () {
     appendNow(ledger, [drift('up0')]);
     fs.rmSync(ledger.activePath);
     appendNow(ledger, [drift('up1')]);
-    assert.deepEqual(lines(ledger.activePath).map((record) => record.seq), [2]);
-    assert.ok(observer.warnings.some((warning) => /deleted or replaced/.test(warning)), observer.warnings.join('\n'));
+    assert.deepEqual(
+      lines(ledger.activePath).map((record) => record.seq),
+      [2],
+    );
+    assert.ok(
+      observer.warnings.some((warning) => /deleted or replaced/.test(warning)),
+      observer.warnings.join('\n'),
+    );
   });
 
   it('terminates a torn last line before the next record instead of gluing onto it', () => {
     const file = path.join(dir, 'ledger.jsonl');
-    fs.writeFileSync(file, `${JSON.stringify({ seq: 5, time: '2026-11-20T10:00:00.000Z', ...drift('up0') })}\n{"seq": 6, "ki`);
+    fs.writeFileSync(
+      file,
+      `${JSON.stringify({ seq: 5, time: '2026-11-20T10:00:00.000Z', ...drift('up0') })}\n{"seq": 6, "ki`,
+    );
     const observer = new Recorder();
     const ledger = ledgerIn(LIMITS, observer);
-    assert.ok(observer.warnings.some((warning) => /torn last line/.test(warning)), observer.warnings.join('\n'));
+    assert.ok(
+      observer.warnings.some((warning) => /torn last line/.test(warning)),
+      observer.warnings.join('\n'),
+    );
     appendNow(ledger, [drift('up1')]);
     const text = fs.readFileSync(file, 'utf8').split('\n');
     assert.equal(text[1], '{"seq": 6, "ki');
@@ -146,7 +182,11 @@ describe('ledger (files in a scratch directory)', function () {
     this.timeout(30000);
     const total = RECENT_RECORDS + 5000;
     const time = (seq: number): string => new Date(Date.UTC(2026, 10, 1) + seq * 1000).toISOString();
-    const text = Array.from({ length: total }, (_, index) => `${JSON.stringify({ seq: index + 1, time: time(index + 1), ...drift(index === 10 ? 'rare0' : `up${index % 50}`) })}\n`);
+    const text = Array.from(
+      { length: total },
+      (_, index) =>
+        `${JSON.stringify({ seq: index + 1, time: time(index + 1), ...drift(index === 10 ? 'rare0' : `up${index % 50}`) })}\n`,
+    );
     fs.writeFileSync(path.join(dir, 'ledger.jsonl.1'), text.slice(0, 6000).join(''));
     fs.writeFileSync(path.join(dir, 'ledger.jsonl'), text.slice(6000).join(''));
     fs.mkdirSync(path.join(dir, 'ledger.jsonl.2')); // unreadable as a ledger file
@@ -157,14 +197,27 @@ describe('ledger (files in a scratch directory)', function () {
       ledger.query({ limit: 3 }),
       ledger.query({ since: new Date(time(total - 9)) }),
     ]);
-    assert.deepEqual(rare.records.map((record) => record.seq), [11]);
+    assert.deepEqual(
+      rare.records.map((record) => record.seq),
+      [11],
+    );
     assert.match(rare.warnings.join('\n'), /ledger\.jsonl\.2 cannot be read.*left out/);
-    assert.equal(observer.warnings.filter((warning) => /ledger\.jsonl\.2 cannot be read/.test(warning)).length, 1, 'logged once');
-    assert.deepEqual(recent.records.map((record) => record.seq), [total, total - 1, total - 2]);
+    assert.equal(
+      observer.warnings.filter((warning) => /ledger\.jsonl\.2 cannot be read/.test(warning)).length,
+      1,
+      'logged once',
+    );
+    assert.deepEqual(
+      recent.records.map((record) => record.seq),
+      [total, total - 1, total - 2],
+    );
     assert.equal(since.records.length, 10);
     const all = await ledger.query({});
     assert.equal(all.records.length, total);
-    assert.ok(all.records.every((record, index) => index === 0 || (all.records[index - 1] as LedgerRecord).seq > record.seq), 'newest first, no duplicates');
+    assert.ok(
+      all.records.every((record, index) => index === 0 || (all.records[index - 1] as LedgerRecord).seq > record.seq),
+      'newest first, no duplicates',
+    );
   });
 });
 
@@ -195,9 +248,19 @@ describe('BackwardLines', () => {
 });
 
 describe('ledger records from before API v1', () => {
-  it('reads kind, expected, observed and count under today\'s names', () => {
-    const legacy = (fields: object): string => JSON.stringify({ seq: 3, time: '2026-11-20T10:00:00.000Z', trigger: 'features', ...fields });
-    const drift = parseRecord(legacy({ kind: 'drift', action: 'enforced', interface: 'up0', feature: 'rx-gro', expected: 'off', observed: 'on' }));
+  it("reads kind, expected, observed and count under today's names", () => {
+    const legacy = (fields: object): string =>
+      JSON.stringify({ seq: 3, time: '2026-11-20T10:00:00.000Z', trigger: 'features', ...fields });
+    const drift = parseRecord(
+      legacy({
+        kind: 'drift',
+        action: 'enforced',
+        interface: 'up0',
+        feature: 'rx-gro',
+        expected: 'off',
+        observed: 'on',
+      }),
+    );
     assert.ok('record' in drift);
     assert.deepEqual([drift.record.event, drift.record.wanted, drift.record.active], ['drift', 'off', 'on']);
     assert.ok(!('kind' in drift.record) && !('expected' in drift.record) && !('observed' in drift.record));

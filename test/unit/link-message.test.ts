@@ -39,15 +39,32 @@ const ens = linkMessage(16, 7, 1, [
 
 describe('rtnetlink link message parser', () => {
   it('reads the attributes matching needs', () => {
-    assert.deepEqual(parseLinkDatagram(ens), [{
-      type: 'new', ifindex: 7, name: 'ens1f0np0', up: true, operstate: 'up', kind: 'veth',
-      mac: '00:0a:f7:12:34:56', master: 3, event: LinkEventReason.features, parentDevice: '0000:3b:00.0', parentBus: 'pci',
-    }]);
+    assert.deepEqual(parseLinkDatagram(ens), [
+      {
+        type: 'new',
+        ifindex: 7,
+        name: 'ens1f0np0',
+        up: true,
+        operstate: 'up',
+        kind: 'veth',
+        mac: '00:0a:f7:12:34:56',
+        master: 3,
+        event: LinkEventReason.features,
+        parentDevice: '0000:3b:00.0',
+        parentBus: 'pci',
+      },
+    ]);
   });
 
   it('reads several messages in one datagram, and deletions', () => {
     const deleted = linkMessage(17, 9, 0, [attribute(3, Buffer.from('tap0\0'))]);
-    assert.deepEqual(parseLinkDatagram(Buffer.concat([ens, deleted])).map((link) => [link.type, link.name]), [['new', 'ens1f0np0'], ['del', 'tap0']]);
+    assert.deepEqual(
+      parseLinkDatagram(Buffer.concat([ens, deleted])).map((link) => [link.type, link.name]),
+      [
+        ['new', 'ens1f0np0'],
+        ['del', 'tap0'],
+      ],
+    );
   });
 
   it('skips messages without a name and stops at a truncated one', () => {
@@ -62,7 +79,10 @@ describe('rtnetlink link message parser', () => {
     for (let i = 0; i < 2000; i++) {
       const garbage = Buffer.from(Array.from({ length: Math.floor(random() * 300) }, () => Math.floor(random() * 256)));
       if (garbage.length >= 6 && random() < 0.5) garbage.writeUInt16LE(16, 4); // looks like RTM_NEWLINK
-      assert.doesNotThrow(() => parseLinkDatagram(garbage), `seed ${seed}, case ${i}: replay with OFFLOADD_FUZZ_SEED=${seed}`);
+      assert.doesNotThrow(
+        () => parseLinkDatagram(garbage),
+        `seed ${seed}, case ${i}: replay with OFFLOADD_FUZZ_SEED=${seed}`,
+      );
     }
     for (let cut = 0; cut < ens.length; cut++) assert.doesNotThrow(() => parseLinkDatagram(ens.subarray(0, cut)));
   });

@@ -9,7 +9,8 @@ import * as path from 'node:path';
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
 const read = (file: string): string => fs.readFileSync(path.join(REPO, file), 'utf8');
-const help = (program: string): string => execFileSync(process.execPath, [path.join(REPO, 'bin', program), '--help'], { encoding: 'utf8' });
+const help = (program: string): string =>
+  execFileSync(process.execPath, [path.join(REPO, 'bin', program), '--help'], { encoding: 'utf8' });
 
 /** Long options listed at the start of a help line ("  --policy FILE   ..."). */
 function helpOptions(text: string): string[] {
@@ -34,13 +35,24 @@ describe('man pages and completion agree with --help', () => {
   it('offloadctl(1) and the bash completion know every command and option of offloadctl --help', () => {
     const text = help('offloadctl');
     const commands = helpCommands(text);
-    assert.ok(commands.includes('status') && commands.includes('check-policy'), `commands found: ${commands.join(', ')}`);
+    assert.ok(
+      commands.includes('status') && commands.includes('check-policy'),
+      `commands found: ${commands.join(', ')}`,
+    );
     const page = read('man/offloadctl.1');
-    assert.deepEqual(commands.filter((command) => !page.includes(`.It Cm ${command}`)), [], 'add them to man/offloadctl.1');
+    assert.deepEqual(
+      commands.filter((command) => !page.includes(`.It Cm ${command}`)),
+      [],
+      'add them to man/offloadctl.1',
+    );
     const completion = read('completion/offloadctl.bash');
     const completed = /local commands='([^']*)'/.exec(completion)?.[1]?.split(' ') ?? [];
     assert.deepEqual([...completed].sort(), [...commands].sort(), 'completion/offloadctl.bash lists other commands');
-    assert.deepEqual(helpOptions(text).filter((option) => !page.includes(`Fl -${option}`)), [], 'add them to man/offloadctl.1');
+    assert.deepEqual(
+      helpOptions(text).filter((option) => !page.includes(`Fl -${option}`)),
+      [],
+      'add them to man/offloadctl.1',
+    );
   });
 
   it('are clean under mandoc -Tlint', function () {
@@ -51,7 +63,9 @@ describe('man pages and completion agree with --help', () => {
       this.skip();
     }
     const pages = ['man/offloadd.8', 'man/offloadctl.1', 'man/offloadd.policy.5'].map((file) => path.join(REPO, file));
-    const result = execFileSync('sh', ['-c', 'mandoc -Tlint -Wwarning "$@" 2>&1; echo "exit $?"', 'lint', ...pages], { encoding: 'utf8' });
+    const result = execFileSync('sh', ['-c', 'mandoc -Tlint -Wwarning "$@" 2>&1; echo "exit $?"', 'lint', ...pages], {
+      encoding: 'utf8',
+    });
     assert.equal(result.trim(), 'exit 0');
   });
 });

@@ -15,12 +15,42 @@ function snapshot(states: Record<string, Partial<FeatureState>>): FeatureSnapsho
 const off = (feature: string, explicit = true, as = feature): WantedFeature => ({ feature, on: false, as, explicit });
 
 describe('plan (desired × current)', () => {
-  const cases: Array<{ name: string; wanted: WantedFeature[]; current: Record<string, Partial<FeatureState>>; statuses: string[] }> = [
-    { name: 'already as wanted', wanted: [off('rx-gro')], current: { 'rx-gro': { active: false } }, statuses: ['compliant'] },
-    { name: 'differs and changeable', wanted: [off('rx-gro')], current: { 'rx-gro': { active: true } }, statuses: ['differs'] },
-    { name: 'fixed, named explicitly', wanted: [off('rx-lro')], current: { 'rx-lro': { active: true, changeable: false } }, statuses: ['unenforceable'] },
-    { name: 'fixed, from an alias', wanted: [off('tx-tcp-mangleid-segmentation', false, 'tso')], current: { 'tx-tcp-mangleid-segmentation': { active: true, changeable: false } }, statuses: ['ignored'] },
-    { name: 'never changes', wanted: [off('netns-local')], current: { 'netns-local': { active: true, neverChanges: true } }, statuses: ['unenforceable'] },
+  const cases: Array<{
+    name: string;
+    wanted: WantedFeature[];
+    current: Record<string, Partial<FeatureState>>;
+    statuses: string[];
+  }> = [
+    {
+      name: 'already as wanted',
+      wanted: [off('rx-gro')],
+      current: { 'rx-gro': { active: false } },
+      statuses: ['compliant'],
+    },
+    {
+      name: 'differs and changeable',
+      wanted: [off('rx-gro')],
+      current: { 'rx-gro': { active: true } },
+      statuses: ['differs'],
+    },
+    {
+      name: 'fixed, named explicitly',
+      wanted: [off('rx-lro')],
+      current: { 'rx-lro': { active: true, changeable: false } },
+      statuses: ['unenforceable'],
+    },
+    {
+      name: 'fixed, from an alias',
+      wanted: [off('tx-tcp-mangleid-segmentation', false, 'tso')],
+      current: { 'tx-tcp-mangleid-segmentation': { active: true, changeable: false } },
+      statuses: ['ignored'],
+    },
+    {
+      name: 'never changes',
+      wanted: [off('netns-local')],
+      current: { 'netns-local': { active: true, neverChanges: true } },
+      statuses: ['unenforceable'],
+    },
     { name: 'unknown to this kernel', wanted: [off('tx-udp-fragmentation')], current: {}, statuses: ['absent'] },
     {
       name: 'several at once',
@@ -31,18 +61,33 @@ describe('plan (desired × current)', () => {
   ];
   for (const { name, wanted, current, statuses } of cases) {
     it(name, () => {
-      assert.deepEqual(planFeatures(wanted, snapshot(current)).map((entry) => entry.status), statuses);
+      assert.deepEqual(
+        planFeatures(wanted, snapshot(current)).map((entry) => entry.status),
+        statuses,
+      );
     });
   }
 
   it('changes only what differs and can change', () => {
-    const plan = planFeatures([off('rx-gro'), off('rx-lro'), off('tx-generic-segmentation')],
-      snapshot({ 'rx-gro': { active: true }, 'rx-lro': { active: true, changeable: false }, 'tx-generic-segmentation': { active: false } }));
+    const plan = planFeatures(
+      [off('rx-gro'), off('rx-lro'), off('tx-generic-segmentation')],
+      snapshot({
+        'rx-gro': { active: true },
+        'rx-lro': { active: true, changeable: false },
+        'tx-generic-segmentation': { active: false },
+      }),
+    );
     assert.deepEqual(changesOf(plan), [{ feature: 'rx-gro', on: false }]);
   });
 
   it('explains a feature the kernel keeps despite the request', () => {
-    assert.match(whyNotApplied('rx-gro-hw', true, snapshot({ 'rx-gro-hw': { requested: true, active: false } })), /keeps it off although on is requested/);
-    assert.match(whyNotApplied('rx-gro', false, snapshot({ 'rx-gro': { requested: true, active: true } })), /did not accept off/);
+    assert.match(
+      whyNotApplied('rx-gro-hw', true, snapshot({ 'rx-gro-hw': { requested: true, active: false } })),
+      /keeps it off although on is requested/,
+    );
+    assert.match(
+      whyNotApplied('rx-gro', false, snapshot({ 'rx-gro': { requested: true, active: true } })),
+      /did not accept off/,
+    );
   });
 });

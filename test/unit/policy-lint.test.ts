@@ -12,8 +12,10 @@ const HOST_FEATURES = JSON.parse(
 /** One rule per entry: [match (flow mapping body), features (flow mapping body), broad reason]. */
 function lint(...rules: Array<[match: string, features: string, broad?: string]>): PolicyWarning[] {
   const body = rules
-    .map(([match, features, broad], i) =>
-      `  - name: r${i}\n${broad === undefined ? '' : `    broad: ${JSON.stringify(broad)}\n`}    match: { ${match} }\n    features: { ${features} }\n`)
+    .map(
+      ([match, features, broad], i) =>
+        `  - name: r${i}\n${broad === undefined ? '' : `    broad: ${JSON.stringify(broad)}\n`}    match: { ${match} }\n    features: { ${features} }\n`,
+    )
     .join('');
   return lintPolicy(parsePolicy(`rules:\n${body}`, 'lint.yaml', HOST_FEATURES));
 }
@@ -28,26 +30,77 @@ interface LintCase {
 const GUEST = /turns .* off and can match .*virtio-net RSC.*7 to 35 Gbit\/s/;
 
 const cases: LintCase[] = [
-  { label: 'the targeted BCM57508 rule', rules: [['driver: bnxt_en, pci: "14e4:1750"', 'gro: off, gso: off']], warnings: [] },
+  {
+    label: 'the targeted BCM57508 rule',
+    rules: [['driver: bnxt_en, pci: "14e4:1750"', 'gro: off, gso: off']],
+    warnings: [],
+  },
 
   // (a) transmit offloads off where guests' traffic passes
-  { label: 'TSO off on taps by name', rules: [['name: "tap*i*"', 'tso: off']], warnings: [['rules[0].features', /turns tso off and can match tap\/tun devices/]] },
-  { label: 'tx checksumming off on veths by kind', rules: [['kind: veth', 'tx: off']], warnings: [['rules[0].features', /turns tx off and can match veth pairs/]] },
-  { label: 'sg off by driver virtio_net', rules: [['driver: virtio_net', 'sg: off']], warnings: [['rules[0].features', /virtio-net devices/]] },
-  { label: 'gso off on libvirt vnet taps', rules: [['name: "vnet*"', 'gso: off']], warnings: [['rules[0].features', GUEST]] },
-  { label: 'a kernel string (tx-tcp6-segmentation) off on Proxmox firewall veths', rules: [['name: "fwpr*"', 'tx-tcp6-segmentation: off']], warnings: [['rules[0].features', /tx-tcp6-segmentation off and can match veth pairs/]] },
-  { label: 'TSO off on every driver (marked broad)', rules: [['driver: "*"', 'tso: off, tx: off', 'lab']], warnings: [['rules[0].broad', /is broad and matches every interface/], ['rules[0].features', /turns tso, tx off and can match tap\/tun devices, veth pairs, virtio-net devices/]] },
-  { label: 'TSO off on the virtio PCI id', rules: [['pci: "1af4:1041"', 'tso: off']], warnings: [['rules[0].features', /virtio-net devices/]] },
+  {
+    label: 'TSO off on taps by name',
+    rules: [['name: "tap*i*"', 'tso: off']],
+    warnings: [['rules[0].features', /turns tso off and can match tap\/tun devices/]],
+  },
+  {
+    label: 'tx checksumming off on veths by kind',
+    rules: [['kind: veth', 'tx: off']],
+    warnings: [['rules[0].features', /turns tx off and can match veth pairs/]],
+  },
+  {
+    label: 'sg off by driver virtio_net',
+    rules: [['driver: virtio_net', 'sg: off']],
+    warnings: [['rules[0].features', /virtio-net devices/]],
+  },
+  {
+    label: 'gso off on libvirt vnet taps',
+    rules: [['name: "vnet*"', 'gso: off']],
+    warnings: [['rules[0].features', GUEST]],
+  },
+  {
+    label: 'a kernel string (tx-tcp6-segmentation) off on Proxmox firewall veths',
+    rules: [['name: "fwpr*"', 'tx-tcp6-segmentation: off']],
+    warnings: [['rules[0].features', /tx-tcp6-segmentation off and can match veth pairs/]],
+  },
+  {
+    label: 'TSO off on every driver (marked broad)',
+    rules: [['driver: "*"', 'tso: off, tx: off', 'lab']],
+    warnings: [
+      ['rules[0].broad', /is broad and matches every interface/],
+      ['rules[0].features', /turns tso, tx off and can match tap\/tun devices, veth pairs, virtio-net devices/],
+    ],
+  },
+  {
+    label: 'TSO off on the virtio PCI id',
+    rules: [['pci: "1af4:1041"', 'tso: off']],
+    warnings: [['rules[0].features', /virtio-net devices/]],
+  },
   { label: 'TSO on on taps (no harm)', rules: [['name: "tap*"', 'tso: on']], warnings: [] },
   { label: 'GRO off on taps (receive side, not this check)', rules: [['name: "tap*"', 'gro: off']], warnings: [] },
   { label: 'TSO off on a physical driver', rules: [['driver: bnxt_en', 'tso: off']], warnings: [] },
   { label: 'TSO off on tap names but only kind veth', rules: [['name: "tap*", kind: veth', 'tso: off']], warnings: [] },
-  { label: 'TSO off by MAC only (nothing says it is a guest device)', rules: [['mac: "fe:*"', 'tso: off']], warnings: [] },
+  {
+    label: 'TSO off by MAC only (nothing says it is a guest device)',
+    rules: [['mac: "fe:*"', 'tso: off']],
+    warnings: [],
+  },
 
   // (b) GRO off where it has no effect
-  { label: 'GRO off on Proxmox bridges', rules: [['name: "vmbr*"', 'gro: off']], warnings: [['rules[0].features', /turns gro off on bridges or bonds only: that has no effect/]] },
-  { label: 'GRO off on bonds by kind', rules: [['kind: [bond, bridge]', 'rx-gro: off']], warnings: [['rules[0].features', /rx-gro off on bridges or bonds only/]] },
-  { label: 'GRO off on the bonding driver', rules: [['driver: bonding', 'gro: off']], warnings: [['rules[0].features', /bridges or bonds only/]] },
+  {
+    label: 'GRO off on Proxmox bridges',
+    rules: [['name: "vmbr*"', 'gro: off']],
+    warnings: [['rules[0].features', /turns gro off on bridges or bonds only: that has no effect/]],
+  },
+  {
+    label: 'GRO off on bonds by kind',
+    rules: [['kind: [bond, bridge]', 'rx-gro: off']],
+    warnings: [['rules[0].features', /rx-gro off on bridges or bonds only/]],
+  },
+  {
+    label: 'GRO off on the bonding driver',
+    rules: [['driver: bonding', 'gro: off']],
+    warnings: [['rules[0].features', /bridges or bonds only/]],
+  },
   { label: 'GRO off on bridges or physical ports', rules: [['name: ["vmbr*", "enp*"]', 'gro: off']], warnings: [] },
   { label: 'GRO on on bridges', rules: [['name: "br*"', 'gro: on']], warnings: [] },
 
@@ -102,7 +155,16 @@ const cases: LintCase[] = [
   },
 
   // (e) rules that target everything
-  { label: 'name "*" alone, marked broad', rules: [['name: "*"', 'gro: off', 'lab host']], warnings: [['rules[0].broad', /rule "r0" is broad and matches every interface, lo, veths, taps and bridges included \(name "\*" matches every interface name\); reason given: "lab host"/]] },
+  {
+    label: 'name "*" alone, marked broad',
+    rules: [['name: "*"', 'gro: off', 'lab host']],
+    warnings: [
+      [
+        'rules[0].broad',
+        /rule "r0" is broad and matches every interface, lo, veths, taps and bridges included \(name "\*" matches every interface name\); reason given: "lab host"/,
+      ],
+    ],
+  },
   { label: 'name "*" narrowed by driver', rules: [['name: "*", driver: bnxt_en', 'gro: off']], warnings: [] },
 ];
 

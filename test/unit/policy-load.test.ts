@@ -144,7 +144,13 @@ describe('policy loading', () => {
       const match = policy.rules[0]?.match;
       assert.deepEqual(match?.pci, [
         { vendor: '14e4', device: '1750', subsystemVendor: null, subsystemDevice: null, text: '0x14E4:0x1750' },
-        { vendor: '14e4', device: '1752', subsystemVendor: '14e4', subsystemDevice: 'd752', text: '14e4:1752:14E4:D752' },
+        {
+          vendor: '14e4',
+          device: '1752',
+          subsystemVendor: '14e4',
+          subsystemDevice: 'd752',
+          text: '14e4:1752:14E4:D752',
+        },
       ]);
       assert.deepEqual(match?.mac, ['00:0a:f7:*']);
     });
@@ -231,7 +237,23 @@ describe('policy loading', () => {
         .join('\n');
       const uncommented = parsePolicy(`rules:\n${example}\n`, 'example.yaml', HOST_FEATURES);
       const ids = uncommented.rules[0]?.match.pci?.map((p) => p.device) ?? [];
-      assert.deepEqual(ids, ['1751', '1752', '1800', '1801', '1802', '1803', '1804', '1805', '1806', '1807', '1760', '1761', '1762', '1763', '1819']);
+      assert.deepEqual(ids, [
+        '1751',
+        '1752',
+        '1800',
+        '1801',
+        '1802',
+        '1803',
+        '1804',
+        '1805',
+        '1806',
+        '1807',
+        '1760',
+        '1761',
+        '1762',
+        '1763',
+        '1819',
+      ]);
     });
   });
 
@@ -297,7 +319,12 @@ describe('policy loading', () => {
       symlinkSync(path.join(GOOD_DIR, 'minimal.yaml'), link);
       const policy = loadPolicyFile(link, HOST_FEATURES);
       assert.equal(policy.path, link);
-      assert.equal(policy.checksum, createHash('sha256').update(readFileSync(path.join(GOOD_DIR, 'minimal.yaml'))).digest('hex'));
+      assert.equal(
+        policy.checksum,
+        createHash('sha256')
+          .update(readFileSync(path.join(GOOD_DIR, 'minimal.yaml')))
+          .digest('hex'),
+      );
     });
 
     it('refuses text that is not UTF-8', () => {
@@ -320,7 +347,11 @@ describe('feature names', () => {
   const expansions: Array<[string, string[], boolean]> = [
     ['rx', ['rx-checksum'], true],
     ['rx-checksumming', ['rx-checksum'], true],
-    ['tx', ['tx-checksum-ipv4', 'tx-checksum-ip-generic', 'tx-checksum-ipv6', 'tx-checksum-fcoe-crc', 'tx-checksum-sctp'], false],
+    [
+      'tx',
+      ['tx-checksum-ipv4', 'tx-checksum-ip-generic', 'tx-checksum-ipv6', 'tx-checksum-fcoe-crc', 'tx-checksum-sctp'],
+      false,
+    ],
     ['sg', ['tx-scatter-gather', 'tx-scatter-gather-fraglist'], false],
     ['scatter-gather', ['tx-scatter-gather', 'tx-scatter-gather-fraglist'], false],
     [

@@ -17,7 +17,7 @@ import {
   unconstrainedKeys,
   VALUE_DOMAINS,
 } from '../../src/policy/match';
-import type { MatchSpec, Policy } from '../../src/policy/types';
+import type { MatchSpec, Policy, Rule } from '../../src/policy/types';
 
 const HOST_FEATURES = JSON.parse(
   readFileSync(path.resolve(__dirname, '../../../test/fixtures/host-features.json'), 'utf8'),
@@ -40,10 +40,32 @@ function facts(overrides: Partial<InterfaceFacts> = {}): InterfaceFacts {
 }
 
 const BCM57508 = facts();
-const BCM57504 = facts({ name: 'enp66s0f0np0', pci: { vendor: '14e4', device: '1751', subsystemVendor: '14e4', subsystemDevice: '4250' } });
-const INTEL = facts({ name: 'eno1', driver: 'ice', mac: '3c:fd:fe:00:00:01', pci: { vendor: '8086', device: '1592', subsystemVendor: null, subsystemDevice: null } });
-const VETH = facts({ name: 'veth1a2b', kind: 'veth', driver: 'veth', mac: '5e:00:00:00:00:01', busInfo: null, pci: null });
-const TAP = facts({ name: 'tap100i0', kind: 'tun', driver: 'tun', mac: 'fe:00:00:00:00:02', busInfo: 'tap', pci: null });
+const BCM57504 = facts({
+  name: 'enp66s0f0np0',
+  pci: { vendor: '14e4', device: '1751', subsystemVendor: '14e4', subsystemDevice: '4250' },
+});
+const INTEL = facts({
+  name: 'eno1',
+  driver: 'ice',
+  mac: '3c:fd:fe:00:00:01',
+  pci: { vendor: '8086', device: '1592', subsystemVendor: null, subsystemDevice: null },
+});
+const VETH = facts({
+  name: 'veth1a2b',
+  kind: 'veth',
+  driver: 'veth',
+  mac: '5e:00:00:00:00:01',
+  busInfo: null,
+  pci: null,
+});
+const TAP = facts({
+  name: 'tap100i0',
+  kind: 'tun',
+  driver: 'tun',
+  mac: 'fe:00:00:00:00:02',
+  busInfo: 'tap',
+  pci: null,
+});
 const NO_MAC = facts({ name: 'wg0', kind: 'wireguard', driver: null, mac: null, busInfo: null, pci: null });
 
 function policy(yaml: string): Policy {
@@ -167,8 +189,16 @@ rules:
   const winners: Array<[label: string, iface: InterfaceFacts, rule: string | null]> = [
     ['the BCM57508', BCM57508, 'bcm57508'],
     ['a BCM57504 with the listed subsystem ids', BCM57504, 'thor-by-subsystem'],
-    ['a BCM57504 with other subsystem ids', facts({ pci: { vendor: '14e4', device: '1751', subsystemVendor: '1028', subsystemDevice: '0001' } }), null],
-    ['a BCM57502 with any subsystem ids', facts({ pci: { vendor: '14e4', device: '1752', subsystemVendor: '1028', subsystemDevice: '0001' } }), 'thor-by-subsystem'],
+    [
+      'a BCM57504 with other subsystem ids',
+      facts({ pci: { vendor: '14e4', device: '1751', subsystemVendor: '1028', subsystemDevice: '0001' } }),
+      null,
+    ],
+    [
+      'a BCM57502 with any subsystem ids',
+      facts({ pci: { vendor: '14e4', device: '1752', subsystemVendor: '1028', subsystemDevice: '0001' } }),
+      'thor-by-subsystem',
+    ],
     ['a BCM57508 bound to another driver', facts({ driver: 'vfio-pci' }), null],
     ['a Proxmox tap', TAP, 'lab-taps'],
     ['a veth named like a tap', facts({ ...VETH, name: 'tap5i0' }), null],
@@ -206,7 +236,11 @@ rules:
     assert.equal(findRule(mixed, link(TAP)), mixed.rules[0], 'a name rule decides without the device');
     assert.equal(findRule(mixed, link(BCM57508)), NEEDS_DEVICE, 'the driver rule could match: read the device');
     assert.equal(findRule(mixed, link(BCM57508), BCM57508), mixed.rules[1]);
-    assert.equal(findRule(mixed, link(VETH)), mixed.rules[2], 'the driver rule cannot match "veth1a2b": no device read');
+    assert.equal(
+      findRule(mixed, link(VETH)),
+      mixed.rules[2],
+      'the driver rule cannot match "veth1a2b": no device read',
+    );
     assert.equal(findRule(mixed, link(NO_MAC)), null, 'nothing can match: no device read');
   });
 
@@ -229,15 +263,27 @@ rules:
   });
 
   describe('explains every check', () => {
-    const rule = (index: number) => bcm.rules[index] ?? assert.fail(`no rule ${index}`);
+    const rule = (index: number): Rule => bcm.rules[index] ?? assert.fail(`no rule ${index}`);
 
     it('for a match', () => {
       assert.deepEqual(evaluateRule(rule(0), BCM57508), {
         rule: 'bcm57508',
         matched: true,
         checks: [
-          { key: 'driver', patterns: ['bnxt_en'], value: 'bnxt_en', passed: true, reason: 'driver "bnxt_en" matches bnxt_en' },
-          { key: 'pci', patterns: ['14e4:1750'], value: '14e4:1750:14e4:5208', passed: true, reason: 'pci 14e4:1750:14e4:5208 matches 14e4:1750' },
+          {
+            key: 'driver',
+            patterns: ['bnxt_en'],
+            value: 'bnxt_en',
+            passed: true,
+            reason: 'driver "bnxt_en" matches bnxt_en',
+          },
+          {
+            key: 'pci',
+            patterns: ['14e4:1750'],
+            value: '14e4:1750:14e4:5208',
+            passed: true,
+            reason: 'pci 14e4:1750:14e4:5208 matches 14e4:1750',
+          },
         ],
       });
     });
@@ -322,7 +368,10 @@ describe('patterns that accept every value', () => {
   });
 
   for (const [key, patterns, all] of every) {
-    const shown = patterns.length > 4 ? `${patterns.length} patterns ${patterns[0]}…${patterns[patterns.length - 1]}` : patterns.join(', ');
+    const shown =
+      patterns.length > 4
+        ? `${patterns.length} patterns ${patterns[0]}…${patterns[patterns.length - 1]}`
+        : patterns.join(', ');
     it(`${key} ${shown} ${all ? 'accepts every value' : 'targets'}`, () => {
       assert.equal(globsMatchEveryValue(patterns, VALUE_DOMAINS[key]), all);
     });
@@ -335,7 +384,11 @@ describe('patterns that accept every value', () => {
     ['name "*" and driver "*"', { name: ['*'], driver: ['*'] }, ['driver', 'name']],
     ['name "*" narrowed by a driver', { name: ['*'], driver: ['bnxt_en'] }, null],
     ['kind "*" narrowed by a name', { kind: ['*'], name: ['veth*'] }, null],
-    ['a PCI id (no wildcards)', { pci: [{ vendor: '14e4', device: '1750', subsystemVendor: null, subsystemDevice: null, text: '14e4:1750' }] }, null],
+    [
+      'a PCI id (no wildcards)',
+      { pci: [{ vendor: '14e4', device: '1750', subsystemVendor: null, subsystemDevice: null, text: '14e4:1750' }] },
+      null,
+    ],
   ];
   for (const [label, spec, unconstrained] of rules) {
     it(`a rule with ${label} ${unconstrained === null ? 'is targeted' : 'can match every interface'}`, () => {

@@ -84,8 +84,18 @@ class FakeFacts implements FactsSource {
 
 function link(ifindex: number, name: string, extra: Partial<LinkMessage> = {}): LinkMessage {
   return {
-    type: 'new', ifindex, name, up: false, operstate: 'down', kind: 'veth', mac: `02:00:00:00:00:${ifindex.toString(16).padStart(2, '0')}`,
-    master: null, event: null, parentDevice: null, parentBus: null, ...extra,
+    type: 'new',
+    ifindex,
+    name,
+    up: false,
+    operstate: 'down',
+    kind: 'veth',
+    mac: `02:00:00:00:00:${ifindex.toString(16).padStart(2, '0')}`,
+    master: null,
+    event: null,
+    parentDevice: null,
+    parentBus: null,
+    ...extra,
   };
 }
 
@@ -115,12 +125,18 @@ function harness(policyText = POLICY(), seen: Record<string, Map<string, boolean
   const records: NewRecord[] = [];
   const released: Array<[number, string, string]> = [];
   const problems: Array<[string, string]> = [];
-  const reconciler = new Reconciler(parsePolicy(policyText, 'test.yaml', FEATURES), kernel, facts, {
-    onRecords: (batch) => records.push(...batch),
-    onChecked: () => undefined,
-    onReleased: (ifindex, name, why) => released.push([ifindex, name, why]),
-    onProblem: (level, message) => problems.push([level, message]),
-  }, (name) => seen[name] ?? null);
+  const reconciler = new Reconciler(
+    parsePolicy(policyText, 'test.yaml', FEATURES),
+    kernel,
+    facts,
+    {
+      onRecords: (batch) => records.push(...batch),
+      onChecked: () => undefined,
+      onReleased: (ifindex, name, why) => released.push([ifindex, name, why]),
+      onProblem: (level, message) => problems.push([level, message]),
+    },
+    (name) => seen[name] ?? null,
+  );
   return { reconciler, kernel, facts, records, released, problems };
 }
 
@@ -136,10 +152,13 @@ describe('reconciler (no kernel: fake features and facts)', () => {
     assert.equal(h.kernel.active(1, 'rx-gro'), false);
     assert.equal(h.kernel.active(1, 'tx-generic-segmentation'), false);
     assert.equal(h.kernel.active(2, 'rx-gro'), true, 'no rule, not touched');
-    assert.deepEqual(h.records.map((record) => [record.event, record.interface, record.feature, record.action]), [
-      ['initial', 'up0', 'rx-gro', 'enforced'],
-      ['initial', 'up0', 'tx-generic-segmentation', 'enforced'],
-    ]);
+    assert.deepEqual(
+      h.records.map((record) => [record.event, record.interface, record.feature, record.action]),
+      [
+        ['initial', 'up0', 'rx-gro', 'enforced'],
+        ['initial', 'up0', 'tx-generic-segmentation', 'enforced'],
+      ],
+    );
     assert.deepEqual(h.reconciler.counts(), { managed: 1, compliant: 1 });
   });
 
@@ -150,7 +169,10 @@ describe('reconciler (no kernel: fake features and facts)', () => {
     assert.equal(h.records.length, 0, 'compliant from the start: nothing to record');
     h.kernel.set(1, 'rx-gro', true);
     h.reconciler.handleLinks([link(1, 'up0', { event: LinkEventReason.features })]);
-    assert.deepEqual(h.records.map((record) => [record.event, record.trigger, record.feature, record.wanted, record.active]), [['drift', 'features', 'rx-gro', 'off', 'on']]);
+    assert.deepEqual(
+      h.records.map((record) => [record.event, record.trigger, record.feature, record.wanted, record.active]),
+      [['drift', 'features', 'rx-gro', 'off', 'on']],
+    );
     assert.equal(h.kernel.active(1, 'rx-gro'), false);
     assert.equal(h.reconciler.status(1)?.driftCount, 1);
   });
@@ -161,9 +183,16 @@ describe('reconciler (no kernel: fake features and facts)', () => {
     h.reconciler.loadAll([link(1, 'lro0')], 'start');
     h.reconciler.handleLinks([link(1, 'lro0')]);
     h.reconciler.handleLinks([link(1, 'lro0', { up: true })]);
-    assert.deepEqual(h.records.map((record) => [record.event, record.feature]), [['unenforceable', 'rx-lro']]);
+    assert.deepEqual(
+      h.records.map((record) => [record.event, record.feature]),
+      [['unenforceable', 'rx-lro']],
+    );
     h.reconciler.enforce(1);
-    assert.equal(h.records.filter((record) => record.event === 'unenforceable').length, 2, 'enforce retries and records again');
+    assert.equal(
+      h.records.filter((record) => record.event === 'unenforceable').length,
+      2,
+      'enforce retries and records again',
+    );
   });
 
   it('in report mode records a difference once and changes nothing', () => {
@@ -172,7 +201,10 @@ describe('reconciler (no kernel: fake features and facts)', () => {
     h.reconciler.loadAll([link(1, 'up0')], 'start');
     h.reconciler.handleLinks([link(1, 'up0', { up: true })]);
     assert.equal(h.kernel.writes, 0);
-    assert.deepEqual(h.records.map((record) => [record.event, record.action]), [['initial', 'reported']]);
+    assert.deepEqual(
+      h.records.map((record) => [record.event, record.action]),
+      [['initial', 'reported']],
+    );
     assert.equal(h.reconciler.counts().compliant, 0);
   });
 
@@ -181,7 +213,10 @@ describe('reconciler (no kernel: fake features and facts)', () => {
     h.kernel.add(1, { 'rx-gro': true });
     h.kernel.refuseWith = 'EPERM';
     h.reconciler.loadAll([link(1, 'up0')], 'start');
-    assert.deepEqual(h.records.map((record) => [record.feature, record.action]), [['rx-gro', 'failed']]);
+    assert.deepEqual(
+      h.records.map((record) => [record.feature, record.action]),
+      [['rx-gro', 'failed']],
+    );
     assert.match(h.records[0]?.reason ?? '', /not permitted/);
     assert.equal(h.reconciler.counts().compliant, 0);
   });
@@ -196,7 +231,10 @@ describe('reconciler (no kernel: fake features and facts)', () => {
       h.reconciler.handleLinks([link(1, 'up0')]);
     }
     assert.equal(h.records.filter((record) => record.event === 'flapping').length, 1);
-    assert.ok(h.records.some((record) => record.action === 'deferred'), 'held back during the back-off');
+    assert.ok(
+      h.records.some((record) => record.action === 'deferred'),
+      'held back during the back-off',
+    );
     assert.equal(h.kernel.active(1, 'rx-gro'), true, 'not corrected while backing off');
     // No event comes: the re-check when the back-off (1 s) ends must correct it by itself.
     await waitFor(() => h.kernel.active(1, 'rx-gro') === false, 'the correction after the back-off', 5000);
@@ -224,7 +262,11 @@ describe('reconciler (no kernel: fake features and facts)', () => {
     h.kernel.add(2, {});
     h.reconciler.loadAll([link(1, 'up0'), link(2, 'tap100i0')], 'start');
     h.reconciler.handleLinks([link(1, 'up0', { up: true }), link(2, 'tap100i0', { up: true })]);
-    assert.deepEqual(h.facts.deviceReads, [1, 1], 'up0 at each check (the real source caches it per ifindex); tap100i0 never');
+    assert.deepEqual(
+      h.facts.deviceReads,
+      [1, 1],
+      'up0 at each check (the real source caches it per ifindex); tap100i0 never',
+    );
   });
 
   it('forgets a deleted link and releases one renamed out of every rule', () => {
@@ -233,7 +275,10 @@ describe('reconciler (no kernel: fake features and facts)', () => {
     h.kernel.add(2, {});
     h.reconciler.loadAll([link(1, 'up0'), link(2, 'up1')], 'start');
     h.reconciler.handleLinks([{ ...link(1, 'up0'), type: 'del' }, link(2, 'down1')]);
-    assert.deepEqual(h.released, [[1, 'up0', 'deleted'], [2, 'down1', 'unmatched']]);
+    assert.deepEqual(h.released, [
+      [1, 'up0', 'deleted'],
+      [2, 'down1', 'unmatched'],
+    ]);
     assert.deepEqual(h.facts.forgotten, [1]);
     assert.deepEqual(h.reconciler.counts(), { managed: 0, compliant: 0 });
   });
@@ -241,18 +286,33 @@ describe('reconciler (no kernel: fake features and facts)', () => {
   it('treats a link that vanishes mid-check as an outcome (debug), not a failure', () => {
     h = harness();
     h.reconciler.loadAll([link(9, 'up9')], 'start'); // no such device in the fake kernel
-    assert.deepEqual(h.problems.map(([level]) => level), ['debug']);
+    assert.deepEqual(
+      h.problems.map(([level]) => level),
+      ['debug'],
+    );
     assert.equal(h.records.length, 0);
   });
 
   it('calls a difference found at start drift when an earlier run saw the feature as wanted', () => {
-    const seen = { up0: new Map([['rx-gro', false], ['tx-generic-segmentation', true]]) };
+    const seen = {
+      up0: new Map([
+        ['rx-gro', false],
+        ['tx-generic-segmentation', true],
+      ]),
+    };
     h = harness(POLICY(), seen);
     h.kernel.add(1, { 'rx-gro': true, 'tx-generic-segmentation': true });
     h.reconciler.loadAll([link(1, 'up0')], 'start');
     const events = Object.fromEntries(h.records.map((record) => [record.feature, record.event]));
-    assert.deepEqual(events, { 'rx-gro': 'drift', 'tx-generic-segmentation': 'initial' }, 'gso was already wrong last time: not a drift');
-    assert.match(h.records.find((record) => record.feature === 'rx-gro')?.reason ?? '', /while offloadd was not running/);
+    assert.deepEqual(
+      events,
+      { 'rx-gro': 'drift', 'tx-generic-segmentation': 'initial' },
+      'gso was already wrong last time: not a drift',
+    );
+    assert.match(
+      h.records.find((record) => record.feature === 'rx-gro')?.reason ?? '',
+      /while offloadd was not running/,
+    );
   });
 
   it('skips exactly one feature event per own write, and never one after a resync', () => {
@@ -263,6 +323,9 @@ describe('reconciler (no kernel: fake features and facts)', () => {
     h.reconciler.handleLinks([link(1, 'up0', { event: LinkEventReason.features })]); // the event our own write caused
     h.kernel.set(1, 'rx-gro', true);
     h.reconciler.resync([link(1, 'up0')], 'test');
-    assert.deepEqual(h.records.slice(before).map((record) => record.event), ['resync', 'drift']);
+    assert.deepEqual(
+      h.records.slice(before).map((record) => record.event),
+      ['resync', 'drift'],
+    );
   });
 });

@@ -40,7 +40,11 @@ describe('sysfs device facts', () => {
   });
 
   it('refuses facts when the name now belongs to another ifindex (renamed meanwhile)', () => {
-    assert.throws(() => readSysfsDevice(root, 'ens1f0np0', 8), (error: unknown) => error instanceof KernelError && error.vanished && /now names ifindex 7, not 8/.test(error.message));
+    assert.throws(
+      () => readSysfsDevice(root, 'ens1f0np0', 8),
+      (error: unknown) =>
+        error instanceof KernelError && error.vanished && /now names ifindex 7, not 8/.test(error.message),
+    );
   });
 
   it('answers null for a name with no entry (a virtual link not presented in the tree)', () => {
