@@ -3,6 +3,7 @@
  * once here ({ params, result }) for both the server and offloadctl. docs/API.md documents it.
  */
 import type { LedgerRecord, RecordEvent, Trigger } from '../ledger/record';
+import type { EventCounts } from '../observe/counters';
 import type { RuleEvaluation } from '../policy/match';
 import type { Mode, PolicyWarning } from '../policy/types';
 import type { FeatureInterface } from '../reconcile/feature-state';
@@ -51,14 +52,8 @@ export interface StatusResult {
   featureInterface: FeatureInterface;
   policy: { path: string; sha256: string; rules: number; warnings: PolicyWarning[] };
   interfaces: { managed: number; compliant: number; notCompliant: number };
-  counters: {
-    resyncs: number;
-    drifts: number;
-    corrections: number;
-    unenforceable: number;
-    failures: number;
-    reloads: number;
-  };
+  /** Since start; `drifts` equals the drift records (and MESSAGE_ID=<drift> entries) since then. */
+  counters: EventCounts;
   /** `writable: false` with `unwritableSince`: records are held in memory, enforcement goes on. */
   ledger: {
     path: string;

@@ -2,6 +2,7 @@
  * Traffic evidence from two samples of an interface's counters: rates each way, average packet
  * size, loss, and a verdict that refuses to judge when there is too little traffic. Pure.
  */
+import type { LinkCounters } from '../addon/binding';
 import type { DriverCounter, Direction, TrafficEvidence, TrafficVerdict } from './types';
 
 /**
@@ -37,20 +38,9 @@ const LOSS_COUNTER = /drop|discard|miss|err|no_buf|nobuf|overrun|fifo|abort/i;
 const MAX_LOSS_COUNTERS_SHOWN = 10;
 
 /** The counters a sample holds, as plain numbers of packets and bytes (deltas fit easily). */
-export interface CounterSample {
+export interface CounterSample extends Omit<LinkCounters, 'txFifoErrors'> {
   /** Monotonic time of the sample, nanoseconds. */
   atNs: bigint;
-  rxPackets: bigint;
-  txPackets: bigint;
-  rxBytes: bigint;
-  txBytes: bigint;
-  rxErrors: bigint;
-  txErrors: bigint;
-  rxDropped: bigint;
-  txDropped: bigint;
-  rxOverErrors: bigint;
-  rxFifoErrors: bigint;
-  rxMissedErrors: bigint;
   /** ethtool -S names and values; null where the driver has none. */
   driver: { names: readonly string[]; values: ArrayLike<bigint> } | null;
 }

@@ -60,17 +60,7 @@ export function decideRecords(
     const { feature, wanted, active } = outcome;
     if (outcome.action === 'deferred') decision.deferred.push(feature);
     if (outcome.action === 'none' || outcome.action === 'ignored' || active === null) continue;
-    const shared = {
-      trigger: context.trigger,
-      interface: context.interface,
-      ifindex: context.ifindex,
-      driver: context.driver,
-      pci: context.pci,
-      rule: context.rule,
-      feature,
-      wanted: onOff(wanted),
-      active: onOff(active),
-    };
+    const shared = recordBase(context, feature, wanted, active);
     if (outcome.action === 'unenforceable') {
       if (!memory.unenforceable.has(feature)) {
         decision.newlyUnenforceable.push(feature);
@@ -105,6 +95,26 @@ export function decideRecords(
   return decision;
 }
 
+/** The part of every record about one feature that a check makes. */
+function recordBase(context: CheckContext, feature: string, wanted: boolean, active: boolean): NewRecordBase {
+  return {
+    trigger: context.trigger,
+    interface: context.interface,
+    ifindex: context.ifindex,
+    driver: context.driver,
+    pci: context.pci,
+    rule: context.rule,
+    feature,
+    wanted: onOff(wanted),
+    active: onOff(active),
+  };
+}
+
+type NewRecordBase = Pick<
+  NewRecord,
+  'trigger' | 'interface' | 'ifindex' | 'driver' | 'pci' | 'rule' | 'feature' | 'wanted' | 'active'
+>;
+
 /** The record of a back-off the flapping guard started after a correction. */
 export function flappingRecord(
   context: CheckContext,
@@ -113,15 +123,7 @@ export function flappingRecord(
   windowSec: number,
 ): NewRecord {
   return {
-    trigger: context.trigger,
-    interface: context.interface,
-    ifindex: context.ifindex,
-    driver: context.driver,
-    pci: context.pci,
-    rule: context.rule,
-    feature: outcome.feature,
-    wanted: onOff(outcome.wanted),
-    active: onOff(outcome.active ?? !outcome.wanted),
+    ...recordBase(context, outcome.feature, outcome.wanted, outcome.active ?? !outcome.wanted),
     event: 'flapping',
     action: 'backoff',
     corrections: backoff.count,

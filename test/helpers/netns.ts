@@ -35,6 +35,25 @@ export function skipUnlessRoot(context: Mocha.Context): void {
   context.skip();
 }
 
+/**
+ * The hooks every kernel suite needs: skip without root (saying why), a fresh namespace for each
+ * test handed to `use`, deleted after the test whatever its outcome.
+ */
+export function eachTestInItsOwnNetns(use: (ns: Netns) => void): void {
+  let current: Netns | null = null;
+  before(function () {
+    skipUnlessRoot(this);
+  });
+  beforeEach(() => {
+    current = new Netns();
+    use(current);
+  });
+  afterEach(async () => {
+    await current?.destroy();
+    current = null;
+  });
+}
+
 /** Whether a Unix stream socket accepts a connection now. */
 export function canConnect(socketPath: string): Promise<boolean> {
   return new Promise((resolve) => {

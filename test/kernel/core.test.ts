@@ -3,7 +3,7 @@
  */
 import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
-import { fakePciDevice, Netns, skipUnlessRoot, waitFor } from '../helpers/netns';
+import { fakePciDevice, type Netns, waitFor, eachTestInItsOwnNetns } from '../helpers/netns';
 
 const PROBE = path.resolve(__dirname, '..', 'helpers', 'features-probe.js');
 
@@ -20,17 +20,8 @@ rules:
 `;
 
 describe('core daemon (real kernel, own namespace)', function () {
-  before(function () {
-    skipUnlessRoot(this);
-  });
   let ns: Netns;
-
-  beforeEach(() => {
-    ns = new Netns();
-  });
-  afterEach(async () => {
-    await ns.destroy();
-  });
+  eachTestInItsOwnNetns((created) => (ns = created));
 
   it('brings pre-existing matching interfaces into policy at start and leaves others alone', async () => {
     for (const name of ['m0', 'm1', 'other0']) {

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LedgerRecord } from '../../src/ledger/record';
-import { type DaemonProcess, Netns, REPO_ROOT, skipUnlessRoot, waitFor } from '../helpers/netns';
+import { type DaemonProcess, type Netns, REPO_ROOT, waitFor, eachTestInItsOwnNetns } from '../helpers/netns';
 
 const OFFLOADCTL = path.join(REPO_ROOT, 'bin', 'offloadctl');
 
@@ -38,16 +38,8 @@ function status(daemon: DaemonProcess): { counters: Record<string, number> } {
 }
 
 describe('daemon hardening (real kernel, own namespace)', function () {
-  before(function () {
-    skipUnlessRoot(this);
-  });
   let ns: Netns;
-  beforeEach(() => {
-    ns = new Netns();
-  });
-  afterEach(async () => {
-    await ns.destroy();
-  });
+  eachTestInItsOwnNetns((created) => (ns = created));
 
   it('refuses a --netlink-rcvbuf outside 4096..1 GiB instead of wrapping it', () => {
     const policy = ns.file('p.yaml', UPLINKS);

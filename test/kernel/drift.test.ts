@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LedgerRecord } from '../../src/ledger/record';
-import { type DaemonProcess, Netns, skipUnlessRoot, waitFor } from '../helpers/netns';
+import { type DaemonProcess, type Netns, waitFor, eachTestInItsOwnNetns } from '../helpers/netns';
 
 function ledger(daemon: DaemonProcess): LedgerRecord[] {
   const file = path.join(daemon.stateDir, 'ledger.jsonl');
@@ -41,16 +41,8 @@ function cpuSeconds(pid: number): number {
 }
 
 describe('drift (real kernel, own namespace)', function () {
-  before(function () {
-    skipUnlessRoot(this);
-  });
   let ns: Netns;
-  beforeEach(() => {
-    ns = new Netns();
-  });
-  afterEach(async () => {
-    await ns.destroy();
-  });
+  eachTestInItsOwnNetns((created) => (ns = created));
 
   it('records each drift and corrects it', async () => {
     ns.addVeth('up0');

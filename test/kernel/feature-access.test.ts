@@ -5,7 +5,7 @@
  */
 import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
-import { Netns, skipUnlessRoot } from '../helpers/netns';
+import { type Netns, eachTestInItsOwnNetns } from '../helpers/netns';
 
 const WRITER = path.resolve(__dirname, '..', 'helpers', 'features-write.js');
 
@@ -19,16 +19,8 @@ interface WriteResult {
 }
 
 describe('feature access over ethtool netlink and the ioctls (real kernel, own namespace)', function () {
-  before(function () {
-    skipUnlessRoot(this);
-  });
   let ns: Netns;
-  beforeEach(() => {
-    ns = new Netns();
-  });
-  afterEach(async () => {
-    await ns.destroy();
-  });
+  eachTestInItsOwnNetns((created) => (ns = created));
 
   const ifindexOf = (name: string): number =>
     (JSON.parse(ns.ip('-j', 'link', 'show', 'dev', name)) as Array<{ ifindex: number }>)[0]?.ifindex ?? 0;

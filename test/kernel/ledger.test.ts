@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { call } from '../../src/api/client';
 import type { StatusResult } from '../../src/api/protocol';
 import type { LedgerRecord } from '../../src/ledger/record';
-import { type DaemonProcess, Netns, run, skipUnlessRoot, waitFor } from '../helpers/netns';
+import { type DaemonProcess, type Netns, run, waitFor, eachTestInItsOwnNetns } from '../helpers/netns';
 
 const GSO = 'generic-segmentation-offload';
 /** tmpfs allocates whole pages: a file that ends on a page boundary cannot grow on a full one. */
@@ -61,16 +61,8 @@ async function exited(daemon: DaemonProcess): Promise<number> {
 }
 
 describe('ledger and state directory (real daemon, own namespace)', function () {
-  before(function () {
-    skipUnlessRoot(this);
-  });
   let ns: Netns;
-  beforeEach(() => {
-    ns = new Netns();
-  });
-  afterEach(async () => {
-    await ns.destroy();
-  });
+  eachTestInItsOwnNetns((created) => (ns = created));
 
   it('never follows a symbolic link at ledger.jsonl: enforces, leaves the target alone, flags the ledger in status', async () => {
     ns.addVeth('up0');
@@ -204,16 +196,8 @@ describe('ledger and state directory (real daemon, own namespace)', function () 
 });
 
 describe('ledger on a full or read-only file system (tmpfs in a private mount namespace)', function () {
-  before(function () {
-    skipUnlessRoot(this);
-  });
   let ns: Netns;
-  beforeEach(() => {
-    ns = new Netns();
-  });
-  afterEach(async () => {
-    await ns.destroy();
-  });
+  eachTestInItsOwnNetns((created) => (ns = created));
 
   /** The daemon on a fresh tmpfs of `size` at its state directory; `setup` runs in it first (sh, "$0" is the directory). */
   function startOnTmpfs(policy: string, size: string, setup = ''): DaemonProcess {
