@@ -35,10 +35,32 @@ export const RpcCode = {
   requestTimeout: 1006,
 } as const;
 
+/**
+ * The one error-code scheme: every error object carries `data.code`, an ERR_* name, next to
+ * JSON-RPC's number; offloadctl --json prints that name as `code`. Kernel errors add `data.errno`.
+ */
+export const ERROR_NAMES: Readonly<Record<number, string>> = {
+  [RpcCode.parseError]: 'ERR_PARSE',
+  [RpcCode.invalidRequest]: 'ERR_INVALID_REQUEST',
+  [RpcCode.methodNotFound]: 'ERR_NO_SUCH_METHOD',
+  [RpcCode.invalidParams]: 'ERR_INVALID_PARAMS',
+  [RpcCode.internalError]: 'ERR_INTERNAL',
+  [RpcCode.notFound]: 'ERR_NOT_FOUND',
+  [RpcCode.policyInvalid]: 'ERR_POLICY',
+  [RpcCode.notAuthorized]: 'ERR_NOT_AUTHORIZED',
+  [RpcCode.requestTooLarge]: 'ERR_REQUEST_TOO_LARGE',
+  [RpcCode.tooManyClients]: 'ERR_TOO_MANY_CLIENTS',
+  [RpcCode.requestTimeout]: 'ERR_REQUEST_TIMEOUT',
+};
+
+export function errorName(rpcCode: number): string {
+  return ERROR_NAMES[rpcCode] ?? 'ERR_INTERNAL';
+}
+
 export interface RpcErrorObject {
   code: number;
   message: string;
-  data?: { hint?: string; [key: string]: unknown };
+  data?: { code?: string; hint?: string; errno?: string; [key: string]: unknown };
 }
 
 export interface StatusResult {

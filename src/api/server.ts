@@ -12,11 +12,12 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { addon, type PeerCredentials } from '../addon/binding';
-import { OffloaddError, PolicyError } from '../errors';
+import { KernelError, OffloaddError, PolicyError } from '../errors';
 import type { Log } from '../observe/log';
 import { isMemberOf, resolveGroup } from './identity';
 import { readLines } from './ndjson';
 import {
+  errorName,
   METHOD_NAMES,
   PRIVILEGED_METHODS,
   RpcCode,
@@ -443,7 +444,7 @@ function errorResponse(
   message: string,
   data?: RpcErrorObject['data'],
 ): object {
-  return { jsonrpc: '2.0', id, error: data ? { code, message, data } : { code, message } };
+  return { jsonrpc: '2.0', id, error: { code, message, data: { code: errorName(code), ...data } } };
 }
 
 function toErrorResponse(id: string | number | null, error: unknown): object {
@@ -454,6 +455,13 @@ function toErrorResponse(id: string | number | null, error: unknown): object {
       line: error.position?.line,
       column: error.position?.column,
       key: error.key,
+      hint: error.hint,
+    });
+  }
+  if (error instanceof KernelError) {
+    return errorResponse(id, RpcCode.internalError, error.message, {
+      code: 'ERR_KERNEL',
+      errno: error.code,
       hint: error.hint,
     });
   }

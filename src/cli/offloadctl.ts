@@ -9,12 +9,13 @@ import { call, RemoteError, UnreachableError, watch } from '../api/client';
 import {
   DEFAULT_SOCKET_PATH,
   DRIFT_DEFAULT_LIMIT,
+  errorName,
   RpcCode,
   type ExplainResult,
   type InterfaceStatusView,
   type StatusResult,
 } from '../api/protocol';
-import { OffloaddError, PolicyError } from '../errors';
+import { KernelError, OffloaddError, PolicyError } from '../errors';
 import type { LedgerRecord, RecordEvent } from '../ledger/record';
 import { escapeControl, escapeStrings } from '../observe/escape';
 import { lintPolicy } from '../policy/lint';
@@ -567,6 +568,15 @@ export async function runCli(argv: string[]): Promise<number> {
   }
 }
 
+/** The ERR_* name of any error offloadctl reports, the daemon's or its own (docs/API.md, Errors). */
+function errorCode(error: unknown): string {
+  if (error instanceof RemoteError) return error.rpc.data?.code ?? errorName(error.rpc.code);
+  if (error instanceof UsageError) return 'ERR_USAGE';
+  if (error instanceof KernelError) return 'ERR_KERNEL';
+  if (error instanceof OffloaddError) return error.code;
+  return 'ERR_INTERNAL';
+}
+
 function reportError(name: string, error: unknown, out: Output): number {
   const code =
     error instanceof UsageError
@@ -581,7 +591,7 @@ function reportError(name: string, error: unknown, out: Output): number {
   const hint = error instanceof OffloaddError ? error.hint : undefined;
   if (out.json) {
     process.stdout.write(
-      `${JSON.stringify({ error: { message: (error as Error).message, code: error instanceof RemoteError ? error.rpc.code : (error as OffloaddError).code, hint } }, null, 2)}\n`,
+      `${JSON.stringify({ error: { code: errorCode(error), message: (error as Error).message, hint } }, null, 2)}\n`,
     );
   }
   process.stderr.write(

@@ -209,6 +209,13 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
       [false, false],
     );
     assert.match(ctl(socket, ['explain', 'other0']).stdout, /No rule matches/);
+    const missing = ctl(socket, ['show', 'nope0', '--json']);
+    assert.equal(missing.status, 4);
+    assert.equal(
+      (JSON.parse(missing.stdout) as { error: { code: string } }).error.code,
+      'ERR_NOT_FOUND',
+      'one error-code scheme',
+    );
     const explainUp = ctl(socket, ['explain', 'up0']);
     assert.match(explainUp.stdout, /MATCHES \(applied\)/);
     assert.match(explainUp.stdout, /✓ name: /);
