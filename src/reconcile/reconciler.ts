@@ -131,9 +131,17 @@ export class Reconciler {
     this.queue.drainAll();
   }
 
-  /** An operator's explicit request: retries even what was found unenforceable. */
+  /**
+   * An operator's explicit request: retries even what was found unenforceable, and corrects now
+   * what a flapping back-off holds back (the operator has presumably dealt with the other writer).
+   */
   enforce(ifindex: number | null): void {
     this.managed.forgetUnenforceable(ifindex);
+    for (const index of this.links.ifindexes()) {
+      if (ifindex !== null && ifindex !== index) continue;
+      this.flap.forget(index);
+      this.rechecks.cancel(index);
+    }
     for (const index of this.links.ifindexes())
       if (ifindex === null || ifindex === index) this.queue.enqueue(index, 'manual');
     this.queue.drainAll();

@@ -145,6 +145,30 @@ describe('daemon hardening (real kernel, own namespace)', function () {
     );
   });
 
+  it('offloadctl enforce corrects at once what the flapping back-off holds back, as a manual correction', async () => {
+    ns.addVeth('up0');
+    const policy = UPLINKS.replace(
+      'max_corrections: 50, window: 60, max_backoff: 8',
+      'max_corrections: 1, window: 600, max_backoff: 600',
+    );
+    const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', policy)]);
+    await daemon.ready();
+    ns.setFeatures('up0', 'gro', 'on'); // corrected, and the back-off starts
+    await waitFor(() => ledger(daemon).some((record) => record.event === 'flapping'), 'the back-off');
+    ns.setFeatures('up0', 'gro', 'on'); // held back now: the event path will not correct it
+    await waitFor(() => ledger(daemon).some((record) => record.action === 'deferred'), 'the held-back drift');
+    assert.equal(ns.features('up0')['generic-receive-offload'], true);
+    const result = spawnSync(process.execPath, [OFFLOADCTL, 'enforce', 'up0', '--socket', daemon.socketPath], {
+      encoding: 'utf8',
+    });
+    assert.equal(result.status, 0, result.stderr);
+    assert.equal(ns.features('up0')['generic-receive-offload'], false, 'corrected by the request, not by an event');
+    await waitFor(
+      () => ledger(daemon).find((record) => record.trigger === 'manual' && record.action === 'enforced'),
+      'the manual correction recorded',
+    );
+  });
+
   it("says so when systemd's notify socket does not answer, instead of failing silently", async () => {
     ns.addVeth('up0');
     const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', UPLINKS)], {
