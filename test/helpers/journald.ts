@@ -24,12 +24,13 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { destroyAtExit } from './cleanup';
+import { journaldCgroupRoot, removeCgroupTree } from './cgroup';
+import { isZombie, sleepSync } from './proc';
 
 export const JOURNALD_BINARY_CANDIDATES = ['/lib/systemd/systemd-journald', '/usr/lib/systemd/systemd-journald'];
 /** journald's native-protocol socket, as seen by processes inside the namespace. */
 export const JOURNAL_SOCKET_INSIDE = '/run/systemd/journal/socket';
-
-const CGROUP2_SUPER_MAGIC = 0x63677270;
 
 /** A journal entry as `journalctl -o json` prints it (binary or repeated fields come as arrays). */
 export type JournalValue = string | number[] | Array<string | number[]> | null;
@@ -57,85 +58,6 @@ export interface JournaldOptions {
   /** Leave the scratch directory (store, journald's own log) in place after stop(), for debugging. */
   keep?: boolean;
   startTimeoutMs?: number;
-}
-
-/**
- * The cgroup hierarchies systemd-style tools track processes in, in the order systemd checks
- * them: the unified hierarchy (cgroup v2 on /sys/fs/cgroup, or on /sys/fs/cgroup/unified in
- * "hybrid" mode) and, when present, the named v1 hierarchy name=systemd. journald derives
- * _SYSTEMD_UNIT from the first; systemd-nspawn --keep-unit needs the process placed in all.
- */
-export function cgroupHierarchies(): { unified: string | null; all: string[] } {
-  const isCgroup2 = (dir: string): boolean => {
-    try {
-      return fs.statfsSync(dir).type === CGROUP2_SUPER_MAGIC;
-    } catch {
-      return false;
-    }
-  };
-  if (isCgroup2('/sys/fs/cgroup')) return { unified: '/sys/fs/cgroup', all: ['/sys/fs/cgroup'] };
-  const all: string[] = [];
-  const v1 = '/sys/fs/cgroup/systemd';
-  if (fs.existsSync(path.join(v1, 'cgroup.procs'))) all.push(v1);
-  const hybrid = '/sys/fs/cgroup/unified';
-  const unified = isCgroup2(hybrid) ? hybrid : null;
-  if (unified) all.push(unified);
-  return { unified, all };
-}
-
-/** The hierarchy journald reads a sender's unit from (unified if there is one, else name=systemd). */
-export function journaldCgroupRoot(): string {
-  const { unified, all } = cgroupHierarchies();
-  const root = unified ?? all[0];
-  if (!root) throw new Error('no cgroup hierarchy found under /sys/fs/cgroup (neither cgroup2 nor name=systemd)');
-  return root;
-}
-
-/**
- * Removes a cgroup directory and everything below it, deepest first; processes still inside are
- * killed first (a cgroup with processes cannot be removed). Never throws for "already gone".
- */
-export function removeCgroupTree(dir: string, timeoutMs = 3000): void {
-  if (!fs.existsSync(dir)) return;
-  const children = fs.readdirSync(dir, { withFileTypes: true }).filter((entry) => entry.isDirectory());
-  for (const child of children) removeCgroupTree(path.join(dir, child.name), timeoutMs);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const pids = readPids(path.join(dir, 'cgroup.procs'));
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-    try {
-      fs.rmdirSync(dir);
-      return;
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return;
-      if (code !== 'EBUSY' || Date.now() > deadline) {
-        throw new Error(
-          `cannot remove cgroup ${dir} (${code}); processes left: ${readPids(path.join(dir, 'cgroup.procs')).join(' ') || 'none'}`,
-        );
-      }
-      sleepSync(20);
-    }
-  }
-}
-
-function readPids(file: string): number[] {
-  try {
-    return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-/** Blocks the thread (for cleanup in process 'exit' handlers, where nothing async runs). */
-export function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 export function findJournald(): string {
@@ -249,13 +171,10 @@ export class NamespacedProcess {
   }
 }
 
-const live = new Set<Journald>();
-process.on('exit', () => {
-  for (const journald of live) journald.destroySync();
-});
-
 export class Journald {
   readonly dir: string;
+  /** Set once registered with destroyAtExit (cleanup.ts). */
+  private unregister: () => void = () => undefined;
   readonly storeDir: string;
   /** The socket as processes inside the namespace see it (their default path). */
   readonly socketPath = JOURNAL_SOCKET_INSIDE;
@@ -288,7 +207,7 @@ export class Journald {
     this.journaldPid = journaldPid;
     this.startupMs = startupMs;
     this.socketPathFromOutside = `/proc/${this.nsPid}/root${JOURNAL_SOCKET_INSIDE}`;
-    live.add(this);
+    this.unregister = destroyAtExit(this);
   }
 
   static async start(options: JournaldOptions = {}): Promise<Journald> {
@@ -517,7 +436,7 @@ export class Journald {
       if (this.cgroupSlice) removeCgroupTree(this.cgroupSlice);
     } finally {
       if (!this.options.keep) fs.rmSync(this.dir, { recursive: true, force: true });
-      live.delete(this);
+      this.unregister();
     }
   }
 
@@ -528,14 +447,6 @@ export class Journald {
     const dir = path.join(this.cgroupSlice, unit);
     fs.mkdirSync(dir, { recursive: true });
     return dir;
-  }
-}
-
-function isZombie(pid: number): boolean {
-  try {
-    return /^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  } catch {
-    return false;
   }
 }
 

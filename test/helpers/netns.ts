@@ -13,16 +13,12 @@ import * as path from 'node:path';
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 const OFFLOADD = path.join(REPO_ROOT, 'bin', 'offloadd');
 
-const live = new Set<Netns>();
-process.on('exit', () => {
-  for (const netns of live) netns.destroySync();
-});
-
 export function run(command: string, args: string[], input?: string): string {
   return execFileSync(command, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
 import { waitFor } from './wait';
+import { destroyAtExit } from './cleanup';
 
 export { waitFor };
 
@@ -68,12 +64,14 @@ export function canConnect(socketPath: string): Promise<boolean> {
 
 export class Netns {
   readonly name = `offloadd-t-${randomBytes(4).toString('hex')}`;
+  /** Set once registered with destroyAtExit (cleanup.ts). */
+  private unregister: () => void = () => undefined;
   readonly tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'offloadd-t-'));
   private readonly daemons: DaemonProcess[] = [];
 
   constructor() {
     run('ip', ['netns', 'add', this.name]);
-    live.add(this);
+    this.unregister = destroyAtExit(this);
     this.ip('link', 'set', 'lo', 'up');
   }
 
@@ -173,7 +171,7 @@ export class Netns {
       // already gone
     }
     fs.rmSync(this.tmp, { recursive: true, force: true });
-    live.delete(this);
+    this.unregister();
   }
 }
 

@@ -19,7 +19,10 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { cgroupHierarchies, removeCgroupTree, sleepSync, type JournalEntry } from './journald';
+import { cgroupHierarchies, removeCgroupTree } from './cgroup';
+import { type JournalEntry } from './journald';
+import { delay, findDescendant, isZombie, sleepSync } from './proc';
+import { destroyAtExit } from './cleanup';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 
@@ -147,14 +150,11 @@ if [ "$command" != stop ]; then rmdir "$W/root" 2>/dev/null && rm -rf "$W"; fi
 exit 0
 `;
 
-const live = new Set<Container>();
-process.on('exit', () => {
-  for (const container of live) container.destroySync();
-});
-
 export class Container {
   readonly name = `offloadd-t-${randomBytes(4).toString('hex')}`;
   readonly dir: string;
+  /** Set once registered with destroyAtExit (cleanup.ts). */
+  private unregister: () => void = () => undefined;
   /** Empty mount point: the host's root is bound here only inside the supervisor's namespace. */
   readonly rootMountPoint: string;
   readonly logFile: string;
@@ -176,7 +176,7 @@ export class Container {
     this.logFile = path.join(this.dir, 'nspawn.log');
     fs.mkdirSync(this.rootMountPoint);
     this.cgroupDirs = cgroupHierarchies().all.map((hierarchy) => path.join(hierarchy, this.name));
-    live.add(this);
+    this.unregister = destroyAtExit(this);
   }
 
   /** Spawns systemd-nspawn and finds the container's systemd; does not wait for the boot to finish. */
@@ -479,7 +479,7 @@ export class Container {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
         problems.push(`left ${this.dir} in place: ${(error as Error).message}`);
     }
-    live.delete(this);
+    this.unregister();
     if (problems.length > 0) throw new Error(`container cleanup: ${problems.join('; ')}`);
   }
 }
@@ -502,43 +502,4 @@ function checkUnitName(name: string): void {
   if (!/^[A-Za-z0-9:_.@\\-]+(\.d\/[A-Za-z0-9:_.@-]+\.conf)?$/.test(name) || name.startsWith('.')) {
     throw new Error(`not a unit or drop-in name: ${name}`);
   }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function isZombie(pid: number): boolean {
-  try {
-    return /^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
-/** A process named `name` among the descendants of `ancestor`, at most `depth` levels down. */
-function findDescendant(ancestor: number, name: string, depth: number): number | null {
-  const children = new Map<number, number[]>();
-  const names = new Map<number, string>();
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const status = fs.readFileSync(`/proc/${entry}/status`, 'utf8');
-      const ppid = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]);
-      names.set(Number(entry), /^Name:\s+(.*)$/m.exec(status)?.[1] ?? '');
-      const siblings = children.get(ppid) ?? [];
-      siblings.push(Number(entry));
-      children.set(ppid, siblings);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  let level = [ancestor];
-  for (let i = 0; i < depth; i++) {
-    const next = level.flatMap((pid) => children.get(pid) ?? []);
-    const found = next.find((pid) => names.get(pid) === name);
-    if (found) return found;
-    level = next;
-  }
-  return null;
 }

@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MessageId } from '../../src/observe/message-ids';
-import { cgroupHierarchies, startJournald, type Journald } from '../helpers/journald';
+import { cgroupHierarchies } from '../helpers/cgroup';
+import { startJournald, type Journald } from '../helpers/journald';
 import { bootContainer, nspawnUnavailableReason, REPO_ROOT, type Container } from '../helpers/nspawn';
 
 function skipWith(context: Mocha.Context, reason: string): never {

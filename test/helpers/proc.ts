@@ -1,0 +1,47 @@
+/** Processes as /proc shows them, and waiting without an event loop (exit handlers). */
+import * as fs from 'node:fs';
+
+/** Blocks the thread (for cleanup in process 'exit' handlers, where nothing async runs). */
+export function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Exited, but not yet reaped by its parent. */
+export function isZombie(pid: number): boolean {
+  try {
+    return /^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** A process named `name` among the descendants of `ancestor`, at most `depth` levels down. */
+export function findDescendant(ancestor: number, name: string, depth: number): number | null {
+  const children = new Map<number, number[]>();
+  const names = new Map<number, string>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const status = fs.readFileSync(`/proc/${entry}/status`, 'utf8');
+      const ppid = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]);
+      names.set(Number(entry), /^Name:\s+(.*)$/m.exec(status)?.[1] ?? '');
+      const siblings = children.get(ppid) ?? [];
+      siblings.push(Number(entry));
+      children.set(ppid, siblings);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  let level = [ancestor];
+  for (let i = 0; i < depth; i++) {
+    const next = level.flatMap((pid) => children.get(pid) ?? []);
+    const found = next.find((pid) => names.get(pid) === name);
+    if (found) return found;
+    level = next;
+  }
+  return null;
+}
