@@ -1,6 +1,7 @@
 /**
- * The API's methods, over the daemon's state. Validation of params lives here; transport,
- * authorisation and error encoding live in server.ts.
+ * The API's methods, over the daemon's state. Their params arrive checked against PARAM_SPECS
+ * (protocol.ts) by the server, which also does transport, authorisation and error encoding;
+ * here only what needs meaning is checked (a time's zone, an interface that exists).
  */
 import type { LinkMessage } from '../events/link-message';
 import type { EventEmitter } from 'node:events';
@@ -10,21 +11,11 @@ import type { Policy } from '../policy/types';
 import type { FeatureInterface } from '../reconcile/feature-state';
 import type { Explanation } from '../reconcile/reconciler';
 import { VERSION } from '../version';
-import type { LedgerRecord, RecordEvent, Trigger } from '../ledger/record';
+import type { LedgerRecord, Trigger } from '../ledger/record';
 import type { InterfaceStatus } from '../reconcile/managed-interfaces';
-import { API_VERSION, DRIFT_DEFAULT_LIMIT, DRIFT_MAX_LIMIT, RpcCode } from './protocol';
+import { API_VERSION, DRIFT_DEFAULT_LIMIT, RpcCode } from './protocol';
 import { RpcError, type ApiServer, type Handlers } from './server';
 import { interfaceView, planView, statusView } from './views';
-
-function stringParam(params: Record<string, unknown>, name: string, required: true): string;
-function stringParam(params: Record<string, unknown>, name: string, required: false): string | undefined;
-function stringParam(params: Record<string, unknown>, name: string, required: boolean): string | undefined {
-  const value = params[name];
-  if (value === undefined && !required) return undefined;
-  if (typeof value !== 'string' || value === '')
-    throw new RpcError(RpcCode.invalidParams, `param "${name}" must be a non-empty string`);
-  return value;
-}
 
 /** ISO 8601 date and time with its zone: Z or ±hh:mm. */
 const ZONED_TIMESTAMP = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[Zz]|[+-]\d{2}:?\d{2})$/;
@@ -47,16 +38,6 @@ function parseSince(text: string): Date {
   if (Number.isNaN(since.getTime()))
     throw new RpcError(RpcCode.invalidParams, `param "since" is not a valid date: ${text}`, { hint: SINCE_HINT });
   return since;
-}
-
-const RECORD_EVENTS: readonly RecordEvent[] = ['initial', 'drift', 'unenforceable', 'flapping', 'resync'];
-
-function eventParam(params: Record<string, unknown>): RecordEvent | undefined {
-  const event = stringParam(params, 'event', false);
-  if (event !== undefined && !(RECORD_EVENTS as readonly string[]).includes(event)) {
-    throw new RpcError(RpcCode.invalidParams, `param "event" must be one of ${RECORD_EVENTS.join(', ')}`);
-  }
-  return event as RecordEvent | undefined;
 }
 
 /** What the daemon tells its listeners; the API streams it to `watch` clients. */
@@ -125,28 +106,21 @@ export function createHandlers(daemon: DaemonForApi): Handlers {
         .map(statusView),
     }),
 
-    'interfaces.get': (params) => ({ interface: statusView(managedStatus(stringParam(params, 'interface', true))) }),
+    'interfaces.get': (params) => ({ interface: statusView(managedStatus(params.interface)) }),
 
     'drift.list': async (params) => {
-      const raw = params as Record<string, unknown>;
-      const sinceText = stringParam(raw, 'since', false);
-      const since = sinceText === undefined ? undefined : parseSince(sinceText);
-      const limit = raw['limit'] === undefined ? DRIFT_DEFAULT_LIMIT : raw['limit'];
-      if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > DRIFT_MAX_LIMIT) {
-        throw new RpcError(RpcCode.invalidParams, `param "limit" must be an integer from 1 to ${DRIFT_MAX_LIMIT}`);
-      }
       const { records, warnings } = await daemon.queryLedger({
-        since,
-        limit,
-        interface: stringParam(raw, 'interface', false),
-        feature: stringParam(raw, 'feature', false),
-        event: eventParam(raw),
+        since: params.since === undefined ? undefined : parseSince(params.since),
+        limit: params.limit ?? DRIFT_DEFAULT_LIMIT,
+        interface: params.interface,
+        feature: params.feature,
+        event: params.event,
       });
       return warnings.length > 0 ? { records, warnings } : { records };
     },
 
     explain: (params) => {
-      const name = stringParam(params, 'interface', true);
+      const name = params.interface;
       const link = daemon.findLink(name);
       if (!link)
         throw new RpcError(RpcCode.notFound, `no interface "${name}"`, {
@@ -168,7 +142,7 @@ export function createHandlers(daemon: DaemonForApi): Handlers {
     },
 
     enforce: (params) => {
-      const name = stringParam(params, 'interface', false);
+      const name = params.interface;
       if (name === undefined) {
         daemon.enforce(null);
         return { interfaces: daemon.statuses().map(statusView) };

@@ -121,6 +121,59 @@ export interface Methods {
 }
 
 export type MethodName = keyof Methods;
+
+/** One parameter as the server checks it before the method's handler sees it. */
+export type ParamSpec =
+  | { type: 'string'; required?: true; oneOf?: readonly string[] }
+  | { type: 'integer'; required?: true; min: number; max: number };
+
+const RECORD_EVENT_NAMES: readonly RecordEvent[] = ['initial', 'drift', 'unenforceable', 'flapping', 'resync'];
+
+/** Every method's parameters: unknown ones, wrong types and values out of range are -32602. */
+export const PARAM_SPECS: { readonly [M in MethodName]: { readonly [P in keyof Methods[M]['params']]-?: ParamSpec } } =
+  {
+    status: {},
+    'interfaces.list': {},
+    'interfaces.get': { interface: { type: 'string', required: true } },
+    'drift.list': {
+      since: { type: 'string' },
+      interface: { type: 'string' },
+      feature: { type: 'string' },
+      event: { type: 'string', oneOf: RECORD_EVENT_NAMES },
+      limit: { type: 'integer', min: 1, max: DRIFT_MAX_LIMIT },
+    },
+    explain: { interface: { type: 'string', required: true } },
+    'policy.reload': {},
+    enforce: { interface: { type: 'string' } },
+    watch: {},
+  };
+
+/** Why `params` do not fit `specs`, or null when they do. */
+export function paramsProblem(
+  params: Record<string, unknown>,
+  specs: Readonly<Record<string, ParamSpec>>,
+): string | null {
+  for (const name of Object.keys(params)) {
+    if (!(name in specs)) {
+      const known = Object.keys(specs);
+      return `unknown param "${name}"${known.length > 0 ? ` (this method takes ${known.join(', ')})` : ' (this method takes none)'}`;
+    }
+  }
+  for (const [name, spec] of Object.entries(specs)) {
+    const value = params[name];
+    if (value === undefined) {
+      if (spec.required) return `param "${name}" is required`;
+      continue;
+    }
+    if (spec.type === 'string') {
+      if (typeof value !== 'string' || value === '') return `param "${name}" must be a non-empty string`;
+      if (spec.oneOf && !spec.oneOf.includes(value)) return `param "${name}" must be one of ${spec.oneOf.join(', ')}`;
+    } else if (typeof value !== 'number' || !Number.isInteger(value) || value < spec.min || value > spec.max) {
+      return `param "${name}" must be an integer from ${spec.min} to ${spec.max}`;
+    }
+  }
+  return null;
+}
 export const METHOD_NAMES: readonly MethodName[] = [
   'status',
   'interfaces.list',

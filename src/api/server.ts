@@ -19,6 +19,8 @@ import { readLines } from './ndjson';
 import {
   errorName,
   METHOD_NAMES,
+  PARAM_SPECS,
+  paramsProblem,
   PRIVILEGED_METHODS,
   RpcCode,
   type MethodName,
@@ -397,6 +399,11 @@ export class ApiServer {
       return;
     }
     const name = method as MethodName;
+    const problem = paramsProblem(params as Record<string, unknown>, PARAM_SPECS[name]);
+    if (problem !== null) {
+      connection.send(errorResponse(requestId, RpcCode.invalidParams, problem));
+      return;
+    }
     if (PRIVILEGED_METHODS.has(name) && !connection.caller.admin) {
       this.log.event(
         'accessDenied',

@@ -471,6 +471,32 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
     assert.match(numbered.lines[0] ?? '', /^\{"jsonrpc":"2.0","id":"a-1","result"/);
   });
 
+  it("checks every method's params before the method runs: unknown, missing, mistyped and out-of-range ones are -32602", async () => {
+    const cases: Array<[string, RegExp]> = [
+      [
+        '{"method":"enforce","params":{"interfaces":"up0"}}',
+        /unknown param \\"interfaces\\" \(this method takes interface\)/,
+      ],
+      ['{"method":"explain","params":{}}', /param \\"interface\\" is required/],
+      ['{"method":"interfaces.get","params":{"interface":7}}', /param \\"interface\\" must be a non-empty string/],
+      ['{"method":"drift.list","params":{"limit":0}}', /param \\"limit\\" must be an integer from 1 to 100000/],
+      ['{"method":"drift.list","params":{"limit":"5"}}', /param \\"limit\\" must be an integer/],
+      [
+        '{"method":"drift.list","params":{"event":"drifts"}}',
+        /param \\"event\\" must be one of initial, drift, unenforceable, flapping, resync/,
+      ],
+      ['{"method":"policy.reload","params":{"force":true}}', /unknown param \\"force\\" \(this method takes none\)/],
+    ];
+    for (const [request, message] of cases) {
+      const answer = await rawExchange(socket, `${request.replace('{', '{"jsonrpc":"2.0","id":1,')}\n`);
+      assert.match(answer.lines[0] ?? '', /"code":-32602/, request);
+      assert.match(answer.lines[0] ?? '', message, request);
+      assert.match(answer.lines[0] ?? '', /"data":\{"code":"ERR_INVALID_PARAMS"/, request);
+    }
+    const status = json<{ counters: { reloads: number } }>(ctl(socket, ['status', '--json']));
+    assert.equal(status.counters.reloads, 0, 'policy.reload with a bad param was not run');
+  });
+
   it('requires a time zone in drift.list since, and offloadctl turns a local time into one', async () => {
     const local = await rawExchange(
       socket,
