@@ -27,12 +27,11 @@ import {
   resolveFeatureName,
   suggestFeatureName,
 } from './feature-names';
-import { globLiteral, globProblem, unconstrainedKeys, type UnconstrainedKey } from './match';
+import { globLiteral, globProblem, MATCH_KEYS, unconstrainedKeys, type UnconstrainedKey } from './match';
 import {
   onOff,
   type FlappingLimits,
   type LedgerLimits,
-  type MatchKey,
   type MatchSpec,
   type Mode,
   type PciPattern,
@@ -51,7 +50,6 @@ const MAX_POLICY_BYTES = 1024 * 1024;
 const MODES: readonly Mode[] = ['enforce', 'report'];
 const TOP_KEYS = ['mode', 'sweep_interval', 'flapping', 'ledger', 'rules'] as const;
 const RULE_KEYS = ['name', 'mode', 'broad', 'match', 'features'] as const;
-const MATCH_SPEC_KEYS: readonly MatchKey[] = ['driver', 'pci', 'name', 'mac', 'kind'];
 
 /** Longest wait we schedule: keeps every timer far below setTimeout's 24.8-day overflow. */
 const ONE_DAY_SEC = 86_400;
@@ -485,10 +483,10 @@ class PolicyParser {
     }
     if (entry.value !== null && !isMap(entry.value)) {
       this.fail(entry.at, entry.path, `${entry.path} must be a mapping, found ${describeNode(entry.value)}`, {
-        hint: `allowed keys: ${MATCH_SPEC_KEYS.join(', ')}`,
+        hint: `allowed keys: ${MATCH_KEYS.join(', ')}`,
       });
     }
-    const keys = this.entries(entry.value, entry.path, MATCH_SPEC_KEYS, `in a match block`);
+    const keys = this.entries(entry.value, entry.path, MATCH_KEYS, `in a match block`);
     const spec: MatchSpec = {};
     for (const [key, keyEntry] of keys) {
       const patterns = this.stringList(keyEntry);
