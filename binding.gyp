@@ -9,7 +9,8 @@
         "native/flock.cc",
         "native/rtnl.cc",
         "native/stats.cc",
-        "native/unix_dgram.cc"
+        "native/unix_dgram.cc",
+        "native/unix_listener.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -8,6 +8,7 @@
 #include "rtnl.h"
 #include "stats.h"
 #include "unix_dgram.h"
+#include "unix_listener.h"
 
 namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -17,6 +18,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   offloadd::InitRtnl(env, exports);
   offloadd::InitStats(env, exports);
   offloadd::InitUnixDgram(env, exports);
+  offloadd::InitUnixListener(env, exports);
   return exports;
 }
 }  // namespace

@@ -94,26 +94,10 @@ Napi::Value SendDatagram(const Napi::CallbackInfo& info) {
   }
 }
 
-// peerCredentials(fd: number): { pid, uid, gid } — SO_PEERCRED of a connected Unix socket.
-Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "expected (fd: number)");
-  ucred credentials;
-  socklen_t length = sizeof credentials;
-  if (getsockopt(info[0].As<Napi::Number>().Int32Value(), SOL_SOCKET, SO_PEERCRED, &credentials, &length) < 0)
-    throw SyscallError(env, errno, "getsockopt(SO_PEERCRED)");
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("pid", Napi::Number::New(env, credentials.pid));
-  result.Set("uid", Napi::Number::New(env, credentials.uid));
-  result.Set("gid", Napi::Number::New(env, credentials.gid));
-  return result;
-}
-
 }  // namespace
 
 void InitUnixDgram(Napi::Env env, Napi::Object exports) {
   exports.Set("sendDatagram", Napi::Function::New(env, SendDatagram, "sendDatagram"));
-  exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
 }
 
 }  // namespace offloadd

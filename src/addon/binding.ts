@@ -48,6 +48,11 @@ export interface DriverStats {
   values: BigUint64Array;
 }
 
+export interface NativeUnixListener {
+  /** Stops accepting and closes the socket; the path is left for the caller to remove. */
+  close(): void;
+}
+
 export interface NativeLinkMonitor {
   close(): void;
   receiveBufferBytes(): number;
@@ -85,7 +90,11 @@ interface NativeAddon {
   /** RTM_GETLINK dump of every link: the raw reply datagrams. */
   dumpLinks: () => Buffer[];
   sendDatagram: (socketPath: string, data: Buffer, allowMemfd: boolean) => void;
-  peerCredentials: (fd: number) => PeerCredentials;
+  UnixListener: new (
+    path: string,
+    backlog: number,
+    onConnection: (fd: number, errno: number, pid: number, uid: number, gid: number) => void,
+  ) => NativeUnixListener;
   /** RTM_GETLINK for one ifindex: IFLA_MTU and IFLA_STATS64. */
   linkStats: (ifindex: number) => LinkStats;
   /** ETH_SS_STATS names + ETHTOOL_GSTATS; EOPNOTSUPP where the driver has none. */
@@ -105,7 +114,7 @@ const EXPECTED_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = [
   'LinkMonitor',
   'dumpLinks',
   'sendDatagram',
-  'peerCredentials',
+  'UnixListener',
   'linkStats',
   'driverStats',
   'tryLockExclusive',
@@ -183,7 +192,18 @@ export const addon = {
   netlinkSetFeatures: wrap(raw.netlinkSetFeatures),
   dumpLinks: wrap(raw.dumpLinks),
   sendDatagram: wrap(raw.sendDatagram),
-  peerCredentials: wrap(raw.peerCredentials),
+  /**
+   * Listens on `path` (the caller sets the umask and checks the path) and hands each accepted
+   * connection over as a descriptor with its SO_PEERCRED, or the errno that kept them from it.
+   */
+  listenUnix: wrap(
+    (
+      path: string,
+      backlog: number,
+      onConnection: (fd: number, errno: number, credentials: PeerCredentials) => void,
+    ): NativeUnixListener =>
+      new raw.UnixListener(path, backlog, (fd, errno, pid, uid, gid) => onConnection(fd, errno, { pid, uid, gid })),
+  ),
   linkStats: wrap(raw.linkStats),
   driverStats: wrap(raw.driverStats),
   tryLockExclusive: wrap(raw.tryLockExclusive),

@@ -11,7 +11,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { addon, type PeerCredentials } from '../addon/binding';
+import { addon, errnoName, type NativeUnixListener, type PeerCredentials } from '../addon/binding';
 import { KernelError, OffloaddError, PolicyError } from '../errors';
 import type { Log } from '../observe/log';
 import { isMemberOf, resolveGroup } from './identity';
@@ -103,8 +103,11 @@ export class Connection {
   }
 }
 
+/** As Node's net.Server default: connections the kernel queues before they are accepted. */
+const LISTEN_BACKLOG = 511;
+
 export class ApiServer {
-  private readonly server: net.Server;
+  private listener: NativeUnixListener | null = null;
   private readonly connections = new Set<Connection>();
   private readonly connectionsByUid = new Map<number, number>();
   /** Limits already logged as reached; cleared when a connection closes (one line per episode). */
@@ -117,10 +120,7 @@ export class ApiServer {
     private readonly options: ApiServerOptions,
     private readonly handlers: Handlers,
     private readonly log: Log,
-  ) {
-    // No net.Server maxConnections: it drops extra clients silently; accept() answers them.
-    this.server = net.createServer((socket) => this.accept(socket));
-  }
+  ) {}
 
   get watchers(): Connection[] {
     return [...this.connections].filter((connection) => connection.watching);
@@ -146,13 +146,11 @@ export class ApiServer {
     if (stale !== null) removeIfSame(socketPath, stale);
     const oldMask = process.umask(0o117); // the socket is born 0660, never briefly world-writable
     try {
-      await new Promise<void>((resolve, reject) => {
-        this.server.once('error', reject);
-        this.server.listen(socketPath, () => {
-          this.server.off('error', reject);
-          resolve();
-        });
-      });
+      // Accepted natively, so each client's SO_PEERCRED is read on its own descriptor. No limit
+      // here: accept() answers the clients over the limits with an error instead of dropping them.
+      this.listener = addon.listenUnix(socketPath, LISTEN_BACKLOG, (fd, errno, credentials) =>
+        this.accept(fd, errno, credentials),
+      );
     } finally {
       process.umask(oldMask);
     }
@@ -176,17 +174,13 @@ export class ApiServer {
     }
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     for (const connection of this.connections) connection.socket.destroy();
-    if (!this.stillOwnsSocketPath()) {
-      // Closing a listening Unix socket makes libuv unlink its path, whoever's file is there now:
-      // stop accepting and let the descriptor go with the process instead.
-      this.server.unref();
-      this.server.removeAllListeners('connection');
-      return;
-    }
-    // The path is still our socket: closing the server removes it (libuv unlinks it).
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.listener?.close();
+    this.listener = null;
+    // Only the socket this process bound is removed: a newer daemon's stays.
+    if (this.stillOwnsSocketPath()) fs.rmSync(this.options.socketPath, { force: true });
+    return Promise.resolve();
   }
 
   /** Whether the socket path is still the socket this process bound (compared by dev and inode). */
@@ -210,20 +204,18 @@ export class ApiServer {
     return false;
   }
 
-  private accept(socket: net.Socket): void {
-    let credentials: PeerCredentials;
-    try {
-      const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
-      credentials = addon.peerCredentials(fd);
-    } catch (error) {
-      // Without credentials the caller cannot be authorised or counted: refuse, but say so.
-      this.log.log(
-        'warning',
-        `API: could not identify a client (SO_PEERCRED: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); connection closed`,
-      );
-      socket.destroy();
+  private accept(fd: number, errno: number, credentials: PeerCredentials): void {
+    if (fd < 0) {
+      this.log.log('warning', `API: accept() failed (${errnoName(errno)}); that client is lost, the socket goes on`);
       return;
     }
+    if (errno !== 0) {
+      // Without credentials the caller cannot be authorised or counted: refuse, but say so.
+      this.log.log('warning', `API: could not identify a client (SO_PEERCRED: ${errnoName(errno)}); connection closed`);
+      fs.closeSync(fd);
+      return;
+    }
+    const socket = new net.Socket({ fd, readable: true, writable: true });
     const caller: Caller = { ...credentials, admin: this.isAdmin(credentials) };
     const connection = new Connection(socket, caller);
     const refusal = this.admission(caller);

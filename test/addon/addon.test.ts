@@ -82,7 +82,8 @@ describe('native addon contract', () => {
     bad(() => addon.setFeatures('lo', 1, new Uint32Array(3)));
     bad(() => (addon.setFeatures as unknown as (...args: unknown[]) => unknown)('lo', 1, [1, 2]));
     bad(() => addon.sendDatagram('', Buffer.from('x'), false));
-    bad(() => addon.peerCredentials(-1));
+    bad(() => addon.listenUnix('', 1, () => undefined));
+    bad(() => addon.listenUnix(`/tmp/${'x'.repeat(200)}`, 1, () => undefined));
   });
 
   it('dumps every link', () => {
