@@ -21,6 +21,7 @@
 #include <cstring>
 #include <vector>
 
+#include "poll.h"
 #include "syscall.h"
 
 namespace offloadd {
@@ -72,12 +73,7 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
       throw SyscallError(env, err, "bind(RTMGRP_LINK)");
     }
 
-    uv_loop_t* loop = nullptr;
-    napi_get_uv_event_loop(env, &loop);
-    poll_ = new uv_poll_t;
-    poll_->data = this;
-    uv_poll_init(loop, poll_, fd_);
-    uv_poll_start(poll_, UV_READABLE, OnReadable);
+    poll_ = StartPolling(env, fd_, this, OnReadable);
     Napi::ObjectWrap<LinkMonitor>::Ref();  // keep the JS object alive while the socket is open
   }
 
@@ -108,9 +104,7 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
 
   void Shutdown() {
     if (poll_) {
-      uv_poll_stop(poll_);
-      uv_close(reinterpret_cast<uv_handle_t*>(poll_),
-               [](uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); });
+      StopPolling(poll_);
       poll_ = nullptr;
       Napi::ObjectWrap<LinkMonitor>::Unref();
     }

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <string>
 
+#include "poll.h"
 #include "syscall.h"
 
 namespace offloadd {
@@ -51,12 +52,7 @@ class UnixListener : public Napi::ObjectWrap<UnixListener> {
       fd_ = -1;
       throw SyscallError(env, err, "bind/listen", path);
     }
-    uv_loop_t* loop = nullptr;
-    napi_get_uv_event_loop(env, &loop);
-    poll_ = new uv_poll_t;
-    poll_->data = this;
-    uv_poll_init(loop, poll_, fd_);
-    uv_poll_start(poll_, UV_READABLE, OnReadable);
+    poll_ = StartPolling(env, fd_, this, OnReadable);
     Napi::ObjectWrap<UnixListener>::Ref();  // alive while listening
   }
 
@@ -70,9 +66,7 @@ class UnixListener : public Napi::ObjectWrap<UnixListener> {
 
   void Shutdown() {
     if (poll_) {
-      uv_poll_stop(poll_);
-      uv_close(reinterpret_cast<uv_handle_t*>(poll_),
-               [](uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); });
+      StopPolling(poll_);
       poll_ = nullptr;
       Napi::ObjectWrap<UnixListener>::Unref();
     }

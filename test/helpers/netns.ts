@@ -22,6 +22,26 @@ import { destroyAtExit } from './cleanup';
 
 export { waitFor };
 
+/**
+ * Runs the daemon in a private mount namespace with a fresh tmpfs of `size` on `stateDir` (a
+ * full or read-only disk without touching the host's); `setup` runs there first (sh, "$0" is
+ * the directory). The test reaches the files through /proc/PID/root.
+ */
+export function onPrivateTmpfs(stateDir: string, size: string, setup = ''): DaemonLaunch {
+  return {
+    prefix: [
+      'unshare',
+      '--mount',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      `set -e; mount -t tmpfs -o size=${size},mode=0750 offloadd-test "$0"; ${setup} exec "$@"`,
+      stateDir,
+    ],
+  };
+}
+
 /** Kernel suites need root (network namespaces, CAP_NET_ADMIN): skip them, saying so, without it. */
 export function skipUnlessRoot(context: Mocha.Context): void {
   if (process.getuid?.() === 0) return;

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { call } from '../../src/api/client';
 import type { StatusResult } from '../../src/api/protocol';
 import type { LedgerRecord } from '../../src/ledger/record';
-import { type DaemonProcess, type Netns, run, waitFor, eachTestInItsOwnNetns } from '../helpers/netns';
+import { type DaemonProcess, eachTestInItsOwnNetns, type Netns, onPrivateTmpfs, run, waitFor } from '../helpers/netns';
 
 const GSO = 'generic-segmentation-offload';
 /** tmpfs allocates whole pages: a file that ends on a page boundary cannot grow on a full one. */
@@ -204,16 +204,7 @@ describe('ledger on a full or read-only file system (tmpfs in a private mount na
     const stateDir = path.join(ns.tmp, 'state');
     fs.mkdirSync(stateDir, { recursive: true });
     return ns.startDaemon(['--policy', ns.file('p.yaml', policy)], {}, stateDir, {
-      prefix: [
-        'unshare',
-        '--mount',
-        '--propagation',
-        'private',
-        'sh',
-        '-c',
-        `set -e; mount -t tmpfs -o size=${size},mode=0750 offloadd-test "$0"; ${setup} exec "$@"`,
-        stateDir,
-      ],
+      ...onPrivateTmpfs(stateDir, size, setup),
       socketPath: path.join(ns.tmp, 'api.sock'),
     });
   }

@@ -11,7 +11,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LedgerRecord } from '../../src/ledger/record';
 import { spawnSync } from 'node:child_process';
-import { Netns, REPO_ROOT, waitFor } from '../helpers/netns';
+import { Netns, onPrivateTmpfs, REPO_ROOT, waitFor } from '../helpers/netns';
+import { seededRandom } from '../helpers/random';
 
 export interface TortureOptions {
   seed: number;
@@ -38,18 +39,6 @@ export interface TortureReport {
   /** Corrections made while the ledger's file system was full. */
   correctionsOnFullDisk: number;
   problems: string[];
-}
-
-/** mulberry32: small, fast, good enough for schedules. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const POLICIES = [
@@ -79,7 +68,7 @@ function rssMiB(pid: number): number {
 
 export async function runTorture(options: TortureOptions): Promise<TortureReport> {
   const log = options.log ?? ((): void => undefined);
-  const random = prng(options.seed);
+  const random = seededRandom(options.seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
   const ns = new Netns();
   const report: TortureReport = {
@@ -390,18 +379,12 @@ async function diskFullPhase(
   const { report } = phase;
   const stateDir = path.join(ns.tmp, 'state-full');
   fs.mkdirSync(stateDir, { mode: 0o700 });
-  const daemon = ns.startDaemon(['--policy', phase.policyFile, '--log-level', 'warning'], {}, stateDir, {
-    prefix: [
-      'unshare',
-      '--mount',
-      '--propagation',
-      'private',
-      'sh',
-      '-c',
-      'mount -t tmpfs -o size=128k,mode=0700 tmpfs "$0" && exec "$@"',
-      stateDir,
-    ],
-  });
+  const daemon = ns.startDaemon(
+    ['--policy', phase.policyFile, '--log-level', 'warning'],
+    {},
+    stateDir,
+    onPrivateTmpfs(stateDir, '128k'),
+  );
   await waitFor(
     () => daemon.exitCode !== null || fs.existsSync(`/proc/${daemon.pid}/root${stateDir}/ledger.jsonl`),
     'the ledger on the tmpfs',

@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { LinkEventReason, parseLinkDatagram } from '../../src/events/link-message';
+import { seededRandom } from '../helpers/random';
 
 function attribute(type: number, value: Buffer): Buffer {
   const header = Buffer.alloc(4);
@@ -75,7 +76,7 @@ describe('rtnetlink link message parser', () => {
 
   it('never throws on garbage (seeded: OFFLOADD_FUZZ_SEED replays a run)', () => {
     const seed = Number(process.env['OFFLOADD_FUZZ_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
-    const random = mulberry32(seed);
+    const random = seededRandom(seed);
     for (let i = 0; i < 2000; i++) {
       const garbage = Buffer.from(Array.from({ length: Math.floor(random() * 300) }, () => Math.floor(random() * 256)));
       if (garbage.length >= 6 && random() < 0.5) garbage.writeUInt16LE(16, 4); // looks like RTM_NEWLINK
@@ -87,15 +88,3 @@ describe('rtnetlink link message parser', () => {
     for (let cut = 0; cut < ens.length; cut++) assert.doesNotThrow(() => parseLinkDatagram(ens.subarray(0, cut)));
   });
 });
-
-/** A small seeded generator, so a failing input can be reproduced from the seed alone. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
