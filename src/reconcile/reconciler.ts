@@ -223,29 +223,29 @@ export class Reconciler {
   private check(ifindex: number, trigger: Trigger): void {
     const link = this.links.get(ifindex);
     if (!link) return;
-    const linkFacts = linkFactsOf(link);
+    // The link message is the link facts: matching needs no copy of it, and most links (a
+    // hypervisor's taps) match no rule and end here.
     let device: DeviceFacts | null = null;
-    let rule: Rule | null;
+    let rule: Rule | null | typeof NEEDS_DEVICE;
     try {
-      const found = findRule(this.policy, linkFacts);
-      if (found === NEEDS_DEVICE) {
+      rule = findRule(this.policy, link);
+      if (rule === NEEDS_DEVICE) {
         device = this.facts.device(link);
-        rule = findRule(this.policy, linkFacts, device);
-      } else {
-        rule = found;
+        rule = findRule(this.policy, link, device);
       }
       // A managed interface's status and records name its device: read once per ifindex.
       if (rule) device ??= this.facts.device(link);
     } catch (error) {
-      this.reportFailure(error, linkFacts, 'reading interface facts');
+      this.reportFailure(error, { ifindex, name: link.name }, 'reading interface facts');
       return;
     }
-    const facts: InterfaceFacts = { ...linkFacts, ...(device ?? UNKNOWN_DEVICE) };
+    if (!rule || !device) {
+      // No rule matches (the device is known whenever one does).
+      if (this.managed.get(ifindex)) this.forget(ifindex, 'unmatched');
+      return;
+    }
+    const facts: InterfaceFacts = { ...linkFactsOf(link), ...device };
     let managed = this.managed.get(ifindex);
-    if (!rule) {
-      if (managed) this.forget(ifindex, 'unmatched');
-      return;
-    }
     const mode = this.modeOf(rule);
     const firstCheck = !managed || managed.ruleName !== rule.name;
     if (!managed || firstCheck)
