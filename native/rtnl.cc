@@ -194,14 +194,8 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
 Napi::Value DumpLinks(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   for (int attempt = 0; attempt < kDumpAttempts; attempt++) {
-    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-    if (fd < 0) throw SyscallError(env, errno, "socket(AF_NETLINK)");
-    struct Closer {
-      int fd;
-      ~Closer() { ::close(fd); }
-    } closer{fd};
-    timeval timeout{kDumpTimeoutSeconds, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    RouteRequest route(env, kDumpTimeoutSeconds);
+    const int fd = route.fd();
 
     struct {
       nlmsghdr header;
@@ -218,11 +212,7 @@ Napi::Value DumpLinks(const Napi::CallbackInfo& info) {
     request.maskAttribute.rta_type = IFLA_EXT_MASK;
     request.maskAttribute.rta_len = RTA_LENGTH(sizeof(uint32_t));
     request.mask = RTEXT_FILTER_SKIP_STATS;  // statistics are most of a link message; not needed
-    sockaddr_nl kernel;
-    std::memset(&kernel, 0, sizeof kernel);
-    kernel.nl_family = AF_NETLINK;
-    if (sendto(fd, &request, sizeof request, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0)
-      throw SyscallError(env, errno, "sendto(RTM_GETLINK)");
+    route.Send(env, &request, sizeof request, "sendto(RTM_GETLINK)");
 
     std::vector<std::vector<uint8_t>> replies;
     static uint8_t buffer[kReceiveBufferBytes];
@@ -257,6 +247,21 @@ Napi::Value DumpLinks(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+RouteRequest::RouteRequest(Napi::Env env, int timeoutSeconds)
+    : fd_(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE)) {
+  if (fd_ < 0) throw SyscallError(env, errno, "socket(AF_NETLINK)");
+  timeval timeout{timeoutSeconds, 0};
+  setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+}
+
+void RouteRequest::Send(Napi::Env env, const void* request, size_t length, const char* what) const {
+  sockaddr_nl kernel;
+  std::memset(&kernel, 0, sizeof kernel);
+  kernel.nl_family = AF_NETLINK;
+  if (sendto(fd_, request, length, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0)
+    throw SyscallError(env, errno, what);
+}
 
 void InitRtnl(Napi::Env env, Napi::Object exports) {
   exports.Set("LinkMonitor", LinkMonitor::Define(env));

@@ -20,12 +20,14 @@
 #include <vector>
 
 #include "ethtool.h"
+#include "rtnl.h"
 #include "syscall.h"
 
 namespace offloadd {
 namespace {
 
 constexpr size_t kReplyBytes = 64 * 1024;  // one link message with statistics is a few KiB
+constexpr int kReplyTimeoutSeconds = 5;    // the kernel answers at once; this guards a bug
 
 void SetCounter(Napi::Env env, Napi::Object object, const char* name, uint64_t value) {
   object.Set(name, Napi::BigInt::New(env, value));
@@ -54,14 +56,8 @@ Napi::Value LinkStats(const Napi::CallbackInfo& info) {
   int ifindex = info[0].As<Napi::Number>().Int32Value();
   if (ifindex <= 0) throw Napi::RangeError::New(env, "ifindex must be positive");
 
-  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-  if (fd < 0) throw SyscallError(env, errno, "socket(AF_NETLINK)");
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  timeval timeout{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  RouteRequest route(env, kReplyTimeoutSeconds);
+  const int fd = route.fd();
 
   struct {
     nlmsghdr header;
@@ -74,11 +70,7 @@ Napi::Value LinkStats(const Napi::CallbackInfo& info) {
   request.header.nlmsg_seq = 1;
   request.link.ifi_family = AF_UNSPEC;
   request.link.ifi_index = ifindex;
-  sockaddr_nl kernel;
-  std::memset(&kernel, 0, sizeof kernel);
-  kernel.nl_family = AF_NETLINK;
-  if (sendto(fd, &request, sizeof request, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0)
-    throw SyscallError(env, errno, "sendto(RTM_GETLINK)");
+  route.Send(env, &request, sizeof request, "sendto(RTM_GETLINK)");
 
   std::vector<uint8_t> buffer(kReplyBytes);
   ssize_t n;
