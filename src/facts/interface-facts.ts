@@ -14,8 +14,6 @@ import type { LinkMessage } from '../events/link-message';
 import { DEFAULT_SYSFS_ROOT, readSysfsDevice } from './sysfs';
 import type { DeviceFacts, LinkFacts } from './types';
 
-const ENODEV = 19;
-
 /** For an interface whose device could not be read (it vanished meanwhile). */
 export const UNKNOWN_DEVICE: DeviceFacts = Object.freeze({ driver: null, busInfo: null, pci: null });
 
@@ -87,7 +85,7 @@ export class InterfaceFactsSource implements FactsSource {
       // meanwhile. Caching "no device" would leave a driver-matched NIC unmanaged for good.
       throw new KernelError(
         'ENODEV',
-        ENODEV,
+        os.constants.errno.ENODEV,
         'sysfs',
         `${link.name} has no device in sysfs although the kernel reports one: renamed or removed meanwhile`,
         link.name,

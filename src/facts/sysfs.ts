@@ -6,11 +6,10 @@
  *   ROOT/class/net/IF/device/driver   -> .../drivers/bnxt_en
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { KernelError } from '../errors';
 import type { PciId } from './types';
-
-const ENODEV = 19;
 
 export const DEFAULT_SYSFS_ROOT = '/sys';
 
@@ -65,7 +64,13 @@ export function readSysfsDevice(sysfsRoot: string, ifname: string, ifindex?: num
     const current = readDecimal(indexFile);
     if (current !== ifindex) {
       const now = current === null ? 'is gone' : `now names ifindex ${current}`;
-      throw new KernelError('ENODEV', ENODEV, 'sysfs', `${ifname} ${now}, not ${ifindex}: renamed meanwhile`, ifname);
+      throw new KernelError(
+        'ENODEV',
+        os.constants.errno.ENODEV,
+        'sysfs',
+        `${ifname} ${now}, not ${ifindex}: renamed meanwhile`,
+        ifname,
+      );
     }
   };
   stillOurs();

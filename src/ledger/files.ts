@@ -55,6 +55,13 @@ export async function openRegularAsync(file: string): Promise<{ handle: fs.promi
   return { handle, size: stat.size };
 }
 
+/** The error says the file does not exist (also when openRegular() wrapped it). */
+export function isMissing(error: unknown): boolean {
+  return (
+    ((error as { cause?: NodeJS.ErrnoException }).cause?.code ?? (error as NodeJS.ErrnoException).code) === 'ENOENT'
+  );
+}
+
 function openError(file: string, error: unknown): OffloaddError {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ELOOP') {

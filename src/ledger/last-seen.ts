@@ -10,6 +10,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { isMissing, OPEN_READ, openRegular } from './files';
 
 export const LAST_SEEN_FILE = 'last-seen.json';
 const FORMAT_VERSION = 1;
@@ -48,7 +49,7 @@ export class LastSeenStore {
     try {
       text = readRegularFile(this.file, MAX_FILE_BYTES);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      if (isMissing(error)) return null;
       return `cannot read ${this.file} (${(error as Error).message}); changes made while offloadd was stopped will be recorded as initial`;
     }
     try {
@@ -87,12 +88,10 @@ export class LastSeenStore {
   }
 }
 
-/** Reads at most `limit` bytes of a regular file, refusing links, FIFOs and devices. */
+/** Reads a regular file of at most `limit` bytes, refusing links, FIFOs and devices. */
 function readRegularFile(file: string, limit: number): string {
-  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  const { fd, stat } = openRegular(file, OPEN_READ);
   try {
-    const stat = fs.fstatSync(fd);
-    if (!stat.isFile()) throw new Error('not a regular file');
     if (stat.size > limit) throw new Error(`larger than ${limit} bytes`);
     const buffer = Buffer.alloc(stat.size);
     const length = fs.readSync(fd, buffer, 0, stat.size, 0);

@@ -17,6 +17,7 @@ import * as path from 'node:path';
 import { OffloaddError } from '../errors';
 import type { LedgerLimits } from '../policy/types';
 import {
+  isMissing,
   openRegular,
   openRegularAsync,
   OPEN_APPEND,
@@ -29,7 +30,7 @@ import {
   writeSeqFile,
 } from './files';
 import { RecentHistory, RECENT_RECORDS } from './history';
-import { parseRecord, type LedgerRecord, type NewRecord } from './record';
+import { parseRecord, type LedgerRecord, type NewRecord, type RecordEvent } from './record';
 
 const ACTIVE_FILE = 'ledger.jsonl';
 const SEQ_FILE = 'ledger.seq';
@@ -49,7 +50,7 @@ export interface LedgerQuery {
   since?: Date;
   interface?: string;
   feature?: string;
-  event?: string;
+  event?: RecordEvent;
   /** Newest N (after filtering). */
   limit?: number;
 }
@@ -599,12 +600,6 @@ function rawNeedles(query: LedgerQuery): string[][] {
 
 function deliver(batches: PendingBatch[], syncError: Error | null): void {
   for (const { records, onDurable, error } of batches) if (records.length > 0) onDurable(records, error ?? syncError);
-}
-
-function isMissing(error: unknown): boolean {
-  return (
-    ((error as { cause?: NodeJS.ErrnoException }).cause?.code ?? (error as NodeJS.ErrnoException).code) === 'ENOENT'
-  );
 }
 
 function lastByte(fd: number, size: number): number {
