@@ -43,7 +43,10 @@ export const GRAFANA_VARIABLES: Readonly<Record<string, string>> = {
 };
 
 /** `$name`, `${name}` and `[[name]]` replaced by `values` (longest names first, so `$__range` is not `$__r…`). */
-export function substituteGrafanaVariables(expr: string, values: Readonly<Record<string, string>> = GRAFANA_VARIABLES): string {
+export function substituteGrafanaVariables(
+  expr: string,
+  values: Readonly<Record<string, string>> = GRAFANA_VARIABLES,
+): string {
   let result = expr;
   for (const name of Object.keys(values).sort((a, b) => b.length - a.length)) {
     const value = values[name] as string;

@@ -10,7 +10,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { stringify as stringifyYaml, parse as parseYaml } from 'yaml';
-import { dashboardExpressions, listPromqlExpressions, REPO_ROOT, RULES_FILE, substituteGrafanaVariables } from '../helpers/promql';
+import {
+  dashboardExpressions,
+  listPromqlExpressions,
+  REPO_ROOT,
+  RULES_FILE,
+  substituteGrafanaVariables,
+} from '../helpers/promql';
 
 const PROMTOOL = '/usr/bin/promtool';
 const PROMETHEUS_DIR = path.join(REPO_ROOT, 'deploy', 'prometheus');
@@ -91,7 +97,8 @@ describe('deploy/prometheus: alert rules and dashboard expressions', function ()
       assert.ok(summary.length > 0 && description.length > 0, `${rule.alert}: summary and description`);
       // Per-daemon and per-interface alerts name the node (falling back to instance), per-interface
       // ones the interface too; the fleet-wide ones (a count, an absence) have no node to name.
-      if (/offloadd_interface_/.test(rule.expr)) assert.match(summary, /\$labels\.interface/, `${rule.alert}: interface`);
+      if (/offloadd_interface_/.test(rule.expr))
+        assert.match(summary, /\$labels\.interface/, `${rule.alert}: interface`);
       if (/offloadd_|up\{/.test(rule.expr) && !/absent\(/.test(rule.expr)) {
         assert.match(summary, /\$labels\.node/, `${rule.alert}: node`);
       }
@@ -126,7 +133,9 @@ describe('deploy/prometheus: alert rules and dashboard expressions', function ()
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'offloadd-dashboard-'));
     try {
       const file = path.join(dir, 'broken.rules.yml');
-      const broken = substituteGrafanaVariables('sum by (node (rate(offloadd_drifts_total{node=~"$node"}[$__rate_interval]))');
+      const broken = substituteGrafanaVariables(
+        'sum by (node (rate(offloadd_drifts_total{node=~"$node"}[$__rate_interval]))',
+      );
       fs.writeFileSync(file, stringifyYaml({ groups: [{ name: 'g', rules: [{ record: 'r', expr: broken }] }] }));
       assert.notEqual(promtool('check', 'rules', file).status, 0);
     } finally {
