@@ -1,6 +1,7 @@
 /**
  * Every PromQL expression offloadd ships: the Grafana dashboard's panel queries
- * (deploy/grafana/offloadd.json) and the alert rules (deploy/prometheus/offloadd.rules.yml), as
+ * (deploy/grafana/offloadd.json), the alert rules (deploy/prometheus/offloadd.rules.yml) and the
+ * ```promql blocks of docs/HARVESTER.md, as
  * written and ready to send to Prometheus (Grafana's variables substituted). Used by the offline
  * parse check (test/unit/deploy-prometheus.test.ts) and by tests that run each query against a
  * real Prometheus scraping a real daemon.
@@ -12,11 +13,12 @@ import { parse as parseYaml } from 'yaml';
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 export const DASHBOARD_FILE = path.join(REPO_ROOT, 'deploy', 'grafana', 'offloadd.json');
 export const RULES_FILE = path.join(REPO_ROOT, 'deploy', 'prometheus', 'offloadd.rules.yml');
+export const DOCS_FILE = path.join(REPO_ROOT, 'docs', 'HARVESTER.md');
 
 export interface PromqlExpression {
   /** Where it comes from. */
-  origin: 'dashboard' | 'rules';
-  /** Dashboard: `panel title / refId`; rules: the alert (or recording rule) name. */
+  origin: 'dashboard' | 'rules' | 'docs';
+  /** Dashboard: `panel title / refId`; rules: the alert (or recording rule) name; docs: `file #n`. */
   name: string;
   /** The expression as written, Grafana variables included. */
   expr: string;
@@ -109,7 +111,23 @@ export function ruleExpressions(file: string = RULES_FILE): PromqlExpression[] {
   );
 }
 
-/** Every PromQL expression in the dashboard and in the rules file. */
+/** The ```promql code blocks of a Markdown file, one expression each. */
+export function docsExpressions(file: string = DOCS_FILE): PromqlExpression[] {
+  const text = fs.readFileSync(file, 'utf8');
+  return [...text.matchAll(/^```promql\n([\s\S]*?)^```$/gm)].map((match, index) => {
+    const query = (match[1] as string).trim();
+    return {
+      origin: 'docs' as const,
+      name: `${path.relative(REPO_ROOT, file)} #${index + 1}`,
+      expr: query,
+      query,
+      needsKubeStateMetrics: /\bkube_/.test(query),
+      returnsDataWhenHealthy: !listsOnlyProblems(query),
+    };
+  });
+}
+
+/** Every PromQL expression in the dashboard, the rules file and docs/HARVESTER.md. */
 export function listPromqlExpressions(): PromqlExpression[] {
-  return [...dashboardExpressions(), ...ruleExpressions()];
+  return [...dashboardExpressions(), ...ruleExpressions(), ...docsExpressions()];
 }

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { stringify as stringifyYaml, parse as parseYaml } from 'yaml';
 import {
   dashboardExpressions,
+  docsExpressions,
   listPromqlExpressions,
   REPO_ROOT,
   RULES_FILE,
@@ -114,9 +115,10 @@ describe('deploy/prometheus: alert rules and dashboard expressions', function ()
     assert.equal(status, 0, output);
   });
 
-  it('every dashboard expression parses (as a recording rule, Grafana variables substituted)', () => {
-    const expressions = dashboardExpressions();
-    assert.ok(expressions.length >= 15, `expressions found: ${expressions.length}`);
+  it('every dashboard and docs expression parses (as a recording rule, Grafana variables substituted)', () => {
+    const expressions = [...dashboardExpressions(), ...docsExpressions()];
+    assert.ok(expressions.filter((e) => e.origin === 'dashboard').length >= 15, `found: ${expressions.length}`);
+    assert.ok(expressions.filter((e) => e.origin === 'docs').length >= 4, `found: ${expressions.length}`);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'offloadd-dashboard-'));
     try {
       const file = path.join(dir, 'dashboard.rules.yml');
@@ -143,7 +145,7 @@ describe('deploy/prometheus: alert rules and dashboard expressions', function ()
     }
   });
 
-  it('listPromqlExpressions lists the rules and the dashboard, with no Grafana variable left in a query', () => {
+  it('listPromqlExpressions lists the rules, the dashboard and the docs, with no Grafana variable left', () => {
     const all = listPromqlExpressions();
     assert.deepEqual(
       all.filter((e) => e.origin === 'rules').map((e) => e.name),
