@@ -292,6 +292,48 @@ describe('deploy/kubernetes: manifests validated offline', function () {
     );
   });
 
+  describe('kustomize build (kubectl kustomize, offline)', function () {
+    before(function () {
+      const probe = spawnSync('kubectl', ['kustomize', '--help'], { encoding: 'utf8' });
+      if (probe.error !== undefined || probe.status !== 0) {
+        // eslint-disable-next-line no-console -- say why these are skipped rather than pass silently
+        console.log('    (kubectl not installed: kustomize build not checked)');
+        this.skip();
+      }
+    });
+
+    function build(dir: string): Manifest[] {
+      const result = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });
+      assert.equal(result.status, 0, result.stderr);
+      return result.stdout
+        .split(/^---$/m)
+        .filter((part) => part.trim() !== '')
+        .map((part) => parseYaml(part) as Manifest);
+    }
+
+    it('deploy/kubernetes builds to exactly the listed manifests, each valid', async () => {
+      const built = build(KUSTOMIZE_ROOT);
+      const key = (m: Manifest): string =>
+        `${String(m.kind)} ${String(m.metadata?.namespace)}/${String(m.metadata?.name)}`;
+      assert.deepEqual(
+        built.map(key).sort(),
+        allManifests()
+          .map((m) => key(m.manifest))
+          .sort(),
+      );
+      for (const manifest of built) await validate(manifest);
+      const ds = built.find((m) => m.kind === 'DaemonSet') as Manifest;
+      assert.deepEqual(securityProblems(ds), []);
+      const policy = built.find((m) => m.metadata?.name === 'offloadd-policy') as Manifest;
+      assert.equal(policy.data['policy.yaml'], fs.readFileSync(path.join(REPO_ROOT, 'policy', 'default.yaml'), 'utf8'));
+    });
+
+    it('deploy/kubernetes/core builds without the Prometheus Operator kinds', () => {
+      const kinds = build(path.join(KUSTOMIZE_ROOT, 'core')).map((m) => String(m.kind));
+      assert.deepEqual(kinds.sort(), ['ConfigMap', 'DaemonSet', 'Namespace', 'ServiceAccount']);
+    });
+  });
+
   describe('generated manifests have one source each', () => {
     it('scripts/deploy-generate.js --check finds nothing stale', () => {
       const result = spawnSync(process.execPath, [path.join(REPO_ROOT, 'scripts', 'deploy-generate.js'), '--check'], {
