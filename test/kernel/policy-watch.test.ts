@@ -5,9 +5,10 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { ConfigMapDir } from '../helpers/configmap';
 import { type DaemonProcess, eachTestInItsOwnNetns, type Netns, REPO_ROOT, waitFor } from '../helpers/netns';
 
 const OFFLOADCTL = path.join(REPO_ROOT, 'bin', 'offloadctl');
@@ -23,43 +24,6 @@ const WITH_N = policy(`  - name: n-veths\n    match: { name: "n*", kind: veth }\
 const INVALID = policy(`  - name: broken\n    match: { name: "x*" }\n    features: { grow: off }\n`);
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
-
-/**
- * A ConfigMap volume as kubelet writes it (its atomic writer): `..<timestamp>/policy.yaml`, the
- * `..data` link to that directory, and `policy.yaml` → `..data/policy.yaml`.
- */
-class ConfigMapDir {
-  constructor(readonly dir: string) {}
-
-  static create(dir: string, content: string): ConfigMapDir {
-    fs.mkdirSync(dir, { recursive: true });
-    const volume = new ConfigMapDir(dir);
-    const stamp = volume.writeTimestampDir(content);
-    fs.symlinkSync(stamp, path.join(dir, '..data'));
-    fs.symlinkSync('..data/policy.yaml', path.join(dir, 'policy.yaml'));
-    return volume;
-  }
-
-  get policyPath(): string {
-    return path.join(this.dir, 'policy.yaml');
-  }
-
-  private writeTimestampDir(content: string): string {
-    const stamp = `..2026_11_26_00_00_00.${randomBytes(5).toString('hex')}`;
-    fs.mkdirSync(path.join(this.dir, stamp), { mode: 0o755 });
-    fs.writeFileSync(path.join(this.dir, stamp, 'policy.yaml'), content, { mode: 0o644 });
-    return stamp;
-  }
-
-  /** The update: a new timestamped directory, a temporary link renamed over `..data`, the old one removed. */
-  swap(content: string): void {
-    const old = fs.readlinkSync(path.join(this.dir, '..data'));
-    const stamp = this.writeTimestampDir(content);
-    fs.symlinkSync(stamp, path.join(this.dir, '..data_tmp'));
-    fs.renameSync(path.join(this.dir, '..data_tmp'), path.join(this.dir, '..data'));
-    fs.rmSync(path.join(this.dir, old), { recursive: true });
-  }
-}
 
 function runningSha256(daemon: DaemonProcess): string {
   const result = spawnSync(process.execPath, [OFFLOADCTL, 'status', '--json', '--socket', daemon.socketPath], {
