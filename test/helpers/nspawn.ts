@@ -21,7 +21,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { cgroupHierarchies, removeCgroupTree } from './cgroup';
 import { type JournalEntry } from './journald';
-import { delay, findDescendant, isZombie, sleepSync } from './proc';
+import { delay, findDescendant, isNamespaceInit, isZombie, sleepSync } from './proc';
 import { destroyAtExit } from './cleanup';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -66,9 +66,9 @@ export interface ContainerOptions {
   nspawnArgs?: string[];
   /**
    * Run this command as the container's PID 1 instead of booting systemd (an image's entrypoint
-   * and arguments): no units are masked, and `leader` is the process named `run.name`.
+   * and arguments): no units are masked, and `leaderPid` is that process.
    */
-  run?: { command: string[]; name: string };
+  run?: { command: string[] };
   /** The throw-away overlay over the root (default true); false for e.g. `--read-only`. */
   volatile?: boolean;
   bootTimeoutMs?: number;
@@ -296,7 +296,7 @@ export class Container {
 
     const deadline = Date.now() + (this.options.bootTimeoutMs ?? 30000);
     for (;;) {
-      const leader = findDescendant(this.nspawnPid, this.options.run?.name ?? 'systemd', 3);
+      const leader = findDescendant(this.nspawnPid, this.options.run ? isNamespaceInit : 'systemd', 3);
       if (leader) {
         this.leaderPid = leader;
         return;

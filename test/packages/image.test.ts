@@ -115,7 +115,7 @@ describe('the OCI image (buildah from scratch) run under systemd-nspawn with onl
       catalog: null,
       privateNetwork: false,
       volatile: false,
-      run: { command: [...entrypoint, '--policy', '/etc/offloadd/policy.yaml', '--watch-policy'], name: 'offloadd' },
+      run: { command: [...entrypoint, '--policy', '/etc/offloadd/policy.yaml', '--watch-policy'] },
       nspawnArgs: [
         '--read-only',
         `--network-namespace-path=/run/netns/${ns.name}`,
@@ -158,6 +158,16 @@ describe('the OCI image (buildah from scratch) run under systemd-nspawn with onl
     const arm64 = unpackOciArchive(image.archives['arm64'] as string, path.join(work, 'rootfs-arm64'));
     assert.equal(arm64.config.architecture, 'arm64');
     assert.match(execFileSync('file', ['-L', path.join(work, 'rootfs-arm64', 'usr/lib/offloadd/node/bin/node')], { encoding: 'utf8' }), /ARM aarch64/);
+    // Its Node starts with the image's own loader and libraries (qemu-user, root = the image's).
+    const qemu = ['/usr/bin/qemu-aarch64-static', '/usr/bin/qemu-aarch64'].find((file) => fs.existsSync(file));
+    if (qemu) {
+      const arm64Root = path.join(work, 'rootfs-arm64');
+      const script = 'process.arch + " " + typeof require("/usr/lib/offloadd/offloadd.node").getFeatures';
+      const out = execFileSync(qemu, ['-L', arm64Root, path.join(arm64Root, 'usr/lib/offloadd/node/bin/node'), '-p', script.replace('/usr', `${arm64Root}/usr`)], { encoding: 'utf8' });
+      assert.equal(out.trim(), 'arm64 function');
+    } else {
+      process.stdout.write('      (qemu-user-static is not installed: the arm64 image is not started)\n');
+    }
     fs.rmSync(path.join(work, 'rootfs-arm64'), { recursive: true, force: true });
   });
 
