@@ -12,6 +12,10 @@
  * compared with the running policy's `checksum`, so a touch, a chmod or an unrelated file in the
  * directory reloads nothing.
  *
+ * When the path is a symbolic link to a file in a directory elsewhere (a configuration tool's
+ * checkout, say), that directory is watched too, since an edit there changes nothing next to the
+ * link; the ConfigMap's own `..<timestamp>` directories, below the watched one, need no watch.
+ *
  * The directory itself may vanish and come back (a volume remounted, a tool replacing the whole
  * directory): then the nearest existing ancestor is watched until it reappears, and the watch
  * moves back to it; the running policy stays in force meanwhile.
@@ -57,6 +61,8 @@ function identityOf(dir: string): string | null {
 
 export class PolicyWatch {
   private armed: Armed | null = null;
+  /** The directory the policy path resolves into, when outside the policy's own directory. */
+  private target: Armed | null = null;
   private timer: NodeJS.Timeout | null = null;
   /** What the last check saw (a checksum, or why the file could not be read): act on changes only. */
   private lastSeen: string;
@@ -77,6 +83,7 @@ export class PolicyWatch {
 
   start(): void {
     this.arm();
+    this.armTarget();
     this.hooks.report('info', `Watching ${this.policyPath} for changes (reloads by itself, as on SIGHUP)`);
     // A change between loading the policy and arming the watch would otherwise go unseen.
     this.schedule();
@@ -88,6 +95,23 @@ export class PolicyWatch {
     this.timer = null;
     this.armed?.watcher.close();
     this.armed = null;
+    this.target?.watcher.close();
+    this.target = null;
+  }
+
+  private watchDir(dir: string, identity: string): Armed | null {
+    try {
+      const watcher = fs.watch(dir, { persistent: false }, () => {
+        this.touched = true;
+        this.schedule();
+      });
+      // The directory being removed, or the inotify limit: re-arm on the next check.
+      watcher.on('error', () => this.schedule());
+      return { watcher, dir, identity };
+    } catch (error) {
+      this.hooks.report('warning', `Cannot watch ${dir} (${(error as Error).message})`);
+      return null;
+    }
   }
 
   /** Watches the policy's directory, or while it is missing its nearest existing ancestor. */
@@ -97,14 +121,8 @@ export class PolicyWatch {
     for (let dir = this.policyDir; ; dir = path.dirname(dir)) {
       const identity = identityOf(dir);
       if (identity !== null) {
-        try {
-          const watcher = fs.watch(dir, { persistent: false }, () => {
-            this.touched = true;
-            this.schedule();
-          });
-          // The directory being removed, or the inotify limit: re-arm on the next check.
-          watcher.on('error', () => this.schedule());
-          this.armed = { watcher, dir, identity };
+        this.armed = this.watchDir(dir, identity);
+        if (this.armed) {
           if (dir !== this.policyDir) {
             this.hooks.report(
               'warning',
@@ -112,12 +130,25 @@ export class PolicyWatch {
             );
           }
           return;
-        } catch (error) {
-          this.hooks.report('warning', `Cannot watch ${dir} (${(error as Error).message}); trying its parent`);
         }
       }
       if (dir === path.dirname(dir)) return;
     }
+  }
+
+  /** (Re)watches the directory the policy path resolves into, if it lies outside the policy's own. */
+  private armTarget(): void {
+    let dir: string | null;
+    try {
+      dir = path.dirname(fs.realpathSync(this.policyPath));
+    } catch {
+      dir = null; // missing: check() says so
+    }
+    if (dir !== null && (dir === this.policyDir || dir.startsWith(`${this.policyDir}${path.sep}`))) dir = null;
+    const identity = dir === null ? null : identityOf(dir);
+    if (this.target && this.target.dir === dir && this.target.identity === identity) return;
+    this.target?.watcher.close();
+    this.target = dir !== null && identity !== null ? this.watchDir(dir, identity) : null;
   }
 
   private schedule(): void {
@@ -140,6 +171,7 @@ export class PolicyWatch {
         this.hooks.report('info', `${this.policyDir} is back; watching it again`);
       }
     }
+    this.armTarget();
     let seen: string;
     try {
       seen = policyFileChecksum(this.policyPath);

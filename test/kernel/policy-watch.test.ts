@@ -100,6 +100,31 @@ describe('offloadd --watch-policy (ConfigMap-style reload, real kernel, own name
     assert.equal(await daemon.stop(), 0);
   });
 
+  it('reloads a plain file rewritten in place or renamed over, and the target of a link edited in another directory', async () => {
+    const file = ns.file('etc/policy.yaml', policy());
+    const elsewhere = ns.file('checkout/policy.yaml', policy());
+    const link = path.join(ns.tmp, 'etc', 'linked.yaml');
+    fs.symlinkSync(elsewhere, link);
+    const plain = ns.startDaemon(['--policy', file, '--watch-policy']);
+    const linked = ns.startDaemon(['--policy', link, '--watch-policy']);
+    await Promise.all([plain.ready(), linked.ready()]);
+
+    fs.writeFileSync(file, WITH_N); // in place, as an editor or a template module without backup does
+    await nthLine(plain, LOADED, 1);
+    assert.equal(runningSha256(plain), sha256(WITH_N));
+    const temporary = path.join(ns.tmp, 'etc', '.policy.yaml.tmp');
+    fs.writeFileSync(temporary, policy());
+    fs.renameSync(temporary, file); // as configuration tools replace files atomically
+    await nthLine(plain, LOADED, 2);
+    assert.equal(runningSha256(plain), sha256(policy()));
+
+    fs.writeFileSync(elsewhere, WITH_N);
+    await nthLine(linked, LOADED, 1);
+    assert.equal(runningSha256(linked), sha256(WITH_N));
+    assert.equal(await plain.stop(), 0);
+    assert.equal(await linked.stop(), 0);
+  });
+
   it('refuses --watch-policy without --policy, and with --once (usage, exit 2)', () => {
     for (const args of [['--watch-policy'], ['--watch-policy', '--once', '--policy', ns.file('p.yaml', policy())]]) {
       const result = ns.runOffloadd(args);
