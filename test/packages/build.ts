@@ -16,6 +16,8 @@ export interface BuiltPackages {
   packages: string;
   /** Artifact file name → bytes. */
   sizes: Record<string, number>;
+  /** How long the build took (sharedPackages: the one build of the run). */
+  buildMs?: number;
   remove(): void;
 }
 
@@ -63,7 +65,9 @@ let shared: { built: BuiltPackages } | { error: Error } | null = null;
 export function sharedPackages(): BuiltPackages {
   if (!shared) {
     try {
+      const started = Date.now();
       const built = buildPackages();
+      built.buildMs = Date.now() - started;
       shared = { built };
       destroyAtExit({ destroySync: () => built.remove() });
     } catch (error) {
