@@ -15,17 +15,9 @@ die() { echo "package: $*" >&2; exit 2; }
 arches=("$@")
 [ ${#arches[@]} -gt 0 ] || arches=(x64 arm64)
 
-# Packages are built from a commit, so that a version always names the same contents.
-[ -z "$(git status --porcelain --untracked-files=normal)" ] ||
-  die "the working tree has uncommitted changes (git status); commit or stash them first: packages are built from a commit"
-[ -x node_modules/.bin/esbuild ] || die "the tree is not built: run 'npm ci' first"
-for arch in "${arches[@]}"; do
-  case "$arch" in x64|arm64) ;; *) die "architecture must be x64 or arm64, not '$arch'" ;; esac
-  addon="prebuilds/linux-$arch/offloadd.node"
-  [ -f "$addon" ] || die "the $arch addon is not built ($addon): run 'npm run prebuilds' first"
-  newer="$(find native binding.gyp -newer "$addon" -print -quit)"
-  [ -z "$newer" ] || die "$addon is older than $newer: run 'npm run prebuilds' again"
-done
+# shellcheck source=scripts/stage.sh
+. scripts/stage.sh
+require_release_tree "${arches[@]}"
 for tool in dpkg-buildpackage dh lintian mandoc; do
   command -v "$tool" >/dev/null || die "$tool is missing: apt-get install debhelper lintian mandoc"
 done
@@ -36,55 +28,6 @@ mandoc -Tlint -Wwarning man/*.[158] || die "the man pages are not clean under ma
 BUILD="$(mktemp -d "${TMPDIR:-/tmp}/offloadd-package.XXXXXX")"
 trap 'rm -rf "$BUILD"' EXIT
 mkdir -p "$OUT"
-
-# stage PREFIX ARCH DIR: the installed tree under PREFIX (/usr or /usr/local), rooted at DIR.
-stage() {
-  local prefix="$1" arch="$2" dir="$3"
-  local libdir="$prefix/lib/offloadd" runtime strip=strip
-  [ "$arch" = arm64 ] && strip=aarch64-linux-gnu-strip
-  command -v "$strip" >/dev/null || die "$strip is missing (apt-get install binutils / g++-aarch64-linux-gnu)"
-  runtime="$(scripts/node-runtime.sh "$arch")"
-  install -d "$dir$libdir/node/bin" "$dir$prefix/sbin" "$dir$prefix/bin" \
-    "$dir$prefix/lib/systemd/system" "$dir$prefix/lib/systemd/catalog" \
-    "$dir$prefix/share/bash-completion/completions" "$dir$prefix/share/man/man1" \
-    "$dir$prefix/share/man/man5" "$dir$prefix/share/man/man8"
-  node scripts/bundle.js "$dir$libdir" "$libdir"
-  install -m 0644 "prebuilds/linux-$arch/offloadd.node" "$dir$libdir/offloadd.node"
-  install -m 0644 policy/default.yaml "$dir$libdir/default-policy.yaml"
-  install -m 0755 "$runtime/bin/node" "$dir$libdir/node/bin/node"
-  "$strip" --strip-all "$dir$libdir/node/bin/node"
-  install -m 0644 "$runtime/LICENSE" "$dir$libdir/node/LICENSE"
-  for program in offloadd:sbin offloadctl:bin; do
-    local name="${program%%:*}" bin="${program##*:}"
-    printf '#!/bin/sh\n# %s, run by the Node runtime bundled with it.\nexec %s/node/bin/node %s/%s.js "$@"\n' \
-      "$name" "$libdir" "$libdir" "$name" > "$dir$prefix/$bin/$name"
-    chmod 0755 "$dir$prefix/$bin/$name"
-  done
-  unit_for_prefix "$prefix" > "$dir$prefix/lib/systemd/system/offloadd.service"
-  sed "s#/opt/offloadd/policy/default.yaml#$libdir/default-policy.yaml#g" systemd/offloadd.catalog \
-    > "$dir$prefix/lib/systemd/catalog/offloadd.catalog"
-  install -m 0644 completion/offloadctl.bash "$dir$prefix/share/bash-completion/completions/offloadctl"
-  install -m 0644 man/offloadctl.1 "$dir$prefix/share/man/man1/"
-  install -m 0644 man/offloadd.policy.5 "$dir$prefix/share/man/man5/"
-  install -m 0644 man/offloadd.8 "$dir$prefix/share/man/man8/"
-  sed -i "s#/usr/lib/offloadd/#$libdir/#g; s#/usr/sbin/offloadd#$prefix/sbin/offloadd#g" "$dir$prefix"/share/man/man*/*
-}
-
-# systemd/offloadd.service runs a checkout at /opt/offloadd with the host's node: point it at
-# the installed wrapper and the man pages instead.
-unit_for_prefix() {
-  local prefix="$1" unit
-  unit="$(sed -e "s#/usr/bin/node /opt/offloadd/bin/offloadd#$prefix/sbin/offloadd#g" \
-    -e "s#^Documentation=.*#Documentation=man:offloadd(8) man:offloadd.policy(5) man:offloadctl(1)#" \
-    -e "/^# interface, and records drift. Install as/,/^# \/usr\/lib\/systemd\/system\/) with the package tree/c\\
-# interface, and records drift. Installed with offloadd under $prefix." \
-    systemd/offloadd.service)"
-  if grep -v '^#' <<<"$unit" | grep -q /opt/offloadd; then
-    die "systemd/offloadd.service names /opt/offloadd in a line this script does not rewrite: update unit_for_prefix"
-  fi
-  grep -q "^ExecStart=$prefix/sbin/offloadd$" <<<"$unit" || die "cannot find ExecStart= in systemd/offloadd.service to rewrite"
-  printf '%s\n' "$unit"
-}
 
 for arch in "${arches[@]}"; do
   debarch="$arch"; [ "$arch" = x64 ] && debarch=amd64

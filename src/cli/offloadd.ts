@@ -14,6 +14,7 @@ import {
 } from '../events/link-events';
 import { DEFAULT_SYSFS_ROOT } from '../facts/sysfs';
 import { DEFAULT_POLICY_PATH } from '../policy/load';
+import { PolicyWatch } from '../policy/watch';
 import { createLog, LEVELS, type Level, type LogTarget } from '../observe/log';
 import { createHandlers, streamToWatchers } from '../api/methods';
 import { DEFAULT_SOCKET_PATH } from '../api/protocol';
@@ -38,11 +39,16 @@ USAGE
 OPTIONS
   --policy FILE        Policy file (YAML). Default: ${DEFAULT_POLICY_PATH} if it exists,
                        otherwise the shipped default (policy/default.yaml).
+  --watch-policy       Reload by itself when the --policy file's content changes: edited in
+                       place, replaced by rename, or a Kubernetes ConfigMap update (kubelet
+                       swaps a ..data symbolic link). A bad policy is rejected and the running
+                       one stays, as on SIGHUP. Needs --policy.
   --state-dir DIR      Where the drift ledger is kept. Default: ${DEFAULT_STATE_DIR}
   --sysfs-root DIR     Read device facts (driver, PCI ids) from DIR instead of ${DEFAULT_SYSFS_ROOT};
                        same layout as /sys. For tests and containers.
   --log-level LEVEL    ${LEVELS.join(', ')}. Default: info
-  --log-target TARGET  auto (journal under systemd, else stderr), journal, console. Default: auto
+  --log-target TARGET  auto, journal, console. Default: auto: the journal under systemd, or in a
+                       container with the host's /run/systemd/journal/socket mounted; else stderr
   --socket PATH        API socket (offloadctl talks to it). Default: ${DEFAULT_SOCKET_PATH}
   --socket-group GROUP Group owning the socket (mode 0660): its members can query.
   --admin-group GROUP  Members may also reload and enforce (root always may).
@@ -82,6 +88,7 @@ export function main(argv: string[]): void {
         socket: { type: 'string', default: DEFAULT_SOCKET_PATH },
         'socket-group': { type: 'string' },
         'admin-group': { type: 'string' },
+        'watch-policy': { type: 'boolean', default: false },
         once: { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -103,6 +110,8 @@ export function main(argv: string[]): void {
   if (!LEVELS.includes(level)) usageError(`--log-level must be one of ${LEVELS.join(', ')}`);
   const target = values['log-target'] as LogTarget;
   if (!['auto', 'journal', 'console'].includes(target)) usageError('--log-target must be auto, journal or console');
+  if (values['watch-policy'] && values.policy === undefined) usageError('--watch-policy needs --policy FILE');
+  if (values['watch-policy'] && values.once) usageError('--watch-policy and --once exclude each other');
   const rcvbufText = values['netlink-rcvbuf'];
   // Number('') is 0 and Number('0x10') is 16: accept plain decimal digits only.
   const rcvbuf = rcvbufText === undefined ? undefined : /^\d+$/.test(rcvbufText) ? Number(rcvbufText) : Number.NaN;
@@ -165,8 +174,10 @@ export function main(argv: string[]): void {
   // Before anything changes: a stop asked for during the initial reconcile is handled once it
   // ends (the pass is synchronous), so every change it made is in the ledger; never the default
   // action.
+  let policyWatch: PolicyWatch | null = null;
   const stop = (signal: string): void => {
     log.log('info', `Received ${signal}`);
+    policyWatch?.stop();
     daemon.stop();
     void api
       .close()
@@ -188,6 +199,14 @@ export function main(argv: string[]): void {
     .preflight()
     .then(() => {
       daemon.start();
+      if (values['watch-policy'] && values.policy !== undefined) {
+        policyWatch = new PolicyWatch(values.policy, {
+          runningChecksum: () => daemon.policy.checksum,
+          reload: () => reloadKeepingRunning(daemon),
+          report: (level, message) => log.log(level, message),
+        });
+        policyWatch.start();
+      }
       return api.listen();
     })
     .then(
@@ -195,13 +214,15 @@ export function main(argv: string[]): void {
       (error: unknown) => fail(error),
     );
 
-  process.on('SIGHUP', () => {
-    try {
-      daemon.reload();
-    } catch {
-      // logged by reload(); the running policy stays in force
-    }
-  });
+  process.on('SIGHUP', () => reloadKeepingRunning(daemon));
+}
+
+function reloadKeepingRunning(daemon: Daemon): void {
+  try {
+    daemon.reload();
+  } catch {
+    // logged by reload(); the running policy stays in force
+  }
 }
 
 function usageError(message: string): never {

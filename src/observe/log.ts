@@ -3,7 +3,8 @@
  * journald's naming (INTERFACE=, as systemd-networkd uses; MESSAGE_ID= per event kind;
  * OFFLOADD_* for the rest). Two sinks:
  *  - journal: journald's native protocol (structured fields kept), chosen when running under
- *    systemd with stderr connected to the journal, or asked for;
+ *    systemd with stderr connected to the journal, or in a container that has the host's journal
+ *    socket mounted, or asked for (chooseLogSink);
  *  - console: readable lines on stderr, with `<N>` syslog prefixes when stderr is a journal
  *    stream (so priorities survive even without the native socket).
  */
@@ -131,14 +132,46 @@ export function linkFields(facts: Partial<InterfaceFacts>): LogFields {
   };
 }
 
+/**
+ * Marks of a container, as systemd's detect_container() reads them: `$container` (set by
+ * systemd-nspawn, podman, LXC, and by the offloadd image itself, as Fedora's base images do, so
+ * that containerd and CRI-O, which set nothing, are covered too), podman's /run/.containerenv,
+ * Docker's /.dockerenv, and /run/systemd/container (written by systemd inside nspawn).
+ */
+export const CONTAINER_MARK_FILES = ['/run/.containerenv', '/.dockerenv', '/run/systemd/container'] as const;
+
+/** True when this process runs in a container (see CONTAINER_MARK_FILES). */
+export function inContainer(env: NodeJS.ProcessEnv = process.env, exists = fs.existsSync): boolean {
+  return Boolean(env['container']) || CONTAINER_MARK_FILES.some((file) => exists(file));
+}
+
+export type LogSink = 'journal' | 'console';
+
+/**
+ * Where `target` sends the log. `auto` means the journal when there is one to reach and it is
+ * where the operator looks: under systemd with stderr connected to the journal, or in a container
+ * with the host's journal socket mounted; otherwise stderr (a container runtime collects it).
+ */
+export function chooseLogSink(
+  target: LogTarget,
+  facts: { stderrIsJournal: boolean; inContainer: boolean; journalSocketExists: boolean },
+): LogSink {
+  if (target !== 'auto') return target;
+  return (facts.stderrIsJournal || facts.inContainer) && facts.journalSocketExists ? 'journal' : 'console';
+}
+
 export function createLog(options: { level: Level; target: LogTarget; journalSocket?: string }): Log {
   const journalSocket = options.journalSocket ?? JOURNAL_SOCKET;
   const underJournal = stderrIsJournal();
-  const useJournal =
-    options.target === 'journal' || (options.target === 'auto' && underJournal && fs.existsSync(journalSocket));
-  const transport = useJournal
-    ? new JournalTransport(journalSocket)
-    : new winston.transports.Stream({ stream: process.stderr, format: consoleFormat(underJournal) });
+  const sink = chooseLogSink(options.target, {
+    stderrIsJournal: underJournal,
+    inContainer: inContainer(),
+    journalSocketExists: fs.existsSync(journalSocket),
+  });
+  const transport =
+    sink === 'journal'
+      ? new JournalTransport(journalSocket)
+      : new winston.transports.Stream({ stream: process.stderr, format: consoleFormat(underJournal) });
   // No logger-level format: winston's default (json) would serialise every entry that no
   // transport here reads; each transport formats (or encodes) for itself.
   const passThrough = winston.format((info) => info)();

@@ -784,6 +784,14 @@ function readPolicyBytes(path: string): Buffer {
   }
 }
 
+/**
+ * The sha256 of a policy file's bytes, as a loaded Policy's `checksum` has it (for telling a real
+ * change from a touch). Throws PolicyError as loadPolicyFile does.
+ */
+export function policyFileChecksum(path: string): string {
+  return sha256(readPolicyBytes(path));
+}
+
 /** Reads and parses a policy file; an unreadable file is a PolicyError with a hint. */
 export function loadPolicyFile(path: string, hostFeatures: readonly string[]): Policy {
   const bytes = readPolicyBytes(path);

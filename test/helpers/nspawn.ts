@@ -21,7 +21,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { cgroupHierarchies, removeCgroupTree } from './cgroup';
 import { type JournalEntry } from './journald';
-import { delay, findDescendant, isZombie, sleepSync } from './proc';
+import { delay, findDescendant, isNamespaceInit, isZombie, sleepSync } from './proc';
 import { destroyAtExit } from './cleanup';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -64,6 +64,13 @@ export interface ContainerOptions {
   enable?: Record<string, string[]>;
   /** Extra systemd-nspawn arguments. */
   nspawnArgs?: string[];
+  /**
+   * Run this command as the container's PID 1 instead of booting systemd (an image's entrypoint
+   * and arguments): no units are masked, and `leaderPid` is that process.
+   */
+  run?: { command: string[] };
+  /** The throw-away overlay over the root (default true); false for e.g. `--read-only`. */
+  volatile?: boolean;
   bootTimeoutMs?: number;
   /** Accept "degraded" (some unit failed) as booted. Default false: a failed unit is an error. */
   allowDegraded?: boolean;
@@ -143,7 +150,8 @@ echo "NSPAWN $N"
 command=
 read -r command || true
 kill -TERM "$N" 2>/dev/null || true
-wait "$N" || true
+wait "$N"
+echo "$?" > "$W/nspawn.status"
 for d in $CGROUPS; do find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true; done
 # The root mount point is empty out here (the bind lives in the namespace): rmdir, never rm -r.
 if [ "$command" != stop ]; then rmdir "$W/root" 2>/dev/null && rm -rf "$W"; fi
@@ -160,7 +168,7 @@ export class Container {
   readonly logFile: string;
   readonly cgroupDirs: string[];
   nspawnPid = 0;
-  /** The container's systemd (PID 1 inside), as the host sees it: the target for nsenter. */
+  /** The container's systemd (PID 1 inside; or options.run's command), as the host sees it: the target for nsenter. */
   leaderPid = 0;
   /** From spawning nspawn to `is-system-running` = running. */
   bootMs = 0;
@@ -194,6 +202,7 @@ export class Container {
   }
 
   private masks(): string[] {
+    if (this.options.run) return [];
     const unmask = new Set(this.options.unmask ?? []);
     const enabled = unitsEnabledOnHost(path.join(this.options.rootDir ?? '/', 'etc', 'systemd', 'system'));
     const units = new Set([...ALWAYS_MASKED, ...enabled, ...(this.options.mask ?? [])]);
@@ -244,14 +253,15 @@ export class Container {
       ...(this.options.privateNetwork === false ? [] : ['--private-network']),
       '-D',
       this.rootMountPoint,
-      '--volatile=overlay',
+      ...(this.options.volatile === false ? [] : ['--volatile=overlay']),
       '-M',
       this.name,
       ...binds.map(([from, to]) => `--bind-ro=${from}:${to}`),
       ...unitBinds,
       ...(this.options.nspawnArgs ?? []),
-      '--boot',
-      ...this.masks().map((unit) => `systemd.mask=${unit}`),
+      ...(this.options.run
+        ? ['--', ...this.options.run.command]
+        : ['--boot', ...this.masks().map((unit) => `systemd.mask=${unit}`)]),
     ];
     this.supervisor = spawn(
       'bash',
@@ -286,7 +296,7 @@ export class Container {
 
     const deadline = Date.now() + (this.options.bootTimeoutMs ?? 30000);
     for (;;) {
-      const leader = findDescendant(this.nspawnPid, 'systemd', 3);
+      const leader = findDescendant(this.nspawnPid, this.options.run ? isNamespaceInit : 'systemd', 3);
       if (leader) {
         this.leaderPid = leader;
         return;
@@ -294,19 +304,21 @@ export class Container {
       if (!fs.existsSync(`/proc/${this.nspawnPid}`) || isZombie(this.nspawnPid)) {
         throw new Error(`systemd-nspawn exited before the container's systemd started:\n${this.log()}`);
       }
-      if (Date.now() > deadline) throw new Error(`the container's systemd did not appear:\n${this.log()}`);
+      if (Date.now() > deadline) throw new Error(`the container's PID 1 did not appear:\n${this.log()}`);
       await delay(20);
     }
   }
 
-  /** systemd-nspawn's own output (and the container's console). */
+  /** systemd-nspawn's own output (and the container's console); kept after stop(). */
   log(): string {
     try {
       return fs.readFileSync(this.logFile, 'utf8');
     } catch {
-      return '';
+      return this.finalLog;
     }
   }
+
+  private finalLog = '';
 
   /** Runs a command inside the container (all its namespaces), as root, with a clean environment. */
   exec(command: string[], options: ExecOptions = {}): Promise<ExecResult> {
@@ -421,17 +433,28 @@ export class Container {
       .map((line) => JSON.parse(line) as JournalEntry);
   }
 
-  /** Halts the container (SIGTERM to nspawn; SIGKILL to its init after `timeoutMs`) and cleans up. */
-  async stop(timeoutMs = 15000): Promise<void> {
-    if (this.stopped) return;
+  /**
+   * Halts the container (SIGTERM to nspawn, which passes its --kill-signal= to PID 1; SIGKILL to
+   * PID 1 after `timeoutMs`) and cleans up. Returns systemd-nspawn's exit status (PID 1's, for a
+   * `run` container), or null if it is unknown.
+   */
+  async stop(timeoutMs = 15000): Promise<number | null> {
+    if (this.stopped) return null;
     this.stopped = true;
+    let status: number | null = null;
     if (this.supervisor) {
       this.supervisor.stdin?.end('stop\n');
       const timer = setTimeout(() => this.killHard(), timeoutMs);
       await this.supervisorExited;
       clearTimeout(timer);
+      try {
+        status = Number(fs.readFileSync(path.join(this.dir, 'nspawn.status'), 'utf8'));
+      } catch {
+        // the supervisor died before writing it
+      }
     }
     this.cleanup();
+    return status;
   }
 
   /** For process 'exit' handlers: SIGKILL (killing the container's init ends the container). */
@@ -461,6 +484,7 @@ export class Container {
   }
 
   private cleanup(): void {
+    this.finalLog = this.log();
     const problems: string[] = [];
     for (const dir of this.cgroupDirs) {
       try {

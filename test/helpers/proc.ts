@@ -19,16 +19,23 @@ export function isZombie(pid: number): boolean {
   }
 }
 
-/** A process named `name` among the descendants of `ancestor`, at most `depth` levels down. */
-export function findDescendant(ancestor: number, name: string, depth: number): number | null {
+/**
+ * A process among the descendants of `ancestor`, at most `depth` levels down: named `match`, or
+ * whose /proc/PID/status text `match` accepts.
+ */
+export function findDescendant(
+  ancestor: number,
+  match: string | ((status: string) => boolean),
+  depth: number,
+): number | null {
   const children = new Map<number, number[]>();
-  const names = new Map<number, string>();
+  const statuses = new Map<number, string>();
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const status = fs.readFileSync(`/proc/${entry}/status`, 'utf8');
       const ppid = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]);
-      names.set(Number(entry), /^Name:\s+(.*)$/m.exec(status)?.[1] ?? '');
+      statuses.set(Number(entry), status);
       const siblings = children.get(ppid) ?? [];
       siblings.push(Number(entry));
       children.set(ppid, siblings);
@@ -36,12 +43,19 @@ export function findDescendant(ancestor: number, name: string, depth: number): n
       // exited meanwhile
     }
   }
+  const accepts =
+    typeof match === 'string' ? (status: string): boolean => /^Name:\s+(.*)$/m.exec(status)?.[1] === match : match;
   let level = [ancestor];
   for (let i = 0; i < depth; i++) {
     const next = level.flatMap((pid) => children.get(pid) ?? []);
-    const found = next.find((pid) => names.get(pid) === name);
+    const found = next.find((pid) => accepts(statuses.get(pid) ?? ''));
     if (found) return found;
     level = next;
   }
   return null;
+}
+
+/** /proc/PID/status text of a process that is PID 1 of a PID namespace below the host's. */
+export function isNamespaceInit(status: string): boolean {
+  return /^NSpid:\s+\d+(\s+\d+)*\s+1$/m.test(status);
 }

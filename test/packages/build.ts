@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { destroyAtExit } from '../helpers/cleanup';
 import { REPO_ROOT } from '../helpers/nspawn';
 
 export interface BuiltPackages {
@@ -15,6 +16,8 @@ export interface BuiltPackages {
   packages: string;
   /** Artifact file name → bytes. */
   sizes: Record<string, number>;
+  /** How long the build took (sharedPackages: the one build of the run). */
+  buildMs?: number;
   remove(): void;
 }
 
@@ -51,6 +54,62 @@ export function buildPackages(arches: string[] = ['x64', 'arm64']): BuiltPackage
   } finally {
     fs.closeSync(log);
   }
+}
+
+let shared: { built: BuiltPackages } | { error: Error } | null = null;
+
+/**
+ * The packages of this commit, built once per test run and shared by the test files (the
+ * packages, the image); removed when the run ends. A failed build fails every user alike.
+ */
+export function sharedPackages(): BuiltPackages {
+  if (!shared) {
+    try {
+      const started = Date.now();
+      const built = buildPackages();
+      built.buildMs = Date.now() - started;
+      shared = { built };
+      destroyAtExit({ destroySync: () => built.remove() });
+    } catch (error) {
+      shared = { error: error as Error };
+    }
+  }
+  if ('error' in shared) throw shared.error;
+  return shared.built;
+}
+
+export interface BuiltImage {
+  version: string;
+  /** Architecture → packages/offloadd-<version>-oci-<arch>.tar */
+  archives: Record<string, string>;
+}
+
+/**
+ * npm run image in the clone, with buildah's storage of its own inside the clone's directory
+ * (vfs: plain files, removed with it), so the host's images are neither used nor touched.
+ */
+export function buildImage(built: BuiltPackages, arches: string[] = ['x64', 'arm64']): BuiltImage {
+  const src = path.dirname(built.packages);
+  const storage = path.join(built.dir, 'containers-storage');
+  fs.mkdirSync(storage, { recursive: true });
+  const conf = path.join(storage, 'storage.conf');
+  fs.writeFileSync(
+    conf,
+    `[storage]\ndriver = "vfs"\ngraphroot = "${storage}/graph"\nrunroot = "${storage}/run"\n`,
+  );
+  const log = fs.openSync(path.join(built.dir, 'image.log'), 'a');
+  try {
+    run(src, log, 'npm', ['run', 'image', '--', ...arches], { ...releaseEnv(), CONTAINERS_STORAGE_CONF: conf });
+  } catch (error) {
+    const tail = fs.readFileSync(path.join(built.dir, 'image.log'), 'utf8').split('\n').slice(-30).join('\n');
+    throw new Error(`npm run image failed: ${(error as Error).message}\n${tail}`);
+  } finally {
+    fs.closeSync(log);
+  }
+  const version = (JSON.parse(fs.readFileSync(path.join(src, 'package.json'), 'utf8')) as { version: string }).version;
+  const archives: Record<string, string> = {};
+  for (const arch of arches) archives[arch] = path.join(built.packages, `offloadd-${version}-oci-${arch}.tar`);
+  return { version, archives };
 }
 
 /** Commits a version bump in the clone and builds the .deb again (an upgrade to test). */

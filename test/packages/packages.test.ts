@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { MessageId } from '../../src/observe/message-ids';
 import { fakePciDevice } from '../helpers/netns';
 import { bootContainer, nspawnUnavailableReason, type Container } from '../helpers/nspawn';
-import { buildPackages, rebuildWithNextVersion, type BuiltPackages } from './build';
+import { rebuildWithNextVersion, sharedPackages, type BuiltPackages } from './build';
 import { debianRoot } from './debian-root';
 
 /** Named like a BCM57508 port; the fake sysfs (a drop-in adds --sysfs-root) says bnxt_en, 14e4:1750. */
@@ -113,13 +113,12 @@ describe('packages on a fresh Debian 12 (debootstrap, systemd-nspawn)', function
     if ('skip' in result) skip(this, result.skip);
     root = result.root;
     if (result.built) process.stdout.write(`      debootstrapped ${root} in ${result.ms} ms\n`);
-    const started = Date.now();
-    built = buildPackages();
-    process.stdout.write(`      built from a clean clone in ${Date.now() - started} ms: ${JSON.stringify(built.sizes)}\n`);
+    built = sharedPackages();
+    process.stdout.write(`      built from a clean clone in ${built.buildMs} ms: ${JSON.stringify(built.sizes)}\n`);
   });
   after(async () => {
     for (const c of hosts) await c.stop().catch(() => undefined);
-    built?.remove();
+    // The build is shared with the image's tests: removed when the run ends (build.ts).
   });
 
   async function boot(): Promise<Host> {

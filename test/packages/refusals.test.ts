@@ -1,5 +1,6 @@
 /**
- * npm run package refuses, saying what to do, to build from a tree that is not a clean, built commit.
+ * npm run package and npm run image refuse, saying what to do, to build from a tree that is not a
+ * clean, built commit.
  */
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
@@ -8,10 +9,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT } from '../helpers/nspawn';
 
-describe('npm run package on a tree it must not package', () => {
+describe('npm run package and npm run image on a tree they must not ship', () => {
   let clone = '';
-  const packageScript = (): { status: number | null; stderr: string } =>
-    spawnSync('bash', [path.join(clone, 'scripts', 'package.sh'), 'x64'], { cwd: clone, encoding: 'utf8' });
+  const SCRIPTS = ['package.sh', 'image.sh'];
+  const runScript = (script: string): { status: number | null; stderr: string } =>
+    spawnSync('bash', [path.join(clone, 'scripts', script), 'x64'], { cwd: clone, encoding: 'utf8' });
 
   before(() => {
     clone = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'offloadd-refusal-')), 'src');
@@ -24,15 +26,19 @@ describe('npm run package on a tree it must not package', () => {
   });
 
   it('refuses an unbuilt tree: run npm ci first', () => {
-    const result = packageScript();
-    assert.equal(result.status, 2);
-    assert.match(result.stderr, /the tree is not built: run 'npm ci' first/);
+    for (const script of SCRIPTS) {
+      const result = runScript(script);
+      assert.equal(result.status, 2, script);
+      assert.match(result.stderr, /the tree is not built: run 'npm ci' first/, script);
+    }
   });
 
   it('refuses a tree with uncommitted changes', () => {
     fs.appendFileSync(path.join(clone, 'README.md'), '\nlocal change\n');
-    const result = packageScript();
-    assert.equal(result.status, 2);
-    assert.match(result.stderr, /uncommitted changes .*packages are built from a commit/);
+    for (const script of SCRIPTS) {
+      const result = runScript(script);
+      assert.equal(result.status, 2, script);
+      assert.match(result.stderr, /uncommitted changes .*packages are built from a commit/, script);
+    }
   });
 });

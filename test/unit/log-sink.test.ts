@@ -1,0 +1,42 @@
+import { strict as assert } from 'node:assert';
+import { chooseLogSink, CONTAINER_MARK_FILES, inContainer, type LogSink } from '../../src/observe/log';
+
+describe('log target auto: journal or stderr', () => {
+  const cases: Array<[label: string, stderrIsJournal: boolean, inContainer: boolean, socket: boolean, sink: LogSink]> =
+    [
+      ['under systemd, stderr connected to the journal', true, false, true, 'journal'],
+      ['under systemd, but the journal socket is gone', true, false, false, 'console'],
+      ['in a container with the host journal socket mounted', false, true, true, 'journal'],
+      ['in a container without the journal socket', false, true, false, 'console'],
+      ['from a terminal on a host with a journal', false, false, true, 'console'],
+      ['from a terminal on a host without a journal', false, false, false, 'console'],
+    ];
+  for (const [label, stderrIsJournal, container, journalSocketExists, sink] of cases) {
+    it(`${label}: ${sink}`, () => {
+      assert.equal(chooseLogSink('auto', { stderrIsJournal, inContainer: container, journalSocketExists }), sink);
+    });
+  }
+
+  it('journal and console are obeyed whatever the surroundings', () => {
+    const facts = { stderrIsJournal: false, inContainer: false, journalSocketExists: false };
+    assert.equal(chooseLogSink('journal', facts), 'journal');
+    assert.equal(
+      chooseLogSink('console', { stderrIsJournal: true, inContainer: true, journalSocketExists: true }),
+      'console',
+    );
+  });
+
+  it('knows a container by $container or by a runtime mark file, as systemd does', () => {
+    const none = (): boolean => false;
+    assert.equal(inContainer({}, none), false);
+    assert.equal(inContainer({ container: '' }, none), false);
+    assert.equal(inContainer({ container: 'oci' }, none), true);
+    for (const mark of CONTAINER_MARK_FILES) {
+      assert.equal(
+        inContainer({}, (file) => file === mark),
+        true,
+        mark,
+      );
+    }
+  });
+});
