@@ -48,7 +48,8 @@ OPTIONS
                        same layout as /sys. For tests and containers.
   --log-level LEVEL    ${LEVELS.join(', ')}. Default: info
   --log-target TARGET  auto, journal, console. Default: auto: the journal under systemd, or in a
-                       container with the host's /run/systemd/journal/socket mounted; else stderr
+                       container with the host's /run/systemd/journal/socket mounted (and
+                       stderr not a terminal); else stderr
   --socket PATH        API socket (offloadctl talks to it). Default: ${DEFAULT_SOCKET_PATH}
   --socket-group GROUP Group owning the socket (mode 0660): its members can query.
   --admin-group GROUP  Members may also reload and enforce (root always may).

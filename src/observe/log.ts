@@ -150,14 +150,18 @@ export type LogSink = 'journal' | 'console';
 /**
  * Where `target` sends the log. `auto` means the journal when there is one to reach and it is
  * where the operator looks: under systemd with stderr connected to the journal, or in a container
- * with the host's journal socket mounted; otherwise stderr (a container runtime collects it).
+ * with the host's journal socket mounted; otherwise stderr (a container runtime collects it). A
+ * person at a terminal (`kubectl exec -it`, a shell on a host that is itself a container) reads
+ * the terminal, so a terminal on stderr keeps the console even in a container.
  */
 export function chooseLogSink(
   target: LogTarget,
-  facts: { stderrIsJournal: boolean; inContainer: boolean; journalSocketExists: boolean },
+  facts: { stderrIsJournal: boolean; stderrIsTerminal: boolean; inContainer: boolean; journalSocketExists: boolean },
 ): LogSink {
   if (target !== 'auto') return target;
-  return (facts.stderrIsJournal || facts.inContainer) && facts.journalSocketExists ? 'journal' : 'console';
+  if (!facts.journalSocketExists) return 'console';
+  if (facts.stderrIsJournal) return 'journal';
+  return facts.inContainer && !facts.stderrIsTerminal ? 'journal' : 'console';
 }
 
 export function createLog(options: { level: Level; target: LogTarget; journalSocket?: string }): Log {
@@ -165,6 +169,7 @@ export function createLog(options: { level: Level; target: LogTarget; journalSoc
   const underJournal = stderrIsJournal();
   const sink = chooseLogSink(options.target, {
     stderrIsJournal: underJournal,
+    stderrIsTerminal: process.stderr.isTTY,
     inContainer: inContainer(),
     journalSocketExists: fs.existsSync(journalSocket),
   });
