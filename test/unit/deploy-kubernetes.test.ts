@@ -14,7 +14,8 @@ import { REPO_ROOT } from '../helpers/promql';
 
 const KUSTOMIZE_ROOT = path.join(REPO_ROOT, 'deploy', 'kubernetes');
 const METRICS_PORT = 9747;
-const IMAGE = 'localhost/offloadd:0.3.0';
+/** The image `npm run image` builds from this tree: the manifests follow the release. */
+const IMAGE = `localhost/offloadd:${(JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version}`;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- manifests are plain YAML data, checked field by field
 type Manifest = Record<string, any>;
