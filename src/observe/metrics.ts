@@ -1,0 +1,321 @@
+/**
+ * The daemon's Prometheus metrics, as the text exposition format (version 0.0.4), written by hand
+ * rather than with prom-client: with 1,000 managed interfaces prom-client's registry costs more
+ * resident memory than the 2 MiB budget allows (docs/METRICS.md has the measurement), while
+ * this needs no copy of anything the daemon already keeps. Nothing is stored per label set: the
+ * counters are the daemon's EventCounters (so metrics and `offloadctl status` agree), the
+ * per-interface values are the reconciler's statuses, read at render time; only the two latency
+ * histograms and the receipt times they are measured from live here.
+ *
+ * Names, labels and meanings are the metrics contract (README, Metrics): do not rename.
+ */
+import { performance } from 'node:perf_hooks';
+import type { LinkMessage } from '../events/link-message';
+import { vendorDevice } from '../facts/pci';
+import type { LedgerHealth } from '../ledger/ledger';
+import type { NewRecord, Trigger } from '../ledger/record';
+import type { Policy } from '../policy/types';
+import type { FeatureInterface } from '../reconcile/feature-state';
+import type { InterfaceStatus } from '../reconcile/managed-interfaces';
+import { VERSION } from '../version';
+import type { EventCounts } from './counters';
+
+/** What `Content-Type` a scrape answer carries: the classic text format. */
+export const EXPOSITION_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+/**
+ * Seconds. Resolves the ≤ 2 ms correction goal (0.1 ms to 2 ms in five steps), then the slow
+ * tail up to a second. Shared by both histograms so they can be compared on one panel.
+ */
+export const DURATION_BUCKETS_SECONDS: readonly number[] = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1,
+];
+
+/**
+ * Triggers that stand for a link event the daemon received: only a check they caused has a
+ * receipt time to measure a correction from. (A sweep, resync or back-off found the drift
+ * without an event, a reload or an operator changed the policy: no kernel-to-correction time.)
+ */
+const EVENT_TRIGGERS: ReadonlySet<Trigger> = new Set<Trigger>(['new', 'up', 'rename', 'features', 'change']);
+
+/** What the metrics read from the daemon at render time (src/daemon.ts provides it). */
+export interface MetricsInputs {
+  readonly startedAt: Date;
+  readonly policy: Policy;
+  readonly featureInterface: FeatureInterface;
+  counts(): { managed: number; compliant: number };
+  eventCounts(): EventCounts;
+  /** Reloads that were rejected (the running policy stayed); loaded ones are eventCounts().reloads. */
+  rejectedReloads(): number;
+  ledgerStatus(): LedgerHealth;
+  statuses(): InterfaceStatus[];
+  receiveBufferBytes(): number;
+}
+
+/** A label value as the text format wants it: backslash, double quote and line feed escaped. */
+export function escapeLabelValue(value: string): string {
+  return value.replace(/[\\"\n]/g, (character) => (character === '\n' ? '\\n' : `\\${character}`));
+}
+
+/** HELP text: backslash and line feed escaped (a double quote is fine there). */
+function escapeHelp(text: string): string {
+  return text.replace(/[\\\n]/g, (character) => (character === '\n' ? '\\n' : '\\\\'));
+}
+
+function labels(pairs: Record<string, string>): string {
+  const parts: string[] = [];
+  for (const [name, value] of Object.entries(pairs)) parts.push(`${name}="${escapeLabelValue(value)}"`);
+  return parts.length === 0 ? '' : `{${parts.join(',')}}`;
+}
+
+function header(name: string, type: 'gauge' | 'counter' | 'histogram', help: string): string {
+  return `# HELP ${name} ${escapeHelp(help)}\n# TYPE ${name} ${type}\n`;
+}
+
+/** One sample per line; JavaScript's shortest round-trip form is what Prometheus parses. */
+function sample(name: string, value: number, labelText = ''): string {
+  const text = Number.isNaN(value) ? 'NaN' : value === Infinity ? '+Inf' : value === -Infinity ? '-Inf' : String(value);
+  return `${name}${labelText} ${text}\n`;
+}
+
+/** A cumulative histogram with fixed buckets (seconds). */
+export class Histogram {
+  private readonly buckets: number[];
+  private sum = 0;
+  private count = 0;
+
+  constructor(private readonly bounds: readonly number[] = DURATION_BUCKETS_SECONDS) {
+    this.buckets = bounds.map(() => 0);
+  }
+
+  observe(seconds: number): void {
+    this.sum += seconds;
+    this.count++;
+    for (let i = 0; i < this.bounds.length; i++) if (seconds <= (this.bounds[i] as number)) this.buckets[i]!++;
+  }
+
+  get observations(): number {
+    return this.count;
+  }
+
+  render(name: string, help: string): string {
+    let text = header(name, 'histogram', help);
+    for (let i = 0; i < this.bounds.length; i++)
+      text += sample(`${name}_bucket`, this.buckets[i] as number, `{le="${String(this.bounds[i])}"}`);
+    text += sample(`${name}_bucket`, this.count, '{le="+Inf"}');
+    text += sample(`${name}_sum`, this.sum);
+    text += sample(`${name}_count`, this.count);
+    return text;
+  }
+}
+
+export interface RenderOptions {
+  /**
+   * The standard process_* metrics. Off for the textfile: node-exporter exports its own under the
+   * same names, and a textfile that repeats them makes its scrape fail.
+   */
+  processMetrics: boolean;
+}
+
+export class Metrics {
+  readonly correction = new Histogram();
+  readonly exposure = new Histogram();
+  /** Last link event received per ifindex (performance.now() ms); taken by the check it caused. */
+  private readonly receivedAt = new Map<number, number>();
+  /** Links that appeared and are not yet compliant: since when (ms). */
+  private readonly appearedAt = new Map<number, number>();
+  /** Checks whose records (made just before onChecked) hold an enforced drift. */
+  private readonly driftCorrected = new Set<number>();
+  private lastCheckMs: number | null = null;
+  /** Bumped on every change the exposition shows; the per-interface block is rebuilt only then. */
+  private version = 0;
+  private interfacesBlock: { version: number; text: string } | null = null;
+  /** Called (synchronously, keep it cheap) when something the exposition shows changed. */
+  onChange: (() => void) | null = null;
+
+  constructor(private readonly inputs: MetricsInputs) {}
+
+  /** A batch of link events, as it arrives from the kernel: the receipt time of each link's latest. */
+  noteLinkEvents(links: readonly LinkMessage[]): void {
+    const now = performance.now();
+    for (const link of links) {
+      if (link.type === 'del') {
+        this.forget(link.ifindex);
+        continue;
+      }
+      this.receivedAt.set(link.ifindex, now);
+    }
+  }
+
+  /** Records of one check, before its onChecked. */
+  noteRecords(records: readonly NewRecord[]): void {
+    for (const record of records)
+      if (record.event === 'drift' && record.action === 'enforced' && record.ifindex !== undefined)
+        this.driftCorrected.add(record.ifindex);
+    this.changed();
+  }
+
+  /** A managed interface was checked: latencies, and the time of the last completed check. */
+  noteChecked(status: InterfaceStatus, trigger: Trigger): void {
+    const now = performance.now();
+    const { ifindex } = status;
+    const received = this.receivedAt.get(ifindex);
+    this.receivedAt.delete(ifindex);
+    const fromEvent = received !== undefined && EVENT_TRIGGERS.has(trigger);
+    if (this.driftCorrected.delete(ifindex) && fromEvent) this.correction.observe((now - received) / 1000);
+    if (trigger === 'new' && fromEvent && !this.appearedAt.has(ifindex)) this.appearedAt.set(ifindex, received);
+    const appeared = this.appearedAt.get(ifindex);
+    if (appeared !== undefined && status.compliant) {
+      this.exposure.observe((now - appeared) / 1000);
+      this.appearedAt.delete(ifindex);
+    }
+    this.noteCheckCompleted();
+  }
+
+  /** A pass ended (start-up, sweep, resync), even one that checked no managed interface. */
+  noteCheckCompleted(): void {
+    this.lastCheckMs = Date.now();
+    this.changed();
+  }
+
+  /** No longer managed (deleted or unmatched): its label sets disappear. */
+  noteReleased(ifindex: number): void {
+    this.forget(ifindex);
+    this.changed();
+  }
+
+  /** Policy loaded or rejected, ledger health changed: anything else the exposition shows. */
+  changed(): void {
+    this.version++;
+    this.onChange?.();
+  }
+
+  /** The whole exposition. Cheap: daemon-wide values are read live, per-interface lines cached. */
+  render(options: RenderOptions = { processMetrics: true }): string {
+    const inputs = this.inputs;
+    const policy = inputs.policy;
+    const counts = inputs.eventCounts();
+    const { managed, compliant } = inputs.counts();
+    const ledger = inputs.ledgerStatus();
+    let text = '';
+    text += header('offloadd_build_info', 'gauge', 'Always 1; the labels say which offloadd and Node.js run.');
+    text += sample('offloadd_build_info', 1, labels({ version: VERSION, nodejs_version: process.versions.node }));
+    text += header(
+      'offloadd_feature_interface_info',
+      'gauge',
+      'Always 1; how features are read and changed: ethtool-netlink or ioctl.',
+    );
+    text += sample('offloadd_feature_interface_info', 1, labels({ feature_interface: inputs.featureInterface }));
+    text += header('offloadd_policy_info', 'gauge', 'Always 1; the policy in force: file, SHA-256, default mode.');
+    text += sample(
+      'offloadd_policy_info',
+      1,
+      labels({ path: policy.path, sha256: policy.checksum, mode: policy.mode }),
+    );
+    text += header('offloadd_policy_rules', 'gauge', 'Rules in the policy in force.');
+    text += sample('offloadd_policy_rules', policy.rules.length);
+    text += header('offloadd_interfaces_managed', 'gauge', 'Interfaces a policy rule matches.');
+    text += sample('offloadd_interfaces_managed', managed);
+    text += header('offloadd_interfaces_compliant', 'gauge', 'Managed interfaces whose features are as wanted.');
+    text += sample('offloadd_interfaces_compliant', compliant);
+    text += header('offloadd_interfaces_not_compliant', 'gauge', 'Managed interfaces not (yet) as wanted.');
+    text += sample('offloadd_interfaces_not_compliant', managed - compliant);
+    text += header('offloadd_drifts_total', 'counter', 'Features found changed away from policy (drift records).');
+    text += sample('offloadd_drifts_total', counts.drifts);
+    text += header('offloadd_corrections_total', 'counter', 'Features set back as wanted and verified.');
+    text += sample('offloadd_corrections_total', counts.corrections);
+    text += header('offloadd_unenforceable_total', 'counter', 'Wanted features found not changeable on a device.');
+    text += sample('offloadd_unenforceable_total', counts.unenforceable);
+    text += header('offloadd_failures_total', 'counter', 'Writes the kernel refused and checks that failed.');
+    text += sample('offloadd_failures_total', counts.failures);
+    text += header('offloadd_resyncs_total', 'counter', 'Full re-reads after link events were lost.');
+    text += sample('offloadd_resyncs_total', counts.resyncs);
+    text += header('offloadd_policy_reloads_total', 'counter', 'Policy reloads, by result (loaded or rejected).');
+    text += sample('offloadd_policy_reloads_total', counts.reloads, '{result="loaded"}');
+    text += sample('offloadd_policy_reloads_total', inputs.rejectedReloads(), '{result="rejected"}');
+    text += header(
+      'offloadd_last_reconcile_timestamp_seconds',
+      'gauge',
+      'Unix time of the last completed check (0 before the first).',
+    );
+    text += sample(
+      'offloadd_last_reconcile_timestamp_seconds',
+      this.lastCheckMs === null ? 0 : this.lastCheckMs / 1000,
+    );
+    text += header(
+      'offloadd_netlink_receive_buffer_bytes',
+      'gauge',
+      'Link event receive buffer the kernel granted, bytes.',
+    );
+    text += sample('offloadd_netlink_receive_buffer_bytes', inputs.receiveBufferBytes());
+    text += header('offloadd_ledger_writable', 'gauge', '1 while the drift ledger can be written, else 0.');
+    text += sample('offloadd_ledger_writable', ledger.writable ? 1 : 0);
+    text += header('offloadd_ledger_held_records', 'gauge', 'Records kept in memory until the ledger is writable.');
+    text += sample('offloadd_ledger_held_records', ledger.heldRecords);
+    text += this.correction.render(
+      'offloadd_correction_duration_seconds',
+      'From receiving the link event that revealed a drift to the verified correction.',
+    );
+    text += this.exposure.render(
+      'offloadd_exposure_window_seconds',
+      "From a link's first event (its appearance) to its being compliant.",
+    );
+    text += this.interfaceLines();
+    if (options.processMetrics) text += processLines(inputs.startedAt);
+    return text;
+  }
+
+  private interfaceLines(): string {
+    if (this.interfacesBlock?.version === this.version) return this.interfacesBlock.text;
+    let compliantLines = '';
+    let driftLines = '';
+    let unenforceableLines = '';
+    for (const status of this.inputs.statuses()) {
+      const labelText = labels({
+        interface: status.name,
+        driver: status.facts.driver ?? '',
+        pci: status.facts.pci ? vendorDevice(status.facts.pci) : '',
+        rule: status.rule,
+      });
+      let unenforceable = 0;
+      for (const outcome of status.features) if (outcome.action === 'unenforceable') unenforceable++;
+      compliantLines += sample('offloadd_interface_compliant', status.compliant ? 1 : 0, labelText);
+      driftLines += sample('offloadd_interface_drifts_total', status.driftCount, labelText);
+      unenforceableLines += sample('offloadd_interface_unenforceable_features', unenforceable, labelText);
+    }
+    const text =
+      header('offloadd_interface_compliant', 'gauge', '1 while this managed interface is as the policy wants.') +
+      compliantLines +
+      header('offloadd_interface_drifts_total', 'counter', 'Drifts of this interface since it became managed.') +
+      driftLines +
+      header(
+        'offloadd_interface_unenforceable_features',
+        'gauge',
+        'Wanted features this device cannot change (as of the last check).',
+      ) +
+      unenforceableLines;
+    this.interfacesBlock = { version: this.version, text };
+    return text;
+  }
+
+  private forget(ifindex: number): void {
+    this.receivedAt.delete(ifindex);
+    this.appearedAt.delete(ifindex);
+    this.driftCorrected.delete(ifindex);
+  }
+}
+
+/** The standard process metrics, as the Prometheus client libraries name them. */
+function processLines(startedAt: Date): string {
+  const cpu = process.cpuUsage();
+  // The process's start, not the daemon object's: what process_start_time_seconds means elsewhere.
+  const started = Math.min(startedAt.getTime(), performance.timeOrigin) / 1000;
+  return (
+    header('process_start_time_seconds', 'gauge', 'Start time of the process since unix epoch in seconds.') +
+    sample('process_start_time_seconds', Math.round(started * 1000) / 1000) +
+    header('process_resident_memory_bytes', 'gauge', 'Resident memory size in bytes.') +
+    sample('process_resident_memory_bytes', process.memoryUsage.rss()) +
+    header('process_cpu_seconds_total', 'counter', 'Total user and system CPU time spent in seconds.') +
+    sample('process_cpu_seconds_total', (cpu.user + cpu.system) / 1e6)
+  );
+}
