@@ -372,6 +372,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, 
       this.log.event(description.message, description.level, description.text, description.fields);
       this.emit('record', record);
     }
+    this.metrics?.changed(); // the counters just moved
     if (this.notify.enabled) this.notify.status(this.summary());
   }
 

@@ -147,12 +147,11 @@ export class Metrics {
     }
   }
 
-  /** Records of one check, before its onChecked. */
+  /** Records of one check, before its onChecked (counted later, once durable: see changed()). */
   noteRecords(records: readonly NewRecord[]): void {
     for (const record of records)
       if (record.event === 'drift' && record.action === 'enforced' && record.ifindex !== undefined)
         this.driftCorrected.add(record.ifindex);
-    this.changed();
   }
 
   /** A managed interface was checked: latencies, and the time of the last completed check. */
