@@ -82,7 +82,7 @@ export class MetricsTextfile {
 
   constructor(
     file: string,
-    private readonly render: () => string,
+    private readonly render: () => (string | Buffer)[],
     private readonly log: Log,
   ) {
     this.file = path.resolve(file);
@@ -135,12 +135,12 @@ export class MetricsTextfile {
 
   private async write(): Promise<void> {
     this.lastWriteMs = Date.now();
-    const text = this.render();
+    const parts = this.render();
     try {
       const handle = await fs.promises.open(this.temporary, 'w', TEXTFILE_MODE);
       try {
         await handle.chmod(TEXTFILE_MODE); // the mode above is filtered by the umask
-        await handle.writeFile(text);
+        for (const part of parts) await handle.writeFile(part); // each continues where the last ended
       } finally {
         await handle.close();
       }

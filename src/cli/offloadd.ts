@@ -188,10 +188,10 @@ export function main(argv: string[]): void {
   streamToWatchers(daemon, api);
   const metrics = daemon.metrics;
   const metricsHttp =
-    metrics && metricsListen ? new MetricsHttpServer(metricsListen, () => metrics.render(), log) : null;
+    metrics && metricsListen ? new MetricsHttpServer(metricsListen, () => metrics.renderParts(), log) : null;
   const textfile =
     metrics && metricsTextfile !== undefined
-      ? new MetricsTextfile(metricsTextfile, () => metrics.render({ processMetrics: false }), log)
+      ? new MetricsTextfile(metricsTextfile, () => metrics.renderParts({ processMetrics: false }), log)
       : null;
   if (metrics && textfile) metrics.onChange = () => textfile.changed();
 

@@ -129,7 +129,12 @@ export class Metrics {
   private lastCheckMs: number | null = null;
   /** Bumped on every change the exposition shows; the per-interface block is rebuilt only then. */
   private version = 0;
-  private interfacesBlock: { version: number; text: string } | null = null;
+  /**
+   * The per-interface lines (most of the exposition: ~300 bytes per interface) as UTF-8, kept
+   * outside the JavaScript heap and rebuilt only after a change, so an idle daemon's scrapes
+   * allocate next to nothing.
+   */
+  private interfacesBlock: { version: number; bytes: Buffer } | null = null;
   /** Called (synchronously, keep it cheap) when something the exposition shows changed. */
   onChange: (() => void) | null = null;
 
@@ -189,8 +194,18 @@ export class Metrics {
     this.onChange?.();
   }
 
-  /** The whole exposition. Cheap: daemon-wide values are read live, per-interface lines cached. */
+  /** The whole exposition as one string (tests, tools); the exporters write renderParts(). */
   render(options: RenderOptions = { processMetrics: true }): string {
+    return this.renderParts(options)
+      .map((part) => (typeof part === 'string' ? part : part.toString('utf8')))
+      .join('');
+  }
+
+  /**
+   * The exposition in pieces to write one after the other: daemon-wide values read live (a few
+   * dozen lines), then the cached per-interface block, then the process metrics.
+   */
+  renderParts(options: RenderOptions = { processMetrics: true }): (string | Buffer)[] {
     const inputs = this.inputs;
     const policy = inputs.policy;
     const counts = inputs.eventCounts();
@@ -259,42 +274,32 @@ export class Metrics {
       'offloadd_exposure_window_seconds',
       "From a link's first event (its appearance) to its being compliant.",
     );
-    text += this.interfaceLines();
-    if (options.processMetrics) text += processLines(inputs.startedAt);
-    return text;
+    const parts: (string | Buffer)[] = [text, this.interfaceLines()];
+    if (options.processMetrics) parts.push(processLines(inputs.startedAt));
+    return parts;
   }
 
-  private interfaceLines(): string {
-    if (this.interfacesBlock?.version === this.version) return this.interfacesBlock.text;
-    let compliantLines = '';
-    let driftLines = '';
-    let unenforceableLines = '';
-    for (const status of this.inputs.statuses()) {
-      const labelText = labels({
-        interface: status.name,
-        driver: status.facts.driver ?? '',
-        pci: status.facts.pci ? vendorDevice(status.facts.pci) : '',
-        rule: status.rule,
-      });
+  private interfaceLines(): Buffer {
+    if (this.interfacesBlock?.version === this.version) return this.interfacesBlock.bytes;
+    const statuses = this.inputs.statuses();
+    const compliantLines: string[] = [header('offloadd_interface_compliant', 'gauge', COMPLIANT_HELP)];
+    const driftLines: string[] = [header('offloadd_interface_drifts_total', 'counter', DRIFTS_HELP)];
+    const unenforceableLines: string[] = [
+      header('offloadd_interface_unenforceable_features', 'gauge', UNENFORCEABLE_HELP),
+    ];
+    for (const status of statuses) {
+      const labelText =
+        `{interface="${escapeLabelValue(status.name)}",driver="${escapeLabelValue(status.facts.driver ?? '')}",` +
+        `pci="${status.facts.pci ? escapeLabelValue(vendorDevice(status.facts.pci)) : ''}",rule="${escapeLabelValue(status.rule)}"} `;
       let unenforceable = 0;
       for (const outcome of status.features) if (outcome.action === 'unenforceable') unenforceable++;
-      compliantLines += sample('offloadd_interface_compliant', status.compliant ? 1 : 0, labelText);
-      driftLines += sample('offloadd_interface_drifts_total', status.driftCount, labelText);
-      unenforceableLines += sample('offloadd_interface_unenforceable_features', unenforceable, labelText);
+      compliantLines.push(`offloadd_interface_compliant${labelText}${status.compliant ? 1 : 0}\n`);
+      driftLines.push(`offloadd_interface_drifts_total${labelText}${status.driftCount}\n`);
+      unenforceableLines.push(`offloadd_interface_unenforceable_features${labelText}${unenforceable}\n`);
     }
-    const text =
-      header('offloadd_interface_compliant', 'gauge', '1 while this managed interface is as the policy wants.') +
-      compliantLines +
-      header('offloadd_interface_drifts_total', 'counter', 'Drifts of this interface since it became managed.') +
-      driftLines +
-      header(
-        'offloadd_interface_unenforceable_features',
-        'gauge',
-        'Wanted features this device cannot change (as of the last check).',
-      ) +
-      unenforceableLines;
-    this.interfacesBlock = { version: this.version, text };
-    return text;
+    const bytes = Buffer.from(compliantLines.join('') + driftLines.join('') + unenforceableLines.join(''), 'utf8');
+    this.interfacesBlock = { version: this.version, bytes };
+    return bytes;
   }
 
   private forget(ifindex: number): void {
@@ -303,6 +308,10 @@ export class Metrics {
     this.driftCorrected.delete(ifindex);
   }
 }
+
+const COMPLIANT_HELP = '1 while this managed interface is as the policy wants.';
+const DRIFTS_HELP = 'Drifts of this interface since it became managed.';
+const UNENFORCEABLE_HELP = 'Wanted features this device cannot change (as of the last check).';
 
 /** The standard process metrics, as the Prometheus client libraries name them. */
 function processLines(startedAt: Date): string {
