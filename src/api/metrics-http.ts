@@ -60,6 +60,36 @@ export function formatListenAddress(address: ListenAddress): string {
   return net.isIPv6(address.host) ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
 }
 
+/** Node's legacy name for the step of listen() that binds; present from Node 0.x to 24. */
+interface LegacyListen {
+  _listen2?: (
+    address: string | null,
+    port: number,
+    addressType: 4 | 6,
+    backlog: number,
+    fd?: number,
+    flags?: number,
+  ) => void;
+}
+
+/** As net.Server's default. */
+const LISTEN_BACKLOG = 511;
+
+/**
+ * server.listen() always loads Node's `cluster` module (to ask whether this is a worker), and
+ * with it child_process, dgram and dns: 1.3 MiB of resident memory measured, most of the metrics
+ * budget, for a daemon that is never a cluster worker. `_listen2` is the step listen() ends in
+ * for a primary (bind, listen, then 'listening' or 'error' as usual; for no address it tries
+ * `::`, then `0.0.0.0`); listen() stays the fallback should a future Node drop the name.
+ */
+function bindWithoutCluster(server: net.Server, address: ListenAddress): void {
+  const legacy = (server as unknown as LegacyListen)._listen2;
+  const host = address.host ?? null;
+  if (typeof legacy === 'function')
+    legacy.call(server, host, address.port, host !== null && net.isIPv6(host) ? 6 : 4, LISTEN_BACKLOG, undefined, 0);
+  else server.listen({ host: address.host, port: address.port, ipv6Only: false, backlog: LISTEN_BACKLOG });
+}
+
 export class MetricsHttpServer {
   private server: net.Server | null = null;
   private readonly sockets = new Set<net.Socket>();
@@ -93,13 +123,14 @@ export class MetricsHttpServer {
           }),
         );
       });
-      server.listen({ host: this.address.host, port: this.address.port, ipv6Only: false }, () => {
+      server.once('listening', () => {
         server.removeAllListeners('error');
         server.on('error', (error) => this.log.log('warning', `Metrics: ${where}: ${error.message}`));
         this.server = server;
         this.log.log('info', `Metrics: serving http://${where}${METRICS_PATH}`);
         resolve();
       });
+      bindWithoutCluster(server, this.address);
     });
   }
 
@@ -139,7 +170,7 @@ export class MetricsHttpServer {
       pending += chunk.toString('latin1');
       for (;;) {
         const end = headerEnd(pending);
-        if (end === null) break;
+        if (end === null || end.start > MAX_HEADER_BYTES) break;
         stopDeadline();
         const head = pending.slice(0, end.start);
         pending = pending.slice(end.after);

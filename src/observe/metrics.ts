@@ -282,22 +282,34 @@ export class Metrics {
   private interfaceLines(): Buffer {
     if (this.interfacesBlock?.version === this.version) return this.interfacesBlock.bytes;
     const statuses = this.inputs.statuses();
-    const compliantLines: string[] = [header('offloadd_interface_compliant', 'gauge', COMPLIANT_HELP)];
-    const driftLines: string[] = [header('offloadd_interface_drifts_total', 'counter', DRIFTS_HELP)];
-    const unenforceableLines: string[] = [
-      header('offloadd_interface_unenforceable_features', 'gauge', UNENFORCEABLE_HELP),
-    ];
-    for (const status of statuses) {
-      const labelText =
+    // Straight into bytes, a line at a time: no 300 kB string is ever built (the heap would grow for it).
+    const out = new ByteWriter(this.interfacesBlock?.bytes.length ?? 0);
+    const labelTexts = statuses.map(
+      (status) =>
         `{interface="${escapeLabelValue(status.name)}",driver="${escapeLabelValue(status.facts.driver ?? '')}",` +
-        `pci="${status.facts.pci ? escapeLabelValue(vendorDevice(status.facts.pci)) : ''}",rule="${escapeLabelValue(status.rule)}"} `;
+        `pci="${status.facts.pci ? escapeLabelValue(vendorDevice(status.facts.pci)) : ''}",rule="${escapeLabelValue(status.rule)}"} `,
+    );
+    out.write(header('offloadd_interface_compliant', 'gauge', COMPLIANT_HELP));
+    statuses.forEach((status, i) => {
+      out.write('offloadd_interface_compliant');
+      out.write(labelTexts[i] as string);
+      out.write(status.compliant ? '1\n' : '0\n');
+    });
+    out.write(header('offloadd_interface_drifts_total', 'counter', DRIFTS_HELP));
+    statuses.forEach((status, i) => {
+      out.write('offloadd_interface_drifts_total');
+      out.write(labelTexts[i] as string);
+      out.write(`${status.driftCount}\n`);
+    });
+    out.write(header('offloadd_interface_unenforceable_features', 'gauge', UNENFORCEABLE_HELP));
+    statuses.forEach((status, i) => {
       let unenforceable = 0;
       for (const outcome of status.features) if (outcome.action === 'unenforceable') unenforceable++;
-      compliantLines.push(`offloadd_interface_compliant${labelText}${status.compliant ? 1 : 0}\n`);
-      driftLines.push(`offloadd_interface_drifts_total${labelText}${status.driftCount}\n`);
-      unenforceableLines.push(`offloadd_interface_unenforceable_features${labelText}${unenforceable}\n`);
-    }
-    const bytes = Buffer.from(compliantLines.join('') + driftLines.join('') + unenforceableLines.join(''), 'utf8');
+      out.write('offloadd_interface_unenforceable_features');
+      out.write(labelTexts[i] as string);
+      out.write(`${unenforceable}\n`);
+    });
+    const bytes = out.bytes();
     this.interfacesBlock = { version: this.version, bytes };
     return bytes;
   }
@@ -306,6 +318,31 @@ export class Metrics {
     this.receivedAt.delete(ifindex);
     this.appearedAt.delete(ifindex);
     this.driftCorrected.delete(ifindex);
+  }
+}
+
+/** UTF-8 appended to one growing Buffer (outside the JavaScript heap). */
+class ByteWriter {
+  private buffer: Buffer;
+  private length = 0;
+
+  constructor(expectedBytes: number) {
+    this.buffer = Buffer.allocUnsafeSlow(Math.max(expectedBytes + 4096, 16 * 1024));
+  }
+
+  write(text: string): void {
+    const most = text.length * 3; // UTF-16 code unit → at most 3 UTF-8 bytes
+    if (this.length + most > this.buffer.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(this.buffer.length * 2, this.length + most));
+      this.buffer.copy(grown, 0, 0, this.length);
+      this.buffer = grown;
+    }
+    this.length += this.buffer.write(text, this.length, 'utf8');
+  }
+
+  /** What was written (a view: the spare capacity, at most twice the content, stays with it). */
+  bytes(): Buffer {
+    return this.buffer.subarray(0, this.length);
   }
 }
 

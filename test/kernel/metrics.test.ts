@@ -52,8 +52,7 @@ function httpGet(
         '-sS',
         '--max-time',
         '10',
-        '-X',
-        method,
+        ...(method === 'HEAD' ? ['-I', '-o', '/dev/null'] : ['-X', method]),
         '-w',
         '\n%{http_code} %{content_type}',
         `http://${METRICS_ADDRESS}${urlPath}`,
@@ -222,6 +221,36 @@ describe('Prometheus metrics (real daemon, real Prometheus, own namespace)', fun
     assert.equal((await httpGet(ns, '/metricsx')).status, 404);
     assert.equal((await httpGet(ns, '/metrics', 'POST')).status, 405);
     assert.equal((await httpGet(ns, '/metrics?x=1')).status, 200);
+    const head = await httpGet(ns, '/metrics', 'HEAD');
+    assert.equal(head.status, 200);
+    assert.equal(head.body, '', 'HEAD: headers only');
+    // Two requests over one kept-alive connection, as Prometheus scrapes; then headers too large.
+    const twice = ns.exec(
+      'curl',
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code} %{num_connects}\n',
+      `http://${METRICS_ADDRESS}/metrics`,
+      `http://${METRICS_ADDRESS}/metrics`,
+    );
+    assert.deepEqual(twice.trim().split('\n'), ['200 1', '200 0'], 'the second request reused the connection');
+    const huge = ns.exec(
+      'curl',
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '-H',
+      `X-Big: ${'x'.repeat(10_000)}`,
+      `http://${METRICS_ADDRESS}/metrics`,
+    );
+    assert.equal(huge, '431');
+    assert.equal((await httpGet(ns)).status, 200, 'still answering');
     assert.equal(daemon.exitCode, null, 'still running');
   });
 
