@@ -283,12 +283,15 @@ export class Metrics {
     if (this.interfacesBlock?.version === this.version) return this.interfacesBlock.bytes;
     const statuses = this.inputs.statuses();
     // Straight into bytes, a line at a time: no 300 kB string is ever built (the heap would grow for it).
-    const out = new ByteWriter(this.interfacesBlock?.bytes.length ?? 0);
     const labelTexts = statuses.map(
       (status) =>
         `{interface="${escapeLabelValue(status.name)}",driver="${escapeLabelValue(status.facts.driver ?? '')}",` +
         `pci="${status.facts.pci ? escapeLabelValue(vendorDevice(status.facts.pci)) : ''}",rule="${escapeLabelValue(status.rule)}"} `,
     );
+    // Sized up front (names, labels, values; ASCII as a rule): one allocation, no growing copies.
+    let expected = 1024;
+    for (const labelText of labelTexts) expected += 3 * (INTERFACE_LINE_OVERHEAD + labelText.length);
+    const out = new ByteWriter(expected);
     out.write(header('offloadd_interface_compliant', 'gauge', COMPLIANT_HELP));
     statuses.forEach((status, i) => {
       out.write('offloadd_interface_compliant');
@@ -327,7 +330,7 @@ class ByteWriter {
   private length = 0;
 
   constructor(expectedBytes: number) {
-    this.buffer = Buffer.allocUnsafeSlow(Math.max(expectedBytes + 4096, 16 * 1024));
+    this.buffer = Buffer.allocUnsafeSlow(Math.max(expectedBytes, 1024));
   }
 
   write(text: string): void {
@@ -346,6 +349,8 @@ class ByteWriter {
   }
 }
 
+/** Bytes of a per-interface line besides its labels: the longest name and a value. */
+const INTERFACE_LINE_OVERHEAD = 'offloadd_interface_unenforceable_features'.length + 12;
 const COMPLIANT_HELP = '1 while this managed interface is as the policy wants.';
 const DRIFTS_HELP = 'Drifts of this interface since it became managed.';
 const UNENFORCEABLE_HELP = 'Wanted features this device cannot change (as of the last check).';
