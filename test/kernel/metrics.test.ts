@@ -208,12 +208,20 @@ describe('Prometheus metrics (real daemon, real Prometheus, own namespace)', fun
     assert.match(before.body, /offloadd_interface_compliant\{interface="up2",[^}]*\} 1/);
     assert.equal(sampleValue(before.body, 'offloadd_interfaces_managed'), 2);
 
+    // A link that appears now: its time to compliance is observed once.
+    ns.addVeth('up3');
+    const appeared = await waitForAsync(async () => {
+      const answer = await httpGet(ns);
+      return sampleValue(answer.body, 'offloadd_exposure_window_seconds_count') === 1 ? answer.body : null;
+    }, 'the exposure window of up3 to be observed');
+    assert.match(appeared, /offloadd_interface_compliant\{interface="up3",[^}]*\} 1/);
+
     ns.ip('link', 'del', 'up2');
     const after = await waitForAsync(async () => {
       const answer = await httpGet(ns);
       return answer.body.includes('interface="up2"') ? null : answer.body;
     }, 'up2 to leave the metrics');
-    assert.equal(sampleValue(after, 'offloadd_interfaces_managed'), 1);
+    assert.equal(sampleValue(after, 'offloadd_interfaces_managed'), 2);
     assert.match(after, /offloadd_interface_compliant\{interface="up1",[^}]*\} 1/);
     await waitFor(() => !fs.readFileSync(textfile, 'utf8').includes('interface="up2"'), 'up2 to leave the textfile');
 
