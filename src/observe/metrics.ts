@@ -127,6 +127,7 @@ export class Metrics {
   /** Checks whose records (made just before onChecked) hold an enforced drift. */
   private readonly driftCorrected = new Set<number>();
   private lastCheckMs: number | null = null;
+  private refreshTimer: NodeJS.Timeout | null = null;
   /** Bumped on every change the exposition shows; the per-interface block is rebuilt only then. */
   private version = 0;
   /**
@@ -134,11 +135,19 @@ export class Metrics {
    * outside the JavaScript heap and rebuilt only after a change, so an idle daemon's scrapes
    * allocate next to nothing.
    */
-  private interfacesBlock: { version: number; bytes: Buffer } | null = null;
+  private interfacesBlock: { version: number; bytes: Buffer; builtAt: number } | null = null;
   /** Called (synchronously, keep it cheap) when something the exposition shows changed. */
   onChange: (() => void) | null = null;
 
-  constructor(private readonly inputs: MetricsInputs) {}
+  /**
+   * @param minRebuildMs the per-interface block is rebuilt at most this often (a scrape in between
+   *   gets the previous one): rebuilding takes ~1 ms for 1,000 interfaces, and while drifts keep
+   *   changing it a scraper at any rate must not make the event loop do that more than once a second.
+   */
+  constructor(
+    private readonly inputs: MetricsInputs,
+    private readonly minRebuildMs = MIN_REBUILD_INTERVAL_MS,
+  ) {}
 
   /** A batch of link events, as it arrives from the kernel: the receipt time of each link's latest. */
   noteLinkEvents(links: readonly LinkMessage[]): void {
@@ -280,7 +289,21 @@ export class Metrics {
   }
 
   private interfaceLines(): Buffer {
-    if (this.interfacesBlock?.version === this.version) return this.interfacesBlock.bytes;
+    const now = performance.now();
+    const block = this.interfacesBlock;
+    if (block?.version === this.version) return block.bytes;
+    if (block && now - block.builtAt < this.minRebuildMs) {
+      // Stale for a moment: tell the exporters when a fresh one can be built (the textfile would
+      // otherwise keep the stale lines until the next change).
+      this.refreshTimer ??= setTimeout(
+        () => {
+          this.refreshTimer = null;
+          this.onChange?.();
+        },
+        this.minRebuildMs - (now - block.builtAt),
+      ).unref();
+      return block.bytes;
+    }
     const statuses = this.inputs.statuses();
     // Straight into bytes, a line at a time: no 300 kB string is ever built (the heap would grow for it).
     const labelTexts = statuses.map(
@@ -313,7 +336,7 @@ export class Metrics {
       out.write(`${unenforceable}\n`);
     });
     const bytes = out.bytes();
-    this.interfacesBlock = { version: this.version, bytes };
+    this.interfacesBlock = { version: this.version, bytes, builtAt: now };
     return bytes;
   }
 
@@ -348,6 +371,9 @@ class ByteWriter {
     return this.buffer.subarray(0, this.length);
   }
 }
+
+/** The contract's textfile rate, also applied to the scrape path (see the constructor). */
+export const MIN_REBUILD_INTERVAL_MS = 1000;
 
 /** Bytes of a per-interface line besides its labels: the longest name and a value. */
 const INTERFACE_LINE_OVERHEAD = 'offloadd_interface_unenforceable_features'.length + 12;

@@ -226,7 +226,7 @@ describe('metrics exposition (text format 0.0.4)', () => {
     it('drops the label sets of an interface no longer managed', () => {
       const daemon = new FakeDaemon();
       daemon.list = [status(2, 'eth0', true), status(3, 'eth1', true)];
-      const metrics = new Metrics(daemon);
+      const metrics = new Metrics(daemon, 0);
       assert.match(metrics.render(), /interface="eth1"/);
       daemon.list = [status(2, 'eth0', true)];
       metrics.noteReleased(3);
@@ -236,6 +236,17 @@ describe('metrics exposition (text format 0.0.4)', () => {
     it('leaves out process_* for the textfile (node-exporter exports its own)', () => {
       const text = new Metrics(new FakeDaemon()).render({ processMetrics: false });
       assert.doesNotMatch(text, /^process_/m);
+    });
+
+    it('rebuilds the per-interface lines at most once per interval, whatever the scrape rate', () => {
+      const daemon = new FakeDaemon();
+      daemon.list = [status(2, 'eth0', true)];
+      const metrics = new Metrics(daemon, 60_000);
+      assert.match(metrics.render(), /offloadd_interface_compliant\{interface="eth0"[^}]*\} 1/);
+      daemon.list = [status(2, 'eth0', false)];
+      metrics.changed();
+      assert.match(metrics.render(), /offloadd_interface_compliant\{interface="eth0"[^}]*\} 1/, 'the previous block');
+      assert.match(metrics.render(), /^offloadd_interfaces_compliant 0$/m, 'daemon-wide values are live');
     });
   });
 
