@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import type { CTools } from './tools';
 
-export const SCENARIOS = ['startup', 'burst', 'exposure', 'drift', 'idle', 'flapping', 'list'] as const;
+export const SCENARIOS = ['startup', 'burst', 'exposure', 'drift', 'idle', 'flapping', 'list', 'metrics'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface BenchSettings {

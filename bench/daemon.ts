@@ -21,6 +21,8 @@ export interface DaemonOptions {
   profileDir: string | null;
   /** Names the run (files in the scratch directory, the profile). */
   label: string;
+  /** More offloadd options, given the daemon's scratch directory (e.g. --metrics-textfile in it). */
+  extraArgs?: (dir: string) => string[];
 }
 
 const OFFLOADD = path.join(REPO_ROOT, 'bin', 'offloadd');
@@ -105,6 +107,7 @@ export class BenchDaemon {
         this.options.logLevel,
         '--log-target',
         'console',
+        ...(this.options.extraArgs?.(this.dir) ?? []),
       ],
       { stdout: log, stderr: log, env: { ...process.env, NOTIFY_SOCKET: notifySocket, JOURNAL_STREAM: '' } },
     );

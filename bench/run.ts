@@ -15,6 +15,7 @@ import { driftScenario, exposureScenario } from './scenarios/exposure';
 import { flappingScenario } from './scenarios/flapping';
 import { idleScenario } from './scenarios/idle';
 import { listScenario } from './scenarios/list';
+import { metricsScenario } from './scenarios/metrics';
 import { startupScenario } from './scenarios/startup';
 import { run, setSettleLimit, settle } from './system';
 import { CTools } from './tools';
@@ -27,6 +28,7 @@ const RUNNERS: Record<ScenarioName, (ctx: BenchContext) => Promise<ScenarioResul
   idle: idleScenario,
   flapping: flappingScenario,
   list: listScenario,
+  metrics: metricsScenario,
 };
 
 function requirements(): void {

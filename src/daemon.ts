@@ -25,6 +25,7 @@ import { StateDirLock, StateDirRefused } from './ledger/state-dir';
 import { EventCounters, type EventCounts } from './observe/counters';
 import { describeRecord } from './observe/describe';
 import { linkFields, type Log, type LogFields } from './observe/log';
+import { Metrics, type MetricsInputs } from './observe/metrics';
 import { SdNotify } from './observe/sd-notify';
 import { loadConfiguredPolicy } from './policy/load';
 import type { Policy } from './policy/types';
@@ -39,9 +40,11 @@ export interface DaemonOptions {
   sysfsRoot: string;
   stateDir: string;
   receiveBufferBytes?: number;
+  /** Keep what Prometheus metrics need (latency histograms); off = not a byte spent on them. */
+  metrics?: boolean;
 }
 
-export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi {
+export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, MetricsInputs {
   readonly table = FeatureTable.fromKernel();
   readonly startedAt = new Date();
   readonly notify = new SdNotify();
@@ -54,6 +57,8 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi {
   private readonly refresh: LinkRefresh;
   private stateLock: StateDirLock | null = null;
   private stateDirOpened = false;
+  /** Null unless options.metrics: then the exporters (src/api/metrics-*.ts) render it. */
+  readonly metrics: Metrics | null;
 
   constructor(
     private readonly options: DaemonOptions,
@@ -61,6 +66,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi {
     policy?: Policy,
   ) {
     super();
+    this.metrics = options.metrics === true ? new Metrics(this) : null;
     const initialPolicy = policy ?? loadConfiguredPolicy(options.policyPath, this.table.names);
     this.ledger = new Ledger(options.stateDir, initialPolicy.ledger, this.ledgerObserver());
     this.records = new RecordQueue(this.ledger, {
@@ -93,7 +99,10 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi {
       this.table,
       facts,
       {
-        onRecords: (records) => this.records.add(records),
+        onRecords: (records) => {
+          this.metrics?.noteRecords(records);
+          this.records.add(records);
+        },
         onChecked: (status, trigger, result) => {
           if (this.log.isEnabled('debug')) {
             this.log.log(
@@ -103,6 +112,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi {
             );
           }
           this.lastSeen.markChanged();
+          this.metrics?.noteChecked(status, trigger);
           this.emit('checked', status, trigger);
         },
         onReleased: (ifindex, name, why) => {
@@ -113,6 +123,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi {
               : `${name}: no longer matches any rule; left as it is, no longer managed`,
             { INTERFACE: name, IFINDEX: ifindex },
           );
+          this.metrics?.noteReleased(ifindex);
           this.emit('released', ifindex, name, why);
         },
         onProblem: (level, message, factsOfLink, error) => {
@@ -133,8 +144,15 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi {
       (level, message) => this.log.log(level, message),
     );
     this.refresh = new LinkRefresh({
-      onResync: (links, reason, notices) => this.reconciler.resync(links, reason, notices), // recorded, and so logged
-      onSweep: (links) => this.reconciler.sweep(links),
+      onResync: (links, reason, notices) => {
+        const count = this.reconciler.resync(links, reason, notices); // recorded, and so logged
+        this.metrics?.noteCheckCompleted();
+        return count;
+      },
+      onSweep: (links) => {
+        this.reconciler.sweep(links);
+        this.metrics?.noteCheckCompleted();
+      },
       onDumpFailed: (what, error, retryInMs) =>
         this.log.log(
           what === 'resync' ? 'warning' : 'error',
@@ -145,7 +163,10 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi {
     });
     this.events = new LinkEvents(
       {
-        onLinks: (links) => this.reconciler.handleLinks(links),
+        onLinks: (links) => {
+          this.metrics?.noteLinkEvents(links); // the receipt time correction latency is measured from
+          this.reconciler.handleLinks(links);
+        },
         onResync: (reason) => this.refresh.eventsLost(reason),
         onHandlerError: (error) =>
           this.log.log('crit', `Internal error while handling link events: ${(error as Error).stack ?? String(error)}`),
@@ -186,6 +207,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi {
     this.lastSeen.load();
     this.events.open(); // before the dump, so nothing between the two is missed
     this.reconciler.loadAll(dumpLinks(), 'start');
+    this.metrics?.noteCheckCompleted();
     this.records.flush();
     this.lastSeen.save();
     this.lastSeen.startAutosave();
@@ -229,8 +251,11 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi {
       this.records.flush();
       this.logPolicy(policy, 'reloaded');
       this.refresh.setSweepInterval(policy.sweepIntervalSec);
+      this.metrics?.changed();
       return policy;
     } catch (error) {
+      this.counters.countRejectedReload();
+      this.metrics?.changed();
       if (error instanceof PolicyError) {
         this.log.event('policyRejected', 'error', `Policy rejected, keeping the running one: ${error.toString()}`, {
           OFFLOADD_POLICY: error.file,
@@ -276,6 +301,15 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi {
     return this.counters.snapshot();
   }
 
+  rejectedReloads(): number {
+    return this.counters.rejectedReloads;
+  }
+
+  /** What the kernel granted for the link event socket (0 before start()). */
+  receiveBufferBytes(): number {
+    return this.events.grantedReceiveBufferBytes();
+  }
+
   get featureInterface(): FeatureInterface {
     return this.table.via;
   }
@@ -309,20 +343,24 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi {
   private ledgerObserver(): LedgerObserver {
     return {
       warning: (message) => this.log.log('warning', `Ledger: ${message}`),
-      unwritable: (health) =>
+      unwritable: (health) => {
+        this.metrics?.changed();
         this.log.event(
           'ledgerUnwritable',
           'crit',
           `Ledger ${health.path} not writable: ${health.problem ?? 'unknown error'}; enforcement goes on, records are kept in memory and written when it works again`,
           { OFFLOADD_LEDGER: health.path },
-        ),
-      writable: (health, since, written) =>
+        );
+      },
+      writable: (health, since, written) => {
+        this.metrics?.changed();
         this.log.event(
           'ledgerWritable',
           'notice',
           `Ledger ${health.path} writable again (not writable since ${since}); ${written} held records written`,
           { OFFLOADD_LEDGER: health.path },
-        ),
+        );
+      },
     };
   }
 
@@ -334,6 +372,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi {
       this.log.event(description.message, description.level, description.text, description.fields);
       this.emit('record', record);
     }
+    this.metrics?.changed(); // the counters just moved
     if (this.notify.enabled) this.notify.status(this.summary());
   }
 

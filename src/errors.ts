@@ -77,3 +77,13 @@ function kernelHint(code: string): string | undefined {
       return undefined;
   }
 }
+
+/**
+ * A setting given at start that cannot work (a metrics port in use, a directory that cannot be
+ * written): exit status 2 before anything changes, as for a bad option, since restarting cannot fix it.
+ */
+export class UsageError extends OffloaddError {
+  constructor(message: string, options: { hint?: string; cause?: unknown } = {}) {
+    super('ERR_USAGE', message, options);
+  }
+}

@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { Daemon, DEFAULT_STATE_DIR } from '../daemon';
-import { OffloaddError, PolicyError } from '../errors';
+import { OffloaddError, PolicyError, UsageError } from '../errors';
 import {
   checkReceiveBufferBytes,
   DEFAULT_RECEIVE_BUFFER_BYTES,
@@ -20,6 +20,8 @@ import { createHandlers, streamToWatchers } from '../api/methods';
 import { DEFAULT_SOCKET_PATH } from '../api/protocol';
 import { ApiServer, DEFAULT_API_LIMITS } from '../api/server';
 import { statusView } from '../api/views';
+import { MetricsHttpServer, parseListenAddress, type ListenAddress } from '../api/metrics-http';
+import { checkTextfilePath, MetricsTextfile } from '../api/metrics-textfile';
 import { formatOnceReport } from './format';
 import { VERSION } from '../version';
 
@@ -55,6 +57,13 @@ OPTIONS
   --admin-group GROUP  Members may also reload and enforce (root always may).
   --netlink-rcvbuf N   Link event receive buffer in bytes, ${MIN_RECEIVE_BUFFER_BYTES} to ${MAX_RECEIVE_BUFFER_BYTES}.
                        Default: ${DEFAULT_RECEIVE_BUFFER_BYTES}
+  --metrics-listen ADDR:PORT
+                       Serve Prometheus metrics at http://ADDR:PORT/metrics: 127.0.0.1:9747,
+                       [::1]:9747, 0.0.0.0:9747, or :9747 for every address. Default: off.
+  --metrics-textfile PATH
+                       Write the metrics to PATH (ending in .prom) for node-exporter's
+                       textfile collector: atomically, on change, at most once a second;
+                       removed on stop. Default: off.
   --once               Reconcile every interface once, print what was done, and exit:
                        0 if all managed interfaces are compliant, 1 if not. For boot scripts.
   --json               With --once: print the interface statuses as JSON (as offloadctl list --json).
@@ -90,6 +99,8 @@ export function main(argv: string[]): void {
         'socket-group': { type: 'string' },
         'admin-group': { type: 'string' },
         'watch-policy': { type: 'boolean', default: false },
+        'metrics-listen': { type: 'string' },
+        'metrics-textfile': { type: 'string' },
         once: { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -126,6 +137,19 @@ export function main(argv: string[]): void {
     }
   }
 
+  // Metrics settings are checked before anything else happens: a wrong one is exit 2 at once.
+  const metricsListenText = values['metrics-listen'];
+  const metricsTextfile = values['metrics-textfile'];
+  if (values.once && (metricsListenText !== undefined || metricsTextfile !== undefined))
+    usageError('--metrics-listen and --metrics-textfile are for the daemon, not --once');
+  let metricsListen: ListenAddress | null = null;
+  try {
+    if (metricsListenText !== undefined) metricsListen = parseListenAddress(metricsListenText);
+    if (metricsTextfile !== undefined) checkTextfilePath(metricsTextfile);
+  } catch (error) {
+    fail(error);
+  }
+
   const log = createLog({ level, target });
   let daemon: Daemon;
   try {
@@ -135,6 +159,7 @@ export function main(argv: string[]): void {
         sysfsRoot: values['sysfs-root'],
         stateDir: values['state-dir'],
         receiveBufferBytes: rcvbuf,
+        metrics: metricsListen !== null || metricsTextfile !== undefined,
       },
       log,
     );
@@ -171,6 +196,14 @@ export function main(argv: string[]): void {
     log,
   );
   streamToWatchers(daemon, api);
+  const metrics = daemon.metrics;
+  const metricsHttp =
+    metrics && metricsListen ? new MetricsHttpServer(metricsListen, () => metrics.renderParts(), log) : null;
+  const textfile =
+    metrics && metricsTextfile !== undefined
+      ? new MetricsTextfile(metricsTextfile, () => metrics.renderParts({ processMetrics: false }), log)
+      : null;
+  if (metrics && textfile) metrics.onChange = () => textfile.changed();
 
   // Before anything changes: a stop asked for during the initial reconcile is handled once it
   // ends (the pass is synchronous), so every change it made is in the ledger; never the default
@@ -180,8 +213,7 @@ export function main(argv: string[]): void {
     log.log('info', `Received ${signal}`);
     policyWatch?.stop();
     daemon.stop();
-    void api
-      .close()
+    void Promise.all([api.close(), metricsHttp?.close(), textfile?.stop()])
       .then(() => log.close())
       .then(() => process.exit(EXIT.ok));
   };
@@ -198,8 +230,10 @@ export function main(argv: string[]): void {
   }
   api
     .preflight()
+    .then(() => metricsHttp?.listen()) // a port in use: exit 2 before any change
     .then(() => {
       daemon.start();
+      textfile?.start();
       if (values['watch-policy'] && values.policy !== undefined) {
         policyWatch = new PolicyWatch(values.policy, {
           runningChecksum: () => daemon.policy.checksum,
@@ -234,6 +268,10 @@ function usageError(message: string): never {
 function fail(error: unknown): never {
   if (error instanceof PolicyError) {
     process.stderr.write(`offloadd: invalid policy: ${error.toString()}\n`);
+    process.exit(EXIT.usage);
+  }
+  if (error instanceof UsageError) {
+    process.stderr.write(`offloadd: ${error.message}${error.hint ? `\n  hint: ${error.hint}` : ''}\n`);
     process.exit(EXIT.usage);
   }
   if (error instanceof OffloaddError) {

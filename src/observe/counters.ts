@@ -24,6 +24,8 @@ export class EventCounters {
     failures: 0,
     reloads: 0,
   };
+  /** Not in EventCounts (the API's `counters`): kept apart so `offloadctl status` stays as it is. */
+  private rejected = 0;
 
   /** A record made durable. */
   countRecord(record: LedgerRecord): void {
@@ -42,6 +44,15 @@ export class EventCounters {
 
   countReload(): void {
     this.counts.reloads++;
+  }
+
+  /** A reload that was refused (the running policy stayed): for metrics; status shows it in the log. */
+  countRejectedReload(): void {
+    this.rejected++;
+  }
+
+  get rejectedReloads(): number {
+    return this.rejected;
   }
 
   get drifts(): number {

@@ -1,0 +1,397 @@
+/**
+ * The daemon's Prometheus metrics, as the text exposition format (version 0.0.4), written by hand
+ * rather than with prom-client: with 1,000 managed interfaces prom-client's registry costs more
+ * resident memory than the 2 MiB budget allows (docs/METRICS.md has the measurement), while
+ * this needs no copy of anything the daemon already keeps. Nothing is stored per label set: the
+ * counters are the daemon's EventCounters (so metrics and `offloadctl status` agree), the
+ * per-interface values are the reconciler's statuses, read at render time; only the two latency
+ * histograms and the receipt times they are measured from live here.
+ *
+ * Names, labels and meanings are the metrics contract (README, Metrics): do not rename.
+ */
+import { performance } from 'node:perf_hooks';
+import type { LinkMessage } from '../events/link-message';
+import { vendorDevice } from '../facts/pci';
+import type { LedgerHealth } from '../ledger/ledger';
+import type { NewRecord, Trigger } from '../ledger/record';
+import type { Policy } from '../policy/types';
+import type { FeatureInterface } from '../reconcile/feature-state';
+import type { InterfaceStatus } from '../reconcile/managed-interfaces';
+import { VERSION } from '../version';
+import type { EventCounts } from './counters';
+
+/** What `Content-Type` a scrape answer carries: the classic text format. */
+export const EXPOSITION_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+/**
+ * Seconds. Resolves the ≤ 2 ms correction goal (0.1 ms to 2 ms in five steps), then the slow
+ * tail up to a second. Shared by both histograms so they can be compared on one panel.
+ */
+export const DURATION_BUCKETS_SECONDS: readonly number[] = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1,
+];
+
+/**
+ * Triggers that stand for a link event the daemon received: only a check they caused has a
+ * receipt time to measure a correction from. (A sweep, resync or back-off found the drift
+ * without an event, a reload or an operator changed the policy: no kernel-to-correction time.)
+ */
+const EVENT_TRIGGERS: ReadonlySet<Trigger> = new Set<Trigger>(['new', 'up', 'rename', 'features', 'change']);
+
+/** What the metrics read from the daemon at render time (src/daemon.ts provides it). */
+export interface MetricsInputs {
+  readonly startedAt: Date;
+  readonly policy: Policy;
+  readonly featureInterface: FeatureInterface;
+  counts(): { managed: number; compliant: number };
+  eventCounts(): EventCounts;
+  /** Reloads that were rejected (the running policy stayed); loaded ones are eventCounts().reloads. */
+  rejectedReloads(): number;
+  ledgerStatus(): LedgerHealth;
+  statuses(): InterfaceStatus[];
+  receiveBufferBytes(): number;
+}
+
+/** A label value as the text format wants it: backslash, double quote and line feed escaped. */
+export function escapeLabelValue(value: string): string {
+  return value.replace(/[\\"\n]/g, (character) => (character === '\n' ? '\\n' : `\\${character}`));
+}
+
+/** HELP text: backslash and line feed escaped (a double quote is fine there). */
+function escapeHelp(text: string): string {
+  return text.replace(/[\\\n]/g, (character) => (character === '\n' ? '\\n' : '\\\\'));
+}
+
+function labels(pairs: Record<string, string>): string {
+  const parts: string[] = [];
+  for (const [name, value] of Object.entries(pairs)) parts.push(`${name}="${escapeLabelValue(value)}"`);
+  return parts.length === 0 ? '' : `{${parts.join(',')}}`;
+}
+
+function header(name: string, type: 'gauge' | 'counter' | 'histogram', help: string): string {
+  return `# HELP ${name} ${escapeHelp(help)}\n# TYPE ${name} ${type}\n`;
+}
+
+/** One sample per line; JavaScript's shortest round-trip form is what Prometheus parses. */
+function sample(name: string, value: number, labelText = ''): string {
+  const text = Number.isNaN(value) ? 'NaN' : value === Infinity ? '+Inf' : value === -Infinity ? '-Inf' : String(value);
+  return `${name}${labelText} ${text}\n`;
+}
+
+/** A cumulative histogram with fixed buckets (seconds). */
+export class Histogram {
+  private readonly buckets: number[];
+  private sum = 0;
+  private count = 0;
+
+  constructor(private readonly bounds: readonly number[] = DURATION_BUCKETS_SECONDS) {
+    this.buckets = bounds.map(() => 0);
+  }
+
+  observe(seconds: number): void {
+    this.sum += seconds;
+    this.count++;
+    for (let i = 0; i < this.bounds.length; i++) if (seconds <= (this.bounds[i] as number)) this.buckets[i]!++;
+  }
+
+  get observations(): number {
+    return this.count;
+  }
+
+  render(name: string, help: string): string {
+    let text = header(name, 'histogram', help);
+    for (let i = 0; i < this.bounds.length; i++)
+      text += sample(`${name}_bucket`, this.buckets[i] as number, `{le="${String(this.bounds[i])}"}`);
+    text += sample(`${name}_bucket`, this.count, '{le="+Inf"}');
+    text += sample(`${name}_sum`, this.sum);
+    text += sample(`${name}_count`, this.count);
+    return text;
+  }
+}
+
+export interface RenderOptions {
+  /**
+   * The standard process_* metrics. Off for the textfile: node-exporter exports its own under the
+   * same names, and a textfile that repeats them makes its scrape fail.
+   */
+  processMetrics: boolean;
+}
+
+export class Metrics {
+  readonly correction = new Histogram();
+  readonly exposure = new Histogram();
+  /** Last link event received per ifindex (performance.now() ms); taken by the check it caused. */
+  private readonly receivedAt = new Map<number, number>();
+  /** Links that appeared and are not yet compliant: since when (ms). */
+  private readonly appearedAt = new Map<number, number>();
+  /** Checks whose records (made just before onChecked) hold an enforced drift. */
+  private readonly driftCorrected = new Set<number>();
+  private lastCheckMs: number | null = null;
+  private refreshTimer: NodeJS.Timeout | null = null;
+  /** Bumped on every change the exposition shows; the per-interface block is rebuilt only then. */
+  private version = 0;
+  /**
+   * The per-interface lines (most of the exposition: ~300 bytes per interface) as UTF-8, kept
+   * outside the JavaScript heap and rebuilt only after a change, so an idle daemon's scrapes
+   * allocate next to nothing.
+   */
+  private interfacesBlock: { version: number; bytes: Buffer; builtAt: number } | null = null;
+  /** Called (synchronously, keep it cheap) when something the exposition shows changed. */
+  onChange: (() => void) | null = null;
+
+  /**
+   * @param minRebuildMs the per-interface block is rebuilt at most this often (a scrape in between
+   *   gets the previous one): rebuilding takes ~1 ms for 1,000 interfaces, and while drifts keep
+   *   changing it a scraper at any rate must not make the event loop do that more than once a second.
+   */
+  constructor(
+    private readonly inputs: MetricsInputs,
+    private readonly minRebuildMs = MIN_REBUILD_INTERVAL_MS,
+  ) {}
+
+  /** A batch of link events, as it arrives from the kernel: the receipt time of each link's latest. */
+  noteLinkEvents(links: readonly LinkMessage[]): void {
+    const now = performance.now();
+    for (const link of links) {
+      if (link.type === 'del') {
+        this.forget(link.ifindex);
+        continue;
+      }
+      this.receivedAt.set(link.ifindex, now);
+    }
+  }
+
+  /** Records of one check, before its onChecked (counted later, once durable: see changed()). */
+  noteRecords(records: readonly NewRecord[]): void {
+    for (const record of records)
+      if (record.event === 'drift' && record.action === 'enforced' && record.ifindex !== undefined)
+        this.driftCorrected.add(record.ifindex);
+  }
+
+  /** A managed interface was checked: latencies, and the time of the last completed check. */
+  noteChecked(status: InterfaceStatus, trigger: Trigger): void {
+    const now = performance.now();
+    const { ifindex } = status;
+    const received = this.receivedAt.get(ifindex);
+    this.receivedAt.delete(ifindex);
+    const fromEvent = received !== undefined && EVENT_TRIGGERS.has(trigger);
+    if (this.driftCorrected.delete(ifindex) && fromEvent) this.correction.observe((now - received) / 1000);
+    if (trigger === 'new' && fromEvent && !this.appearedAt.has(ifindex)) this.appearedAt.set(ifindex, received);
+    const appeared = this.appearedAt.get(ifindex);
+    if (appeared !== undefined && status.compliant) {
+      this.exposure.observe((now - appeared) / 1000);
+      this.appearedAt.delete(ifindex);
+    }
+    this.noteCheckCompleted();
+  }
+
+  /** A pass ended (start-up, sweep, resync), even one that checked no managed interface. */
+  noteCheckCompleted(): void {
+    this.lastCheckMs = Date.now();
+    this.changed();
+  }
+
+  /** No longer managed (deleted or unmatched): its label sets disappear. */
+  noteReleased(ifindex: number): void {
+    this.forget(ifindex);
+    this.changed();
+  }
+
+  /** Policy loaded or rejected, ledger health changed: anything else the exposition shows. */
+  changed(): void {
+    this.version++;
+    this.onChange?.();
+  }
+
+  /** The whole exposition as one string (tests, tools); the exporters write renderParts(). */
+  render(options: RenderOptions = { processMetrics: true }): string {
+    return this.renderParts(options)
+      .map((part) => (typeof part === 'string' ? part : part.toString('utf8')))
+      .join('');
+  }
+
+  /**
+   * The exposition in pieces to write one after the other: daemon-wide values read live (a few
+   * dozen lines), then the cached per-interface block, then the process metrics.
+   */
+  renderParts(options: RenderOptions = { processMetrics: true }): (string | Buffer)[] {
+    const inputs = this.inputs;
+    const policy = inputs.policy;
+    const counts = inputs.eventCounts();
+    const { managed, compliant } = inputs.counts();
+    const ledger = inputs.ledgerStatus();
+    let text = '';
+    text += header('offloadd_build_info', 'gauge', 'Always 1; the labels say which offloadd and Node.js run.');
+    text += sample('offloadd_build_info', 1, labels({ version: VERSION, nodejs_version: process.versions.node }));
+    text += header(
+      'offloadd_feature_interface_info',
+      'gauge',
+      'Always 1; how features are read and changed: ethtool-netlink or ioctl.',
+    );
+    text += sample('offloadd_feature_interface_info', 1, labels({ feature_interface: inputs.featureInterface }));
+    text += header('offloadd_policy_info', 'gauge', 'Always 1; the policy in force: file, SHA-256, default mode.');
+    text += sample(
+      'offloadd_policy_info',
+      1,
+      labels({ path: policy.path, sha256: policy.checksum, mode: policy.mode }),
+    );
+    text += header('offloadd_policy_rules', 'gauge', 'Rules in the policy in force.');
+    text += sample('offloadd_policy_rules', policy.rules.length);
+    text += header('offloadd_interfaces_managed', 'gauge', 'Interfaces a policy rule matches.');
+    text += sample('offloadd_interfaces_managed', managed);
+    text += header('offloadd_interfaces_compliant', 'gauge', 'Managed interfaces whose features are as wanted.');
+    text += sample('offloadd_interfaces_compliant', compliant);
+    text += header('offloadd_interfaces_not_compliant', 'gauge', 'Managed interfaces not (yet) as wanted.');
+    text += sample('offloadd_interfaces_not_compliant', managed - compliant);
+    text += header('offloadd_drifts_total', 'counter', 'Features found changed away from policy (drift records).');
+    text += sample('offloadd_drifts_total', counts.drifts);
+    text += header('offloadd_corrections_total', 'counter', 'Features set back as wanted and verified.');
+    text += sample('offloadd_corrections_total', counts.corrections);
+    text += header('offloadd_unenforceable_total', 'counter', 'Wanted features found not changeable on a device.');
+    text += sample('offloadd_unenforceable_total', counts.unenforceable);
+    text += header('offloadd_failures_total', 'counter', 'Writes the kernel refused and checks that failed.');
+    text += sample('offloadd_failures_total', counts.failures);
+    text += header('offloadd_resyncs_total', 'counter', 'Full re-reads after link events were lost.');
+    text += sample('offloadd_resyncs_total', counts.resyncs);
+    text += header('offloadd_policy_reloads_total', 'counter', 'Policy reloads, by result (loaded or rejected).');
+    text += sample('offloadd_policy_reloads_total', counts.reloads, '{result="loaded"}');
+    text += sample('offloadd_policy_reloads_total', inputs.rejectedReloads(), '{result="rejected"}');
+    text += header(
+      'offloadd_last_reconcile_timestamp_seconds',
+      'gauge',
+      'Unix time of the last completed check (0 before the first).',
+    );
+    text += sample(
+      'offloadd_last_reconcile_timestamp_seconds',
+      this.lastCheckMs === null ? 0 : this.lastCheckMs / 1000,
+    );
+    text += header(
+      'offloadd_netlink_receive_buffer_bytes',
+      'gauge',
+      'Link event receive buffer the kernel granted, bytes.',
+    );
+    text += sample('offloadd_netlink_receive_buffer_bytes', inputs.receiveBufferBytes());
+    text += header('offloadd_ledger_writable', 'gauge', '1 while the drift ledger can be written, else 0.');
+    text += sample('offloadd_ledger_writable', ledger.writable ? 1 : 0);
+    text += header('offloadd_ledger_held_records', 'gauge', 'Records kept in memory until the ledger is writable.');
+    text += sample('offloadd_ledger_held_records', ledger.heldRecords);
+    text += this.correction.render(
+      'offloadd_correction_duration_seconds',
+      'From receiving the link event that revealed a drift to the verified correction.',
+    );
+    text += this.exposure.render(
+      'offloadd_exposure_window_seconds',
+      "From a link's first event (its appearance) to its being compliant.",
+    );
+    const parts: (string | Buffer)[] = [text, this.interfaceLines()];
+    if (options.processMetrics) parts.push(processLines(inputs.startedAt));
+    return parts;
+  }
+
+  private interfaceLines(): Buffer {
+    const now = performance.now();
+    const block = this.interfacesBlock;
+    if (block?.version === this.version) return block.bytes;
+    if (block && now - block.builtAt < this.minRebuildMs) {
+      // Stale for a moment: tell the exporters when a fresh one can be built (the textfile would
+      // otherwise keep the stale lines until the next change).
+      this.refreshTimer ??= setTimeout(
+        () => {
+          this.refreshTimer = null;
+          this.onChange?.();
+        },
+        this.minRebuildMs - (now - block.builtAt),
+      ).unref();
+      return block.bytes;
+    }
+    const statuses = this.inputs.statuses();
+    // Straight into bytes, a line at a time: no 300 kB string is ever built (the heap would grow for it).
+    const labelTexts = statuses.map(
+      (status) =>
+        `{interface="${escapeLabelValue(status.name)}",driver="${escapeLabelValue(status.facts.driver ?? '')}",` +
+        `pci="${status.facts.pci ? escapeLabelValue(vendorDevice(status.facts.pci)) : ''}",rule="${escapeLabelValue(status.rule)}"} `,
+    );
+    // Sized up front (names, labels, values; ASCII as a rule): one allocation, no growing copies.
+    let expected = 1024;
+    for (const labelText of labelTexts) expected += 3 * (INTERFACE_LINE_OVERHEAD + labelText.length);
+    const out = new ByteWriter(expected);
+    out.write(header('offloadd_interface_compliant', 'gauge', COMPLIANT_HELP));
+    statuses.forEach((status, i) => {
+      out.write('offloadd_interface_compliant');
+      out.write(labelTexts[i] as string);
+      out.write(status.compliant ? '1\n' : '0\n');
+    });
+    out.write(header('offloadd_interface_drifts_total', 'counter', DRIFTS_HELP));
+    statuses.forEach((status, i) => {
+      out.write('offloadd_interface_drifts_total');
+      out.write(labelTexts[i] as string);
+      out.write(`${status.driftCount}\n`);
+    });
+    out.write(header('offloadd_interface_unenforceable_features', 'gauge', UNENFORCEABLE_HELP));
+    statuses.forEach((status, i) => {
+      let unenforceable = 0;
+      for (const outcome of status.features) if (outcome.action === 'unenforceable') unenforceable++;
+      out.write('offloadd_interface_unenforceable_features');
+      out.write(labelTexts[i] as string);
+      out.write(`${unenforceable}\n`);
+    });
+    const bytes = out.bytes();
+    this.interfacesBlock = { version: this.version, bytes, builtAt: now };
+    return bytes;
+  }
+
+  private forget(ifindex: number): void {
+    this.receivedAt.delete(ifindex);
+    this.appearedAt.delete(ifindex);
+    this.driftCorrected.delete(ifindex);
+  }
+}
+
+/** UTF-8 appended to one growing Buffer (outside the JavaScript heap). */
+class ByteWriter {
+  private buffer: Buffer;
+  private length = 0;
+
+  constructor(expectedBytes: number) {
+    this.buffer = Buffer.allocUnsafeSlow(Math.max(expectedBytes, 1024));
+  }
+
+  write(text: string): void {
+    const most = text.length * 3; // UTF-16 code unit → at most 3 UTF-8 bytes
+    if (this.length + most > this.buffer.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(this.buffer.length * 2, this.length + most));
+      this.buffer.copy(grown, 0, 0, this.length);
+      this.buffer = grown;
+    }
+    this.length += this.buffer.write(text, this.length, 'utf8');
+  }
+
+  /** What was written (a view: the spare capacity, at most twice the content, stays with it). */
+  bytes(): Buffer {
+    return this.buffer.subarray(0, this.length);
+  }
+}
+
+/** The contract's textfile rate, also applied to the scrape path (see the constructor). */
+export const MIN_REBUILD_INTERVAL_MS = 1000;
+
+/** Bytes of a per-interface line besides its labels: the longest name and a value. */
+const INTERFACE_LINE_OVERHEAD = 'offloadd_interface_unenforceable_features'.length + 12;
+const COMPLIANT_HELP = '1 while this managed interface is as the policy wants.';
+const DRIFTS_HELP = 'Drifts of this interface since it became managed.';
+const UNENFORCEABLE_HELP = 'Wanted features this device cannot change (as of the last check).';
+
+/** The standard process metrics, as the Prometheus client libraries name them. */
+function processLines(startedAt: Date): string {
+  const cpu = process.cpuUsage();
+  // The process's start, not the daemon object's: what process_start_time_seconds means elsewhere.
+  const started = Math.min(startedAt.getTime(), performance.timeOrigin) / 1000;
+  return (
+    header('process_start_time_seconds', 'gauge', 'Start time of the process since unix epoch in seconds.') +
+    sample('process_start_time_seconds', Math.round(started * 1000) / 1000) +
+    header('process_resident_memory_bytes', 'gauge', 'Resident memory size in bytes.') +
+    sample('process_resident_memory_bytes', process.memoryUsage.rss()) +
+    header('process_cpu_seconds_total', 'counter', 'Total user and system CPU time spent in seconds.') +
+    sample('process_cpu_seconds_total', (cpu.user + cpu.system) / 1e6)
+  );
+}

@@ -1,0 +1,359 @@
+/**
+ * Prometheus metrics against a real daemon in its own namespace: a real Prometheus scrapes
+ * --metrics-listen, promtool checks the HTTP answer and the --metrics-textfile, and settings that
+ * cannot work stop the daemon at start (exit 2) before it changes anything.
+ */
+import { strict as assert } from 'node:assert';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type DaemonProcess, eachTestInItsOwnNetns, type Netns, REPO_ROOT, waitFor } from '../helpers/netns';
+import { Prometheus } from '../helpers/prometheus';
+import { waitForAsync } from '../helpers/wait';
+
+const OFFLOADD = path.join(REPO_ROOT, 'bin', 'offloadd');
+const METRICS_ADDRESS = '127.0.0.1:9747';
+/** The kernel takes any byte in a name but '/', ':', whitespace and NUL: quotes and backslashes included. */
+const ODD_NAME = 'up"q\\z';
+/** As the text format writes it inside a label value. */
+const ODD_NAME_ESCAPED = 'up\\"q\\\\z';
+
+const POLICY = `
+flapping: { max_corrections: 100, window: 60, max_backoff: 8 }
+rules:
+  - name: uplinks
+    match: { name: "up*", kind: veth }
+    features: { gro: off, gso: off }
+`;
+
+/** A safety net for an offloadd run expected to exit by itself. */
+const BRIEF_RUN_TIMEOUT_MS = 20_000;
+
+interface Run {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** GET http://ADDRESS/PATH from inside the namespace: status, content type and body. */
+function httpGet(
+  ns: Netns,
+  urlPath = '/metrics',
+  method = 'GET',
+): Promise<{ status: number; contentType: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      'ip',
+      [
+        'netns',
+        'exec',
+        ns.name,
+        'curl',
+        '-sS',
+        '--max-time',
+        '10',
+        ...(method === 'HEAD' ? ['-I', '-o', '/dev/null'] : ['-X', method]),
+        '-w',
+        '\n%{http_code} %{content_type}',
+        `http://${METRICS_ADDRESS}${urlPath}`,
+      ],
+      { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        if (error) return reject(new Error(`curl: ${stderr.trim() || error.message}`));
+        const cut = stdout.lastIndexOf('\n');
+        const [status, ...type] = stdout.slice(cut + 1).split(' ');
+        resolve({ status: Number(status), contentType: type.join(' '), body: stdout.slice(0, cut) });
+      },
+    );
+  });
+}
+
+/** `promtool check metrics` on `text`: its complaints ('' when clean). */
+function promtoolProblems(text: string): string {
+  const result = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  return `${result.stdout}${result.stderr}`.trim() + (result.status === 0 ? '' : ` (exit ${result.status})`);
+}
+
+/** The value of the sample `name{labels}` in an exposition, or null. */
+function sampleValue(text: string, series: string): number | null {
+  for (const line of text.split('\n')) if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1));
+  return null;
+}
+
+/** Runs offloadd in `ns` expecting it to refuse to start; never hangs the suite if it does start. */
+function offloaddRefuses(ns: Netns, args: string[], prefix: string[] = []): Run {
+  const [command, ...prefixArgs] = [...prefix, 'ip'];
+  const result = spawnSync(
+    command,
+    [
+      ...prefixArgs,
+      'netns',
+      'exec',
+      ns.name,
+      process.execPath,
+      OFFLOADD,
+      '--policy',
+      path.join(ns.tmp, 'policy.yaml'),
+      '--state-dir',
+      path.join(ns.tmp, 'state-refused'),
+      '--socket',
+      path.join(ns.tmp, 'refused.sock'),
+      '--log-target',
+      'console',
+      ...args,
+    ],
+    { encoding: 'utf8', timeout: BRIEF_RUN_TIMEOUT_MS, killSignal: 'SIGKILL' },
+  );
+  return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('Prometheus metrics (real daemon, real Prometheus, own namespace)', function () {
+  let ns: Netns;
+  eachTestInItsOwnNetns((created) => {
+    ns = created;
+  });
+
+  function startWithMetrics(textfile: string): DaemonProcess {
+    return ns.startDaemon([
+      '--policy',
+      ns.file('policy.yaml', POLICY),
+      '--metrics-listen',
+      METRICS_ADDRESS,
+      '--metrics-textfile',
+      textfile,
+    ]);
+  }
+
+  it('is scraped by Prometheus, which sees a drift counted and the interface compliant again; promtool finds both outputs clean', async function () {
+    this.timeout(120_000);
+    ns.addVeth('up1');
+    ns.addVeth(ODD_NAME, 'peer-odd');
+    const textDir = path.join(ns.tmp, 'textfile');
+    fs.mkdirSync(textDir);
+    const textfile = path.join(textDir, 'offloadd.prom');
+    const daemon = startWithMetrics(textfile);
+    await daemon.ready();
+
+    const first = await httpGet(ns);
+    assert.equal(first.status, 200);
+    assert.match(first.contentType, /^text\/plain; version=0\.0\.4/);
+    assert.equal(promtoolProblems(first.body), '');
+    assert.ok(
+      first.body.includes(
+        `offloadd_interface_compliant{interface="${ODD_NAME_ESCAPED}",driver="veth",pci="",rule="uplinks"} 1`,
+      ),
+      first.body,
+    );
+
+    const prometheus = await Prometheus.start(ns, { targets: [METRICS_ADDRESS] });
+    try {
+      await prometheus.waitForQuery('up{job="offloadd"}', (vector) => vector[0]?.value === 1);
+      await prometheus.waitForQuery(
+        'offloadd_interface_compliant{interface="up1"}',
+        (vector) => vector.length === 1 && vector[0]?.value === 1,
+      );
+      // Prometheus parsed the escaped name back into the kernel's name.
+      const odd = await prometheus.query(`offloadd_interface_compliant{interface=${JSON.stringify(ODD_NAME)}}`);
+      assert.equal(odd.length, 1, JSON.stringify(odd));
+      assert.equal(odd[0]?.metric['interface'], ODD_NAME);
+      const driftsBefore = (await prometheus.query('offloadd_drifts_total'))[0]?.value ?? NaN;
+      assert.equal(driftsBefore, 0);
+
+      ns.setFeatures('up1', 'gro', 'on');
+      await daemon.waitForLine(/up1: rx-gro drifted off → on/);
+      assert.equal(ns.features('up1')['generic-receive-offload'], false, 'corrected');
+
+      await prometheus.waitForQuery('offloadd_drifts_total', (vector) => (vector[0]?.value ?? 0) > driftsBefore);
+      await prometheus.waitForQuery(
+        'offloadd_interface_drifts_total{interface="up1"}',
+        (vector) => vector[0]?.value === 1,
+      );
+      await prometheus.waitForQuery(
+        'offloadd_interface_compliant{interface="up1"}',
+        (vector) => vector.length === 1 && vector[0]?.value === 1,
+      );
+      // The drift came from a link event: its correction latency was observed.
+      await prometheus.waitForQuery('offloadd_correction_duration_seconds_count', (vector) => vector[0]?.value === 1);
+    } finally {
+      await prometheus.stop();
+    }
+
+    // The textfile followed the drift, was replaced atomically (no temporary left) and parses.
+    const refreshed = await waitFor(() => {
+      const text = fs.readFileSync(textfile, 'utf8');
+      return sampleValue(text, 'offloadd_drifts_total') === 1 ? text : null;
+    }, 'the textfile to show the drift');
+    assert.equal(promtoolProblems(refreshed), '');
+    assert.deepEqual(fs.readdirSync(textDir), ['offloadd.prom']);
+    assert.equal(fs.statSync(textfile).mode & 0o777, 0o644, 'node-exporter (another user) can read it');
+    assert.ok(!refreshed.includes('process_resident_memory_bytes'), 'no process_* (node-exporter has its own)');
+    assert.ok(refreshed.includes(`interface="${ODD_NAME_ESCAPED}"`));
+
+    const http = await httpGet(ns);
+    assert.equal(promtoolProblems(http.body), '');
+    assert.equal(sampleValue(http.body, 'offloadd_drifts_total'), 1);
+
+    // A clean stop removes the textfile: stale values must not outlive the daemon.
+    assert.equal(await daemon.stop(), 0);
+    assert.deepEqual(fs.readdirSync(textDir), []);
+  });
+
+  it('drops the label sets of an interface that is deleted; answers 404 and 405 off the one route', async function () {
+    ns.addVeth('up1');
+    ns.addVeth('up2');
+    const textfile = path.join(ns.tmp, 'offloadd.prom');
+    const daemon = startWithMetrics(textfile);
+    await daemon.ready();
+    const before = await httpGet(ns);
+    assert.match(before.body, /offloadd_interface_compliant\{interface="up2",[^}]*\} 1/);
+    assert.equal(sampleValue(before.body, 'offloadd_interfaces_managed'), 2);
+
+    // A link that appears now: its time to compliance is observed once.
+    ns.addVeth('up3');
+    // (Per-interface lines may lag by up to a second: the block is rebuilt at most once a second.)
+    await waitForAsync(async () => {
+      const answer = await httpGet(ns);
+      return (
+        sampleValue(answer.body, 'offloadd_exposure_window_seconds_count') === 1 &&
+        /offloadd_interface_compliant\{interface="up3",[^}]*\} 1/.test(answer.body)
+      );
+    }, 'the exposure window of up3 to be observed, and up3 compliant');
+
+    ns.ip('link', 'del', 'up2');
+    const after = await waitForAsync(async () => {
+      const answer = await httpGet(ns);
+      return answer.body.includes('interface="up2"') ? null : answer.body;
+    }, 'up2 to leave the metrics');
+    assert.equal(sampleValue(after, 'offloadd_interfaces_managed'), 2);
+    assert.match(after, /offloadd_interface_compliant\{interface="up1",[^}]*\} 1/);
+    await waitFor(() => !fs.readFileSync(textfile, 'utf8').includes('interface="up2"'), 'up2 to leave the textfile');
+
+    assert.equal((await httpGet(ns, '/')).status, 404);
+    assert.equal((await httpGet(ns, '/metricsx')).status, 404);
+    assert.equal((await httpGet(ns, '/metrics', 'POST')).status, 405);
+    assert.equal((await httpGet(ns, '/metrics?x=1')).status, 200);
+    const head = await httpGet(ns, '/metrics', 'HEAD');
+    assert.equal(head.status, 200);
+    assert.equal(head.body, '', 'HEAD: headers only');
+    // Two requests over one kept-alive connection, as Prometheus scrapes; then headers too large.
+    const twice = ns.exec(
+      'curl',
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code} %{num_connects}\n',
+      `http://${METRICS_ADDRESS}/metrics`,
+      `http://${METRICS_ADDRESS}/metrics`,
+    );
+    assert.deepEqual(twice.trim().split('\n'), ['200 1', '200 0'], 'the second request reused the connection');
+    const huge = ns.exec(
+      'curl',
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '-H',
+      `X-Big: ${'x'.repeat(10_000)}`,
+      `http://${METRICS_ADDRESS}/metrics`,
+    );
+    assert.equal(huge, '431');
+    assert.equal((await httpGet(ns)).status, 200, 'still answering');
+    assert.equal(daemon.exitCode, null, 'still running');
+  });
+
+  describe('settings that cannot work: exit 2 before any change', function () {
+    beforeEach(() => {
+      ns.file('policy.yaml', POLICY);
+      ns.addVeth('up1');
+      ns.setFeatures('up1', 'gro', 'on', 'gso', 'on');
+    });
+
+    function assertNothingChanged(): void {
+      const features = ns.features('up1');
+      assert.equal(features['generic-receive-offload'], true, 'gro left as it was');
+      assert.equal(features['generic-segmentation-offload'], true, 'gso left as it was');
+    }
+
+    it('a metrics port already in use', async function () {
+      const holder = spawn(
+        'ip',
+        [
+          'netns',
+          'exec',
+          ns.name,
+          process.execPath,
+          '-e',
+          `require('net').createServer().listen(9747, '127.0.0.1', () => console.log('listening'))`,
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      try {
+        await new Promise<void>((resolve, reject) => {
+          holder.stdout.once('data', () => resolve());
+          holder.once('exit', (code) => reject(new Error(`port holder exited with ${code}`)));
+        });
+        const result = offloaddRefuses(ns, ['--metrics-listen', METRICS_ADDRESS]);
+        assert.equal(result.status, 2, result.stderr);
+        assert.match(result.stderr, /--metrics-listen 127\.0\.0\.1:9747: cannot listen \(EADDRINUSE\)/);
+        assert.match(result.stderr, /hint: another process listens on that port/);
+        assertNothingChanged();
+      } finally {
+        holder.kill('SIGKILL');
+      }
+    });
+
+    it('listen addresses that are not ADDR:PORT, or not on this host', function () {
+      for (const [address, message] of [
+        ['localhost:9747', /"localhost" is not an IPv4 address/],
+        ['127.0.0.1', /"127\.0\.0\.1" is not ADDR:PORT/],
+        ['127.0.0.1:0', /port 0 is not from 1 to 65535/],
+        ['127.0.0.1:65536', /port 65536 is not from 1 to 65535/],
+        ['[zz::1]:9747', /"zz::1" is not an IPv6 address/],
+        ['::1:9747', /is not ADDR:PORT/],
+        ['', /is not ADDR:PORT/],
+        ['192.0.2.1:9747', /cannot listen \(EADDRNOTAVAIL\)/],
+      ] as const) {
+        const result = offloaddRefuses(ns, ['--metrics-listen', address]);
+        assert.equal(result.status, 2, `${address}: ${result.stderr}`);
+        assert.match(result.stderr, message, address);
+      }
+      assertNothingChanged();
+    });
+
+    it('a textfile not ending in .prom, in a missing directory, or in one that cannot be written', function () {
+      const cases: [string, RegExp, string[]?][] = [
+        [path.join(ns.tmp, 'offloadd.txt'), /does not end in \.prom/],
+        [path.join(ns.tmp, 'missing', 'offloadd.prom'), /directory .*missing is not there \(ENOENT\)/],
+        [ns.tmp, /does not end in \.prom/],
+      ];
+      const readOnly = path.join(ns.tmp, 'read-only');
+      fs.mkdirSync(readOnly);
+      // Root writes through permission bits: a read-only mount (private to that run) is what stops it.
+      cases.push([
+        path.join(readOnly, 'offloadd.prom'),
+        /cannot create files in .*read-only \(EROFS\)/,
+        [
+          'unshare',
+          '--mount',
+          '--propagation',
+          'private',
+          'sh',
+          '-c',
+          'mount -t tmpfs -o ro ro "$0" && exec "$@"',
+          readOnly,
+        ],
+      ]);
+      for (const [file, message, prefix] of cases) {
+        const result = offloaddRefuses(ns, ['--metrics-textfile', file], prefix);
+        assert.equal(result.status, 2, `${file}: ${result.stderr}`);
+        assert.match(result.stderr, message, file);
+      }
+      assert.deepEqual(fs.readdirSync(readOnly), [], 'the private read-only mount left nothing behind');
+      assertNothingChanged();
+    });
+  });
+});

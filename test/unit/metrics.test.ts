@@ -1,0 +1,311 @@
+import { strict as assert } from 'node:assert';
+import { parseListenAddress } from '../../src/api/metrics-http';
+import { UsageError } from '../../src/errors';
+import type { LinkMessage } from '../../src/events/link-message';
+import type { NewRecord } from '../../src/ledger/record';
+import type { EventCounts } from '../../src/observe/counters';
+import { escapeLabelValue, Histogram, Metrics, type MetricsInputs } from '../../src/observe/metrics';
+import type { Policy } from '../../src/policy/types';
+import type { InterfaceStatus } from '../../src/reconcile/managed-interfaces';
+
+/** Every name of the metrics contract (README, Metrics), with its type. */
+const CONTRACT: [name: string, type: string][] = [
+  ['offloadd_build_info', 'gauge'],
+  ['offloadd_feature_interface_info', 'gauge'],
+  ['offloadd_policy_info', 'gauge'],
+  ['offloadd_policy_rules', 'gauge'],
+  ['offloadd_interfaces_managed', 'gauge'],
+  ['offloadd_interfaces_compliant', 'gauge'],
+  ['offloadd_interfaces_not_compliant', 'gauge'],
+  ['offloadd_drifts_total', 'counter'],
+  ['offloadd_corrections_total', 'counter'],
+  ['offloadd_unenforceable_total', 'counter'],
+  ['offloadd_failures_total', 'counter'],
+  ['offloadd_resyncs_total', 'counter'],
+  ['offloadd_policy_reloads_total', 'counter'],
+  ['offloadd_last_reconcile_timestamp_seconds', 'gauge'],
+  ['offloadd_netlink_receive_buffer_bytes', 'gauge'],
+  ['offloadd_ledger_writable', 'gauge'],
+  ['offloadd_ledger_held_records', 'gauge'],
+  ['offloadd_correction_duration_seconds', 'histogram'],
+  ['offloadd_exposure_window_seconds', 'histogram'],
+  ['offloadd_interface_compliant', 'gauge'],
+  ['offloadd_interface_drifts_total', 'counter'],
+  ['offloadd_interface_unenforceable_features', 'gauge'],
+  ['process_start_time_seconds', 'gauge'],
+  ['process_resident_memory_bytes', 'gauge'],
+  ['process_cpu_seconds_total', 'counter'],
+];
+
+function status(
+  ifindex: number,
+  name: string,
+  compliant: boolean,
+  extra: Partial<InterfaceStatus> = {},
+): InterfaceStatus {
+  return {
+    ifindex,
+    name,
+    facts: {
+      ifindex,
+      name,
+      kind: null,
+      mac: null,
+      up: true,
+      operstate: 'up',
+      master: null,
+      driver: 'bnxt_en',
+      busInfo: '0000:3b:00.0',
+      pci: { vendor: '14e4', device: '1750', subsystemVendor: null, subsystemDevice: null },
+    },
+    rule: 'uplinks',
+    mode: 'enforce',
+    compliant,
+    since: '',
+    lastCheck: '',
+    lastDrift: null,
+    driftCount: 0,
+    features: [],
+    ...extra,
+  };
+}
+
+class FakeDaemon implements MetricsInputs {
+  readonly startedAt = new Date();
+  policy = {
+    path: '/etc/offloadd/po"li\\cy.yaml',
+    checksum: 'ab'.repeat(32),
+    mode: 'enforce',
+    rules: [{}, {}],
+  } as unknown as Policy;
+  readonly featureInterface = 'ioctl' as const;
+  list: InterfaceStatus[] = [];
+  events: EventCounts = { resyncs: 1, drifts: 2, corrections: 3, unenforceable: 4, failures: 5, reloads: 6 };
+  counts(): { managed: number; compliant: number } {
+    return { managed: this.list.length, compliant: this.list.filter((item) => item.compliant).length };
+  }
+  eventCounts(): EventCounts {
+    return this.events;
+  }
+  rejectedReloads(): number {
+    return 7;
+  }
+  ledgerStatus(): ReturnType<MetricsInputs['ledgerStatus']> {
+    return { path: '/x', writable: false, unwritableSince: null, problem: null, heldRecords: 9 };
+  }
+  statuses(): InterfaceStatus[] {
+    return this.list;
+  }
+  receiveBufferBytes(): number {
+    return 16777216;
+  }
+}
+
+function link(ifindex: number, type: 'new' | 'del' = 'new'): LinkMessage {
+  return { type, ifindex } as LinkMessage;
+}
+
+function driftRecord(ifindex: number): NewRecord {
+  return { event: 'drift', trigger: 'features', action: 'enforced', ifindex, feature: 'rx-gro' };
+}
+
+/** The samples of an exposition: series (name and labels) → value; throws on a line that is neither. */
+function samples(text: string): Map<string, number> {
+  const map = new Map<string, number>();
+  assert.ok(text.endsWith('\n'), 'ends with a line feed');
+  for (const line of text.slice(0, -1).split('\n')) {
+    if (line.startsWith('# HELP ') || line.startsWith('# TYPE ')) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{(?:[a-zA-Z_]\w*="(?:[^"\\\n]|\\[\\"n])*",?)*\})?) (\S+)$/.exec(line);
+    assert.ok(match, `not a sample line: ${JSON.stringify(line)}`);
+    map.set(match[1] as string, Number(match[2]));
+  }
+  return map;
+}
+
+describe('metrics exposition (text format 0.0.4)', () => {
+  describe('label values', () => {
+    it('escape backslash, double quote and line feed, and nothing else', () => {
+      assert.equal(escapeLabelValue('up"q\\z'), 'up\\"q\\\\z');
+      assert.equal(escapeLabelValue('a\nb'), 'a\\nb');
+      assert.equal(escapeLabelValue('eth0\u202e\x1bé'), 'eth0\u202e\x1bé');
+      assert.equal(escapeLabelValue(''), '');
+    });
+  });
+
+  describe('--metrics-listen addresses', () => {
+    const good: [string, string | undefined, number][] = [
+      ['127.0.0.1:9747', '127.0.0.1', 9747],
+      ['0.0.0.0:9747', '0.0.0.0', 9747],
+      [':9747', undefined, 9747],
+      ['[::1]:9747', '::1', 9747],
+      ['[::]:1', '::', 1],
+      ['[fe80::1%eth0]:65535', 'fe80::1%eth0', 65535],
+    ];
+    for (const [text, host, port] of good) {
+      it(`takes ${text}`, () => assert.deepEqual(parseListenAddress(text), { host, port }));
+    }
+    for (const text of [
+      '',
+      '9747',
+      '127.0.0.1',
+      'localhost:9747',
+      '::1:9747',
+      '[::1]',
+      '1.2.3:80',
+      '1.2.3.4:0',
+      '1.2.3.4:65536',
+      '1.2.3.4:+80',
+      '[x]:80',
+      ' 1.2.3.4:80',
+    ]) {
+      it(`refuses ${JSON.stringify(text)} with a UsageError`, () =>
+        assert.throws(() => parseListenAddress(text), UsageError));
+    }
+  });
+
+  describe('render()', () => {
+    it('has every name of the contract, once, with its type', () => {
+      const daemon = new FakeDaemon();
+      daemon.list = [status(2, 'eth0', true)];
+      const text = new Metrics(daemon).render();
+      for (const [name, type] of CONTRACT) {
+        assert.equal(text.split(`# TYPE ${name} ${type}\n`).length, 2, `${name} ${type}`);
+      }
+      assert.equal(text.match(/^# TYPE /gm)?.length, CONTRACT.length, 'nothing outside the contract');
+    });
+
+    it('reads the counters and health from the daemon', () => {
+      const daemon = new FakeDaemon();
+      daemon.list = [status(2, 'eth0', true), status(3, 'eth1', false)];
+      const values = samples(new Metrics(daemon).render());
+      assert.equal(values.get('offloadd_drifts_total'), 2);
+      assert.equal(values.get('offloadd_corrections_total'), 3);
+      assert.equal(values.get('offloadd_unenforceable_total'), 4);
+      assert.equal(values.get('offloadd_failures_total'), 5);
+      assert.equal(values.get('offloadd_resyncs_total'), 1);
+      assert.equal(values.get('offloadd_policy_reloads_total{result="loaded"}'), 6);
+      assert.equal(values.get('offloadd_policy_reloads_total{result="rejected"}'), 7);
+      assert.equal(values.get('offloadd_interfaces_managed'), 2);
+      assert.equal(values.get('offloadd_interfaces_compliant'), 1);
+      assert.equal(values.get('offloadd_interfaces_not_compliant'), 1);
+      assert.equal(values.get('offloadd_ledger_writable'), 0);
+      assert.equal(values.get('offloadd_ledger_held_records'), 9);
+      assert.equal(values.get('offloadd_policy_rules'), 2);
+      assert.equal(values.get('offloadd_netlink_receive_buffer_bytes'), 16777216);
+      assert.equal(values.get('offloadd_feature_interface_info{feature_interface="ioctl"}'), 1);
+      assert.equal(
+        values.get(
+          `offloadd_policy_info{path="/etc/offloadd/po\\"li\\\\cy.yaml",sha256="${'ab'.repeat(32)}",mode="enforce"}`,
+        ),
+        1,
+      );
+    });
+
+    it('labels each managed interface with its name (escaped), driver, PCI id and rule', () => {
+      const daemon = new FakeDaemon();
+      const odd = status(5, 'up"q\\z', false, {
+        rule: 'a\nrule',
+        driftCount: 3,
+        features: [
+          { feature: 'rx-gro', action: 'unenforceable' },
+          { feature: 'tx-generic-segmentation', action: 'none' },
+        ] as InterfaceStatus['features'],
+      });
+      odd.facts = { ...odd.facts, driver: null, pci: null };
+      daemon.list = [status(2, 'eth0', true), odd];
+      const values = samples(new Metrics(daemon).render());
+      const eth0 = '{interface="eth0",driver="bnxt_en",pci="14e4:1750",rule="uplinks"}';
+      const oddLabels = '{interface="up\\"q\\\\z",driver="",pci="",rule="a\\nrule"}';
+      assert.equal(values.get(`offloadd_interface_compliant${eth0}`), 1);
+      assert.equal(values.get(`offloadd_interface_compliant${oddLabels}`), 0);
+      assert.equal(values.get(`offloadd_interface_drifts_total${oddLabels}`), 3);
+      assert.equal(values.get(`offloadd_interface_unenforceable_features${oddLabels}`), 1);
+      assert.equal(values.get(`offloadd_interface_unenforceable_features${eth0}`), 0);
+    });
+
+    it('drops the label sets of an interface no longer managed', () => {
+      const daemon = new FakeDaemon();
+      daemon.list = [status(2, 'eth0', true), status(3, 'eth1', true)];
+      const metrics = new Metrics(daemon, 0);
+      assert.match(metrics.render(), /interface="eth1"/);
+      daemon.list = [status(2, 'eth0', true)];
+      metrics.noteReleased(3);
+      assert.doesNotMatch(metrics.render(), /interface="eth1"/);
+    });
+
+    it('leaves out process_* for the textfile (node-exporter exports its own)', () => {
+      const text = new Metrics(new FakeDaemon()).render({ processMetrics: false });
+      assert.doesNotMatch(text, /^process_/m);
+    });
+
+    it('rebuilds the per-interface lines at most once per interval, whatever the scrape rate', () => {
+      const daemon = new FakeDaemon();
+      daemon.list = [status(2, 'eth0', true)];
+      const metrics = new Metrics(daemon, 60_000);
+      assert.match(metrics.render(), /offloadd_interface_compliant\{interface="eth0"[^}]*\} 1/);
+      daemon.list = [status(2, 'eth0', false)];
+      metrics.changed();
+      assert.match(metrics.render(), /offloadd_interface_compliant\{interface="eth0"[^}]*\} 1/, 'the previous block');
+      assert.match(metrics.render(), /^offloadd_interfaces_compliant 0$/m, 'daemon-wide values are live');
+    });
+  });
+
+  describe('latencies', () => {
+    it('observes a correction from the link event that revealed the drift, once per check', () => {
+      const daemon = new FakeDaemon();
+      const metrics = new Metrics(daemon);
+      metrics.noteLinkEvents([link(3)]);
+      metrics.noteRecords([driftRecord(3), { ...driftRecord(3), feature: 'tx-generic-segmentation' }]);
+      metrics.noteChecked(status(3, 'eth1', true), 'features');
+      assert.equal(metrics.correction.observations, 1);
+      const values = samples(metrics.render());
+      assert.equal(values.get('offloadd_correction_duration_seconds_count'), 1);
+      assert.equal(values.get('offloadd_correction_duration_seconds_bucket{le="+Inf"}'), 1);
+      assert.equal(values.get('offloadd_correction_duration_seconds_bucket{le="1"}'), 1, 'well under a second');
+    });
+
+    it('observes no correction latency for a drift found without an event (sweep, resync)', () => {
+      const metrics = new Metrics(new FakeDaemon());
+      metrics.noteLinkEvents([link(3)]); // an earlier event, already handled elsewhere
+      metrics.noteRecords([driftRecord(3)]);
+      metrics.noteChecked(status(3, 'eth1', true), 'sweep');
+      metrics.noteRecords([driftRecord(3)]);
+      metrics.noteChecked(status(3, 'eth1', true), 'features'); // no receipt time left
+      assert.equal(metrics.correction.observations, 0);
+    });
+
+    it('observes the exposure window from the first event of a new link to its first compliant check', () => {
+      const metrics = new Metrics(new FakeDaemon());
+      metrics.noteLinkEvents([link(4)]);
+      metrics.noteChecked(status(4, 'eth2', false), 'new');
+      assert.equal(metrics.exposure.observations, 0, 'not compliant yet');
+      metrics.noteLinkEvents([link(4)]);
+      metrics.noteChecked(status(4, 'eth2', true), 'change');
+      assert.equal(metrics.exposure.observations, 1);
+      metrics.noteChecked(status(4, 'eth2', true), 'change');
+      assert.equal(metrics.exposure.observations, 1, 'once per appearance');
+      metrics.noteChecked(status(5, 'eth3', true), 'start');
+      assert.equal(metrics.exposure.observations, 1, 'links present at start have no appearance event');
+    });
+
+    it('forgets a deleted link: no exposure is observed for it later', () => {
+      const metrics = new Metrics(new FakeDaemon());
+      metrics.noteLinkEvents([link(4)]);
+      metrics.noteChecked(status(4, 'eth2', false), 'new');
+      metrics.noteLinkEvents([link(4, 'del')]);
+      metrics.noteChecked(status(4, 'eth2', true), 'reload');
+      assert.equal(metrics.exposure.observations, 0);
+    });
+
+    it('keeps cumulative buckets', () => {
+      const histogram = new Histogram([0.001, 0.01]);
+      for (const seconds of [0.0005, 0.001, 0.005, 2]) histogram.observe(seconds);
+      const values = samples(histogram.render('x_seconds', 'help'));
+      assert.equal(values.get('x_seconds_bucket{le="0.001"}'), 2, 'le is inclusive');
+      assert.equal(values.get('x_seconds_bucket{le="0.01"}'), 3);
+      assert.equal(values.get('x_seconds_bucket{le="+Inf"}'), 4);
+      assert.equal(values.get('x_seconds_count'), 4);
+      assert.equal(values.get('x_seconds_sum'), 2.0065);
+    });
+  });
+});
