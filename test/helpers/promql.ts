@@ -66,9 +66,12 @@ interface DashboardPanel {
   panels?: DashboardPanel[];
 }
 
-/** A panel that lists only what is wrong (`... == 0`, `... > 0` without `or vector(0)`) is empty on a healthy fleet. */
+/**
+ * A panel that lists only what is wrong (`... == 0`, `... > 0`, also inside an aggregation such as
+ * `count by (node) (... == 0)`, without `or vector(0)`) is empty on a healthy fleet.
+ */
 function listsOnlyProblems(expr: string): boolean {
-  return /(==|>)\s*0\s*$/.test(expr.trim());
+  return /(==|>)\s*0\s*\)*$/.test(expr.trim());
 }
 
 export function dashboardExpressions(file: string = DASHBOARD_FILE): PromqlExpression[] {

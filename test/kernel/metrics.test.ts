@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type DaemonProcess, eachTestInItsOwnNetns, type Netns, REPO_ROOT, waitFor } from '../helpers/netns';
 import { Prometheus } from '../helpers/prometheus';
+import { listPromqlExpressions, RULES_FILE } from '../helpers/promql';
 import { waitForAsync } from '../helpers/wait';
 
 const OFFLOADD = path.join(REPO_ROOT, 'bin', 'offloadd');
@@ -196,6 +197,55 @@ describe('Prometheus metrics (real daemon, real Prometheus, own namespace)', fun
     // A clean stop removes the textfile: stale values must not outlive the daemon.
     assert.equal(await daemon.stop(), 0);
     assert.deepEqual(fs.readdirSync(textDir), []);
+  });
+
+  it('answers every PromQL expression of the dashboard, the alert rules and HARVESTER.md from a real daemon; loads the rules', async function () {
+    this.timeout(180_000);
+    ns.addVeth('up1');
+    const daemon = ns.startDaemon(['--policy', ns.file('policy.yaml', POLICY), '--metrics-listen', METRICS_ADDRESS]);
+    await daemon.ready();
+    // The `node` label, as the PodMonitor's relabelling adds it on Kubernetes.
+    const prometheus = await Prometheus.start(ns, {
+      targets: [METRICS_ADDRESS],
+      ruleFiles: [RULES_FILE],
+      targetLabels: { node: 'node-1' },
+    });
+    try {
+      // A drift, so the correction histogram and the drift counters have something to say; then
+      // enough scrapes for rate() and increase() to have two samples in their windows.
+      await prometheus.waitForQuery('up{job="offloadd"}', (vector) => vector[0]?.value === 1);
+      ns.setFeatures('up1', 'gro', 'on');
+      await daemon.waitForLine(/up1: rx-gro drifted off → on/);
+      await prometheus.waitForQuery('offloadd_correction_duration_seconds_count', (vector) => vector[0]?.value === 1);
+      await prometheus.waitForQuery(
+        'count_over_time(offloadd_drifts_total[5m])',
+        (vector) => (vector[0]?.value ?? 0) >= 3,
+      );
+
+      const expressions = listPromqlExpressions().filter((expression) => !expression.needsKubeStateMetrics);
+      assert.ok(expressions.length >= 20, `${expressions.length} expressions`);
+      const problems: string[] = [];
+      for (const expression of expressions) {
+        try {
+          if (expression.returnsDataWhenHealthy) {
+            await prometheus.waitForQuery(expression.query, (vector) => vector.length > 0, 10_000);
+          } else {
+            await prometheus.query(expression.query); // parses and runs; empty on a healthy node
+          }
+        } catch (error) {
+          problems.push(`${expression.origin} ${expression.name}: ${expression.query}: ${(error as Error).message}`);
+        }
+      }
+      assert.deepEqual(problems, []);
+      // The healthy node fires nothing (alerts only; kube-state-metrics alerts have no input here).
+      const firing = await prometheus.query('ALERTS{alertstate="firing"}');
+      assert.deepEqual(
+        firing.map((sample) => sample.metric['alertname']),
+        [],
+      );
+    } finally {
+      await prometheus.stop();
+    }
   });
 
   it('drops the label sets of an interface that is deleted; answers 404 and 405 off the one route', async function () {
