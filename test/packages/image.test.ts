@@ -30,6 +30,8 @@ const ALL_BUT_NET_ADMIN = [
 const NET_ADMIN_ONLY = '0000000000001000';
 /** Kubernetes' default terminationGracePeriodSeconds. */
 const GRACE_PERIOD_MS = 30_000;
+/** Inside the test's network namespace, which the container shares (hostNetwork on Kubernetes). */
+const METRICS_ADDRESS = '127.0.0.1:9747';
 
 const POLICY = `
 mode: enforce
@@ -115,7 +117,16 @@ describe('the OCI image (buildah from scratch) run under systemd-nspawn with onl
       catalog: null,
       privateNetwork: false,
       volatile: false,
-      run: { command: [...entrypoint, '--policy', '/etc/offloadd/policy.yaml', '--watch-policy'] },
+      run: {
+        command: [
+          ...entrypoint,
+          '--policy',
+          '/etc/offloadd/policy.yaml',
+          '--watch-policy',
+          '--metrics-listen',
+          METRICS_ADDRESS,
+        ],
+      },
       nspawnArgs: [
         '--read-only',
         `--network-namespace-path=/run/netns/${ns.name}`,
@@ -211,9 +222,18 @@ describe('the OCI image (buildah from scratch) run under systemd-nspawn with onl
     await waitFor(() => (ns as Netns).features('o0')['generic-segmentation-offload'] === false, 'o0 enforced by the new rule');
   });
 
-  // TODO(metrics, lead): after merging the metrics branch, add '--metrics-listen', '127.0.0.1:9747' to
-  // `run.command` above and check here, from the host with `ip netns exec <ns> curl`, that
-  // GET /metrics answers with offloadd_interface_compliant{interface="up0",...} 1.
+  it('exposes Prometheus metrics on --metrics-listen in its network namespace', async () => {
+    const n = ns as Netns;
+    const body = await waitFor(() => {
+      const result = spawnSync('ip', ['netns', 'exec', n.name, 'curl', '-sS', '--max-time', '5', `http://${METRICS_ADDRESS}/metrics`], {
+        encoding: 'utf8',
+      });
+      return result.status === 0 && result.stdout.includes('offloadd_build_info') ? result.stdout : null;
+    }, 'GET /metrics to answer');
+    assert.match(body, new RegExp(`^offloadd_build_info\\{version="${image.version.replace(/\./g, '\\.')}",`, 'm'));
+    assert.match(body, /^offloadd_interface_compliant\{interface="up0",driver="veth",pci="",rule="[^"]+"\} 1$/m);
+    assert.match(body, /^offloadd_feature_interface_info\{feature_interface="ethtool-netlink"\} 1$/m);
+  });
 
   it('stops on SIGTERM within the grace period: exit 0, "Stopping" on stderr', async () => {
     const status = await (c as Container).stop(GRACE_PERIOD_MS);
