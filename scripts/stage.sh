@@ -44,7 +44,7 @@ stage() {
   install -d "$dir$libdir/node/bin" "$dir$prefix/sbin" "$dir$prefix/bin" \
     "$dir$prefix/lib/systemd/system" "$dir$prefix/lib/systemd/catalog" \
     "$dir$prefix/share/bash-completion/completions" "$dir$prefix/share/man/man1" \
-    "$dir$prefix/share/man/man5" "$dir$prefix/share/man/man8"
+    "$dir$prefix/share/man/man5" "$dir$prefix/share/man/man8" "$dir$prefix/share/doc/offloadd/examples"
   node scripts/bundle.js "$dir$libdir" "$libdir"
   install -m 0644 "prebuilds/linux-$arch/offloadd.node" "$dir$libdir/offloadd.node"
   install -m 0644 policy/default.yaml "$dir$libdir/default-policy.yaml"
@@ -63,7 +63,10 @@ stage() {
   install -m 0644 man/offloadctl.1 "$dir$prefix/share/man/man1/"
   install -m 0644 man/offloadd.policy.5 "$dir$prefix/share/man/man5/"
   install -m 0644 man/offloadd.8 "$dir$prefix/share/man/man8/"
-  sed -i "s#/usr/lib/offloadd/#$libdir/#g; s#/usr/sbin/offloadd#$prefix/sbin/offloadd#g" "$dir$prefix"/share/man/man*/*
+  # The drop-in that lets the sandboxed unit serve metrics, for this prefix's launcher.
+  sed "s#^ExecStart=/usr/sbin/offloadd#ExecStart=$prefix/sbin/offloadd#" systemd/offloadd.service.d/metrics.conf.example \
+    > "$dir$prefix/share/doc/offloadd/examples/metrics.conf"
+  sed -i "s#/usr/lib/offloadd/#$libdir/#g; s#/usr/sbin/offloadd#$prefix/sbin/offloadd#g; s#/usr/share/doc/offloadd/#$prefix/share/doc/offloadd/#g" "$dir$prefix"/share/man/man*/*
 }
 
 # systemd/offloadd.service runs a checkout at /opt/offloadd with the host's node: point it at

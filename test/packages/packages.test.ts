@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MessageId } from '../../src/observe/message-ids';
-import { fakePciDevice } from '../helpers/netns';
+import { fakePciDevice, waitFor } from '../helpers/netns';
 import { bootContainer, nspawnUnavailableReason, type Container } from '../helpers/nspawn';
 import { rebuildWithNextVersion, sharedPackages, type BuiltPackages } from './build';
 import { debianRoot } from './debian-root';
@@ -155,6 +155,28 @@ describe('packages on a fresh Debian 12 (debootstrap, systemd-nspawn)', function
       assert.match(await h.run('man', '-P', 'cat', '8', 'offloadd'), /keep NIC offload features in policy/);
       assert.match(await h.run('man', '-w', '5', 'offloadd.policy'), /offloadd\.policy\.5\.gz$/);
       assert.ok(fs.existsSync(h.c.hostPath('/usr/share/bash-completion/completions/offloadctl')));
+    });
+
+    it('serves metrics once the shipped drop-in is installed, as on a host with node-exporter', async () => {
+      // What prometheus-node-exporter leaves on a Debian host: its group and textfile directory.
+      await h.run('groupadd', '--system', 'prometheus');
+      await h.run('install', '-d', '-g', 'prometheus', '-m', '2775', '/var/lib/prometheus/node-exporter');
+      await h.run('install', '-D', '-m', '0644', '/usr/share/doc/offloadd/examples/metrics.conf', '/etc/systemd/system/offloadd.service.d/metrics.conf');
+      await h.run('systemctl', 'daemon-reload');
+      await h.run('systemctl', 'restart', 'offloadd');
+      assert.equal(await h.prop('ActiveState'), 'active');
+      // No curl in a minimal root: bash's /dev/tcp speaks to the port the drop-in opened.
+      const scrape = await h.run('bash', '-c', 'exec 3<>/dev/tcp/127.0.0.1/9747 && printf "GET /metrics HTTP/1.0\\r\\n\\r\\n" >&3 && cat <&3');
+      assert.match(scrape, /^HTTP\/1\.[01] 200 /);
+      assert.match(scrape, /^offloadd_interfaces_managed \d+$/m);
+      const textfilePath = h.c.hostPath('/var/lib/prometheus/node-exporter/offloadd.prom');
+      const textfile = await waitFor(() => (fs.existsSync(textfilePath) ? fs.readFileSync(textfilePath, 'utf8') : null), 'the textfile');
+      assert.match(textfile, /^offloadd_build_info\{version="[^"]+",nodejs_version="v\d+/m);
+      // Taken away again, the unit is as shipped: no metrics, no IP.
+      await h.run('rm', '/etc/systemd/system/offloadd.service.d/metrics.conf');
+      await h.run('systemctl', 'daemon-reload');
+      await h.run('systemctl', 'restart', 'offloadd');
+      assert.equal(await h.prop('ActiveState'), 'active');
     });
 
     it('reloads an edited policy, and keeps the edit through an upgrade to a rebuilt package', async () => {
