@@ -47,7 +47,8 @@ class FakeFeatures implements FeatureAccess {
     return { get: (feature) => (states.get(feature) ? { ...(states.get(feature) as FeatureState) } : undefined) };
   }
 
-  write(ifname: string, ifindex: number, changes: ReadonlyArray<{ feature: string; on: boolean }>): number {
+  /** Says nothing about the state after the write (as the ioctl): the reconciler reads back. */
+  write(ifname: string, ifindex: number, changes: ReadonlyArray<{ feature: string; on: boolean }>): null {
     const states = this.device(ifindex, ifname);
     if (this.refuseWith) throw new KernelError(this.refuseWith, 1, 'SIOCETHTOOL', 'Operation not permitted', ifname);
     this.writes++;
@@ -56,7 +57,7 @@ class FakeFeatures implements FeatureAccess {
       state.requested = on;
       if (!this.stubborn.has(feature)) state.active = on;
     }
-    return 0;
+    return null;
   }
 
   private device(ifindex: number, ifname = String(ifindex)): Map<string, FeatureState> {
