@@ -1,8 +1,10 @@
 // rtnetlink sockets for link events and link dumps.
 //
 // LinkMonitor: a multicast subscription to RTNLGRP_LINK with a large, forced receive buffer,
-// polled on the libuv loop. Datagrams are handed to JavaScript in batches as raw Buffers
-// (parsing happens in TypeScript). A receive-buffer overflow (ENOBUFS: the kernel dropped
+// polled on the libuv loop. Datagrams are handed to JavaScript in batches, each batch one raw
+// Buffer holding its datagrams one after the other (each padded to 4 bytes, so the whole is a
+// valid stream of netlink messages; parsing happens in TypeScript): one allocation per wake-up,
+// not two per event. A receive-buffer overflow (ENOBUFS: the kernel dropped
 // events) is reported as data, errno ENOBUFS, so the daemon can resynchronise; nothing here
 // throws across the libuv callback.
 //
@@ -19,6 +21,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "poll.h"
@@ -29,6 +32,7 @@ namespace {
 
 constexpr size_t kReceiveBufferBytes = 128 * 1024;  // larger than any kernel netlink skb
 constexpr size_t kBatchDatagrams = 256;             // per JavaScript call
+constexpr size_t kBatchBytes = 256 * 1024;          // per JavaScript call (plus one datagram)
 constexpr size_t kMaxDatagramsPerWakeup = 4096;     // then yield to the loop (level-triggered poll)
 constexpr size_t kMaxDiscardedAfterOverflow = 1 << 20;
 constexpr int kDumpAttempts = 5;        // a dump interrupted (NLM_F_DUMP_INTR) this often: give up
@@ -126,28 +130,29 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
   void Drain() {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
-    std::vector<std::vector<uint8_t>> batch;
-    static uint8_t buffer[kReceiveBufferBytes];
     for (size_t received = 0; fd_ >= 0 && received < kMaxDatagramsPerWakeup; received++) {
       sockaddr_nl sender;
       socklen_t senderLength = sizeof sender;
-      ssize_t n = recvfrom(fd_, buffer, sizeof buffer, 0, reinterpret_cast<sockaddr*>(&sender), &senderLength);
+      ssize_t n = recvfrom(fd_, batch_.get() + used_, kReceiveBufferBytes, 0, reinterpret_cast<sockaddr*>(&sender),
+                           &senderLength);
       if (n < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) break;
         int err = errno;
         // Deliver what came before the loss first, so the order of events is kept.
-        if (!batch.empty()) Deliver(0, batch);
+        if (used_ > 0) Deliver(0);
         if (err == ENOBUFS) DiscardQueued();
-        Deliver(err, batch);
+        Deliver(err);
         if (err != ENOBUFS) break;  // ENOBUFS: the socket goes on working after the drop
         continue;
       }
       if (sender.nl_pid != 0) continue;  // only the kernel speaks on this group
-      batch.emplace_back(buffer, buffer + n);
-      if (batch.size() >= kBatchDatagrams) Deliver(0, batch);
+      size_t padded = (static_cast<size_t>(n) + 3) & ~static_cast<size_t>(3);
+      std::memset(batch_.get() + used_ + n, 0, padded - static_cast<size_t>(n));
+      used_ += padded;
+      if (++datagrams_ >= kBatchDatagrams || used_ > kBatchBytes) Deliver(0);
     }
-    if (!batch.empty()) Deliver(0, batch);
+    if (used_ > 0) Deliver(0);
   }
 
   // After ENOBUFS the queue still holds messages from before the loss (the kernel reports the
@@ -168,14 +173,16 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
   // Calls JavaScript through MakeCallback, so promise jobs and nextTicks run afterwards, as
   // they do after any I/O callback. An exception from the handler must not unwind through
   // libuv: it is reported on stderr and dropped (the TypeScript handler catches its own).
-  void Deliver(int err, std::vector<std::vector<uint8_t>>& batch) {
-    if (callback_.IsEmpty()) return;
+  void Deliver(int err) {
+    if (callback_.IsEmpty()) {
+      used_ = datagrams_ = 0;
+      return;
+    }
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
-    Napi::Array datagrams = Napi::Array::New(env, batch.size());
-    for (size_t i = 0; i < batch.size(); i++)
-      datagrams.Set(i, Napi::Buffer<uint8_t>::Copy(env, batch[i].data(), batch[i].size()));
-    batch.clear();
+    Napi::Array datagrams = Napi::Array::New(env, used_ > 0 ? 1 : 0);
+    if (used_ > 0) datagrams.Set(0u, Napi::Buffer<uint8_t>::Copy(env, batch_.get(), used_));
+    used_ = datagrams_ = 0;
     try {
       callback_.MakeCallback(env.Global(), {Napi::Number::New(env, err), datagrams}, context_);
     } catch (const Napi::Error& error) {
@@ -185,6 +192,11 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
 
   int fd_ = -1;
   uv_poll_t* poll_ = nullptr;
+  // Datagrams received and not yet delivered; room for one more whole datagram past kBatchBytes.
+  // Not value-initialised: pages become resident only as far as a burst fills them.
+  std::unique_ptr<uint8_t[]> batch_{new uint8_t[kBatchBytes + kReceiveBufferBytes + 4]};
+  size_t used_ = 0;
+  size_t datagrams_ = 0;
   Napi::FunctionReference callback_;
   Napi::AsyncContext context_;
 };

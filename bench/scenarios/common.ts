@@ -12,9 +12,10 @@ export async function startDaemon(
   netns: BenchNetns,
   logLevel: LogLevel,
   label: string,
+  policy = benchPolicy(),
 ): Promise<BenchDaemon> {
   await settle();
-  const daemon = new BenchDaemon(netns, { policy: benchPolicy(), logLevel, profileDir: ctx.profileDir, label });
+  const daemon = new BenchDaemon(netns, { policy, logLevel, profileDir: ctx.profileDir, label });
   await daemon.start();
   return daemon;
 }

@@ -148,7 +148,7 @@ function sizeReport(size: SizeResult, fixed: FixedCost): { measurements: Measure
     if (level === 'info') {
       measurements.push({
         scenario,
-        metric: 'apply only (ledger correctionUs, median)',
+        metric: 'apply only (ledger correctionUs, median; in a batch, its time per interface)',
         unit: 'us',
         offloadd: median(runs.applyUs),
         floor: size.floor.changeUs,

@@ -53,7 +53,10 @@ export interface ApplyResult {
   changed: boolean;
   /** Every enforceable wanted feature is now active as wanted. */
   compliant: boolean;
-  /** Time from the first read to the verified read-back. */
+  /**
+   * Time from the first read to the verification; for a check made in a batch, the batch's time
+   * divided among its interfaces (what one correction cost when done together).
+   */
   durationUs: number;
 }
 
@@ -110,9 +113,11 @@ export function finishApply(
   after: FeatureSnapshot | null,
   writeError: KernelError | null,
   ended: bigint,
+  /** How many interfaces shared the time from `started` to `ended` (a batch). */
+  sharedBy = 1,
 ): ApplyResult {
   const { plan, gates, enforce } = prepared;
-  const outcomes: FeatureOutcome[] = new Array(plan.length);
+  const outcomes = new Array<FeatureOutcome>(plan.length);
   let changed = false;
   let compliant = true;
   for (let i = 0; i < plan.length; i++) {
@@ -168,7 +173,7 @@ export function finishApply(
       after: afterActive,
     };
   }
-  return { outcomes, changed, compliant, durationUs: Number(ended - prepared.started) / 1000 };
+  return { outcomes, changed, compliant, durationUs: Number(ended - prepared.started) / 1000 / sharedBy };
 }
 
 /**

@@ -147,7 +147,7 @@ export class FeatureTable implements FeatureAccess {
     const out = new Uint32Array(count * stride);
     const errnos = new Int32Array(count);
     const texts = addon.netlinkFeaturesBatch(false, ifindexes, count, this.words, null, out, errnos);
-    const results: Array<FeatureSnapshot | KernelError> = new Array(count);
+    const results = new Array<FeatureSnapshot | KernelError>(count);
     for (let i = 0; i < count; i++) {
       const target = targets[i] as FeatureTarget;
       const errno = errnos[i] as number;
@@ -201,7 +201,7 @@ export class FeatureTable implements FeatureAccess {
     const errnos = new Int32Array(count);
     const texts = addon.netlinkFeaturesBatch(true, ifindexes, count, words, pairs, out, errnos);
     const after = new Uint32Array(count * words * BLOCK);
-    const results: Array<WriteReadBack | KernelError> = new Array(count);
+    const results = new Array<WriteReadBack | KernelError>(count);
     for (let i = 0; i < count; i++) {
       const { target, before } = writes[i] as (typeof writes)[number];
       const errno = errnos[i] as number;

@@ -96,6 +96,12 @@ export class Reconciler {
   private readonly ownFeatureEvents = new Map<number, number>();
   /** The time of the check or batch under way (see now()). */
   private stamp: string | null = null;
+  /**
+   * Every rule that matches on `driver` also matches on `pci`, so a link without a device (no
+   * PCI id) can be matched without asking for its (virtual) driver: no GDRVINFO for the taps a
+   * hypervisor churns under the shipped BCM57508 rule.
+   */
+  private driverRulesNeedPci: boolean;
 
   constructor(
     private policy: Policy,
@@ -105,6 +111,7 @@ export class Reconciler {
     private readonly previouslySeen: PreviouslySeen = () => null,
   ) {
     this.flap = new FlapGuard(policy.flapping);
+    this.driverRulesNeedPci = driverRulesNeedPci(policy);
   }
 
   get currentPolicy(): Policy {
@@ -149,6 +156,7 @@ export class Reconciler {
 
   setPolicy(policy: Policy): void {
     this.policy = policy;
+    this.driverRulesNeedPci = driverRulesNeedPci(policy);
     this.flap.setLimits(policy.flapping);
     this.managed.forgetUnenforceable(null);
     for (const ifindex of this.links.ifindexes()) this.queue.enqueue(ifindex, 'reload');
@@ -284,7 +292,7 @@ export class Reconciler {
     const begun = process.hrtime.bigint();
     const targets: FeatureTarget[] = starts.map((started) => ({ name: started.facts.name, ifindex: started.ifindex }));
     const befores = table.readMany(targets);
-    const prepared: Array<PreparedApply | null> = new Array(starts.length).fill(null);
+    const prepared = new Array<PreparedApply | null>(starts.length).fill(null);
     const writes: Array<{ target: FeatureTarget; changes: FeatureChange[]; before: FeatureSnapshot }> = [];
     const writers: number[] = [];
     for (let i = 0; i < starts.length; i++) {
@@ -301,8 +309,8 @@ export class Reconciler {
         writers.push(i);
       }
     }
-    const afters: Array<FeatureSnapshot | null> = new Array(starts.length).fill(null);
-    const writeErrors: Array<KernelError | null> = new Array(starts.length).fill(null);
+    const afters = new Array<FeatureSnapshot | null>(starts.length).fill(null);
+    const writeErrors = new Array<KernelError | null>(starts.length).fill(null);
     const answers = writes.length > 0 ? table.writeMany(writes) : [];
     for (let w = 0; w < answers.length; w++) {
       const i = writers[w] as number;
@@ -327,7 +335,10 @@ export class Reconciler {
     for (let i = 0; i < starts.length; i++) {
       const plan = prepared[i];
       if (plan)
-        this.finish(starts[i] as StartedCheck, finishApply(plan, afters[i] ?? null, writeErrors[i] ?? null, ended));
+        this.finish(
+          starts[i] as StartedCheck,
+          finishApply(plan, afters[i] ?? null, writeErrors[i] ?? null, ended, starts.length),
+        );
     }
   }
 
@@ -364,6 +375,10 @@ export class Reconciler {
     let rule: Rule | null | typeof NEEDS_DEVICE;
     try {
       rule = findRule(this.policy, link);
+      if (rule === NEEDS_DEVICE && this.driverRulesNeedPci && this.facts.hasNoDevice?.(link)) {
+        // No PCI id, so no device rule can match: decided from the message, no I/O.
+        rule = findRule(this.policy, link, UNKNOWN_DEVICE);
+      }
       if (rule === NEEDS_DEVICE) {
         device = this.facts.device(link);
         rule = findRule(this.policy, link, device);
@@ -457,4 +472,8 @@ export class Reconciler {
     }
     this.observer.onProblem('error', `Failed ${doing}: ${(error as Error).message}`, facts, error);
   }
+}
+
+function driverRulesNeedPci(policy: Policy): boolean {
+  return policy.rules.every((rule) => rule.match.driver === undefined || rule.match.pci !== undefined);
 }
