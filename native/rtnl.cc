@@ -12,6 +12,7 @@
 // dump never interleaves with the multicast stream.
 #include "rtnl.h"
 
+#include <linux/filter.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <sys/socket.h>
@@ -19,6 +20,7 @@
 #include <uv.h>
 
 #include <climits>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -41,11 +43,11 @@ constexpr int kDumpTimeoutSeconds = 5;  // a dump of 10,000 links takes well und
 class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(
-        env, "LinkMonitor",
-        {InstanceMethod("close", &LinkMonitor::Close),
-         InstanceMethod("receiveBufferBytes", &LinkMonitor::ReceiveBufferBytes),
-         InstanceMethod("ref", &LinkMonitor::RefLoop), InstanceMethod("unref", &LinkMonitor::UnrefLoop)});
+    return DefineClass(env, "LinkMonitor",
+                       {InstanceMethod("close", &LinkMonitor::Close),
+                        InstanceMethod("receiveBufferBytes", &LinkMonitor::ReceiveBufferBytes),
+                        InstanceMethod("ref", &LinkMonitor::RefLoop), InstanceMethod("unref", &LinkMonitor::UnrefLoop),
+                        InstanceMethod("dropDevicelessLinks", &LinkMonitor::DropDevicelessLinks)});
   }
 
   // new LinkMonitor(receiveBufferBytes, onDatagrams(errno: number, datagrams: Buffer[]))
@@ -104,6 +106,41 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
   Napi::Value UnrefLoop(const Napi::CallbackInfo& info) {
     if (poll_) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
     return info.Env().Undefined();
+  }
+
+  // dropDevicelessLinks(on: boolean): with on, a socket filter in the kernel drops every
+  // RTM_NEWLINK / RTM_DELLINK without IFLA_PARENT_DEV_NAME (a link without a device: taps, veths,
+  // bridges) before it is queued, so such links cost the daemon no wake-up at all. Only for a
+  // policy whose every rule needs a PCI id (the caller decides), on kernels that name parent
+  // devices (5.13+). Classic BPF's SKF_AD_NLATTR finds a top-level attribute from an offset.
+  Napi::Value DropDevicelessLinks(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsBoolean()) throw Napi::TypeError::New(env, "expected (on: boolean)");
+    if (fd_ < 0) return env.Undefined();
+    if (!info[0].As<Napi::Boolean>().Value()) {
+      int unused = 0;
+      if (setsockopt(fd_, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof unused) < 0 && errno != ENOENT)
+        throw SyscallError(env, errno, "setsockopt(SO_DETACH_FILTER)");
+      return env.Undefined();
+    }
+    constexpr uint32_t kAttributesAt = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(ifinfomsg));
+    sock_filter program[] = {
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, offsetof(nlmsghdr, nlmsg_type) + 1),  // high byte (little-endian)
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 7),
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, offsetof(nlmsghdr, nlmsg_type)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, RTM_NEWLINK, 1, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, RTM_DELLINK, 0, 4),
+        BPF_STMT(BPF_LDX | BPF_W | BPF_IMM, IFLA_PARENT_DEV_NAME),
+        BPF_STMT(BPF_LD | BPF_W | BPF_IMM, kAttributesAt),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_NLATTR)),  // A = its offset, or 0
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, 0xffffffff),  // keep
+        BPF_STMT(BPF_RET | BPF_K, 0),           // drop
+    };
+    sock_fprog filter{static_cast<unsigned short>(sizeof program / sizeof program[0]), program};
+    if (setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &filter, sizeof filter) < 0)
+      throw SyscallError(env, errno, "setsockopt(SO_ATTACH_FILTER)");
+    return env.Undefined();
   }
 
   void Shutdown() {

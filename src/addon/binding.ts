@@ -56,6 +56,8 @@ export interface NativeUnixListener {
 
 export interface NativeLinkMonitor {
   close(): void;
+  /** A kernel-side filter drops link messages without IFLA_PARENT_DEV_NAME (on), or none (off). */
+  dropDevicelessLinks(on: boolean): void;
   receiveBufferBytes(): number;
   ref(): void;
   unref(): void;

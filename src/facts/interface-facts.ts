@@ -60,7 +60,7 @@ export class InterfaceFactsSource implements FactsSource {
    * one has no `device` in sysfs: no need to look. A substitute root (tests, containers) is
    * always looked at, since it may present any interface as any device.
    */
-  private readonly trustParentAttribute: boolean;
+  readonly trustParentAttribute: boolean;
 
   constructor(
     readonly sysfsRoot: string,

@@ -118,6 +118,11 @@ export class Reconciler {
     return this.policy;
   }
 
+  /** No rule can match a link without a device: every rule needs a PCI id. */
+  get devicelessLinksCannotMatch(): boolean {
+    return this.policy.rules.every((rule) => rule.match.pci !== undefined);
+  }
+
   /** Initial state from a full dump: every link is checked before this returns. */
   loadAll(links: LinkMessage[], trigger: Trigger): void {
     this.replaceLinks(links, trigger);
