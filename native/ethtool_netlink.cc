@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -226,8 +227,8 @@ bool Resolve(Napi::Env env, Session& session) {
 
 constexpr size_t kWindowRequests = 256;
 constexpr size_t kWindowBytes = 64 * 1024;  // well under the socket's send buffer
-constexpr unsigned kReceiveSlots = 64;
-constexpr size_t kSlotBytes = 8 * 1024;  // a compact features reply or error is a few hundred bytes
+constexpr unsigned kReceiveSlots = 32;
+constexpr size_t kSlotBytes = 4 * 1024;  // a compact features reply or error is a few hundred bytes
 constexpr int kSocketReceiveBufferBytes = 4 * 1024 * 1024;
 constexpr size_t kMaxWords = 64;
 
@@ -342,14 +343,17 @@ struct Batch {
   std::vector<std::pair<size_t, std::string>> extacks;  // only for requests that failed with a text
 };
 
+// Not value-initialised: only the pages a batch actually uses become resident.
 struct Buffers {
-  std::vector<uint8_t> send;
-  std::vector<uint8_t> receive;
+  std::unique_ptr<uint8_t[]> sendBytes{new uint8_t[kWindowBytes + 4096]};
+  std::unique_ptr<uint8_t[]> receiveBytes{new uint8_t[kReceiveSlots * kSlotBytes]};
   mmsghdr messages[kReceiveSlots];
   iovec vectors[kReceiveSlots];
-  Buffers() : send(kWindowBytes + 4096), receive(kReceiveSlots * kSlotBytes) {
+  uint8_t* send() { return sendBytes.get(); }
+  uint8_t* receive() { return receiveBytes.get(); }
+  Buffers() {
     for (unsigned slot = 0; slot < kReceiveSlots; slot++) {
-      vectors[slot] = {receive.data() + slot * kSlotBytes, kSlotBytes};
+      vectors[slot] = {receiveBytes.get() + slot * kSlotBytes, kSlotBytes};
       std::memset(&messages[slot], 0, sizeof messages[slot]);
       messages[slot].msg_hdr.msg_iov = &vectors[slot];
       messages[slot].msg_hdr.msg_iovlen = 1;
@@ -374,7 +378,7 @@ void EnlargeReceiveBuffer(Session& session) {
 
 // Sends requests [first, first + n) in one datagram and collects their answers.
 void RunWindow(Napi::Env env, Session& session, Buffers& buffers, Batch& batch, size_t first, size_t n) {
-  Writer writer{buffers.send.data(), 0};
+  Writer writer{buffers.send(), 0};
   uint32_t firstSeq = session.seq + 1;
   for (size_t i = 0; i < n; i++) {
     size_t item = first + i;
@@ -387,7 +391,7 @@ void RunWindow(Napi::Env env, Session& session, Buffers& buffers, Batch& batch, 
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
   for (;;) {
-    if (sendto(session.fd, buffers.send.data(), writer.at, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) >= 0)
+    if (sendto(session.fd, buffers.send(), writer.at, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) >= 0)
       break;
     if (errno == EINTR) continue;
     int err = errno;
@@ -404,7 +408,7 @@ void RunWindow(Napi::Env env, Session& session, Buffers& buffers, Batch& batch, 
     }
     for (int slot = 0; slot < got; slot++) {
       size_t remaining = buffers.messages[slot].msg_len;
-      for (auto* header = reinterpret_cast<nlmsghdr*>(buffers.receive.data() + slot * kSlotBytes);
+      for (auto* header = reinterpret_cast<nlmsghdr*>(buffers.receive() + slot * kSlotBytes);
            NLMSG_OK(header, remaining); header = NLMSG_NEXT(header, remaining)) {
         uint32_t index = header->nlmsg_seq - firstSeq;
         if (index >= n) continue;  // a late answer to an earlier exchange
