@@ -103,6 +103,12 @@ describe('native addon contract', () => {
     bad(() => batch(true, ok.ifindexes, 1, 2, null, ok.out, ok.errnos));
     bad(() => batch(false, ok.ifindexes, 1, 65, null, ok.out, ok.errnos));
     bad(() => batch(false, ok.ifindexes, 1, 2, null, ok.out, new Int32Array(0)));
+    const monitor = addon.openLinkMonitor(65536, () => undefined);
+    try {
+      bad(() => (monitor.dropDevicelessLinks as unknown as (...args: unknown[]) => unknown)('yes'));
+    } finally {
+      monitor.close();
+    }
     bad(() => addon.netlinkGetFeatures(0, 2));
     bad(() => addon.netlinkGetFeatures(1, 0));
     bad(() => addon.netlinkGetFeatures(-1, 2));
