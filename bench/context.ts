@@ -5,7 +5,17 @@
 import { parseArgs } from 'node:util';
 import type { CTools } from './tools';
 
-export const SCENARIOS = ['startup', 'burst', 'exposure', 'drift', 'idle', 'flapping', 'list', 'metrics'] as const;
+export const SCENARIOS = [
+  'startup',
+  'burst',
+  'churn',
+  'exposure',
+  'drift',
+  'idle',
+  'flapping',
+  'list',
+  'metrics',
+] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface BenchSettings {
@@ -15,6 +25,8 @@ export interface BenchSettings {
   startupSizes: number[];
   burstSizes: number[];
   listSize: number;
+  /** Non-matching taps created and deleted in the churn scenario. */
+  churnTaps: number;
   /** Repetitions of each timed start-up / floor run (the median is reported). */
   reps: number;
   exposureTrials: number;
@@ -79,6 +91,7 @@ export function parseSettings(argv: string[]): BenchSettings | null {
     startupSizes: sizes ?? (quick ? [1000] : [1000, 5000, 10000]),
     burstSizes: sizes ?? (quick ? [1000] : [1000, 5000]),
     listSize: 10000,
+    churnTaps: 2000,
     reps,
     exposureTrials: quick ? 200 : 400,
     driftTrials: quick ? 200 : 300,

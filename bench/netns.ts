@@ -106,6 +106,11 @@ export class BenchNetns {
     return JSON.parse(this.exec(this.tools.path('floor'), 'run', prefix, FEATURE)) as FloorRun;
   }
 
+  /** The same pass over ethtool netlink, pipelined by ifindex (floor_nl.c). */
+  floorNetlinkRun(prefix: string): FloorRun {
+    return JSON.parse(this.exec(this.tools.path('floor_nl'), 'run', prefix, FEATURE)) as FloorRun;
+  }
+
   /** Puts the benchmark feature on (or off) on every PREFIX* interface, untimed. */
   setAll(prefix: string, on: boolean): void {
     const result = JSON.parse(

@@ -11,6 +11,7 @@ import { describeMachine } from './machine';
 import { renderProfile, summariseProfile } from './profile';
 import { goalMet, renderGoals, renderMachine, renderMeasurements, writeJson, type ScenarioResult } from './report';
 import { burstScenario } from './scenarios/burst';
+import { churnScenario } from './scenarios/churn';
 import { driftScenario, exposureScenario } from './scenarios/exposure';
 import { flappingScenario } from './scenarios/flapping';
 import { idleScenario } from './scenarios/idle';
@@ -23,6 +24,7 @@ import { CTools } from './tools';
 const RUNNERS: Record<ScenarioName, (ctx: BenchContext) => Promise<ScenarioResult>> = {
   startup: startupScenario,
   burst: burstScenario,
+  churn: churnScenario,
   exposure: exposureScenario,
   drift: driftScenario,
   idle: idleScenario,

@@ -1,5 +1,5 @@
 /**
- * The C programs (floor.c, observer.c), compiled on the fly with `cc` into a temporary
+ * The C programs (floor.c, floor_nl.c, observer.c), compiled on the fly with `cc` into a temporary
  * directory, so the floor is always built for this machine and kernel headers.
  */
 import * as fs from 'node:fs';
@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT, run } from './system';
 
-const SOURCES = ['floor', 'observer'] as const;
+const SOURCES = ['floor', 'floor_nl', 'observer'] as const;
 export type ToolName = (typeof SOURCES)[number];
 
 export class CTools {

@@ -55,6 +55,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, 
   private readonly lastSeen: LastSeenKeeper;
   private readonly events: LinkEvents;
   private readonly refresh: LinkRefresh;
+  private readonly facts: InterfaceFactsSource;
   private stateLock: StateDirLock | null = null;
   private stateDirOpened = false;
   /** Null unless options.metrics: then the exporters (src/api/metrics-*.ts) render it. */
@@ -86,13 +87,13 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, 
         );
       else this.log.log('info', `Notifying systemd through ${socket} works again`);
     };
-    const facts = new InterfaceFactsSource(options.sysfsRoot, (message, link, error) => {
+    const facts = (this.facts = new InterfaceFactsSource(options.sysfsRoot, (message, link, error) => {
       this.log.log('warning', `${link.name}: ${message}: ${error.message}`, {
         INTERFACE: link.name,
         IFINDEX: link.ifindex,
         ERRNO: (error as { errno?: number }).errno,
       });
-    });
+    }));
     const lastSeenStore = new LastSeenStore(options.stateDir);
     this.reconciler = new Reconciler(
       initialPolicy,
@@ -206,12 +207,23 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, 
     this.logPolicy(this.policy, 'loaded');
     this.lastSeen.load();
     this.events.open(); // before the dump, so nothing between the two is missed
+    this.filterLinkEvents();
     this.reconciler.loadAll(dumpLinks(), 'start');
     this.metrics?.noteCheckCompleted();
     this.records.flush();
     this.lastSeen.save();
     this.lastSeen.startAutosave();
     this.refresh.setSweepInterval(this.policy.sweepIntervalSec);
+  }
+
+  /**
+   * When no rule can match a link without a device, the kernel drops those links' events (a
+   * hypervisor's tap churn then costs nothing); when a reload makes them matter again, a sweep
+   * catches up with what was missed meanwhile.
+   */
+  private filterLinkEvents(): void {
+    const drop = this.facts.trustParentAttribute && this.reconciler.devicelessLinksCannotMatch;
+    if (this.events.dropDevicelessLinks(drop)) this.reconciler.sweep(dumpLinks());
   }
 
   /** After start() and once the API listens: tell systemd (and whoever waits on the log). */
@@ -248,6 +260,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, 
       this.counters.countReload();
       this.ledger.setLimits(policy.ledger);
       this.reconciler.setPolicy(policy);
+      this.filterLinkEvents();
       this.records.flush();
       this.logPolicy(policy, 'reloaded');
       this.refresh.setSweepInterval(policy.sweepIntervalSec);
@@ -286,7 +299,10 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, 
   }
 
   findLink(nameOrIndex: string): LinkMessage | null {
-    return this.reconciler.findLink(nameOrIndex);
+    const known = this.reconciler.findLink(nameOrIndex);
+    if (known || !this.events.droppingDevicelessLinks) return known;
+    // Links without a device are not followed (see filterLinkEvents): ask the kernel.
+    return dumpLinks().find((link) => link.name === nameOrIndex || String(link.ifindex) === nameOrIndex) ?? null;
   }
 
   explain(link: LinkMessage): Explanation {

@@ -135,25 +135,15 @@ function sizeReport(
       },
     );
   }
-  // Goals on the time each interface adds on top of the kernel's own creation work: CPU time is
-  // no measure here, because every reactor's ioctls spin on rtnl_lock while `ip` holds it (the C
-  // reactor burns ~10x its sequential cost that way), which says nothing about the reactor.
+  // Issue 13's goal: the daemon's CPU per interface against the C reactor's in the same burst.
+  // Both include spinning on rtnl_lock while `ip` holds it, so the ratio is what the daemon adds.
   const goals: GoalCheck[] = [];
-  if (offloadd) {
+  if (offloadd && floor && floor.cpuUs > 0) {
     goals.push({
-      goal: `${scenario}: (total − creation alone) / N ≤ 3× C floor per interface (log info)`,
-      measured: beyondCreation(offloadd) / base.floorUs,
-      limit: 3,
+      goal: `${scenario}: daemon CPU per interface ≤ 1.3× the C reactor's in the same burst (log info)`,
+      measured: offloadd.cpuUs / floor.cpuUs,
+      limit: 1.3,
       direction: 'atMost',
-      unit: 'x',
-    });
-  }
-  if (offloadd && today) {
-    goals.push({
-      goal: `${scenario}: ≥ 30× faster than ethtool per event, per interface beyond creation (log info)`,
-      measured: beyondCreation(today) / beyondCreation(offloadd),
-      limit: 30,
-      direction: 'atLeast',
       unit: 'x',
     });
   }
@@ -194,9 +184,9 @@ export async function burstScenario(ctx: BenchContext): Promise<ScenarioResult> 
       'Hot-plug burst: a reactor runs (idle) in an empty namespace; one `ip -batch` creates N/2 veth pairs (both ends ' +
       'match "m*", N managed). Clock: batch start → the reactor reports the N-th interface compliant (offloadd: N-th `initial` ' +
       'ledger record). C FLOOR column: observer.c reactor in the same burst; TODAY: the same listener running `ethtool -K` per event. ' +
-      "Goals: (total − the same batch with nothing reacting) / N, against floor.c's sequential cost per interface and against " +
-      "today's (ethtool per event) figure. CPU = the reactor process's CPU time over the burst; it includes spinning on rtnl_lock while " +
-      '`ip` holds it, for offloadd and the C reactor alike.',
+      "Goal: the reactor process's CPU time over the burst, offloadd against the C reactor in the same conditions; it includes " +
+      'spinning on rtnl_lock while `ip` holds it, for offloadd and the C reactor alike. (total − the same batch with nothing reacting) / N ' +
+      "is shown beside floor.c's sequential cost and today's (ethtool per event) figure.",
     measurements,
     goals,
     raw,

@@ -12,9 +12,10 @@ export async function startDaemon(
   netns: BenchNetns,
   logLevel: LogLevel,
   label: string,
+  policy = benchPolicy(),
 ): Promise<BenchDaemon> {
   await settle();
-  const daemon = new BenchDaemon(netns, { policy: benchPolicy(), logLevel, profileDir: ctx.profileDir, label });
+  const daemon = new BenchDaemon(netns, { policy, logLevel, profileDir: ctx.profileDir, label });
   await daemon.start();
   return daemon;
 }
@@ -43,18 +44,21 @@ export async function floorPerInterface(
   ctx: BenchContext,
   netns: BenchNetns,
   prefix: string,
+  via: 'ioctl' | 'ethtool-netlink' = 'ioctl',
 ): Promise<{ changeUs: number; compliantUs: number; count: number }> {
   const change: number[] = [];
   const compliant: number[] = [];
   let count = 0;
+  const pass = (): ReturnType<BenchNetns['floorRun']> =>
+    via === 'ioctl' ? netns.floorRun(prefix) : netns.floorNetlinkRun(prefix);
   for (let rep = 0; rep < ctx.reps; rep++) {
     netns.setAll(prefix, true);
     await settle();
-    const first = netns.floorRun(prefix);
+    const first = pass();
     if (first.changed !== first.count || first.failed > 0)
-      throw new Error(`floor changed ${first.changed}/${first.count}, ${first.failed} failed`);
+      throw new Error(`${via} floor changed ${first.changed}/${first.count}, ${first.failed} failed`);
     change.push(first.totalNs / 1000 / first.count);
-    const second = netns.floorRun(prefix);
+    const second = pass();
     compliant.push(second.totalNs / 1000 / second.count);
     count = first.count;
   }

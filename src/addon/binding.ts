@@ -4,8 +4,9 @@
  * turned into KernelError here so the rest of the daemon sees one error type.
  */
 import { existsSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
-import { getSystemErrorName } from 'node:util';
+import { getSystemErrorMap, getSystemErrorName } from 'node:util';
 import { KernelError, OffloaddError } from '../errors';
 
 export interface DriverInfo {
@@ -55,6 +56,8 @@ export interface NativeUnixListener {
 
 export interface NativeLinkMonitor {
   close(): void;
+  /** A kernel-side filter drops link messages without IFLA_PARENT_DEV_NAME (on), or none (off). */
+  dropDevicelessLinks(on: boolean): void;
   receiveBufferBytes(): number;
   ref(): void;
   unref(): void;
@@ -83,6 +86,23 @@ interface NativeAddon {
   netlinkGetFeatures: (ifindex: number, words: number) => Uint32Array;
   /** As setFeatures (`words` pairs of valid, requested), by ifindex over ethtool netlink. */
   netlinkSetFeatures: (ifindex: number, words: number, blocks: Uint32Array) => NetlinkFeaturesSetReply;
+  /**
+   * Many FEATURES_GET (set = false) or FEATURES_SET requests, pipelined on one socket, in one
+   * call. GET: `out` receives count × words × 4 (as getFeatures); SET: `pairs` holds count ×
+   * words × 2 (as setFeatures) and `out` receives count × words × 3 (activeChanged, activeNow,
+   * unmet: NetlinkFeaturesSetReply's arrays one after the other). `errnos[i]` is 0 or the
+   * request's errno (ENOBUFS: no answer; EBADMSG: an answer that did not parse). Returns the
+   * kernel's extended ACK texts as [index, text, ...] when it gave any, else undefined.
+   */
+  netlinkFeaturesBatch: (
+    set: boolean,
+    ifindexes: Int32Array,
+    count: number,
+    words: number,
+    pairs: Uint32Array | null,
+    out: Uint32Array,
+    errnos: Int32Array,
+  ) => Array<number | string> | undefined;
   LinkMonitor: new (
     receiveBufferBytes: number,
     onDatagrams: (errno: number, datagrams: Buffer[]) => void,
@@ -111,6 +131,7 @@ const EXPECTED_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = [
   'ethtoolNetlinkAvailable',
   'netlinkGetFeatures',
   'netlinkSetFeatures',
+  'netlinkFeaturesBatch',
   'LinkMonitor',
   'dumpLinks',
   'sendDatagram',
@@ -190,6 +211,7 @@ export const addon = {
   ethtoolNetlinkAvailable: wrap(raw.ethtoolNetlinkAvailable),
   netlinkGetFeatures: wrap(raw.netlinkGetFeatures),
   netlinkSetFeatures: wrap(raw.netlinkSetFeatures),
+  netlinkFeaturesBatch: wrap(raw.netlinkFeaturesBatch),
   dumpLinks: wrap(raw.dumpLinks),
   sendDatagram: wrap(raw.sendDatagram),
   /**
@@ -212,6 +234,19 @@ export const addon = {
       new raw.LinkMonitor(receiveBufferBytes, onDatagrams),
   ),
 } as const;
+
+/**
+ * The KernelError for an errno a batch call delivered as data, worded as the addon words a thrown
+ * one (with the kernel's extended ACK text in parentheses when it gave one).
+ */
+export function kernelErrorOf(errno: number, syscall: string, ifname: string, extack?: string): KernelError {
+  const [code, description] = getSystemErrorMap().get(-errno) ?? [ERRNO_NAMES.get(errno) ?? `errno ${errno}`, ''];
+  const text = `${syscall} on ${ifname} failed: ${description || code}${extack ? ` (${extack})` : ''}`;
+  return new KernelError(code, errno, syscall, text, ifname);
+}
+
+/** os.constants' names for the errnos libuv does not name (EBADMSG). */
+const ERRNO_NAMES = new Map(Object.entries(os.constants.errno).map(([name, errno]) => [errno, name]));
 
 /** errno name for an errno number delivered as data (e.g. the link monitor's ENOBUFS). */
 export function errnoName(errno: number): string {

@@ -35,6 +35,7 @@ export interface LinkEventHandlers {
 
 export class LinkEvents {
   private monitor: NativeLinkMonitor | null = null;
+  private droppingDeviceless = false;
 
   constructor(
     private readonly handlers: LinkEventHandlers,
@@ -46,6 +47,25 @@ export class LinkEvents {
   /** Subscribe. Call before dumping links, so no change between dump and subscription is missed. */
   open(): void {
     this.monitor = addon.openLinkMonitor(this.receiveBufferBytes, (errno, datagrams) => this.deliver(errno, datagrams));
+    if (this.droppingDeviceless) this.monitor.dropDevicelessLinks(true);
+  }
+
+  /**
+   * Whether the kernel should drop the events of links without a device (taps, veths, bridges)
+   * before they reach the daemon: right when no rule can match such a link (every rule needs a
+   * PCI id) and the kernel names parent devices (5.13+). A hypervisor's tap churn then costs no
+   * wake-up at all. Returns true when the events were being dropped and no longer are: the
+   * caller must re-read the links, since it missed what happened to those meanwhile.
+   */
+  dropDevicelessLinks(on: boolean): boolean {
+    const wasDropping = this.droppingDeviceless;
+    this.droppingDeviceless = on;
+    this.monitor?.dropDevicelessLinks(on);
+    return wasDropping && !on;
+  }
+
+  get droppingDevicelessLinks(): boolean {
+    return this.droppingDeviceless;
   }
 
   /** The buffer the kernel actually granted (it doubles the request for bookkeeping). */

@@ -53,23 +53,43 @@ export interface LinkMessage {
   parentBus: string | null;
 }
 
-function cString(buffer: Buffer, start: number, end: number): string {
-  const nul = buffer.indexOf(0, start);
-  return buffer.toString('latin1', start, nul >= 0 && nul < end ? nul : end);
+// Plain indexed reads: Buffer.readUInt16LE/32LE are calls with bounds checks, and this parser
+// runs for every link message of the host (~1 KiB each, most of it attributes we skip).
+function u16(buffer: Buffer, at: number): number {
+  return (buffer[at] as number) | ((buffer[at + 1] as number) << 8);
 }
+
+function u32(buffer: Buffer, at: number): number {
+  return (
+    ((buffer[at] as number) |
+      ((buffer[at + 1] as number) << 8) |
+      ((buffer[at + 2] as number) << 16) |
+      ((buffer[at + 3] as number) << 24)) >>>
+    0
+  );
+}
+
+function cString(buffer: Buffer, start: number, end: number): string {
+  let nul = start;
+  while (nul < end && buffer[nul] !== 0) nul++;
+  return buffer.toString('latin1', start, nul);
+}
+
+/** "00", "01", ... "ff": a MAC is six look-ups, not six toString(16) + padStart + join. */
+const HEX_BYTES = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, '0'));
 
 function macString(buffer: Buffer, start: number, end: number): string | null {
   if (end - start <= 0) return null;
-  const parts: string[] = [];
-  for (let i = start; i < end; i++) parts.push((buffer[i] as number).toString(16).padStart(2, '0'));
-  return parts.join(':');
+  let mac = HEX_BYTES[buffer[start] as number] as string;
+  for (let i = start + 1; i < end; i++) mac += `:${HEX_BYTES[buffer[i] as number] as string}`;
+  return mac;
 }
 
 function parseLinkInfoKind(buffer: Buffer, start: number, end: number): string | null {
   for (let offset = start; offset + RTA_HEADER_BYTES <= end;) {
-    const length = buffer.readUInt16LE(offset);
+    const length = u16(buffer, offset);
     if (length < RTA_HEADER_BYTES || offset + length > end) return null;
-    if ((buffer.readUInt16LE(offset + 2) & NLA_TYPE_MASK) === IFLA_INFO_KIND) {
+    if ((u16(buffer, offset + 2) & NLA_TYPE_MASK) === IFLA_INFO_KIND) {
       return cString(buffer, offset + RTA_HEADER_BYTES, offset + length);
     }
     offset += (length + 3) & ~3;
@@ -81,9 +101,9 @@ function parseLink(buffer: Buffer, start: number, end: number, type: 'new' | 'de
   if (end - start < IFINFOMSG_BYTES) return null;
   const message: LinkMessage = {
     type,
-    ifindex: buffer.readInt32LE(start + 4),
+    ifindex: u32(buffer, start + 4) | 0,
     name: '',
-    up: (buffer.readUInt32LE(start + 8) & IFF_UP) !== 0,
+    up: (u32(buffer, start + 8) & IFF_UP) !== 0,
     operstate: 'unknown',
     kind: null,
     mac: null,
@@ -93,9 +113,9 @@ function parseLink(buffer: Buffer, start: number, end: number, type: 'new' | 'de
     parentBus: null,
   };
   for (let offset = start + IFINFOMSG_BYTES; offset + RTA_HEADER_BYTES <= end;) {
-    const length = buffer.readUInt16LE(offset);
+    const length = u16(buffer, offset);
     if (length < RTA_HEADER_BYTES || offset + length > end) break; // truncated: keep what we have
-    const attribute = buffer.readUInt16LE(offset + 2) & NLA_TYPE_MASK;
+    const attribute = u16(buffer, offset + 2) & NLA_TYPE_MASK;
     const value = offset + RTA_HEADER_BYTES;
     const valueEnd = offset + length;
     switch (attribute) {
@@ -106,7 +126,7 @@ function parseLink(buffer: Buffer, start: number, end: number, type: 'new' | 'de
         message.mac = macString(buffer, value, valueEnd);
         break;
       case IFLA_MASTER:
-        if (valueEnd - value >= 4) message.master = buffer.readUInt32LE(value) || null;
+        if (valueEnd - value >= 4) message.master = u32(buffer, value) || null;
         break;
       case IFLA_OPERSTATE:
         message.operstate = OPERSTATES[buffer[value] ?? 0] ?? 'unknown';
@@ -115,7 +135,7 @@ function parseLink(buffer: Buffer, start: number, end: number, type: 'new' | 'de
         message.kind = parseLinkInfoKind(buffer, value, valueEnd);
         break;
       case IFLA_EVENT:
-        if (valueEnd - value >= 4) message.event = buffer.readUInt32LE(value);
+        if (valueEnd - value >= 4) message.event = u32(buffer, value);
         break;
       case IFLA_PARENT_DEV_NAME:
         message.parentDevice = cString(buffer, value, valueEnd);
@@ -139,9 +159,9 @@ function parseLink(buffer: Buffer, start: number, end: number, type: 'new' | 'de
 export function parseLinkDatagram(buffer: Buffer): LinkMessage[] {
   const links: LinkMessage[] = [];
   for (let offset = 0; offset + NLMSG_HEADER_BYTES <= buffer.length;) {
-    const length = buffer.readUInt32LE(offset);
+    const length = u32(buffer, offset);
     if (length < NLMSG_HEADER_BYTES || offset + length > buffer.length) break;
-    const type = buffer.readUInt16LE(offset + 4);
+    const type = u16(buffer, offset + 4);
     if (type === RTM_NEWLINK || type === RTM_DELLINK) {
       const link = parseLink(
         buffer,

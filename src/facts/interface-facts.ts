@@ -43,6 +43,12 @@ export interface FactsSource {
    * KernelError (vanished) when the interface went away or was renamed before it could be read.
    */
   device(link: LinkMessage): DeviceFacts;
+  /**
+   * True when the link message alone shows there is no device behind the link (no PCI id, no
+   * bus): the kernel names a parent device in every link message that has one (5.13+). Such a
+   * link's driver, if any, is a virtual one (tun, veth), known only by asking (GDRVINFO).
+   */
+  hasNoDevice?(link: LinkMessage): boolean;
   /** The link is gone: drop what is cached for its ifindex. */
   forget(ifindex: number): void;
 }
@@ -54,7 +60,7 @@ export class InterfaceFactsSource implements FactsSource {
    * one has no `device` in sysfs: no need to look. A substitute root (tests, containers) is
    * always looked at, since it may present any interface as any device.
    */
-  private readonly trustParentAttribute: boolean;
+  readonly trustParentAttribute: boolean;
 
   constructor(
     readonly sysfsRoot: string,
@@ -71,6 +77,10 @@ export class InterfaceFactsSource implements FactsSource {
       this.devices.set(link.ifindex, device);
     }
     return device;
+  }
+
+  hasNoDevice(link: LinkMessage): boolean {
+    return this.trustParentAttribute && link.parentDevice === null;
   }
 
   forget(ifindex: number): void {

@@ -1,12 +1,24 @@
 /**
- * Read → plan → set only what differs (one SFEATURES) → read back → verify, for one interface.
- * Never retries by itself: what the kernel refuses is reported as unenforceable, and the caller
- * decides about timing (flapping back-off). A vanished interface surfaces as KernelError.vanished.
+ * Read → plan → set only what differs (one request) → verify, for one interface. Over ethtool
+ * netlink the FEATURES_SET reply is the verification (one request and one reply per correction);
+ * over the ioctl, and when a reply did not parse, a read-back. Never retries by itself: what the
+ * kernel refuses is reported as unenforceable, and the caller decides about timing (flapping
+ * back-off). A vanished interface surfaces as KernelError.vanished.
+ *
+ * The steps are also offered apart (prepareApply, finishApply) so that a batch of interfaces can
+ * share pipelined reads and writes (the reconciler's start-up and resync).
  */
 import { KernelError } from '../errors';
 import type { WantedFeature } from '../policy/types';
-import type { FeatureAccess, FeatureSnapshot } from './feature-state';
+import {
+  UnparsedReply,
+  type FeatureAccess,
+  type FeatureChange,
+  type FeatureSnapshot,
+  type WriteReadBack,
+} from './feature-state';
 import { changesOf, planFeatures, whyNotApplied, type FeaturePlan } from './plan';
+import * as os from 'node:os';
 
 export type FeatureAction =
   /** Nothing to do: already as wanted. */
@@ -41,7 +53,10 @@ export interface ApplyResult {
   changed: boolean;
   /** Every enforceable wanted feature is now active as wanted. */
   compliant: boolean;
-  /** Time from the first read to the verified read-back. */
+  /**
+   * Time from the first read to the verification; for a check made in a batch, the batch's time
+   * divided among its interfaces (what one correction cost when done together).
+   */
   durationUs: number;
 }
 
@@ -55,92 +70,150 @@ export interface ApplyOptions {
   gate(feature: string): 'correct' | 'defer' | 'unenforceable';
 }
 
+/** A plan made, its changes chosen, not yet written. */
+export interface PreparedApply {
+  plan: FeaturePlan[];
+  /** What to write (empty: nothing to write). */
+  changes: FeatureChange[];
+  /** The gate's answer per feature that differs (enforce mode only). */
+  gates: Map<string, 'correct' | 'defer' | 'unenforceable'> | null;
+  enforce: boolean;
+  /** process.hrtime.bigint() when the read started. */
+  started: bigint;
+}
+
+export function prepareApply(
+  before: FeatureSnapshot,
+  wanted: readonly WantedFeature[],
+  options: ApplyOptions,
+  started: bigint,
+): PreparedApply {
+  const plan = planFeatures(wanted, before);
+  let gates: Map<string, 'correct' | 'defer' | 'unenforceable'> | null = null;
+  const changes: FeatureChange[] = [];
+  if (options.enforce) {
+    for (const change of changesOf(plan)) {
+      const gate = options.gate(change.feature);
+      (gates ??= new Map()).set(change.feature, gate);
+      if (gate === 'correct') changes.push(change);
+    }
+  }
+  return { plan, changes, gates, enforce: options.enforce, started };
+}
+
+/** The write's errno classes: a device that cannot do it vs. a failure worth retrying. */
+const NOT_SUPPORTED = new Set([os.constants.errno.EOPNOTSUPP, os.constants.errno.ENOTSUP]);
+
+/**
+ * Outcomes from the plan and the state after the write (`after`: the reply or a read-back; null
+ * when nothing was written). `writeError`: the kernel refused the write (not vanished).
+ */
+export function finishApply(
+  prepared: PreparedApply,
+  after: FeatureSnapshot | null,
+  writeError: KernelError | null,
+  ended: bigint,
+  /** How many interfaces shared the time from `started` to `ended` (a batch). */
+  sharedBy = 1,
+): ApplyResult {
+  const { plan, gates, enforce } = prepared;
+  const outcomes = new Array<FeatureOutcome>(plan.length);
+  let changed = false;
+  let compliant = true;
+  for (let i = 0; i < plan.length; i++) {
+    const entry = plan[i] as FeaturePlan;
+    const state = after?.get(entry.feature);
+    const afterActive = state ? state.active : entry.active;
+    let action: FeatureAction;
+    let reason = entry.reason;
+    switch (entry.status) {
+      case 'compliant':
+        action = 'none';
+        break;
+      case 'absent':
+      case 'ignored':
+        action = 'ignored';
+        break;
+      case 'unenforceable':
+        action = 'unenforceable';
+        break;
+      case 'differs': {
+        const gate = gates?.get(entry.feature);
+        if (!enforce) action = 'reported';
+        else if (gate === 'unenforceable') {
+          action = 'unenforceable';
+          reason = 'known to be unenforceable on this interface';
+        } else if (gate !== 'correct') action = 'deferred';
+        else if (afterActive === entry.wanted) action = 'enforced';
+        else if (writeError) {
+          // EOPNOTSUPP: the device cannot do it (retrying would loop); anything else may pass.
+          action = NOT_SUPPORTED.has(writeError.errno) ? 'unenforceable' : 'failed';
+          reason = `${writeError.message}${writeError.hint ? ` (${writeError.hint})` : ''}`;
+        } else if (state && state.requested !== entry.wanted) {
+          // Our request is no longer the requested state: someone else wrote after us.
+          action = 'contended';
+          reason = 'another writer changed it back during the correction';
+        } else {
+          action = 'unenforceable';
+          reason = after ? whyNotApplied(entry.feature, entry.wanted, after) : 'no state after the write';
+        }
+        break;
+      }
+    }
+    if (action === 'enforced') changed = true;
+    if (action !== 'ignored' && action !== 'unenforceable' && afterActive !== entry.wanted) compliant = false;
+    outcomes[i] = {
+      feature: entry.feature,
+      as: entry.as,
+      wanted: entry.wanted,
+      active: entry.active,
+      status: entry.status,
+      reason,
+      action,
+      after: afterActive,
+    };
+  }
+  return { outcomes, changed, compliant, durationUs: Number(ended - prepared.started) / 1000 / sharedBy };
+}
+
+/**
+ * What a write's answer leaves to do: the state after it, or a read-back when it gave none
+ * (ioctl) or one that did not parse (`onUnparsed` is told, for the logs).
+ */
+export function stateAfterWrite(
+  table: FeatureAccess,
+  ifname: string,
+  ifindex: number,
+  readBack: WriteReadBack,
+  onUnparsed: (error: KernelError) => void,
+): FeatureSnapshot {
+  if (readBack instanceof UnparsedReply) onUnparsed(readBack.error);
+  else if (readBack !== null) return readBack;
+  return table.read(ifname, ifindex);
+}
+
 export function applyWanted(
   table: FeatureAccess,
   ifname: string,
   ifindex: number,
   wanted: readonly WantedFeature[],
   options: ApplyOptions,
+  onUnparsed: (error: KernelError) => void = () => undefined,
 ): ApplyResult {
   const started = process.hrtime.bigint();
-  const plan = planFeatures(wanted, table.read(ifname, ifindex));
-  const gates = new Map<string, 'correct' | 'defer' | 'unenforceable'>();
-  const toChange = options.enforce
-    ? changesOf(plan).filter((change) => {
-        const gate = options.gate(change.feature);
-        gates.set(change.feature, gate);
-        return gate === 'correct';
-      })
-    : [];
-
+  const before = table.read(ifname, ifindex);
+  const prepared = prepareApply(before, wanted, options, started);
   let writeError: KernelError | null = null;
   let after: FeatureSnapshot | null = null;
-  if (toChange.length > 0) {
+  if (prepared.changes.length > 0) {
+    let readBack: WriteReadBack = null;
     try {
-      table.write(ifname, ifindex, toChange);
+      readBack = table.write(ifname, ifindex, prepared.changes, before);
     } catch (error) {
       if (!(error instanceof KernelError) || error.vanished) throw error;
       writeError = error;
     }
-    after = table.read(ifname, ifindex);
+    after = stateAfterWrite(table, ifname, ifindex, readBack, onUnparsed);
   }
-  const changing = new Set(toChange.map((change) => change.feature));
-
-  const outcomes = plan.map((entry): FeatureOutcome => {
-    const afterActive = after?.get(entry.feature)?.active ?? entry.active;
-    switch (entry.status) {
-      case 'compliant':
-        return { ...entry, action: 'none', after: afterActive };
-      case 'absent':
-      case 'ignored':
-        return { ...entry, action: 'ignored', after: afterActive };
-      case 'unenforceable':
-        return { ...entry, action: 'unenforceable', after: afterActive };
-      case 'differs': {
-        if (!options.enforce) return { ...entry, action: 'reported', after: afterActive };
-        if (gates.get(entry.feature) === 'unenforceable')
-          return {
-            ...entry,
-            action: 'unenforceable',
-            after: afterActive,
-            reason: 'known to be unenforceable on this interface',
-          };
-        if (!changing.has(entry.feature)) return { ...entry, action: 'deferred', after: afterActive };
-        if (afterActive === entry.wanted) return { ...entry, action: 'enforced', after: afterActive };
-        if (writeError)
-          return {
-            ...entry,
-            action: 'failed',
-            after: afterActive,
-            reason: `${writeError.message}${writeError.hint ? ` (${writeError.hint})` : ''}`,
-          };
-        const state = after?.get(entry.feature);
-        if (state && state.requested !== entry.wanted) {
-          // Our request is no longer the requested state: someone else wrote after us.
-          return {
-            ...entry,
-            action: 'contended',
-            after: afterActive,
-            reason: 'another writer changed it back during the correction',
-          };
-        }
-        return {
-          ...entry,
-          action: 'unenforceable',
-          after: afterActive,
-          reason: whyNotApplied(entry.feature, entry.wanted, after!),
-        };
-      }
-    }
-  });
-
-  return {
-    outcomes,
-    changed: outcomes.some((outcome) => outcome.action === 'enforced'),
-    compliant: outcomes.every(
-      (outcome) =>
-        outcome.action === 'ignored' || outcome.action === 'unenforceable' || outcome.after === outcome.wanted,
-    ),
-    durationUs: Number(process.hrtime.bigint() - started) / 1000,
-  };
+  return finishApply(prepared, after, writeError, process.hrtime.bigint());
 }

@@ -2,7 +2,9 @@
  * The kernel's feature bit-sets, by name. Bit positions come from the running kernel's
  * ETH_SS_FEATURES string set (never hard-coded: they differ between kernel versions).
  */
-import { addon } from '../addon/binding';
+import * as os from 'node:os';
+import { addon, kernelErrorOf } from '../addon/binding';
+import { KernelError } from '../errors';
 
 /** One feature on one device, as ETHTOOL_GFEATURES reports it. */
 export interface FeatureState {
@@ -20,11 +22,42 @@ export interface FeatureSnapshot {
   get(feature: string): FeatureState | undefined;
 }
 
+/** One interface a batch call is about. */
+export interface FeatureTarget {
+  name: string;
+  ifindex: number;
+}
+
+export interface FeatureChange {
+  feature: string;
+  on: boolean;
+}
+
+/** A write that was made, but whose reply did not parse: the caller logs it and reads back. */
+export class UnparsedReply {
+  constructor(readonly error: KernelError) {}
+}
+
+/**
+ * What a write says about the state right after it: the kernel's own answer (ethtool netlink's
+ * FEATURES_SET reply), or null when it says nothing (the ioctl) and the caller must read back.
+ */
+export type WriteReadBack = FeatureSnapshot | null | UnparsedReply;
+
 /** Reading and changing one interface's features: the kernel (FeatureTable) or a test's fake. */
 export interface FeatureAccess {
   read(ifname: string, ifindex: number): FeatureSnapshot;
-  /** All changes in one request; returns the kernel's ETHTOOL_F_* flags. Throws KernelError. */
-  write(ifname: string, ifindex: number, changes: ReadonlyArray<{ feature: string; on: boolean }>): number;
+  /**
+   * All changes in one request. `before` is the snapshot the changes were planned from. Throws
+   * KernelError when the kernel refused.
+   */
+  write(ifname: string, ifindex: number, changes: readonly FeatureChange[], before: FeatureSnapshot): WriteReadBack;
+  /** read() for many interfaces at once (pipelined); an error is returned in the interface's place. */
+  readMany?(targets: readonly FeatureTarget[]): Array<FeatureSnapshot | KernelError>;
+  /** write() for many interfaces at once (pipelined); an error is returned in the interface's place. */
+  writeMany?(
+    writes: ReadonlyArray<{ target: FeatureTarget; changes: readonly FeatureChange[]; before: FeatureSnapshot }>,
+  ): Array<WriteReadBack | KernelError>;
 }
 
 /**
@@ -33,6 +66,41 @@ export interface FeatureAccess {
  * by name, checked against the ifindex just before each call.
  */
 export type FeatureInterface = 'ethtool-netlink' | 'ioctl';
+
+/** GFEATURES' layout: per 32-bit word, four u32 in this order. */
+const AVAILABLE = 0;
+const REQUESTED = 1;
+const ACTIVE = 2;
+const NEVER_CHANGED = 3;
+const BLOCK = 4;
+
+const GET = 'ETHTOOL_MSG_FEATURES_GET';
+const SET = 'ETHTOOL_MSG_FEATURES_SET';
+/** A request without an answer (the batch's receive buffer overflowed) or with one that did not parse. */
+const NO_ANSWER = new Set([os.constants.errno.ENOBUFS, os.constants.errno.EBADMSG]);
+
+/** One interface's features: `words` blocks of four u32 at `base` in `blocks` (shared by a batch). */
+class FeatureBits implements FeatureSnapshot {
+  constructor(
+    private readonly bitOf: ReadonlyMap<string, number>,
+    readonly blocks: Uint32Array,
+    readonly base: number,
+  ) {}
+
+  get(feature: string): FeatureState | undefined {
+    const bit = this.bitOf.get(feature);
+    if (bit === undefined) return undefined;
+    const at = this.base + (bit >>> 5) * BLOCK;
+    const mask = (1 << (bit & 31)) >>> 0;
+    const blocks = this.blocks;
+    return {
+      changeable: ((blocks[at + AVAILABLE] as number) & mask) !== 0,
+      requested: ((blocks[at + REQUESTED] as number) & mask) !== 0,
+      active: ((blocks[at + ACTIVE] as number) & mask) !== 0,
+      neverChanges: ((blocks[at + NEVER_CHANGED] as number) & mask) !== 0,
+    };
+  }
+}
 
 export class FeatureTable implements FeatureAccess {
   readonly names: readonly string[];
@@ -66,36 +134,147 @@ export class FeatureTable implements FeatureAccess {
       this.via === 'ethtool-netlink'
         ? addon.netlinkGetFeatures(ifindex, this.words)
         : addon.getFeatures(ifname, ifindex, this.words);
-    return {
-      get: (feature: string): FeatureState | undefined => {
-        const bit = this.bitOf.get(feature);
-        if (bit === undefined) return undefined;
-        const base = (bit >>> 5) * 4;
-        const mask = (1 << (bit & 31)) >>> 0;
-        const flag = (offset: number): boolean => ((blocks[base + offset] as number) & mask) >>> 0 !== 0;
-        return { changeable: flag(0), requested: flag(1), active: flag(2), neverChanges: flag(3) };
-      },
-    };
+    return new FeatureBits(this.bitOf, blocks, 0);
+  }
+
+  /** Over netlink: every FEATURES_GET pipelined in one addon call. Over the ioctl: one by one. */
+  readMany(targets: readonly FeatureTarget[]): Array<FeatureSnapshot | KernelError> {
+    if (this.via !== 'ethtool-netlink') return targets.map((target) => this.readOrError(target));
+    const count = targets.length;
+    const ifindexes = new Int32Array(count);
+    for (let i = 0; i < count; i++) ifindexes[i] = (targets[i] as FeatureTarget).ifindex;
+    const stride = this.words * BLOCK;
+    const out = new Uint32Array(count * stride);
+    const errnos = new Int32Array(count);
+    const texts = addon.netlinkFeaturesBatch(false, ifindexes, count, this.words, null, out, errnos);
+    const results = new Array<FeatureSnapshot | KernelError>(count);
+    for (let i = 0; i < count; i++) {
+      const target = targets[i] as FeatureTarget;
+      const errno = errnos[i] as number;
+      // An unanswered GET is simply asked again, alone.
+      if (NO_ANSWER.has(errno)) results[i] = this.readOrError(target);
+      else if (errno !== 0) results[i] = kernelErrorOf(errno, GET, target.name, extackOf(texts, i));
+      else results[i] = new FeatureBits(this.bitOf, out, i * stride);
+    }
+    return results;
   }
 
   /**
-   * One request for all changes. Returns the ioctl's ETHTOOL_F_* flags; 0 over netlink, whose
-   * reply the read-back covers.
+   * One request for all changes. Over netlink the FEATURES_SET reply is the read-back (the
+   * state after the write, from `before` and the reply's diff); over the ioctl there is none.
    */
-  write(ifname: string, ifindex: number, changes: ReadonlyArray<{ feature: string; on: boolean }>): number {
-    const blocks = new Uint32Array(this.words * 2);
+  write(ifname: string, ifindex: number, changes: readonly FeatureChange[], before: FeatureSnapshot): WriteReadBack {
+    if (this.via === 'ethtool-netlink') {
+      const [result] = this.writeMany([{ target: { name: ifname, ifindex }, changes, before }]);
+      if (result instanceof KernelError) throw result;
+      return result ?? null;
+    }
+    const pairs = new Uint32Array(this.words * 2);
+    this.fillPairs(pairs, 0, changes);
+    addon.setFeatures(ifname, ifindex, pairs);
+    return null;
+  }
+
+  /** Over netlink: every FEATURES_SET pipelined in one addon call, each reply its read-back. */
+  writeMany(
+    writes: ReadonlyArray<{ target: FeatureTarget; changes: readonly FeatureChange[]; before: FeatureSnapshot }>,
+  ): Array<WriteReadBack | KernelError> {
+    if (this.via !== 'ethtool-netlink')
+      return writes.map(({ target, changes, before }) => {
+        try {
+          return this.write(target.name, target.ifindex, changes, before);
+        } catch (error) {
+          if (error instanceof KernelError) return error;
+          throw error;
+        }
+      });
+    const count = writes.length;
+    const words = this.words;
+    const ifindexes = new Int32Array(count);
+    const pairs = new Uint32Array(count * words * 2);
+    for (let i = 0; i < count; i++) {
+      const write = writes[i] as (typeof writes)[number];
+      ifindexes[i] = write.target.ifindex;
+      this.fillPairs(pairs, i * words * 2, write.changes);
+    }
+    const out = new Uint32Array(count * words * 3);
+    const errnos = new Int32Array(count);
+    const texts = addon.netlinkFeaturesBatch(true, ifindexes, count, words, pairs, out, errnos);
+    const after = new Uint32Array(count * words * BLOCK);
+    const results = new Array<WriteReadBack | KernelError>(count);
+    for (let i = 0; i < count; i++) {
+      const { target, before } = writes[i] as (typeof writes)[number];
+      const errno = errnos[i] as number;
+      if (NO_ANSWER.has(errno))
+        // The SET may or may not have been made: only a read-back can tell.
+        results[i] = new UnparsedReply(kernelErrorOf(errno, SET, target.name, extackOf(texts, i)));
+      else if (errno !== 0) results[i] = kernelErrorOf(errno, SET, target.name, extackOf(texts, i));
+      else results[i] = this.afterWrite(before, pairs, i * words * 2, out, i * words * 3, after, i * words * BLOCK);
+    }
+    return results;
+  }
+
+  private readOrError(target: FeatureTarget): FeatureSnapshot | KernelError {
+    try {
+      return this.read(target.name, target.ifindex);
+    } catch (error) {
+      if (error instanceof KernelError) return error;
+      throw error;
+    }
+  }
+
+  /** ETHTOOL_SFEATURES' [valid, requested] per word, at `at`. */
+  private fillPairs(pairs: Uint32Array, at: number, changes: readonly FeatureChange[]): void {
     for (const { feature, on } of changes) {
       const bit = this.bitOf.get(feature);
       if (bit === undefined) continue;
-      const word = bit >>> 5;
+      const word = at + (bit >>> 5) * 2;
       const mask = (1 << (bit & 31)) >>> 0;
-      blocks[word * 2] = ((blocks[word * 2] as number) | mask) >>> 0;
-      if (on) blocks[word * 2 + 1] = ((blocks[word * 2 + 1] as number) | mask) >>> 0;
+      pairs[word] = ((pairs[word] as number) | mask) >>> 0;
+      if (on) pairs[word + 1] = ((pairs[word + 1] as number) | mask) >>> 0;
     }
-    if (this.via === 'ethtool-netlink') {
-      addon.netlinkSetFeatures(ifindex, this.words, blocks);
-      return 0;
-    }
-    return addon.setFeatures(ifname, ifindex, blocks);
   }
+
+  /**
+   * The state right after a FEATURES_SET, from the state it was planned on and the kernel's reply
+   * (ethnl_set_features): ACTIVE's mask = the active bits that changed, its value = their new
+   * state; WANTED's mask = the requested bits whose new active state is not as requested. For
+   * every requested bit the reply is exact (active = requested XOR unmet), whatever `before`
+   * missed; other bits take the changes the reply names. Written into `after` at `at`.
+   */
+  private afterWrite(
+    before: FeatureSnapshot,
+    pairs: Uint32Array,
+    pairsAt: number,
+    reply: Uint32Array,
+    replyAt: number,
+    after: Uint32Array,
+    at: number,
+  ): WriteReadBack {
+    const words = this.words;
+    if (!(before instanceof FeatureBits))
+      return new UnparsedReply(
+        new KernelError('EINVAL', os.constants.errno.EINVAL, SET, 'no kernel snapshot to apply the reply to'),
+      );
+    after.set(before.blocks.subarray(before.base, before.base + words * BLOCK), at);
+    for (let word = 0; word < words; word++) {
+      const block = at + word * BLOCK;
+      const valid = pairs[pairsAt + word * 2] as number;
+      const requested = pairs[pairsAt + word * 2 + 1] as number;
+      const changed = reply[replyAt + word] as number;
+      const now = reply[replyAt + words + word] as number;
+      const unmet = reply[replyAt + 2 * words + word] as number;
+      const active = ((after[block + ACTIVE] as number) & ~changed) | (now & changed);
+      after[block + ACTIVE] = ((active & ~valid) | ((requested ^ unmet) & valid)) >>> 0;
+      after[block + REQUESTED] = (((after[block + REQUESTED] as number) & ~valid) | (requested & valid)) >>> 0;
+    }
+    return new FeatureBits(this.bitOf, after, at);
+  }
+}
+
+/** The extended ACK text the batch call returned for request `index`, if any. */
+function extackOf(texts: Array<number | string> | undefined, index: number): string | undefined {
+  if (!texts) return undefined;
+  for (let i = 0; i + 1 < texts.length; i += 2) if (texts[i] === index) return texts[i + 1] as string;
+  return undefined;
 }

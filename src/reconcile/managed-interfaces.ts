@@ -44,9 +44,14 @@ export class ManagedInterfaces {
    * Starts managing an interface, or starts over when another rule now matches it.
    * `seen`: its features as an earlier run last saw them, if known.
    */
-  adopt(facts: InterfaceFacts, rule: Rule, mode: Mode, seen: Map<string, boolean> | null): ManagedInterface {
+  adopt(
+    facts: InterfaceFacts,
+    rule: Rule,
+    mode: Mode,
+    seen: Map<string, boolean> | null,
+    now = new Date().toISOString(),
+  ): ManagedInterface {
     this.release(facts.ifindex);
-    const now = new Date().toISOString();
     const managed: ManagedInterface = {
       status: {
         ifindex: facts.ifindex,
@@ -86,8 +91,9 @@ export class ManagedInterfaces {
     result: ApplyResult,
     drifts: number,
     newlyUnenforceable: readonly string[],
+    /** The check's time (ISO); one for a whole batch. */
+    now = new Date().toISOString(),
   ): void {
-    const now = new Date().toISOString();
     const status = managed.status;
     if (status.compliant !== result.compliant) {
       status.since = now;

@@ -5,7 +5,7 @@
  *
  *   link-table.ts          every known link, and why a message about it is worth a check
  *   work-queue.ts          one pending check per ifindex, drained at once or in time slices
- *   apply.ts               read → set what differs → read back, for one interface
+ *   apply.ts               read → set what differs → verify, for one interface (or its steps, for a batch)
  *   record-decisions.ts    which records a check makes (pure)
  *   managed-interfaces.ts  status and memory of the matched interfaces, the counts
  *   backoff-rechecks.ts    re-checks when a flapping back-off ends
@@ -21,15 +21,23 @@ import type { SeenInterface } from '../ledger/last-seen';
 import type { NewRecord, Trigger } from '../ledger/record';
 import { findRule, matchPolicy, NEEDS_DEVICE, type RuleEvaluation } from '../policy/match';
 import type { Mode, Policy, Rule } from '../policy/types';
-import { applyWanted, type ApplyResult } from './apply';
+import {
+  applyWanted,
+  finishApply,
+  prepareApply,
+  stateAfterWrite,
+  type ApplyOptions,
+  type ApplyResult,
+  type PreparedApply,
+} from './apply';
 import { BackoffRechecks } from './backoff-rechecks';
-import type { FeatureAccess } from './feature-state';
+import type { FeatureAccess, FeatureChange, FeatureSnapshot, FeatureTarget } from './feature-state';
 import { FlapGuard } from './flapping';
 import { LinkTable } from './link-table';
-import { ManagedInterfaces, type InterfaceStatus } from './managed-interfaces';
+import { ManagedInterfaces, type InterfaceStatus, type ManagedInterface } from './managed-interfaces';
 import { planFeatures, type FeaturePlan } from './plan';
 import { decideRecords, flappingRecord, type CheckContext } from './record-decisions';
-import { WorkQueue } from './work-queue';
+import { WorkQueue, type QueuedCheck } from './work-queue';
 
 export type { InterfaceStatus } from './managed-interfaces';
 
@@ -47,6 +55,17 @@ export interface ReconcilerObserver {
 /** What an earlier run last saw of the interface now called `name` with this MAC, if anything. */
 export type PreviouslySeen = (name: string, mac: string | null) => Map<string, boolean> | null;
 
+/** A check matched and ready to apply: who, under which rule, and what is remembered of it. */
+interface StartedCheck {
+  ifindex: number;
+  trigger: Trigger;
+  facts: InterfaceFacts;
+  rule: Rule;
+  mode: Mode;
+  state: ManagedInterface;
+  firstCheck: boolean;
+}
+
 export interface Explanation {
   facts: InterfaceFacts;
   evaluations: RuleEvaluation[];
@@ -58,7 +77,10 @@ export interface Explanation {
 export class Reconciler {
   private readonly links = new LinkTable();
   private readonly managed = new ManagedInterfaces();
-  private readonly queue = new WorkQueue((ifindex, trigger) => this.check(ifindex, trigger));
+  private readonly queue = new WorkQueue(
+    (ifindex, trigger) => this.check(ifindex, trigger),
+    (checks) => this.checkBatch(checks),
+  );
   private readonly rechecks = new BackoffRechecks((ifindex) => {
     this.queue.enqueue(ifindex, 'backoff');
     this.queue.drain();
@@ -72,6 +94,14 @@ export class Reconciler {
    * lost event can never make us skip someone else's change.
    */
   private readonly ownFeatureEvents = new Map<number, number>();
+  /** The time of the check or batch under way (see now()). */
+  private stamp: string | null = null;
+  /**
+   * Every rule that matches on `driver` also matches on `pci`, so a link without a device (no
+   * PCI id) can be matched without asking for its (virtual) driver: no GDRVINFO for the taps a
+   * hypervisor churns under the shipped BCM57508 rule.
+   */
+  private driverRulesNeedPci: boolean;
 
   constructor(
     private policy: Policy,
@@ -81,10 +111,16 @@ export class Reconciler {
     private readonly previouslySeen: PreviouslySeen = () => null,
   ) {
     this.flap = new FlapGuard(policy.flapping);
+    this.driverRulesNeedPci = driverRulesNeedPci(policy);
   }
 
   get currentPolicy(): Policy {
     return this.policy;
+  }
+
+  /** No rule can match a link without a device: every rule needs a PCI id. */
+  get devicelessLinksCannotMatch(): boolean {
+    return this.policy.rules.every((rule) => rule.match.pci !== undefined);
   }
 
   /** Initial state from a full dump: every link is checked before this returns. */
@@ -125,6 +161,7 @@ export class Reconciler {
 
   setPolicy(policy: Policy): void {
     this.policy = policy;
+    this.driverRulesNeedPci = driverRulesNeedPci(policy);
     this.flap.setLimits(policy.flapping);
     this.managed.forgetUnenforceable(null);
     for (const ifindex of this.links.ifindexes()) this.queue.enqueue(ifindex, 'reload');
@@ -221,14 +258,132 @@ export class Reconciler {
 
   /** Match → apply → decide records → remember → report, for one link. */
   private check(ifindex: number, trigger: Trigger): void {
+    this.stamp = null;
+    const started = this.start(ifindex, trigger);
+    if (!started) return;
+    let result: ApplyResult;
+    try {
+      result = applyWanted(
+        this.table,
+        started.facts.name,
+        ifindex,
+        started.rule.features,
+        this.applyOptions(started),
+        (error) => this.reportUnparsed(error, started.facts),
+      );
+    } catch (error) {
+      this.reportFailure(error, started.facts, 'enforcing the policy');
+      return;
+    }
+    this.finish(started, result);
+  }
+
+  /**
+   * The same for many links, with the kernel requests pipelined: every read in one batch, then
+   * every write that is needed in another (start-up, resync, bursts). One timestamp for all.
+   */
+  private checkBatch(checks: QueuedCheck[]): void {
+    this.stamp = null;
+    const starts: StartedCheck[] = [];
+    for (const [ifindex, trigger] of checks) {
+      const started = this.start(ifindex, trigger);
+      if (started) starts.push(started);
+    }
+    const table = this.table;
+    if (starts.length < 2 || !table.readMany || !table.writeMany) {
+      for (const started of starts) this.applyAndFinish(started);
+      return;
+    }
+    const begun = process.hrtime.bigint();
+    const targets: FeatureTarget[] = starts.map((started) => ({ name: started.facts.name, ifindex: started.ifindex }));
+    const befores = table.readMany(targets);
+    const prepared = new Array<PreparedApply | null>(starts.length).fill(null);
+    const writes: Array<{ target: FeatureTarget; changes: FeatureChange[]; before: FeatureSnapshot }> = [];
+    const writers: number[] = [];
+    for (let i = 0; i < starts.length; i++) {
+      const started = starts[i] as StartedCheck;
+      const before = befores[i] as FeatureSnapshot | KernelError;
+      if (before instanceof KernelError) {
+        this.reportFailure(before, started.facts, 'enforcing the policy');
+        continue;
+      }
+      const plan = prepareApply(before, started.rule.features, this.applyOptions(started), begun);
+      prepared[i] = plan;
+      if (plan.changes.length > 0) {
+        writes.push({ target: targets[i] as FeatureTarget, changes: plan.changes, before });
+        writers.push(i);
+      }
+    }
+    const afters = new Array<FeatureSnapshot | null>(starts.length).fill(null);
+    const writeErrors = new Array<KernelError | null>(starts.length).fill(null);
+    const answers = writes.length > 0 ? table.writeMany(writes) : [];
+    for (let w = 0; w < answers.length; w++) {
+      const i = writers[w] as number;
+      const started = starts[i] as StartedCheck;
+      const answer = answers[w];
+      try {
+        if (answer instanceof KernelError) {
+          if (answer.vanished) throw answer;
+          writeErrors[i] = answer;
+          afters[i] = table.read(started.facts.name, started.ifindex);
+        } else {
+          afters[i] = stateAfterWrite(table, started.facts.name, started.ifindex, answer ?? null, (error) =>
+            this.reportUnparsed(error, started.facts),
+          );
+        }
+      } catch (error) {
+        prepared[i] = null;
+        this.reportFailure(error, started.facts, 'enforcing the policy');
+      }
+    }
+    const ended = process.hrtime.bigint();
+    for (let i = 0; i < starts.length; i++) {
+      const plan = prepared[i];
+      if (plan)
+        this.finish(
+          starts[i] as StartedCheck,
+          finishApply(plan, afters[i] ?? null, writeErrors[i] ?? null, ended, starts.length),
+        );
+    }
+  }
+
+  private applyAndFinish(started: StartedCheck): void {
+    let result: ApplyResult;
+    try {
+      result = applyWanted(
+        this.table,
+        started.facts.name,
+        started.ifindex,
+        started.rule.features,
+        this.applyOptions(started),
+        (error) => this.reportUnparsed(error, started.facts),
+      );
+    } catch (error) {
+      this.reportFailure(error, started.facts, 'enforcing the policy');
+      return;
+    }
+    this.finish(started, result);
+  }
+
+  /** The current check's (or batch's) time, ISO: made once, and only when a managed interface needs it. */
+  private now(): string {
+    return (this.stamp ??= new Date().toISOString());
+  }
+
+  /** Match and adopt: null when no rule matches (or the facts could not be read). */
+  private start(ifindex: number, trigger: Trigger): StartedCheck | null {
     const link = this.links.get(ifindex);
-    if (!link) return;
+    if (!link) return null;
     // The link message is the link facts: matching needs no copy of it, and most links (a
     // hypervisor's taps) match no rule and end here.
     let device: DeviceFacts | null = null;
     let rule: Rule | null | typeof NEEDS_DEVICE;
     try {
       rule = findRule(this.policy, link);
+      if (rule === NEEDS_DEVICE && this.driverRulesNeedPci && this.facts.hasNoDevice?.(link)) {
+        // No PCI id, so no device rule can match: decided from the message, no I/O.
+        rule = findRule(this.policy, link, UNKNOWN_DEVICE);
+      }
       if (rule === NEEDS_DEVICE) {
         device = this.facts.device(link);
         rule = findRule(this.policy, link, device);
@@ -237,34 +392,42 @@ export class Reconciler {
       if (rule) device ??= this.facts.device(link);
     } catch (error) {
       this.reportFailure(error, { ifindex, name: link.name }, 'reading interface facts');
-      return;
+      return null;
     }
     if (!rule || !device) {
       // No rule matches (the device is known whenever one does).
       if (this.managed.get(ifindex)) this.forget(ifindex, 'unmatched');
-      return;
+      return null;
     }
     const facts: InterfaceFacts = { ...linkFactsOf(link), ...device };
     let managed = this.managed.get(ifindex);
     const mode = this.modeOf(rule);
     const firstCheck = !managed || managed.ruleName !== rule.name;
     if (!managed || firstCheck)
-      managed = this.managed.adopt(facts, rule, mode, managed ? null : this.previouslySeen(facts.name, facts.mac));
-    const state = managed;
+      managed = this.managed.adopt(
+        facts,
+        rule,
+        mode,
+        managed ? null : this.previouslySeen(facts.name, facts.mac),
+        this.now(),
+      );
+    return { ifindex, trigger, facts, rule, mode, state: managed, firstCheck };
+  }
 
-    let result: ApplyResult;
-    try {
-      result = applyWanted(this.table, facts.name, ifindex, rule.features, {
-        enforce: mode === 'enforce',
-        gate: (feature) => {
-          if (state.unenforceable.has(feature)) return 'unenforceable';
-          return this.flap.mayCorrect(ifindex, feature) ? 'correct' : 'defer';
-        },
-      });
-    } catch (error) {
-      this.reportFailure(error, facts, 'enforcing the policy');
-      return;
-    }
+  private applyOptions(started: StartedCheck): ApplyOptions {
+    const { state, ifindex, mode } = started;
+    return {
+      enforce: mode === 'enforce',
+      gate: (feature) => {
+        if (state.unenforceable.has(feature)) return 'unenforceable';
+        return this.flap.mayCorrect(ifindex, feature) ? 'correct' : 'defer';
+      },
+    };
+  }
+
+  /** Decide records → remember → report. */
+  private finish(started: StartedCheck, result: ApplyResult): void {
+    const { ifindex, trigger, facts, rule, mode, state, firstCheck } = started;
     if (result.changed) this.ownFeatureEvents.set(ifindex, (this.ownFeatureEvents.get(ifindex) ?? 0) + 1);
 
     const context: CheckContext = {
@@ -287,9 +450,14 @@ export class Reconciler {
       const end = this.flap.backoffEnd(ifindex, feature);
       if (end !== null) this.rechecks.schedule(ifindex, end);
     }
-    this.managed.noteCheck(state, facts, mode, result, decision.drifts, decision.newlyUnenforceable);
+    this.managed.noteCheck(state, facts, mode, result, decision.drifts, decision.newlyUnenforceable, this.now());
     this.observer.onRecords(records);
     this.observer.onChecked(state.status, trigger, result);
+  }
+
+  /** A write's reply did not parse: the state was read back instead; worth an error in the log. */
+  private reportUnparsed(error: KernelError, facts: Partial<InterfaceFacts>): void {
+    this.observer.onProblem('error', `${error.message}; read the features back instead`, facts, error);
   }
 
   /** For explain: a device that vanished meanwhile is shown as unknown. */
@@ -309,4 +477,8 @@ export class Reconciler {
     }
     this.observer.onProblem('error', `Failed ${doing}: ${(error as Error).message}`, facts, error);
   }
+}
+
+function driverRulesNeedPci(policy: Policy): boolean {
+  return policy.rules.every((rule) => rule.match.driver === undefined || rule.match.pci !== undefined);
 }

@@ -5,6 +5,7 @@
  */
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { addon } from '../../src/addon/binding';
 import { KernelError } from '../../src/errors';
 import { dumpLinks } from '../../src/events/link-events';
@@ -70,7 +71,44 @@ describe('native addon contract', () => {
     );
   });
 
+  it('pipelines many FEATURES_GET in one call: each answer in its place, a failure only in its own', () => {
+    const words = FeatureTable.fromKernel().words;
+    const count = 600; // more than one window of requests
+    const ifindexes = new Int32Array(count).fill(1);
+    ifindexes[7] = 2 ** 30; // no such interface
+    const out = new Uint32Array(count * words * 4);
+    const errnos = new Int32Array(count).fill(-5);
+    const texts = addon.netlinkFeaturesBatch(false, ifindexes, count, words, null, out, errnos);
+    const lo = [...addon.getFeatures('lo', 1, words)];
+    for (let i = 0; i < count; i++) {
+      if (i === 7) continue;
+      assert.equal(errnos[i], 0, `request ${i}`);
+      assert.deepEqual([...out.subarray(i * words * 4, (i + 1) * words * 4)], lo);
+    }
+    assert.equal(errnos[7], os.constants.errno.ENODEV);
+    assert.equal(texts?.[0], 7, "the kernel's text is for the failed request");
+    assert.match(String(texts?.[1]), /ifindex|device/i);
+    const [failed] = FeatureTable.fromKernel().readMany([{ name: 'gone', ifindex: 2 ** 30 }]);
+    assert.ok(failed instanceof KernelError && failed.vanished && /ifindex|device/i.test(failed.message));
+  });
+
   it('rejects malformed arguments with a TypeError or EINVAL, never a crash', () => {
+    const batch = addon.netlinkFeaturesBatch as unknown as (...args: unknown[]) => unknown;
+    const ok = { ifindexes: new Int32Array([1]), out: new Uint32Array(8), errnos: new Int32Array(1) };
+    bad(() => batch(false, [1], 1, 2, null, ok.out, ok.errnos));
+    bad(() => batch(false, ok.ifindexes, 2, 2, null, ok.out, ok.errnos));
+    bad(() => batch(false, ok.ifindexes, 1, 2, null, new Uint32Array(7), ok.errnos));
+    bad(() => batch(false, new Int32Array([0]), 1, 2, null, ok.out, ok.errnos));
+    bad(() => batch(true, ok.ifindexes, 1, 2, new Uint32Array(3), ok.out, ok.errnos));
+    bad(() => batch(true, ok.ifindexes, 1, 2, null, ok.out, ok.errnos));
+    bad(() => batch(false, ok.ifindexes, 1, 65, null, ok.out, ok.errnos));
+    bad(() => batch(false, ok.ifindexes, 1, 2, null, ok.out, new Int32Array(0)));
+    const monitor = addon.openLinkMonitor(65536, () => undefined);
+    try {
+      bad(() => (monitor.dropDevicelessLinks as unknown as (...args: unknown[]) => unknown)('yes'));
+    } finally {
+      monitor.close();
+    }
     bad(() => addon.netlinkGetFeatures(0, 2));
     bad(() => addon.netlinkGetFeatures(1, 0));
     bad(() => addon.netlinkGetFeatures(-1, 2));

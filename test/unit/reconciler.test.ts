@@ -10,7 +10,13 @@ import type { FactsSource } from '../../src/facts/interface-facts';
 import type { DeviceFacts } from '../../src/facts/types';
 import type { NewRecord } from '../../src/ledger/record';
 import { parsePolicy } from '../../src/policy/load';
-import type { FeatureAccess, FeatureSnapshot, FeatureState } from '../../src/reconcile/feature-state';
+import type {
+  FeatureAccess,
+  FeatureChange,
+  FeatureSnapshot,
+  FeatureState,
+  FeatureTarget,
+} from '../../src/reconcile/feature-state';
 import { Reconciler } from '../../src/reconcile/reconciler';
 import { waitFor } from '../helpers/wait';
 
@@ -47,7 +53,8 @@ class FakeFeatures implements FeatureAccess {
     return { get: (feature) => (states.get(feature) ? { ...(states.get(feature) as FeatureState) } : undefined) };
   }
 
-  write(ifname: string, ifindex: number, changes: ReadonlyArray<{ feature: string; on: boolean }>): number {
+  /** Says nothing about the state after the write (as the ioctl): the reconciler reads back. */
+  write(ifname: string, ifindex: number, changes: ReadonlyArray<{ feature: string; on: boolean }>): null {
     const states = this.device(ifindex, ifname);
     if (this.refuseWith) throw new KernelError(this.refuseWith, 1, 'SIOCETHTOOL', 'Operation not permitted', ifname);
     this.writes++;
@@ -56,7 +63,23 @@ class FakeFeatures implements FeatureAccess {
       state.requested = on;
       if (!this.stubborn.has(feature)) state.active = on;
     }
-    return 0;
+    return null;
+  }
+
+  /** Batches, as the kernel's table pipelines them: counted, each entry as read()/write() would. */
+  readBatches = 0;
+  writeBatches = 0;
+
+  readMany(targets: readonly FeatureTarget[]): Array<FeatureSnapshot | KernelError> {
+    this.readBatches++;
+    return targets.map((target) => orError(() => this.read(target.name, target.ifindex)));
+  }
+
+  writeMany(
+    writes: ReadonlyArray<{ target: FeatureTarget; changes: readonly FeatureChange[]; before: FeatureSnapshot }>,
+  ): Array<null | KernelError> {
+    this.writeBatches++;
+    return writes.map(({ target, changes }) => orError(() => this.write(target.name, target.ifindex, changes)));
   }
 
   private device(ifindex: number, ifname = String(ifindex)): Map<string, FeatureState> {
@@ -66,11 +89,26 @@ class FakeFeatures implements FeatureAccess {
   }
 }
 
+function orError<T>(call: () => T): T | KernelError {
+  try {
+    return call();
+  } catch (error) {
+    if (error instanceof KernelError) return error;
+    throw error;
+  }
+}
+
 class FakeFacts implements FactsSource {
   readonly drivers = new Map<number, string>();
   forgotten: number[] = [];
 
   readonly deviceReads: number[] = [];
+  /** As with the real /sys on 5.13+: a link without IFLA_PARENT_DEV_NAME has no device. */
+  trustParent = false;
+
+  hasNoDevice(link: LinkMessage): boolean {
+    return this.trustParent && link.parentDevice === null;
+  }
 
   device(link: LinkMessage): DeviceFacts {
     this.deviceReads.push(link.ifindex);
@@ -160,6 +198,48 @@ describe('reconciler (no kernel: fake features and facts)', () => {
       ],
     );
     assert.deepEqual(h.reconciler.counts(), { managed: 1, compliant: 1 });
+  });
+
+  it('checks many queued links as one batch: one pipelined read, one pipelined write, a vanished one alone reported', () => {
+    h = harness();
+    for (let i = 1; i <= 5; i++) h.kernel.add(i, { 'rx-gro': true });
+    const links = [1, 2, 3, 4, 5].map((i) => link(i, `up${i}`));
+    h.kernel.devices.delete(3); // gone between the dump and the read
+    h.reconciler.loadAll(links, 'start');
+    assert.equal(h.kernel.readBatches, 1);
+    assert.equal(h.kernel.writeBatches, 1);
+    for (const i of [1, 2, 4, 5]) assert.equal(h.kernel.active(i, 'rx-gro'), false);
+    assert.deepEqual(
+      h.records.filter((record) => record.feature === 'rx-gro').map((record) => record.interface),
+      ['up1', 'up2', 'up4', 'up5'],
+    );
+    assert.deepEqual(h.problems, [['debug', 'Link vanished while enforcing the policy, ignoring']]);
+    assert.deepEqual(h.reconciler.counts(), { managed: 5, compliant: 4 });
+    const stamps = new Set(h.reconciler.statuses().map((status) => status.lastCheck));
+    assert.equal(stamps.size, 1, 'one timestamp for the batch');
+  });
+
+  it('decides from the link message alone that a deviceless link cannot match a driver/PCI rule', () => {
+    const policy = `rules:
+  - name: bcm
+    match: { driver: bnxt_en, pci: "14e4:1750" }
+    features: { gro: off }
+`;
+    h = harness(policy);
+    h.facts.trustParent = true;
+    h.kernel.add(1, { 'rx-gro': true });
+    h.kernel.add(2, { 'rx-gro': true });
+    h.reconciler.handleLinks([link(1, 'tap0', { kind: 'tun' })]);
+    assert.deepEqual(h.facts.deviceReads, [], 'no device read for a link without a parent device');
+    h.reconciler.handleLinks([link(2, 'eth0', { kind: null, parentDevice: '0000:3b:00.0', parentBus: 'pci' })]);
+    assert.deepEqual(h.facts.deviceReads, [2], 'a link with a device is looked at');
+    h.reconciler.stop();
+
+    h = harness(policy.replace(', pci: "14e4:1750"', ''));
+    h.facts.trustParent = true;
+    h.kernel.add(1, { 'rx-gro': true });
+    h.reconciler.handleLinks([link(1, 'tap0', { kind: 'tun' })]);
+    assert.deepEqual(h.facts.deviceReads, [1], 'a driver-only rule may match a virtual driver: it must ask');
   });
 
   it('records drift when a compliant feature is turned back on, and corrects it', () => {
