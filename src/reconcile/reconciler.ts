@@ -260,22 +260,7 @@ export class Reconciler {
   private check(ifindex: number, trigger: Trigger): void {
     this.stamp = null;
     const started = this.start(ifindex, trigger);
-    if (!started) return;
-    let result: ApplyResult;
-    try {
-      result = applyWanted(
-        this.table,
-        started.facts.name,
-        ifindex,
-        started.rule.features,
-        this.applyOptions(started),
-        (error) => this.reportUnparsed(error, started.facts),
-      );
-    } catch (error) {
-      this.reportFailure(error, started.facts, 'enforcing the policy');
-      return;
-    }
-    this.finish(started, result);
+    if (started) this.applyAndFinish(started);
   }
 
   /**
