@@ -311,9 +311,10 @@ export class Metrics {
         `{interface="${escapeLabelValue(status.name)}",driver="${escapeLabelValue(status.facts.driver ?? '')}",` +
         `pci="${status.facts.pci ? escapeLabelValue(vendorDevice(status.facts.pci)) : ''}",rule="${escapeLabelValue(status.rule)}"} `,
     );
-    // Sized up front (names, labels, values; ASCII as a rule): one allocation, no growing copies.
-    let expected = 1024;
-    for (const labelText of labelTexts) expected += 3 * (INTERFACE_LINE_OVERHEAD + labelText.length);
+    // Sized up front, to the byte but for the values' digits: one allocation that never grows, so
+    // the block keeps next to no spare capacity for as long as it lives.
+    let expected = HEADERS_BYTES;
+    for (const labelText of labelTexts) expected += INTERFACE_LINES_OVERHEAD + 3 * Buffer.byteLength(labelText);
     const out = new ByteWriter(expected);
     out.write(header('offloadd_interface_compliant', 'gauge', COMPLIANT_HELP));
     statuses.forEach((status, i) => {
@@ -357,16 +358,18 @@ class ByteWriter {
   }
 
   write(text: string): void {
-    const most = text.length * 3; // UTF-16 code unit → at most 3 UTF-8 bytes
-    if (this.length + most > this.buffer.length) {
-      const grown = Buffer.allocUnsafeSlow(Math.max(this.buffer.length * 2, this.length + most));
+    // The exact size, not the worst case (3 bytes per UTF-16 unit): near the end of a buffer sized
+    // to the byte, the worst case of a long label would double a buffer that has room enough.
+    const bytes = Buffer.byteLength(text, 'utf8');
+    if (this.length + bytes > this.buffer.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(this.buffer.length * 2, this.length + bytes));
       this.buffer.copy(grown, 0, 0, this.length);
       this.buffer = grown;
     }
     this.length += this.buffer.write(text, this.length, 'utf8');
   }
 
-  /** What was written (a view: the spare capacity, at most twice the content, stays with it). */
+  /** What was written (a view: the spare capacity, a few bytes when sized as interfaceLines() does, stays with it). */
   bytes(): Buffer {
     return this.buffer.subarray(0, this.length);
   }
@@ -375,11 +378,19 @@ class ByteWriter {
 /** The contract's textfile rate, also applied to the scrape path (see the constructor). */
 export const MIN_REBUILD_INTERVAL_MS = 1000;
 
-/** Bytes of a per-interface line besides its labels: the longest name and a value. */
-const INTERFACE_LINE_OVERHEAD = 'offloadd_interface_unenforceable_features'.length + 12;
+/** A value and its line feed, at most: a drift count of up to 11 digits. */
+const VALUE_BYTES = 12;
+/** Bytes of an interface's three lines besides their labels: the names and the values. */
+const INTERFACE_LINES_OVERHEAD =
+  'offloadd_interface_compliant'.length +
+  'offloadd_interface_drifts_total'.length +
+  'offloadd_interface_unenforceable_features'.length +
+  3 * VALUE_BYTES;
 const COMPLIANT_HELP = '1 while this managed interface is as the policy wants.';
 const DRIFTS_HELP = 'Drifts of this interface since it became managed.';
 const UNENFORCEABLE_HELP = 'Wanted features this device cannot change (as of the last check).';
+/** The per-interface block's three HELP and TYPE headers (a few hundred bytes), rounded up. */
+const HEADERS_BYTES = 1024;
 
 /** The standard process metrics, as the Prometheus client libraries name them. */
 function processLines(startedAt: Date): string {
