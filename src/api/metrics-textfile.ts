@@ -19,6 +19,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../errors';
 import type { Log } from '../observe/log';
+import type { Exposition } from '../observe/metrics';
 
 /** The collector's rule: it reads `*.prom` only. */
 export const TEXTFILE_SUFFIX = '.prom';
@@ -87,7 +88,7 @@ export class MetricsTextfile {
 
   constructor(
     file: string,
-    private readonly render: () => (string | Buffer)[],
+    private readonly render: () => Exposition,
     private readonly log: Log,
   ) {
     this.file = path.resolve(file);
@@ -140,7 +141,8 @@ export class MetricsTextfile {
 
   private async write(): Promise<void> {
     this.lastWriteMs = Date.now();
-    const parts = this.render().map((part) => (typeof part === 'string' ? Buffer.from(part, 'utf8') : part));
+    const exposition = this.render();
+    const parts = exposition.parts.map((part) => (typeof part === 'string' ? Buffer.from(part, 'utf8') : part));
     try {
       const fd = await call<number>((done) => fs.open(this.temporary, 'w', TEXTFILE_MODE, done));
       try {
@@ -165,6 +167,8 @@ export class MetricsTextfile {
         );
       }
       await call((done) => fs.rm(this.temporary, { force: true }, done)).catch(() => undefined);
+    } finally {
+      exposition.done(); // nothing reads the parts any more
     }
   }
 }

@@ -249,11 +249,41 @@ describe('metrics exposition (text format 0.0.4)', () => {
       daemon.list = Array.from({ length: 1000 }, (_, i) =>
         status(i + 2, `m${i}a`, i % 2 === 0, { rule: i === 7 ? 'ünïcode "rule"' : 'uplinks', driftCount: i }),
       );
-      const block = new Metrics(daemon).renderParts()[1];
+      const exposition = new Metrics(daemon).renderParts();
+      const block = exposition.parts[1];
+      exposition.done();
       assert.ok(Buffer.isBuffer(block));
       assert.match(block.toString('utf8'), /interface="m999a"/);
       const spare = block.buffer.byteLength - block.length;
       assert.ok(spare >= 0 && spare < 40_000, `${spare} spare bytes behind ${block.length}`);
+    });
+
+    it('rebuilds the per-interface lines over the previous block only when no writer holds it', () => {
+      const daemon = new FakeDaemon();
+      daemon.list = [status(2, 'eth0', true)];
+      const metrics = new Metrics(daemon, 0);
+      const first = metrics.renderParts();
+      const firstBlock = first.parts[1] as Buffer;
+      daemon.list = [status(2, 'eth0', false)];
+      metrics.changed();
+      const second = metrics.renderParts(); // the first is still being written: not overwritten
+      const secondBlock = second.parts[1] as Buffer;
+      assert.notEqual(secondBlock.buffer, firstBlock.buffer);
+      assert.match(firstBlock.toString(), /interface="eth0"[^}]*\} 1/, 'the held block kept its content');
+      first.done();
+      second.done();
+      second.done(); // twice is once
+      daemon.list = [status(2, 'eth0', true)];
+      metrics.changed();
+      const third = metrics.renderParts();
+      assert.equal((third.parts[1] as Buffer).buffer, secondBlock.buffer, 'written over the released block');
+      assert.match((third.parts[1] as Buffer).toString(), /interface="eth0"[^}]*\} 1/);
+      third.done();
+      daemon.list = [status(2, 'eth0', false), status(3, 'eth1', false)];
+      metrics.changed();
+      const fourth = metrics.renderParts();
+      assert.match((fourth.parts[1] as Buffer).toString(), /interface="eth1"/, 'larger than the old block: a new one');
+      fourth.done();
     });
 
     it('rebuilds the per-interface lines at most once per interval, whatever the scrape rate', () => {
@@ -334,7 +364,7 @@ describe('metrics exposition (text format 0.0.4)', () => {
       const log = { log: (level: string, message: string) => logged.push(`${level}: ${message}`) } as unknown as Log;
       const file = path.join(dir, 'sub', 'offloadd.prom');
       const parts: (string | Buffer)[] = ['a 1\n', Buffer.alloc(0), Buffer.from('b{x="é"} 2\n'), 'c 3\n'];
-      const writer = new MetricsTextfile(file, () => parts, log);
+      const writer = new MetricsTextfile(file, () => ({ parts, done: () => undefined }), log);
       const umask = process.umask(0o077);
       try {
         fs.mkdirSync(path.dirname(file));
