@@ -381,7 +381,10 @@ describe('metrics exposition (text format 0.0.4)', () => {
         writer.changed();
         await waitFor(() => fs.existsSync(file) && fs.readFileSync(file, 'utf8').endsWith('d 4\n'), 'the recovery');
         assert.equal(logged.filter((line) => line.startsWith('warning: ')).length, 1, logged.join('\n'));
-        assert.ok(logged.some((line) => line.startsWith('notice: ') && line.includes('works again')), logged.join('\n'));
+        assert.ok(
+          logged.some((line) => line.startsWith('notice: ') && line.includes('works again')),
+          logged.join('\n'),
+        );
         await writer.stop();
         assert.deepEqual(fs.readdirSync(path.dirname(file)), [], 'removed on a clean stop, no temporary left');
       } finally {
