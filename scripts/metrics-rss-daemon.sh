@@ -12,11 +12,12 @@
 set -euo pipefail
 REPO=$(cd "$1" && pwd); OUT=$2; shift 2
 SETTLE_S=${SETTLE_S:-14}
+touch "$OUT"
 URL=http://127.0.0.1:9747/metrics
 probe() { # note
-  local before; before=$(wc -l <"$OUT" 2>/dev/null || echo 0)
+  local before; before=$(wc -l <"$OUT")
   echo "$1" >"$OUT.note"; kill -USR2 "$pid"
-  until [ "$(wc -l <"$OUT" 2>/dev/null || echo 0)" -gt "$before" ]; do sleep 0.1; done
+  until [ "$(wc -l <"$OUT")" -gt "$before" ]; do sleep 0.1; done
   tail -n 1 "$OUT" | node -e 'const l=JSON.parse(require("fs").readFileSync(0,"utf8")); const n=l.note;
     console.log(`${n.padEnd(15)} rss ${(l.rssKiB/1024).toFixed(1)} anon ${(l.anonKiB/1024).toFixed(1)} file ${(l.fileKiB/1024).toFixed(1)} heap ${(l.heapTotalKiB/1024).toFixed(1)} ext ${(l.externalKiB/1024).toFixed(2)} threads ${l.threads} modules ${l.modules.length}`)' || true
 }
