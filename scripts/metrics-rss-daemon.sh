@@ -3,11 +3,11 @@
 # afresh for every run, so every daemon corrects 1,000 features at start as a real one would),
 # one daemon per VARIANT, in the order given (alternate them: docs/METRICS.md):
 #   scripts/metrics-rss-daemon.sh REPO OUT VARIANT...
-# VARIANT: off | listen | textfile | both (listen + textfile; then one scrape, then 100 more,
-# probed after each in the same process). The daemon preloads scripts/metrics-rss-probe.js; it
+# VARIANT: off | listen | textfile | both (listen + textfile; probed again with nothing done, then
+# after one scrape, then after 100 more, in the same process). The daemon preloads scripts/metrics-rss-probe.js; it
 # is probed (SIGUSR2) SETTLE_S seconds after its API answers, and the probe's JSON lines
 # (smaps_rollup, V8 heap spaces, modules) are appended to OUT with the note "VARIANT" (and
-# "both+scrape1", "both+scrape101"). A one-line summary per probe goes to stdout.
+# "both+probe", "both+scrape1", "both+scrape101"). A one-line summary per probe goes to stdout.
 # NODE_FLAGS= adds node options. Needs root, ip, curl; deletes what it made.
 set -euo pipefail
 REPO=$(cd "$1" && pwd); OUT=$2; shift 2
@@ -42,6 +42,9 @@ for variant in "$@"; do
   sleep "$SETTLE_S"
   probe "$variant"
   if [ "$variant" = both ]; then
+    # A probe allocates too (it reads /proc/self/smaps, ~150 kB): this one, without a scrape,
+    # tells the probe's own share from the scrapes'.
+    sleep 5; probe both+probe
     ip netns exec $NS curl -s -o /dev/null $URL
     sleep 5; probe both+scrape1
     ip netns exec $NS curl -s --rate 10/s $(for k in $(seq 100); do echo "-o /dev/null $URL"; done)
