@@ -337,8 +337,7 @@ export class Metrics {
     let expected = HEADERS_BYTES;
     for (const labelText of labelTexts) expected += INTERFACE_LINES_OVERHEAD + 3 * Buffer.byteLength(labelText);
     // The block being replaced is garbage once no writer holds it: write over its memory rather
-    // than leave ~300 kB to the next full collection (which an idle daemon may not run for
-    // minutes) and have the allocator's heap fragment around it.
+    // than leave ~300 kB to the next full collection, which an idle daemon may not run for minutes.
     const out = new ByteWriter(expected, block?.holds === 0 ? block.bytes.buffer : null);
     out.write(header('offloadd_interface_compliant', 'gauge', COMPLIANT_HELP));
     statuses.forEach((status, i) => {
