@@ -12,7 +12,7 @@
 import * as net from 'node:net';
 import { UsageError } from '../errors';
 import type { Log } from '../observe/log';
-import { EXPOSITION_CONTENT_TYPE } from '../observe/metrics';
+import { EXPOSITION_CONTENT_TYPE, type Exposition } from '../observe/metrics';
 
 /** Prometheus scrapes with one connection per target; a few more leave room for curl and a second server. */
 export const MAX_METRICS_CONNECTIONS = 8;
@@ -97,7 +97,7 @@ export class MetricsHttpServer {
 
   constructor(
     private readonly address: ListenAddress,
-    private readonly render: () => (string | Buffer)[],
+    private readonly render: () => Exposition,
     private readonly log: Log,
   ) {}
 
@@ -228,7 +228,7 @@ export class MetricsHttpServer {
       socket.write(response(405, 'Use GET\n', { close, extra: 'Allow: GET, HEAD\r\n' }));
       return !close;
     }
-    let body: (string | Buffer)[];
+    let body: Exposition;
     try {
       body = this.render();
     } catch (error) {
@@ -236,11 +236,16 @@ export class MetricsHttpServer {
       socket.write(response(500, 'Internal error\n', { close: true }));
       return false;
     }
+    const { parts } = body;
     let length = 0;
-    for (const part of body) length += typeof part === 'string' ? Buffer.byteLength(part) : part.length;
+    for (const part of parts) length += typeof part === 'string' ? Buffer.byteLength(part) : part.length;
     socket.cork();
     socket.write(head200(length, close));
-    if (method === 'GET') for (const part of body) socket.write(part);
+    if (method === 'GET') {
+      // The last write's callback runs once the kernel has every byte, or the write failed (a
+      // destroyed socket calls it too): only then may the block's memory be written over.
+      parts.forEach((part, index) => socket.write(part, index === parts.length - 1 ? () => body.done() : undefined));
+    } else body.done();
     socket.uncork();
     return !close;
   }

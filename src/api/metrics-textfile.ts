@@ -6,6 +6,11 @@
  * (node_textfile_mtime_seconds) tells a running daemon from a dead one. Written asynchronously:
  * enforcement never waits for the disk.
  *
+ * With fs's callback API, not `fs.promises`: the first use of `fs.promises` loads seven more
+ * internal modules (FileHandle's readLines and watch bring readline, the REPL history and the
+ * file watchers), which a daemon that never otherwise touches them pays for in resident memory
+ * (docs/METRICS.md, the metrics budget).
+ *
  * On a clean stop the file is removed: left behind, it would go on telling Prometheus that every
  * interface is compliant long after nothing enforces that; absent, `absent(offloadd_build_info)`
  * alerts. After a crash it stays, and its mtime stops moving.
@@ -14,6 +19,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../errors';
 import type { Log } from '../observe/log';
+import type { Exposition } from '../observe/metrics';
 
 /** The collector's rule: it reads `*.prom` only. */
 export const TEXTFILE_SUFFIX = '.prom';
@@ -82,7 +88,7 @@ export class MetricsTextfile {
 
   constructor(
     file: string,
-    private readonly render: () => (string | Buffer)[],
+    private readonly render: () => Exposition,
     private readonly log: Log,
   ) {
     this.file = path.resolve(file);
@@ -135,17 +141,18 @@ export class MetricsTextfile {
 
   private async write(): Promise<void> {
     this.lastWriteMs = Date.now();
-    const parts = this.render();
+    const exposition = this.render();
+    const parts = exposition.parts.map((part) => (typeof part === 'string' ? Buffer.from(part, 'utf8') : part));
     try {
-      const handle = await fs.promises.open(this.temporary, 'w', TEXTFILE_MODE);
+      const fd = await call<number>((done) => fs.open(this.temporary, 'w', TEXTFILE_MODE, done));
       try {
-        await handle.chmod(TEXTFILE_MODE); // the mode above is filtered by the umask
-        for (const part of parts) await handle.writeFile(part); // each continues where the last ended
+        await call((done) => fs.fchmod(fd, TEXTFILE_MODE, done)); // the mode above is filtered by the umask
+        await writeAll(fd, parts);
       } finally {
-        await handle.close();
+        await call((done) => fs.close(fd, done));
       }
       if (this.stopped) return;
-      await fs.promises.rename(this.temporary, this.file);
+      await call((done) => fs.rename(this.temporary, this.file, done));
       if (this.failure !== null) {
         this.log.log('notice', `Metrics: writing ${this.file} works again`);
         this.failure = null;
@@ -159,7 +166,32 @@ export class MetricsTextfile {
           `Metrics: could not write ${this.file} (${code}); it keeps its previous content, retrying on the next change`,
         );
       }
-      await fs.promises.rm(this.temporary, { force: true }).catch(() => undefined);
+      await call((done) => fs.rm(this.temporary, { force: true }, done)).catch(() => undefined);
+    } finally {
+      exposition.done(); // nothing reads the parts any more
     }
+  }
+}
+
+/** One fs callback call as a promise (the error, or the value it passes). */
+function call<T = void>(start: (done: (error: NodeJS.ErrnoException | null, value?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => start((error, value) => (error ? reject(error) : resolve(value as T))));
+}
+
+/** Every byte of the parts, in order, with as few writev(2) calls as the kernel allows (a short write continues). */
+async function writeAll(fd: number, parts: Buffer[]): Promise<void> {
+  let pending = parts.filter((part) => part.length > 0);
+  while (pending.length > 0) {
+    let written = await call<number>((done) => fs.writev(fd, pending, done));
+    if (written === 0) throw Object.assign(new Error('writev wrote nothing'), { code: 'EIO' }); // never loop forever
+    const rest: Buffer[] = [];
+    for (const part of pending) {
+      if (written >= part.length) written -= part.length;
+      else {
+        rest.push(written === 0 ? part : part.subarray(written));
+        written = 0;
+      }
+    }
+    pending = rest;
   }
 }

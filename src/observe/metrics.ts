@@ -109,6 +109,16 @@ export class Histogram {
   }
 }
 
+/**
+ * One exposition to write: its parts, one after the other, and done() to call (once) when the
+ * last write finished or failed. Until then the cached per-interface block is held: a rebuild
+ * writes into a block's memory again only when no writer holds it (see Metrics.interfaceLines()).
+ */
+export interface Exposition {
+  readonly parts: readonly (string | Buffer)[];
+  done(): void;
+}
+
 export interface RenderOptions {
   /**
    * The standard process_* metrics. Off for the textfile: node-exporter exports its own under the
@@ -135,7 +145,7 @@ export class Metrics {
    * outside the JavaScript heap and rebuilt only after a change, so an idle daemon's scrapes
    * allocate next to nothing.
    */
-  private interfacesBlock: { version: number; bytes: Buffer; builtAt: number } | null = null;
+  private interfacesBlock: InterfacesBlock | null = null;
   /** Called (synchronously, keep it cheap) when something the exposition shows changed. */
   onChange: (() => void) | null = null;
 
@@ -205,16 +215,18 @@ export class Metrics {
 
   /** The whole exposition as one string (tests, tools); the exporters write renderParts(). */
   render(options: RenderOptions = { processMetrics: true }): string {
-    return this.renderParts(options)
-      .map((part) => (typeof part === 'string' ? part : part.toString('utf8')))
-      .join('');
+    const exposition = this.renderParts(options);
+    const text = exposition.parts.map((part) => (typeof part === 'string' ? part : part.toString('utf8'))).join('');
+    exposition.done();
+    return text;
   }
 
   /**
    * The exposition in pieces to write one after the other: daemon-wide values read live (a few
-   * dozen lines), then the cached per-interface block, then the process metrics.
+   * dozen lines), then the cached per-interface block, then the process metrics. The caller
+   * calls done() once written (see Exposition).
    */
-  renderParts(options: RenderOptions = { processMetrics: true }): (string | Buffer)[] {
+  renderParts(options: RenderOptions = { processMetrics: true }): Exposition {
     const inputs = this.inputs;
     const policy = inputs.policy;
     const counts = inputs.eventCounts();
@@ -283,15 +295,24 @@ export class Metrics {
       'offloadd_exposure_window_seconds',
       "From a link's first event (its appearance) to its being compliant.",
     );
-    const parts: (string | Buffer)[] = [text, this.interfaceLines()];
+    const block = this.interfaceLines();
+    const parts: (string | Buffer)[] = [text, block.bytes];
     if (options.processMetrics) parts.push(processLines(inputs.startedAt));
-    return parts;
+    block.holds++;
+    let released = false;
+    return {
+      parts,
+      done: () => {
+        if (!released) block.holds--;
+        released = true;
+      },
+    };
   }
 
-  private interfaceLines(): Buffer {
+  private interfaceLines(): InterfacesBlock {
     const now = performance.now();
     const block = this.interfacesBlock;
-    if (block?.version === this.version) return block.bytes;
+    if (block?.version === this.version) return block;
     if (block && now - block.builtAt < this.minRebuildMs) {
       // Stale for a moment: tell the exporters when a fresh one can be built (the textfile would
       // otherwise keep the stale lines until the next change).
@@ -302,7 +323,7 @@ export class Metrics {
         },
         this.minRebuildMs - (now - block.builtAt),
       ).unref();
-      return block.bytes;
+      return block;
     }
     const statuses = this.inputs.statuses();
     // Straight into bytes, a line at a time: no 300 kB string is ever built (the heap would grow for it).
@@ -311,10 +332,13 @@ export class Metrics {
         `{interface="${escapeLabelValue(status.name)}",driver="${escapeLabelValue(status.facts.driver ?? '')}",` +
         `pci="${status.facts.pci ? escapeLabelValue(vendorDevice(status.facts.pci)) : ''}",rule="${escapeLabelValue(status.rule)}"} `,
     );
-    // Sized up front (names, labels, values; ASCII as a rule): one allocation, no growing copies.
-    let expected = 1024;
-    for (const labelText of labelTexts) expected += 3 * (INTERFACE_LINE_OVERHEAD + labelText.length);
-    const out = new ByteWriter(expected);
+    // Sized up front, to the byte but for the values' digits: one allocation that never grows, so
+    // the block keeps next to no spare capacity for as long as it lives.
+    let expected = HEADERS_BYTES;
+    for (const labelText of labelTexts) expected += INTERFACE_LINES_OVERHEAD + 3 * Buffer.byteLength(labelText);
+    // The block being replaced is garbage once no writer holds it: write over its memory rather
+    // than leave ~300 kB to the next full collection, which an idle daemon may not run for minutes.
+    const out = new ByteWriter(expected, block?.holds === 0 ? block.bytes.buffer : null);
     out.write(header('offloadd_interface_compliant', 'gauge', COMPLIANT_HELP));
     statuses.forEach((status, i) => {
       out.write('offloadd_interface_compliant');
@@ -335,9 +359,9 @@ export class Metrics {
       out.write(labelTexts[i] as string);
       out.write(`${unenforceable}\n`);
     });
-    const bytes = out.bytes();
-    this.interfacesBlock = { version: this.version, bytes, builtAt: now };
-    return bytes;
+    const built: InterfacesBlock = { version: this.version, bytes: out.bytes(), builtAt: now, holds: 0 };
+    this.interfacesBlock = built;
+    return built;
   }
 
   private forget(ifindex: number): void {
@@ -347,26 +371,40 @@ export class Metrics {
   }
 }
 
+interface InterfacesBlock {
+  /** Metrics.version it was built at. */
+  readonly version: number;
+  readonly bytes: Buffer;
+  /** performance.now() */
+  readonly builtAt: number;
+  /** Expositions handed out with it and not yet done(). */
+  holds: number;
+}
+
 /** UTF-8 appended to one growing Buffer (outside the JavaScript heap). */
 class ByteWriter {
   private buffer: Buffer;
   private length = 0;
 
-  constructor(expectedBytes: number) {
-    this.buffer = Buffer.allocUnsafeSlow(Math.max(expectedBytes, 1024));
+  /** @param reuse memory nobody needs any more, used when it is large enough */
+  constructor(expectedBytes: number, reuse: ArrayBufferLike | null) {
+    const size = Math.max(expectedBytes, MIN_BLOCK_BYTES);
+    this.buffer = reuse && reuse.byteLength >= size ? Buffer.from(reuse) : Buffer.allocUnsafeSlow(size);
   }
 
   write(text: string): void {
-    const most = text.length * 3; // UTF-16 code unit → at most 3 UTF-8 bytes
-    if (this.length + most > this.buffer.length) {
-      const grown = Buffer.allocUnsafeSlow(Math.max(this.buffer.length * 2, this.length + most));
+    // The exact size, not the worst case (3 bytes per UTF-16 unit): near the end of a buffer sized
+    // to the byte, the worst case of a long label would double a buffer that has room enough.
+    const bytes = Buffer.byteLength(text, 'utf8');
+    if (this.length + bytes > this.buffer.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(this.buffer.length * 2, this.length + bytes));
       this.buffer.copy(grown, 0, 0, this.length);
       this.buffer = grown;
     }
     this.length += this.buffer.write(text, this.length, 'utf8');
   }
 
-  /** What was written (a view: the spare capacity, at most twice the content, stays with it). */
+  /** What was written (a view: the spare capacity, a few bytes when sized as interfaceLines() does, stays with it). */
   bytes(): Buffer {
     return this.buffer.subarray(0, this.length);
   }
@@ -375,11 +413,20 @@ class ByteWriter {
 /** The contract's textfile rate, also applied to the scrape path (see the constructor). */
 export const MIN_REBUILD_INTERVAL_MS = 1000;
 
-/** Bytes of a per-interface line besides its labels: the longest name and a value. */
-const INTERFACE_LINE_OVERHEAD = 'offloadd_interface_unenforceable_features'.length + 12;
+/** A value and its line feed, at most: a drift count of up to 11 digits. */
+const VALUE_BYTES = 12;
+/** Bytes of an interface's three lines besides their labels: the names and the values. */
+const INTERFACE_LINES_OVERHEAD =
+  'offloadd_interface_compliant'.length +
+  'offloadd_interface_drifts_total'.length +
+  'offloadd_interface_unenforceable_features'.length +
+  3 * VALUE_BYTES;
 const COMPLIANT_HELP = '1 while this managed interface is as the policy wants.';
 const DRIFTS_HELP = 'Drifts of this interface since it became managed.';
 const UNENFORCEABLE_HELP = 'Wanted features this device cannot change (as of the last check).';
+/** The per-interface block's three HELP and TYPE headers (a few hundred bytes), rounded up. */
+const HEADERS_BYTES = 1024;
+const MIN_BLOCK_BYTES = 1024;
 
 /** The standard process metrics, as the Prometheus client libraries name them. */
 function processLines(startedAt: Date): string {

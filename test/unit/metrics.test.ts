@@ -1,12 +1,18 @@
 import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { parseListenAddress } from '../../src/api/metrics-http';
+import { MetricsTextfile } from '../../src/api/metrics-textfile';
 import { UsageError } from '../../src/errors';
 import type { LinkMessage } from '../../src/events/link-message';
 import type { NewRecord } from '../../src/ledger/record';
+import type { Log } from '../../src/observe/log';
 import type { EventCounts } from '../../src/observe/counters';
 import { escapeLabelValue, Histogram, Metrics, type MetricsInputs } from '../../src/observe/metrics';
 import type { Policy } from '../../src/policy/types';
 import type { InterfaceStatus } from '../../src/reconcile/managed-interfaces';
+import { waitFor } from '../helpers/wait';
 
 /** Every name of the metrics contract (README, Metrics), with its type. */
 const CONTRACT: [name: string, type: string][] = [
@@ -238,6 +244,48 @@ describe('metrics exposition (text format 0.0.4)', () => {
       assert.doesNotMatch(text, /^process_/m);
     });
 
+    it('keeps the per-interface lines in a buffer sized to them, with little spare (the memory budget)', () => {
+      const daemon = new FakeDaemon();
+      daemon.list = Array.from({ length: 1000 }, (_, i) =>
+        status(i + 2, `m${i}a`, i % 2 === 0, { rule: i === 7 ? 'ünïcode "rule"' : 'uplinks', driftCount: i }),
+      );
+      const exposition = new Metrics(daemon).renderParts();
+      const block = exposition.parts[1];
+      exposition.done();
+      assert.ok(Buffer.isBuffer(block));
+      assert.match(block.toString('utf8'), /interface="m999a"/);
+      const spare = block.buffer.byteLength - block.length;
+      assert.ok(spare >= 0 && spare < 40_000, `${spare} spare bytes behind ${block.length}`);
+    });
+
+    it('rebuilds the per-interface lines over the previous block only when no writer holds it', () => {
+      const daemon = new FakeDaemon();
+      daemon.list = [status(2, 'eth0', true)];
+      const metrics = new Metrics(daemon, 0);
+      const first = metrics.renderParts();
+      const firstBlock = first.parts[1] as Buffer;
+      daemon.list = [status(2, 'eth0', false)];
+      metrics.changed();
+      const second = metrics.renderParts(); // the first is still being written: not overwritten
+      const secondBlock = second.parts[1] as Buffer;
+      assert.notEqual(secondBlock.buffer, firstBlock.buffer);
+      assert.match(firstBlock.toString(), /interface="eth0"[^}]*\} 1/, 'the held block kept its content');
+      first.done();
+      second.done();
+      second.done(); // twice is once
+      daemon.list = [status(2, 'eth0', true)];
+      metrics.changed();
+      const third = metrics.renderParts();
+      assert.equal((third.parts[1] as Buffer).buffer, secondBlock.buffer, 'written over the released block');
+      assert.match((third.parts[1] as Buffer).toString(), /interface="eth0"[^}]*\} 1/);
+      third.done();
+      daemon.list = [status(2, 'eth0', false), status(3, 'eth1', false)];
+      metrics.changed();
+      const fourth = metrics.renderParts();
+      assert.match((fourth.parts[1] as Buffer).toString(), /interface="eth1"/, 'larger than the old block: a new one');
+      fourth.done();
+    });
+
     it('rebuilds the per-interface lines at most once per interval, whatever the scrape rate', () => {
       const daemon = new FakeDaemon();
       daemon.list = [status(2, 'eth0', true)];
@@ -306,6 +354,44 @@ describe('metrics exposition (text format 0.0.4)', () => {
       assert.equal(values.get('x_seconds_bucket{le="+Inf"}'), 4);
       assert.equal(values.get('x_seconds_count'), 4);
       assert.equal(values.get('x_seconds_sum'), 2.0065);
+    });
+  });
+
+  describe('--metrics-textfile writer', () => {
+    it('writes every part in order, readable by others; a failed write is logged once, its recovery once', async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'offloadd-textfile-'));
+      const logged: string[] = [];
+      const log = { log: (level: string, message: string) => logged.push(`${level}: ${message}`) } as unknown as Log;
+      const file = path.join(dir, 'sub', 'offloadd.prom');
+      const parts: (string | Buffer)[] = ['a 1\n', Buffer.alloc(0), Buffer.from('b{x="é"} 2\n'), 'c 3\n'];
+      const writer = new MetricsTextfile(file, () => ({ parts, done: () => undefined }), log);
+      const umask = process.umask(0o077);
+      try {
+        fs.mkdirSync(path.dirname(file));
+        writer.start();
+        await waitFor(() => fs.existsSync(file), 'the first file');
+        assert.equal(fs.readFileSync(file, 'utf8'), 'a 1\nb{x="é"} 2\nc 3\n');
+        assert.equal(fs.statSync(file).mode & 0o777, 0o644);
+        fs.rmSync(path.dirname(file), { recursive: true });
+        writer.changed();
+        await waitFor(() => logged.some((line) => line.startsWith('warning: ')), 'the failure to be logged');
+        writer.changed(); // fails again: not logged again
+        fs.mkdirSync(path.dirname(file));
+        parts.push('d 4\n');
+        writer.changed();
+        await waitFor(() => fs.existsSync(file) && fs.readFileSync(file, 'utf8').endsWith('d 4\n'), 'the recovery');
+        assert.equal(logged.filter((line) => line.startsWith('warning: ')).length, 1, logged.join('\n'));
+        assert.ok(
+          logged.some((line) => line.startsWith('notice: ') && line.includes('works again')),
+          logged.join('\n'),
+        );
+        await writer.stop();
+        assert.deepEqual(fs.readdirSync(path.dirname(file)), [], 'removed on a clean stop, no temporary left');
+      } finally {
+        process.umask(umask);
+        await writer.stop();
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
     });
   });
 });
