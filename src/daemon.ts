@@ -27,12 +27,15 @@ import { describeRecord } from './observe/describe';
 import { linkFields, type Log, type LogFields } from './observe/log';
 import { Metrics, type MetricsInputs } from './observe/metrics';
 import { SdNotify } from './observe/sd-notify';
+import { releaseBurstMemory } from './memory';
 import { loadConfiguredPolicy } from './policy/load';
 import type { Policy } from './policy/types';
 import { FeatureTable, type FeatureInterface } from './reconcile/feature-state';
 import { Reconciler, type Explanation, type InterfaceStatus } from './reconcile/reconciler';
 
 export const DEFAULT_STATE_DIR = '/var/lib/offloadd';
+/** The start-up's memory is given back this long after READY (when the events it caused are handled). */
+const RELEASE_MEMORY_AFTER_READY_MS = 1000;
 
 export interface DaemonOptions {
   /** Explicit policy file; null = DEFAULT_POLICY_PATH if it exists, else the shipped default. */
@@ -58,6 +61,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, 
   private readonly facts: InterfaceFactsSource;
   private stateLock: StateDirLock | null = null;
   private stateDirOpened = false;
+  private memoryRelease: NodeJS.Timeout | undefined;
   /** Null unless options.metrics: then the exporters (src/api/metrics-*.ts) render it. */
   readonly metrics: Metrics | null;
 
@@ -236,6 +240,10 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, 
     );
     this.notify.ready(summary);
     this.notify.startWatchdog();
+    // Once the start-up burst is over (and the first events after READY handled), give back the
+    // memory it grew: see src/memory.ts. Unref'd: never what keeps the process alive.
+    this.memoryRelease = setTimeout(() => releaseBurstMemory(), RELEASE_MEMORY_AFTER_READY_MS);
+    this.memoryRelease.unref();
   }
 
   /** One pass without subscribing (`--once`): returns the statuses. */
@@ -339,6 +347,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, 
   }
 
   stop(): void {
+    clearTimeout(this.memoryRelease);
     this.notify.stopping();
     this.notify.stopWatchdog();
     this.refresh.stop();
