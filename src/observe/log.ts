@@ -198,10 +198,7 @@ export function createLog(options: { level: Level; target: LogTarget; journalSoc
     inContainer: inContainer(),
     journalSocketExists: fs.existsSync(journalSocket),
   });
-  const transport =
-    sink === 'journal'
-      ? new JournalTransport(journalSocket)
-      : new ConsoleTransport(underJournal);
+  const transport = sink === 'journal' ? new JournalTransport(journalSocket) : new ConsoleTransport(underJournal);
   // No logger-level format: winston's default (json) would serialise every entry that no
   // transport here reads; each transport formats (or encodes) for itself.
   const passThrough = winston.format((info) => info)();
