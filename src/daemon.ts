@@ -34,8 +34,8 @@ import { FeatureTable, type FeatureInterface } from './reconcile/feature-state';
 import { Reconciler, type Explanation, type InterfaceStatus } from './reconcile/reconciler';
 
 export const DEFAULT_STATE_DIR = '/var/lib/offloadd';
-/** The start-up's memory is given back this long after READY (when the events it caused are handled). */
-const RELEASE_MEMORY_AFTER_READY_MS = 1000;
+/** The start-up's memory is given back once no link event has come for this long. */
+const QUIET_BEFORE_MEMORY_RELEASE_MS = 1000;
 
 export interface DaemonOptions {
   /** Explicit policy file; null = DEFAULT_POLICY_PATH if it exists, else the shipped default. */
@@ -240,10 +240,26 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, 
     );
     this.notify.ready(summary);
     this.notify.startWatchdog();
-    // Once the start-up burst is over (and the first events after READY handled), give back the
-    // memory it grew: see src/memory.ts. Unref'd: never what keeps the process alive.
-    this.memoryRelease = setTimeout(() => releaseBurstMemory(), RELEASE_MEMORY_AFTER_READY_MS);
-    this.memoryRelease.unref();
+    this.releaseMemoryWhenQuiet();
+  }
+
+  /**
+   * Gives back the memory the start-up burst grew (src/memory.ts) once no link event has come
+   * for QUIET_BEFORE_MEMORY_RELEASE_MS: the full collection it takes (~20 ms) then delays nobody,
+   * neither the events our own start-up writes cause nor a stream of hot-plugs or drifts.
+   */
+  private releaseMemoryWhenQuiet(): void {
+    let wakeups = this.events.wakeups;
+    const check = (): void => {
+      if (this.events.wakeups === wakeups) {
+        releaseBurstMemory();
+        return;
+      }
+      wakeups = this.events.wakeups;
+      this.memoryRelease = setTimeout(check, QUIET_BEFORE_MEMORY_RELEASE_MS).unref();
+    };
+    // Unref'd: never what keeps the process alive.
+    this.memoryRelease = setTimeout(check, QUIET_BEFORE_MEMORY_RELEASE_MS).unref();
   }
 
   /** One pass without subscribing (`--once`): returns the statuses. */

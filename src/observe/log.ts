@@ -122,20 +122,28 @@ class ConsoleTransport extends Transport {
 }
 
 export class Log {
-  constructor(private readonly logger: winston.Logger) {}
+  /** The least urgent priority logged (winston's level is fixed when the logger is made). */
+  private readonly maxPriority: number;
+
+  constructor(private readonly logger: winston.Logger) {
+    this.maxPriority = PRIORITY[logger.level as Level] ?? PRIORITY.info;
+  }
 
   log(level: Level, message: string, fields: LogFields = {}): void {
-    // winston decides on the level only in each transport, after building and piping the entry.
-    if (this.logger.isLevelEnabled(level)) this.logger.log(level, message, fields);
+    if (this.isEnabled(level)) this.logger.log(entry(level, message, undefined, fields));
   }
 
   /** An event operators filter on: tagged with its MESSAGE_ID. */
   event(name: JournalMessage, level: Level, message: string, fields: LogFields = {}): void {
-    if (this.logger.isLevelEnabled(level)) this.logger.log(level, message, { MESSAGE_ID: MessageId[name], ...fields });
+    if (this.isEnabled(level)) this.logger.log(entry(level, message, MessageId[name], fields));
   }
 
+  /**
+   * Decided here, before anything is built: winston decides only in each transport, after the
+   * entry went through its streams, and its isLevelEnabled() allocates on every call.
+   */
   isEnabled(level: Level): boolean {
-    return this.logger.isLevelEnabled(level);
+    return PRIORITY[level] <= this.maxPriority;
   }
 
   close(): Promise<void> {
@@ -145,6 +153,17 @@ export class Log {
       setTimeout(resolve, 200).unref();
     });
   }
+}
+
+/**
+ * The entry as winston's one-argument `log(info)` takes it: its fast path, which skips the
+ * three-argument form's search for %-tokens in the message and its Object.assign of the fields.
+ */
+function entry(level: Level, message: string, messageId: string | undefined, fields: LogFields): winston.LogEntry {
+  const info: winston.LogEntry & LogFields = { level, message };
+  if (messageId !== undefined) info['MESSAGE_ID'] = messageId;
+  for (const key in fields) info[key] = fields[key];
+  return info;
 }
 
 /** journald fields identifying an interface (systemd's log_link_* convention). */
