@@ -245,7 +245,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, 
 
   /**
    * Gives back the memory the start-up burst grew (src/memory.ts) once no link event has come
-   * for QUIET_BEFORE_MEMORY_RELEASE_MS: the full collection it takes (~20 ms) then delays nobody,
+   * for QUIET_BEFORE_MEMORY_RELEASE_MS: the full collections it takes (40–100 ms) then delay nobody,
    * neither the events our own start-up writes cause nor a stream of hot-plugs or drifts.
    */
   private releaseMemoryWhenQuiet(): void {
