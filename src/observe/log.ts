@@ -85,7 +85,7 @@ class JournalTransport extends Transport {
       // Large entries go as a sealed memfd, as libsystemd does: never silently dropped.
       addon.sendDatagram(this.socketPath, encoded, true);
     } catch (error) {
-      process.stderr.write(`<3>offloadd: journal write failed (${(error as Error).message}): ${String(message)}\n`);
+      writeStderr(`<3>offloadd: journal write failed (${(error as Error).message}): ${String(message)}\n`);
     }
     next();
   }
@@ -104,6 +104,41 @@ function stderrIsJournal(): boolean {
 }
 
 /**
+ * Lines for stderr, gathered through the current synchronous stretch of work and written with
+ * one write: a start-up logs a line per corrected interface, and a write system call per line
+ * was most of what logging cost. Bounded (STDERR_BATCH_BYTES), written before the process exits,
+ * and flushStderr() lets whoever writes to stderr directly keep the order.
+ */
+const STDERR_BATCH_BYTES = 64 * 1024;
+let stderrPending = '';
+let stderrFlushQueued = false;
+let stderrFlushOnExit = false;
+
+export function flushStderr(): void {
+  stderrFlushQueued = false;
+  if (stderrPending === '') return;
+  const text = stderrPending;
+  stderrPending = '';
+  process.stderr.write(text);
+}
+
+function writeStderr(text: string): void {
+  stderrPending += text;
+  if (stderrPending.length >= STDERR_BATCH_BYTES) {
+    flushStderr();
+    return;
+  }
+  if (!stderrFlushQueued) {
+    stderrFlushQueued = true;
+    queueMicrotask(flushStderr);
+  }
+  if (!stderrFlushOnExit) {
+    stderrFlushOnExit = true;
+    process.on('exit', flushStderr);
+  }
+}
+
+/**
  * Readable lines on stderr. A transport of its own rather than winston's Stream transport with a
  * printf format: that one copies every entry for the format and schedules a setImmediate per
  * line (to emit 'logged', which nothing here listens to), together more than writing the line.
@@ -116,7 +151,7 @@ class ConsoleTransport extends Transport {
   override log(info: winston.Logform.TransformableInfo, next: () => void): void {
     const level = info.level as Level;
     const text = escapeControl(String(info.message), { keepLineBreaks: true });
-    process.stderr.write(this.prefixPriority ? `<${PRIORITY[level] ?? 6}>${text}\n` : `${level}: ${text}\n`);
+    writeStderr(this.prefixPriority ? `<${PRIORITY[level] ?? 6}>${text}\n` : `${level}: ${text}\n`);
     next();
   }
 }
@@ -147,11 +182,11 @@ export class Log {
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
+    return new Promise<void>((resolve) => {
       this.logger.on('finish', () => resolve());
       this.logger.end();
       setTimeout(resolve, 200).unref();
-    });
+    }).finally(flushStderr);
   }
 }
 
