@@ -18,6 +18,12 @@ const GOAL_US_PER_EVENT = 15;
 /** Quiet = the reactor used less than this much CPU over one poll interval (1 %: a CPU profiler keeps sampling). */
 const QUIET_NS = 1_000_000;
 const POLL_MS = 100;
+/**
+ * The daemon gives back its start-up memory after a second without link events (a full
+ * collection, 40–100 ms of CPU; src/memory.ts). The taps never wake it (the kernel filters them),
+ * so that one-off start-up cost would land in the churn's window: wait it out first.
+ */
+const START_UP_TAIL_MS = 2500;
 
 const CHURN_POLICY = [
   '# offloadd benchmark policy for tap churn (written by bench/scenarios/churn.ts)',
@@ -71,6 +77,7 @@ async function churnRun(ctx: BenchContext, kind: 'offloadd' | 'floor', taps: num
       kind === 'offloadd'
         ? await (async (): Promise<Reactor> => {
             const daemon = await startDaemon(ctx, netns, 'info', `churn-${taps}`, CHURN_POLICY);
+            await sleep(START_UP_TAIL_MS);
             return {
               kind,
               cpuNs: () => daemon.cpuNs(),
