@@ -7,6 +7,7 @@
         "native/ethtool.cc",
         "native/ethtool_netlink.cc",
         "native/flock.cc",
+        "native/memory.cc",
         "native/rtnl.cc",
         "native/stats.cc",
         "native/unix_dgram.cc",

@@ -5,6 +5,7 @@
 #include "ethtool.h"
 #include "ethtool_netlink.h"
 #include "flock.h"
+#include "memory.h"
 #include "rtnl.h"
 #include "stats.h"
 #include "unix_dgram.h"
@@ -15,6 +16,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   offloadd::InitEthtool(env, exports);
   offloadd::InitEthtoolNetlink(env, exports);
   offloadd::InitFlock(env, exports);
+  offloadd::InitMemory(env, exports);
   offloadd::InitRtnl(env, exports);
   offloadd::InitStats(env, exports);
   offloadd::InitUnixDgram(env, exports);

@@ -27,12 +27,15 @@ import { describeRecord } from './observe/describe';
 import { linkFields, type Log, type LogFields } from './observe/log';
 import { Metrics, type MetricsInputs } from './observe/metrics';
 import { SdNotify } from './observe/sd-notify';
+import { releaseBurstMemory } from './memory';
 import { loadConfiguredPolicy } from './policy/load';
 import type { Policy } from './policy/types';
 import { FeatureTable, type FeatureInterface } from './reconcile/feature-state';
 import { Reconciler, type Explanation, type InterfaceStatus } from './reconcile/reconciler';
 
 export const DEFAULT_STATE_DIR = '/var/lib/offloadd';
+/** The start-up's memory is given back once no link event has come for this long. */
+const QUIET_BEFORE_MEMORY_RELEASE_MS = 1000;
 
 export interface DaemonOptions {
   /** Explicit policy file; null = DEFAULT_POLICY_PATH if it exists, else the shipped default. */
@@ -58,6 +61,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, 
   private readonly facts: InterfaceFactsSource;
   private stateLock: StateDirLock | null = null;
   private stateDirOpened = false;
+  private memoryRelease: NodeJS.Timeout | undefined;
   /** Null unless options.metrics: then the exporters (src/api/metrics-*.ts) render it. */
   readonly metrics: Metrics | null;
 
@@ -236,6 +240,26 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, 
     );
     this.notify.ready(summary);
     this.notify.startWatchdog();
+    this.releaseMemoryWhenQuiet();
+  }
+
+  /**
+   * Gives back the memory the start-up burst grew (src/memory.ts) once no link event has come
+   * for QUIET_BEFORE_MEMORY_RELEASE_MS: the full collections it takes (40–100 ms) then delay nobody,
+   * neither the events our own start-up writes cause nor a stream of hot-plugs or drifts.
+   */
+  private releaseMemoryWhenQuiet(): void {
+    let wakeups = this.events.wakeups;
+    const check = (): void => {
+      if (this.events.wakeups === wakeups) {
+        releaseBurstMemory();
+        return;
+      }
+      wakeups = this.events.wakeups;
+      this.memoryRelease = setTimeout(check, QUIET_BEFORE_MEMORY_RELEASE_MS).unref();
+    };
+    // Unref'd: never what keeps the process alive.
+    this.memoryRelease = setTimeout(check, QUIET_BEFORE_MEMORY_RELEASE_MS).unref();
   }
 
   /** One pass without subscribing (`--once`): returns the statuses. */
@@ -339,6 +363,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, 
   }
 
   stop(): void {
+    clearTimeout(this.memoryRelease);
     this.notify.stopping();
     this.notify.stopWatchdog();
     this.refresh.stop();

@@ -18,6 +18,14 @@ const GOAL_US_PER_EVENT = 15;
 /** Quiet = the reactor used less than this much CPU over one poll interval (1 %: a CPU profiler keeps sampling). */
 const QUIET_NS = 1_000_000;
 const POLL_MS = 100;
+/**
+ * The daemon gives back its start-up memory after a second without link events (a full
+ * collection, 30–100 ms of CPU; src/memory.ts), and V8's memory reducer follows it with one or
+ * two incremental collections 8 s later (~10–20 ms). The taps never wake the daemon (the kernel
+ * filters them), so those one-off start-up costs would land in the churn's window: wait them out
+ * first, as the idle scenario does (its 12 s settle; it shows them apart as the start-up tail).
+ */
+const START_UP_TAIL_MS = 12_000;
 
 const CHURN_POLICY = [
   '# offloadd benchmark policy for tap churn (written by bench/scenarios/churn.ts)',
@@ -71,6 +79,7 @@ async function churnRun(ctx: BenchContext, kind: 'offloadd' | 'floor', taps: num
       kind === 'offloadd'
         ? await (async (): Promise<Reactor> => {
             const daemon = await startDaemon(ctx, netns, 'info', `churn-${taps}`, CHURN_POLICY);
+            await sleep(START_UP_TAIL_MS);
             return {
               kind,
               cpuNs: () => daemon.cpuNs(),

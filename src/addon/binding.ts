@@ -121,6 +121,8 @@ interface NativeAddon {
   driverStats: (ifname: string, ifindex: number) => DriverStats;
   /** flock(fd, LOCK_EX | LOCK_NB): false when another open file description holds the lock. */
   tryLockExclusive: (fd: number) => boolean;
+  /** malloc_trim(0): true if any free native memory went back to the kernel. */
+  trimNativeHeap: () => boolean;
 }
 
 const EXPECTED_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = [
@@ -139,6 +141,7 @@ const EXPECTED_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = [
   'linkStats',
   'driverStats',
   'tryLockExclusive',
+  'trimNativeHeap',
 ];
 
 /**
@@ -229,6 +232,7 @@ export const addon = {
   linkStats: wrap(raw.linkStats),
   driverStats: wrap(raw.driverStats),
   tryLockExclusive: wrap(raw.tryLockExclusive),
+  trimNativeHeap: wrap(raw.trimNativeHeap),
   openLinkMonitor: wrap(
     (receiveBufferBytes: number, onDatagrams: (errno: number, datagrams: Buffer[]) => void): NativeLinkMonitor =>
       new raw.LinkMonitor(receiveBufferBytes, onDatagrams),

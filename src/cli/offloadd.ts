@@ -15,7 +15,7 @@ import {
 import { DEFAULT_SYSFS_ROOT } from '../facts/sysfs';
 import { DEFAULT_POLICY_PATH } from '../policy/load';
 import { PolicyWatch } from '../policy/watch';
-import { createLog, LEVELS, type Level, type LogTarget } from '../observe/log';
+import { createLog, flushStderr, LEVELS, type Level, type LogTarget } from '../observe/log';
 import { createHandlers, streamToWatchers } from '../api/methods';
 import { DEFAULT_SOCKET_PATH } from '../api/protocol';
 import { ApiServer, DEFAULT_API_LIMITS } from '../api/server';
@@ -266,6 +266,7 @@ function usageError(message: string): never {
 }
 
 function fail(error: unknown): never {
+  flushStderr(); // the log lines before the error come first
   if (error instanceof PolicyError) {
     process.stderr.write(`offloadd: invalid policy: ${error.toString()}\n`);
     process.exit(EXIT.usage);

@@ -36,6 +36,7 @@ export interface LinkEventHandlers {
 export class LinkEvents {
   private monitor: NativeLinkMonitor | null = null;
   private droppingDeviceless = false;
+  private deliveries = 0;
 
   constructor(
     private readonly handlers: LinkEventHandlers,
@@ -64,6 +65,11 @@ export class LinkEvents {
     return wasDropping && !on;
   }
 
+  /** How many times the kernel woke the daemon with link events (or an error) so far. */
+  get wakeups(): number {
+    return this.deliveries;
+  }
+
   get droppingDevicelessLinks(): boolean {
     return this.droppingDeviceless;
   }
@@ -79,6 +85,7 @@ export class LinkEvents {
   }
 
   private deliver(errno: number, datagrams: Buffer[]): void {
+    this.deliveries++;
     try {
       if (errno === 0) {
         const links: LinkMessage[] = [];

@@ -38,21 +38,32 @@ const IDENTIFIER = 'offloadd';
 
 /** journald's native protocol: KEY=value lines, or KEY\n<u64 LE length><bytes>\n for multi-line values. */
 export function encodeJournalEntry(fields: LogFields): Buffer {
-  const parts: Buffer[] = [];
-  for (const [key, value] of Object.entries(fields)) {
+  // Single-line values (nearly all) are gathered in one string and encoded once: a Buffer per
+  // field and a concat cost more than the rest of a log call (issue 13's start-up profile).
+  let text = '';
+  let multiLine: Buffer[] | null = null;
+  for (const key in fields) {
+    const value = fields[key];
     if (value === undefined || value === null) continue;
-    const text = String(value);
-    if (!text.includes('\n')) {
-      parts.push(Buffer.from(`${key}=${text}\n`));
+    const valueText = String(value);
+    if (!valueText.includes('\n')) {
+      text += `${key}=${valueText}\n`;
       continue;
     }
-    const bytes = Buffer.from(text);
+    const bytes = Buffer.from(valueText);
     const length = Buffer.alloc(8);
     length.writeBigUInt64LE(BigInt(bytes.length));
-    parts.push(Buffer.from(`${key}\n`), length, bytes, Buffer.from('\n'));
+    multiLine ??= [];
+    multiLine.push(Buffer.from(`${key}\n`), length, bytes, NEWLINE);
   }
-  return Buffer.concat(parts);
+  const head = Buffer.from(text);
+  return multiLine ? Buffer.concat([head, ...multiLine]) : head;
 }
+
+const NEWLINE = Buffer.from('\n');
+
+/** The fields winston adds to an entry that are not journal fields (message and level have their own). */
+const NOT_FIELDS = new Set(['level', 'message']);
 
 class JournalTransport extends Transport {
   constructor(private readonly socketPath: string) {
@@ -60,18 +71,21 @@ class JournalTransport extends Transport {
   }
 
   override log(info: winston.Logform.TransformableInfo, next: () => void): void {
-    const { level, message, ...fields } = info as winston.Logform.TransformableInfo & LogFields;
-    const entry = encodeJournalEntry({
+    const { level, message } = info;
+    const entry: LogFields = {
       MESSAGE: String(message),
       PRIORITY: PRIORITY[level as Level] ?? 6,
       SYSLOG_IDENTIFIER: IDENTIFIER,
-      ...fields,
-    });
+    };
+    // for…in over the entry's own string keys (winston's are symbols): no rest/spread copies.
+    const fields = info as unknown as LogFields;
+    for (const key in fields) if (!NOT_FIELDS.has(key)) entry[key] = fields[key];
+    const encoded = encodeJournalEntry(entry);
     try {
       // Large entries go as a sealed memfd, as libsystemd does: never silently dropped.
-      addon.sendDatagram(this.socketPath, entry, true);
+      addon.sendDatagram(this.socketPath, encoded, true);
     } catch (error) {
-      process.stderr.write(`<3>offloadd: journal write failed (${(error as Error).message}): ${String(message)}\n`);
+      writeStderr(`<3>offloadd: journal write failed (${(error as Error).message}): ${String(message)}\n`);
     }
     next();
   }
@@ -89,37 +103,102 @@ function stderrIsJournal(): boolean {
   }
 }
 
-function consoleFormat(prefixPriority: boolean): winston.Logform.Format {
-  return winston.format.printf((info) => {
+/**
+ * Lines for stderr, gathered through the current synchronous stretch of work and written with
+ * one write: a start-up logs a line per corrected interface, and a write system call per line
+ * was most of what logging cost. Bounded (STDERR_BATCH_BYTES), written before the process exits,
+ * and flushStderr() lets whoever writes to stderr directly keep the order.
+ */
+const STDERR_BATCH_BYTES = 64 * 1024;
+let stderrPending = '';
+let stderrFlushQueued = false;
+let stderrFlushOnExit = false;
+
+export function flushStderr(): void {
+  stderrFlushQueued = false;
+  if (stderrPending === '') return;
+  const text = stderrPending;
+  stderrPending = '';
+  process.stderr.write(text);
+}
+
+function writeStderr(text: string): void {
+  stderrPending += text;
+  if (stderrPending.length >= STDERR_BATCH_BYTES) {
+    flushStderr();
+    return;
+  }
+  if (!stderrFlushQueued) {
+    stderrFlushQueued = true;
+    queueMicrotask(flushStderr);
+  }
+  if (!stderrFlushOnExit) {
+    stderrFlushOnExit = true;
+    process.on('exit', flushStderr);
+  }
+}
+
+/**
+ * Readable lines on stderr. A transport of its own rather than winston's Stream transport with a
+ * printf format: that one copies every entry for the format and schedules a setImmediate per
+ * line (to emit 'logged', which nothing here listens to), together more than writing the line.
+ */
+class ConsoleTransport extends Transport {
+  constructor(private readonly prefixPriority: boolean) {
+    super();
+  }
+
+  override log(info: winston.Logform.TransformableInfo, next: () => void): void {
     const level = info.level as Level;
     const text = escapeControl(String(info.message), { keepLineBreaks: true });
-    return prefixPriority ? `<${PRIORITY[level] ?? 6}>${text}` : `${level}: ${text}`;
-  });
+    writeStderr(this.prefixPriority ? `<${PRIORITY[level] ?? 6}>${text}\n` : `${level}: ${text}\n`);
+    next();
+  }
 }
 
 export class Log {
-  constructor(private readonly logger: winston.Logger) {}
+  /** The least urgent priority logged (winston's level is fixed when the logger is made). */
+  private readonly maxPriority: number;
+
+  constructor(private readonly logger: winston.Logger) {
+    this.maxPriority = PRIORITY[logger.level as Level] ?? PRIORITY.info;
+  }
 
   log(level: Level, message: string, fields: LogFields = {}): void {
-    this.logger.log(level, message, fields);
+    if (this.isEnabled(level)) this.logger.log(entry(level, message, undefined, fields));
   }
 
   /** An event operators filter on: tagged with its MESSAGE_ID. */
   event(name: JournalMessage, level: Level, message: string, fields: LogFields = {}): void {
-    this.logger.log(level, message, { MESSAGE_ID: MessageId[name], ...fields });
+    if (this.isEnabled(level)) this.logger.log(entry(level, message, MessageId[name], fields));
   }
 
+  /**
+   * Decided here, before anything is built: winston decides only in each transport, after the
+   * entry went through its streams, and its isLevelEnabled() allocates on every call.
+   */
   isEnabled(level: Level): boolean {
-    return this.logger.isLevelEnabled(level);
+    return PRIORITY[level] <= this.maxPriority;
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
+    return new Promise<void>((resolve) => {
       this.logger.on('finish', () => resolve());
       this.logger.end();
       setTimeout(resolve, 200).unref();
-    });
+    }).finally(flushStderr);
   }
+}
+
+/**
+ * The entry as winston's one-argument `log(info)` takes it: its fast path, which skips the
+ * three-argument form's search for %-tokens in the message and its Object.assign of the fields.
+ */
+function entry(level: Level, message: string, messageId: string | undefined, fields: LogFields): winston.LogEntry {
+  const info: winston.LogEntry & LogFields = { level, message };
+  if (messageId !== undefined) info['MESSAGE_ID'] = messageId;
+  for (const key in fields) info[key] = fields[key];
+  return info;
 }
 
 /** journald fields identifying an interface (systemd's log_link_* convention). */
@@ -173,10 +252,7 @@ export function createLog(options: { level: Level; target: LogTarget; journalSoc
     inContainer: inContainer(),
     journalSocketExists: fs.existsSync(journalSocket),
   });
-  const transport =
-    sink === 'journal'
-      ? new JournalTransport(journalSocket)
-      : new winston.transports.Stream({ stream: process.stderr, format: consoleFormat(underJournal) });
+  const transport = sink === 'journal' ? new JournalTransport(journalSocket) : new ConsoleTransport(underJournal);
   // No logger-level format: winston's default (json) would serialise every entry that no
   // transport here reads; each transport formats (or encodes) for itself.
   const passThrough = winston.format((info) => info)();

@@ -6,11 +6,15 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as v8 from 'node:v8';
 import { addon } from '../../src/addon/binding';
 import { KernelError } from '../../src/errors';
 import { dumpLinks } from '../../src/events/link-events';
+import { releaseBurstMemory } from '../../src/memory';
 import { FeatureTable } from '../../src/reconcile/feature-state';
 
+/** A mebibyte: V8's young generation is a few of them at rest and 16 (two 8 MiB semi-spaces) at most. */
+const MIB = 1024 * 1024;
 const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
 /** Bad arguments are a clear error — a TypeError or RangeError, or a KernelError with its errno — never a crash. */
 const bad = (call: () => unknown): void =>
@@ -127,6 +131,18 @@ describe('native addon contract', () => {
   it('dumps every link', () => {
     const links = dumpLinks();
     assert.ok(links.some((link) => link.name === 'lo' && link.ifindex === 1));
+  });
+
+  it('gives back the memory of a burst: the young generation shrinks, objects in use survive', () => {
+    const kept = Array.from({ length: 1000 }, (_, index) => ({ index, name: `m${index}` }));
+    for (let round = 0; round < 200; round++) Array.from({ length: 1000 }, (_, index) => ({ index, round }));
+    releaseBurstMemory();
+    const young = v8.getHeapSpaceStatistics().find((space) => space.space_name === 'new_space');
+    assert.ok(young, 'V8 reports a new_space');
+    assert.ok(young.space_size <= MIB * 2, `new_space is ${young.space_size} bytes after the release`);
+    assert.equal(kept[999]?.name, 'm999');
+    assert.equal(typeof addon.trimNativeHeap(), 'boolean');
+    assert.equal((globalThis as { gc?: unknown }).gc, undefined, "the daemon's own global gets no gc()");
   });
 
   it('leaks no file descriptors', () => {

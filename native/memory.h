@@ -1,0 +1,5 @@
+#pragma once
+#include <napi.h>
+namespace offloadd {
+void InitMemory(Napi::Env env, Napi::Object exports);
+}
