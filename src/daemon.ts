@@ -9,7 +9,7 @@ import type { DaemonEvents, DaemonForApi } from './api/methods';
 import { OffloaddError, PolicyError } from './errors';
 import { LinkRefresh } from './events/link-refresh';
 import { dumpLinks, LinkEvents, DEFAULT_RECEIVE_BUFFER_BYTES } from './events/link-events';
-import type { LinkMessage } from './events/link-message';
+import { findLinkByNameOrIndex, type LinkMessage } from './events/link-message';
 import { InterfaceFactsSource } from './facts/interface-facts';
 import { LastSeenKeeper, LastSeenStore } from './ledger/last-seen';
 import {
@@ -326,7 +326,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, 
     const known = this.reconciler.findLink(nameOrIndex);
     if (known || !this.events.droppingDevicelessLinks) return known;
     // Links without a device are not followed (see filterLinkEvents): ask the kernel.
-    return dumpLinks().find((link) => link.name === nameOrIndex || String(link.ifindex) === nameOrIndex) ?? null;
+    return findLinkByNameOrIndex(dumpLinks(), nameOrIndex);
   }
 
   explain(link: LinkMessage): Explanation {

@@ -151,6 +151,13 @@ function parseLink(buffer: Buffer, start: number, end: number, type: 'new' | 'de
   return message.ifindex > 0 && message.name !== '' ? message : null;
 }
 
+/** The link named `nameOrIndex`, or whose ifindex it is written in decimal (as `ip link` and offloadctl take it). */
+export function findLinkByNameOrIndex(links: Iterable<LinkMessage>, nameOrIndex: string): LinkMessage | null {
+  const index = /^\d+$/.test(nameOrIndex) ? Number(nameOrIndex) : null;
+  for (const link of links) if (link.name === nameOrIndex || link.ifindex === index) return link;
+  return null;
+}
+
 /**
  * Every link message in one datagram (a datagram may hold several). Malformed or foreign
  * messages are skipped, never thrown on: the input comes from the kernel, but a parser bug

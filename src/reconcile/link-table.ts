@@ -2,7 +2,7 @@
  * Every link the daemon knows, by ifindex (names are reused and a rename carries no old name),
  * and why a new message about a link is worth a check.
  */
-import { LinkEventReason, type LinkMessage } from '../events/link-message';
+import { findLinkByNameOrIndex, LinkEventReason, type LinkMessage } from '../events/link-message';
 import type { Trigger } from '../ledger/record';
 
 export class LinkTable {
@@ -47,9 +47,7 @@ export class LinkTable {
 
   /** By name, or by ifindex written in decimal. */
   find(nameOrIndex: string): LinkMessage | null {
-    const index = /^\d+$/.test(nameOrIndex) ? Number(nameOrIndex) : null;
-    for (const link of this.links.values()) if (link.name === nameOrIndex || link.ifindex === index) return link;
-    return null;
+    return findLinkByNameOrIndex(this.links.values(), nameOrIndex);
   }
 }
 
