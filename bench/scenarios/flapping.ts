@@ -5,6 +5,7 @@
  * adversary alone, the daemon's CPU share. Phase B: the adversary continues while another
  * interface is hot-plugged, trial after trial; its exposure window must stay ≤ 2 ms at p99.
  */
+import type { ChildProcess } from 'node:child_process';
 import type { BenchContext } from '../context';
 import { LineReader, type BenchDaemon } from '../daemon';
 import { FEATURE, withNetns, type BenchNetns } from '../netns';
@@ -42,15 +43,14 @@ interface FlappingRun {
   gaveUpReason: string | null;
 }
 
+/** The observer's adversary: turns mf0's feature back on whenever it finds it off, for an hour at most. */
+function spawnAdversary(ctx: BenchContext, netns: BenchNetns): ChildProcess {
+  return netns.spawn(ctx.tools.path('observer'), ['adversary', FEATURE, 'mf0', '3600', String(CHECK_INTERVAL_US)]);
+}
+
 async function underAdversary(ctx: BenchContext, netns: BenchNetns, daemon: BenchDaemon): Promise<FlappingRun> {
   await settle();
-  const adversary = netns.spawn(ctx.tools.path('observer'), [
-    'adversary',
-    FEATURE,
-    'mf0',
-    '3600',
-    String(CHECK_INTERVAL_US),
-  ]);
+  const adversary = spawnAdversary(ctx, netns);
   const output = new LineReader(adversary);
   try {
     ctx.progress(`flapping: adversary alone for ${ctx.flappingSeconds} s`);
@@ -89,13 +89,7 @@ async function floorUnderAdversary(ctx: BenchContext): Promise<ExposureSamples> 
       'floor',
       'flapping-floor',
       async () => {
-        const adversary = netns.spawn(ctx.tools.path('observer'), [
-          'adversary',
-          FEATURE,
-          'mf0',
-          '3600',
-          String(CHECK_INTERVAL_US),
-        ]);
+        const adversary = spawnAdversary(ctx, netns);
         try {
           await settle();
           ctx.progress(`flapping: ${ctx.flappingTrials} hot-plug trials under the adversary, C reactor`);
