@@ -697,9 +697,11 @@ describe('offloadd start-up checks and the API socket file (real daemon, own nam
     await newer.waitForLine(/Started: /);
     const newerIdentity = fs.lstatSync(shared).ino;
     assert.equal(await older.stop(), 0);
-    assert.ok(
-      older.lines.some((line) => /is no longer the socket this daemon created .*; left in place/.test(line)),
-      older.lines.slice(-5).join('\n'),
+    // The process can be gone before the last of its output has been read from the pipe: wait
+    // for the line itself rather than look once.
+    await waitFor(
+      () => older.lines.some((line) => /is no longer the socket this daemon created .*; left in place/.test(line)),
+      `the older daemon's "left in place" line\n--- its last lines:\n${older.lines.slice(-5).join('\n')}`,
     );
     assert.equal(fs.lstatSync(shared).ino, newerIdentity, "the newer daemon's socket is still there");
     assert.equal(json<{ pid: number }>(ctl(shared, ['status', '--json'])).pid, newer.pid);

@@ -174,7 +174,10 @@ describe('packages on a fresh Debian 12 (debootstrap, systemd-nspawn)', function
       assert.notEqual(await h.prop('MainPID'), pid, 'restarted on upgrade');
       const status = JSON.parse(await h.run('offloadctl', 'status', '--json')) as { version: string };
       assert.equal(status.version, upgrade.version);
-      assert.match(await h.prop('StatusText'), /2 managed, 2 compliant/);
+      // StatusText is the last STATUS= systemd took from the service: across a restart it may
+      // still be one sent before the new daemon's READY=1 (or a report sent while it was coming
+      // up). What counts is the state the upgraded daemon settles in, so wait for that.
+      await until(async () => /2 managed, 2 compliant/.test(await h.prop('StatusText')), 'StatusText "2 managed, 2 compliant" after the upgrade');
     });
 
     it('serves metrics once the shipped drop-in is installed, as on a host with node-exporter', async () => {
