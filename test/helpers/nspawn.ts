@@ -1,20 +1,28 @@
 /**
  * A real systemd as PID 1 in a container, for tests of the unit file and of the daemon under
- * systemd (docs: the shared notes' systemd-testing.md, recipe 2: the host's own OS, read-only,
- * with a throw-away overlay).
+ * systemd.
  *
- * The host's root is bind-mounted (inside a private mount namespace, with a tmpfs over
- * /run/systemd) and booted with `systemd-nspawn --volatile=overlay`: every write inside the
- * container goes to a tmpfs and vanishes at stop. The container has its own network namespace
- * (--private-network), this repository read-only at /opt/offloadd, and offloadd's journal catalog
- * installed. Services the host enables (databases, timers, getty...) are masked so only what a
- * test starts runs. Commands run inside with `nsenter` into the container's systemd.
+ * The root is a minimal Debian the suite debootstraps and caches itself (debian-root.ts), never
+ * the host's own tree: the host's services, generators, SysV init scripts and enabled units play
+ * no part, so a developer's machine and a hypervisor get the same result. It is bind-mounted
+ * (inside a private mount namespace, with a tmpfs over /run/systemd) and booted with
+ * `systemd-nspawn --volatile=overlay`: every write inside the container goes to a tmpfs and
+ * vanishes at stop. What the container takes from the host is listed, nothing else:
+ *   - the pinned Node runtime (scripts/node-runtime.sh, .node-version), read-only at
+ *     /usr/local/lib/offloadd-node with its node as /usr/bin/node (the unit's ExecStart=) and its
+ *     bin/ (node, npm) on the PATH of commands run inside;
+ *   - this repository, read-only at /opt/offloadd (or `repoMount`), and offloadd's journal catalog;
+ *   - the kernel, and the cgroup directories the test makes for the container.
+ * The container has its own network namespace (--private-network). Units the root enables
+ * (timers, getty) are masked so only what a test starts runs. Commands run inside with
+ * `nsenter` into the container's systemd. The container's journal lives in its volatile
+ * /run/log/journal: read it with `journal()` or `exec(['journalctl', ...])` while it runs.
  *
  * Cleanup: stop() halts the container (SIGTERM to nspawn), waits, and removes the cgroup
  * directories, deepest first. If the test process dies instead, a supervisor shell sees its stdin
  * close and does the same.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -23,14 +31,24 @@ import { cgroupHierarchies, removeCgroupTree } from './cgroup';
 import { type JournalEntry } from './journald';
 import { delay, findDescendant, isNamespaceInit, isZombie, sleepSync } from './proc';
 import { destroyAtExit } from './cleanup';
+import { debianArch, debianRoot, DEBIAN_ROOT_BUILD_TIMEOUT_MS } from './debian-root';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
+
+/** The root the systemd suites boot unless a test names another: Debian 12, this machine's architecture. */
+export const TEST_ROOT = { suite: 'bookworm', arch: debianArch() };
+
+/** Where the pinned Node runtime appears inside a container (its bin/ is on the PATH there). */
+export const NODE_RUNTIME_MOUNT = '/usr/local/lib/offloadd-node';
+
+/** Room for a before() hook that may debootstrap the test root first. */
+export const CONTAINER_SETUP_TIMEOUT_MS = DEBIAN_ROOT_BUILD_TIMEOUT_MS + 60000;
 
 /** Masked in every container: they would start on a console or touch the host's clock. */
 export const ALWAYS_MASKED = ['console-getty.service', 'systemd-timesyncd.service', 'getty@tty1.service'];
 
 const CONTAINER_ENV: NodeJS.ProcessEnv = {
-  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+  PATH: `/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${NODE_RUNTIME_MOUNT}/bin`,
   LANG: 'C.UTF-8',
   TERM: 'dumb',
   SYSTEMD_COLORS: '0',
@@ -39,15 +57,24 @@ const CONTAINER_ENV: NodeJS.ProcessEnv = {
 };
 
 export interface ContainerOptions {
-  /** Root file system to boot, read-only under the throw-away overlay. Default: the host's own. */
+  /**
+   * Root file system to boot, read-only under the throw-away overlay. Default: the cached
+   * TEST_ROOT (debootstrap'ed on first use; see containerUnavailableReason() for when it cannot be).
+   */
   rootDir?: string;
+  /**
+   * A Node runtime directory (bin/node, and bin/npm if any) bound read-only at NODE_RUNTIME_MOUNT,
+   * its node also as /usr/bin/node. Default: the pinned runtime for the default root, none for a
+   * root a test names (the packages bring their own); null: none.
+   */
+  nodeRuntime?: string | null;
   /** Bound read-only at `repoMount`. Default: this repository; null: none (nor its catalog). */
   repoDir?: string | null;
   /** Where the repository appears inside. Default /opt/offloadd (the installed layout). */
   repoMount?: string;
-  /** More units to mask (in addition to ALWAYS_MASKED and what the host enables). */
+  /** More units to mask (in addition to ALWAYS_MASKED and what the root enables). */
   mask?: string[];
-  /** Units not to mask although the host enables them. */
+  /** Units not to mask although the root enables them. */
   unmask?: string[];
   /** Own network namespace (default true). Never set false in tests that change links. */
   privateNetwork?: boolean;
@@ -91,10 +118,10 @@ export interface ExecResult {
 }
 
 /**
- * Units the host image enables (links in /etc/systemd/system/*.wants and *.requires), except
+ * Units a root enables (links in its /etc/systemd/system/*.wants and *.requires), except
  * targets: in a test container each of them is something that must not start.
  */
-export function unitsEnabledOnHost(etcSystem = '/etc/systemd/system'): string[] {
+export function unitsEnabledInRoot(etcSystem: string): string[] {
   const units = new Set<string>();
   let entries: fs.Dirent[];
   try {
@@ -131,6 +158,35 @@ export function nspawnUnavailableReason(): string | null {
   return null;
 }
 
+/**
+ * Why a container on the default test root cannot be booted here (no root, no nspawn, no
+ * debootstrap or Debian mirror for a first build), or null once the root is ready. Builds and
+ * caches the root when missing: call it from a before() hook with CONTAINER_SETUP_TIMEOUT_MS.
+ */
+export async function containerUnavailableReason(): Promise<string | null> {
+  const reason = nspawnUnavailableReason();
+  if (reason) return reason;
+  const result = await debianRoot(TEST_ROOT);
+  if ('skip' in result) return `cannot build the test root (${TEST_ROOT.suite}, ${TEST_ROOT.arch}): ${result.skip}`;
+  if (result.built) process.stdout.write(`      debootstrapped ${result.root} in ${result.ms} ms\n`);
+  return null;
+}
+
+/** The cached default test root, built when missing. */
+async function testRootDir(): Promise<string> {
+  const result = await debianRoot(TEST_ROOT);
+  if ('skip' in result) throw new Error(`cannot build the test root: ${result.skip}`);
+  return result.root;
+}
+
+let pinnedRuntime: string | null = null;
+
+/** The pinned Node runtime's directory (scripts/node-runtime.sh: cached, fetched when missing). */
+export function pinnedNodeRuntime(): string {
+  pinnedRuntime ??= execFileSync(path.join(REPO_ROOT, 'scripts', 'node-runtime.sh'), { encoding: 'utf8' }).trim();
+  return pinnedRuntime;
+}
+
 /** Starts the container, then waits on stdin: its closing (stop(), or our death) halts it. */
 const SUPERVISOR_SCRIPT = String.raw`
 set -u
@@ -163,7 +219,7 @@ export class Container {
   readonly dir: string;
   /** Set once registered with destroyAtExit (cleanup.ts). */
   private unregister: () => void = () => undefined;
-  /** Empty mount point: the host's root is bound here only inside the supervisor's namespace. */
+  /** Empty mount point: the root is bound here only inside the supervisor's namespace. */
   readonly rootMountPoint: string;
   readonly logFile: string;
   readonly cgroupDirs: string[];
@@ -178,7 +234,11 @@ export class Container {
   private readonly startedAt = process.hrtime.bigint();
   private stopped = false;
 
-  private constructor(readonly options: ContainerOptions) {
+  private constructor(
+    readonly options: ContainerOptions,
+    /** The root booted: options.rootDir, or the cached test root. */
+    readonly rootDir: string,
+  ) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'offloadd-nspawn-'));
     this.rootMountPoint = path.join(this.dir, 'root');
     this.logFile = path.join(this.dir, 'nspawn.log');
@@ -191,7 +251,7 @@ export class Container {
   static async start(options: ContainerOptions = {}): Promise<Container> {
     const reason = nspawnUnavailableReason();
     if (reason) throw new Error(`cannot boot a container: ${reason}`);
-    const container = new Container(options);
+    const container = new Container(options, options.rootDir ?? (await testRootDir()));
     try {
       await container.spawnNspawn();
     } catch (error) {
@@ -204,7 +264,7 @@ export class Container {
   private masks(): string[] {
     if (this.options.run) return [];
     const unmask = new Set(this.options.unmask ?? []);
-    const enabled = unitsEnabledOnHost(path.join(this.options.rootDir ?? '/', 'etc', 'systemd', 'system'));
+    const enabled = unitsEnabledInRoot(path.join(this.rootDir, 'etc', 'systemd', 'system'));
     const units = new Set([...ALWAYS_MASKED, ...enabled, ...(this.options.mask ?? [])]);
     return [...units].filter((unit) => !unmask.has(unit));
   }
@@ -217,8 +277,20 @@ export class Container {
       this.options.catalog === undefined && repoDir
         ? path.join(repoDir, 'systemd', 'offloadd.catalog')
         : this.options.catalog;
+    const nodeRuntime =
+      this.options.nodeRuntime === undefined
+        ? this.options.rootDir === undefined && !this.options.run
+          ? pinnedNodeRuntime()
+          : null
+        : this.options.nodeRuntime;
     const binds: Array<[string, string]> = [
       ...(repoDir ? [[repoDir, this.options.repoMount ?? '/opt/offloadd'] as [string, string]] : []),
+      ...(nodeRuntime
+        ? [
+            [nodeRuntime, NODE_RUNTIME_MOUNT] as [string, string],
+            [path.join(nodeRuntime, 'bin', 'node'), '/usr/bin/node'] as [string, string],
+          ]
+        : []),
       ...(this.options.bindReadOnly ?? []),
     ];
     if (catalog) {
@@ -271,7 +343,7 @@ export class Container {
         'supervisor',
         this.dir,
         this.cgroupDirs.join(' '),
-        path.resolve(this.options.rootDir ?? '/'),
+        path.resolve(this.rootDir),
         ...nspawnArgs,
       ],
       {

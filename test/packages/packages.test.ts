@@ -13,7 +13,7 @@ import { MessageId } from '../../src/observe/message-ids';
 import { fakePciDevice, waitFor } from '../helpers/netns';
 import { bootContainer, nspawnUnavailableReason, type Container } from '../helpers/nspawn';
 import { rebuildWithNextVersion, sharedPackages, type BuiltPackages } from './build';
-import { debianRoot } from './debian-root';
+import { debianRoot } from '../helpers/debian-root';
 
 /** Named like a BCM57508 port; the fake sysfs (a drop-in adds --sysfs-root) says bnxt_en, 14e4:1750. */
 const NIC = 'ens1f0np0';

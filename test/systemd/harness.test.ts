@@ -1,7 +1,9 @@
 /**
  * The systemd test harness itself, proven with stand-ins (not the daemon): a real standalone
- * journald (helpers/journald.ts) and a real systemd as PID 1 in a container (helpers/nspawn.ts).
- * Skipped, with the reason printed, only when not root or systemd-nspawn is missing.
+ * journald (helpers/journald.ts) and a real systemd as PID 1 in a container (helpers/nspawn.ts)
+ * booted from the suite's own Debian root (helpers/debian-root.ts), never the host's tree.
+ * Skipped, with the reason printed, only when not root, systemd-nspawn is missing, or the root
+ * cannot be built (no debootstrap, no Debian mirror).
  */
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
@@ -10,7 +12,13 @@ import * as path from 'node:path';
 import { MessageId } from '../../src/observe/message-ids';
 import { cgroupHierarchies } from '../helpers/cgroup';
 import { startJournald, type Journald } from '../helpers/journald';
-import { bootContainer, nspawnUnavailableReason, REPO_ROOT, type Container } from '../helpers/nspawn';
+import {
+  bootContainer,
+  CONTAINER_SETUP_TIMEOUT_MS,
+  containerUnavailableReason,
+  REPO_ROOT,
+  type Container,
+} from '../helpers/nspawn';
 
 function skipWith(context: Mocha.Context, reason: string): never {
   process.stdout.write(`      skipped: ${reason}\n`);
@@ -105,7 +113,8 @@ describe('systemd harness: systemd as PID 1 in a container', function () {
   let container: Container | undefined;
 
   before(async function () {
-    const reason = nspawnUnavailableReason();
+    this.timeout(CONTAINER_SETUP_TIMEOUT_MS); // the first run debootstraps the test root
+    const reason = await containerUnavailableReason();
     if (reason) skipWith(this, reason);
     container = await bootContainer();
   });
@@ -123,6 +132,19 @@ describe('systemd harness: systemd as PID 1 in a container', function () {
     assert.match(links.stdout, /hv0p?@/);
     const hostLinks = fs.readdirSync('/sys/class/net');
     assert.ok(!hostLinks.includes('hv0'), 'a link made inside the container appeared on the host');
+  });
+
+  it("boots the suite's own Debian root with the pinned Node bound in, nothing of the host's tree", async function () {
+    const c = container as Container;
+    assert.notEqual(c.rootDir, '/');
+    assert.ok(fs.existsSync(c.hostPath('/.offloadd-root-complete')), 'the cached debootstrap root');
+    const pinned = fs.readFileSync(path.join(REPO_ROOT, '.node-version'), 'utf8').trim();
+    for (const node of ['node', '/usr/bin/node']) {
+      assert.equal((await c.exec([node, '--version'], { check: true })).stdout.trim(), `v${pinned}`, node);
+    }
+    // The root's own units, init scripts and generators only: none of the host's.
+    const hostOnly = fs.readdirSync('/etc/init.d').filter((script) => !fs.existsSync(path.join(c.rootDir, 'etc', 'init.d', script)));
+    for (const script of hostOnly) assert.ok(!fs.existsSync(c.hostPath(`/etc/init.d/${script}`)), `the host's /etc/init.d/${script} is inside`);
   });
 
   it('starts a Type=notify stand-in: systemctl start returns after READY=1, then active, logged under -u', async function () {
@@ -173,8 +195,9 @@ describe('systemd harness: systemd as PID 1 in a container', function () {
 describe('systemd harness: units present from the start of the boot', function () {
   let container: Container | undefined;
 
-  before(function () {
-    const reason = nspawnUnavailableReason();
+  before(async function () {
+    this.timeout(CONTAINER_SETUP_TIMEOUT_MS); // the first run debootstraps the test root
+    const reason = await containerUnavailableReason();
     if (reason) skipWith(this, reason);
   });
 

@@ -1,10 +1,11 @@
 /**
  * offloadd as a real systemd service: a real systemd as PID 1 in a container with its own network
- * namespace, the project's own unit, installed by the project's own install script.
+ * namespace, booted from the suite's own Debian root with the pinned Node runtime bound in
+ * (helpers/nspawn.ts), the project's own unit, installed by the project's own install script.
  */
 import { strict as assert } from 'node:assert';
 import { MessageId } from '../../src/observe/message-ids';
-import { bootContainer, nspawnUnavailableReason, type Container } from '../helpers/nspawn';
+import { bootContainer, CONTAINER_SETUP_TIMEOUT_MS, containerUnavailableReason, type Container } from '../helpers/nspawn';
 import { waitForAsync } from '../helpers/wait';
 
 const POLICY = 'rules:\n  - name: uplinks\n    match: { name: "up*" }\n    features: { gro: off, gso: off }\n';
@@ -41,7 +42,8 @@ describe('offloadd.service under a real systemd', function () {
     (JSON.parse(await run('offloadctl', 'status', '--json')) as { counters: { drifts: number } }).counters.drifts;
 
   before(async function () {
-    const reason = nspawnUnavailableReason();
+    this.timeout(CONTAINER_SETUP_TIMEOUT_MS); // the first run debootstraps the test root
+    const reason = await containerUnavailableReason();
     if (reason) {
       process.stdout.write(`      skipped: ${reason}\n`);
       this.skip();

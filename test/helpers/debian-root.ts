@@ -1,0 +1,138 @@
+/**
+ * A fresh minimal Debian root, debootstrap'ed once per suite and architecture and cached; booted
+ * read-only under systemd-nspawn's throw-away overlay (helpers/nspawn.ts), so every container
+ * starts from it pristine. The systemd suites boot it with the pinned Node runtime bound in; the
+ * package tests boot it bare (no Node, no compiler: the packages must bring their own runtime).
+ * Nothing of the host's own tree (its services, generators, init scripts, enabled units) is in it.
+ *
+ * Cache: $OFFLOADD_CACHE/debian-SUITE-ARCH-root, by default ~/.cache/offloadd/ (shared with
+ * scripts/node-runtime.sh); deleting it makes the next run build it again (~1 min). Mirror:
+ * $OFFLOADD_DEBIAN_MIRROR, else the host's apt sources, else deb.debian.org.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export interface DebianRootOptions {
+  /** Debian release codename. Default bookworm (Debian 12). */
+  suite?: string;
+  /** Debian architecture name. Default: this machine's (amd64 on x64, arm64 on arm64). */
+  arch?: string;
+}
+
+/**
+ * What every root holds beyond minbase: systemd as init, ip and ethtool for the tests' links,
+ * procps for ExecReload's kill, man-db for man(1), socat for the harness's notify stand-ins.
+ * The list is part of the cache stamp: a root built from another list is built again.
+ */
+const INCLUDE = ['systemd', 'systemd-sysv', 'dbus', 'iproute2', 'ethtool', 'procps', 'man-db', 'socat'];
+/** No console in the container, and no timers or daily jobs that could run during a test. */
+const MASKED_IN_ROOT = ['console-getty.service', 'apt-daily.timer', 'apt-daily-upgrade.timer', 'man-db.timer'];
+const COMPLETE_STAMP = '.offloadd-root-complete';
+const MIRROR_PROBE_TIMEOUT_MS = 15000;
+const DEBOOTSTRAP_TIMEOUT_MS = 15 * 60 * 1000;
+/** Room for a first build in a test's before() hook (the debootstrap, on a loaded machine). */
+export const DEBIAN_ROOT_BUILD_TIMEOUT_MS = DEBOOTSTRAP_TIMEOUT_MS + MIRROR_PROBE_TIMEOUT_MS;
+
+export function cacheDir(): string {
+  return (
+    process.env['OFFLOADD_CACHE'] ??
+    path.join(process.env['XDG_CACHE_HOME'] ?? path.join(os.homedir(), '.cache'), 'offloadd')
+  );
+}
+
+/** This machine's architecture as Debian names it. */
+export function debianArch(nodeArch: string = process.arch): string {
+  const names: Record<string, string> = { x64: 'amd64', arm64: 'arm64' };
+  const name = names[nodeArch];
+  if (!name) throw new Error(`no Debian root for the architecture ${nodeArch}: only x64 (amd64) and arm64`);
+  return name;
+}
+
+/** The Debian mirror: the environment's, else the first Debian URI in the host's apt sources. */
+export function debianMirror(): string {
+  const fromEnv = process.env['OFFLOADD_DEBIAN_MIRROR'];
+  if (fromEnv) return fromEnv;
+  const sources: string[] = [];
+  for (const file of ['/etc/apt/sources.list.d/debian.sources', '/etc/apt/sources.list']) {
+    try {
+      sources.push(fs.readFileSync(file, 'utf8'));
+    } catch {
+      // absent
+    }
+  }
+  const uris = sources.join('\n').match(/(?:^URIs:\s*|^deb\s+(?:\[[^\]]*\]\s+)?)(\S+\/debian)\/?(?:\s|$)/m);
+  return uris?.[1] ?? 'http://deb.debian.org/debian';
+}
+
+export type RootResult = { root: string; built: boolean; ms: number } | { skip: string };
+
+/** The first line of the stamp: what the root was built from (a changed recipe means a rebuild). */
+function recipe(suite: string, arch: string): string {
+  return `${suite} ${arch} minbase +${INCLUDE.join(',')} -${MASKED_IN_ROOT.join(',')}`;
+}
+
+function isComplete(root: string, wanted: string): boolean {
+  try {
+    return fs.readFileSync(path.join(root, COMPLETE_STAMP), 'utf8').split('\n')[0] === wanted;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The cached root for `suite` and `arch`, built when missing; a skip reason when it cannot be
+ * (no debootstrap, no mirror).
+ */
+export async function debianRoot(options: DebianRootOptions = {}): Promise<RootResult> {
+  const suite = options.suite ?? 'bookworm';
+  const arch = options.arch ?? debianArch();
+  if (!/^[a-z]+$/.test(suite) || !/^[a-z0-9]+$/.test(arch))
+    throw new Error(`not a Debian suite and architecture: ${suite} ${arch}`);
+  const wanted = recipe(suite, arch);
+  const root = path.join(cacheDir(), `debian-${suite}-${arch}-root`);
+  if (isComplete(root, wanted)) return { root, built: false, ms: 0 };
+  try {
+    execFileSync('debootstrap', ['--version'], { stdio: 'ignore' });
+  } catch {
+    return { skip: 'debootstrap is not installed (apt-get install debootstrap)' };
+  }
+  const mirror = debianMirror();
+  const release = `${mirror}/dists/${suite}/Release`;
+  try {
+    const response = await fetch(release, { method: 'HEAD', signal: AbortSignal.timeout(MIRROR_PROBE_TIMEOUT_MS) });
+    if (!response.ok)
+      return { skip: `the Debian mirror answers ${response.status} for ${release} (set OFFLOADD_DEBIAN_MIRROR)` };
+  } catch (error) {
+    return {
+      skip: `no network or no Debian mirror: ${release}: ${(error as Error).message} (set OFFLOADD_DEBIAN_MIRROR)`,
+    };
+  }
+  const started = Date.now();
+  fs.mkdirSync(cacheDir(), { recursive: true });
+  const work = fs.mkdtempSync(path.join(cacheDir(), '.debootstrap-'));
+  try {
+    execFileSync(
+      'debootstrap',
+      ['--variant=minbase', `--arch=${arch}`, `--include=${INCLUDE.join(',')}`, suite, work, mirror],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        timeout: DEBOOTSTRAP_TIMEOUT_MS,
+      },
+    );
+    for (const unit of MASKED_IN_ROOT) fs.symlinkSync('/dev/null', path.join(work, 'etc', 'systemd', 'system', unit));
+    fs.writeFileSync(path.join(work, COMPLETE_STAMP), `${wanted}\nfrom ${mirror}, ${new Date().toISOString()}\n`);
+    // Another test run may have finished the same root meanwhile: then keep that one.
+    if (isComplete(root, wanted)) {
+      fs.rmSync(work, { recursive: true, force: true });
+      return { root, built: false, ms: Date.now() - started };
+    }
+    fs.rmSync(root, { recursive: true, force: true });
+    fs.renameSync(work, root);
+  } catch (error) {
+    fs.rmSync(work, { recursive: true, force: true });
+    throw new Error(`debootstrap of ${suite} (${arch}) from ${mirror} failed: ${(error as Error).message}`);
+  }
+  return { root, built: true, ms: Date.now() - started };
+}
