@@ -13,6 +13,8 @@ export default tseslint.config(
       'prebuilds/',
       'src/generated/',
       'scripts/',
+      'bin/',
+      '.mocharc.js',
       'eslint.config.mjs',
     ],
   },
