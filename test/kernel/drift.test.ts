@@ -281,7 +281,10 @@ rules:
     const seqs = ['ledger.jsonl.2', 'ledger.jsonl.1', 'ledger.jsonl'].flatMap((name) =>
       lines(name).map((line) => (JSON.parse(line) as LedgerRecord).seq),
     );
-    assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => (seqs[0] as number) + i));
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: seqs.length }, (_, i) => (seqs[0] as number) + i),
+    );
     assert.ok((seqs.at(-1) ?? 0) >= interfaces * rounds, `the newest record is #${seqs.at(-1)}`);
   });
 });
