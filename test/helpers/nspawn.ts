@@ -16,7 +16,8 @@
  * The container has its own network namespace (--private-network). Units the root enables
  * (timers, getty) are masked so only what a test starts runs. Commands run inside with
  * `nsenter` into the container's systemd. The container's journal lives in its volatile
- * /run/log/journal: read it with `journal()` or `exec(['journalctl', ...])` while it runs.
+ * /run/log/journal: read it with `journal()` or `exec(['journalctl', ...])` while it runs, and
+ * `keepJournal()` copies it out (the systemd suites do so for every failed test).
  *
  * Cleanup: stop() halts the container (SIGTERM to nspawn), waits, and removes the cgroup
  * directories, deepest first. If the test process dies instead, a supervisor shell sees its stdin
@@ -488,6 +489,26 @@ export class Container {
     await this.exec(['systemctl', 'daemon-reload'], { check: true });
   }
 
+  /**
+   * Copies the container's journal (volatile: it lives in the container's /run/log/journal and
+   * goes with it at stop) to a directory that outlives the test, and returns that directory:
+   * read it with `journalctl -D DIR` (add `-u offloadd`, `-x`, `-o verbose`...). Kept under
+   * $OFFLOADD_TEST_LOGS, by default TMPDIR/offloadd-test-journals/<container name>.
+   */
+  async keepJournal(): Promise<string> {
+    await this.exec(['journalctl', '--sync'], { timeoutMs: 10000 }).catch(() => undefined);
+    const kept = path.join(
+      process.env['OFFLOADD_TEST_LOGS'] ?? path.join(os.tmpdir(), 'offloadd-test-journals'),
+      this.name,
+    );
+    fs.mkdirSync(kept, { recursive: true });
+    for (const store of ['/run/log/journal', '/var/log/journal']) {
+      if (fs.existsSync(this.hostPath(store))) fs.cpSync(this.hostPath(store), kept, { recursive: true });
+    }
+    fs.writeFileSync(path.join(kept, 'nspawn.log'), this.log());
+    return kept;
+  }
+
   /** (Re)builds the journal catalog database inside from /usr/lib/systemd/catalog. */
   async updateCatalog(): Promise<void> {
     await this.exec(['journalctl', '--update-catalog'], { check: true });
@@ -591,6 +612,20 @@ export async function bootContainer(options: ContainerOptions = {}): Promise<Con
     throw error;
   }
   return container;
+}
+
+/**
+ * For a suite's afterEach: when the test just failed, keeps the container's journal and says
+ * where (`journalctl -D DIR -u offloadd -x` reads it).
+ */
+export async function keepJournalOfFailure(context: Mocha.Context, container: Container | undefined): Promise<void> {
+  if (context.currentTest?.state !== 'failed' || !container?.leaderPid) return;
+  try {
+    const kept = await container.keepJournal();
+    process.stdout.write(`      the container's journal is kept: journalctl -D ${kept} -x (and ${kept}/nspawn.log)\n`);
+  } catch (error) {
+    process.stdout.write(`      could not keep the container's journal: ${(error as Error).message}\n`);
+  }
 }
 
 /** A unit name, or a drop-in path 'NAME.d/FILE.conf': nothing that could leave the unit directory. */

@@ -16,6 +16,7 @@ import {
   bootContainer,
   CONTAINER_SETUP_TIMEOUT_MS,
   containerUnavailableReason,
+  keepJournalOfFailure,
   REPO_ROOT,
   type Container,
 } from '../helpers/nspawn';
@@ -119,6 +120,10 @@ describe('systemd harness: systemd as PID 1 in a container', function () {
     container = await bootContainer();
   });
 
+  afterEach(async function () {
+    await keepJournalOfFailure(this, container);
+  });
+
   after(async function () {
     await container?.stop();
   });
@@ -199,6 +204,10 @@ describe('systemd harness: units present from the start of the boot', function (
     this.timeout(CONTAINER_SETUP_TIMEOUT_MS); // the first run debootstraps the test root
     const reason = await containerUnavailableReason();
     if (reason) skipWith(this, reason);
+  });
+
+  afterEach(async function () {
+    await keepJournalOfFailure(this, container);
   });
 
   after(async function () {

@@ -5,7 +5,13 @@
  */
 import { strict as assert } from 'node:assert';
 import { MessageId } from '../../src/observe/message-ids';
-import { bootContainer, CONTAINER_SETUP_TIMEOUT_MS, containerUnavailableReason, type Container } from '../helpers/nspawn';
+import {
+  bootContainer,
+  CONTAINER_SETUP_TIMEOUT_MS,
+  containerUnavailableReason,
+  keepJournalOfFailure,
+  type Container,
+} from '../helpers/nspawn';
 import { waitForAsync } from '../helpers/wait';
 
 const POLICY = 'rules:\n  - name: uplinks\n    match: { name: "up*" }\n    features: { gro: off, gso: off }\n';
@@ -49,6 +55,9 @@ describe('offloadd.service under a real systemd', function () {
       this.skip();
     }
     c = await bootContainer({ repoMount: '/src', catalog: null });
+  });
+  afterEach(async function () {
+    await keepJournalOfFailure(this, c);
   });
   after(async () => {
     await c?.stop();
