@@ -262,8 +262,9 @@ rules:
       ns.exec('bash', '-c', Array.from({ length: interfaces }, (_, i) => `ethtool -K up${i} gro on`).join('; '));
       // The daemon counts a drift only once its record is durable, and checks for rotation in the
       // same step: a corrected feature alone says nothing about the ledger.
-      await waitFor(() => durableDrifts(daemon) === interfaces * round, `${interfaces * round} durable drift records`);
+      await waitFor(() => durableDrifts(daemon) >= interfaces * round, `${interfaces * round} durable drift records`);
     }
+    assert.equal(durableDrifts(daemon), interfaces * rounds, 'one drift per interface and round');
     const files = fs.readdirSync(daemon.stateDir).filter((name) => name.startsWith('ledger.jsonl'));
     assert.deepEqual(files.sort(), ['ledger.jsonl', 'ledger.jsonl.1', 'ledger.jsonl.2']);
     const lines = (name: string): string[] =>
