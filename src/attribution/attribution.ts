@@ -9,13 +9,13 @@
  * process.hrtime.bigint(), which is CLOCK_MONOTONIC too (libuv's uv_hrtime).
  */
 import { attributionAddon, type NativeAttribution } from '../addon/binding';
-import { OffloaddError } from '../errors';
 import type { Actor, ActorAnswer } from './actor';
 import { ActorLog } from './actor-log';
 import { CgroupIndex, cgroup2Mount } from './cgroup';
 import { parseRecords } from './record';
 import { decodeRequest } from './request';
 import { ActorResolver, netnsOf } from './resolve';
+import { AttributionUnavailable, unavailableReason, type AddonFailure } from './unavailable';
 
 /** How far before a drift a request still counts as its cause, unless the caller says otherwise. */
 export const DEFAULT_ATTRIBUTION_WINDOW_MS = 2000;
@@ -59,43 +59,6 @@ export interface Attribution {
   forget(ifindex: number): void;
   status(): AttributionStatus;
   stop(): void;
-}
-
-/** The kernel side could not start; `reason` is a sentence for status and the journal. */
-export class AttributionUnavailable extends OffloaddError {
-  constructor(
-    readonly reason: string,
-    options: { hint?: string; cause?: unknown } = {},
-  ) {
-    super('ERR_ATTRIBUTION_UNAVAILABLE', `attribution is off: ${reason}`, options);
-  }
-}
-
-interface AddonFailure {
-  message: string;
-  errno?: number;
-  stage?: string;
-  syscall?: string;
-  verifierLog?: string;
-}
-
-/** One sentence saying why the kernel side did not start, and what would change it. */
-export function unavailableReason(error: AddonFailure): string {
-  const call = error.syscall ?? 'a system call';
-  if (error.errno === 1 || error.errno === 13) {
-    if (error.stage === 'tracefs')
-      return `cannot mount or read tracefs (${call}: permission denied; needs CAP_SYS_ADMIN to mount it)`;
-    return `${call} was refused (permission denied): loading tracepoint programs needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)`;
-  }
-  if (error.errno === 38) return 'this kernel has no bpf() system call (CONFIG_BPF_SYSCALL is off)';
-  if (error.stage === 'load') {
-    const last = (error.verifierLog ?? '').trim().split('\n').slice(-2).join(' / ');
-    return `the kernel refused the tracepoint program (${call}${last ? `: ${last}` : ''})`;
-  }
-  if (error.stage === 'map' && error.errno === 22)
-    return 'this kernel has no BPF ring buffer (Linux 5.8 or later needed)';
-  if (error.stage === 'tracefs') return `no system-call tracepoints: ${error.message}`;
-  return error.message;
 }
 
 function disabled(reason: string, cause?: unknown): Attribution {
