@@ -1,6 +1,12 @@
 import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
-import { findManagerSettings, findOverlaps, matchTarget, type PolicyInterface } from '../../src/doctor/managers';
+import {
+  findManagerSettings,
+  findOverlaps,
+  matchTarget,
+  type ManagerOverlap,
+  type PolicyInterface,
+} from '../../src/doctor/managers';
 import { parseIfcfg } from '../../src/doctor/managers/ifcfg';
 import { parseInterfaces } from '../../src/doctor/managers/ifupdown';
 import { parseKeyfile } from '../../src/doctor/managers/networkmanager';
@@ -26,7 +32,7 @@ const eth0: PolicyInterface = {
 
 describe('other managers: --root fixtures in the real formats', () => {
   const overlaps = findOverlaps(findManagerSettings(ROOT), [eth0]);
-  const byFile = (file: string) => overlaps.filter((overlap) => overlap.file === file);
+  const byFile = (file: string): ManagerOverlap[] => overlaps.filter((overlap) => overlap.file === file);
 
   it('finds each of the six formats, with file, line and agreement', () => {
     assert.deepEqual(
