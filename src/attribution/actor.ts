@@ -39,6 +39,8 @@ export interface Actor {
   time: string;
   /** running: named from /proc at arrival; exited: gone (or its pid reused) before that. */
   process: 'running' | 'exited';
+  /** The process that started the sender, when it was still there (what ran a short-lived tool). */
+  parent: { pid: number; comm: string; exe: string | null } | null;
   /** What could not be found out, or null. */
   partial: string | null;
 }
@@ -58,7 +60,7 @@ export function describeActor(actor: Actor): string {
   const where = actor.container
     ? `${actor.pod ? `pod ${actor.pod.uid}, ` : ''}${actor.container.runtime} container ${actor.container.id.slice(0, 12)}`
     : (actor.userUnit ?? actor.unit);
-  const exited = actor.process === 'exited' ? ', exited' : '';
+  const exited = `${actor.process === 'exited' ? ', exited' : ''}${actor.parent ? `, run by ${actor.parent.comm} (pid ${actor.parent.pid})` : ''}`;
   if (actor.unit?.endsWith('.service') && !actor.container && !actor.userUnit) {
     return `${actor.unit} (pid ${actor.pid}, ${actor.exe ?? actor.comm}${exited})`;
   }
@@ -81,6 +83,7 @@ export function actorJournalFields(actor: Actor): Record<string, string> {
     OFFLOADD_ACTOR_CGROUP: actor.cgroup.path,
     OFFLOADD_ACTOR_SYSCALL: actor.syscall,
     OFFLOADD_ACTOR_REQUEST: actor.request,
+    OFFLOADD_ACTOR_PARENT: actor.parent ? `${actor.parent.comm} (pid ${actor.parent.pid})` : null,
   };
   return Object.fromEntries(Object.entries(fields).filter((entry): entry is [string, string] => !!entry[1]));
 }

@@ -35,7 +35,8 @@ export class ActorResolver {
 
   resolve(request: KernelRequest, decoded: DecodedRequest): Actor {
     const proc = path.join(this.procRoot, String(request.pid));
-    const alive = this.sameProcess(proc, request.ktimeNs);
+    const stat = readStat(proc);
+    const alive = stat !== null && isSameProcess(stat, request.ktimeNs) && !stat.exited;
     const cgroupPath = (alive ? this.cgroupPathOf(proc) : null) ?? this.options.cgroups.pathOf(request.cgroupId);
     const owner = classifyCgroup(cgroupPath ?? '');
     const actor: Actor = {
@@ -59,6 +60,7 @@ export class ActorResolver {
       features: decoded.features,
       time: request.ktimeNs.toString(),
       process: alive ? 'running' : 'exited',
+      parent: stat !== null && isSameProcess(stat, request.ktimeNs) ? this.parentOf(stat.ppid, request.ktimeNs) : null,
       partial: decoded.partial,
     };
     if (!alive) {
@@ -68,19 +70,20 @@ export class ActorResolver {
     return actor;
   }
 
-  /** Whether /proc/PID is still the process that made the request (not gone, pid not reused). */
-  private sameProcess(proc: string, requestNs: bigint): boolean {
-    const stat = readTrimmed(path.join(proc, 'stat'));
-    if (stat === null) return false;
-    // Field 22 (starttime), counted after the parenthesised comm, which may hold spaces.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z' || fields[0] === 'X') return false; // exited, not yet reaped: nothing left to read
-    const ticks = fields[19];
-    if (ticks === undefined || !/^\d+$/.test(ticks)) return false;
-    // starttime is on the boot-time clock, which runs ahead of CLOCK_MONOTONIC only across a
-    // suspend: then a real sender may look newer, and is conservatively called "exited".
-    const startedNs = (BigInt(ticks) * 1_000_000_000n) / BigInt(CLOCK_TICKS_PER_SECOND);
-    return startedNs <= requestNs + START_TIME_SLACK_NS;
+  /**
+   * The parent that started the sender (a zombie's stat still names it): what ran a short-lived
+   * `ethtool` (a script, cron, cloud-init) is often still there when the tool is gone.
+   */
+  private parentOf(ppid: number, requestNs: bigint): Actor['parent'] {
+    if (ppid <= 1) return null;
+    const proc = path.join(this.procRoot, String(ppid));
+    const stat = readStat(proc);
+    if (stat === null || stat.exited || !isSameProcess(stat, requestNs)) return null;
+    return {
+      pid: ppid,
+      comm: readTrimmed(path.join(proc, 'comm')) ?? stat.comm,
+      exe: readLink(path.join(proc, 'exe')),
+    };
   }
 
   private cgroupPathOf(proc: string): string | null {
@@ -100,6 +103,41 @@ export class ActorResolver {
     }
     return this.users.get(uid) ?? null;
   }
+}
+
+interface ProcStat {
+  comm: string;
+  /** A zombie (exited, not yet reaped): its stat stays readable, nothing else of it does. */
+  exited: boolean;
+  ppid: number;
+  /** Start time on the boot-time clock, in nanoseconds. */
+  startedNs: bigint;
+}
+
+/** /proc/PID/stat's fields after the parenthesised comm (which may hold spaces and parentheses). */
+function readStat(proc: string): ProcStat | null {
+  const stat = readTrimmed(path.join(proc, 'stat'));
+  if (stat === null) return null;
+  const close = stat.lastIndexOf(')');
+  const fields = stat.slice(close + 2).split(' ');
+  const [state, ppid, ticks] = [fields[0], fields[1], fields[19]];
+  if (state === undefined || ppid === undefined || ticks === undefined || !/^\d+$/.test(ticks)) return null;
+  return {
+    comm: stat.slice(stat.indexOf('(') + 1, close),
+    exited: state === 'Z' || state === 'X',
+    ppid: Number(ppid),
+    startedNs: (BigInt(ticks) * 1_000_000_000n) / BigInt(CLOCK_TICKS_PER_SECOND),
+  };
+}
+
+/**
+ * Whether the process at this pid can have made a request at `requestNs`: it did not start after
+ * it (else the pid was reused). starttime is on the boot-time clock, which runs ahead of
+ * CLOCK_MONOTONIC only across a suspend: then a real sender may look newer, and is conservatively
+ * called "exited".
+ */
+function isSameProcess(stat: ProcStat, requestNs: bigint): boolean {
+  return stat.startedNs <= requestNs + START_TIME_SLACK_NS;
 }
 
 function readTrimmed(file: string): string | null {

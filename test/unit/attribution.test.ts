@@ -80,6 +80,7 @@ function actor(overrides: Partial<Actor> = {}): Actor {
     features: { 'rx-gro': true },
     time: '1000000000',
     process: 'running',
+    parent: null,
     partial: null,
     ...overrides,
   };
@@ -207,10 +208,10 @@ describe('attribution: the actor resolver', () => {
   afterEach(() => fs.rmSync(procRoot, { recursive: true, force: true }));
 
   /** A /proc/PID directory with a stat line whose start time is `startTicks` (USER_HZ ticks). */
-  function fakeProcess(pid: number, startTicks: number, state = 'S'): void {
+  function fakeProcess(pid: number, startTicks: number, state = 'S', ppid = 0): void {
     const dir = path.join(procRoot, String(pid));
     fs.mkdirSync(path.join(dir, 'ns'), { recursive: true });
-    const after = [state, ...Array.from({ length: 18 }, () => '0'), String(startTicks), '0'];
+    const after = [state, String(ppid), ...Array.from({ length: 17 }, () => '0'), String(startTicks), '0'];
     fs.writeFileSync(path.join(dir, 'stat'), `${pid} (eth tool) ${after.join(' ')}\n`);
     fs.writeFileSync(path.join(dir, 'comm'), 'ethtool\n');
     fs.writeFileSync(path.join(dir, 'cgroup'), '12:cpu:/\n0::/system.slice/tuned.service\n');
@@ -240,6 +241,15 @@ describe('attribution: the actor resolver', () => {
     assert.equal(got.exe, null);
     assert.equal(got.unit, null);
     assert.match(got.partial ?? '', /exited before it was resolved/);
+  });
+
+  it('names the parent that ran an exited tool', () => {
+    fakeProcess(77, 10);
+    fakeProcess(4242, 50, 'Z', 77);
+    const got = resolver().resolve(request(), decodeRequest(request(), ifindexOf));
+    assert.equal(got.process, 'exited');
+    assert.deepEqual(got.parent, { pid: 77, comm: 'ethtool', exe: '/usr/sbin/ethtool' });
+    assert.match(describeActor(got), /exited, run by ethtool \(pid 77\)/);
   });
 
   it('calls a zombie and a missing process "exited"', () => {
