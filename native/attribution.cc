@@ -417,15 +417,21 @@ int LoadProgram(const std::vector<bpf_insn>& insns, const char* name) {
 }
 
 // The tracing file system: where it is mounted, mounting it at /sys/kernel/tracing when it is not.
+// AT_EACCESS: checked with the effective ids and capabilities (access() drops the capabilities of
+// a non-root process, so CAP_DAC_READ_SEARCH would not count).
 std::string TracefsEvents() {
   static const char* const kCandidates[] = {"/sys/kernel/tracing", "/sys/kernel/debug/tracing"};
+  std::string unreadable;
   for (const char* dir : kCandidates) {
     std::string events = std::string(dir) + "/events/syscalls";
-    if (access(events.c_str(), R_OK) == 0) return events;
+    if (faccessat(AT_FDCWD, events.c_str(), R_OK | X_OK, AT_EACCESS) == 0) return events;
+    if ((errno == EACCES || errno == EPERM) && unreadable.empty()) unreadable = events;
   }
+  // tracefs directories are root's, mode 0700: a daemon that is not root needs CAP_DAC_READ_SEARCH.
+  if (!unreadable.empty()) throw AttributionError(EACCES, "open(" + unreadable + ")", "tracefs", "not readable");
   if (mount("nodev", kCandidates[0], "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) == 0) {
     std::string events = std::string(kCandidates[0]) + "/events/syscalls";
-    if (access(events.c_str(), R_OK) == 0) return events;
+    if (faccessat(AT_FDCWD, events.c_str(), R_OK | X_OK, AT_EACCESS) == 0) return events;
     throw AttributionError(ENOENT, "open(" + events + ")", "tracefs",
                            "no system-call tracepoints (CONFIG_FTRACE_SYSCALLS)");
   }

@@ -27,8 +27,12 @@ export interface AddonFailure {
 export function unavailableReason(error: AddonFailure): string {
   const call = error.syscall ?? 'a system call';
   if (error.errno === 1 || error.errno === 13) {
-    if (error.stage === 'tracefs')
-      return `cannot mount or read tracefs (${call}: permission denied; needs CAP_SYS_ADMIN to mount it)`;
+    if (error.stage === 'tracefs' && call.startsWith('mount')) {
+      return 'tracefs is not mounted, and mounting it needs CAP_SYS_ADMIN (systemd mounts it at boot: sys-kernel-tracing.mount)';
+    }
+    if (error.stage === 'tracefs') {
+      return `cannot read the tracepoint ids in tracefs (${call}: permission denied): tracefs is root's, mode 0700, so a daemon that is not root needs CAP_DAC_READ_SEARCH`;
+    }
     return `${call} was refused (permission denied): loading tracepoint programs needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)`;
   }
   if (error.errno === 38) return 'this kernel has no bpf() system call (CONFIG_BPF_SYSCALL is off)';

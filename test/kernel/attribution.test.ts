@@ -40,7 +40,7 @@ int main(int argc, char **argv) {
 
 /** ETHTOOL_MSG_FEATURES_SET sent with sendmsg() on a raw generic-netlink socket. */
 const SENDMSG_CALLER = String.raw`
-import socket, struct, sys
+import os, socket, struct, sys
 NESTED = 0x8000
 def attr(kind, payload):
     data = struct.pack('=HH', 4 + len(payload), kind) + payload
@@ -60,7 +60,11 @@ ifindex, on = int(sys.argv[1]), sys.argv[2] == 'on'
 bit = attr(2, b'rx-gro\0') + (attr(3, b'') if on else b'')
 wanted = attr(3 | NESTED, attr(1 | NESTED, bit))
 body = attr(1 | NESTED, attr(1, struct.pack('=I', ifindex))) + attr(3 | NESTED, wanted)
-s.sendmsg([message(family, 12, body, 2)])
+request = message(family, 12, body, 2)
+if len(sys.argv) > 3 and sys.argv[3] == 'write':
+    os.write(s.fileno(), request)
+else:
+    s.sendmsg([request])
 reply = s.recv(8192)
 kind = struct.unpack_from('=H', reply, 4)[0]
 sys.exit(1 if kind == 2 and struct.unpack_from('=i', reply, 16)[0] != 0 else 0)  # NLMSG_ERROR
@@ -95,7 +99,7 @@ describe('attribution (kernel)', function () {
     return Number(fs.statSync(`/run/netns/${ns.name}`).ino);
   }
 
-  function start(options: { selfPid?: number; ringBytes?: number } = {}): Harness {
+  function start(options: { selfPid?: number; ringBytes?: number; traceWrite?: boolean } = {}): Harness {
     const actors: Actor[] = [];
     const attribution = startAttribution({
       ifindexOf,
@@ -186,6 +190,19 @@ describe('attribution (kernel)', function () {
     assert.equal(ns.features('v0')['generic-receive-offload'], true);
   });
 
+  it('names a write() of FEATURES_SET on a netlink socket when asked to trace write', async () => {
+    ns.addVeth('v0');
+    ns.setFeatures('v0', 'gro', 'off');
+    const script = ns.file('features-set.py', SENDMSG_CALLER);
+    const h = start({ traceWrite: true });
+    assert.deepEqual(h.attribution.status().traced, ['ioctl', 'sendto', 'sendmsg', 'write']);
+    const ifindex = ifindexOf('v0') as number;
+    const pid = await runInNamespace('python3', [script, String(ifindex), 'on', 'write']);
+    const actor = await actorOf(h, pid);
+    assert.equal(actor.syscall, 'write');
+    assert.equal(actor.ifindex, ifindex);
+  });
+
   it('names the unit of a process in a cgroup the test creates, even after the process exited', async function () {
     const unified = cgroupHierarchies().unified;
     if (!unified) this.skip();
@@ -269,9 +286,10 @@ const attribution = startAttribution({ ifindexOf: () => undefined });
 process.stdout.write(JSON.stringify({ status: attribution.status(), code: attribution.unavailable && attribution.unavailable.code }));
 attribution.stop();`,
     );
+    const dropped = '-bpf,-perfmon,-sys_admin';
     const output = execFileSync(
-      'capsh',
-      ['--drop=cap_bpf,cap_perfmon,cap_sys_admin', '--', '-c', `exec "${process.execPath}" "${probe}"`],
+      'setpriv',
+      [`--bounding-set=${dropped}`, `--inh-caps=${dropped}`, '--', process.execPath, probe],
       { encoding: 'utf8' },
     );
     const { status, code } = JSON.parse(output) as { status: { enabled: boolean; reason: string }; code: string };

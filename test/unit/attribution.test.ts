@@ -333,7 +333,19 @@ describe('attribution: descriptions', () => {
       unavailableReason({ message: '', errno: 1, stage: 'load', syscall: 'bpf(BPF_PROG_LOAD)' }),
       /CAP_BPF and CAP_PERFMON/,
     );
-    assert.match(unavailableReason({ message: '', errno: 13, stage: 'tracefs' }), /tracefs/);
+    assert.match(
+      unavailableReason({
+        message: '',
+        errno: 13,
+        stage: 'tracefs',
+        syscall: 'open(/sys/kernel/tracing/events/syscalls)',
+      }),
+      /CAP_DAC_READ_SEARCH/,
+    );
+    assert.match(
+      unavailableReason({ message: '', errno: 1, stage: 'tracefs', syscall: 'mount(tracefs, /sys/kernel/tracing)' }),
+      /mounting it needs CAP_SYS_ADMIN/,
+    );
     assert.match(unavailableReason({ message: '', errno: 38 }), /no bpf\(\) system call/);
     assert.match(
       unavailableReason({
