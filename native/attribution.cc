@@ -40,6 +40,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -533,7 +534,8 @@ class Attribution : public Napi::ObjectWrap<Attribution> {
   }
 
   // new Attribution({ selfTgid, ringBytes, syscalls: string[] }, onRecords(records: Buffer, count: number))
-  explicit Attribution(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Attribution>(info) {
+  explicit Attribution(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<Attribution>(info), context_(info.Env(), "offloadd.Attribution") {
     Napi::Env env = info.Env();
     if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction())
       throw Napi::TypeError::New(env, "expected (options: object, onRecords: Function)");
@@ -740,16 +742,17 @@ class Attribution : public Napi::ObjectWrap<Attribution> {
     }
     if (count == 0) return;
     Napi::Buffer<uint8_t> buffer = Napi::Buffer<uint8_t>::Copy(env, batch.data(), batch.size());
-    // A throwing callback must not unwind through libuv: report it as uncaught instead.
-    Napi::Value result = callback_.Value().Call({buffer, Napi::Number::New(env, count)});
-    (void)result;
-    if (env.IsExceptionPending()) {
-      Napi::Error error = env.GetAndClearPendingException();
-      napi_fatal_exception(env, error.Value());
+    // As LinkMonitor: through MakeCallback (promise jobs and nextTicks run afterwards), and an
+    // exception from the handler must not unwind through libuv.
+    try {
+      callback_.MakeCallback(env.Global(), {buffer, Napi::Number::New(env, count)}, context_);
+    } catch (const Napi::Error& error) {
+      std::fprintf(stderr, "offloadd: attribution handler threw: %s\n", error.Message().c_str());
     }
   }
 
   Napi::FunctionReference callback_;
+  Napi::AsyncContext context_;
   Maps maps_;
   std::vector<int> programs_;
   std::vector<int> events_;
