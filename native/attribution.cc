@@ -17,8 +17,11 @@
 // into the config map) are dropped in the kernel.
 //
 // JavaScript surface (src/addon/binding.ts):
-//   new Attribution({ selfTgid, ringBytes, syscalls }, onRecords(records: Buffer, count))
-//     .close() .dropped() .attached() .ref() .unref()
+//   new Attribution({ selfTgid, ringBytes, syscalls, hook }, onRecords(records: Buffer, count))
+//     .close() .dropped() .attached() .hook() .ethtoolFamily() .ref() .unref()
+//   hook: 'tracepoint' (one program per syscalls:sys_enter_X, through perf_event_open; needs
+//   tracefs for the ids) or 'raw_tracepoint' (one program on sys_enter for every system call,
+//   dispatching on the number; needs neither tracefs nor perf_event_open).
 //   Errors carry errno, syscall and `stage` (tracefs | map | load | attach), and the verifier's
 //   log as `verifierLog` when it refused a program.
 #include "attribution.h"
@@ -128,19 +131,21 @@ class Assembler {
   void Call(int32_t helper) { Insn(BPF_JMP | BPF_CALL, 0, 0, 0, helper); }
   void Exit() { Insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0); }
   // Conditional jumps to a label, resolved by Finish(); op is BPF_JEQ, BPF_JNE, BPF_JGT, ...
+  // Labels are local to a scope, so one program can hold several bodies (the raw tracepoint's).
+  void Scope(const std::string& prefix) { prefix_ = prefix; }
   void JumpImm(uint8_t op, Reg dst, int32_t imm, const std::string& label) {
-    fixups_.push_back({insns_.size(), label});
+    fixups_.push_back({insns_.size(), prefix_ + label});
     Insn(BPF_JMP | op | BPF_K, dst, 0, 0, imm);
   }
   void JumpReg(uint8_t op, Reg dst, Reg src, const std::string& label) {
-    fixups_.push_back({insns_.size(), label});
+    fixups_.push_back({insns_.size(), prefix_ + label});
     Insn(BPF_JMP | op | BPF_X, dst, src, 0, 0);
   }
   void Goto(const std::string& label) {
-    fixups_.push_back({insns_.size(), label});
+    fixups_.push_back({insns_.size(), prefix_ + label});
     Insn(BPF_JMP | BPF_JA, 0, 0, 0, 0);
   }
-  void Label(const std::string& name) { labels_[name] = insns_.size(); }
+  void Label(const std::string& name) { labels_[prefix_ + name] = insns_.size(); }
 
   // Helper calls clobber r1-r5: a call with a pointer into the stack.
   void StackPointer(Reg dst, int16_t offset) {
@@ -161,6 +166,7 @@ class Assembler {
   std::vector<bpf_insn> insns_;
   std::map<std::string, size_t> labels_;
   std::vector<std::pair<size_t, std::string>> fixups_;
+  std::string prefix_;
 };
 
 // Stack layout (offsets from r10, the frame pointer).
@@ -342,6 +348,59 @@ void EmitSendmsg(Assembler& a, const Maps& maps, const Offsets& at) {
   EmitRecord(a, maps, kSyscallSendmsg);
 }
 
+// ---- One program on the raw tracepoint sys_enter ------------------------------------------------
+// It runs for every system call of the host, so it dispatches on the syscall number first and
+// returns after two loads and a few compares for all others; it needs neither tracefs nor
+// perf_event_open, and skips the perf buffer the syscall tracepoints fill before their program
+// runs. The arguments come from the caller's saved registers (struct pt_regs, user ABI layout):
+// args 1 and 2 (cmd/arg, buff/len, msg/flags) are all the bodies read.
+#if defined(__x86_64__)
+constexpr int16_t kRegsArgsAt = 96;  // dx (arg 2), then si (arg 1)
+constexpr Offsets kRawArgs{8, 0};
+#elif defined(__aarch64__)
+constexpr int16_t kRegsArgsAt = 8;  // regs[1] (arg 1), then regs[2] (arg 2)
+constexpr Offsets kRawArgs{0, 8};
+#else
+#error "attribution: the raw tracepoint's register layout is known for x86_64 and aarch64 only"
+#endif
+constexpr int16_t kStackRawArgs = -96;  // 16 bytes
+
+struct RawSyscall {
+  const char* name;
+  long number;
+};
+const RawSyscall kRawSyscalls[] = {
+    {"ioctl", __NR_ioctl}, {"sendto", __NR_sendto}, {"sendmsg", __NR_sendmsg}, {"write", __NR_write}};
+
+void EmitRawSysEnter(Assembler& a, const Maps& maps, const std::vector<std::string>& kinds) {
+  a.Scope("");
+  a.Load(BPF_DW, R2, R1, 8);  // the syscall number
+  a.Load(BPF_DW, R6, R1, 0);  // struct pt_regs *
+  for (const RawSyscall& call : kRawSyscalls)
+    for (const std::string& kind : kinds)
+      if (kind == call.name) a.JumpImm(BPF_JEQ, R2, static_cast<int32_t>(call.number), kind + "/entry");
+  a.Goto("done");
+  for (const std::string& kind : kinds) {
+    a.Scope(kind + "/");
+    a.Label("entry");
+    a.StackPointer(R1, kStackRawArgs);
+    a.MovImm(R2, 16);
+    a.MovReg(R3, R6);
+    a.AddImm(R3, kRegsArgsAt);
+    a.Call(BPF_FUNC_probe_read_kernel);
+    a.JumpImm(BPF_JNE, R0, 0, "out");
+    a.StackPointer(R1, kStackRawArgs);  // the bodies read their two arguments from here
+    if (kind == "ioctl") EmitIoctl(a, maps, kRawArgs);
+    if (kind == "sendto") EmitSendto(a, maps, kRawArgs, kSyscallSendto);
+    if (kind == "write") EmitSendto(a, maps, kRawArgs, kSyscallWrite);
+    if (kind == "sendmsg") EmitSendmsg(a, maps, kRawArgs);
+  }
+  a.Scope("");
+  a.Label("done");
+  a.MovImm(R0, 0);
+  a.Exit();
+}
+
 // ---- System calls ------------------------------------------------------------------------------
 int Bpf(int command, bpf_attr* attr) { return static_cast<int>(syscall(__NR_bpf, command, attr, sizeof *attr)); }
 
@@ -381,7 +440,7 @@ int CreateMap(bpf_map_type type, uint32_t keySize, uint32_t valueSize, uint32_t 
   return fd;
 }
 
-int LoadProgram(const std::vector<bpf_insn>& insns, const char* name) {
+int LoadProgram(const std::vector<bpf_insn>& insns, const char* name, bpf_prog_type type) {
   static const char kLicense[] = "GPL";  // bpf_probe_read_user is a GPL-only helper
   constexpr int kAttempts = 5;           // the verifier gives up with EAGAIN when a signal is pending
   std::vector<char> log(kVerifierLogBytes);
@@ -389,7 +448,7 @@ int LoadProgram(const std::vector<bpf_insn>& insns, const char* name) {
   for (int attempt = 0;; attempt++) {
     bpf_attr attr;
     std::memset(&attr, 0, sizeof attr);
-    attr.prog_type = BPF_PROG_TYPE_TRACEPOINT;
+    attr.prog_type = type;
     attr.insns = reinterpret_cast<uint64_t>(insns.data());
     attr.insn_cnt = static_cast<uint32_t>(insns.size());
     attr.license = reinterpret_cast<uint64_t>(kLicense);
@@ -530,7 +589,8 @@ class Attribution : public Napi::ObjectWrap<Attribution> {
         env, "Attribution",
         {InstanceMethod("close", &Attribution::Close), InstanceMethod("dropped", &Attribution::Dropped),
          InstanceMethod("attached", &Attribution::Attached), InstanceMethod("ethtoolFamily", &Attribution::Family),
-         InstanceMethod("ref", &Attribution::RefLoop), InstanceMethod("unref", &Attribution::UnrefLoop)});
+         InstanceMethod("hook", &Attribution::Hook), InstanceMethod("ref", &Attribution::RefLoop),
+         InstanceMethod("unref", &Attribution::UnrefLoop)});
   }
 
   // new Attribution({ selfTgid, ringBytes, syscalls: string[] }, onRecords(records: Buffer, count: number))
@@ -555,6 +615,10 @@ class Attribution : public Napi::ObjectWrap<Attribution> {
     } else {
       wanted = {"ioctl", "sendto", "sendmsg"};
     }
+    Napi::Value hook = options.Get("hook");
+    if (hook.IsString()) hook_ = hook.As<Napi::String>().Utf8Value();
+    if (hook_ != "tracepoint" && hook_ != "raw_tracepoint")
+      throw Napi::RangeError::New(env, "hook must be 'tracepoint' or 'raw_tracepoint'");
     callback_ = Napi::Persistent(info[1].As<Napi::Function>());
     try {
       Open(selfTgid, ringBytes, wanted, page);
@@ -570,7 +634,6 @@ class Attribution : public Napi::ObjectWrap<Attribution> {
 
  private:
   void Open(uint32_t selfTgid, uint32_t ringBytes, const std::vector<std::string>& wanted, long page) {
-    std::string events = TracefsEvents();
     maps_.config = CreateMap(BPF_MAP_TYPE_ARRAY, 4, 8, 1, "offloadd_config");
     maps_.ring = CreateMap(BPF_MAP_TYPE_RINGBUF, 0, 0, ringBytes, "offloadd_events");
     maps_.drops = CreateMap(BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, 1, "offloadd_drops");
@@ -599,6 +662,29 @@ class Attribution : public Napi::ObjectWrap<Attribution> {
       throw AttributionError(errno, "mmap(ring buffer data)", "map");
     }
 
+    if (hook_ == "raw_tracepoint") {
+      std::vector<std::string> kinds;
+      for (const RawSyscall& call : kRawSyscalls)
+        for (const std::string& name : wanted)
+          if (name == call.name) kinds.push_back(name);
+      if (kinds.empty()) throw AttributionError(EINVAL, "attach", "attach", "no system call to trace");
+      Assembler a;
+      EmitRawSysEnter(a, maps_, kinds);
+      int program = LoadProgram(a.Finish(), "offloadd_sys_enter", BPF_PROG_TYPE_RAW_TRACEPOINT);
+      programs_.push_back(program);
+      static const char kSysEnter[] = "sys_enter";
+      bpf_attr attach;
+      std::memset(&attach, 0, sizeof attach);
+      attach.raw_tracepoint.name = reinterpret_cast<uint64_t>(kSysEnter);
+      attach.raw_tracepoint.prog_fd = static_cast<uint32_t>(program);
+      int link = Bpf(BPF_RAW_TRACEPOINT_OPEN, &attach);
+      if (link < 0) throw AttributionError(errno, "bpf(BPF_RAW_TRACEPOINT_OPEN, sys_enter)", "attach");
+      fcntl(link, F_SETFD, FD_CLOEXEC);
+      links_.push_back(link);
+      attached_ = kinds;
+      return;
+    }
+    std::string events = TracefsEvents();
     for (const Tracepoint& tracepoint : kTracepoints) {
       bool on = false;
       for (const std::string& name : wanted) on = on || name == tracepoint.name;
@@ -617,7 +703,7 @@ class Attribution : public Napi::ObjectWrap<Attribution> {
       if (kind == "write") EmitSendto(a, maps_, at, kSyscallWrite);
       if (kind == "sendmsg") EmitSendmsg(a, maps_, at);
       std::string programName = "offloadd_" + kind;
-      int program = LoadProgram(a.Finish(), programName.c_str());
+      int program = LoadProgram(a.Finish(), programName.c_str(), BPF_PROG_TYPE_TRACEPOINT);
       programs_.push_back(program);
 
       perf_event_attr perf;
@@ -651,6 +737,8 @@ class Attribution : public Napi::ObjectWrap<Attribution> {
       ::close(fd);
     }
     events_.clear();
+    for (int fd : links_) ::close(fd);
+    links_.clear();
     for (int fd : programs_) ::close(fd);
     programs_.clear();
     if (producer_) munmap(producer_, page_ + 2 * static_cast<size_t>(ringBytes_));
@@ -694,6 +782,7 @@ class Attribution : public Napi::ObjectWrap<Attribution> {
   }
 
   Napi::Value Family(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), family_); }
+  Napi::Value Hook(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), hook_); }
 
   Napi::Value RefLoop(const Napi::CallbackInfo& info) {
     if (poll_) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
@@ -756,7 +845,9 @@ class Attribution : public Napi::ObjectWrap<Attribution> {
   Maps maps_;
   std::vector<int> programs_;
   std::vector<int> events_;
+  std::vector<int> links_;  // raw tracepoint attachments
   std::vector<std::string> attached_;
+  std::string hook_ = "tracepoint";
   void* consumer_ = nullptr;
   void* producer_ = nullptr;
   size_t page_ = 4096;

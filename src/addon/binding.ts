@@ -268,7 +268,14 @@ export interface NativeAttributionOptions {
   ringBytes?: number;
   /** Of 'ioctl', 'sendto', 'sendmsg', 'write'. */
   syscalls?: string[];
+  /**
+   * 'tracepoint': a program per syscalls:sys_enter_X through perf_event_open (needs tracefs);
+   * 'raw_tracepoint': one program on sys_enter for every system call, dispatching on its number.
+   */
+  hook?: AttributionHook;
 }
+
+export type AttributionHook = 'tracepoint' | 'raw_tracepoint';
 
 export interface NativeAttribution {
   /** Detaches the programs and frees the maps. */
@@ -279,6 +286,7 @@ export interface NativeAttribution {
   attached(): string[];
   /** The ethtool generic-netlink family id the kernel side filters on (0: none). */
   ethtoolFamily(): number;
+  hook(): AttributionHook;
   ref(): void;
   unref(): void;
 }

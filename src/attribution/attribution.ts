@@ -8,7 +8,7 @@
  * no kernel time, so the caller passes the time it received the event from
  * process.hrtime.bigint(), which is CLOCK_MONOTONIC too (libuv's uv_hrtime).
  */
-import { attributionAddon, type NativeAttribution } from '../addon/binding';
+import { attributionAddon, type AttributionHook, type NativeAttribution } from '../addon/binding';
 import type { Actor, ActorAnswer } from './actor';
 import { ActorLog } from './actor-log';
 import { CgroupIndex, cgroup2Mount } from './cgroup';
@@ -30,6 +30,12 @@ export interface AttributionOptions {
   netns?: number | null;
   windowMs?: number;
   ringBytes?: number;
+  /**
+   * Where the programs hook in: 'auto' (the default) tries the raw tracepoint sys_enter (cheaper
+   * per traced call, no tracefs, no perf_event_open; a few loads on every system call) and falls
+   * back to the syscall tracepoints.
+   */
+  hook?: AttributionHook | 'auto';
   /** Also trace write() on netlink sockets (off by default: write is the host's hottest call). */
   traceWrite?: boolean;
   /** Called for every attributed request, after it is in the log. */
@@ -49,6 +55,8 @@ export interface AttributionStatus {
   otherNamespace: number;
   /** The system calls traced. */
   traced: string[];
+  /** Where the programs hook in, or null when off. */
+  hook: AttributionHook | null;
 }
 
 export interface Attribution {
@@ -66,7 +74,7 @@ function disabled(reason: string, cause?: unknown): Attribution {
     unavailable: new AttributionUnavailable(reason, { cause }),
     actorsFor: () => ({ actors: [], none: `attribution is off: ${reason}` }),
     forget: () => undefined,
-    status: () => ({ enabled: false, reason, dropped: 0, attributed: 0, otherNamespace: 0, traced: [] }),
+    status: () => ({ enabled: false, reason, dropped: 0, attributed: 0, otherNamespace: 0, traced: [], hook: null }),
     stop: () => undefined,
   };
 }
@@ -99,21 +107,31 @@ export function startAttribution(options: AttributionOptions): Attribution {
     }
   };
 
-  let native: NativeAttribution;
-  try {
-    native = addon.open(
-      {
-        selfTgid: options.selfPid ?? process.pid,
-        ringBytes: options.ringBytes,
-        syscalls: options.traceWrite ? [...DEFAULT_SYSCALLS, 'write'] : DEFAULT_SYSCALLS,
-      },
-      onRecords,
-    );
-  } catch (error) {
-    return disabled(unavailableReason(error as AddonFailure), error);
+  const hooks: AttributionHook[] =
+    options.hook === undefined || options.hook === 'auto' ? ['raw_tracepoint', 'tracepoint'] : [options.hook];
+  let native: NativeAttribution | null = null;
+  let failure: unknown = null;
+  for (const hook of hooks) {
+    try {
+      native = addon.open(
+        {
+          selfTgid: options.selfPid ?? process.pid,
+          ringBytes: options.ringBytes,
+          syscalls: options.traceWrite ? [...DEFAULT_SYSCALLS, 'write'] : DEFAULT_SYSCALLS,
+          hook,
+        },
+        onRecords,
+      );
+      break;
+    } catch (error) {
+      // The last hook's failure is the one reported: the fallback's reason is the actionable one.
+      failure = error;
+    }
   }
-  family = native.ethtoolFamily();
-  native.unref();
+  if (native === null) return disabled(unavailableReason(failure as AddonFailure), failure);
+  const opened = native;
+  family = opened.ethtoolFamily();
+  opened.unref();
   let stopped = false;
   return {
     unavailable: null,
@@ -122,14 +140,15 @@ export function startAttribution(options: AttributionOptions): Attribution {
     status: () => ({
       enabled: !stopped,
       reason: stopped ? 'stopped' : null,
-      dropped: stopped ? 0 : native.dropped(),
+      dropped: stopped ? 0 : opened.dropped(),
       attributed,
       otherNamespace,
-      traced: stopped ? [] : native.attached(),
+      traced: stopped ? [] : opened.attached(),
+      hook: stopped ? null : opened.hook(),
     }),
     stop: () => {
       stopped = true;
-      native.close();
+      opened.close();
     },
   };
 }
