@@ -18,7 +18,7 @@
 //
 // JavaScript surface (src/addon/binding.ts):
 //   new Attribution({ selfTgid, ringBytes, syscalls, hook }, onRecords(records: Buffer, count))
-//     .close() .dropped() .attached() .hook() .ethtoolFamily() .ref() .unref()
+//     .close() .dropped() .attached() .hook() .ethtoolFamily() .drain() .ref() .unref()
 //   hook: 'tracepoint' (one program per syscalls:sys_enter_X, through perf_event_open; needs
 //   tracefs for the ids) or 'raw_tracepoint' (one program on sys_enter for every system call,
 //   dispatching on the number; needs neither tracefs nor perf_event_open).
@@ -589,8 +589,8 @@ class Attribution : public Napi::ObjectWrap<Attribution> {
         env, "Attribution",
         {InstanceMethod("close", &Attribution::Close), InstanceMethod("dropped", &Attribution::Dropped),
          InstanceMethod("attached", &Attribution::Attached), InstanceMethod("ethtoolFamily", &Attribution::Family),
-         InstanceMethod("hook", &Attribution::Hook), InstanceMethod("ref", &Attribution::RefLoop),
-         InstanceMethod("unref", &Attribution::UnrefLoop)});
+         InstanceMethod("hook", &Attribution::Hook), InstanceMethod("drain", &Attribution::DrainNow),
+         InstanceMethod("ref", &Attribution::RefLoop), InstanceMethod("unref", &Attribution::UnrefLoop)});
   }
 
   // new Attribution({ selfTgid, ringBytes, syscalls: string[] }, onRecords(records: Buffer, count: number))
@@ -783,6 +783,13 @@ class Attribution : public Napi::ObjectWrap<Attribution> {
 
   Napi::Value Family(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), family_); }
   Napi::Value Hook(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), hook_); }
+
+  // Hands over what the ring buffer holds now, synchronously: a link event can be handled before
+  // the loop polls the ring buffer, and the request that caused it must be in the log by then.
+  Napi::Value DrainNow(const Napi::CallbackInfo& info) {
+    Drain();
+    return info.Env().Undefined();
+  }
 
   Napi::Value RefLoop(const Napi::CallbackInfo& info) {
     if (poll_) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));

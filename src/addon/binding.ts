@@ -287,6 +287,8 @@ export interface NativeAttribution {
   /** The ethtool generic-netlink family id the kernel side filters on (0: none). */
   ethtoolFamily(): number;
   hook(): AttributionHook;
+  /** Delivers the records the ring buffer holds now, synchronously (to onRecords). */
+  drain(): void;
   ref(): void;
   unref(): void;
 }

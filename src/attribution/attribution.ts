@@ -135,7 +135,11 @@ export function startAttribution(options: AttributionOptions): Attribution {
   let stopped = false;
   return {
     unavailable: null,
-    actorsFor: (ifindex, receivedAtNs, window = windowMs) => log.actorsFor(ifindex, receivedAtNs, window),
+    actorsFor: (ifindex, receivedAtNs, window = windowMs) => {
+      // The link event may be handled before the loop polled the ring buffer: take in what is there.
+      if (!stopped) opened.drain();
+      return log.actorsFor(ifindex, receivedAtNs, window);
+    },
     forget: (ifindex) => log.forget(ifindex),
     status: () => ({
       enabled: !stopped,

@@ -168,6 +168,20 @@ for (const hook of ['raw_tracepoint', 'tracepoint'] as const) {
       process.stdout.write(`      actor: ${JSON.stringify(actor)}\n`);
     });
 
+    it('answers actorsFor at once, before the loop has polled the ring buffer', () => {
+      ns.addVeth('v0');
+      const ethtool = renamedEthtool();
+      const h = start();
+      // Synchronous all the way: the loop never runs between the request and the question.
+      const child = spawnSync('ip', ['netns', 'exec', ns.name, ethtool, '-K', 'v0', 'gro', 'off']);
+      assert.equal(child.status, 0);
+      const answer = h.attribution.actorsFor(ifindexOf('v0') as number, process.hrtime.bigint(), 60_000);
+      assert.ok(
+        answer.actors.some((actor) => actor.pid === child.pid),
+        JSON.stringify(answer),
+      );
+    });
+
     it('names a SIOCETHTOOL ETHTOOL_SGRO caller (the ioctl path)', async () => {
       ns.addVeth('v0');
       const caller = compileIoctlCaller();
