@@ -4,6 +4,7 @@
       "target_name": "offloadd",
       "sources": [
         "native/addon.cc",
+        "native/attribution.cc",
         "native/ethtool.cc",
         "native/ethtool_netlink.cc",
         "native/flock.cc",

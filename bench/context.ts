@@ -15,6 +15,7 @@ export const SCENARIOS = [
   'flapping',
   'list',
   'metrics',
+  'attribution',
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 

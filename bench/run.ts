@@ -10,6 +10,7 @@ import { parseSettings, USAGE, type BenchContext, type BenchSettings, type Scena
 import { describeMachine } from './machine';
 import { renderProfile, summariseProfile } from './profile';
 import { goalMet, renderGoals, renderMachine, renderMeasurements, writeJson, type ScenarioResult } from './report';
+import { attributionScenario } from './scenarios/attribution';
 import { burstScenario } from './scenarios/burst';
 import { churnScenario } from './scenarios/churn';
 import { driftScenario, exposureScenario } from './scenarios/exposure';
@@ -31,6 +32,7 @@ const RUNNERS: Record<ScenarioName, (ctx: BenchContext) => Promise<ScenarioResul
   flapping: flappingScenario,
   list: listScenario,
   metrics: metricsScenario,
+  attribution: attributionScenario,
 };
 
 function requirements(): void {

@@ -2,6 +2,7 @@
 // (src/addon/binding.ts declares this surface).
 #include <napi.h>
 
+#include "attribution.h"
 #include "ethtool.h"
 #include "ethtool_netlink.h"
 #include "flock.h"
@@ -13,6 +14,7 @@
 
 namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  offloadd::InitAttribution(env, exports);
   offloadd::InitEthtool(env, exports);
   offloadd::InitEthtoolNetlink(env, exports);
   offloadd::InitFlock(env, exports);

@@ -256,3 +256,59 @@ const ERRNO_NAMES = new Map(Object.entries(os.constants.errno).map(([name, errno
 export function errnoName(errno: number): string {
   return getSystemErrorName(-errno);
 }
+
+// ---- Attribution (issue 19): the kernel side of "who changed it" --------------------------------
+// Kept apart from NativeAddon and EXPECTED_FUNCTIONS: an addon without it still runs the daemon,
+// attribution then reports itself unavailable.
+
+/** The traced system calls and the daemon's own tgid, which the kernel side never reports. */
+export interface NativeAttributionOptions {
+  selfTgid: number;
+  /** Ring buffer size: a power of two, at least one page. */
+  ringBytes?: number;
+  /** Of 'ioctl', 'sendto', 'sendmsg', 'write'. */
+  syscalls?: string[];
+  /**
+   * 'tracepoint': a program per syscalls:sys_enter_X through perf_event_open (needs tracefs);
+   * 'raw_tracepoint': one program on sys_enter for every system call, dispatching on its number.
+   */
+  hook?: AttributionHook;
+}
+
+export type AttributionHook = 'tracepoint' | 'raw_tracepoint';
+
+export interface NativeAttribution {
+  /** Detaches the programs and frees the maps. */
+  close(): void;
+  /** Records the kernel dropped because the ring buffer was full. */
+  dropped(): number;
+  /** The system calls whose tracepoints have a program attached. */
+  attached(): string[];
+  /** The ethtool generic-netlink family id the kernel side filters on (0: none). */
+  ethtoolFamily(): number;
+  hook(): AttributionHook;
+  /** Delivers the records the ring buffer holds now, synchronously (to onRecords). */
+  drain(): void;
+  ref(): void;
+  unref(): void;
+}
+
+export interface AttributionAddon {
+  /** Throws an addon error with errno, syscall, `stage` and, from the verifier, `verifierLog`. */
+  open(options: NativeAttributionOptions, onRecords: (records: Buffer, count: number) => void): NativeAttribution;
+  recordBytes: number;
+}
+
+/** The addon's attribution part, or null when this build of the addon has none. */
+export function attributionAddon(): AttributionAddon | null {
+  const loaded = raw as unknown as {
+    Attribution?: new (
+      options: NativeAttributionOptions,
+      onRecords: (records: Buffer, count: number) => void,
+    ) => NativeAttribution;
+    attributionRecordBytes?: number;
+  };
+  const { Attribution, attributionRecordBytes } = loaded;
+  if (typeof Attribution !== 'function' || typeof attributionRecordBytes !== 'number') return null;
+  return { open: (options, onRecords) => new Attribution(options, onRecords), recordBytes: attributionRecordBytes };
+}

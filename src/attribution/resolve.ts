@@ -1,0 +1,183 @@
+/**
+ * Names the process behind a request from /proc, at once on arrival (a short-lived `ethtool` is
+ * gone milliseconds later). A process already gone, or a pid that now belongs to a newer process,
+ * is "exited": what the kernel recorded (comm, uid, cgroup id → path) is all that is said.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Actor } from './actor';
+import { classifyCgroup, type CgroupIndex } from './cgroup';
+import type { KernelRequest } from './record';
+import type { DecodedRequest } from './request';
+
+/** A command line longer than this is cut (an argument list can be megabytes). */
+export const ACTOR_CMDLINE_MAX_BYTES = 1024;
+/** USER_HZ: /proc/PID/stat's start time is in these ticks on every Linux architecture. */
+const CLOCK_TICKS_PER_SECOND = 100;
+/** A process that started this long after the request cannot have sent it: its pid was reused. */
+const START_TIME_SLACK_NS = 20_000_000n;
+
+export interface ResolverOptions {
+  procRoot?: string;
+  passwdFile?: string;
+  cgroups: CgroupIndex;
+}
+
+export class ActorResolver {
+  private readonly procRoot: string;
+  private readonly passwdFile: string;
+  private users: Map<number, string> | null = null;
+
+  constructor(private readonly options: ResolverOptions) {
+    this.procRoot = options.procRoot ?? '/proc';
+    this.passwdFile = options.passwdFile ?? '/etc/passwd';
+  }
+
+  resolve(request: KernelRequest, decoded: DecodedRequest): Actor {
+    const proc = path.join(this.procRoot, String(request.pid));
+    const stat = readStat(proc);
+    const alive = stat !== null && isSameProcess(stat, request.ktimeNs) && !stat.exited;
+    const cgroupPath = (alive ? this.cgroupPathOf(proc) : null) ?? this.options.cgroups.pathOf(request.cgroupId);
+    const owner = classifyCgroup(cgroupPath ?? '');
+    const actor: Actor = {
+      pid: request.pid,
+      tid: request.tid,
+      comm: (alive ? readTrimmed(path.join(proc, 'comm')) : null) ?? request.comm,
+      exe: alive ? readLink(path.join(proc, 'exe')) : null,
+      cmdline: alive ? readCmdline(path.join(proc, 'cmdline')) : null,
+      uid: request.uid,
+      user: this.userName(request.uid),
+      unit: owner.unit,
+      userUnit: owner.userUnit,
+      container: owner.container,
+      pod: owner.pod,
+      cgroup: { id: request.cgroupId.toString(), path: cgroupPath },
+      netns: alive ? netnsOf(proc) : null,
+      syscall: request.syscall,
+      request: decoded.request,
+      ifindex: decoded.ifindex,
+      ifname: decoded.ifname,
+      features: decoded.features,
+      time: request.ktimeNs.toString(),
+      process: alive ? 'running' : 'exited',
+      parent: stat !== null && isSameProcess(stat, request.ktimeNs) ? this.parentOf(stat.ppid, request.ktimeNs) : null,
+      partial: decoded.partial,
+    };
+    if (!alive) {
+      const why = 'the process exited before it was resolved (executable and network namespace unknown)';
+      actor.partial = actor.partial ? `${actor.partial}; ${why}` : why;
+    }
+    return actor;
+  }
+
+  /**
+   * The parent that started the sender (a zombie's stat still names it): what ran a short-lived
+   * `ethtool` (a script, cron, cloud-init) is often still there when the tool is gone.
+   */
+  private parentOf(ppid: number, requestNs: bigint): Actor['parent'] {
+    if (ppid <= 1) return null;
+    const proc = path.join(this.procRoot, String(ppid));
+    const stat = readStat(proc);
+    if (stat === null || stat.exited || !isSameProcess(stat, requestNs)) return null;
+    return {
+      pid: ppid,
+      comm: readTrimmed(path.join(proc, 'comm')) ?? stat.comm,
+      exe: readLink(path.join(proc, 'exe')),
+    };
+  }
+
+  private cgroupPathOf(proc: string): string | null {
+    const content = readTrimmed(path.join(proc, 'cgroup'));
+    const unified = content?.split('\n').find((line) => line.startsWith('0::'));
+    return unified ? unified.slice(3) : null;
+  }
+
+  private userName(uid: number): string | null {
+    if (this.users === null) {
+      this.users = new Map();
+      const passwd = readTrimmed(this.passwdFile) ?? '';
+      for (const line of passwd.split('\n')) {
+        const [name, , id] = line.split(':');
+        if (name && id && /^\d+$/.test(id)) this.users.set(Number(id), name);
+      }
+    }
+    return this.users.get(uid) ?? null;
+  }
+}
+
+interface ProcStat {
+  comm: string;
+  /** A zombie (exited, not yet reaped): its stat stays readable, nothing else of it does. */
+  exited: boolean;
+  ppid: number;
+  /** Start time on the boot-time clock, in nanoseconds. */
+  startedNs: bigint;
+}
+
+/** /proc/PID/stat's fields after the parenthesised comm (which may hold spaces and parentheses). */
+function readStat(proc: string): ProcStat | null {
+  const stat = readTrimmed(path.join(proc, 'stat'));
+  if (stat === null) return null;
+  const close = stat.lastIndexOf(')');
+  const fields = stat.slice(close + 2).split(' ');
+  const [state, ppid, ticks] = [fields[0], fields[1], fields[19]];
+  if (state === undefined || ppid === undefined || ticks === undefined || !/^\d+$/.test(ticks)) return null;
+  return {
+    comm: stat.slice(stat.indexOf('(') + 1, close),
+    exited: state === 'Z' || state === 'X',
+    ppid: Number(ppid),
+    startedNs: (BigInt(ticks) * 1_000_000_000n) / BigInt(CLOCK_TICKS_PER_SECOND),
+  };
+}
+
+/**
+ * Whether the process at this pid can have made a request at `requestNs`: it did not start after
+ * it (else the pid was reused). starttime is on the boot-time clock, which runs ahead of
+ * CLOCK_MONOTONIC only across a suspend: then a real sender may look newer, and is conservatively
+ * called "exited".
+ */
+function isSameProcess(stat: ProcStat, requestNs: bigint): boolean {
+  return stat.startedNs <= requestNs + START_TIME_SLACK_NS;
+}
+
+function readTrimmed(file: string): string | null {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd();
+  } catch {
+    return null;
+  }
+}
+
+function readLink(file: string): string | null {
+  try {
+    return fs.readlinkSync(file);
+  } catch {
+    return null;
+  }
+}
+
+function readCmdline(file: string): string[] | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const buffer = Buffer.alloc(ACTOR_CMDLINE_MAX_BYTES);
+    const length = fs.readSync(fd, buffer, 0, buffer.length, 0);
+    if (length === 0) return null;
+    return buffer.subarray(0, length).toString('utf8').replace(/\0$/, '').split('\0');
+  } catch {
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The inode of /proc/PID/ns/net ("net:[4026531840]"), or null. */
+export function netnsOf(proc: string): number | null {
+  const link = readLink(path.join(proc, 'ns', 'net'));
+  const match = link ? /\[(\d+)\]/.exec(link) : null;
+  return match?.[1] ? Number(match[1]) : null;
+}

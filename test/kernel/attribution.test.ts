@@ -1,0 +1,319 @@
+/**
+ * Attribution on the real kernel: tracepoint programs see the requests that change features and
+ * name their senders. Tracepoints are global (other processes on the host run ethtool too), so
+ * every assertion picks the actors of this test's own processes, by pid and by the namespace.
+ */
+import { strict as assert } from 'node:assert';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Actor } from '../../src/attribution/actor';
+import { startAttribution, type Attribution } from '../../src/attribution/attribution';
+import { cgroupHierarchies, removeCgroupTree } from '../helpers/cgroup';
+import { eachTestInItsOwnNetns, REPO_ROOT, waitFor, type Netns } from '../helpers/netns';
+
+/** A caller of SIOCETHTOOL ETHTOOL_SGRO: `caller IFNAME on|off [COUNT]` (COUNT: a storm, errors ignored). */
+const IOCTL_CALLER = String.raw`
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  if (argc < 3) return 2;
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  struct ethtool_value value = {ETHTOOL_SGRO, strcmp(argv[2], "on") == 0};
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strncpy(ifr.ifr_name, argv[1], IFNAMSIZ - 1);
+  ifr.ifr_data = (void *)&value;
+  long count = argc > 3 ? atol(argv[3]) : 1;
+  int failed = 0;
+  for (long i = 0; i < count; i++) failed = ioctl(fd, SIOCETHTOOL, &ifr) < 0;
+  return count == 1 ? failed : 0;
+}
+`;
+
+/** ETHTOOL_MSG_FEATURES_SET sent with sendmsg() on a raw generic-netlink socket. */
+const SENDMSG_CALLER = String.raw`
+import os, socket, struct, sys
+NESTED = 0x8000
+def attr(kind, payload):
+    data = struct.pack('=HH', 4 + len(payload), kind) + payload
+    return data + b'\0' * ((4 - len(data) % 4) % 4)
+def message(family, cmd, body, seq):
+    return struct.pack('=IHHII', 16 + 4 + len(body), family, 0x5, seq, 0) + struct.pack('=BBH', cmd, 1, 0) + body
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 16)  # NETLINK_GENERIC
+s.bind((0, 0))
+s.sendmsg([message(0x10, 3, attr(2, b'ethtool\0'), 1)])  # CTRL_CMD_GETFAMILY
+reply = s.recv(8192)
+at, family = 20, None
+while at + 4 <= len(reply):
+    length, kind = struct.unpack_from('=HH', reply, at)
+    if kind == 1: family = struct.unpack_from('=H', reply, at + 4)[0]
+    at += (length + 3) & ~3
+ifindex, on = int(sys.argv[1]), sys.argv[2] == 'on'
+bit = attr(2, b'rx-gro\0') + (attr(3, b'') if on else b'')
+wanted = attr(3 | NESTED, attr(1 | NESTED, bit))
+body = attr(1 | NESTED, attr(1, struct.pack('=I', ifindex))) + attr(3 | NESTED, wanted)
+request = message(family, 12, body, 2)
+if len(sys.argv) > 3 and sys.argv[3] == 'write':
+    os.write(s.fileno(), request)
+else:
+    s.sendmsg([request])
+reply = s.recv(8192)
+kind = struct.unpack_from('=H', reply, 4)[0]
+sys.exit(1 if kind == 2 and struct.unpack_from('=i', reply, 16)[0] != 0 else 0)  # NLMSG_ERROR
+`;
+
+interface Harness {
+  attribution: Attribution;
+  actors: Actor[];
+}
+
+/** Both hooks: the raw tracepoint sys_enter (the default) and the per-syscall tracepoints (its fallback). */
+for (const hook of ['raw_tracepoint', 'tracepoint'] as const) {
+  describe(`attribution (kernel, ${hook})`, function () {
+    let ns: Netns;
+    let harness: Harness | null = null;
+    eachTestInItsOwnNetns((created) => {
+      ns = created;
+    });
+    afterEach(() => {
+      harness?.attribution.stop();
+      harness = null;
+    });
+
+    function ifindexOf(ifname: string): number | undefined {
+      try {
+        const [link] = JSON.parse(ns.ip('-j', 'link', 'show', 'dev', ifname)) as Array<{ ifindex: number }>;
+        return link?.ifindex;
+      } catch {
+        return undefined;
+      }
+    }
+
+    function netnsInode(): number {
+      return Number(fs.statSync(`/run/netns/${ns.name}`).ino);
+    }
+
+    function start(options: { selfPid?: number; ringBytes?: number; traceWrite?: boolean } = {}): Harness {
+      const actors: Actor[] = [];
+      const attribution = startAttribution({
+        hook,
+        ifindexOf,
+        netns: netnsInode(),
+        onActor: (actor) => actors.push(actor),
+        ...options,
+      });
+      const status = attribution.status();
+      assert.ok(status.enabled, `attribution did not start: ${status.reason}`);
+      assert.equal(status.hook, hook);
+      harness = { attribution, actors };
+      return harness;
+    }
+
+    /** A copy of ethtool whose file name (its comm) is unique to the test. */
+    function renamedEthtool(): string {
+      const copy = path.join(ns.tmp, `ethtool-t${randomBytes(2).toString('hex')}`);
+      fs.copyFileSync(execFileSync('sh', ['-c', 'command -v ethtool'], { encoding: 'utf8' }).trim(), copy);
+      fs.chmodSync(copy, 0o755);
+      return copy;
+    }
+
+    function compileIoctlCaller(): string {
+      const source = ns.file('ioctl-caller.c', IOCTL_CALLER);
+      const binary = path.join(ns.tmp, 'sgro-caller');
+      execFileSync('cc', ['-O2', '-o', binary, source]);
+      return binary;
+    }
+
+    /** Runs a command in the namespace without blocking the loop; resolves with its pid once it exited. */
+    function runInNamespace(command: string, args: string[]): Promise<number> {
+      return new Promise((resolve, reject) => {
+        const child = spawn('ip', ['netns', 'exec', ns.name, command, ...args], { stdio: 'ignore' });
+        child.once('error', reject);
+        child.once('exit', (code) =>
+          code === 0 ? resolve(child.pid as number) : reject(new Error(`${command} exited with ${code}`)),
+        );
+      });
+    }
+
+    function actorOf(h: Harness, pid: number): Promise<Actor> {
+      return waitFor(() => h.actors.find((actor) => actor.pid === pid), `an actor with pid ${pid}`);
+    }
+
+    it('names a renamed ethtool that turns gro on over ethtool netlink, with its pid, comm and ifindex', async () => {
+      ns.addVeth('v0');
+      ns.setFeatures('v0', 'gro', 'off');
+      const ethtool = renamedEthtool();
+      const h = start();
+      const receivedBefore = process.hrtime.bigint();
+      const pid = await runInNamespace(ethtool, ['-K', 'v0', 'gro', 'on']);
+      const actor = await actorOf(h, pid);
+      assert.equal(actor.comm, path.basename(ethtool));
+      assert.equal(actor.ifname, 'v0');
+      assert.equal(actor.ifindex, ifindexOf('v0'));
+      assert.equal(actor.request, 'ethtool-netlink FEATURES_SET');
+      assert.match(actor.syscall, /^(sendto|sendmsg)$/);
+      assert.equal(actor.uid, 0);
+      assert.deepEqual(actor.features, { 'rx-gro': true });
+      assert.ok(BigInt(actor.time) >= receivedBefore, 'the kernel time is on the clock of process.hrtime');
+      const answer = h.attribution.actorsFor(actor.ifindex, process.hrtime.bigint(), 60_000);
+      assert.ok(answer.actors.some((listed) => listed.pid === pid));
+      process.stdout.write(`      actor: ${JSON.stringify(actor)}\n`);
+    });
+
+    it('answers actorsFor at once, before the loop has polled the ring buffer', () => {
+      ns.addVeth('v0');
+      const ethtool = renamedEthtool();
+      const h = start();
+      // Synchronous all the way: the loop never runs between the request and the question.
+      const child = spawnSync('ip', ['netns', 'exec', ns.name, ethtool, '-K', 'v0', 'gro', 'off']);
+      assert.equal(child.status, 0);
+      const answer = h.attribution.actorsFor(ifindexOf('v0') as number, process.hrtime.bigint(), 60_000);
+      assert.ok(
+        answer.actors.some((actor) => actor.pid === child.pid),
+        JSON.stringify(answer),
+      );
+    });
+
+    it('names a SIOCETHTOOL ETHTOOL_SGRO caller (the ioctl path)', async () => {
+      ns.addVeth('v0');
+      const caller = compileIoctlCaller();
+      const h = start();
+      const pid = await runInNamespace(caller, ['v0', 'on']);
+      const actor = await actorOf(h, pid);
+      assert.equal(actor.syscall, 'ioctl');
+      assert.equal(actor.request, 'ioctl ETHTOOL_SGRO');
+      assert.equal(actor.comm, 'sgro-caller');
+      assert.equal(actor.ifindex, ifindexOf('v0'));
+      assert.deepEqual(actor.features, { gro: true });
+    });
+
+    it('names a raw generic-netlink sender that uses sendmsg', async () => {
+      ns.addVeth('v0');
+      ns.setFeatures('v0', 'gro', 'off');
+      const script = ns.file('features-set.py', SENDMSG_CALLER);
+      const h = start();
+      const ifindex = ifindexOf('v0') as number;
+      const pid = await runInNamespace('python3', [script, String(ifindex), 'on']);
+      const actor = await actorOf(h, pid);
+      assert.equal(actor.syscall, 'sendmsg');
+      assert.equal(actor.ifindex, ifindex);
+      assert.equal(ns.features('v0')['generic-receive-offload'], true);
+    });
+
+    it('names a write() of FEATURES_SET on a netlink socket when asked to trace write', async () => {
+      ns.addVeth('v0');
+      ns.setFeatures('v0', 'gro', 'off');
+      const script = ns.file('features-set.py', SENDMSG_CALLER);
+      const h = start({ traceWrite: true });
+      assert.deepEqual(h.attribution.status().traced, ['ioctl', 'sendto', 'sendmsg', 'write']);
+      const ifindex = ifindexOf('v0') as number;
+      const pid = await runInNamespace('python3', [script, String(ifindex), 'on', 'write']);
+      const actor = await actorOf(h, pid);
+      assert.equal(actor.syscall, 'write');
+      assert.equal(actor.ifindex, ifindex);
+    });
+
+    it('names the unit of a process in a cgroup the test creates, even after the process exited', async function () {
+      const unified = cgroupHierarchies().unified;
+      if (!unified) this.skip();
+      ns.addVeth('v0');
+      const ethtool = renamedEthtool();
+      const unit = `attrib-${randomBytes(3).toString('hex')}.service`;
+      const slice = path.join(unified, `${ns.name}.slice`);
+      fs.mkdirSync(path.join(slice, unit), { recursive: true });
+      try {
+        const h = start();
+        // spawnSync keeps the loop busy until the process is gone: the cgroup id is all that is left.
+        const child = spawnSync('sh', [
+          '-c',
+          `echo $$ > "$0/cgroup.procs" && exec ip netns exec ${ns.name} ${ethtool} -K v0 gro off`,
+          path.join(slice, unit),
+        ]);
+        assert.equal(child.status, 0, child.stderr.toString());
+        const actor = await actorOf(h, child.pid);
+        assert.equal(actor.unit, unit);
+        assert.equal(actor.cgroup.path, `/${ns.name}.slice/${unit}`);
+        assert.equal(actor.process, 'exited');
+        assert.match(actor.partial ?? '', /exited before it was resolved/);
+      } finally {
+        removeCgroupTree(slice);
+      }
+    });
+
+    it("never reports the daemon's own requests", async () => {
+      ns.addVeth('v0');
+      const ethtool = renamedEthtool();
+      // ip netns exec and sh exec in place: the pid is known before the request is sent.
+      const own = spawn('ip', ['netns', 'exec', ns.name, 'sh', '-c', `read line; exec ${ethtool} -K v0 gro off`], {
+        stdio: ['pipe', 'ignore', 'ignore'],
+      });
+      const ownExit = new Promise((resolve) => own.once('exit', resolve));
+      const h = start({ selfPid: own.pid as number });
+      own.stdin?.end('go\n');
+      await ownExit;
+      const other = await runInNamespace(ethtool, ['-K', 'v0', 'gro', 'on']);
+      await actorOf(h, other);
+      assert.equal(
+        h.actors.find((actor) => actor.pid === own.pid),
+        undefined,
+      );
+    });
+
+    it('counts the drops of a storm of requests without blocking the sender', async () => {
+      const caller = compileIoctlCaller();
+      const h = start({ ringBytes: 16 * 1024 });
+      const storm = 20_000;
+      // Synchronous: nothing drains the ring buffer while the storm runs, so it must overflow.
+      const child = spawnSync('ip', ['netns', 'exec', ns.name, caller, 'nosuch0', 'on', String(storm)]);
+      assert.equal(child.status, 0);
+      const received = await waitFor(() => {
+        const seen = h.actors.filter((actor) => actor.pid === child.pid).length;
+        return seen > 0 && seen;
+      }, 'the records queued before the ring buffer filled');
+      const dropped = h.attribution.status().dropped;
+      assert.ok(dropped > 0, 'a 16 KiB ring buffer cannot hold 20,000 records');
+      assert.ok(received + dropped >= storm, `${received} received + ${dropped} dropped < ${storm}`);
+    });
+
+    it('gives a partial answer for a request naming an interface that does not exist', async () => {
+      const caller = compileIoctlCaller();
+      const h = start();
+      const pid = await runInNamespace(caller, ['nosuch0', 'on']).catch(() => null);
+      assert.equal(pid, null, 'the kernel refuses SGRO on a missing interface');
+      const actor = await waitFor(
+        () => h.actors.find((candidate) => candidate.ifname === 'nosuch0'),
+        'the nosuch0 request',
+      );
+      assert.equal(actor.ifindex, null);
+      assert.match(actor.partial ?? '', /no interface named nosuch0/);
+    });
+
+    it('says why it is off without CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN', function () {
+      const probe = ns.file(
+        'probe.js',
+        `const { startAttribution } = require(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'src', 'attribution', 'attribution.js'))});
+const attribution = startAttribution({ ifindexOf: () => undefined });
+process.stdout.write(JSON.stringify({ status: attribution.status(), code: attribution.unavailable && attribution.unavailable.code }));
+attribution.stop();`,
+      );
+      const dropped = '-bpf,-perfmon,-sys_admin';
+      const output = execFileSync(
+        'setpriv',
+        [`--bounding-set=${dropped}`, `--inh-caps=${dropped}`, '--', process.execPath, probe],
+        { encoding: 'utf8' },
+      );
+      const { status, code } = JSON.parse(output) as { status: { enabled: boolean; reason: string }; code: string };
+      assert.equal(status.enabled, false);
+      assert.equal(code, 'ERR_ATTRIBUTION_UNAVAILABLE');
+      assert.match(status.reason, /CAP_BPF and CAP_PERFMON/);
+    });
+  });
+}
