@@ -488,6 +488,17 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
     await daemon.waitForLine(/its request line took longer than 10000 ms/);
   });
 
+  it('API: a connection that sends nothing is closed at the request deadline from accept, not held until idle (issue 20 #6)', async function () {
+    this.timeout(60_000);
+    const client = await openConnection(socket);
+    const received = await new Promise<string>((resolve) => {
+      let text = '';
+      client.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      client.on('close', () => resolve(text));
+    });
+    assert.match(received, /"code":1006,"message":"request line not completed within 10000 ms"/);
+  });
+
   it('refuses a request whose id is an object, array or boolean, without running it (JSON-RPC 2.0)', async () => {
     for (const id of ['{"a":1}', '[1]', 'true']) {
       const answer = await rawExchange(socket, `{"jsonrpc":"2.0","id":${id},"method":"policy.reload"}\n`);
