@@ -25,7 +25,9 @@ constexpr int kMaxAcceptsPerWakeup = 64;  // then yield to the loop (the poll is
 class UnixListener : public Napi::ObjectWrap<UnixListener> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "UnixListener", {InstanceMethod("close", &UnixListener::Close)});
+    return DefineClass(env, "UnixListener",
+                       {InstanceMethod("close", &UnixListener::Close), InstanceMethod("pause", &UnixListener::Pause),
+                        InstanceMethod("resume", &UnixListener::Resume)});
   }
 
   // new UnixListener(path, backlog, onConnection(fd, errno, pid, uid, gid)): binds and listens.
@@ -64,6 +66,21 @@ class UnixListener : public Napi::ObjectWrap<UnixListener> {
     return info.Env().Undefined();
   }
 
+  // accept() failing for want of descriptors (EMFILE, ENFILE) or memory leaves the connection
+  // queued and the socket readable: the level-triggered poll would call back at once, forever.
+  // The caller pauses accepting instead, and resumes later.
+  Napi::Value Pause(const Napi::CallbackInfo& info) {
+    if (poll_ && polling_) uv_poll_stop(poll_);
+    polling_ = false;
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Resume(const Napi::CallbackInfo& info) {
+    if (poll_ && !polling_) uv_poll_start(poll_, UV_READABLE, OnReadable);
+    polling_ = poll_ != nullptr;
+    return info.Env().Undefined();
+  }
+
   void Shutdown() {
     if (poll_) {
       StopPolling(poll_);
@@ -78,17 +95,19 @@ class UnixListener : public Napi::ObjectWrap<UnixListener> {
 
   static void OnReadable(uv_poll_t* handle, int status, int /*events*/) {
     auto* self = static_cast<UnixListener*>(handle->data);
-    if (status < 0 && self->poll_) uv_poll_start(self->poll_, UV_READABLE, OnReadable);
+    if (status < 0 && self->poll_ && self->polling_) uv_poll_start(self->poll_, UV_READABLE, OnReadable);
     self->AcceptAll();
   }
 
   void AcceptAll() {
-    for (int accepted = 0; fd_ >= 0 && accepted < kMaxAcceptsPerWakeup; accepted++) {
+    // The callback may pause the listener (or close it): then the rest waits in the backlog.
+    for (int accepted = 0; fd_ >= 0 && polling_ && accepted < kMaxAcceptsPerWakeup; accepted++) {
       int client = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (client < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-        // ECONNABORTED, EMFILE, ...: this client is lost, the listener goes on.
+        // ECONNABORTED: that client is lost. EMFILE, ENFILE, ENOBUFS, ENOMEM: the connection stays
+        // queued; the caller decides whether to pause (see Pause).
         Deliver(-1, errno, ucred{0, 0, 0});
         return;
       }
@@ -116,6 +135,7 @@ class UnixListener : public Napi::ObjectWrap<UnixListener> {
 
   int fd_ = -1;
   uv_poll_t* poll_ = nullptr;
+  bool polling_ = true;
   Napi::FunctionReference callback_;
   Napi::AsyncContext context_;
 };

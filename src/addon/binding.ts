@@ -52,6 +52,10 @@ export interface DriverStats {
 export interface NativeUnixListener {
   /** Stops accepting and closes the socket; the path is left for the caller to remove. */
   close(): void;
+  /** Stops accepting for now (connections wait in the kernel's backlog)... */
+  pause(): void;
+  /** ...and accepts again. */
+  resume(): void;
 }
 
 export interface NativeLinkMonitor {

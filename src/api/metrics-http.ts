@@ -8,22 +8,27 @@
  * route, GET and HEAD, no bodies, keep-alive as Prometheus uses it. Node's `http` module alone
  * costs about 3 MiB of resident memory once loaded, more than the whole 2 MiB metrics budget
  * (docs/METRICS.md).
+ *
+ * Each connection answers one request at a time: the next pipelined request is read only once
+ * the previous answer is in the kernel's hands, so a client that pipelines without reading gets
+ * one render, not thousands. A request must be complete within a deadline from accept (the
+ * first) or from the previous answer (the next), however the bytes trickle; at the deadline,
+ * and when a connection is refused, the socket is destroyed, so its slot and descriptor are
+ * free at once.
  */
 import * as net from 'node:net';
 import { UsageError } from '../errors';
 import type { Log } from '../observe/log';
 import { EXPOSITION_CONTENT_TYPE, type Exposition } from '../observe/metrics';
+import {
+  MAX_METRICS_CONNECTIONS,
+  METRICS_KEEP_ALIVE_TIMEOUT_MS,
+  METRICS_MAX_HEADER_BYTES,
+  METRICS_REQUEST_TIMEOUT_MS,
+} from './limits';
+import { Refusals } from './refusals';
 
-/** Prometheus scrapes with one connection per target; a few more leave room for curl and a second server. */
-export const MAX_METRICS_CONNECTIONS = 8;
-/** From the first byte of a request to its last header, and for the whole request. */
-export const METRICS_REQUEST_TIMEOUT_MS = 5000;
-/** Prometheus keeps its connection open between scrapes (15 s by default); an idle one is closed after this. */
-const KEEP_ALIVE_TIMEOUT_MS = 30_000;
-/** Request line and headers; Prometheus sends about 300 bytes. */
-const MAX_HEADER_BYTES = 8 * 1024;
-/** A client that does not read its answers is cut off once this much waits for it. */
-const MAX_UNSENT_BYTES = 4 * 1024 * 1024;
+export { MAX_METRICS_CONNECTIONS, METRICS_REQUEST_TIMEOUT_MS } from './limits';
 export const METRICS_PATH = '/metrics';
 
 export interface ListenAddress {
@@ -60,46 +65,21 @@ export function formatListenAddress(address: ListenAddress): string {
   return net.isIPv6(address.host) ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
 }
 
-/** Node's legacy name for the step of listen() that binds; present from Node 0.x to 24. */
-interface LegacyListen {
-  _listen2?: (
-    address: string | null,
-    port: number,
-    addressType: 4 | 6,
-    backlog: number,
-    fd?: number,
-    flags?: number,
-  ) => void;
-}
-
 /** As net.Server's default. */
 const LISTEN_BACKLOG = 511;
-
-/**
- * server.listen() always loads Node's `cluster` module (to ask whether this is a worker), and
- * with it child_process, dgram and dns: 1.3 MiB of resident memory measured, most of the metrics
- * budget, for a daemon that is never a cluster worker. `_listen2` is the step listen() ends in
- * for a primary (bind, listen, then 'listening' or 'error' as usual; for no address it tries
- * `::`, then `0.0.0.0`); listen() stays the fallback should a future Node drop the name.
- */
-function bindWithoutCluster(server: net.Server, address: ListenAddress): void {
-  const legacy = (server as unknown as LegacyListen)._listen2;
-  const host = address.host ?? null;
-  if (typeof legacy === 'function')
-    legacy.call(server, host, address.port, host !== null && net.isIPv6(host) ? 6 : 4, LISTEN_BACKLOG, undefined, 0);
-  else server.listen({ host: address.host, port: address.port, ipv6Only: false, backlog: LISTEN_BACKLOG });
-}
 
 export class MetricsHttpServer {
   private server: net.Server | null = null;
   private readonly sockets = new Set<net.Socket>();
-  private refusalLogged = false;
+  private readonly refusals: Refusals;
 
   constructor(
     private readonly address: ListenAddress,
     private readonly render: () => Exposition,
     private readonly log: Log,
-  ) {}
+  ) {
+    this.refusals = new Refusals(log, 'Metrics: ');
+  }
 
   /**
    * Binds now, before the daemon changes anything: a port in use or an address this host does
@@ -130,7 +110,8 @@ export class MetricsHttpServer {
         this.log.log('info', `Metrics: serving http://${where}${METRICS_PATH}`);
         resolve();
       });
-      bindWithoutCluster(server, this.address);
+      // The public listen(), which loads node:cluster (about 1.3 MiB resident, docs/METRICS.md).
+      server.listen({ host: this.address.host, port: this.address.port, ipv6Only: false, backlog: LISTEN_BACKLOG });
     });
   }
 
@@ -138,70 +119,91 @@ export class MetricsHttpServer {
     const server = this.server;
     this.server = null;
     for (const socket of this.sockets) socket.destroy();
+    this.refusals.close();
     if (!server) return Promise.resolve();
     return new Promise((resolve) => server.close(() => resolve()));
   }
 
   private accept(socket: net.Socket): void {
+    socket.on('error', () => socket.destroy()); // a scraper that goes away mid-answer is routine
     if (this.sockets.size >= MAX_METRICS_CONNECTIONS) {
-      if (!this.refusalLogged)
-        this.log.log('warning', `Metrics: refusing connections beyond ${MAX_METRICS_CONNECTIONS} at once`);
-      this.refusalLogged = true;
-      socket.on('error', () => socket.destroy());
-      socket.end(response(503, 'Too many connections\n', { close: true }));
+      this.refusals.note('slots', `refusing connections beyond ${MAX_METRICS_CONNECTIONS} at once`);
+      this.refusals.closeRefused(socket, response(503, 'Too many connections\n', { close: true }));
       return;
     }
     this.sockets.add(socket);
     let pending = '';
+    /** An answer is being written: the next request waits (in the kernel) until it is flushed. */
+    let answering = false;
+    let closing = false;
     let deadline: NodeJS.Timeout | null = null;
-    const stopDeadline = (): void => {
+    /** The next request must be complete `ms` from now; bytes that trickle in do not extend it. */
+    const armDeadline = (ms: number): void => {
+      if (deadline !== null) clearTimeout(deadline);
+      deadline = setTimeout(() => {
+        deadline = null;
+        // Nothing of a request yet (an idle keep-alive connection): just close.
+        if (pending.length === 0) return socket.destroy();
+        finish(response(408, 'Request timeout\n', { close: true }));
+      }, ms);
+    };
+    /** Writes a last answer, then frees the slot for real (destroy, not a half-close). */
+    const finish = (text: string | null): void => {
+      closing = true;
+      pending = '';
+      socket.pause();
       if (deadline !== null) clearTimeout(deadline);
       deadline = null;
+      if (text === null) socket.end(() => socket.destroy());
+      else socket.end(text, () => socket.destroy());
+      // A client that does not read its last answer does not keep the slot either.
+      setTimeout(() => socket.destroy(), METRICS_REQUEST_TIMEOUT_MS).unref();
     };
     socket.on('close', () => {
-      stopDeadline();
+      if (deadline !== null) clearTimeout(deadline);
+      deadline = null;
       this.sockets.delete(socket);
-      this.refusalLogged = false;
     });
-    socket.on('error', () => socket.destroy()); // a scraper that goes away mid-answer is routine
-    socket.setTimeout(KEEP_ALIVE_TIMEOUT_MS, () => socket.destroy());
-    socket.on('data', (chunk: Buffer) => {
-      // Request lines and headers are ASCII; latin1 maps every byte to one character.
-      pending += chunk.toString('latin1');
-      for (;;) {
-        const end = headerEnd(pending);
-        if (end === null || end.start > MAX_HEADER_BYTES) break;
-        stopDeadline();
-        const head = pending.slice(0, end.start);
-        pending = pending.slice(end.after);
-        const keepOpen = this.answer(socket, head);
-        if (!keepOpen) {
-          pending = '';
-          socket.end();
-          socket.pause();
-          return;
-        }
-      }
-      if (pending.length > MAX_HEADER_BYTES) {
-        socket.end(response(431, 'Request header too large\n', { close: true }));
-        socket.pause();
+    armDeadline(METRICS_REQUEST_TIMEOUT_MS);
+    const serveNext = (): void => {
+      if (answering || closing || socket.destroyed) return;
+      const end = headerEnd(pending);
+      if (end === null || end.start > METRICS_MAX_HEADER_BYTES) {
+        if (pending.length > METRICS_MAX_HEADER_BYTES)
+          return finish(response(431, 'Request header too large\n', { close: true }));
+        socket.resume();
         return;
       }
-      // The deadline runs from a request's first byte to the end of its headers.
-      if (pending.length > 0 && deadline === null)
-        deadline = setTimeout(() => {
-          socket.end(response(408, 'Request timeout\n', { close: true }));
-        }, METRICS_REQUEST_TIMEOUT_MS);
-      if (socket.writableLength > MAX_UNSENT_BYTES) socket.destroy();
+      const head = pending.slice(0, end.start);
+      pending = pending.slice(end.after);
+      // One request per cycle: read nothing more until this answer has been handed to the kernel.
+      answering = true;
+      socket.pause();
+      const keepOpen = this.answer(socket, head, () => {
+        answering = false;
+        if (closing || socket.destroyed) return;
+        armDeadline(METRICS_KEEP_ALIVE_TIMEOUT_MS);
+        serveNext();
+      });
+      if (!keepOpen) finish(null);
+    };
+    socket.on('data', (chunk: Buffer) => {
+      if (closing) return;
+      // Request lines and headers are ASCII; latin1 maps every byte to one character.
+      pending += chunk.toString('latin1');
+      serveNext();
     });
   }
 
-  /** Answers one request; false when the connection is to be closed after it. */
-  private answer(socket: net.Socket, head: string): boolean {
+  /**
+   * Answers one request; false when the connection is to be closed after it. `written` is called
+   * once the answer is in the kernel's hands (or the socket failed).
+   */
+  private answer(socket: net.Socket, head: string, written: () => void): boolean {
     const lines = head.split(/\r?\n/);
     const requestLine = /^([A-Z]+) (\S+) HTTP\/1\.([01])$/.exec(lines[0] ?? '');
     if (!requestLine) {
-      socket.write(response(400, 'Bad request\n', { close: true }));
+      socket.write(response(400, 'Bad request\n', { close: true }), written);
       return false;
     }
     const [, method, target, minor] = requestLine;
@@ -221,11 +223,11 @@ export class MetricsHttpServer {
     close ||= hasBody;
     const path = (target ?? '').split('?', 1)[0];
     if (path !== METRICS_PATH) {
-      socket.write(response(404, `Not found; try ${METRICS_PATH}\n`, { close }));
+      socket.write(response(404, `Not found; try ${METRICS_PATH}\n`, { close }), written);
       return !close;
     }
     if (method !== 'GET' && method !== 'HEAD') {
-      socket.write(response(405, 'Use GET\n', { close, extra: 'Allow: GET, HEAD\r\n' }));
+      socket.write(response(405, 'Use GET\n', { close, extra: 'Allow: GET, HEAD\r\n' }), written);
       return !close;
     }
     let body: Exposition;
@@ -233,21 +235,28 @@ export class MetricsHttpServer {
       body = this.render();
     } catch (error) {
       this.log.log('error', `Metrics: could not build the exposition: ${(error as Error).stack ?? String(error)}`);
-      socket.write(response(500, 'Internal error\n', { close: true }));
+      socket.write(response(500, 'Internal error\n', { close: true }), written);
       return false;
     }
     const { parts } = body;
     let length = 0;
     for (const part of parts) length += typeof part === 'string' ? Buffer.byteLength(part) : part.length;
     socket.cork();
-    socket.write(head200(length, close));
-    if (method === 'GET') {
+    if (method === 'GET' && parts.length > 0) {
+      socket.write(head200(length, close));
       // The last write's callback runs once the kernel has every byte, or the write failed (a
       // destroyed socket calls it too): only then may the block's memory be written over.
-      parts.forEach((part, index) => socket.write(part, index === parts.length - 1 ? () => body.done() : undefined));
-    } else body.done();
+      parts.forEach((part, index) => socket.write(part, index === parts.length - 1 ? () => done() : undefined));
+    } else {
+      body.done();
+      socket.write(head200(length, close), written);
+    }
     socket.uncork();
     return !close;
+    function done(): void {
+      body.done();
+      written();
+    }
   }
 }
 

@@ -1,10 +1,18 @@
 /**
  * `--metrics-textfile PATH`: node-exporter's textfile collector convention. The exposition is
- * written to `PATH.tmp.<pid>` (the collector reads only `*.prom`), then renamed over PATH, so a
- * reader sees the old file or the new one, never half of one. Written when something changed,
- * at most once a second, and every minute regardless, so the file's mtime
+ * written to a new temporary file next to PATH (the collector reads only `*.prom`), then renamed
+ * over PATH, so a reader sees the old file or the new one, never half of one. Written when
+ * something changed, at most once a second (on the monotonic clock: a step of the wall clock
+ * neither stops nor hastens it), and every minute regardless, so the file's mtime
  * (node_textfile_mtime_seconds) tells a running daemon from a dead one. Written asynchronously:
  * enforcement never waits for the disk.
+ *
+ * The directory may be writable by others (the metrics drop-in makes it group-writable for
+ * node-exporter): the temporary file has a random name and is created with O_CREAT|O_EXCL|
+ * O_NOFOLLOW, so nothing planted there (a symbolic link, a file) is ever followed, truncated or
+ * chmod-ed; the mode is set on our own descriptor. The file renamed into place is remembered
+ * (device and inode): if another process replaces PATH (a second daemon given the same file),
+ * that is logged, and on stop PATH is removed only if it is still the file this process wrote.
  *
  * With fs's callback API, not `fs.promises`: the first use of `fs.promises` loads seven more
  * internal modules (FileHandle's readLines and watch bring readline, the REPL history and the
@@ -15,23 +23,82 @@
  * interface is compliant long after nothing enforces that; absent, `absent(offloadd_build_info)`
  * alerts. After a crash it stays, and its mtime stops moving.
  */
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../errors';
 import type { Log } from '../observe/log';
 import type { Exposition } from '../observe/metrics';
+import { MIN_TEXTFILE_INTERVAL_MS, TEXTFILE_HEARTBEAT_MS } from './limits';
+
+export { MIN_TEXTFILE_INTERVAL_MS, TEXTFILE_HEARTBEAT_MS } from './limits';
 
 /** The collector's rule: it reads `*.prom` only. */
 export const TEXTFILE_SUFFIX = '.prom';
-/** The contract: refreshed on change, at most once a second. */
-export const MIN_TEXTFILE_INTERVAL_MS = 1000;
-/** Rewritten at least this often, so its mtime shows the daemon is alive. */
-export const TEXTFILE_HEARTBEAT_MS = 60_000;
 /** node-exporter usually runs as its own user: the file must be readable by others (the unit's UMask is 0077). */
 const TEXTFILE_MODE = 0o644;
+/** A new file only: never one that is there, never through a symbolic link. */
+const CREATE_NEW_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+/** Names tried before giving up when each is taken (by chance, or planted). */
+const TEMPORARY_NAME_ATTEMPTS = 4;
 
-function temporaryPath(file: string): string {
-  return `${file}.tmp.${process.pid}`;
+/** A fresh, unpredictable name next to `file`, which the collector does not read (no .prom suffix). */
+export function temporaryPath(file: string): string {
+  return `${file}.tmp.${process.pid}.${randomBytes(8).toString('hex')}`;
+}
+
+/** Milliseconds on the monotonic clock. */
+function monotonicMs(): number {
+  return performance.now();
+}
+
+/** Device and inode: which file a path names. */
+interface FileIdentity {
+  dev: number;
+  ino: number;
+}
+
+/**
+ * Creates a new temporary file next to `file` for writing, mode `mode` whatever the umask:
+ * O_EXCL|O_NOFOLLOW, so a name that is taken (a planted symbolic link or file) fails with EEXIST
+ * and another random name is tried. Returns the descriptor and the name.
+ */
+export function createTemporarySync(file: string, mode: number): { fd: number; name: string } {
+  for (let attempt = 1; ; attempt++) {
+    const name = temporaryPath(file);
+    try {
+      const fd = fs.openSync(name, CREATE_NEW_FLAGS, mode);
+      fs.fchmodSync(fd, mode); // the mode above is filtered by the umask; this is our own descriptor
+      return { fd, name };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= TEMPORARY_NAME_ATTEMPTS) throw error;
+    }
+  }
+}
+
+async function createTemporary(file: string, mode: number): Promise<{ fd: number; name: string }> {
+  for (let attempt = 1; ; attempt++) {
+    const name = temporaryPath(file);
+    try {
+      const fd = await call<number>((done) => fs.open(name, CREATE_NEW_FLAGS, mode, done));
+      return { fd, name };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= TEMPORARY_NAME_ATTEMPTS) throw error;
+    }
+  }
+}
+
+function identityOf(file: string): FileIdentity | null {
+  try {
+    const stats = fs.lstatSync(file);
+    return { dev: stats.dev, ino: stats.ino };
+  } catch {
+    return null;
+  }
+}
+
+function sameFile(a: FileIdentity | null, b: FileIdentity | null): boolean {
+  return a !== null && b !== null && a.dev === b.dev && a.ino === b.ino;
 }
 
 function codeOf(error: unknown): string {
@@ -55,10 +122,10 @@ export function checkTextfilePath(file: string): void {
     throw new UsageError(`--metrics-textfile: directory ${directory} is not there (${codeOf(error)})`, { hint });
   }
   if (!stats.isDirectory()) throw new UsageError(`--metrics-textfile: ${directory} is not a directory`, { hint });
-  const probe = temporaryPath(path.resolve(file));
   try {
-    fs.closeSync(fs.openSync(probe, 'w', TEXTFILE_MODE));
-    fs.rmSync(probe, { force: true });
+    const probe = createTemporarySync(path.resolve(file), TEXTFILE_MODE);
+    fs.closeSync(probe.fd);
+    fs.unlinkSync(probe.name); // created by us a moment ago, under a name nobody could guess
   } catch (error) {
     throw new UsageError(`--metrics-textfile: cannot create files in ${directory} (${codeOf(error)})`, {
       hint: 'choose a writable directory; under systemd, add it to ReadWritePaths= (see the metrics drop-in)',
@@ -75,10 +142,16 @@ export function checkTextfilePath(file: string): void {
 
 export class MetricsTextfile {
   private readonly file: string;
-  private readonly temporary: string;
+  /** The temporary file being written, if any. */
+  private temporary: string | null = null;
+  /** The file this process last renamed into place. */
+  private written: FileIdentity | null = null;
+  /** A replacement of PATH by another process was logged (once until we write it again unreplaced). */
+  private replacedLogged = false;
   private timer: NodeJS.Timeout | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
-  private lastWriteMs = 0;
+  /** When the last write began, on the monotonic clock; -Infinity before the first. */
+  private lastWriteMs = -Infinity;
   private writing: Promise<void> | null = null;
   /** A change arrived while writing: write again once done. */
   private dirty = false;
@@ -92,7 +165,6 @@ export class MetricsTextfile {
     private readonly log: Log,
   ) {
     this.file = path.resolve(file);
-    this.temporary = temporaryPath(this.file);
   }
 
   /** Writes the first file now and refreshes from then on. */
@@ -110,7 +182,10 @@ export class MetricsTextfile {
       return;
     }
     if (this.timer !== null) return;
-    const wait = Math.max(0, this.lastWriteMs + MIN_TEXTFILE_INTERVAL_MS - Date.now());
+    const wait = Math.min(
+      MIN_TEXTFILE_INTERVAL_MS,
+      Math.max(0, this.lastWriteMs + MIN_TEXTFILE_INTERVAL_MS - monotonicMs()),
+    );
     this.timer = setTimeout(() => {
       this.timer = null;
       this.writing = this.write().finally(() => {
@@ -131,28 +206,41 @@ export class MetricsTextfile {
     this.timer = null;
     this.heartbeat = null;
     await this.writing;
-    fs.rmSync(this.temporary, { force: true });
+    const current = identityOf(this.file);
+    if (current === null) return;
+    if (!sameFile(current, this.written)) {
+      // Not ours (another daemon's, or one we never wrote): theirs to remove.
+      this.log.log('notice', `Metrics: left ${this.file} in place: another process wrote it after this one`);
+      return;
+    }
     try {
-      fs.rmSync(this.file, { force: true });
+      fs.unlinkSync(this.file);
     } catch (error) {
       this.log.log('warning', `Metrics: could not remove ${this.file} (${codeOf(error)}); its values are stale`);
     }
   }
 
   private async write(): Promise<void> {
-    this.lastWriteMs = Date.now();
+    this.lastWriteMs = monotonicMs();
+    this.noticeReplacement();
     const exposition = this.render();
     const parts = exposition.parts.map((part) => (typeof part === 'string' ? Buffer.from(part, 'utf8') : part));
     try {
-      const fd = await call<number>((done) => fs.open(this.temporary, 'w', TEXTFILE_MODE, done));
+      const { fd, name } = await createTemporary(this.file, TEXTFILE_MODE);
+      this.temporary = name;
+      let identity: FileIdentity;
       try {
         await call((done) => fs.fchmod(fd, TEXTFILE_MODE, done)); // the mode above is filtered by the umask
         await writeAll(fd, parts);
+        const stats = await call<fs.Stats>((done) => fs.fstat(fd, done));
+        identity = { dev: stats.dev, ino: stats.ino };
       } finally {
         await call((done) => fs.close(fd, done));
       }
       if (this.stopped) return;
-      await call((done) => fs.rename(this.temporary, this.file, done));
+      await call((done) => fs.rename(name, this.file, done));
+      this.temporary = null;
+      this.written = identity;
       if (this.failure !== null) {
         this.log.log('notice', `Metrics: writing ${this.file} works again`);
         this.failure = null;
@@ -166,10 +254,29 @@ export class MetricsTextfile {
           `Metrics: could not write ${this.file} (${code}); it keeps its previous content, retrying on the next change`,
         );
       }
-      await call((done) => fs.rm(this.temporary, { force: true }, done)).catch(() => undefined);
     } finally {
       exposition.done(); // nothing reads the parts any more
+      // Only ever a name this process created (O_EXCL) and has not renamed yet.
+      const leftover = this.temporary;
+      this.temporary = null;
+      if (leftover !== null) await call((done) => fs.unlink(leftover, done)).catch(() => undefined);
     }
+  }
+
+  /** PATH is no longer the file this process wrote last: someone else writes it too. Said once per episode. */
+  private noticeReplacement(): void {
+    if (this.written === null) return;
+    const current = identityOf(this.file);
+    if (current === null || sameFile(current, this.written)) {
+      this.replacedLogged = false;
+      return;
+    }
+    if (this.replacedLogged) return;
+    this.replacedLogged = true;
+    this.log.log(
+      'warning',
+      `Metrics: ${this.file} was replaced by another process since this daemon wrote it: is a second offloadd (or another tool) writing the same --metrics-textfile? Their values alternate; give each its own file`,
+    );
   }
 }
 

@@ -184,5 +184,7 @@ export const METHOD_NAMES: readonly MethodName[] = [
   'enforce',
   'watch',
 ];
+/** Methods that read the ledger's files: a few at a time over all clients (limits.ts). */
+export const LEDGER_METHODS: ReadonlySet<MethodName> = new Set(['drift.list']);
 /** Methods that change the host: uid 0 or members of the admin group only. */
 export const PRIVILEGED_METHODS: ReadonlySet<MethodName> = new Set(['policy.reload', 'enforce']);

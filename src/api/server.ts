@@ -1,74 +1,43 @@
 /**
  * The API server: newline-delimited JSON-RPC 2.0 on a Unix socket. Hardened against its
- * clients: a bounded request size, an absolute deadline per request line, bounded clients with
- * a cap per user and slots only root and the admin group may take, idle timeouts, parse errors
- * answered without dropping the connection, and `watch` clients that cannot keep up dropped
- * rather than buffered without limit. Callers are identified by SO_PEERCRED.
+ * clients: bounded clients with a cap per user and slots only root and the admin group may take,
+ * refusals closed at once and logged as a count per interval, accept() paused rather than spun
+ * when descriptors run out, and per connection (connection.ts) bounded requests, deadlines and
+ * unread output. Callers are identified by SO_PEERCRED.
  *
  * The socket path is only ever replaced when it holds a stale socket (nobody answers on it),
- * and on exit only the socket this process bound is removed.
+ * and on exit only the socket this process bound is removed (socket-file.ts).
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as path from 'node:path';
 import { addon, errnoName, type NativeUnixListener, type PeerCredentials } from '../addon/binding';
-import { KernelError, OffloaddError, PolicyError } from '../errors';
+import { OffloaddError, PolicyError } from '../errors';
 import type { Log } from '../observe/log';
+import { Connection, type Caller } from './connection';
 import { isMemberOf, resolveGroup } from './identity';
-import { readLines } from './ndjson';
+import { errorResponse, parseRequest, resultResponse, RpcError, toErrorResponse } from './jsonrpc';
+import { ACCEPT_BACKOFF_MS, DRAIN_BEFORE_DESTROY_MS, type ApiLimits } from './limits';
 import {
-  errorName,
-  METHOD_NAMES,
-  PARAM_SPECS,
-  paramsProblem,
+  LEDGER_METHODS,
   PRIVILEGED_METHODS,
   RpcCode,
   type MethodName,
   type Methods,
-  type RpcErrorObject,
   type WatchEvent,
 } from './protocol';
+import { Refusals } from './refusals';
+import { checkSocketPath, makeSocketDirectory, removeIfSame, type SocketIdentity } from './socket-file';
 
-export interface ApiServerOptions {
+export { Connection, type Caller } from './connection';
+export { RpcError } from './jsonrpc';
+export { DEFAULT_API_LIMITS } from './limits';
+
+export interface ApiServerOptions extends ApiLimits {
   socketPath: string;
   /** Group owning the socket (mode 0660); null keeps the daemon's group. */
   socketGroup: string | null;
   /** Group whose members may call privileged methods besides uid 0. */
   adminGroup: string | null;
-  maxClients: number;
-  /** Of maxClients, how many only root and the admin group may take. */
-  reservedAdminClients: number;
-  /** Connections one uid other than root may hold at once. */
-  maxClientsPerUid: number;
-  maxRequestBytes: number;
-  /** From the first byte of a request line to its newline, however slowly the bytes come. */
-  requestLineDeadlineMs: number;
-  idleTimeoutMs: number;
-  /** A watch client whose unsent output exceeds this is disconnected. */
-  maxWatchBacklogBytes: number;
-}
-
-export const DEFAULT_API_LIMITS = {
-  maxClients: 64,
-  reservedAdminClients: 8,
-  maxClientsPerUid: 8,
-  maxRequestBytes: 64 * 1024,
-  requestLineDeadlineMs: 10_000,
-  idleTimeoutMs: 60_000,
-  maxWatchBacklogBytes: 1024 * 1024,
-};
-
-/** After answering an over-long or late request, how long to drain the client before cutting it. */
-const DRAIN_BEFORE_DESTROY_MS = 1000;
-
-/** Device and inode of a socket file: what tells our socket from one bound later at the same path. */
-interface SocketIdentity {
-  dev: number;
-  ino: number;
-}
-
-export interface Caller extends PeerCredentials {
-  admin: boolean;
 }
 
 export type Handlers = {
@@ -79,39 +48,21 @@ export type Handlers = {
   ) => Methods[M]['result'] | Promise<Methods[M]['result']>;
 };
 
-/** Raised by a handler for an error the client should see with a specific code. */
-export class RpcError extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-    readonly data?: RpcErrorObject['data'],
-  ) {
-    super(message);
-  }
-}
-
-export class Connection {
-  watching = false;
-  constructor(
-    readonly socket: net.Socket,
-    readonly caller: Caller,
-  ) {}
-
-  send(message: object): boolean {
-    if (this.socket.destroyed) return false;
-    return this.socket.write(`${JSON.stringify(message)}\n`);
-  }
-}
-
 /** As Node's net.Server default: connections the kernel queues before they are accepted. */
 const LISTEN_BACKLOG = 511;
+
+/** accept() errors that leave the connection queued: retrying at once would spin. */
+const ACCEPT_RESOURCE_ERRORS: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
 
 export class ApiServer {
   private listener: NativeUnixListener | null = null;
   private readonly connections = new Set<Connection>();
   private readonly connectionsByUid = new Map<number, number>();
-  /** Limits already logged as reached; cleared when a connection closes (one line per episode). */
-  private readonly limitsLogged = new Set<string>();
+  private readonly refusals: Refusals;
+  private acceptBackoff: NodeJS.Timeout | null = null;
+  /** Ledger queries running, and those waiting for a turn. */
+  private ledgerQueries = 0;
+  private readonly ledgerQueue: Array<() => void> = [];
   private adminGid: number | null = null;
   /** The socket file this process bound, once listening. */
   private bound: SocketIdentity | null = null;
@@ -120,7 +71,9 @@ export class ApiServer {
     private readonly options: ApiServerOptions,
     private readonly handlers: Handlers,
     private readonly log: Log,
-  ) {}
+  ) {
+    this.refusals = new Refusals(log, 'API: ');
+  }
 
   get watchers(): Connection[] {
     return [...this.connections].filter((connection) => connection.watching);
@@ -163,8 +116,8 @@ export class ApiServer {
   /** Sends to every watch client; drops those that do not read. */
   broadcast(params: WatchEvent): void {
     for (const connection of this.watchers) {
-      connection.send({ jsonrpc: '2.0', method: 'watch.event', params });
-      if (connection.socket.writableLength > this.options.maxWatchBacklogBytes) {
+      connection.sendSerialized({ jsonrpc: '2.0', method: 'watch.event', params });
+      if (connection.unreadOutputBytes > this.options.maxUnreadOutputBytes) {
         this.log.log(
           'warning',
           `API: dropping a watch client (pid ${connection.caller.pid}, uid ${connection.caller.uid}) that stopped reading`,
@@ -176,6 +129,9 @@ export class ApiServer {
 
   close(): Promise<void> {
     for (const connection of this.connections) connection.socket.destroy();
+    if (this.acceptBackoff !== null) clearTimeout(this.acceptBackoff);
+    this.acceptBackoff = null;
+    this.refusals.close();
     this.listener?.close();
     this.listener = null;
     // Only the socket this process bound is removed: a newer daemon's stays.
@@ -205,44 +161,66 @@ export class ApiServer {
   }
 
   private accept(fd: number, errno: number, credentials: PeerCredentials): void {
-    if (fd < 0) {
-      this.log.log('warning', `API: accept() failed (${errnoName(errno)}); that client is lost, the socket goes on`);
-      return;
-    }
+    if (fd < 0) return this.acceptFailed(errno);
     if (errno !== 0) {
       // Without credentials the caller cannot be authorised or counted: refuse, but say so.
-      this.log.log('warning', `API: could not identify a client (SO_PEERCRED: ${errnoName(errno)}); connection closed`);
+      this.refusals.note(
+        'credentials',
+        `could not identify a client (SO_PEERCRED: ${errnoName(errno)}); connection closed`,
+      );
       fs.closeSync(fd);
       return;
     }
-    const socket = new net.Socket({ fd, readable: true, writable: true });
+    // allowHalfOpen: a client that shuts down its sending side still gets every answer.
+    const socket = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
     const caller: Caller = { ...credentials, admin: this.isAdmin(credentials) };
-    const connection = new Connection(socket, caller);
     const refusal = this.admission(caller);
     if (refusal !== null) {
-      connection.send(errorResponse(null, RpcCode.tooManyClients, refusal.message, { hint: refusal.hint }));
-      if (!this.limitsLogged.has(refusal.limit)) {
-        this.limitsLogged.add(refusal.limit);
-        this.log.log('warning', `API: refusing connections: ${refusal.message} (uid ${caller.uid}, pid ${caller.pid})`);
-      }
-      socket.on('error', () => socket.destroy()); // the refused client may be gone already
-      socket.end();
+      this.refusals.note(
+        refusal.limit,
+        `refusing connections: ${refusal.message} (uid ${caller.uid}, pid ${caller.pid})`,
+      );
+      const answer = errorResponse(null, RpcCode.tooManyClients, refusal.message, { hint: refusal.hint });
+      this.refusals.closeRefused(socket, `${JSON.stringify(answer)}\n`);
       return;
     }
+    const connection = new Connection(socket, caller, this.options, {
+      onRequest: (client, line) => this.handleLine(client, line),
+      onTooLong: (client) =>
+        this.refuseRequest(
+          client,
+          RpcCode.requestTooLarge,
+          `request larger than ${this.options.maxRequestBytes} bytes`,
+        ),
+      onLineDeadline: (client) => {
+        this.log.log(
+          'notice',
+          `API: closing the connection of uid ${caller.uid} (pid ${caller.pid}): its request line took longer than ${this.options.requestLineDeadlineMs} ms`,
+        );
+        this.refuseRequest(
+          client,
+          RpcCode.requestTimeout,
+          `request line not completed within ${this.options.requestLineDeadlineMs} ms`,
+        );
+      },
+      onIdle: (client) => {
+        // A client that leaves its answers unread that long is gone for all purposes.
+        const unread = client.outputPending;
+        this.log.log(
+          'debug',
+          `API: closing ${unread ? 'a connection that does not read its answers' : 'an idle connection'} of uid ${caller.uid} (pid ${caller.pid})`,
+        );
+        if (unread) socket.destroy();
+        else socket.end();
+      },
+    });
     this.connections.add(connection);
     this.connectionsByUid.set(caller.uid, (this.connectionsByUid.get(caller.uid) ?? 0) + 1);
-    let lineTimer: NodeJS.Timeout | null = null;
-    const stopLineTimer = (): void => {
-      if (lineTimer !== null) clearTimeout(lineTimer);
-      lineTimer = null;
-    };
     socket.on('close', () => {
-      stopLineTimer();
       this.connections.delete(connection);
       const left = (this.connectionsByUid.get(caller.uid) ?? 1) - 1;
       if (left > 0) this.connectionsByUid.set(caller.uid, left);
       else this.connectionsByUid.delete(caller.uid);
-      this.limitsLogged.clear();
     });
     socket.on('error', (error: NodeJS.ErrnoException) => {
       // A client that vanishes mid-answer (EPIPE, ECONNRESET) is routine.
@@ -252,43 +230,29 @@ export class ApiServer {
       );
       socket.destroy();
     });
-    socket.setTimeout(this.options.idleTimeoutMs, () => {
-      if (connection.watching) return;
-      this.log.log('debug', `API: closing an idle connection of uid ${caller.uid} (pid ${caller.pid})`);
-      socket.end();
-    });
+  }
 
-    readLines(
-      socket,
-      {
-        onLine: (line) => this.handleLine(connection, line),
-        onTooLong: () => {
-          stopLineTimer();
-          this.refuseRequest(
-            connection,
-            RpcCode.requestTooLarge,
-            `request larger than ${this.options.maxRequestBytes} bytes`,
-          );
-        },
-        onPending: (newLineBegun) => {
-          if (!newLineBegun) return stopLineTimer();
-          stopLineTimer();
-          lineTimer = setTimeout(() => {
-            lineTimer = null;
-            this.log.log(
-              'notice',
-              `API: closing the connection of uid ${caller.uid} (pid ${caller.pid}): its request line took longer than ${this.options.requestLineDeadlineMs} ms`,
-            );
-            this.refuseRequest(
-              connection,
-              RpcCode.requestTimeout,
-              `request line not completed within ${this.options.requestLineDeadlineMs} ms`,
-            );
-          }, this.options.requestLineDeadlineMs);
-        },
-      },
-      this.options.maxRequestBytes,
+  /**
+   * accept() failed. Out of descriptors or memory, the connection stays queued and the socket
+   * readable: accepting pauses for a while instead of spinning, and the failure is logged as a
+   * count per interval.
+   */
+  private acceptFailed(errno: number): void {
+    const name = errnoName(errno);
+    if (!ACCEPT_RESOURCE_ERRORS.has(name)) {
+      this.refusals.note(`accept ${name}`, `accept() failed (${name}); that client is lost, the socket goes on`);
+      return;
+    }
+    this.refusals.note(
+      `accept ${name}`,
+      `accept() failed (${name}): not accepting connections for ${ACCEPT_BACKOFF_MS} ms; clients wait in the backlog`,
     );
+    if (this.acceptBackoff !== null || this.listener === null) return;
+    this.listener.pause();
+    this.acceptBackoff = setTimeout(() => {
+      this.acceptBackoff = null;
+      this.listener?.resume();
+    }, ACCEPT_BACKOFF_MS);
   }
 
   private isAdmin(credentials: PeerCredentials): boolean {
@@ -337,65 +301,25 @@ export class ApiServer {
     connection.send(errorResponse(null, code, message));
     // Close our side but drain (and drop) what the client is still sending for a moment: a
     // client that gets EPIPE mid-write would never read the error above.
+    connection.socket.resume();
     connection.socket.end();
     setTimeout(() => connection.socket.destroy(), DRAIN_BEFORE_DESTROY_MS).unref();
   }
 
-  private handleLine(connection: Connection, line: string): void {
-    let request: unknown;
-    try {
-      request = JSON.parse(line);
-    } catch {
-      connection.send(errorResponse(null, RpcCode.parseError, 'parse error: not JSON'));
+  /**
+   * One request line: answered (synchronously, or when the returned promise settles), unless it
+   * is a notification, which is run and never answered (JSON-RPC 2.0).
+   */
+  private handleLine(connection: Connection, line: string): void | Promise<void> {
+    const request = parseRequest(line);
+    if (request.kind === 'invalid') {
+      if (request.response !== null) connection.send(request.response);
       return;
     }
-    if (typeof request !== 'object' || request === null || Array.isArray(request)) {
-      connection.send(
-        errorResponse(
-          null,
-          RpcCode.invalidRequest,
-          'invalid request: expected a JSON-RPC 2.0 object (batches are not supported)',
-        ),
-      );
-      return;
-    }
-    const { jsonrpc, id = null, method, params = {} } = request as Record<string, unknown>;
-    if (id !== null && typeof id !== 'string' && typeof id !== 'number') {
-      // JSON-RPC 2.0: an id is a string, a number or null; anything else is not a request.
-      connection.send(
-        errorResponse(
-          null,
-          RpcCode.invalidRequest,
-          `invalid request: "id" must be a string, a number or null, found ${Array.isArray(id) ? 'an array' : typeof id}`,
-        ),
-      );
-      return;
-    }
-    const requestId = id;
-    if (jsonrpc !== '2.0' || typeof method !== 'string') {
-      connection.send(
-        errorResponse(requestId, RpcCode.invalidRequest, 'invalid request: needs "jsonrpc": "2.0" and a "method"'),
-      );
-      return;
-    }
-    if (!(METHOD_NAMES as readonly string[]).includes(method)) {
-      connection.send(
-        errorResponse(requestId, RpcCode.methodNotFound, `no method "${method}"`, {
-          hint: `methods: ${METHOD_NAMES.join(', ')}`,
-        }),
-      );
-      return;
-    }
-    if (typeof params !== 'object' || params === null || Array.isArray(params)) {
-      connection.send(errorResponse(requestId, RpcCode.invalidParams, 'params must be an object'));
-      return;
-    }
-    const name = method as MethodName;
-    const problem = paramsProblem(params as Record<string, unknown>, PARAM_SPECS[name]);
-    if (problem !== null) {
-      connection.send(errorResponse(requestId, RpcCode.invalidParams, problem));
-      return;
-    }
+    const { id, notification, method: name, params } = request;
+    const answer = (response: object): void => {
+      if (!notification) connection.send(response);
+    };
     if (PRIVILEGED_METHODS.has(name) && !connection.caller.admin) {
       this.log.event(
         'accessDenied',
@@ -407,167 +331,75 @@ export class ApiServer {
           OFFLOADD_METHOD: name,
         },
       );
-      connection.send(
-        errorResponse(requestId, RpcCode.notAuthorized, `${name} needs root or membership in the admin group`, {
+      answer(
+        errorResponse(id, RpcCode.notAuthorized, `${name} needs root or membership in the admin group`, {
           hint: 'run offloadctl as root (prefix sudo), or ask for membership in the group given by --admin-group',
         }),
       );
       return;
     }
     const failed = (error: unknown): void => {
-      connection.send(toErrorResponse(requestId, error));
-      // RpcErrors are the caller's (bad params, unknown interface); a policy rejected on reload is
-      // logged by the daemon. Anything else failed on our side and is logged here.
-      if (error instanceof OffloaddError && !(error instanceof PolicyError)) {
-        this.log.log('warning', `API: ${name} failed: ${error.message}${error.hint ? ` (${error.hint})` : ''}`);
-      } else if (!(error instanceof RpcError) && !(error instanceof OffloaddError)) {
-        this.log.log('error', `API: ${name} failed: ${(error as Error).stack ?? String(error)}`);
+      answer(toErrorResponse(id, error));
+      this.logFailure(name, error);
+    };
+    const succeeded = (value: unknown): void => answer(resultResponse(id, value));
+    const run = (): void | Promise<void> => {
+      try {
+        const handler = this.handlers[name] as (params: unknown, caller: Caller, connection: Connection) => unknown;
+        const result = handler(params, connection.caller, connection);
+        // Long answers (deep drift queries) come as promises: the event loop keeps serving meanwhile.
+        if (result instanceof Promise) return result.then(succeeded, failed);
+        succeeded(result);
+      } catch (error) {
+        failed(error);
       }
     };
+    return LEDGER_METHODS.has(name) ? this.inLedgerTurn(connection, run) : run();
+  }
+
+  /**
+   * Runs `query` when fewer than maxConcurrentLedgerQueries run. The turn ends once its answer
+   * has been handed to the socket (the records are then freed): a client that does not take it
+   * within ledgerAnswerDeadlineMs is disconnected, so a reader that stalls cannot keep the
+   * records in memory or the turn from others.
+   */
+  private async inLedgerTurn(connection: Connection, query: () => void | Promise<void>): Promise<void> {
+    if (this.ledgerQueries >= this.options.maxConcurrentLedgerQueries)
+      await new Promise<void>((resolve) => this.ledgerQueue.push(resolve));
+    else this.ledgerQueries++;
     try {
-      const handler = this.handlers[name] as (params: unknown, caller: Caller, connection: Connection) => unknown;
-      const result = handler(params, connection.caller, connection);
-      // Long answers (deep drift queries) come as promises: the event loop keeps serving meanwhile.
-      if (result instanceof Promise)
-        result.then((value: unknown) => connection.send({ jsonrpc: '2.0', id: requestId, result: value }), failed);
-      else connection.send({ jsonrpc: '2.0', id: requestId, result });
-    } catch (error) {
-      failed(error);
+      if (connection.socket.destroyed) return;
+      await query();
+      let deadline: NodeJS.Timeout | null = null;
+      const late = new Promise<boolean>((resolve) => {
+        deadline = setTimeout(() => resolve(true), this.options.ledgerAnswerDeadlineMs);
+      });
+      const tooLate = await Promise.race([connection.outboxDrained().then(() => false), late]);
+      if (deadline !== null) clearTimeout(deadline);
+      if (tooLate) {
+        this.log.log(
+          'notice',
+          `API: closing the connection of uid ${connection.caller.uid} (pid ${connection.caller.pid}): it did not read its drift answer within ${this.options.ledgerAnswerDeadlineMs} ms`,
+        );
+        connection.socket.destroy();
+      }
+    } finally {
+      const next = this.ledgerQueue.shift();
+      if (next !== undefined)
+        next(); // the turn passes on: the count stays
+      else this.ledgerQueries--;
     }
   }
-}
 
-function errorResponse(
-  id: string | number | null,
-  code: number,
-  message: string,
-  data?: RpcErrorObject['data'],
-): object {
-  return { jsonrpc: '2.0', id, error: { code, message, data: { code: errorName(code), ...data } } };
-}
-
-function toErrorResponse(id: string | number | null, error: unknown): object {
-  if (error instanceof RpcError) return errorResponse(id, error.code, error.message, error.data);
-  if (error instanceof PolicyError) {
-    return errorResponse(id, RpcCode.policyInvalid, error.toString(), {
-      file: error.file,
-      line: error.position?.line,
-      column: error.position?.column,
-      key: error.key,
-      hint: error.hint,
-    });
+  /**
+   * RpcErrors are the caller's (bad params, unknown interface); a policy rejected on reload is
+   * logged by the daemon. Anything else failed on our side and is logged here.
+   */
+  private logFailure(name: MethodName, error: unknown): void {
+    if (error instanceof OffloaddError && !(error instanceof PolicyError)) {
+      this.log.log('warning', `API: ${name} failed: ${error.message}${error.hint ? ` (${error.hint})` : ''}`);
+    } else if (!(error instanceof RpcError) && !(error instanceof OffloaddError)) {
+      this.log.log('error', `API: ${name} failed: ${(error as Error).stack ?? String(error)}`);
+    }
   }
-  if (error instanceof KernelError) {
-    return errorResponse(id, RpcCode.internalError, error.message, {
-      code: 'ERR_KERNEL',
-      errno: error.code,
-      hint: error.hint,
-    });
-  }
-  if (error instanceof OffloaddError)
-    return errorResponse(id, RpcCode.internalError, error.message, { code: error.code, hint: error.hint });
-  return errorResponse(id, RpcCode.internalError, `internal error: ${(error as Error).message}`);
-}
-
-const SOCKET_PATH_HINT =
-  'give --socket a path where nothing but an old offloadd socket is (default /run/offloadd/offloadd.sock)';
-
-/** Whether something accepts connections on the socket at `socketPath`. */
-function socketAnswers(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = net.connect(socketPath);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    // Only "refused" proves nobody listens; EAGAIN (a full backlog) or EACCES mean someone may.
-    probe.once('error', (error: NodeJS.ErrnoException) => resolve(error.code !== 'ECONNREFUSED'));
-  });
-}
-
-function describeFileType(stats: fs.Stats): string {
-  if (stats.isFile()) return 'a regular file';
-  if (stats.isDirectory()) return 'a directory';
-  if (stats.isSymbolicLink()) return 'a symbolic link';
-  if (stats.isFIFO()) return 'a FIFO';
-  return 'a device';
-}
-
-/**
- * Pre-flight for --socket, run before the daemon changes anything: the path must be free or
- * hold a stale socket (a socket nobody answers on, left by a crash). Anything else — a regular
- * file (even the policy), a directory, a symbolic link (dangling or not), a socket another
- * process answers on — is an OffloaddError that names it. Returns the stale socket's stats (to
- * be replaced by listen()), or null when the path is free.
- */
-export async function checkSocketPath(socketPath: string): Promise<fs.Stats | null> {
-  const parent = path.dirname(socketPath);
-  if (!isDirectoryOrAbsent(parent)) {
-    throw new OffloaddError(
-      'ERR_SOCKET_PATH',
-      `cannot create the API socket ${socketPath}: ${parent} is not a directory`,
-      { hint: SOCKET_PATH_HINT },
-    );
-  }
-  const stats = lstatOrNull(socketPath);
-  if (stats === null) return null;
-  if (!stats.isSocket()) {
-    throw new OffloaddError(
-      'ERR_SOCKET_PATH',
-      `refusing to replace ${socketPath} with the API socket: it is ${describeFileType(stats)}`,
-      { hint: SOCKET_PATH_HINT },
-    );
-  }
-  if (await socketAnswers(socketPath)) {
-    throw new OffloaddError('ERR_SOCKET_IN_USE', `another process (offloadd?) is already listening on ${socketPath}`, {
-      hint: 'stop it first (systemctl stop offloadd), or give this one another --socket',
-    });
-  }
-  return stats;
-}
-
-/** False when `dir` exists (after links) and is not a directory; an absent one is created later. */
-function isDirectoryOrAbsent(dir: string): boolean {
-  try {
-    return fs.statSync(dir).isDirectory();
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ENOENT';
-  }
-}
-
-function lstatOrNull(file: string): fs.Stats | null {
-  try {
-    return fs.lstatSync(file);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new OffloaddError(
-      'ERR_SOCKET_PATH',
-      `cannot check ${file} for the API socket: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-      { hint: SOCKET_PATH_HINT, cause: error },
-    );
-  }
-}
-
-function makeSocketDirectory(socketPath: string): void {
-  try {
-    fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o755 });
-  } catch (error) {
-    throw new OffloaddError(
-      'ERR_SOCKET_PATH',
-      `cannot create the directory of ${socketPath}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-      { hint: SOCKET_PATH_HINT, cause: error },
-    );
-  }
-}
-
-/** Unlinks the stale socket found by checkSocketPath, unless something else took its place since. */
-function removeIfSame(socketPath: string, stale: fs.Stats): void {
-  const now = lstatOrNull(socketPath);
-  if (now === null) return;
-  if (!now.isSocket() || now.dev !== stale.dev || now.ino !== stale.ino) {
-    throw new OffloaddError('ERR_SOCKET_PATH', `${socketPath} changed while offloadd was starting`, {
-      hint: SOCKET_PATH_HINT,
-    });
-  }
-  fs.unlinkSync(socketPath);
 }

@@ -116,7 +116,12 @@ function rawExchange(
       client.destroy();
       resolve({ lines, closed });
     };
-    client.on('data', (chunk) => {
+    client.on('data', (chunk: Buffer) => {
+      // Only the new chunk is searched: a 30 MB answer line is read in linear time.
+      if (!chunk.includes(10)) {
+        buffered += chunk.toString();
+        return;
+      }
       buffered += chunk.toString();
       let newline;
       while ((newline = buffered.indexOf('\n')) >= 0) {
@@ -132,6 +137,33 @@ function rawExchange(
     });
     client.write(payload);
   });
+}
+
+/** The daemon's resident memory in MiB (it runs as a child of ip netns exec, which execs into node). */
+function rssMiB(daemon: DaemonProcess): number {
+  const status = fs.readFileSync(`/proc/${daemon.pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+/** The daemon's open descriptors. */
+function descriptors(daemon: DaemonProcess): number {
+  return fs.readdirSync(`/proc/${daemon.pid}/fd`).length;
+}
+
+/** A connection that is open (accepted or not), for holding slots. */
+function openConnection(socket: string, options: { allowHalfOpen?: boolean } = {}): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const client = net.connect({ path: socket, allowHalfOpen: options.allowHalfOpen ?? false });
+    client.on('error', () => undefined);
+    client.once('connect', () => resolve(client));
+    client.once('error', reject);
+  });
+}
+
+/** One status call on a fresh connection: its first line, or the reason there was none. */
+async function statusLine(socket: string): Promise<string> {
+  const answer = await rawExchange(socket, '{"jsonrpc":"2.0","id":1,"method":"status"}\n');
+  return answer.lines[0] ?? 'closed';
 }
 
 describe('API and offloadctl (real daemon, own namespace)', function () {
@@ -456,6 +488,17 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
     await daemon.waitForLine(/its request line took longer than 10000 ms/);
   });
 
+  it('API: a connection that sends nothing is closed at the request deadline from accept, not held until idle (issue 20 #6)', async function () {
+    this.timeout(60_000);
+    const client = await openConnection(socket);
+    const received = await new Promise<string>((resolve) => {
+      let text = '';
+      client.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      client.on('close', () => resolve(text));
+    });
+    assert.match(received, /"code":1006,"message":"request line not completed within 10000 ms"/);
+  });
+
   it('refuses a request whose id is an object, array or boolean, without running it (JSON-RPC 2.0)', async () => {
     for (const id of ['{"a":1}', '[1]', 'true']) {
       const answer = await rawExchange(socket, `{"jsonrpc":"2.0","id":${id},"method":"policy.reload"}\n`);
@@ -568,6 +611,218 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
       assert.ok(listed.interfaces.some((entry) => entry.interface === name));
     } finally {
       watcher.kill();
+    }
+  });
+
+  /** Restarts the daemon over a ledger of 100,000 records (made from a real one): deep queries read the files. */
+  async function restartWithBigLedger(): Promise<DaemonProcess> {
+    await daemon.stop();
+    const ledger = path.join(daemon.stateDir, 'ledger.jsonl');
+    const record = JSON.parse(fs.readFileSync(ledger, 'utf8').split('\n')[0] ?? '') as Record<string, unknown>;
+    fs.writeFileSync(
+      ledger,
+      Array.from({ length: 100_000 }, (_, i) => `${JSON.stringify({ ...record, seq: i + 1 })}\n`).join(''),
+    );
+    const big = ns.startDaemon(
+      ['--policy', path.join(ns.tmp, 'policy.yaml'), '--socket-group', 'nogroup'],
+      {},
+      daemon.stateDir,
+    );
+    await big.ready(60_000);
+    return big;
+  }
+
+  it('API: pipelined requests from a client that does not read are not buffered without limit (issue 20 #4)', async function () {
+    this.timeout(180_000);
+    ns.ipBatch(Array.from({ length: 30 }, (_, i) => `link add up-p${i} type veth peer name peer-p${i}`));
+    await waitFor(
+      () => json<{ interfaces: { managed: number } }>(ctl(socket, ['status', '--json'])).interfaces.managed === 32,
+      'the 30 new interfaces to be managed',
+    );
+    const before = rssMiB(daemon);
+    const client = await openConnection(socket);
+    client.pause(); // reads nothing for now
+    const requests = 20_000;
+    client.write(
+      Array.from({ length: requests }, (_, i) => `{"jsonrpc":"2.0","id":${i + 1},"method":"interfaces.list"}\n`).join(
+        '',
+      ),
+    );
+    // The daemon goes on serving others meanwhile; a few of its turns later, look at its memory.
+    for (let i = 0; i < 5; i++) assert.match(await statusLine(socket), /"result":\{"apiVersion":1/);
+    const grown = rssMiB(daemon) - before;
+    assert.ok(grown < 64, `resident memory grew by ${grown.toFixed(0)} MiB for a client that does not read`);
+    // Every answer is still there for a client that reads at last, in order.
+    let buffered = '';
+    let answered = 0;
+    await new Promise<void>((resolve, reject) => {
+      client.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString('latin1');
+        let newline: number;
+        while ((newline = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, newline);
+          buffered = buffered.slice(newline + 1);
+          answered++;
+          if (!line.startsWith(`{"jsonrpc":"2.0","id":${answered},"result":{"interfaces":[`))
+            return reject(new Error(`answer ${answered}: ${line.slice(0, 120)}`));
+          if (answered === requests) return resolve();
+        }
+      });
+      client.on('close', () => reject(new Error(`closed after ${answered} answers`)));
+      client.resume();
+    });
+    client.destroy();
+  });
+
+  it('API: drift.list answers of 100,000 records are produced only as fast as they are read (issue 20 #4)', async function () {
+    this.timeout(180_000);
+    const big = await restartWithBigLedger();
+    const before = rssMiB(big);
+    let peak = before;
+    // Twelve clients ask for everything and never read.
+    const stalled = await Promise.all(Array.from({ length: 12 }, () => openConnection(socket)));
+    for (const client of stalled) {
+      client.pause();
+      client.write('{"jsonrpc":"2.0","id":1,"method":"drift.list","params":{"limit":100000}}\n');
+    }
+    const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(big))), 100);
+    try {
+      await big.waitForLine(/did not read its drift answer within 10000 ms/, 60_000);
+    } finally {
+      clearInterval(sampler);
+      for (const client of stalled) client.destroy();
+    }
+    assert.ok(
+      peak - before < 256,
+      `resident memory grew by ${(peak - before).toFixed(0)} MiB for twelve stalled readers`,
+    );
+    // A client that reads gets all of it, as one JSON line.
+    const answer = await rawExchange(
+      socket,
+      '{"jsonrpc":"2.0","id":2,"method":"drift.list","params":{"limit":100000}}\n',
+    );
+    const records = (JSON.parse(answer.lines[0] ?? '{}') as { result?: { records: unknown[] } }).result?.records;
+    assert.equal(records?.length, 100_000, (answer.lines[0] ?? 'no answer').slice(0, 300));
+  });
+
+  it('API: an async answer reaches a client that half-closes after sending, as echo | socat does (issue 20 #15)', async function () {
+    this.timeout(120_000);
+    await restartWithBigLedger();
+    // A query that reads the ledger's files (no record matches): its answer comes asynchronously.
+    const request = '{"jsonrpc":"2.0","id":1,"method":"drift.list","params":{"interface":"none0"}}';
+    const answer = await new Promise<string>((resolve) => {
+      const client = net.connect(socket);
+      let received = '';
+      client.on('data', (chunk) => (received += chunk.toString()));
+      client.on('close', () => resolve(received));
+      client.on('error', () => undefined);
+      // The request and the end of the client's sending side leave together.
+      client.on('connect', () => client.end(`${request}\n`));
+    });
+    assert.equal(answer, '{"jsonrpc":"2.0","id":1,"result":{"records":[]}}\n');
+    // docs/API.md's own example.
+    const socat = spawnSync('sh', ['-c', `echo '${request}' | socat - UNIX-CONNECT:${socket}`], {
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
+    assert.equal(socat.stdout, '{"jsonrpc":"2.0","id":1,"result":{"records":[]}}\n');
+  });
+
+  it('API: a notification (no id) is run but never answered (issue 20 #15)', async () => {
+    const exchange = await rawExchange(
+      socket,
+      '{"jsonrpc":"2.0","method":"policy.reload"}\n{"jsonrpc":"2.0","method":"nope"}\n{"jsonrpc":"2.0","id":2,"method":"status"}\n',
+    );
+    assert.match(exchange.lines[0] ?? '', /^\{"jsonrpc":"2\.0","id":2,"result"/, "the first answer is the request's");
+    await daemon.waitForLine(/Policy reloaded from/);
+  });
+
+  it('API: refused connections are closed, not half-closed, and hold no descriptor (issue 20 #7)', async function () {
+    this.timeout(120_000);
+    const held: net.Socket[] = [];
+    try {
+      while (held.length < 64) held.push(await openConnection(socket));
+      const full = descriptors(daemon);
+      // 300 refused clients that keep their end open, as the reproduction did.
+      const refused = await Promise.all(
+        Array.from({ length: 300 }, async () => {
+          const client = await openConnection(socket, { allowHalfOpen: true });
+          await new Promise((resolve) => client.once('data', resolve));
+          return client;
+        }),
+      );
+      held.push(...refused);
+      await waitFor(
+        () => descriptors(daemon) <= full + 8,
+        `the daemon to close the refused connections (has ${descriptors(daemon)}, ${full} when full)`,
+      );
+    } finally {
+      for (const client of held) client.destroy();
+    }
+  });
+
+  it('API: accept() at the descriptor limit backs off instead of spinning (issue 20 #7)', async function () {
+    this.timeout(120_000);
+    const limit = descriptors(daemon) + 8;
+    const original = execFileSync(
+      'prlimit',
+      [`--pid=${daemon.pid}`, '--nofile', '--raw', '--noheadings', '-o', 'SOFT,HARD'],
+      {
+        encoding: 'utf8',
+      },
+    )
+      .trim()
+      .split(/\s+/)
+      .join(':');
+    execFileSync('prlimit', [`--pid=${daemon.pid}`, `--nofile=${limit}:${original.split(':')[1]}`]);
+    const clients: net.Socket[] = [];
+    try {
+      for (let i = 0; i < 40; i++) clients.push(await openConnection(socket));
+      await daemon.waitForLine(/accept\(\) failed \(EMFILE\)/);
+      // While out of descriptors, a few more turns of the loop: each would have been thousands of lines.
+      const waiting = rawExchange(socket, '{"jsonrpc":"2.0","id":1,"method":"status"}\n');
+      for (const client of clients) client.destroy();
+      assert.match((await waiting).lines[0] ?? '', /"result"/, 'the queued client is served once descriptors are free');
+      const lines = daemon.linesMatching(/accept\(\) failed/);
+      assert.ok(lines.length <= 2, `${lines.length} lines about accept():\n${lines.slice(0, 5).join('\n')}`);
+    } finally {
+      for (const client of clients) client.destroy();
+      execFileSync('prlimit', [`--pid=${daemon.pid}`, `--nofile=${original}`]);
+    }
+  });
+
+  it('API: refusal warnings are a count per interval, not re-armed by each close (issue 20 #8)', async function () {
+    this.timeout(120_000);
+    const held: net.Socket[] = [];
+    /** A client that asks for status: kept if let in, closed if refused. */
+    const tryConnect = async (): Promise<boolean> => {
+      const client = await openConnection(socket);
+      client.write('{"jsonrpc":"2.0","id":1,"method":"status"}\n');
+      const first = await new Promise<string>((resolve) => {
+        client.once('data', (chunk) => resolve(chunk.toString()));
+        client.once('close', () => resolve(''));
+      });
+      if (/"result"/.test(first)) held.push(client);
+      else client.destroy();
+      return /"result"/.test(first);
+    };
+    try {
+      while (held.length < 64) held.push(await openConnection(socket));
+      let refused = 0;
+      for (let round = 0; round < 50; round++) {
+        // One connection closes: the next client gets its slot, the one after is refused.
+        held.shift()?.destroy();
+        while (!(await tryConnect())) refused++;
+        if (!(await tryConnect())) refused++;
+      }
+      assert.ok(refused >= 50, `${refused} refusals`);
+      const warnings = daemon.linesMatching(/refusing connections/);
+      assert.ok(
+        warnings.length <= 2,
+        `${warnings.length} warnings for ${refused} refusals:\n${warnings.slice(0, 5).join('\n')}`,
+      );
+    } finally {
+      for (const client of held) client.destroy();
     }
   });
 

@@ -108,6 +108,70 @@ function offloaddRefuses(ns: Netns, args: string[], prefix: string[] = []): Run 
   return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }
 
+/**
+ * Hostile metrics clients as a script run inside the namespace: `node -e HOSTILE MODE ADDRESS N`.
+ *   pipeline: one connection sends N pipelined GETs at once, prints "sent", starts reading when
+ *             stdin gives a line, and prints the complete 200s it got and whether it was cut off.
+ *   trickle:  N connections each send a byte every 200 ms, also after the server's 408 or FIN
+ *             (allowHalfOpen), until stdin ends.
+ *   hold:     N connections that send nothing and never close, until stdin ends; prints "held"
+ *             once each has connected and, for those refused, got its 503.
+ */
+const HOSTILE = `const net = require('net');
+const [mode, address, count] = [process.argv[1], process.argv[2], Number(process.argv[3])];
+const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+const open = () => { const s = net.connect({ host, port, allowHalfOpen: true }); s.on('error', () => {}); return s; };
+process.stdin.on('end', () => process.exit(0)); process.stdin.resume();
+if (mode === 'pipeline') {
+  const s = open(); let text = ''; let answers = 0; s.pause();
+  s.on('connect', () => s.write('GET /metrics HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n'.repeat(count), () => console.log('sent')));
+  process.stdin.once('data', () => s.resume());
+  s.on('data', (d) => { text += d.toString('latin1'); let i; while ((i = text.indexOf('HTTP/1.1 200 OK')) >= 0) { answers++; text = text.slice(i + 15); }
+    if (answers === count) { console.log(JSON.stringify({ answers, closed: false })); process.exit(0); } });
+  s.on('close', () => { console.log(JSON.stringify({ answers, closed: true })); process.exit(0); });
+} else if (mode === 'trickle') {
+  for (let i = 0; i < count; i++) { const s = open(); s.on('connect', () => { s.write('G'); const t = setInterval(() => s.destroyed ? clearInterval(t) : s.write('E'), 200); }); }
+} else {
+  let ready = 0; const done = () => { if (++ready === count) console.log('held'); };
+  for (let i = 0; i < count; i++) { const s = open(); let counted = false; const once = () => { if (!counted) { counted = true; done(); } };
+    s.on('connect', () => setTimeout(once, 300)); s.on('data', once); }
+}`;
+
+/** Runs HOSTILE in the namespace; its stdin held open until `stop()`. */
+interface HostileClients {
+  output(): string;
+  /** Sends a line to the script's stdin (pipeline: start reading). */
+  tell(): void;
+  stop(): void;
+}
+
+function hostile(ns: Netns, mode: 'pipeline' | 'trickle' | 'hold', count: number): HostileClients {
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', ns.name, process.execPath, '-e', HOSTILE, mode, METRICS_ADDRESS, String(count)],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  return {
+    output: () => output,
+    tell: () => {
+      child.stdin.write('go\n');
+    },
+    stop: () => {
+      child.stdin.end();
+      child.kill();
+    },
+  };
+}
+
+/** The daemon's open descriptors. */
+function descriptors(daemon: DaemonProcess): number {
+  return fs.readdirSync(`/proc/${daemon.pid}/fd`).length;
+}
+
 describe('Prometheus metrics (real daemon, real Prometheus, own namespace)', function () {
   let ns: Netns;
   eachTestInItsOwnNetns((created) => {
@@ -313,6 +377,60 @@ describe('Prometheus metrics (real daemon, real Prometheus, own namespace)', fun
     assert.equal(huge, '431');
     assert.equal((await httpGet(ns)).status, 200, 'still answering');
     assert.equal(daemon.exitCode, null, 'still running');
+  });
+
+  it('metrics: pipelined requests are answered one per response cycle, every one, without cutting the client (issue 20 #5)', async function () {
+    this.timeout(120_000);
+    ns.ipBatch(Array.from({ length: 20 }, (_, i) => `link add up-m${i} type veth peer name peer-m${i}`));
+    const daemon = ns.startDaemon(['--policy', ns.file('policy.yaml', POLICY), '--metrics-listen', METRICS_ADDRESS]);
+    await daemon.ready();
+    // 1,500 requests in one write (tens of MB of answers), and nothing read for now.
+    const client = hostile(ns, 'pipeline', 1500);
+    try {
+      await waitFor(() => client.output().includes('sent'), 'the requests to be sent');
+      // Other scrapes are served meanwhile: the daemon has turned since it got the requests.
+      assert.equal((await httpGet(ns)).status, 200);
+      client.tell();
+      const result = await waitFor(() => client.output().split('\n')[1], 'the pipelining client to finish', 60_000);
+      assert.deepEqual(JSON.parse(result), { answers: 1500, closed: false }, 'every request answered, none cut off');
+    } finally {
+      client.stop();
+    }
+    assert.equal((await httpGet(ns)).status, 200);
+    assert.equal(daemon.exitCode, null);
+  });
+
+  it('metrics: slots held by trickled bytes are freed at the request deadline, which bytes do not extend (issue 20 #6)', async function () {
+    this.timeout(120_000);
+    const daemon = ns.startDaemon(['--policy', ns.file('policy.yaml', POLICY), '--metrics-listen', METRICS_ADDRESS]);
+    await daemon.ready();
+    const trickle = hostile(ns, 'trickle', 8);
+    try {
+      // All 8 slots trickled into; within the 5 s deadline (and after) a scraper gets in again.
+      await waitForAsync(async () => (await httpGet(ns)).status === 503, 'the trickling clients to hold every slot');
+      await waitForAsync(async () => (await httpGet(ns)).status === 200, 'a slot to be freed', 30_000);
+    } finally {
+      trickle.stop();
+    }
+  });
+
+  it('metrics: refused connections are closed at once and hold no descriptor (issue 20 #7)', async function () {
+    this.timeout(120_000);
+    const daemon = ns.startDaemon(['--policy', ns.file('policy.yaml', POLICY), '--metrics-listen', METRICS_ADDRESS]);
+    await daemon.ready();
+    const before = descriptors(daemon);
+    const clients = hostile(ns, 'hold', 8 + 300);
+    try {
+      await waitFor(() => clients.output().includes('held'), 'every client to connect', 60_000);
+      await waitFor(
+        () => descriptors(daemon) <= before + 8 + 8,
+        `the refused connections to be closed (${descriptors(daemon)} descriptors, ${before} before)`,
+      );
+      const warnings = daemon.linesMatching(/refusing connections/);
+      assert.ok(warnings.length <= 2, `${warnings.length} warnings:\n${warnings.slice(0, 5).join('\n')}`);
+    } finally {
+      clients.stop();
+    }
   });
 
   describe('settings that cannot work: exit 2 before any change', function () {

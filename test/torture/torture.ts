@@ -4,15 +4,19 @@
  * features, SIGSTOP/SIGCONT the daemon, reload the policy. At the end every managed interface
  * must be compliant, every flip of a managed feature must be in the ledger (or covered by a
  * resync record, or made moot by a later delete/rename/reload), the daemon must be alive and its
- * memory bounded. The seed is printed, so a failure is reproducible.
+ * memory bounded. Meanwhile hostile API and metrics clients (client-storm.ts) pipeline without
+ * reading, read slowly, storm connections and trickle bytes: afterwards the daemon must answer
+ * both, hold no more descriptors than before, and have given no wrong answer. The seed is
+ * printed, so a failure is reproducible.
  */
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LedgerRecord } from '../../src/ledger/record';
-import { spawnSync } from 'node:child_process';
-import { Netns, onPrivateTmpfs, REPO_ROOT, waitFor } from '../helpers/netns';
+import { spawn, spawnSync } from 'node:child_process';
+import { type DaemonProcess, Netns, onPrivateTmpfs, REPO_ROOT, waitFor } from '../helpers/netns';
 import { seededRandom } from '../helpers/random';
+import type { StormSummary } from './client-storm';
 
 export interface TortureOptions {
   seed: number;
@@ -22,6 +26,8 @@ export interface TortureOptions {
   terminations?: number;
   /** A phase with the state directory on a full file system, then with space again. */
   diskFull?: boolean;
+  /** Rounds of hostile API and metrics clients during the schedule (client-storm.ts); 0: none. */
+  clientRounds?: number;
   log?: (line: string) => void;
 }
 
@@ -38,8 +44,16 @@ export interface TortureReport {
   changesUnderTermination: number;
   /** Corrections made while the ledger's file system was full. */
   correctionsOnFullDisk: number;
+  /** Hostile client actions run during the schedule, by kind. */
+  clientActions: Record<string, number>;
   problems: string[];
 }
+
+/** Where the daemon serves metrics inside the torture's namespace. */
+const METRICS_ADDRESS = '127.0.0.1:9747';
+const CLIENT_STORM = path.resolve(__dirname, 'client-storm.js');
+/** Descriptors the daemon may hold after the client storm beyond those it held before (a scrape, a lingering refusal). */
+const DESCRIPTOR_SLACK = 16;
 
 const POLICIES = [
   'rules:\n  - name: managed\n    match: { name: "t*" }\n    features: { gro: off, gso: off }\n',
@@ -71,6 +85,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
   const random = seededRandom(options.seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
   const ns = new Netns();
+  const clientRounds = options.clientRounds ?? 0;
   const report: TortureReport = {
     seed: options.seed,
     operations: {},
@@ -82,6 +97,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
     maxRssMiB: 0,
     changesUnderTermination: 0,
     correctionsOnFullDisk: 0,
+    clientActions: {},
     problems: [],
   };
   try {
@@ -106,8 +122,11 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
       process.env['OFFLOADD_TORTURE_LOG_LEVEL'] ?? 'warning',
       '--netlink-rcvbuf',
       '65536',
+      ...(clientRounds > 0 ? ['--metrics-listen', METRICS_ADDRESS] : []),
     ]);
     await daemon.ready();
+    const descriptorsBefore = descriptors(daemon.pid);
+    const storm = clientRounds > 0 ? startClientStorm(ns, daemon.socketPath, clientRounds, options.seed) : null;
     const flips: Flip[] = [];
     const mootFlips = (ifindex: number | null): void => {
       for (const flip of flips) if (ifindex === null || flip.ifindex === ifindex) flip.moot = true;
@@ -176,6 +195,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
         report.maxRssMiB = Math.max(report.maxRssMiB, rssMiB(daemon.pid));
     }
     if (stoppedFor > 0) daemon.signal('SIGCONT');
+    if (storm !== null) await checkClientStorm(ns, daemon, storm, descriptorsBefore, report, log);
 
     // Quiescence: every interface that the final policy manages is compliant.
     const probe = path.resolve(__dirname, '..', 'helpers', 'features-probe.js');
@@ -266,6 +286,95 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
   } finally {
     await ns.destroy();
   }
+}
+
+function descriptors(pid: number): number {
+  return fs.readdirSync(`/proc/${pid}/fd`).length;
+}
+
+interface RunningStorm {
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+function startClientStorm(ns: Netns, socketPath: string, rounds: number, seed: number): RunningStorm {
+  const child = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      ns.name,
+      process.execPath,
+      CLIENT_STORM,
+      socketPath,
+      METRICS_ADDRESS,
+      String(rounds),
+      String(seed),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  return { output: () => output, exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))) };
+}
+
+/**
+ * Once the schedule is done: the storm ends (each action is bounded), gave no wrong answer, and
+ * the daemon answers the API and a scrape again and holds no more descriptors than before it.
+ */
+async function checkClientStorm(
+  ns: Netns,
+  daemon: DaemonProcess,
+  storm: RunningStorm,
+  descriptorsBefore: number,
+  report: TortureReport,
+  log: (line: string) => void,
+): Promise<void> {
+  const code = await storm.exited;
+  let summary: StormSummary;
+  try {
+    summary = JSON.parse(storm.output()) as StormSummary;
+  } catch {
+    report.problems.push(`the client storm failed (exit ${code}): ${storm.output().slice(0, 200)}`);
+    return;
+  }
+  report.clientActions = summary.actions;
+  for (const wrong of summary.wrong) report.problems.push(`client storm: wrong answer: ${wrong}`);
+  const status = spawnSync(
+    process.execPath,
+    [path.join(REPO_ROOT, 'bin', 'offloadctl'), 'status', '--socket', daemon.socketPath],
+    { encoding: 'utf8' },
+  );
+  if (status.status !== 0) report.problems.push(`after the client storm, offloadctl status failed: ${status.stderr}`);
+  const scrape = spawnSync(
+    'ip',
+    [
+      'netns',
+      'exec',
+      ns.name,
+      'curl',
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      `http://${METRICS_ADDRESS}/metrics`,
+    ],
+    { encoding: 'utf8', timeout: 10_000 },
+  );
+  if (scrape.stdout !== '200')
+    report.problems.push(`after the client storm, a scrape got ${scrape.stdout || scrape.stderr}`);
+  try {
+    await waitFor(
+      () => descriptors(daemon.pid) <= descriptorsBefore + DESCRIPTOR_SLACK,
+      "the daemon to close the storm's connections",
+    );
+  } catch {
+    report.problems.push(
+      `after the client storm the daemon holds ${descriptors(daemon.pid)} descriptors (${descriptorsBefore} before)`,
+    );
+  }
+  log(`client storm: ${JSON.stringify(summary)}`);
 }
 
 const PROBE = path.resolve(__dirname, '..', 'helpers', 'features-probe.js');
@@ -437,7 +546,7 @@ async function diskFullPhase(
   phase.log(`disk-full phase: ${phase.managed.length} interfaces corrected on a full disk`);
 }
 
-/** `npm run test:torture -- [--seed N] [--ops N] [--veths N]` */
+/** `npm run test:torture -- [--seed N] [--ops N] [--veths N] [--terminations N] [--client-rounds N]` */
 if (require.main === module) {
   const argument = (name: string, fallback: number): number => {
     const index = process.argv.indexOf(`--${name}`);
@@ -451,6 +560,7 @@ if (require.main === module) {
     veths: argument('veths', 200),
     terminations: argument('terminations', 20),
     diskFull: true,
+    clientRounds: argument('client-rounds', 100),
     log: (line) => process.stdout.write(`  ${line}\n`),
   }).then(
     (report) => {

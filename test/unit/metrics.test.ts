@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseListenAddress } from '../../src/api/metrics-http';
-import { MetricsTextfile } from '../../src/api/metrics-textfile';
+import { checkTextfilePath, MetricsTextfile } from '../../src/api/metrics-textfile';
 import { UsageError } from '../../src/errors';
 import type { LinkMessage } from '../../src/events/link-message';
 import type { NewRecord } from '../../src/ledger/record';
@@ -391,6 +391,107 @@ describe('metrics exposition (text format 0.0.4)', () => {
         process.umask(umask);
         await writer.stop();
         fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+  describe('--metrics-textfile in a directory others may write (issue 20)', () => {
+    let dir: string;
+    let logged: string[];
+    let log: Log;
+    beforeEach(() => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'offloadd-textfile-'));
+      logged = [];
+      log = { log: (level: string, message: string) => logged.push(`${level}: ${message}`) } as unknown as Log;
+    });
+    afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    /** A root-only file a hostile member of the directory's group points links at. */
+    function plantVictim(): { victim: string; before: { content: string; mode: number } } {
+      const victim = path.join(dir, 'victim');
+      fs.writeFileSync(victim, 'drift history\n', { mode: 0o600 });
+      fs.chmodSync(victim, 0o600);
+      return { victim, before: { content: 'drift history\n', mode: 0o600 } };
+    }
+
+    function assertUntouched(victim: string, before: { content: string; mode: number }): void {
+      assert.equal(fs.readFileSync(victim, 'utf8'), before.content, 'the link target was not written');
+      assert.equal(fs.statSync(victim).mode & 0o777, before.mode, 'the link target was not chmod-ed');
+    }
+
+    it('textfile: a planted symlink at the temporary path is never followed (issue 20 #1)', async () => {
+      const { victim, before } = plantVictim();
+      const file = path.join(dir, 'offloadd.prom');
+      // The names a writer could be expected to use: 0.3.0's PATH.tmp.<pid>, and PATH itself.
+      const planted = [`${file}.tmp.${process.pid}`, file];
+      for (const link of planted) fs.symlinkSync(victim, link);
+      const writer = new MetricsTextfile(file, () => ({ parts: ['a 1\n'], done: () => undefined }), log);
+      try {
+        writer.start();
+        await waitFor(() => fs.lstatSync(file).isFile(), 'the textfile to replace the planted link at PATH');
+        assert.equal(fs.readFileSync(file, 'utf8'), 'a 1\n');
+        assertUntouched(victim, before);
+        assert.equal(fs.readlinkSync(planted[0] as string), victim, 'a link that is not ours is left alone');
+      } finally {
+        await writer.stop();
+      }
+      assertUntouched(victim, before);
+    });
+
+    it('textfile: the start-up probe never follows a planted symlink (issue 20 #1)', () => {
+      const { victim, before } = plantVictim();
+      const file = path.join(dir, 'offloadd.prom');
+      fs.symlinkSync(victim, `${file}.tmp.${process.pid}`);
+      checkTextfilePath(file);
+      assertUntouched(victim, before);
+      assert.deepEqual(fs.readdirSync(dir).sort(), ['offloadd.prom.tmp.' + String(process.pid), 'victim'].sort());
+    });
+
+    it('textfile: the rate limit runs on the monotonic clock, a step back of the wall clock does not stop it (issue 20 #10)', async () => {
+      const file = path.join(dir, 'offloadd.prom');
+      let value = 1;
+      const writer = new MetricsTextfile(file, () => ({ parts: [`a ${value}\n`], done: () => undefined }), log);
+      const wallClock = Date.now;
+      try {
+        writer.start();
+        await waitFor(() => fs.existsSync(file), 'the first file');
+        const stepBack = wallClock() - 3_600_000; // the wall clock is set back an hour
+        const stepStartedAt = performance.now();
+        Date.now = () => stepBack + (performance.now() - stepStartedAt);
+        value = 2;
+        writer.changed();
+        await waitFor(() => fs.readFileSync(file, 'utf8') === 'a 2\n', 'the change to be written within a second');
+      } finally {
+        Date.now = wallClock;
+        await writer.stop();
+      }
+    });
+
+    it('textfile: a second daemon on the same file is reported, and the one that stops leaves the file it did not write (issue 20 #14)', async () => {
+      const file = path.join(dir, 'offloadd.prom');
+      const first = new MetricsTextfile(file, () => ({ parts: ['first 1\n'], done: () => undefined }), log);
+      const second = new MetricsTextfile(file, () => ({ parts: ['second 1\n'], done: () => undefined }), log);
+      try {
+        first.start();
+        await waitFor(() => fs.existsSync(file) && fs.readFileSync(file, 'utf8') === 'first 1\n', 'the first writer');
+        second.start();
+        await waitFor(() => fs.readFileSync(file, 'utf8') === 'second 1\n', 'the second writer');
+        first.changed();
+        await waitFor(() => fs.readFileSync(file, 'utf8') === 'first 1\n', 'the first writer again');
+        assert.ok(
+          logged.some((line) => /^warning: .*replaced by another process.*second offloadd/.test(line)),
+          logged.join('\n'),
+        );
+        await second.stop(); // the file is the first writer's now: not the second's to remove
+        assert.equal(fs.readFileSync(file, 'utf8'), 'first 1\n');
+        assert.ok(
+          logged.some((line) => /left .* in place: another process wrote it/.test(line)),
+          logged.join('\n'),
+        );
+        await first.stop();
+        assert.equal(fs.existsSync(file), false, 'removed by the writer that wrote it last');
+      } finally {
+        await first.stop();
+        await second.stop();
       }
     });
   });
