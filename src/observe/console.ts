@@ -59,4 +59,3 @@ export class ConsoleTransport extends Transport {
     next();
   }
 }
-

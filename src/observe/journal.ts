@@ -79,4 +79,3 @@ export function stderrIsJournal(): boolean {
     return false;
   }
 }
-

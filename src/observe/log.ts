@@ -37,6 +37,27 @@ export class Log {
   }
 
   /**
+   * A line about one interface, as systemd's log_link_*() write it: prefixed with its name and
+   * carrying its fields (linkFields) by construction, plus any `fields` of the caller's.
+   */
+  link(level: Level, facts: Partial<InterfaceFacts>, message: string, fields?: LogFields): void {
+    if (this.isEnabled(level))
+      this.logger.log(entry(level, `${facts.name ?? '?'}: ${message}`, undefined, withLink(facts, fields)));
+  }
+
+  /** As link(), for an event operators filter on (tagged with its MESSAGE_ID). */
+  linkEvent(
+    name: JournalMessage,
+    level: Level,
+    facts: Partial<InterfaceFacts>,
+    message: string,
+    fields?: LogFields,
+  ): void {
+    if (this.isEnabled(level))
+      this.logger.log(entry(level, `${facts.name ?? '?'}: ${message}`, MessageId[name], withLink(facts, fields)));
+  }
+
+  /**
    * Decided here, before anything is built: winston decides only in each transport, after the
    * entry went through its streams, and its isLevelEnabled() allocates on every call.
    */
@@ -72,6 +93,12 @@ export function linkFields(facts: Partial<InterfaceFacts>): LogFields {
     OFFLOADD_DRIVER: facts.driver ?? undefined,
     OFFLOADD_PCI: facts.pci ? vendorDevice(facts.pci) : undefined,
   };
+}
+
+function withLink(facts: Partial<InterfaceFacts>, fields: LogFields | undefined): LogFields {
+  const all = linkFields(facts);
+  for (const key in fields) all[key] = fields[key];
+  return all;
 }
 
 /**

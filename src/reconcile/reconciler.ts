@@ -12,13 +12,14 @@
  *
  * This class only connects them, in `check()`.
  */
+import { performance } from 'node:perf_hooks';
 import { KernelError } from '../errors';
 import type { LinkMessage } from '../events/link-message';
 import { linkFactsOf, UNKNOWN_DEVICE, type FactsSource } from '../facts/interface-facts';
 import { vendorDevice } from '../facts/pci';
 import type { DeviceFacts, InterfaceFacts } from '../facts/types';
 import type { SeenInterface } from '../ledger/last-seen';
-import type { NewRecord, Trigger } from '../ledger/record';
+import type { Trigger } from '../ledger/record';
 import { findRule, matchPolicy, NEEDS_DEVICE, type RuleEvaluation } from '../policy/match';
 import type { Mode, Policy, Rule } from '../policy/types';
 import {
@@ -37,20 +38,12 @@ import { LinkTable } from './link-table';
 import { ManagedInterfaces, type InterfaceStatus, type ManagedInterface } from './managed-interfaces';
 import { planFeatures, type FeaturePlan } from './plan';
 import { decideRecords, flappingRecord, type CheckContext } from './record-decisions';
+import type { ReconcilerReports } from './report';
 import { WorkQueue, type QueuedCheck } from './work-queue';
 
 export type { InterfaceStatus } from './managed-interfaces';
 
-export interface ReconcilerObserver {
-  /** Records to make durable and report, in order. Called synchronously. */
-  onRecords(records: NewRecord[]): void;
-  /** After every check of a managed interface. */
-  onChecked(status: InterfaceStatus, trigger: Trigger, result: ApplyResult): void;
-  /** An interface stopped being managed (deleted, or no longer matches). */
-  onReleased(ifindex: number, name: string, why: 'deleted' | 'unmatched'): void;
-  /** A link vanished while being handled, or a call failed: for logs. */
-  onProblem(level: 'debug' | 'error', message: string, facts: Partial<InterfaceFacts>, error?: unknown): void;
-}
+export type { CheckReport, Problem, ReconcilerReports, Release } from './report';
 
 /** What an earlier run last saw of the interface now called `name` with this MAC, if anything. */
 export type PreviouslySeen = (name: string, mac: string | null) => Map<string, boolean> | null;
@@ -64,6 +57,8 @@ interface StartedCheck {
   mode: Mode;
   state: ManagedInterface;
   firstCheck: boolean;
+  /** When the link event that caused it was received (performance.now()), if one did. */
+  receivedAt: number | null;
 }
 
 export interface Explanation {
@@ -94,6 +89,11 @@ export class Reconciler {
    * lost event can never make us skip someone else's change.
    */
   private readonly ownFeatureEvents = new Map<number, number>();
+  /**
+   * When the latest link event of each link was received (performance.now(), ms), until the
+   * check it causes takes it into its report.
+   */
+  private readonly receivedAt = new Map<number, number>();
   /** The time of the check or batch under way (see now()). */
   private stamp: string | null = null;
   /**
@@ -107,7 +107,7 @@ export class Reconciler {
     private policy: Policy,
     private readonly table: FeatureAccess,
     private readonly facts: FactsSource,
-    private readonly observer: ReconcilerObserver,
+    private readonly reports: ReconcilerReports,
     private readonly previouslySeen: PreviouslySeen = () => null,
   ) {
     this.flap = new FlapGuard(policy.flapping);
@@ -129,13 +129,14 @@ export class Reconciler {
     this.queue.drainAll();
   }
 
-  /** Link events, in kernel order. */
-  handleLinks(links: LinkMessage[]): void {
+  /** Link events, in kernel order, received at `receivedAt` (performance.now(), ms). */
+  handleLinks(links: LinkMessage[], receivedAt = performance.now()): void {
     for (const link of links) {
       if (link.type === 'del') {
         this.forget(link.ifindex, 'deleted');
         continue;
       }
+      this.receivedAt.set(link.ifindex, receivedAt);
       const trigger = this.links.update(link);
       if (trigger === 'features' && this.consumeOwnFeatureEvent(link.ifindex)) continue;
       this.queue.enqueue(link.ifindex, trigger);
@@ -145,7 +146,7 @@ export class Reconciler {
 
   /** After lost events: the dump is the truth; returns how many links it held. */
   resync(links: LinkMessage[], reason: string, notices = 1): number {
-    this.observer.onRecords([
+    this.reports.recorded([
       { event: 'resync', trigger: 'resync', action: 'resynced', reason, interfaces: links.length, notices },
     ]);
     this.replaceLinks(links, 'resync');
@@ -245,11 +246,12 @@ export class Reconciler {
       this.links.delete(ifindex);
       this.queue.remove(ifindex);
       this.facts.forget(ifindex);
+      this.receivedAt.delete(ifindex);
     }
     this.flap.forget(ifindex);
     this.ownFeatureEvents.delete(ifindex);
     this.rechecks.cancel(ifindex);
-    if (this.managed.release(ifindex)) this.observer.onReleased(ifindex, link?.name ?? String(ifindex), why);
+    if (this.managed.release(ifindex)) this.reports.released({ ifindex, name: link?.name ?? String(ifindex), why });
   }
 
   private modeOf(rule: Rule): Mode {
@@ -359,6 +361,7 @@ export class Reconciler {
   private start(ifindex: number, trigger: Trigger): StartedCheck | null {
     const link = this.links.get(ifindex);
     if (!link) return null;
+    const receivedAt = this.takeReceipt(ifindex);
     // The link message is the link facts: matching needs no copy of it, and most links (a
     // hypervisor's taps) match no rule and end here.
     let device: DeviceFacts | null = null;
@@ -396,7 +399,7 @@ export class Reconciler {
         managed ? null : this.previouslySeen(facts.name, facts.mac),
         this.now(),
       );
-    return { ifindex, trigger, facts, rule, mode, state: managed, firstCheck };
+    return { ifindex, trigger, facts, rule, mode, state: managed, firstCheck, receivedAt };
   }
 
   private applyOptions(started: StartedCheck): ApplyOptions {
@@ -412,7 +415,7 @@ export class Reconciler {
 
   /** Decide records → remember → report. */
   private finish(started: StartedCheck, result: ApplyResult): void {
-    const { ifindex, trigger, facts, rule, mode, state, firstCheck } = started;
+    const { ifindex, trigger, facts, rule, mode, state, firstCheck, receivedAt } = started;
     if (result.changed) this.ownFeatureEvents.set(ifindex, (this.ownFeatureEvents.get(ifindex) ?? 0) + 1);
 
     const context: CheckContext = {
@@ -436,13 +439,20 @@ export class Reconciler {
       if (end !== null) this.rechecks.schedule(ifindex, end);
     }
     this.managed.noteCheck(state, facts, mode, result, decision.drifts, decision.newlyUnenforceable, this.now());
-    this.observer.onRecords(records);
-    this.observer.onChecked(state.status, trigger, result);
+    this.reports.checked({ facts, rule: rule.name, mode, trigger, receivedAt, result, records, status: state.status });
+  }
+
+  /** The receipt time of the link event a check answers, taken once (a later check has none). */
+  private takeReceipt(ifindex: number): number | null {
+    const receivedAt = this.receivedAt.get(ifindex);
+    if (receivedAt === undefined) return null;
+    this.receivedAt.delete(ifindex);
+    return receivedAt;
   }
 
   /** A write's reply did not parse: the state was read back instead; worth an error in the log. */
   private reportUnparsed(error: KernelError, facts: Partial<InterfaceFacts>): void {
-    this.observer.onProblem('error', `${error.message}; read the features back instead`, facts, error);
+    this.reports.problem({ level: 'error', message: `${error.message}; read the features back instead`, facts, error });
   }
 
   /** For explain: a device that vanished meanwhile is shown as unknown. */
@@ -457,10 +467,10 @@ export class Reconciler {
 
   private reportFailure(error: unknown, facts: Partial<InterfaceFacts>, doing: string): void {
     if (error instanceof KernelError && error.vanished) {
-      this.observer.onProblem('debug', `Link vanished while ${doing}, ignoring`, facts);
+      this.reports.problem({ level: 'debug', message: `Link vanished while ${doing}, ignoring`, facts });
       return;
     }
-    this.observer.onProblem('error', `Failed ${doing}: ${(error as Error).message}`, facts, error);
+    this.reports.problem({ level: 'error', message: `Failed ${doing}: ${(error as Error).message}`, facts, error });
   }
 }
 
