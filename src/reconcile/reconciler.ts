@@ -5,7 +5,7 @@
  *
  *   link-table.ts          every known link, and why a message about it is worth a check
  *   work-queue.ts          one pending check per ifindex, drained at once or in time slices
- *   apply.ts               read → set what differs → verify, for one interface (or its steps, for a batch)
+ *   apply.ts               read → set what differs → verify: the steps, for a batch of interfaces
  *   record-decisions.ts    which records a check makes (pure)
  *   managed-interfaces.ts  status and memory of the matched interfaces, the counts
  *   backoff-rechecks.ts    re-checks when a flapping back-off ends
@@ -23,16 +23,18 @@ import type { Trigger } from '../ledger/record';
 import { findRule, matchPolicy, NEEDS_DEVICE, type RuleEvaluation } from '../policy/match';
 import type { Mode, Policy, Rule } from '../policy/types';
 import {
-  applyWanted,
   finishApply,
   prepareApply,
+  readAll,
   stateAfterWrite,
+  writeAll,
   type ApplyOptions,
   type ApplyResult,
+  type FeatureWrite,
   type PreparedApply,
 } from './apply';
 import { BackoffRechecks } from './backoff-rechecks';
-import type { FeatureAccess, FeatureChange, FeatureSnapshot, FeatureTarget } from './feature-state';
+import type { FeatureAccess, FeatureSnapshot, FeatureTarget } from './feature-state';
 import { FlapGuard } from './flapping';
 import { LinkTable } from './link-table';
 import { ManagedInterfaces, type InterfaceStatus, type ManagedInterface } from './managed-interfaces';
@@ -258,16 +260,15 @@ export class Reconciler {
     return rule.mode ?? this.policy.mode;
   }
 
-  /** Match → apply → decide records → remember → report, for one link. */
+  /** Match → apply → decide records → remember → report, for one link: a batch of one. */
   private check(ifindex: number, trigger: Trigger): void {
-    this.stamp = null;
-    const started = this.start(ifindex, trigger);
-    if (started) this.applyAndFinish(started);
+    this.checkBatch([[ifindex, trigger]]);
   }
 
   /**
-   * The same for many links, with the kernel requests pipelined: every read in one batch, then
-   * every write that is needed in another (start-up, resync, bursts). One timestamp for all.
+   * Match → apply → decide records → remember → report, for each link. Every read is made, then
+   * every write that is needed: pipelined in one request each when there are several (start-up,
+   * resync, bursts), one by one otherwise (see readAll). One timestamp for all.
    */
   private checkBatch(checks: QueuedCheck[]): void {
     this.stamp = null;
@@ -276,21 +277,18 @@ export class Reconciler {
       const started = this.start(ifindex, trigger);
       if (started) starts.push(started);
     }
+    if (starts.length === 0) return;
     const table = this.table;
-    if (starts.length < 2 || !table.readMany || !table.writeMany) {
-      for (const started of starts) this.applyAndFinish(started);
-      return;
-    }
     const begun = process.hrtime.bigint();
     const targets: FeatureTarget[] = starts.map((started) => ({ name: started.facts.name, ifindex: started.ifindex }));
-    const befores = table.readMany(targets);
+    const befores = readAll(table, targets);
     const prepared = new Array<PreparedApply | null>(starts.length).fill(null);
-    const writes: Array<{ target: FeatureTarget; changes: FeatureChange[]; before: FeatureSnapshot }> = [];
+    const writes: FeatureWrite[] = [];
     const writers: number[] = [];
     for (let i = 0; i < starts.length; i++) {
       const started = starts[i] as StartedCheck;
-      const before = befores[i] as FeatureSnapshot | KernelError;
-      if (before instanceof KernelError) {
+      const before = befores[i] as FeatureSnapshot | Error;
+      if (before instanceof Error) {
         this.reportFailure(before, started.facts, 'enforcing the policy');
         continue;
       }
@@ -303,14 +301,15 @@ export class Reconciler {
     }
     const afters = new Array<FeatureSnapshot | null>(starts.length).fill(null);
     const writeErrors = new Array<KernelError | null>(starts.length).fill(null);
-    const answers = writes.length > 0 ? table.writeMany(writes) : [];
+    const answers = writes.length > 0 ? writeAll(table, writes) : [];
     for (let w = 0; w < answers.length; w++) {
       const i = writers[w] as number;
       const started = starts[i] as StartedCheck;
       const answer = answers[w];
       try {
-        if (answer instanceof KernelError) {
-          if (answer.vanished) throw answer;
+        if (answer instanceof Error) {
+          // A refused write is an outcome (read back what is now); a vanished link or a bug is not.
+          if (!(answer instanceof KernelError) || answer.vanished) throw answer;
           writeErrors[i] = answer;
           afters[i] = table.read(started.facts.name, started.ifindex);
         } else {
@@ -332,24 +331,6 @@ export class Reconciler {
           finishApply(plan, afters[i] ?? null, writeErrors[i] ?? null, ended, starts.length),
         );
     }
-  }
-
-  private applyAndFinish(started: StartedCheck): void {
-    let result: ApplyResult;
-    try {
-      result = applyWanted(
-        this.table,
-        started.facts.name,
-        started.ifindex,
-        started.rule.features,
-        this.applyOptions(started),
-        (error) => this.reportUnparsed(error, started.facts),
-      );
-    } catch (error) {
-      this.reportFailure(error, started.facts, 'enforcing the policy');
-      return;
-    }
-    this.finish(started, result);
   }
 
   /** The current check's (or batch's) time, ISO: made once, and only when a managed interface needs it. */
