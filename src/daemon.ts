@@ -1,32 +1,27 @@
 /**
- * Wiring only: kernel events → interface facts → policy match → reconcile → ledger / logs /
- * status → API. Each stage lives in its own folder and owns its own logic; this file connects
- * them, turns their observations into log lines, and runs the daemon's lifecycle (start,
- * reload, stop) and systemd notifications.
+ * The daemon's stages, connected: kernel events → interface facts → policy match → reconcile,
+ * and its lifecycle (start, reload, stop). What happens is published on one stream
+ * (src/observe/stream.ts): check reports, releases, problems, durable records, policy loads and
+ * rejections, ledger health. Every output (ledger queue, journal, metrics, API watch, sd_notify
+ * status, last-seen) is a sink subscribed in src/run-daemon.ts; this file writes no log line
+ * about a link and no metric.
  */
-import { EventEmitter } from 'node:events';
-import type { DaemonEvents, DaemonForApi } from './api/methods';
+import { performance } from 'node:perf_hooks';
+import type { DaemonForApi } from './api/methods';
 import { OffloaddError, PolicyError } from './errors';
 import { LinkRefresh } from './events/link-refresh';
 import { dumpLinks, LinkEvents, DEFAULT_RECEIVE_BUFFER_BYTES } from './events/link-events';
 import { findLinkByNameOrIndex, type LinkMessage } from './events/link-message';
 import { InterfaceFactsSource } from './facts/interface-facts';
 import { LastSeenKeeper, LastSeenStore } from './ledger/last-seen';
-import {
-  Ledger,
-  type LedgerHealth,
-  type LedgerObserver,
-  type LedgerQuery,
-  type LedgerQueryResult,
-} from './ledger/ledger';
-import type { LedgerRecord } from './ledger/record';
+import { Ledger, type LedgerHealth, type LedgerQuery, type LedgerQueryResult } from './ledger/ledger';
 import { RecordQueue } from './ledger/record-queue';
 import { StateDirLock, StateDirRefused } from './ledger/state-dir';
 import { EventCounters, type EventCounts } from './observe/counters';
-import { describeRecord } from './observe/describe';
-import { linkFields, type Log, type LogFields } from './observe/log';
-import { Metrics, type MetricsInputs } from './observe/metrics';
+import type { Log } from './observe/log';
+import type { MetricsInputs } from './observe/metrics';
 import { SdNotify } from './observe/sd-notify';
+import { ReportStream } from './observe/stream';
 import { releaseBurstMemory } from './memory';
 import { loadConfiguredPolicy } from './policy/load';
 import type { Policy } from './policy/types';
@@ -43,39 +38,41 @@ export interface DaemonOptions {
   sysfsRoot: string;
   stateDir: string;
   receiveBufferBytes?: number;
-  /** Keep what Prometheus metrics need (latency histograms); off = not a byte spent on them. */
-  metrics?: boolean;
 }
 
-export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, MetricsInputs {
+export class Daemon implements DaemonForApi, MetricsInputs {
   readonly table = FeatureTable.fromKernel();
   readonly startedAt = new Date();
   readonly notify = new SdNotify();
+  /** Everything the daemon has to say; src/run-daemon.ts subscribes the outputs. */
+  readonly stream = new ReportStream();
+  /** The sinks' back ends that live with the daemon's state (see src/run-daemon.ts). */
+  readonly records: RecordQueue;
+  readonly counters = new EventCounters();
+  readonly lastSeen: LastSeenKeeper;
   private readonly ledger: Ledger;
-  private readonly records: RecordQueue;
-  private readonly counters = new EventCounters();
   private readonly reconciler: Reconciler;
-  private readonly lastSeen: LastSeenKeeper;
   private readonly events: LinkEvents;
   private readonly refresh: LinkRefresh;
   private readonly facts: InterfaceFactsSource;
   private stateLock: StateDirLock | null = null;
   private stateDirOpened = false;
   private memoryRelease: NodeJS.Timeout | undefined;
-  /** Null unless options.metrics: then the exporters (src/api/metrics-*.ts) render it. */
-  readonly metrics: Metrics | null;
 
   constructor(
     private readonly options: DaemonOptions,
     readonly log: Log,
     policy?: Policy,
   ) {
-    super();
-    this.metrics = options.metrics === true ? new Metrics(this) : null;
+    const stream = this.stream;
     const initialPolicy = policy ?? loadConfiguredPolicy(options.policyPath, this.table.names);
-    this.ledger = new Ledger(options.stateDir, initialPolicy.ledger, this.ledgerObserver());
+    this.ledger = new Ledger(options.stateDir, initialPolicy.ledger, {
+      warning: (message) => stream.publish('ledger', { health: 'warning', message }),
+      unwritable: (status) => stream.publish('ledger', { health: 'unwritable', status }),
+      writable: (status, since, written) => stream.publish('ledger', { health: 'writable', status, since, written }),
+    });
     this.records = new RecordQueue(this.ledger, {
-      onDurable: (records) => this.report(records),
+      onDurable: (records) => stream.publish('durable', records),
       onSyncFailed: (records, error) =>
         this.log.log(
           'crit',
@@ -92,11 +89,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, 
       else this.log.log('info', `Notifying systemd through ${socket} works again`);
     };
     const facts = (this.facts = new InterfaceFactsSource(options.sysfsRoot, (message, link, error) => {
-      this.log.log('warning', `${link.name}: ${message}: ${error.message}`, {
-        INTERFACE: link.name,
-        IFINDEX: link.ifindex,
-        ERRNO: (error as { errno?: number }).errno,
-      });
+      this.log.link('warning', link, `${message}: ${error.message}`, { ERRNO: (error as { errno?: number }).errno });
     }));
     const lastSeenStore = new LastSeenStore(options.stateDir);
     this.reconciler = new Reconciler(
@@ -104,42 +97,10 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, 
       this.table,
       facts,
       {
-        onRecords: (records) => {
-          this.metrics?.noteRecords(records);
-          this.records.add(records);
-        },
-        onChecked: (status, trigger, result) => {
-          if (this.log.isEnabled('debug')) {
-            this.log.log(
-              'debug',
-              `${status.name}: checked (${trigger}), ${status.compliant ? 'compliant' : 'not compliant'}, ${Math.round(result.durationUs)} µs`,
-              linkFields(status.facts),
-            );
-          }
-          this.lastSeen.markChanged();
-          this.metrics?.noteChecked(status, trigger);
-          this.emit('checked', status, trigger);
-        },
-        onReleased: (ifindex, name, why) => {
-          this.log.log(
-            why === 'deleted' ? 'debug' : 'info',
-            why === 'deleted'
-              ? `${name}: removed, forgotten`
-              : `${name}: no longer matches any rule; left as it is, no longer managed`,
-            { INTERFACE: name, IFINDEX: ifindex },
-          );
-          this.metrics?.noteReleased(ifindex);
-          this.emit('released', ifindex, name, why);
-        },
-        onProblem: (level, message, factsOfLink, error) => {
-          const fields: LogFields = { ...linkFields(factsOfLink), ERRNO: (error as { errno?: number })?.errno };
-          if (level === 'error') {
-            this.counters.countFailure();
-            this.log.event('enforceFailed', 'error', `${factsOfLink.name ?? '?'}: ${message}`, fields);
-          } else {
-            this.log.log('debug', `${factsOfLink.name ?? '?'}: ${message}`, fields);
-          }
-        },
+        checked: (report) => stream.publish('checked', report),
+        recorded: (records) => stream.publish('recorded', records),
+        released: (release) => stream.publish('released', release),
+        problem: (problem) => stream.publish('problem', problem),
       },
       (name, mac) => lastSeenStore.take(name, mac),
     );
@@ -151,12 +112,12 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, 
     this.refresh = new LinkRefresh({
       onResync: (links, reason, notices) => {
         const count = this.reconciler.resync(links, reason, notices); // recorded, and so logged
-        this.metrics?.noteCheckCompleted();
+        stream.publish('passCompleted', { trigger: 'resync' });
         return count;
       },
       onSweep: (links) => {
         this.reconciler.sweep(links);
-        this.metrics?.noteCheckCompleted();
+        stream.publish('passCompleted', { trigger: 'sweep' });
       },
       onDumpFailed: (what, error, retryInMs) =>
         this.log.log(
@@ -168,10 +129,8 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, 
     });
     this.events = new LinkEvents(
       {
-        onLinks: (links) => {
-          this.metrics?.noteLinkEvents(links); // the receipt time correction latency is measured from
-          this.reconciler.handleLinks(links);
-        },
+        // The receipt time is taken here, as the batch arrives: correction latency is measured from it.
+        onLinks: (links) => this.reconciler.handleLinks(links, performance.now()),
         onResync: (reason) => this.refresh.eventsLost(reason),
         onHandlerError: (error) =>
           this.log.log('crit', `Internal error while handling link events: ${(error as Error).stack ?? String(error)}`),
@@ -208,12 +167,12 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, 
   /** Subscribe, then dump and reconcile everything; returns once every link has been checked. */
   start(): void {
     this.openStateDir();
-    this.logPolicy(this.policy, 'loaded');
+    this.stream.publish('policy', { result: 'loaded', policy: this.policy });
     this.lastSeen.load();
     this.events.open(); // before the dump, so nothing between the two is missed
     this.filterLinkEvents();
     this.reconciler.loadAll(dumpLinks(), 'start');
-    this.metrics?.noteCheckCompleted();
+    this.stream.publish('passCompleted', { trigger: 'start' });
     this.records.flush();
     this.lastSeen.save();
     this.lastSeen.startAutosave();
@@ -281,26 +240,18 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, 
     this.notify.reloading();
     try {
       const policy = loadConfiguredPolicy(policyPath, this.table.names);
-      this.counters.countReload();
       this.ledger.setLimits(policy.ledger);
       this.reconciler.setPolicy(policy);
       this.filterLinkEvents();
       this.records.flush();
-      this.logPolicy(policy, 'reloaded');
+      this.stream.publish('policy', { result: 'reloaded', policy });
       this.refresh.setSweepInterval(policy.sweepIntervalSec);
-      this.metrics?.changed();
       return policy;
     } catch (error) {
-      this.counters.countRejectedReload();
-      this.metrics?.changed();
-      if (error instanceof PolicyError) {
-        this.log.event('policyRejected', 'error', `Policy rejected, keeping the running one: ${error.toString()}`, {
-          OFFLOADD_POLICY: error.file,
-          CODE_LINE: error.position?.line,
-        });
-      } else {
-        this.log.log('error', `Policy reload failed: ${(error as Error).stack ?? String(error)}`);
-      }
+      this.stream.publish(
+        'policy',
+        error instanceof PolicyError ? { result: 'rejected', error } : { result: 'failed', error: error as Error },
+      );
       throw error;
     } finally {
       this.notify.ready(this.summary());
@@ -379,59 +330,5 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, 
   summary(): string {
     const { managed, compliant } = this.reconciler.counts();
     return `${managed} managed, ${compliant} compliant, ${this.counters.drifts} drifts`;
-  }
-
-  private ledgerObserver(): LedgerObserver {
-    return {
-      warning: (message) => this.log.log('warning', `Ledger: ${message}`),
-      unwritable: (health) => {
-        this.metrics?.changed();
-        this.log.event(
-          'ledgerUnwritable',
-          'crit',
-          `Ledger ${health.path} not writable: ${health.problem ?? 'unknown error'}; enforcement goes on, records are kept in memory and written when it works again`,
-          { OFFLOADD_LEDGER: health.path },
-        );
-      },
-      writable: (health, since, written) => {
-        this.metrics?.changed();
-        this.log.event(
-          'ledgerWritable',
-          'notice',
-          `Ledger ${health.path} writable again (not writable since ${since}); ${written} held records written`,
-          { OFFLOADD_LEDGER: health.path },
-        );
-      },
-    };
-  }
-
-  /** Records that are durable: counted, logged, streamed, in order. */
-  private report(records: LedgerRecord[]): void {
-    for (const record of records) {
-      this.counters.countRecord(record);
-      const description = describeRecord(record);
-      this.log.event(description.message, description.level, description.text, description.fields);
-      this.emit('record', record);
-    }
-    this.metrics?.changed(); // the counters just moved
-    if (this.notify.enabled) this.notify.status(this.summary());
-  }
-
-  private logPolicy(policy: Policy, verb: string): void {
-    this.log.event(
-      'policyLoaded',
-      'info',
-      `Policy ${verb} from ${policy.path} (${policy.rules.length} rules, mode ${policy.mode}, sha256 ${policy.checksum.slice(0, 12)})`,
-      {
-        OFFLOADD_POLICY: policy.path,
-        OFFLOADD_POLICY_SHA256: policy.checksum,
-      },
-    );
-    for (const warning of policy.warnings) {
-      this.log.log(
-        'warning',
-        `${policy.path}${warning.position ? `:${warning.position.line}:${warning.position.column}` : ''}: ${warning.message}`,
-      );
-    }
   }
 }

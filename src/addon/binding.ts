@@ -1,6 +1,7 @@
 /**
- * The native addon's surface, declared once as plain data, and the only place that loads it.
- * Errors thrown by the addon carry `errno`, `syscall` and `ifname` as properties; they are
+ * The native addon's surface, declared once as plain data, and the only place that loads it:
+ * lazily, at the first call, so that importing a module (matching, planning, formatting, the
+ * kernel-free unit suites, `offloadctl --help`) never needs the compiled addon. Errors thrown by the addon carry `errno`, `syscall` and `ifname` as properties; they are
  * turned into KernelError here so the rest of the daemon sees one error type.
  */
 import { existsSync } from 'node:fs';
@@ -189,7 +190,12 @@ function loadAddon(): NativeAddon {
   return loaded as unknown as NativeAddon;
 }
 
-const raw = loadAddon();
+let nativeAddon: NativeAddon | undefined;
+
+/** The addon, loaded at the first call that needs it (ERR_ADDON, with a hint, if it cannot be). */
+function native(): NativeAddon {
+  return (nativeAddon ??= loadAddon());
+}
 
 /** Rewraps an addon error as KernelError; anything else (TypeError: our bug) passes through. */
 function kernelError(error: unknown): unknown {
@@ -200,7 +206,19 @@ function kernelError(error: unknown): unknown {
   return error;
 }
 
-function wrap<A extends unknown[], R>(call: (...args: A) => R): (...args: A) => R {
+/** A call into the addon, loading it first if need be, with its errors rewrapped (see kernelError). */
+function wrap<K extends keyof NativeAddon>(name: K): NativeAddon[K] {
+  return ((...args: unknown[]): unknown => {
+    try {
+      return (native()[name] as (...args: unknown[]) => unknown)(...args);
+    } catch (error) {
+      throw kernelError(error);
+    }
+  }) as NativeAddon[K];
+}
+
+/** As wrap(), for a function that is not one of the addon's own. */
+function guarded<A extends unknown[], R>(call: (...args: A) => R): (...args: A) => R {
   return (...args: A): R => {
     try {
       return call(...args);
@@ -211,35 +229,37 @@ function wrap<A extends unknown[], R>(call: (...args: A) => R): (...args: A) => 
 }
 
 export const addon = {
-  featureNames: wrap(raw.featureNames),
-  getFeatures: wrap(raw.getFeatures),
-  setFeatures: wrap(raw.setFeatures),
-  driverInfo: wrap(raw.driverInfo),
-  ethtoolNetlinkAvailable: wrap(raw.ethtoolNetlinkAvailable),
-  netlinkGetFeatures: wrap(raw.netlinkGetFeatures),
-  netlinkSetFeatures: wrap(raw.netlinkSetFeatures),
-  netlinkFeaturesBatch: wrap(raw.netlinkFeaturesBatch),
-  dumpLinks: wrap(raw.dumpLinks),
-  sendDatagram: wrap(raw.sendDatagram),
+  featureNames: wrap('featureNames'),
+  getFeatures: wrap('getFeatures'),
+  setFeatures: wrap('setFeatures'),
+  driverInfo: wrap('driverInfo'),
+  ethtoolNetlinkAvailable: wrap('ethtoolNetlinkAvailable'),
+  netlinkGetFeatures: wrap('netlinkGetFeatures'),
+  netlinkSetFeatures: wrap('netlinkSetFeatures'),
+  netlinkFeaturesBatch: wrap('netlinkFeaturesBatch'),
+  dumpLinks: wrap('dumpLinks'),
+  sendDatagram: wrap('sendDatagram'),
   /**
    * Listens on `path` (the caller sets the umask and checks the path) and hands each accepted
    * connection over as a descriptor with its SO_PEERCRED, or the errno that kept them from it.
    */
-  listenUnix: wrap(
+  listenUnix: guarded(
     (
       path: string,
       backlog: number,
       onConnection: (fd: number, errno: number, credentials: PeerCredentials) => void,
     ): NativeUnixListener =>
-      new raw.UnixListener(path, backlog, (fd, errno, pid, uid, gid) => onConnection(fd, errno, { pid, uid, gid })),
+      new (native().UnixListener)(path, backlog, (fd, errno, pid, uid, gid) =>
+        onConnection(fd, errno, { pid, uid, gid }),
+      ),
   ),
-  linkStats: wrap(raw.linkStats),
-  driverStats: wrap(raw.driverStats),
-  tryLockExclusive: wrap(raw.tryLockExclusive),
-  trimNativeHeap: wrap(raw.trimNativeHeap),
-  openLinkMonitor: wrap(
+  linkStats: wrap('linkStats'),
+  driverStats: wrap('driverStats'),
+  tryLockExclusive: wrap('tryLockExclusive'),
+  trimNativeHeap: wrap('trimNativeHeap'),
+  openLinkMonitor: guarded(
     (receiveBufferBytes: number, onDatagrams: (errno: number, datagrams: Buffer[]) => void): NativeLinkMonitor =>
-      new raw.LinkMonitor(receiveBufferBytes, onDatagrams),
+      new (native().LinkMonitor)(receiveBufferBytes, onDatagrams),
   ),
 } as const;
 

@@ -4,14 +4,13 @@
  * here only what needs meaning is checked (a time's zone, an interface that exists).
  */
 import type { LinkMessage } from '../events/link-message';
-import type { EventEmitter } from 'node:events';
 import type { LedgerHealth, LedgerQuery, LedgerQueryResult } from '../ledger/ledger';
 import type { EventCounts } from '../observe/counters';
+import type { Sink } from '../observe/stream';
 import type { Policy } from '../policy/types';
 import type { FeatureInterface } from '../reconcile/feature-state';
 import type { Explanation } from '../reconcile/reconciler';
 import { VERSION } from '../version';
-import type { LedgerRecord, Trigger } from '../ledger/record';
 import type { InterfaceStatus } from '../reconcile/managed-interfaces';
 import { API_VERSION, DRIFT_DEFAULT_LIMIT, RpcCode } from './protocol';
 import { RpcError, type ApiServer, type Handlers } from './server';
@@ -40,15 +39,8 @@ function parseSince(text: string): Date {
   return since;
 }
 
-/** What the daemon tells its listeners; the API streams it to `watch` clients. */
-export interface DaemonEvents {
-  record: [record: LedgerRecord];
-  checked: [status: InterfaceStatus, trigger: Trigger];
-  released: [ifindex: number, name: string, why: 'deleted' | 'unmatched'];
-}
-
 /** All the API reads and asks of the daemon (src/daemon.ts implements it). */
-export interface DaemonForApi extends Pick<EventEmitter<DaemonEvents>, 'on'> {
+export interface DaemonForApi {
   readonly startedAt: Date;
   readonly policy: Policy;
   readonly featureInterface: FeatureInterface;
@@ -160,10 +152,15 @@ export function createHandlers(daemon: DaemonForApi): Handlers {
 }
 
 /** Streams the daemon's records and checks to `watch` clients, as WatchEvents. */
-export function streamToWatchers(daemon: DaemonForApi, server: ApiServer): void {
-  daemon.on('record', (record) => server.broadcast({ type: 'record', record }));
-  daemon.on('checked', (status, trigger) => {
-    if (server.watchers.length > 0) server.broadcast({ type: 'checked', status: statusView(status), trigger });
-  });
-  daemon.on('released', (ifindex, name, why) => server.broadcast({ type: 'released', ifindex, interface: name, why }));
+/** The API's watch clients as a sink of the daemon's stream (src/observe/stream.ts). */
+export function watchSink(server: ApiServer): Sink {
+  return {
+    durable: (records) => {
+      for (const record of records) server.broadcast({ type: 'record', record });
+    },
+    checked: ({ status, trigger }) => {
+      if (server.watchers.length > 0) server.broadcast({ type: 'checked', status: statusView(status), trigger });
+    },
+    released: ({ ifindex, name, why }) => server.broadcast({ type: 'released', ifindex, interface: name, why }),
+  };
 }

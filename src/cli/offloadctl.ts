@@ -6,31 +6,28 @@
  */
 import { parseArgs } from 'node:util';
 import { call, RemoteError, UnreachableError, watch } from '../api/client';
-import {
-  DEFAULT_SOCKET_PATH,
-  DRIFT_DEFAULT_LIMIT,
-  errorName,
-  RpcCode,
-  type ExplainResult,
-  type InterfaceStatusView,
-  type StatusResult,
-} from '../api/protocol';
+import { DEFAULT_SOCKET_PATH, DRIFT_DEFAULT_LIMIT, errorName, RpcCode } from '../api/protocol';
 import { KernelError, OffloaddError, PolicyError } from '../errors';
-import type { LedgerRecord, RecordEvent } from '../ledger/record';
+import type { RecordEvent } from '../ledger/record';
 import { escapeControl, escapeStrings } from '../observe/escape';
 import { lintPolicy } from '../policy/lint';
 import { loadPolicyFile } from '../policy/load';
-import type { PolicyWarning } from '../policy/types';
 import { VERSION } from '../version';
 import { doctorCommand } from './doctor';
 import { featureSummary, table } from './format';
+import {
+  formatExplain,
+  formatRecords,
+  formatShow,
+  formatStatus,
+  formatWarnings,
+  pciText,
+  print,
+  yesNo,
+  type Output,
+} from './offloadctl-format';
 
 export const EXIT = { ok: 0, outOfPolicy: 1, usage: 2, unreachable: 3, refused: 4 } as const;
-
-interface Output {
-  json: boolean;
-  color: boolean;
-}
 
 interface Command {
   summary: string;
@@ -49,151 +46,6 @@ interface Command {
 const COMMON_HELP = `  --socket PATH   offloadd's API socket (default ${DEFAULT_SOCKET_PATH})
   --json          print the API's JSON result instead of text
   -h, --help      show this help`;
-
-/**
- * Prints the API's result as JSON, or as the text `format` makes of it. The text is made from a
- * copy whose strings have their control characters escaped (names come from outside; JSON
- * escapes them itself).
- */
-function print<T>(out: Output, json: T, format: (safe: T) => string): void {
-  process.stdout.write(out.json ? `${JSON.stringify(json, null, 2)}\n` : format(escapeStrings(json)));
-}
-
-function paint(out: Output, code: string, text: string): string {
-  return out.color ? `\x1b[${code}m${text}\x1b[0m` : text;
-}
-
-const yesNo = (out: Output, ok: boolean): string => (ok ? paint(out, '32', 'yes') : paint(out, '31;1', 'NO'));
-
-const pciText = (facts: { pci: string | null; pciSubsystem: string | null }): string =>
-  facts.pci === null ? '-' : facts.pciSubsystem ? `${facts.pci} (${facts.pciSubsystem})` : facts.pci;
-
-function formatStatus(status: StatusResult): string {
-  return (
-    [
-      `offloadd ${status.version} (pid ${status.pid}), up ${status.uptimeSec} s, mode ${status.mode}, features via ${status.featureInterface}`,
-      `policy     ${status.policy.path} (${status.policy.rules} rules, sha256 ${status.policy.sha256.slice(0, 12)})`,
-      `interfaces ${status.interfaces.managed} managed, ${status.interfaces.compliant} compliant, ${status.interfaces.notCompliant} not compliant`,
-      `events     ${status.counters.drifts} drifts, ${status.counters.corrections} corrections, ${status.counters.unenforceable} unenforceable, ${status.counters.failures} failures, ${status.counters.resyncs} resyncs`,
-      `ledger     ${status.ledger.path} (last record #${status.ledger.lastSeq})${status.ledger.writable ? '' : ` — NOT WRITABLE since ${status.ledger.unwritableSince ?? '?'}: ${status.ledger.problem ?? 'unknown error'} (${status.ledger.heldRecords} records held in memory)`}`,
-      ...status.policy.warnings.map((warning) => `warning    ${warning.message}`),
-    ].join('\n') + '\n'
-  );
-}
-
-function formatShow(out: Output, status: InterfaceStatusView): string {
-  const lines = [
-    `${status.interface} (ifindex ${status.ifindex})`,
-    `  driver     ${status.driver ?? '-'}   pci ${pciText(status)}   bus ${status.busInfo ?? '-'}   kind ${status.kind ?? '-'}   mac ${status.mac ?? '-'}`,
-    `  rule       ${status.rule} (mode ${status.mode})`,
-    `  compliant  ${yesNo(out, status.compliant)} since ${status.since}`,
-    `  drifts     ${status.drifts}${status.lastDrift ? `, last at ${status.lastDrift}` : ''}`,
-    `  checked    ${status.lastCheck}`,
-    '',
-    '',
-  ].join('\n');
-  return (
-    lines +
-    table(
-      ['FEATURE', 'AS', 'WANTED', 'ACTIVE', 'ACTION', 'REASON'],
-      status.features.map((feature) => [
-        feature.feature,
-        feature.as,
-        feature.wanted,
-        feature.active ?? '-',
-        feature.action,
-        feature.reason ?? '',
-      ]),
-    )
-  );
-}
-
-/** One line per record: the ledger's own names as column titles. */
-function formatRecords(records: LedgerRecord[]): string {
-  if (records.length === 0) return 'No records.\n';
-  return table(
-    ['TIME', 'SEQ', 'EVENT', 'INTERFACE', 'FEATURE', 'WANTED', 'ACTIVE', 'ACTION', 'TRIGGER', 'REASON'],
-    records.map((record) => [
-      record.time,
-      String(record.seq),
-      record.event,
-      record.interface ?? '-',
-      record.feature ?? '-',
-      record.wanted ?? '-',
-      record.active ?? '-',
-      record.action,
-      record.trigger,
-      recordNote(record),
-    ]),
-  );
-}
-
-function recordNote(record: LedgerRecord): string {
-  const counts = [
-    record.correctionUs !== undefined ? `${record.correctionUs} µs` : null,
-    record.interfaces !== undefined ? `${record.interfaces} interfaces` : null,
-    record.notices !== undefined && record.notices > 1 ? `${record.notices} notices` : null,
-    record.corrections !== undefined ? `${record.corrections} corrections` : null,
-  ]
-    .filter(Boolean)
-    .join(', ');
-  return [counts, record.reason].filter(Boolean).join('; ');
-}
-
-function formatExplain(out: Output, result: ExplainResult): string {
-  const lines = [
-    `${result.interface} (ifindex ${result.ifindex}): driver ${result.driver ?? '-'}, pci ${pciText(result)}, kind ${result.kind ?? '-'}, mac ${result.mac ?? '-'}`,
-    '',
-  ];
-  if (result.rules.length === 0) lines.push('The policy has no rules.');
-  result.rules.forEach((evaluation, index) => {
-    const chosen = evaluation.rule === result.rule;
-    const verdict = evaluation.matched
-      ? chosen
-        ? paint(out, '32', 'MATCHES (applied)')
-        : 'matches, but an earlier rule won'
-      : paint(out, '2', 'does not match');
-    lines.push(`rule ${index + 1} "${evaluation.rule}": ${verdict}`);
-    for (const check of evaluation.checks) lines.push(`  ${check.passed ? '✓' : '✗'} ${check.key}: ${check.reason}`);
-  });
-  lines.push('');
-  if (!result.rule) {
-    lines.push('No rule matches: offloadd leaves this interface alone.');
-    return lines.join('\n') + '\n';
-  }
-  lines.push(`Plan (mode ${result.mode}):`);
-  const verbs: Record<string, string> = {
-    compliant: 'already as wanted',
-    differs: result.mode === 'enforce' ? 'would be set' : 'differs (report only)',
-    unenforceable: 'cannot be set on this device',
-    ignored: 'skipped (the device cannot change it)',
-    absent: 'unknown to this kernel',
-  };
-  return (
-    lines.join('\n') +
-    '\n' +
-    table(
-      ['FEATURE', 'AS', 'WANTED', 'ACTIVE', 'PLAN', 'REASON'],
-      result.plan.map((entry) => [
-        entry.feature,
-        entry.as,
-        entry.wanted,
-        entry.active ?? '-',
-        verbs[entry.plan] ?? entry.plan,
-        entry.reason ?? '',
-      ]),
-    )
-  );
-}
-
-function formatWarnings(file: string, warnings: PolicyWarning[]): string {
-  return warnings
-    .map(
-      (warning) =>
-        `${file}${warning.position ? `:${warning.position.line}:${warning.position.column}` : ''}: warning: ${warning.message}\n`,
-    )
-    .join('');
-}
 
 const COMMANDS: Record<string, Command> = {
   status: {

@@ -1,10 +1,10 @@
 /**
- * `offloadd`: the daemon's command line. Parses options, sets up logging, runs the daemon until
- * SIGTERM/SIGINT, reloads on SIGHUP. Exit status: 0 success (with --once: all compliant),
+ * `offloadd`: the daemon's command line. Parses options, sets up logging, and starts the daemon
+ * (its wiring is src/run-daemon.ts) until SIGTERM/SIGINT; reloads on SIGHUP. Exit status: 0 success (with --once: all compliant),
  * 1 not compliant (--once) or a runtime failure, 2 usage or policy error.
  */
 import { parseArgs } from 'node:util';
-import { Daemon, DEFAULT_STATE_DIR } from '../daemon';
+import { DEFAULT_STATE_DIR, type DaemonOptions } from '../daemon';
 import { OffloaddError, PolicyError, UsageError } from '../errors';
 import {
   checkReceiveBufferBytes,
@@ -14,14 +14,12 @@ import {
 } from '../events/link-events';
 import { DEFAULT_SYSFS_ROOT } from '../facts/sysfs';
 import { DEFAULT_POLICY_PATH } from '../policy/load';
-import { PolicyWatch } from '../policy/watch';
 import { createLog, flushStderr, LEVELS, type Level, type LogTarget } from '../observe/log';
-import { createHandlers, streamToWatchers } from '../api/methods';
 import { DEFAULT_SOCKET_PATH } from '../api/protocol';
-import { ApiServer, DEFAULT_API_LIMITS } from '../api/server';
 import { statusView } from '../api/views';
-import { MetricsHttpServer, parseListenAddress, type ListenAddress } from '../api/metrics-http';
-import { checkTextfilePath, MetricsTextfile } from '../api/metrics-textfile';
+import { parseListenAddress, type ListenAddress } from '../api/metrics-http';
+import { checkTextfilePath } from '../api/metrics-textfile';
+import { runOnce, startService } from '../run-daemon';
 import { formatOnceReport } from './format';
 import { VERSION } from '../version';
 
@@ -151,21 +149,12 @@ export function main(argv: string[]): void {
   }
 
   const log = createLog({ level, target });
-  let daemon: Daemon;
-  try {
-    daemon = new Daemon(
-      {
-        policyPath: values.policy ?? null,
-        sysfsRoot: values['sysfs-root'],
-        stateDir: values['state-dir'],
-        receiveBufferBytes: rcvbuf,
-        metrics: metricsListen !== null || metricsTextfile !== undefined,
-      },
-      log,
-    );
-  } catch (error) {
-    fail(error);
-  }
+  const options: DaemonOptions = {
+    policyPath: values.policy ?? null,
+    sysfsRoot: values['sysfs-root'],
+    stateDir: values['state-dir'],
+    receiveBufferBytes: rcvbuf,
+  };
 
   if (values.once) {
     // As for the daemon: a stop during the pass waits for its end (moments), so every change is
@@ -174,7 +163,7 @@ export function main(argv: string[]): void {
     process.once('SIGTERM', finishFirst);
     process.once('SIGINT', finishFirst);
     try {
-      const statuses = daemon.runOnce().map(statusView);
+      const statuses = runOnce(options, log).map(statusView);
       process.stdout.write(
         values.json ? `${JSON.stringify({ interfaces: statuses }, null, 2)}\n` : formatOnceReport(statuses),
       );
@@ -185,79 +174,38 @@ export function main(argv: string[]): void {
     return;
   }
 
-  const api = new ApiServer(
-    {
-      socketPath: values.socket,
-      socketGroup: values['socket-group'] ?? null,
-      adminGroup: values['admin-group'] ?? null,
-      ...DEFAULT_API_LIMITS,
-    },
-    createHandlers(daemon),
-    log,
-  );
-  streamToWatchers(daemon, api);
-  const metrics = daemon.metrics;
-  const metricsHttp =
-    metrics && metricsListen ? new MetricsHttpServer(metricsListen, () => metrics.renderParts(), log) : null;
-  const textfile =
-    metrics && metricsTextfile !== undefined
-      ? new MetricsTextfile(metricsTextfile, () => metrics.renderParts({ processMetrics: false }), log)
-      : null;
-  if (metrics && textfile) metrics.onChange = () => textfile.changed();
-
+  let running: ReturnType<typeof startService>;
+  try {
+    running = startService(
+      options,
+      {
+        socketPath: values.socket,
+        socketGroup: values['socket-group'] ?? null,
+        adminGroup: values['admin-group'] ?? null,
+        watchPolicy: values['watch-policy'] && values.policy !== undefined ? values.policy : null,
+        metricsListen,
+        metricsTextfile: metricsTextfile ?? null,
+      },
+      log,
+    );
+  } catch (error) {
+    fail(error);
+  }
+  const { service, started } = running;
   // Before anything changes: a stop asked for during the initial reconcile is handled once it
   // ends (the pass is synchronous), so every change it made is in the ledger; never the default
   // action.
-  let policyWatch: PolicyWatch | null = null;
   const stop = (signal: string): void => {
     log.log('info', `Received ${signal}`);
-    policyWatch?.stop();
-    daemon.stop();
-    void Promise.all([api.close(), metricsHttp?.close(), textfile?.stop()])
+    void service
+      .stop()
       .then(() => log.close())
       .then(() => process.exit(EXIT.ok));
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
-
-  // First the state directory's lock (a second daemon changes nothing), then the API's
-  // settings (a --socket path holding a file, a directory, a link or a live daemon's socket, or
-  // an unknown group), and only then the start-up reconcile.
-  try {
-    daemon.openStateDir();
-  } catch (error) {
-    fail(error);
-  }
-  api
-    .preflight()
-    .then(() => metricsHttp?.listen()) // a port in use: exit 2 before any change
-    .then(() => {
-      daemon.start();
-      textfile?.start();
-      if (values['watch-policy'] && values.policy !== undefined) {
-        policyWatch = new PolicyWatch(values.policy, {
-          runningChecksum: () => daemon.policy.checksum,
-          reload: () => reloadKeepingRunning(daemon),
-          report: (level, message) => log.log(level, message),
-        });
-        policyWatch.start();
-      }
-      return api.listen();
-    })
-    .then(
-      () => daemon.announceReady(),
-      (error: unknown) => fail(error),
-    );
-
-  process.on('SIGHUP', () => reloadKeepingRunning(daemon));
-}
-
-function reloadKeepingRunning(daemon: Daemon): void {
-  try {
-    daemon.reload();
-  } catch {
-    // logged by reload(); the running policy stays in force
-  }
+  started.catch((error: unknown) => fail(error));
+  process.on('SIGHUP', () => service.reload());
 }
 
 function usageError(message: string): never {

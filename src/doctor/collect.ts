@@ -4,7 +4,6 @@
  * locally when there is none; then hands it all to the pure findings. Read-only throughout:
  * nothing here needs more privilege than reading interface state.
  */
-import * as fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { addon, type LinkStats } from '../addon/binding';
 import { call } from '../api/client';
@@ -23,7 +22,7 @@ import { FeatureTable, type FeatureSnapshot } from '../reconcile/feature-state';
 import { planFeatures, type FeaturePlan } from '../reconcile/plan';
 import { VERSION } from '../version';
 import { findingsFor, sortFindings } from './findings';
-import { familyFromPolicyText, familyMembership, type FamilyPattern } from './knowledge';
+import { familyMembership, familyOfPolicy, shippedFamily, type FamilyPattern } from './knowledge';
 import { trafficEvidence, type CounterSample } from './traffic';
 import type {
   DoctorReport,
@@ -151,21 +150,12 @@ async function wantedSource(options: DoctorOptions, table: FeatureTable, notes: 
 }
 
 /** The family as the loaded policy and the shipped default state it (loaded policy first). */
-function familyKnowledge(policy: Policy | null, table: FeatureTable, notes: string[]): FamilyPattern[] {
-  const family: FamilyPattern[] = [];
-  const shipped = defaultPolicyPath();
-  const files = [...new Set([...(policy && policy.path !== BUILT_IN_POLICY_LABEL ? [policy.path] : []), shipped])];
-  for (const file of files) {
-    try {
-      const text = fs.readFileSync(file, 'utf8');
-      const parsed = file === policy?.path ? policy : loadPolicyFile(file, table.names);
-      family.push(...familyFromPolicyText(parsed, text, file === shipped ? 'the shipped policy' : file, table.names));
-    } catch (error) {
-      if (!(error instanceof PolicyError) && (error as NodeJS.ErrnoException).code === undefined) throw error;
-      notes.push(`cannot read ${file} for the affected PCI ids: ${(error as Error).message}`);
-    }
-  }
-  return family;
+function familyKnowledge(policy: Policy | null): FamilyPattern[] {
+  const own =
+    policy && policy.path !== BUILT_IN_POLICY_LABEL && policy.path !== defaultPolicyPath()
+      ? familyOfPolicy(policy, policy.path)
+      : [];
+  return [...own, ...shippedFamily()];
 }
 
 function sample(link: LinkMessage): { stats: LinkStats; counters: CounterSample } {
@@ -277,7 +267,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   const targets = targetsOf(options.interfaces, links);
   const byIndex = new Map(links.map((link) => [link.ifindex, link]));
   const wanted = await wantedSource(options, table, notes);
-  const family = familyKnowledge(wanted.policy, table, notes);
+  const family = familyKnowledge(wanted.policy);
   const factsSource = new InterfaceFactsSource(options.sysfsRoot);
 
   const firstSamples = new Map<number, ReturnType<typeof sample>>();

@@ -4,6 +4,7 @@
  * the number of drift records, i.e. of `MESSAGE_ID=<drift>` entries.
  */
 import type { LedgerRecord } from '../ledger/record';
+import type { Sink } from './stream';
 
 export interface EventCounts {
   resyncs: number;
@@ -62,4 +63,20 @@ export class EventCounters {
   snapshot(): EventCounts {
     return { ...this.counts };
   }
+}
+
+/** The counters as a sink of the daemon's stream: records once durable, failures, reloads. */
+export function countersSink(counters: EventCounters): Sink {
+  return {
+    durable: (records) => {
+      for (const record of records) counters.countRecord(record);
+    },
+    problem: (problem) => {
+      if (problem.level === 'error') counters.countFailure();
+    },
+    policy: (report) => {
+      if (report.result === 'reloaded') counters.countReload();
+      else if (report.result !== 'loaded') counters.countRejectedReload();
+    },
+  };
 }

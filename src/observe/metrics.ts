@@ -10,7 +10,6 @@
  * Names, labels and meanings are the metrics contract (README, Metrics): do not rename.
  */
 import { performance } from 'node:perf_hooks';
-import type { LinkMessage } from '../events/link-message';
 import { vendorDevice } from '../facts/pci';
 import type { LedgerHealth } from '../ledger/ledger';
 import type { NewRecord, Trigger } from '../ledger/record';
@@ -19,6 +18,7 @@ import type { FeatureInterface } from '../reconcile/feature-state';
 import type { InterfaceStatus } from '../reconcile/managed-interfaces';
 import { VERSION } from '../version';
 import type { EventCounts } from './counters';
+import type { CheckReport, LedgerReport, Release, Sink } from './stream';
 
 /** What `Content-Type` a scrape answer carries: the classic text format. */
 export const EXPOSITION_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -50,6 +50,11 @@ export interface MetricsInputs {
   ledgerStatus(): LedgerHealth;
   statuses(): InterfaceStatus[];
   receiveBufferBytes(): number;
+}
+
+/** A drift the check set back as wanted: the records a correction latency is measured for. */
+function correctedDrift(record: NewRecord): boolean {
+  return record.event === 'drift' && record.action === 'enforced';
 }
 
 /** A label value as the text format wants it: backslash, double quote and line feed escaped. */
@@ -127,15 +132,11 @@ export interface RenderOptions {
   processMetrics: boolean;
 }
 
-export class Metrics {
+export class Metrics implements Sink {
   readonly correction = new Histogram();
   readonly exposure = new Histogram();
-  /** Last link event received per ifindex (performance.now() ms); taken by the check it caused. */
-  private readonly receivedAt = new Map<number, number>();
-  /** Links that appeared and are not yet compliant: since when (ms). */
+  /** Links that appeared and are not yet compliant: since when (the appearance's receipt, ms). */
   private readonly appearedAt = new Map<number, number>();
-  /** Checks whose records (made just before onChecked) hold an enforced drift. */
-  private readonly driftCorrected = new Set<number>();
   private lastCheckMs: number | null = null;
   private refreshTimer: NodeJS.Timeout | null = null;
   /** Bumped on every change the exposition shows; the per-interface block is rebuilt only then. */
@@ -159,52 +160,50 @@ export class Metrics {
     private readonly minRebuildMs = MIN_REBUILD_INTERVAL_MS,
   ) {}
 
-  /** A batch of link events, as it arrives from the kernel: the receipt time of each link's latest. */
-  noteLinkEvents(links: readonly LinkMessage[]): void {
-    const now = performance.now();
-    for (const link of links) {
-      if (link.type === 'del') {
-        this.forget(link.ifindex);
-        continue;
-      }
-      this.receivedAt.set(link.ifindex, now);
-    }
-  }
-
-  /** Records of one check, before its onChecked (counted later, once durable: see changed()). */
-  noteRecords(records: readonly NewRecord[]): void {
-    for (const record of records)
-      if (record.event === 'drift' && record.action === 'enforced' && record.ifindex !== undefined)
-        this.driftCorrected.add(record.ifindex);
-  }
+  // As a sink of the daemon's stream (src/observe/stream.ts): each handler takes what it needs
+  // from the event itself.
 
   /** A managed interface was checked: latencies, and the time of the last completed check. */
-  noteChecked(status: InterfaceStatus, trigger: Trigger): void {
+  checked(report: CheckReport): void {
     const now = performance.now();
+    const { status, trigger, receivedAt } = report;
     const { ifindex } = status;
-    const received = this.receivedAt.get(ifindex);
-    this.receivedAt.delete(ifindex);
-    const fromEvent = received !== undefined && EVENT_TRIGGERS.has(trigger);
-    if (this.driftCorrected.delete(ifindex) && fromEvent) this.correction.observe((now - received) / 1000);
-    if (trigger === 'new' && fromEvent && !this.appearedAt.has(ifindex)) this.appearedAt.set(ifindex, received);
+    const fromEvent = receivedAt !== null && EVENT_TRIGGERS.has(trigger);
+    if (fromEvent && report.records.some(correctedDrift)) this.correction.observe((now - receivedAt) / 1000);
+    if (trigger === 'new' && fromEvent && !this.appearedAt.has(ifindex)) this.appearedAt.set(ifindex, receivedAt);
     const appeared = this.appearedAt.get(ifindex);
     if (appeared !== undefined && status.compliant) {
       this.exposure.observe((now - appeared) / 1000);
       this.appearedAt.delete(ifindex);
     }
-    this.noteCheckCompleted();
+    this.passCompleted();
   }
 
   /** A pass ended (start-up, sweep, resync), even one that checked no managed interface. */
-  noteCheckCompleted(): void {
+  passCompleted(): void {
     this.lastCheckMs = Date.now();
     this.changed();
   }
 
   /** No longer managed (deleted or unmatched): its label sets disappear. */
-  noteReleased(ifindex: number): void {
-    this.forget(ifindex);
+  released(release: Release): void {
+    this.appearedAt.delete(release.ifindex);
     this.changed();
+  }
+
+  /** Records made durable: the counters (read at render time) just moved. */
+  durable(): void {
+    this.changed();
+  }
+
+  /** Policy loaded or rejected: the policy's lines and the reload counts. */
+  policy(): void {
+    this.changed();
+  }
+
+  /** The ledger's health changed. */
+  ledger(report: LedgerReport): void {
+    if (report.health !== 'warning') this.changed();
   }
 
   /** Policy loaded or rejected, ledger health changed: anything else the exposition shows. */
@@ -362,12 +361,6 @@ export class Metrics {
     const built: InterfacesBlock = { version: this.version, bytes: out.bytes(), builtAt: now, holds: 0 };
     this.interfacesBlock = built;
     return built;
-  }
-
-  private forget(ifindex: number): void {
-    this.receivedAt.delete(ifindex);
-    this.appearedAt.delete(ifindex);
-    this.driftCorrected.delete(ifindex);
   }
 }
 

@@ -5,6 +5,7 @@
  * rejects, and cannot send WATCHDOG/RELOADING/STOPPING.)
  */
 import { addon } from '../addon/binding';
+import type { Sink } from './stream';
 
 /**
  * Told when sending starts failing (with the error) and when it works again (null): once per
@@ -85,4 +86,13 @@ export class SdNotify {
     if (this.watchdogTimer) clearInterval(this.watchdogTimer);
     this.watchdogTimer = null;
   }
+}
+
+/** sd_notify as a sink of the daemon's stream: STATUS= follows the counts as records become durable. */
+export function notifySink(notify: SdNotify, summary: () => string): Sink {
+  return {
+    durable: () => {
+      if (notify.enabled) notify.status(summary());
+    },
+  };
 }

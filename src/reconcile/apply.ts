@@ -8,13 +8,14 @@
  * The steps are also offered apart (prepareApply, finishApply) so that a batch of interfaces can
  * share pipelined reads and writes (the reconciler's start-up and resync).
  */
-import { KernelError } from '../errors';
+import { type KernelError } from '../errors';
 import type { WantedFeature } from '../policy/types';
 import {
   UnparsedReply,
   type FeatureAccess,
   type FeatureChange,
   type FeatureSnapshot,
+  type FeatureTarget,
   type WriteReadBack,
 } from './feature-state';
 import { changesOf, planFeatures, whyNotApplied, type FeaturePlan } from './plan';
@@ -192,28 +193,36 @@ export function stateAfterWrite(
   return table.read(ifname, ifindex);
 }
 
-export function applyWanted(
-  table: FeatureAccess,
-  ifname: string,
-  ifindex: number,
-  wanted: readonly WantedFeature[],
-  options: ApplyOptions,
-  onUnparsed: (error: KernelError) => void = () => undefined,
-): ApplyResult {
-  const started = process.hrtime.bigint();
-  const before = table.read(ifname, ifindex);
-  const prepared = prepareApply(before, wanted, options, started);
-  let writeError: KernelError | null = null;
-  let after: FeatureSnapshot | null = null;
-  if (prepared.changes.length > 0) {
-    let readBack: WriteReadBack = null;
+/**
+ * Reads every target's features: pipelined in one request when there are several and the table
+ * can, else one by one. A failure (thrown or answered) is returned in the target's place.
+ */
+export function readAll(table: FeatureAccess, targets: readonly FeatureTarget[]): Array<FeatureSnapshot | Error> {
+  if (targets.length > 1 && table.readMany) return table.readMany(targets);
+  return targets.map((target) => {
     try {
-      readBack = table.write(ifname, ifindex, prepared.changes, before);
+      return table.read(target.name, target.ifindex);
     } catch (error) {
-      if (!(error instanceof KernelError) || error.vanished) throw error;
-      writeError = error;
+      return error as Error;
     }
-    after = stateAfterWrite(table, ifname, ifindex, readBack, onUnparsed);
-  }
-  return finishApply(prepared, after, writeError, process.hrtime.bigint());
+  });
+}
+
+/** A write: the changes planned for a target from the snapshot `before`. */
+export interface FeatureWrite {
+  target: FeatureTarget;
+  changes: readonly FeatureChange[];
+  before: FeatureSnapshot;
+}
+
+/** As readAll, for writes: each answer (the reply, or a failure) in its write's place. */
+export function writeAll(table: FeatureAccess, writes: readonly FeatureWrite[]): Array<WriteReadBack | Error> {
+  if (writes.length > 1 && table.writeMany) return table.writeMany(writes);
+  return writes.map(({ target, changes, before }) => {
+    try {
+      return table.write(target.name, target.ifindex, changes, before);
+    } catch (error) {
+      return error as Error;
+    }
+  });
 }

@@ -5,52 +5,47 @@
  *
  *   link-table.ts          every known link, and why a message about it is worth a check
  *   work-queue.ts          one pending check per ifindex, drained at once or in time slices
- *   apply.ts               read → set what differs → verify, for one interface (or its steps, for a batch)
+ *   apply.ts               read → set what differs → verify: the steps, for a batch of interfaces
  *   record-decisions.ts    which records a check makes (pure)
  *   managed-interfaces.ts  status and memory of the matched interfaces, the counts
  *   backoff-rechecks.ts    re-checks when a flapping back-off ends
  *
  * This class only connects them, in `check()`.
  */
+import { performance } from 'node:perf_hooks';
 import { KernelError } from '../errors';
 import type { LinkMessage } from '../events/link-message';
 import { linkFactsOf, UNKNOWN_DEVICE, type FactsSource } from '../facts/interface-facts';
 import { vendorDevice } from '../facts/pci';
 import type { DeviceFacts, InterfaceFacts } from '../facts/types';
 import type { SeenInterface } from '../ledger/last-seen';
-import type { NewRecord, Trigger } from '../ledger/record';
+import type { Trigger } from '../ledger/record';
 import { findRule, matchPolicy, NEEDS_DEVICE, type RuleEvaluation } from '../policy/match';
 import type { Mode, Policy, Rule } from '../policy/types';
 import {
-  applyWanted,
   finishApply,
   prepareApply,
+  readAll,
   stateAfterWrite,
+  writeAll,
   type ApplyOptions,
   type ApplyResult,
+  type FeatureWrite,
   type PreparedApply,
 } from './apply';
 import { BackoffRechecks } from './backoff-rechecks';
-import type { FeatureAccess, FeatureChange, FeatureSnapshot, FeatureTarget } from './feature-state';
+import type { FeatureAccess, FeatureSnapshot, FeatureTarget } from './feature-state';
 import { FlapGuard } from './flapping';
 import { LinkTable } from './link-table';
 import { ManagedInterfaces, type InterfaceStatus, type ManagedInterface } from './managed-interfaces';
 import { planFeatures, type FeaturePlan } from './plan';
 import { decideRecords, flappingRecord, type CheckContext } from './record-decisions';
+import type { ReconcilerReports } from './report';
 import { WorkQueue, type QueuedCheck } from './work-queue';
 
 export type { InterfaceStatus } from './managed-interfaces';
 
-export interface ReconcilerObserver {
-  /** Records to make durable and report, in order. Called synchronously. */
-  onRecords(records: NewRecord[]): void;
-  /** After every check of a managed interface. */
-  onChecked(status: InterfaceStatus, trigger: Trigger, result: ApplyResult): void;
-  /** An interface stopped being managed (deleted, or no longer matches). */
-  onReleased(ifindex: number, name: string, why: 'deleted' | 'unmatched'): void;
-  /** A link vanished while being handled, or a call failed: for logs. */
-  onProblem(level: 'debug' | 'error', message: string, facts: Partial<InterfaceFacts>, error?: unknown): void;
-}
+export type { CheckReport, Problem, ReconcilerReports, Release } from './report';
 
 /** What an earlier run last saw of the interface now called `name` with this MAC, if anything. */
 export type PreviouslySeen = (name: string, mac: string | null) => Map<string, boolean> | null;
@@ -64,6 +59,8 @@ interface StartedCheck {
   mode: Mode;
   state: ManagedInterface;
   firstCheck: boolean;
+  /** When the link event that caused it was received (performance.now()), if one did. */
+  receivedAt: number | null;
 }
 
 export interface Explanation {
@@ -94,6 +91,11 @@ export class Reconciler {
    * lost event can never make us skip someone else's change.
    */
   private readonly ownFeatureEvents = new Map<number, number>();
+  /**
+   * When the latest link event of each link was received (performance.now(), ms), until the
+   * check it causes takes it into its report.
+   */
+  private readonly receivedAt = new Map<number, number>();
   /** The time of the check or batch under way (see now()). */
   private stamp: string | null = null;
   /**
@@ -107,7 +109,7 @@ export class Reconciler {
     private policy: Policy,
     private readonly table: FeatureAccess,
     private readonly facts: FactsSource,
-    private readonly observer: ReconcilerObserver,
+    private readonly reports: ReconcilerReports,
     private readonly previouslySeen: PreviouslySeen = () => null,
   ) {
     this.flap = new FlapGuard(policy.flapping);
@@ -129,13 +131,14 @@ export class Reconciler {
     this.queue.drainAll();
   }
 
-  /** Link events, in kernel order. */
-  handleLinks(links: LinkMessage[]): void {
+  /** Link events, in kernel order, received at `receivedAt` (performance.now(), ms). */
+  handleLinks(links: LinkMessage[], receivedAt = performance.now()): void {
     for (const link of links) {
       if (link.type === 'del') {
         this.forget(link.ifindex, 'deleted');
         continue;
       }
+      this.receivedAt.set(link.ifindex, receivedAt);
       const trigger = this.links.update(link);
       if (trigger === 'features' && this.consumeOwnFeatureEvent(link.ifindex)) continue;
       this.queue.enqueue(link.ifindex, trigger);
@@ -145,7 +148,7 @@ export class Reconciler {
 
   /** After lost events: the dump is the truth; returns how many links it held. */
   resync(links: LinkMessage[], reason: string, notices = 1): number {
-    this.observer.onRecords([
+    this.reports.recorded([
       { event: 'resync', trigger: 'resync', action: 'resynced', reason, interfaces: links.length, notices },
     ]);
     this.replaceLinks(links, 'resync');
@@ -245,27 +248,27 @@ export class Reconciler {
       this.links.delete(ifindex);
       this.queue.remove(ifindex);
       this.facts.forget(ifindex);
+      this.receivedAt.delete(ifindex);
     }
     this.flap.forget(ifindex);
     this.ownFeatureEvents.delete(ifindex);
     this.rechecks.cancel(ifindex);
-    if (this.managed.release(ifindex)) this.observer.onReleased(ifindex, link?.name ?? String(ifindex), why);
+    if (this.managed.release(ifindex)) this.reports.released({ ifindex, name: link?.name ?? String(ifindex), why });
   }
 
   private modeOf(rule: Rule): Mode {
     return rule.mode ?? this.policy.mode;
   }
 
-  /** Match → apply → decide records → remember → report, for one link. */
+  /** Match → apply → decide records → remember → report, for one link: a batch of one. */
   private check(ifindex: number, trigger: Trigger): void {
-    this.stamp = null;
-    const started = this.start(ifindex, trigger);
-    if (started) this.applyAndFinish(started);
+    this.checkBatch([[ifindex, trigger]]);
   }
 
   /**
-   * The same for many links, with the kernel requests pipelined: every read in one batch, then
-   * every write that is needed in another (start-up, resync, bursts). One timestamp for all.
+   * Match → apply → decide records → remember → report, for each link. Every read is made, then
+   * every write that is needed: pipelined in one request each when there are several (start-up,
+   * resync, bursts), one by one otherwise (see readAll). One timestamp for all.
    */
   private checkBatch(checks: QueuedCheck[]): void {
     this.stamp = null;
@@ -274,21 +277,18 @@ export class Reconciler {
       const started = this.start(ifindex, trigger);
       if (started) starts.push(started);
     }
+    if (starts.length === 0) return;
     const table = this.table;
-    if (starts.length < 2 || !table.readMany || !table.writeMany) {
-      for (const started of starts) this.applyAndFinish(started);
-      return;
-    }
     const begun = process.hrtime.bigint();
     const targets: FeatureTarget[] = starts.map((started) => ({ name: started.facts.name, ifindex: started.ifindex }));
-    const befores = table.readMany(targets);
+    const befores = readAll(table, targets);
     const prepared = new Array<PreparedApply | null>(starts.length).fill(null);
-    const writes: Array<{ target: FeatureTarget; changes: FeatureChange[]; before: FeatureSnapshot }> = [];
+    const writes: FeatureWrite[] = [];
     const writers: number[] = [];
     for (let i = 0; i < starts.length; i++) {
       const started = starts[i] as StartedCheck;
-      const before = befores[i] as FeatureSnapshot | KernelError;
-      if (before instanceof KernelError) {
+      const before = befores[i] as FeatureSnapshot | Error;
+      if (before instanceof Error) {
         this.reportFailure(before, started.facts, 'enforcing the policy');
         continue;
       }
@@ -301,14 +301,15 @@ export class Reconciler {
     }
     const afters = new Array<FeatureSnapshot | null>(starts.length).fill(null);
     const writeErrors = new Array<KernelError | null>(starts.length).fill(null);
-    const answers = writes.length > 0 ? table.writeMany(writes) : [];
+    const answers = writes.length > 0 ? writeAll(table, writes) : [];
     for (let w = 0; w < answers.length; w++) {
       const i = writers[w] as number;
       const started = starts[i] as StartedCheck;
       const answer = answers[w];
       try {
-        if (answer instanceof KernelError) {
-          if (answer.vanished) throw answer;
+        if (answer instanceof Error) {
+          // A refused write is an outcome (read back what is now); a vanished link or a bug is not.
+          if (!(answer instanceof KernelError) || answer.vanished) throw answer;
           writeErrors[i] = answer;
           afters[i] = table.read(started.facts.name, started.ifindex);
         } else {
@@ -332,24 +333,6 @@ export class Reconciler {
     }
   }
 
-  private applyAndFinish(started: StartedCheck): void {
-    let result: ApplyResult;
-    try {
-      result = applyWanted(
-        this.table,
-        started.facts.name,
-        started.ifindex,
-        started.rule.features,
-        this.applyOptions(started),
-        (error) => this.reportUnparsed(error, started.facts),
-      );
-    } catch (error) {
-      this.reportFailure(error, started.facts, 'enforcing the policy');
-      return;
-    }
-    this.finish(started, result);
-  }
-
   /** The current check's (or batch's) time, ISO: made once, and only when a managed interface needs it. */
   private now(): string {
     return (this.stamp ??= new Date().toISOString());
@@ -359,6 +342,7 @@ export class Reconciler {
   private start(ifindex: number, trigger: Trigger): StartedCheck | null {
     const link = this.links.get(ifindex);
     if (!link) return null;
+    const receivedAt = this.takeReceipt(ifindex);
     // The link message is the link facts: matching needs no copy of it, and most links (a
     // hypervisor's taps) match no rule and end here.
     let device: DeviceFacts | null = null;
@@ -396,7 +380,7 @@ export class Reconciler {
         managed ? null : this.previouslySeen(facts.name, facts.mac),
         this.now(),
       );
-    return { ifindex, trigger, facts, rule, mode, state: managed, firstCheck };
+    return { ifindex, trigger, facts, rule, mode, state: managed, firstCheck, receivedAt };
   }
 
   private applyOptions(started: StartedCheck): ApplyOptions {
@@ -412,7 +396,7 @@ export class Reconciler {
 
   /** Decide records → remember → report. */
   private finish(started: StartedCheck, result: ApplyResult): void {
-    const { ifindex, trigger, facts, rule, mode, state, firstCheck } = started;
+    const { ifindex, trigger, facts, rule, mode, state, firstCheck, receivedAt } = started;
     if (result.changed) this.ownFeatureEvents.set(ifindex, (this.ownFeatureEvents.get(ifindex) ?? 0) + 1);
 
     const context: CheckContext = {
@@ -436,13 +420,20 @@ export class Reconciler {
       if (end !== null) this.rechecks.schedule(ifindex, end);
     }
     this.managed.noteCheck(state, facts, mode, result, decision.drifts, decision.newlyUnenforceable, this.now());
-    this.observer.onRecords(records);
-    this.observer.onChecked(state.status, trigger, result);
+    this.reports.checked({ facts, rule: rule.name, mode, trigger, receivedAt, result, records, status: state.status });
+  }
+
+  /** The receipt time of the link event a check answers, taken once (a later check has none). */
+  private takeReceipt(ifindex: number): number | null {
+    const receivedAt = this.receivedAt.get(ifindex);
+    if (receivedAt === undefined) return null;
+    this.receivedAt.delete(ifindex);
+    return receivedAt;
   }
 
   /** A write's reply did not parse: the state was read back instead; worth an error in the log. */
   private reportUnparsed(error: KernelError, facts: Partial<InterfaceFacts>): void {
-    this.observer.onProblem('error', `${error.message}; read the features back instead`, facts, error);
+    this.reports.problem({ level: 'error', message: `${error.message}; read the features back instead`, facts, error });
   }
 
   /** For explain: a device that vanished meanwhile is shown as unknown. */
@@ -457,10 +448,10 @@ export class Reconciler {
 
   private reportFailure(error: unknown, facts: Partial<InterfaceFacts>, doing: string): void {
     if (error instanceof KernelError && error.vanished) {
-      this.observer.onProblem('debug', `Link vanished while ${doing}, ignoring`, facts);
+      this.reports.problem({ level: 'debug', message: `Link vanished while ${doing}, ignoring`, facts });
       return;
     }
-    this.observer.onProblem('error', `Failed ${doing}: ${(error as Error).message}`, facts, error);
+    this.reports.problem({ level: 'error', message: `Failed ${doing}: ${(error as Error).message}`, facts, error });
   }
 }
 

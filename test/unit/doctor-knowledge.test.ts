@@ -1,16 +1,22 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
-import { commentedRules, familyFromPolicyText, familyMembership } from '../../src/doctor/knowledge';
+import {
+  AFFECTED_CHIPS,
+  AFFECTED_DRIVER,
+  FAMILY_RULES,
+  familyMembership,
+  familyOfPolicy,
+  shippedFamily,
+  SYMPTOM_FEATURES,
+} from '../../src/doctor/knowledge';
 import type { PciId } from '../../src/facts/types';
 import { KNOWN_KERNEL_FEATURES } from '../../src/policy/feature-names';
 import { defaultPolicyPath, parsePolicy } from '../../src/policy/load';
 
 const pci = (device: string): PciId => ({ vendor: '14e4', device, subsystemVendor: '14e4', subsystemDevice: '5208' });
 
-describe('doctor: the affected family, from the policy files', () => {
-  const text = fs.readFileSync(defaultPolicyPath(), 'utf8');
-  const shipped = parsePolicy(text, 'default.yaml', KNOWN_KERNEL_FEATURES);
-  const family = familyFromPolicyText(shipped, text, 'the shipped policy', KNOWN_KERNEL_FEATURES);
+describe('doctor: the affected family, from the family data', () => {
+  const family = shippedFamily();
 
   it('takes the BCM57508 from the shipped rule, labelled by the comment next to its id', () => {
     assert.deepEqual(familyMembership(pci('1750'), family), {
@@ -41,7 +47,7 @@ describe('doctor: the affected family, from the policy files', () => {
     assert.equal(familyMembership(null, family).member, false);
   });
 
-  it('reads only rules that turn GRO or GSO off for PCI ids, active or commented', () => {
+  it("reads only the loaded policy's active rules that turn GRO or GSO off for PCI ids", () => {
     const own = `rules:
   - name: by-name
     match: { name: "eno*" }
@@ -56,32 +62,63 @@ describe('doctor: the affected family, from the policy files', () => {
 #   match:
 #     pci: "15b3:1017"   # ConnectX-5
 #   features: { gro: off }
-# Prose that mentions - name: things is skipped.
 `;
-    const patterns = familyFromPolicyText(
-      parsePolicy(own, 'own.yaml', KNOWN_KERNEL_FEATURES),
-      own,
-      'own.yaml',
-      KNOWN_KERNEL_FEATURES,
-    );
+    const patterns = familyOfPolicy(parsePolicy(own, 'own.yaml', KNOWN_KERNEL_FEATURES), 'own.yaml');
     assert.deepEqual(
       patterns.map((entry) => [entry.pattern.text, entry.label, entry.source]),
-      [
-        ['14e4:16d7', null, 'rule mine in own.yaml'],
-        ['15b3:1017', 'ConnectX-5', 'commented-out rule later in own.yaml'],
-      ],
+      [['14e4:16d7', null, 'rule mine in own.yaml']],
     );
   });
+});
 
-  it('skips commented blocks that are not valid rules, without throwing', () => {
-    assert.deepEqual(
-      commentedRules(
-        '# - name: broken\n#   match: { pci: "zz" }\n#   features: { gro: off }\n',
-        'x.yaml',
-        KNOWN_KERNEL_FEATURES,
-      ),
-      [],
-    );
-    assert.deepEqual(commentedRules('# just words\n# - name: [unclosed\n', 'x.yaml', KNOWN_KERNEL_FEATURES), []);
+describe('the shipped policy and the family data agree', () => {
+  const text = fs.readFileSync(defaultPolicyPath(), 'utf8');
+  const shipped = parsePolicy(text, 'default.yaml', KNOWN_KERNEL_FEATURES);
+
+  for (const familyRule of FAMILY_RULES) {
+    const ids = AFFECTED_CHIPS.filter((chip) => chip.rule === familyRule.name).map((chip) => chip.pci);
+
+    if (familyRule.shipped === 'active') {
+      it(`rule ${familyRule.name}: on ${AFFECTED_DRIVER}, exactly the family's ids, turning the symptom's features off`, () => {
+        const rule = shipped.rules.find((candidate) => candidate.name === familyRule.name);
+        assert.ok(rule, `policy/default.yaml has no rule ${familyRule.name}`);
+        assert.deepEqual(rule.match.driver, [AFFECTED_DRIVER]);
+        assert.deepEqual(
+          (rule.match.pci ?? []).map((pattern) => pattern.text),
+          ids,
+        );
+        for (const feature of SYMPTOM_FEATURES)
+          assert.ok(
+            rule.features.some((wanted) => wanted.feature === feature && !wanted.on),
+            `${rule.name} leaves ${feature} as it is`,
+          );
+      });
+    } else {
+      it(`commented-out rule ${familyRule.name}: names the family's ids, in order, and nothing else`, () => {
+        assert.ok(
+          !shipped.rules.some((candidate) => candidate.name === familyRule.name),
+          `${familyRule.name} is active`,
+        );
+        const start = text.indexOf(`# - name: ${familyRule.name}`);
+        assert.ok(start >= 0, `policy/default.yaml has no commented-out rule ${familyRule.name}`);
+        const block = text.slice(start, text.indexOf('\n\n', start));
+        const listed = [...block.matchAll(/"([0-9a-f]{4}:[0-9a-f]{4})"(?:[ \t]*#[ \t]*(.*\S))?/g)];
+        assert.deepEqual(
+          listed.map((match) => match[1]),
+          ids,
+        );
+        for (const match of listed) {
+          const chip = AFFECTED_CHIPS.find((candidate) => candidate.pci === match[1]);
+          assert.equal(match[2] ?? null, chip?.label, `the comment next to ${match[1]}`);
+        }
+      });
+    }
+  }
+
+  it('labels the active rule as the data does', () => {
+    for (const chip of AFFECTED_CHIPS.filter((candidate) =>
+      FAMILY_RULES.some((rule) => rule.name === candidate.rule && rule.shipped === 'active'),
+    ))
+      assert.match(text, new RegExp(`"${chip.pci}"[ \\t]*#[ \\t]*${chip.label ?? ''}`));
   });
 });

@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { parseListenAddress } from '../../src/api/metrics-http';
 import { checkTextfilePath, MetricsTextfile } from '../../src/api/metrics-textfile';
 import { UsageError } from '../../src/errors';
@@ -12,6 +13,7 @@ import type { EventCounts } from '../../src/observe/counters';
 import { escapeLabelValue, Histogram, Metrics, type MetricsInputs } from '../../src/observe/metrics';
 import type { Policy } from '../../src/policy/types';
 import type { InterfaceStatus } from '../../src/reconcile/managed-interfaces';
+import type { Trigger } from '../../src/ledger/record';
 import { waitFor } from '../helpers/wait';
 
 /** Every name of the metrics contract (README, Metrics), with its type. */
@@ -128,6 +130,49 @@ function samples(text: string): Map<string, number> {
   return map;
 }
 
+/**
+ * What the daemon's stream hands the metrics, as the reconciler makes it: a link event's receipt
+ * time is taken by the next check of that link, with the records that check made; a deleted
+ * managed link is released.
+ */
+class StreamFeed {
+  private readonly received = new Map<number, number>();
+  private pending: NewRecord[] = [];
+
+  constructor(private readonly metrics: Metrics) {}
+
+  linkEvents(links: LinkMessage[]): void {
+    const now = performance.now();
+    for (const link of links) {
+      if (link.type === 'del') {
+        this.received.delete(link.ifindex);
+        this.metrics.released({ ifindex: link.ifindex, name: link.name, why: 'deleted' });
+      } else this.received.set(link.ifindex, now);
+    }
+  }
+
+  records(records: NewRecord[]): void {
+    this.pending.push(...records);
+  }
+
+  checked(status: InterfaceStatus, trigger: Trigger): void {
+    const receivedAt = this.received.get(status.ifindex) ?? null;
+    this.received.delete(status.ifindex);
+    const records = this.pending;
+    this.pending = [];
+    this.metrics.checked({
+      facts: status.facts,
+      rule: status.rule,
+      mode: 'enforce',
+      trigger,
+      receivedAt,
+      result: { outcomes: [], changed: false, compliant: status.compliant, durationUs: 0 },
+      records,
+      status,
+    });
+  }
+}
+
 describe('metrics exposition (text format 0.0.4)', () => {
   describe('label values', () => {
     it('escape backslash, double quote and line feed, and nothing else', () => {
@@ -235,7 +280,7 @@ describe('metrics exposition (text format 0.0.4)', () => {
       const metrics = new Metrics(daemon, 0);
       assert.match(metrics.render(), /interface="eth1"/);
       daemon.list = [status(2, 'eth0', true)];
-      metrics.noteReleased(3);
+      metrics.released({ ifindex: 3, name: 'eth1', why: 'unmatched' });
       assert.doesNotMatch(metrics.render(), /interface="eth1"/);
     });
 
@@ -302,9 +347,10 @@ describe('metrics exposition (text format 0.0.4)', () => {
     it('observes a correction from the link event that revealed the drift, once per check', () => {
       const daemon = new FakeDaemon();
       const metrics = new Metrics(daemon);
-      metrics.noteLinkEvents([link(3)]);
-      metrics.noteRecords([driftRecord(3), { ...driftRecord(3), feature: 'tx-generic-segmentation' }]);
-      metrics.noteChecked(status(3, 'eth1', true), 'features');
+      const feed = new StreamFeed(metrics);
+      feed.linkEvents([link(3)]);
+      feed.records([driftRecord(3), { ...driftRecord(3), feature: 'tx-generic-segmentation' }]);
+      feed.checked(status(3, 'eth1', true), 'features');
       assert.equal(metrics.correction.observations, 1);
       const values = samples(metrics.render());
       assert.equal(values.get('offloadd_correction_duration_seconds_count'), 1);
@@ -314,34 +360,37 @@ describe('metrics exposition (text format 0.0.4)', () => {
 
     it('observes no correction latency for a drift found without an event (sweep, resync)', () => {
       const metrics = new Metrics(new FakeDaemon());
-      metrics.noteLinkEvents([link(3)]); // an earlier event, already handled elsewhere
-      metrics.noteRecords([driftRecord(3)]);
-      metrics.noteChecked(status(3, 'eth1', true), 'sweep');
-      metrics.noteRecords([driftRecord(3)]);
-      metrics.noteChecked(status(3, 'eth1', true), 'features'); // no receipt time left
+      const feed = new StreamFeed(metrics);
+      feed.linkEvents([link(3)]); // an earlier event, already handled elsewhere
+      feed.records([driftRecord(3)]);
+      feed.checked(status(3, 'eth1', true), 'sweep');
+      feed.records([driftRecord(3)]);
+      feed.checked(status(3, 'eth1', true), 'features'); // no receipt time left
       assert.equal(metrics.correction.observations, 0);
     });
 
     it('observes the exposure window from the first event of a new link to its first compliant check', () => {
       const metrics = new Metrics(new FakeDaemon());
-      metrics.noteLinkEvents([link(4)]);
-      metrics.noteChecked(status(4, 'eth2', false), 'new');
+      const feed = new StreamFeed(metrics);
+      feed.linkEvents([link(4)]);
+      feed.checked(status(4, 'eth2', false), 'new');
       assert.equal(metrics.exposure.observations, 0, 'not compliant yet');
-      metrics.noteLinkEvents([link(4)]);
-      metrics.noteChecked(status(4, 'eth2', true), 'change');
+      feed.linkEvents([link(4)]);
+      feed.checked(status(4, 'eth2', true), 'change');
       assert.equal(metrics.exposure.observations, 1);
-      metrics.noteChecked(status(4, 'eth2', true), 'change');
+      feed.checked(status(4, 'eth2', true), 'change');
       assert.equal(metrics.exposure.observations, 1, 'once per appearance');
-      metrics.noteChecked(status(5, 'eth3', true), 'start');
+      feed.checked(status(5, 'eth3', true), 'start');
       assert.equal(metrics.exposure.observations, 1, 'links present at start have no appearance event');
     });
 
     it('forgets a deleted link: no exposure is observed for it later', () => {
       const metrics = new Metrics(new FakeDaemon());
-      metrics.noteLinkEvents([link(4)]);
-      metrics.noteChecked(status(4, 'eth2', false), 'new');
-      metrics.noteLinkEvents([link(4, 'del')]);
-      metrics.noteChecked(status(4, 'eth2', true), 'reload');
+      const feed = new StreamFeed(metrics);
+      feed.linkEvents([link(4)]);
+      feed.checked(status(4, 'eth2', false), 'new');
+      feed.linkEvents([link(4, 'del')]);
+      feed.checked(status(4, 'eth2', true), 'reload');
       assert.equal(metrics.exposure.observations, 0);
     });
 

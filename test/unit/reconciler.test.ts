@@ -168,10 +168,10 @@ function harness(policyText = POLICY(), seen: Record<string, Map<string, boolean
     kernel,
     facts,
     {
-      onRecords: (batch) => records.push(...batch),
-      onChecked: () => undefined,
-      onReleased: (ifindex, name, why) => released.push([ifindex, name, why]),
-      onProblem: (level, message) => problems.push([level, message]),
+      checked: (report) => records.push(...report.records),
+      recorded: (batch) => records.push(...batch),
+      released: ({ ifindex, name, why }) => released.push([ifindex, name, why]),
+      problem: ({ level, message }) => problems.push([level, message]),
     },
     (name) => seen[name] ?? null,
   );
