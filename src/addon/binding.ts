@@ -325,7 +325,7 @@ export interface AttributionAddon {
 
 /** The addon's attribution part, or null when this build of the addon has none. */
 export function attributionAddon(): AttributionAddon | null {
-  const loaded = raw as unknown as {
+  const loaded = native() as unknown as {
     Attribution?: new (
       options: NativeAttributionOptions,
       onRecords: (records: Buffer, count: number) => void,
