@@ -48,7 +48,7 @@ export const BUILT_IN_POLICY_LABEL = '(built-in default)';
 const MAX_POLICY_BYTES = 1024 * 1024;
 
 const MODES: readonly Mode[] = ['enforce', 'report'];
-const TOP_KEYS = ['mode', 'sweep_interval', 'flapping', 'ledger', 'rules'] as const;
+const TOP_KEYS = ['mode', 'sweep_interval', 'flapping', 'ledger', 'attribution', 'rules'] as const;
 const RULE_KEYS = ['name', 'mode', 'broad', 'match', 'features'] as const;
 
 /** Longest wait we schedule: keeps every timer far below setTimeout's 24.8-day overflow. */
@@ -202,6 +202,7 @@ class PolicyParser {
       sweepIntervalSec: this.integer(top.get('sweep_interval'), SWEEP_INTERVAL),
       flapping: this.flapping(top.get('flapping')),
       ledger: this.ledger(top.get('ledger')),
+      attribution: top.has('attribution') ? this.onOff(top.get('attribution') as Entry) : true,
       rules: this.rules(top.get('rules'), root),
       warnings: this.warnings,
     };

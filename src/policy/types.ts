@@ -80,6 +80,8 @@ export interface Policy {
   sweepIntervalSec: number;
   flapping: FlappingLimits;
   ledger: LedgerLimits;
+  /** `attribution: off` turns off naming who changed a feature (on by default). */
+  attribution: boolean;
   rules: Rule[];
   /** Non-fatal findings while loading (e.g. a feature this kernel does not know). */
   warnings: PolicyWarning[];

@@ -50,6 +50,8 @@ interface BadCase {
 interface GoodCase {
   mode: string;
   sweepIntervalSec: number;
+  /** Absent: the default (on). */
+  attribution?: 'on' | 'off';
   rules: Array<{ name: string; mode: string | null; line: number; features: Record<string, string> }>;
   warnings: string[];
 }
@@ -110,6 +112,7 @@ describe('policy loading', () => {
         const policy = loadPolicyFile(path.join(GOOD_DIR, file), HOST_FEATURES);
         assert.equal(policy.mode, want.mode);
         assert.equal(policy.sweepIntervalSec, want.sweepIntervalSec);
+        assert.equal(policy.attribution, (want.attribution ?? 'on') === 'on');
         const rules = policy.rules.map((rule) => ({
           name: rule.name,
           mode: rule.mode,
