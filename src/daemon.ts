@@ -8,6 +8,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { DaemonForApi } from './api/methods';
+import type { Attribution, AttributionStatus } from './attribution/attribution';
+import type { RecordActor } from './attribution/actor';
 import { OffloaddError, PolicyError } from './errors';
 import { LinkRefresh } from './events/link-refresh';
 import { dumpLinks, LinkEvents, DEFAULT_RECEIVE_BUFFER_BYTES } from './events/link-events';
@@ -27,6 +29,7 @@ import { loadConfiguredPolicy } from './policy/load';
 import type { Policy } from './policy/types';
 import { FeatureTable, type FeatureInterface } from './reconcile/feature-state';
 import { Reconciler, type Explanation, type InterfaceStatus } from './reconcile/reconciler';
+import { recordActors } from './reconcile/record-decisions';
 
 export const DEFAULT_STATE_DIR = '/var/lib/offloadd';
 /** The start-up's memory is given back once no link event has come for this long. */
@@ -58,6 +61,10 @@ export class Daemon implements DaemonForApi, MetricsInputs {
   private stateLock: StateDirLock | null = null;
   private stateDirOpened = false;
   private memoryRelease: NodeJS.Timeout | undefined;
+  private attribution: Attribution | null = null;
+  private attributionOff = 'not started';
+  /** ifindex → the actor of its last drift or flapping record in this run (show, explain). */
+  private readonly lastActors = new Map<number, RecordActor>();
 
   constructor(
     private readonly options: DaemonOptions,
@@ -97,9 +104,15 @@ export class Daemon implements DaemonForApi, MetricsInputs {
       this.table,
       facts,
       {
-        checked: (report) => stream.publish('checked', report),
+        checked: (report) => {
+          for (const record of report.records) if (record.actor) this.lastActors.set(report.facts.ifindex, record.actor);
+          stream.publish('checked', report);
+        },
         recorded: (records) => stream.publish('recorded', records),
-        released: (release) => stream.publish('released', release),
+        released: (release) => {
+          if (release.why === 'deleted') this.lastActors.delete(release.ifindex);
+          stream.publish('released', release);
+        },
         problem: (problem) => stream.publish('problem', problem),
       },
       (name, mac) => lastSeenStore.take(name, mac),
@@ -130,7 +143,8 @@ export class Daemon implements DaemonForApi, MetricsInputs {
     this.events = new LinkEvents(
       {
         // The receipt time is taken here, as the batch arrives: correction latency is measured from it.
-        onLinks: (links) => this.reconciler.handleLinks(links, performance.now()),
+        // Also on CLOCK_MONOTONIC, the clock attribution stamps requests with (bpf_ktime_get_ns).
+        onLinks: (links) => this.reconciler.handleLinks(links, performance.now(), process.hrtime.bigint()),
         onResync: (reason) => this.refresh.eventsLost(reason),
         onHandlerError: (error) =>
           this.log.log('crit', `Internal error while handling link events: ${(error as Error).stack ?? String(error)}`),
@@ -263,7 +277,39 @@ export class Daemon implements DaemonForApi, MetricsInputs {
     this.records.flush();
   }
 
+  /**
+   * The attribution drifts ask for their actor (src/run-daemon.ts starts it), or null with why it
+   * is off. One that could not start is kept for its status; records then carry no actor.
+   */
+  useAttribution(attribution: Attribution | null, offReason = 'not started'): void {
+    this.attribution = attribution;
+    this.attributionOff = offReason;
+    const on = attribution?.unavailable === null ? attribution : null;
+    this.reconciler.actorLookup = on
+      ? (ifindex, receivedAtNs) =>
+          recordActors(on.actorsFor(ifindex, receivedAtNs ?? process.hrtime.bigint()), receivedAtNs !== null)
+      : null;
+  }
+
   // What the API reads (src/api/methods.ts names it DaemonForApi).
+
+  attributionStatus(): AttributionStatus {
+    return (
+      this.attribution?.status() ?? {
+        enabled: false,
+        reason: this.attributionOff,
+        dropped: 0,
+        attributed: 0,
+        otherNamespace: 0,
+        traced: [],
+        hook: null,
+      }
+    );
+  }
+
+  lastActor(ifindex: number): RecordActor | undefined {
+    return this.lastActors.get(ifindex);
+  }
 
   statuses(): InterfaceStatus[] {
     return this.reconciler.statuses();

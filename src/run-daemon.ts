@@ -9,6 +9,7 @@ import { createHandlers, watchSink } from './api/methods';
 import { DEFAULT_API_LIMITS, ApiServer } from './api/server';
 import { MetricsHttpServer, type ListenAddress } from './api/metrics-http';
 import { MetricsTextfile } from './api/metrics-textfile';
+import { startAttribution, type Attribution } from './attribution/attribution';
 import { Daemon, type DaemonOptions } from './daemon';
 import { countersSink } from './observe/counters';
 import { journalSink } from './observe/journal-sink';
@@ -17,6 +18,7 @@ import { Metrics } from './observe/metrics';
 import { notifySink } from './observe/sd-notify';
 import type { Sink } from './observe/stream';
 import { PolicyWatch } from './policy/watch';
+import type { Policy } from './policy/types';
 import type { InterfaceStatus } from './reconcile/managed-interfaces';
 
 export interface ServiceOptions {
@@ -27,6 +29,55 @@ export interface ServiceOptions {
   watchPolicy: string | null;
   metricsListen: ListenAddress | null;
   metricsTextfile: string | null;
+  /** false: --attribution=off (the policy's `attribution: off` also turns it off). */
+  attribution: boolean;
+}
+
+/**
+ * Starts attribution when both the command line and the policy want it, and stops it when a
+ * reload turns it off. Says in the journal whether it is on and, when it is not, why: once per
+ * change, never per record. Its `stop()` stops the kernel side.
+ */
+function attributionSwitch(daemon: Daemon, log: Log, wanted: boolean): Sink & { stop(): void } {
+  let running: Attribution | null = null;
+  let said: string | null = null;
+  const say = (level: 'info' | 'notice' | 'warning', text: string): void => {
+    if (text !== said) log.log(level, text);
+    said = text;
+  };
+  const turnOff = (reason: string, level: 'info' | 'warning'): void => {
+    running?.stop();
+    running = null;
+    daemon.useAttribution(null, reason);
+    say(level, `Attribution off: ${reason}; drifts are recorded without who caused them`);
+  };
+  const follow = (policy: Policy): void => {
+    if (!wanted) return turnOff('turned off (--attribution=off)', 'info');
+    if (!policy.attribution) return turnOff('turned off by the policy (attribution: off)', 'info');
+    if (running) return;
+    const attribution = startAttribution({ ifindexOf: (name) => daemon.findLink(name)?.ifindex });
+    daemon.useAttribution(attribution);
+    if (attribution.unavailable) {
+      say('warning', `Attribution off: ${attribution.unavailable.message}; drifts are recorded without who caused them`);
+      return;
+    }
+    running = attribution;
+    const status = attribution.status();
+    say('info', `Attribution on (${status.hook ?? '?'}): naming who changes features through ${status.traced.join(', ')}`);
+  };
+  return {
+    policy: (report) => {
+      if ('policy' in report) follow(report.policy);
+    },
+    // A gone ifindex may come back as another device: its requests must not be blamed on it.
+    released: ({ ifindex, why }) => {
+      if (why === 'deleted') running?.forget(ifindex);
+    },
+    stop: () => {
+      running?.stop();
+      running = null;
+    },
+  };
 }
 
 /** The daemon with the outputs every run has: ledger queue, counters, journal, last-seen. */
@@ -96,6 +147,10 @@ export function startService(
       : null;
   if (metrics && textfile) metrics.onChange = () => textfile.changed();
 
+  const attribution = attributionSwitch(daemon, log, service.attribution);
+  // First: the policy's setting is followed before the start-up reconcile checks anything.
+  daemon.stream.subscribe(attribution);
+
   const outputs: Sink[] = [];
   if (metrics) outputs.push(metrics);
   outputs.push(
@@ -115,6 +170,7 @@ export function startService(
   const stop = async (): Promise<void> => {
     policyWatch?.stop();
     daemon.stop();
+    attribution.stop();
     await Promise.all([api.close(), metricsHttp?.close(), textfile?.stop()]);
   };
 

@@ -3,6 +3,8 @@
  * (protocol.ts) by the server, which also does transport, authorisation and error encoding;
  * here only what needs meaning is checked (a time's zone, an interface that exists).
  */
+import type { AttributionStatus } from '../attribution/attribution';
+import type { RecordActor } from '../attribution/actor';
 import type { LinkMessage } from '../events/link-message';
 import type { LedgerHealth, LedgerQuery, LedgerQueryResult } from '../ledger/ledger';
 import type { EventCounts } from '../observe/counters';
@@ -55,9 +57,13 @@ export interface DaemonForApi {
   /** Throws PolicyError for an invalid policy (the running one stays). */
   reload(): Policy;
   enforce(ifindex: number | null): void;
+  attributionStatus(): AttributionStatus;
+  /** The actor of the interface's last drift or flapping record in this run, if one was named. */
+  lastActor(ifindex: number): RecordActor | undefined;
 }
 
 export function createHandlers(daemon: DaemonForApi): Handlers {
+  const view = (status: InterfaceStatus) => statusView(status, daemon.lastActor(status.ifindex));
   const managedStatus = (name: string): InterfaceStatus => {
     const link = daemon.findLink(name);
     const status = link ? daemon.status(link.ifindex) : null;
@@ -88,6 +94,7 @@ export function createHandlers(daemon: DaemonForApi): Handlers {
         interfaces: { managed, compliant, notCompliant: managed - compliant },
         counters: daemon.eventCounts(),
         ledger: daemon.ledgerStatus(),
+        attribution: daemon.attributionStatus(),
       };
     },
 
@@ -95,10 +102,10 @@ export function createHandlers(daemon: DaemonForApi): Handlers {
       interfaces: daemon
         .statuses()
         .sort((a, b) => a.name.localeCompare(b.name))
-        .map(statusView),
+        .map(view),
     }),
 
-    'interfaces.get': (params) => ({ interface: statusView(managedStatus(params.interface)) }),
+    'interfaces.get': (params) => ({ interface: view(managedStatus(params.interface)) }),
 
     'drift.list': async (params) => {
       const { records, warnings } = await daemon.queryLedger({
@@ -119,12 +126,14 @@ export function createHandlers(daemon: DaemonForApi): Handlers {
           hint: 'ip link shows the interfaces of this namespace',
         });
       const explanation = daemon.explain(link);
+      const lastActor = daemon.lastActor(link.ifindex);
       return {
         ...interfaceView(explanation.facts),
         rules: explanation.evaluations,
         rule: explanation.rule,
         mode: explanation.mode,
         plan: explanation.plan.map(planView),
+        ...(lastActor ? { lastActor } : {}),
       };
     },
 
@@ -137,11 +146,11 @@ export function createHandlers(daemon: DaemonForApi): Handlers {
       const name = params.interface;
       if (name === undefined) {
         daemon.enforce(null);
-        return { interfaces: daemon.statuses().map(statusView) };
+        return { interfaces: daemon.statuses().map(view) };
       }
       const status = managedStatus(name);
       daemon.enforce(status.ifindex);
-      return { interfaces: [statusView(daemon.status(status.ifindex) ?? status)] };
+      return { interfaces: [view(daemon.status(status.ifindex) ?? status)] };
     },
 
     watch: (_params, _caller, connection) => {

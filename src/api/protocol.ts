@@ -2,6 +2,8 @@
  * The local API: newline-delimited JSON-RPC 2.0 over a Unix stream socket. Each method is typed
  * once here ({ params, result }) for both the server and offloadctl. docs/API.md documents it.
  */
+import type { AttributionStatus } from '../attribution/attribution';
+import type { RecordActor } from '../attribution/actor';
 import type { LedgerRecord, RecordEvent, Trigger } from '../ledger/record';
 import type { EventCounts } from '../observe/counters';
 import type { RuleEvaluation } from '../policy/match';
@@ -85,6 +87,8 @@ export interface StatusResult {
     problem: string | null;
     heldRecords: number;
   };
+  /** Whether drifts name their actor; `reason` says why not (once, also in the journal). */
+  attribution: AttributionStatus;
 }
 
 export interface ExplainResult extends InterfaceView {
@@ -93,6 +97,8 @@ export interface ExplainResult extends InterfaceView {
   rule: string | null;
   mode: Mode | null;
   plan: PlanView[];
+  /** The actor of the interface's last drift or flapping record in this run, when one was named. */
+  lastActor?: RecordActor;
 }
 
 /** The `watch.event` notifications' params, one per event. */

@@ -3,6 +3,7 @@
  * concept and one JSON shape per value, as docs/API.md's glossary defines them. Feature states
  * are "on"/"off" (ethtool's words); a PCI id is "vvvv:dddd" wherever it appears.
  */
+import type { RecordActor } from '../attribution/actor';
 import { vendorDevice } from '../facts/pci';
 import type { InterfaceFacts } from '../facts/types';
 import { onOff, type Mode } from '../policy/types';
@@ -55,6 +56,8 @@ export interface InterfaceStatusView extends InterfaceView {
   lastDrift: string | null;
   /** Drift records about this interface since the daemon started managing it. */
   drifts: number;
+  /** The actor of the last drift or flapping record in this run, when one was named. */
+  lastActor?: RecordActor;
   features: FeatureView[];
 }
 
@@ -85,7 +88,7 @@ export function interfaceView(facts: InterfaceFacts): InterfaceView {
   };
 }
 
-export function statusView(status: InterfaceStatus): InterfaceStatusView {
+export function statusView(status: InterfaceStatus, lastActor?: RecordActor): InterfaceStatusView {
   return {
     ...interfaceView(status.facts),
     rule: status.rule,
@@ -95,6 +98,7 @@ export function statusView(status: InterfaceStatus): InterfaceStatusView {
     lastCheck: status.lastCheck,
     lastDrift: status.lastDrift,
     drifts: status.driftCount,
+    ...(lastActor ? { lastActor } : {}),
     features: status.features.map((feature) => ({
       feature: feature.feature,
       as: feature.as,

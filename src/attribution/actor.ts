@@ -87,3 +87,20 @@ export function actorJournalFields(actor: Actor): Record<string, string> {
   };
   return Object.fromEntries(Object.entries(fields).filter((entry): entry is [string, string] => !!entry[1]));
 }
+
+/**
+ * A drift's actor as records carry it: the process behind the latest request, or `{ none }` when
+ * the kernel event had no request from user space before it (docs/API.md's glossary: actor).
+ */
+export type RecordActor = Actor | { none: string };
+
+/** The label one actor counts under (metrics) and the short word for it: the unit, else the comm. */
+export function actorName(actor: RecordActor): string {
+  if ('none' in actor) return 'kernel';
+  return actor.unit?.endsWith('.service') && !actor.container ? actor.unit : (actor.userUnit ?? actor.comm);
+}
+
+/** One cell of `offloadctl drift`'s BY column: `NetworkManager.service (pid 812)`, `kernel`. */
+export function shortActor(actor: RecordActor): string {
+  return 'none' in actor ? 'kernel' : `${actorName(actor)} (pid ${actor.pid})`;
+}

@@ -2,6 +2,8 @@
  * offloadctl's text output: how each command's API result reads on a terminal (--json prints the
  * result itself). Pure: results in, text out.
  */
+import { describeActor, shortActor, type RecordActor } from '../attribution/actor';
+import type { AttributionStatus } from '../attribution/attribution';
 import type { ExplainResult, InterfaceStatusView, StatusResult } from '../api/protocol';
 import type { LedgerRecord } from '../ledger/record';
 import { escapeStrings } from '../observe/escape';
@@ -39,9 +41,23 @@ export function formatStatus(status: StatusResult): string {
       `interfaces ${status.interfaces.managed} managed, ${status.interfaces.compliant} compliant, ${status.interfaces.notCompliant} not compliant`,
       `events     ${status.counters.drifts} drifts, ${status.counters.corrections} corrections, ${status.counters.unenforceable} unenforceable, ${status.counters.failures} failures, ${status.counters.resyncs} resyncs`,
       `ledger     ${status.ledger.path} (last record #${status.ledger.lastSeq})${status.ledger.writable ? '' : ` — NOT WRITABLE since ${status.ledger.unwritableSince ?? '?'}: ${status.ledger.problem ?? 'unknown error'} (${status.ledger.heldRecords} records held in memory)`}`,
+      `attribution ${attributionText(status.attribution)}`,
       ...status.policy.warnings.map((warning) => `warning    ${warning.message}`),
     ].join('\n') + '\n'
   );
+}
+
+/** `on (raw_tracepoint), 3 attributed, 0 dropped` or `off (<reason>)`. */
+export function attributionText(attribution: AttributionStatus | undefined): string {
+  if (!attribution) return 'unknown (daemon older than this offloadctl)';
+  return attribution.enabled
+    ? `on (${attribution.hook ?? '?'}), ${attribution.attributed} attributed, ${attribution.dropped} dropped`
+    : `off (${attribution.reason ?? 'unknown'})`;
+}
+
+/** The last actor line of show and explain: who, or the precise "none". */
+function lastActorText(actor: RecordActor): string {
+  return 'none' in actor ? actor.none : describeActor(actor);
 }
 
 export function formatShow(out: Output, status: InterfaceStatusView): string {
@@ -52,6 +68,7 @@ export function formatShow(out: Output, status: InterfaceStatusView): string {
     `  compliant  ${yesNo(out, status.compliant)} since ${status.since}`,
     `  drifts     ${status.drifts}${status.lastDrift ? `, last at ${status.lastDrift}` : ''}`,
     `  checked    ${status.lastCheck}`,
+    ...(status.lastActor ? [`  last by    ${lastActorText(status.lastActor)}`] : []),
     '',
     '',
   ].join('\n');
@@ -75,7 +92,7 @@ export function formatShow(out: Output, status: InterfaceStatusView): string {
 export function formatRecords(records: LedgerRecord[]): string {
   if (records.length === 0) return 'No records.\n';
   return table(
-    ['TIME', 'SEQ', 'EVENT', 'INTERFACE', 'FEATURE', 'WANTED', 'ACTIVE', 'ACTION', 'TRIGGER', 'REASON'],
+    ['TIME', 'SEQ', 'EVENT', 'INTERFACE', 'FEATURE', 'WANTED', 'ACTIVE', 'ACTION', 'TRIGGER', 'BY', 'REASON'],
     records.map((record) => [
       record.time,
       String(record.seq),
@@ -86,9 +103,17 @@ export function formatRecords(records: LedgerRecord[]): string {
       record.active ?? '-',
       record.action,
       record.trigger,
+      byText(record),
       recordNote(record),
     ]),
   );
+}
+
+/** The BY column: the actor's unit or comm and pid, `kernel` for no user-space request, `+N` more. */
+export function byText(record: LedgerRecord): string {
+  if (!record.actor) return '-';
+  const more = record.actors && record.actors.length > 1 ? ` +${record.actors.length - 1}` : '';
+  return shortActor(record.actor) + more;
 }
 
 export function recordNote(record: LedgerRecord): string {
@@ -106,6 +131,7 @@ export function recordNote(record: LedgerRecord): string {
 export function formatExplain(out: Output, result: ExplainResult): string {
   const lines = [
     `${result.interface} (ifindex ${result.ifindex}): driver ${result.driver ?? '-'}, pci ${pciText(result)}, kind ${result.kind ?? '-'}, mac ${result.mac ?? '-'}`,
+    ...(result.lastActor ? [`last drift by ${lastActorText(result.lastActor)}`] : []),
     '',
   ];
   if (result.rules.length === 0) lines.push('The policy has no rules.');

@@ -62,6 +62,10 @@ OPTIONS
                        Write the metrics to PATH (ending in .prom) for node-exporter's
                        textfile collector: atomically, on change, at most once a second;
                        removed on stop. Default: off.
+  --attribution on|off Name the process behind every drift (BPF programs on the ioctl, sendto
+                       and sendmsg system calls; needs CAP_BPF and CAP_PERFMON). Default: on;
+                       off here or \`attribution: off\` in the policy turns it off. Where it
+                       cannot run, the daemon enforces anyway and says why once.
   --once               Reconcile every interface once, print what was done, and exit:
                        0 if all managed interfaces are compliant, 1 if not. For boot scripts.
   --json               With --once: print the interface statuses as JSON (as offloadctl list --json).
@@ -99,6 +103,7 @@ export function main(argv: string[]): void {
         'watch-policy': { type: 'boolean', default: false },
         'metrics-listen': { type: 'string' },
         'metrics-textfile': { type: 'string' },
+        attribution: { type: 'string', default: 'on' },
         once: { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -122,6 +127,7 @@ export function main(argv: string[]): void {
   if (!['auto', 'journal', 'console'].includes(target)) usageError('--log-target must be auto, journal or console');
   if (values['watch-policy'] && values.policy === undefined) usageError('--watch-policy needs --policy FILE');
   if (values['watch-policy'] && values.once) usageError('--watch-policy and --once exclude each other');
+  if (values.attribution !== 'on' && values.attribution !== 'off') usageError('--attribution must be on or off');
   const rcvbufText = values['netlink-rcvbuf'];
   // Number('') is 0 and Number('0x10') is 16: accept plain decimal digits only.
   const rcvbuf = rcvbufText === undefined ? undefined : /^\d+$/.test(rcvbufText) ? Number(rcvbufText) : Number.NaN;
@@ -163,7 +169,7 @@ export function main(argv: string[]): void {
     process.once('SIGTERM', finishFirst);
     process.once('SIGINT', finishFirst);
     try {
-      const statuses = runOnce(options, log).map(statusView);
+      const statuses = runOnce(options, log).map((status) => statusView(status));
       process.stdout.write(
         values.json ? `${JSON.stringify({ interfaces: statuses }, null, 2)}\n` : formatOnceReport(statuses),
       );
@@ -185,6 +191,7 @@ export function main(argv: string[]): void {
         watchPolicy: values['watch-policy'] && values.policy !== undefined ? values.policy : null,
         metricsListen,
         metricsTextfile: metricsTextfile ?? null,
+        attribution: values.attribution === 'on',
       },
       log,
     );

@@ -2,6 +2,7 @@
  * One ledger record: something an operator may later ask about ("was this NIC ever out of
  * policy, when, what changed it back, for how long?"). One record per feature that differed.
  */
+import type { Actor, RecordActor } from '../attribution/actor';
 
 /** What made the daemon look at the interface. */
 export type Trigger =
@@ -64,6 +65,14 @@ export interface LedgerRecord {
   notices?: number;
   /** flapping: the back-off now in force, seconds. */
   backoffSec?: number;
+  /**
+   * drift, flapping: who asked for the change (the latest request within the attribution window
+   * before the kernel's event, never the daemon itself), or `{ none }` when no request came from
+   * user space. Absent when attribution is off, or nobody was seen for a drift no event reported.
+   */
+  actor?: RecordActor;
+  /** drift, flapping: when several processes asked within the window, all of them, latest first. */
+  actors?: Actor[];
 }
 
 /** A record before the ledger stamps `seq` and `time`. */

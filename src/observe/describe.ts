@@ -2,6 +2,7 @@
  * How a ledger record reads in the journal: one place for the wording, level, MESSAGE_ID and
  * structured fields of every record event.
  */
+import { actorJournalFields, actorName, describeActor, type RecordActor } from '../attribution/actor';
 import type { LedgerRecord } from '../ledger/record';
 import type { Level, LogFields } from './log';
 import type { JournalMessage } from './message-ids';
@@ -38,6 +39,7 @@ export function describeRecord(record: LedgerRecord): RecordDescription {
     OFFLOADD_NOTICES: record.notices,
     OFFLOADD_CORRECTIONS: record.corrections,
     OFFLOADD_BACKOFF_SEC: record.backoffSec,
+    ...(record.actor ? actorFields(record) : {}),
   };
   const who = record.interface ?? '';
   const rule = `rule ${record.rule}`;
@@ -60,7 +62,9 @@ export function describeRecord(record: LedgerRecord): RecordDescription {
       return {
         message: 'flapping',
         level: 'warning',
-        text: `${who}: ${record.feature} keeps being turned ${record.active}: ${record.reason ?? ''}`,
+        text: record.actor
+          ? `${who}: backing off: ${actorName(record.actor)} keeps turning ${record.feature} ${record.active}: ${record.reason ?? ''}`
+          : `${who}: ${record.feature} keeps being turned ${record.active}: ${record.reason ?? ''}`,
         fields,
       };
     case 'initial':
@@ -68,13 +72,26 @@ export function describeRecord(record: LedgerRecord): RecordDescription {
       const initial = record.event === 'initial';
       const what = initial
         ? `${record.feature} ${record.active} → ${record.wanted} (${rule})`
-        : `${record.feature} drifted ${record.wanted} → ${record.active} (${rule}, seen on ${record.trigger})`;
+        : `${record.feature} drifted ${record.wanted} → ${record.active} (${rule}, seen on ${record.trigger})${record.actor ? `, ${actorText(record.actor)}` : ''}`;
       const text = `${who}: ${what}; ${doneText(record, initial)}`;
       const level: Level =
         record.action === 'failed' ? 'error' : initial && record.action === 'enforced' ? 'notice' : 'warning';
       return { message: record.event, level, text, fields };
     }
   }
+}
+
+/** `by NetworkManager.service (pid 812, /usr/sbin/NetworkManager)`, or the precise "none". */
+function actorText(actor: RecordActor): string {
+  return 'none' in actor ? actor.none : `by ${describeActor(actor)}`;
+}
+
+/** OFFLOADD_ACTOR_* of the latest actor; OFFLOADD_ACTORS when several asked within the window. */
+function actorFields(record: LedgerRecord): LogFields {
+  const actor = record.actor as RecordActor;
+  const fields: LogFields = 'none' in actor ? { OFFLOADD_ACTOR: actor.none } : actorJournalFields(actor);
+  if (record.actors) fields['OFFLOADD_ACTORS'] = record.actors.map(describeActor).join('; ');
+  return fields;
 }
 
 function doneText(record: LedgerRecord, initial: boolean): string {

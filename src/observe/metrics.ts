@@ -10,9 +10,10 @@
  * Names, labels and meanings are the metrics contract (README, Metrics): do not rename.
  */
 import { performance } from 'node:perf_hooks';
+import { actorName } from '../attribution/actor';
 import { vendorDevice } from '../facts/pci';
 import type { LedgerHealth } from '../ledger/ledger';
-import type { NewRecord, Trigger } from '../ledger/record';
+import type { LedgerRecord, NewRecord, Trigger } from '../ledger/record';
 import type { Policy } from '../policy/types';
 import type { FeatureInterface } from '../reconcile/feature-state';
 import type { InterfaceStatus } from '../reconcile/managed-interfaces';
@@ -37,6 +38,16 @@ export const DURATION_BUCKETS_SECONDS: readonly number[] = [
  * without an event, a reload or an operator changed the policy: no kernel-to-correction time.)
  */
 const EVENT_TRIGGERS: ReadonlySet<Trigger> = new Set<Trigger>(['new', 'up', 'rename', 'features', 'change']);
+
+/**
+ * offloadd_drifts_by_actor_total's label cardinality: the first this many distinct actors get
+ * their own series; drifts by any later one count under OTHER_ACTORS. So at most 33 series,
+ * whatever a host runs (a script run from cron under a new name each time cannot grow it).
+ */
+export const MAX_ACTOR_LABELS = 32;
+export const OTHER_ACTORS = 'other';
+/** The actor label of a drift recorded without one (attribution off, or a sweep found it). */
+export const UNKNOWN_ACTOR = 'unknown';
 
 /** What the metrics read from the daemon at render time (src/daemon.ts provides it). */
 export interface MetricsInputs {
@@ -137,6 +148,8 @@ export class Metrics implements Sink {
   readonly exposure = new Histogram();
   /** Links that appeared and are not yet compliant: since when (the appearance's receipt, ms). */
   private readonly appearedAt = new Map<number, number>();
+  /** actor label → drifts since start (see MAX_ACTOR_LABELS). */
+  private readonly driftsByActor = new Map<string, number>();
   private lastCheckMs: number | null = null;
   private refreshTimer: NodeJS.Timeout | null = null;
   /** Bumped on every change the exposition shows; the per-interface block is rebuilt only then. */
@@ -191,8 +204,15 @@ export class Metrics implements Sink {
     this.changed();
   }
 
-  /** Records made durable: the counters (read at render time) just moved. */
-  durable(): void {
+  /** Records made durable: the counters (read at render time) just moved; drifts by actor. */
+  durable(records: readonly LedgerRecord[] = []): void {
+    for (const record of records) {
+      if (record.event !== 'drift') continue;
+      const name = record.actor ? actorName(record.actor) : UNKNOWN_ACTOR;
+      const label =
+        this.driftsByActor.has(name) || this.driftsByActor.size < MAX_ACTOR_LABELS ? name : OTHER_ACTORS;
+      this.driftsByActor.set(label, (this.driftsByActor.get(label) ?? 0) + 1);
+    }
     this.changed();
   }
 
@@ -256,6 +276,13 @@ export class Metrics implements Sink {
     text += sample('offloadd_interfaces_not_compliant', managed - compliant);
     text += header('offloadd_drifts_total', 'counter', 'Features found changed away from policy (drift records).');
     text += sample('offloadd_drifts_total', counts.drifts);
+    text += header(
+      'offloadd_drifts_by_actor_total',
+      'counter',
+      `Drifts by who caused them: the systemd service, else the process name; "kernel" when no request came from user space, "${UNKNOWN_ACTOR}" when attribution is off; at most ${MAX_ACTOR_LABELS} actors, the rest under "${OTHER_ACTORS}".`,
+    );
+    for (const [actor, drifts] of this.driftsByActor)
+      text += sample('offloadd_drifts_by_actor_total', drifts, labels({ actor }));
     text += header('offloadd_corrections_total', 'counter', 'Features set back as wanted and verified.');
     text += sample('offloadd_corrections_total', counts.corrections);
     text += header('offloadd_unenforceable_total', 'counter', 'Wanted features found not changeable on a device.');

@@ -39,7 +39,14 @@ import { FlapGuard } from './flapping';
 import { LinkTable } from './link-table';
 import { ManagedInterfaces, type InterfaceStatus, type ManagedInterface } from './managed-interfaces';
 import { planFeatures, type FeaturePlan } from './plan';
-import { decideRecords, flappingRecord, type CheckContext } from './record-decisions';
+import {
+  attachActors,
+  decideRecords,
+  flappingRecord,
+  wantsActor,
+  type CheckContext,
+  type RecordActors,
+} from './record-decisions';
 import type { ReconcilerReports } from './report';
 import { WorkQueue, type QueuedCheck } from './work-queue';
 
@@ -49,6 +56,13 @@ export type { CheckReport, Problem, ReconcilerReports, Release } from './report'
 
 /** What an earlier run last saw of the interface now called `name` with this MAC, if anything. */
 export type PreviouslySeen = (name: string, mac: string | null) => Map<string, boolean> | null;
+
+/**
+ * Who asked to change an interface within the attribution window before `receivedAtNs` (the link
+ * event's receipt, CLOCK_MONOTONIC ns), or before now when no event caused the check; null when
+ * there is nothing to say (attribution off). Asked only for checks that record a drift.
+ */
+export type ActorLookup = (ifindex: number, receivedAtNs: bigint | null) => RecordActors | null;
 
 /** A check matched and ready to apply: who, under which rule, and what is remembered of it. */
 interface StartedCheck {
@@ -61,6 +75,8 @@ interface StartedCheck {
   firstCheck: boolean;
   /** When the link event that caused it was received (performance.now()), if one did. */
   receivedAt: number | null;
+  /** The same receipt on CLOCK_MONOTONIC (process.hrtime.bigint(), ns), the clock of attribution. */
+  receivedAtNs: bigint | null;
 }
 
 export interface Explanation {
@@ -96,6 +112,10 @@ export class Reconciler {
    * check it causes takes it into its report.
    */
   private readonly receivedAt = new Map<number, number>();
+  /** The same receipts as CLOCK_MONOTONIC ns, the clock attribution stamps requests with. */
+  private readonly receivedAtNs = new Map<number, bigint>();
+  /** Names who changed an interface when a check records a drift (set by the daemon), or null. */
+  actorLookup: ActorLookup | null = null;
   /** The time of the check or batch under way (see now()). */
   private stamp: string | null = null;
   /**
@@ -132,13 +152,14 @@ export class Reconciler {
   }
 
   /** Link events, in kernel order, received at `receivedAt` (performance.now(), ms). */
-  handleLinks(links: LinkMessage[], receivedAt = performance.now()): void {
+  handleLinks(links: LinkMessage[], receivedAt = performance.now(), receivedAtNs = process.hrtime.bigint()): void {
     for (const link of links) {
       if (link.type === 'del') {
         this.forget(link.ifindex, 'deleted');
         continue;
       }
       this.receivedAt.set(link.ifindex, receivedAt);
+      this.receivedAtNs.set(link.ifindex, receivedAtNs);
       const trigger = this.links.update(link);
       if (trigger === 'features' && this.consumeOwnFeatureEvent(link.ifindex)) continue;
       this.queue.enqueue(link.ifindex, trigger);
@@ -249,6 +270,7 @@ export class Reconciler {
       this.queue.remove(ifindex);
       this.facts.forget(ifindex);
       this.receivedAt.delete(ifindex);
+      this.receivedAtNs.delete(ifindex);
     }
     this.flap.forget(ifindex);
     this.ownFeatureEvents.delete(ifindex);
@@ -342,6 +364,8 @@ export class Reconciler {
   private start(ifindex: number, trigger: Trigger): StartedCheck | null {
     const link = this.links.get(ifindex);
     if (!link) return null;
+    const receivedAtNs = this.receivedAtNs.get(ifindex) ?? null;
+    this.receivedAtNs.delete(ifindex);
     const receivedAt = this.takeReceipt(ifindex);
     // The link message is the link facts: matching needs no copy of it, and most links (a
     // hypervisor's taps) match no rule and end here.
@@ -380,7 +404,7 @@ export class Reconciler {
         managed ? null : this.previouslySeen(facts.name, facts.mac),
         this.now(),
       );
-    return { ifindex, trigger, facts, rule, mode, state: managed, firstCheck, receivedAt };
+    return { ifindex, trigger, facts, rule, mode, state: managed, firstCheck, receivedAt, receivedAtNs };
   }
 
   private applyOptions(started: StartedCheck): ApplyOptions {
@@ -396,7 +420,7 @@ export class Reconciler {
 
   /** Decide records → remember → report. */
   private finish(started: StartedCheck, result: ApplyResult): void {
-    const { ifindex, trigger, facts, rule, mode, state, firstCheck, receivedAt } = started;
+    const { ifindex, trigger, facts, rule, mode, state, firstCheck, receivedAt, receivedAtNs } = started;
     if (result.changed) this.ownFeatureEvents.set(ifindex, (this.ownFeatureEvents.get(ifindex) ?? 0) + 1);
 
     const context: CheckContext = {
@@ -414,6 +438,10 @@ export class Reconciler {
       const backoff = this.flap.noteCorrection(ifindex, feature);
       const outcome = result.outcomes.find((candidate) => candidate.feature === feature);
       if (backoff && outcome) records.push(flappingRecord(context, outcome, backoff, this.policy.flapping.windowSec));
+    }
+    if (this.actorLookup && wantsActor(records)) {
+      const actors = this.actorLookup(ifindex, receivedAtNs);
+      if (actors) attachActors(records, actors);
     }
     for (const feature of decision.deferred) {
       const end = this.flap.backoffEnd(ifindex, feature);

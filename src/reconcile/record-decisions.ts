@@ -3,6 +3,7 @@
  * what the daemon remembers of the interface in, records and the facts to remember out; the
  * caller applies them (memory, flapping guard, back-off re-checks). Its tests need no kernel.
  */
+import { NO_USER_SPACE_REQUEST, type ActorAnswer } from '../attribution/actor';
 import type { NewRecord, Trigger } from '../ledger/record';
 import type { FeatureOutcome } from './apply';
 import type { BackoffStarted } from './flapping';
@@ -130,4 +131,29 @@ export function flappingRecord(
     backoffSec: backoff.backoffSec,
     reason: `corrected ${backoff.count} times within ${windowSec} s; holding corrections back for ${backoff.backoffSec} s`,
   };
+}
+
+/** The actor fields of a drift or flapping record (see LedgerRecord.actor). */
+export type RecordActors = Pick<NewRecord, 'actor' | 'actors'>;
+
+/**
+ * What the records of a check say about who changed the interface, from attribution's answer:
+ * the latest actor, and all of them when there were several. With none, a check that answers a
+ * link event says so precisely; a check without one (sweep, resync, start-up) cannot tell when
+ * the change happened, so it claims nothing. Null: nothing to add.
+ */
+export function recordActors(answer: ActorAnswer, answersEvent: boolean): RecordActors | null {
+  const [latest] = answer.actors;
+  if (latest === undefined) return answersEvent ? { actor: { none: NO_USER_SPACE_REQUEST } } : null;
+  return answer.actors.length > 1 ? { actor: latest, actors: answer.actors } : { actor: latest };
+}
+
+/** Adds the actor to every drift and flapping record of a check, in place. */
+export function attachActors(records: NewRecord[], actors: RecordActors): void {
+  for (const record of records) if (record.event === 'drift' || record.event === 'flapping') Object.assign(record, actors);
+}
+
+/** True when the check made a record that names its actor (attribution is asked only then). */
+export function wantsActor(records: readonly NewRecord[]): boolean {
+  return records.some((record) => record.event === 'drift' || record.event === 'flapping');
 }

@@ -7,10 +7,19 @@ import { parseListenAddress } from '../../src/api/metrics-http';
 import { checkTextfilePath, MetricsTextfile } from '../../src/api/metrics-textfile';
 import { UsageError } from '../../src/errors';
 import type { LinkMessage } from '../../src/events/link-message';
-import type { NewRecord } from '../../src/ledger/record';
+import type { Actor } from '../../src/attribution/actor';
+import { NO_USER_SPACE_REQUEST } from '../../src/attribution/actor';
+import type { LedgerRecord, NewRecord } from '../../src/ledger/record';
 import type { Log } from '../../src/observe/log';
 import type { EventCounts } from '../../src/observe/counters';
-import { escapeLabelValue, Histogram, Metrics, type MetricsInputs } from '../../src/observe/metrics';
+import {
+  escapeLabelValue,
+  Histogram,
+  MAX_ACTOR_LABELS,
+  Metrics,
+  OTHER_ACTORS,
+  type MetricsInputs,
+} from '../../src/observe/metrics';
 import type { Policy } from '../../src/policy/types';
 import type { InterfaceStatus } from '../../src/reconcile/managed-interfaces';
 import type { Trigger } from '../../src/ledger/record';
@@ -26,6 +35,7 @@ const CONTRACT: [name: string, type: string][] = [
   ['offloadd_interfaces_compliant', 'gauge'],
   ['offloadd_interfaces_not_compliant', 'gauge'],
   ['offloadd_drifts_total', 'counter'],
+  ['offloadd_drifts_by_actor_total', 'counter'],
   ['offloadd_corrections_total', 'counter'],
   ['offloadd_unenforceable_total', 'counter'],
   ['offloadd_failures_total', 'counter'],
@@ -340,6 +350,55 @@ describe('metrics exposition (text format 0.0.4)', () => {
       metrics.changed();
       assert.match(metrics.render(), /offloadd_interface_compliant\{interface="eth0"[^}]*\} 1/, 'the previous block');
       assert.match(metrics.render(), /^offloadd_interfaces_compliant 0$/m, 'daemon-wide values are live');
+    });
+  });
+
+  describe('drifts by actor', () => {
+    const actor = (comm: string, unit: string | null = null): Actor =>
+      ({ pid: 42, comm, unit, userUnit: null, container: null }) as Actor;
+    const drift = (seq: number, extra: Partial<LedgerRecord>): LedgerRecord => ({
+      seq,
+      time: '2026-12-06T00:00:00Z',
+      event: 'drift',
+      trigger: 'features',
+      action: 'enforced',
+      ...extra,
+    });
+
+    it('labels a service by its unit, a process by its comm, no request as kernel, no attribution as unknown', () => {
+      const metrics = new Metrics(new FakeDaemon());
+      metrics.durable([
+        drift(1, { actor: actor('NetworkManager', 'NetworkManager.service') }),
+        drift(2, { actor: actor('NetworkManager', 'NetworkManager.service') }),
+        drift(3, { actor: actor('ethtool', 'session-3.scope') }),
+        drift(4, { actor: { none: NO_USER_SPACE_REQUEST } }),
+        drift(5, {}),
+        { ...drift(6, { actor: actor('ethtool') }), event: 'flapping' },
+      ]);
+      const values = samples(metrics.render());
+      assert.equal(values.get('offloadd_drifts_by_actor_total{actor="NetworkManager.service"}'), 2);
+      assert.equal(values.get('offloadd_drifts_by_actor_total{actor="ethtool"}'), 1, 'flapping records are not drifts');
+      assert.equal(values.get('offloadd_drifts_by_actor_total{actor="kernel"}'), 1);
+      assert.equal(values.get('offloadd_drifts_by_actor_total{actor="unknown"}'), 1);
+    });
+
+    it(`keeps at most ${MAX_ACTOR_LABELS} actor labels; later actors count under "${OTHER_ACTORS}"`, () => {
+      const metrics = new Metrics(new FakeDaemon());
+      const records = Array.from({ length: MAX_ACTOR_LABELS + 10 }, (_, i) => drift(i + 1, { actor: actor(`tool${i}`) }));
+      metrics.durable(records);
+      metrics.durable([drift(100, { actor: actor('tool0') }), drift(101, { actor: actor('a-new-one') })]);
+      const series = [...samples(metrics.render()).entries()].filter(([name]) =>
+        name.startsWith('offloadd_drifts_by_actor_total{'),
+      );
+      assert.equal(series.length, MAX_ACTOR_LABELS + 1);
+      const values = new Map(series);
+      assert.equal(values.get('offloadd_drifts_by_actor_total{actor="tool0"}'), 2, 'a known actor keeps its label');
+      assert.equal(values.get(`offloadd_drifts_by_actor_total{actor="${OTHER_ACTORS}"}`), 11);
+      assert.equal(
+        series.reduce((sum, [, value]) => sum + value, 0),
+        MAX_ACTOR_LABELS + 12,
+        'every drift is counted once',
+      );
     });
   });
 
