@@ -198,6 +198,8 @@ export class Netns {
 export interface DaemonLaunch {
   /** A command the `ip netns exec ...` command line is appended to; it must exec it (same pid). */
   prefix?: string[];
+  /** A command between `ip netns exec NAME` and node that execs the rest (e.g. setpriv dropping capabilities). */
+  inner?: string[];
   socketPath?: string;
 }
 
@@ -225,6 +227,7 @@ export class DaemonProcess {
         'netns',
         'exec',
         netns,
+        ...(launch.inner ?? []),
         process.execPath,
         OFFLOADD,
         '--state-dir',
