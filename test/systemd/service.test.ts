@@ -54,7 +54,13 @@ describe('offloadd.service under a real systemd', function () {
       process.stdout.write(`      skipped: ${reason}\n`);
       this.skip();
     }
-    c = await bootContainer({ repoMount: '/src', catalog: null });
+    // nspawn's default bounding set has neither CAP_BPF nor CAP_PERFMON (the unit asks for both),
+    // and its own seccomp filter allows bpf() only with CAP_SYS_ADMIN: a host's systemd has neither limit.
+    c = await bootContainer({
+      repoMount: '/src',
+      catalog: null,
+      nspawnArgs: ['--capability=CAP_BPF,CAP_PERFMON', '--system-call-filter=bpf'],
+    });
   });
   afterEach(async function () {
     await keepJournalOfFailure(this, c);
@@ -73,14 +79,36 @@ describe('offloadd.service under a real systemd', function () {
     assert.match(await prop('StatusText'), /1 managed, 1 compliant/);
   });
 
-  it('runs with CAP_NET_ADMIN only, as an unprivileged dynamic user', async () => {
+  it('runs with CAP_NET_ADMIN, CAP_BPF and CAP_PERFMON only, as an unprivileged dynamic user', async () => {
     await running();
     const pid = await prop('MainPID');
     const status = await run('cat', `/proc/${pid}/status`);
-    assert.match(status, /^CapEff:\s+0000000000001000$/m);
-    assert.match(status, /^CapBnd:\s+0000000000001000$/m);
+    // bits 12 (CAP_NET_ADMIN), 38 (CAP_PERFMON), 39 (CAP_BPF)
+    assert.match(status, /^CapEff:\s+000000c000001000$/m);
+    assert.match(status, /^CapBnd:\s+000000c000001000$/m);
     assert.match(status, /^Seccomp:\s+2$/m);
     assert.notEqual(/^Uid:\s+(\d+)/m.exec(status)?.[1], '0');
+  });
+
+  it('names the actor of a drift under the hardened unit (attribution on: bpf passes its filter)', async () => {
+    await running();
+    const status = JSON.parse(await run('offloadctl', 'status', '--json')) as {
+      attribution: { enabled: boolean; reason: string | null; hook: string | null };
+    };
+    assert.equal(
+      status.attribution.enabled,
+      true,
+      `attribution off: ${status.attribution.reason}; unit filter: ${await prop('SystemCallFilter')}`,
+    );
+    assert.equal(status.attribution.hook, 'raw_tracepoint', 'the fallback needs tracefs and perf_event_open');
+    await run('ethtool', '-K', 'up0', 'gro', 'on');
+    const entry = await waitForAsync(async () => {
+      const found = await run('journalctl', '-u', 'offloadd', 'INTERFACE=up0', 'OFFLOADD_ACTOR_COMM=ethtool', '-o', 'json');
+      return found.split('\n').filter(Boolean).pop();
+    }, 'a drift entry naming ethtool');
+    const fields = JSON.parse(entry) as Record<string, string>;
+    assert.match(fields['MESSAGE'] ?? '', /up0: rx-gro drifted off → on .*by ethtool \(pid \d+/);
+    assert.equal(fields['OFFLOADD_ACTOR_EXE'], undefined, 'ProtectProc=invisible: the executable stays unknown');
   });
 
   it('corrects drift and logs it under the unit with INTERFACE= and MESSAGE_ID=, explained by journalctl -x', async () => {

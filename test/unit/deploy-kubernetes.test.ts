@@ -120,7 +120,10 @@ function securityProblems(ds: Manifest): string[] {
     check(sc.readOnlyRootFilesystem === true, 'readOnlyRootFilesystem: true');
     check(sc.runAsUser === 0, 'runAsUser: 0 (see the comment in daemonset.yaml)');
     check(JSON.stringify(sc.capabilities?.drop) === '["ALL"]', 'capabilities.drop: [ALL]');
-    check(JSON.stringify(sc.capabilities?.add) === '["NET_ADMIN"]', 'capabilities.add: [NET_ADMIN] and nothing else');
+    check(
+      JSON.stringify(sc.capabilities?.add) === '["NET_ADMIN","BPF","PERFMON"]',
+      'capabilities.add: [NET_ADMIN, BPF, PERFMON] (attribution) and nothing else',
+    );
     check(
       (sc.seccompProfile?.type ?? pod.securityContext?.seccompProfile?.type) === 'RuntimeDefault',
       'seccompProfile: RuntimeDefault',
