@@ -5,6 +5,7 @@
  */
 import { KernelError } from '../errors';
 import { CannotReadError, runDoctor } from '../doctor/collect';
+import { formatOverlaps, otherManagersOfReport } from '../doctor/managers/host';
 import type { DoctorReport, Finding, InterfaceEvidence, OffloadEvidence } from '../doctor/types';
 import { DEFAULT_SYSFS_ROOT } from '../facts/sysfs';
 import { onOff } from '../policy/types';
@@ -132,7 +133,8 @@ export function formatDoctor(report: DoctorReport): string {
 
 export const doctorCommand = {
   summary: 'diagnose slow VM traffic: offloads, identity and traffic per NIC (no daemon needed)',
-  usage: 'offloadctl doctor [INTERFACE...] [--window SECONDS] [--json] [--policy FILE] [--sysfs-root DIR]',
+  usage:
+    'offloadctl doctor [INTERFACE...] [--window SECONDS] [--json] [--policy FILE] [--sysfs-root DIR] [--root DIR]',
   help: `Looks for the BCM57508 GRO/GSO symptom ("VM traffic between nodes crawls, fine on the same
 node") and what surrounds it, read-only, on every interface or the ones named:
   identity   driver, driver and firmware version, PCI id and whether the policy names it as
@@ -147,10 +149,19 @@ states are the daemon's; without, the policy is read here (--policy, else offloa
   --window SECONDS  traffic window (default ${DEFAULT_WINDOW_SEC}, ${MIN_WINDOW_SEC} to ${MAX_WINDOW_SEC})
   --policy FILE     the policy to use when the daemon is not running
   --sysfs-root DIR  read device facts from DIR instead of ${DEFAULT_SYSFS_ROOT} (tests, containers)
+  --root DIR        read the other managers' files (NetworkManager, systemd .link, ifcfg,
+                    ifupdown, udev rules, tuned) under DIR instead of / (default /): each one
+                    that sets a feature the policy also sets on a managed interface is listed
+                    with file and line, agreeing or conflicting
 
 EXIT STATUS
   0  nothing found   1  a finding   2  usage error   3  cannot read the interfaces`,
-  options: { window: { type: 'string' }, policy: { type: 'string' }, 'sysfs-root': { type: 'string' } } as Record<
+  options: {
+    window: { type: 'string' },
+    policy: { type: 'string' },
+    'sysfs-root': { type: 'string' },
+    root: { type: 'string' },
+  } as Record<
     string,
     { type: 'string' | 'boolean' }
   >,
@@ -185,7 +196,12 @@ EXIT STATUS
         return fail(out, DOCTOR_EXIT.cannotRead, error.message, error.hint);
       throw error;
     }
-    process.stdout.write(out.json ? `${JSON.stringify(report, null, 2)}\n` : formatDoctor(report));
+    const managers = otherManagersOfReport(report, (values['root'] as string | undefined) ?? '/');
+    process.stdout.write(
+      out.json
+        ? `${JSON.stringify({ ...report, managers }, null, 2)}\n`
+        : formatDoctor(report) + formatOverlaps(managers),
+    );
     return report.findings.length === 0 ? DOCTOR_EXIT.clean : DOCTOR_EXIT.finding;
   },
 };

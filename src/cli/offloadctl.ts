@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { call, RemoteError, UnreachableError, watch } from '../api/client';
 import { DEFAULT_SOCKET_PATH, DRIFT_DEFAULT_LIMIT, errorName, RpcCode } from '../api/protocol';
 import { KernelError, OffloaddError, PolicyError } from '../errors';
+import { DEFAULT_SYSFS_ROOT } from '../facts/sysfs';
 import type { RecordEvent } from '../ledger/record';
 import { escapeControl, escapeStrings } from '../observe/escape';
 import { lintPolicy } from '../policy/lint';
@@ -210,20 +211,29 @@ const COMMANDS: Record<string, Command> = {
   },
   'check-policy': {
     summary: 'validate and lint a policy file offline',
-    usage: 'offloadctl check-policy FILE [--json]',
-    help: "Parses FILE as offloadd would (against this kernel's feature names) without a daemon.\nErrors (exit 2) name file, line and column; warnings (exit 0) point at risky rules: TSO or\nchecksum offload turned off on virtual NICs, GRO off on bridges only, shadowed rules, feature\nnames this kernel does not know.",
+    usage: 'offloadctl check-policy FILE [--root DIR] [--sysfs-root DIR] [--json]',
+    help: "Parses FILE as offloadd would (against this kernel's feature names) without a daemon.\nErrors (exit 2) name file, line and column; warnings (exit 0) point at risky rules: TSO or\nchecksum offload turned off on virtual NICs, GRO off on bridges only, shadowed rules, feature\nnames this kernel does not know. Then, for this host's interfaces the policy matches, every\nother manager's setting of the same feature (NetworkManager keyfiles, systemd .link files,\nifcfg ETHTOOL_OPTIONS, ifupdown offload-*, udev rules running ethtool -K, tuned profiles),\nread under --root DIR (default /), with file and line, agreeing or conflicting.\n  --root DIR        read the other managers' files under DIR instead of /\n  --sysfs-root DIR  read device facts (driver, PCI id) from DIR instead of /sys",
+    options: { root: { type: 'string' }, 'sysfs-root': { type: 'string' } },
     positionals: { min: 1, max: 1 },
-    async run({ positionals, out }) {
+    async run({ positionals, values, out }) {
       const file = positionals[0] as string;
       const { FeatureTable } = await import('../reconcile/feature-state');
       try {
-        const policy = loadPolicyFile(file, FeatureTable.fromKernel().names);
+        const names = FeatureTable.fromKernel().names;
+        const policy = loadPolicyFile(file, names);
         const warnings = lintPolicy(policy);
+        const { findManagerSettings, findOverlaps } = await import('../doctor/managers');
+        const { formatOverlaps, policyInterfacesOnHost } = await import('../doctor/managers/host');
+        const managers = findOverlaps(
+          findManagerSettings((values['root'] as string | undefined) ?? '/'),
+          policyInterfacesOnHost(policy, (values['sysfs-root'] as string | undefined) ?? DEFAULT_SYSFS_ROOT),
+          names,
+        );
         print(
           out,
-          { valid: true, file, rules: policy.rules.length, warnings },
+          { valid: true, file, rules: policy.rules.length, warnings, managers },
           (safe) =>
-            `${formatWarnings(safe.file, safe.warnings)}${safe.file}: valid, ${safe.rules} rules, ${safe.warnings.length} warnings\n`,
+            `${formatWarnings(safe.file, safe.warnings)}${formatOverlaps(safe.managers)}${safe.file}: valid, ${safe.rules} rules, ${safe.warnings.length} warnings\n`,
         );
         return EXIT.ok;
       } catch (error) {
