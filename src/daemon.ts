@@ -105,7 +105,8 @@ export class Daemon implements DaemonForApi, MetricsInputs {
       facts,
       {
         checked: (report) => {
-          for (const record of report.records) if (record.actor) this.lastActors.set(report.facts.ifindex, record.actor);
+          for (const record of report.records)
+            if (record.actor) this.lastActors.set(report.facts.ifindex, record.actor);
           stream.publish('checked', report);
         },
         recorded: (records) => stream.publish('recorded', records),

@@ -58,12 +58,18 @@ function attributionSwitch(daemon: Daemon, log: Log, wanted: boolean): Sink & { 
     const attribution = startAttribution({ ifindexOf: (name) => daemon.findLink(name)?.ifindex });
     daemon.useAttribution(attribution);
     if (attribution.unavailable) {
-      say('warning', `Attribution off: ${attribution.unavailable.message}; drifts are recorded without who caused them`);
+      say(
+        'warning',
+        `Attribution off: ${attribution.unavailable.message}; drifts are recorded without who caused them`,
+      );
       return;
     }
     running = attribution;
     const status = attribution.status();
-    say('info', `Attribution on (${status.hook ?? '?'}): naming who changes features through ${status.traced.join(', ')}`);
+    say(
+      'info',
+      `Attribution on (${status.hook ?? '?'}): naming who changes features through ${status.traced.join(', ')}`,
+    );
   };
   return {
     policy: (report) => {

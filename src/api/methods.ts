@@ -16,7 +16,7 @@ import { VERSION } from '../version';
 import type { InterfaceStatus } from '../reconcile/managed-interfaces';
 import { API_VERSION, DRIFT_DEFAULT_LIMIT, RpcCode } from './protocol';
 import { RpcError, type ApiServer, type Handlers } from './server';
-import { interfaceView, planView, statusView } from './views';
+import { interfaceView, planView, statusView, type InterfaceStatusView } from './views';
 
 /** ISO 8601 date and time with its zone: Z or ±hh:mm. */
 const ZONED_TIMESTAMP = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[Zz]|[+-]\d{2}:?\d{2})$/;
@@ -63,7 +63,7 @@ export interface DaemonForApi {
 }
 
 export function createHandlers(daemon: DaemonForApi): Handlers {
-  const view = (status: InterfaceStatus) => statusView(status, daemon.lastActor(status.ifindex));
+  const view = (status: InterfaceStatus): InterfaceStatusView => statusView(status, daemon.lastActor(status.ifindex));
   const managedStatus = (name: string): InterfaceStatus => {
     const link = daemon.findLink(name);
     const status = link ? daemon.status(link.ifindex) : null;

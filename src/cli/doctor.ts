@@ -133,8 +133,7 @@ export function formatDoctor(report: DoctorReport): string {
 
 export const doctorCommand = {
   summary: 'diagnose slow VM traffic: offloads, identity and traffic per NIC (no daemon needed)',
-  usage:
-    'offloadctl doctor [INTERFACE...] [--window SECONDS] [--json] [--policy FILE] [--sysfs-root DIR] [--root DIR]',
+  usage: 'offloadctl doctor [INTERFACE...] [--window SECONDS] [--json] [--policy FILE] [--sysfs-root DIR] [--root DIR]',
   help: `Looks for the BCM57508 GRO/GSO symptom ("VM traffic between nodes crawls, fine on the same
 node") and what surrounds it, read-only, on every interface or the ones named:
   identity   driver, driver and firmware version, PCI id and whether the policy names it as
@@ -161,10 +160,7 @@ EXIT STATUS
     policy: { type: 'string' },
     'sysfs-root': { type: 'string' },
     root: { type: 'string' },
-  } as Record<
-    string,
-    { type: 'string' | 'boolean' }
-  >,
+  } as Record<string, { type: 'string' | 'boolean' }>,
   positionals: { min: 0, max: Number.MAX_SAFE_INTEGER },
   async run({ positionals, values, socket, out }: DoctorArgs): Promise<number> {
     const windowText = values['window'];

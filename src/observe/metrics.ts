@@ -209,8 +209,7 @@ export class Metrics implements Sink {
     for (const record of records) {
       if (record.event !== 'drift') continue;
       const name = record.actor ? actorName(record.actor) : UNKNOWN_ACTOR;
-      const label =
-        this.driftsByActor.has(name) || this.driftsByActor.size < MAX_ACTOR_LABELS ? name : OTHER_ACTORS;
+      const label = this.driftsByActor.has(name) || this.driftsByActor.size < MAX_ACTOR_LABELS ? name : OTHER_ACTORS;
       this.driftsByActor.set(label, (this.driftsByActor.get(label) ?? 0) + 1);
     }
     this.changed();

@@ -150,7 +150,8 @@ export function recordActors(answer: ActorAnswer, answersEvent: boolean): Record
 
 /** Adds the actor to every drift and flapping record of a check, in place. */
 export function attachActors(records: NewRecord[], actors: RecordActors): void {
-  for (const record of records) if (record.event === 'drift' || record.event === 'flapping') Object.assign(record, actors);
+  for (const record of records)
+    if (record.event === 'drift' || record.event === 'flapping') Object.assign(record, actors);
 }
 
 /** True when the check made a record that names its actor (attribution is asked only then). */

@@ -155,12 +155,9 @@ describe('drift attribution (real kernel, own namespace)', function () {
         : `mount -t tmpfs tmpfs /sys/fs/cgroup && mkdir -p ${unified} && mount -t cgroup2 cgroup2 ${unified}`;
     // ip netns exec mounts a fresh sysfs without the cgroup file system the daemon resolves an
     // exited process's cgroup id in; a host's daemon has it.
-    const daemon = ns.startDaemon(
-      ['--policy', ns.file('p.yaml', POLICY), ...bcmPort('ens1f0np0')],
-      {},
-      undefined,
-      { inner: ['sh', '-c', `${mountCgroup2} && exec "$@"`, 'sh'] },
-    );
+    const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', POLICY), ...bcmPort('ens1f0np0')], {}, undefined, {
+      inner: ['sh', '-c', `${mountCgroup2} && exec "$@"`, 'sh'],
+    });
     await daemon.ready();
     const ethtool = renamedEthtool();
     const unit = `drifter-${randomBytes(3).toString('hex')}.service`;
@@ -242,12 +239,9 @@ describe('drift attribution (real kernel, own namespace)', function () {
 
   it('unavailable (no CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN): still enforces and says why, once', async () => {
     const dropped = '-bpf,-perfmon,-sys_admin';
-    const daemon = ns.startDaemon(
-      ['--policy', ns.file('p.yaml', POLICY), ...bcmPort('ens1f0np0')],
-      {},
-      undefined,
-      { inner: ['setpriv', `--bounding-set=${dropped}`, `--inh-caps=${dropped}`, '--'] },
-    );
+    const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', POLICY), ...bcmPort('ens1f0np0')], {}, undefined, {
+      inner: ['setpriv', `--bounding-set=${dropped}`, `--inh-caps=${dropped}`, '--'],
+    });
     await daemon.ready();
     await daemon.waitForLine(/Attribution off: .*CAP_BPF and CAP_PERFMON/);
     ns.setFeatures('ens1f0np0', 'gro', 'on');

@@ -384,7 +384,9 @@ describe('metrics exposition (text format 0.0.4)', () => {
 
     it(`keeps at most ${MAX_ACTOR_LABELS} actor labels; later actors count under "${OTHER_ACTORS}"`, () => {
       const metrics = new Metrics(new FakeDaemon());
-      const records = Array.from({ length: MAX_ACTOR_LABELS + 10 }, (_, i) => drift(i + 1, { actor: actor(`tool${i}`) }));
+      const records = Array.from({ length: MAX_ACTOR_LABELS + 10 }, (_, i) =>
+        drift(i + 1, { actor: actor(`tool${i}`) }),
+      );
       metrics.durable(records);
       metrics.durable([drift(100, { actor: actor('tool0') }), drift(101, { actor: actor('a-new-one') })]);
       const series = [...samples(metrics.render()).entries()].filter(([name]) =>

@@ -25,13 +25,17 @@ export function policyInterfacesOnHost(policy: Policy, sysfsRoot: string): Polic
     }
     const full = { ...linkFactsOf(link), ...device };
     const { rule } = matchPolicy(policy, full);
-    if (rule) matched.push({ name: full.name, mac: full.mac, driver: full.driver, kind: full.kind, wanted: rule.features });
+    if (rule)
+      matched.push({ name: full.name, mac: full.mac, driver: full.driver, kind: full.kind, wanted: rule.features });
   }
   return matched.sort((a, b) => a.name.localeCompare(b.name));
 }
 
 /** The interfaces a doctor report found under a rule, with the wanted states it shows. */
-export function managedInterfacesOfReport(report: DoctorReport, links: readonly LinkMessage[] = dumpLinks()): PolicyInterface[] {
+export function managedInterfacesOfReport(
+  report: DoctorReport,
+  links: readonly LinkMessage[] = dumpLinks(),
+): PolicyInterface[] {
   const macs = new Map(links.map((link) => [link.name, linkFactsOf(link).mac]));
   return report.interfaces
     .filter((entry) => entry.policy.rule !== null)
@@ -42,7 +46,12 @@ export function managedInterfacesOfReport(report: DoctorReport, links: readonly 
       kind: entry.identity.kind,
       wanted: entry.offloads
         .filter((offload) => offload.wanted !== null)
-        .map((offload): WantedFeature => ({ feature: offload.feature, on: offload.wanted as boolean, as: offload.as, explicit: true })),
+        .map((offload): WantedFeature => ({
+          feature: offload.feature,
+          on: offload.wanted as boolean,
+          as: offload.as,
+          explicit: true,
+        })),
     }));
 }
 
