@@ -2,8 +2,18 @@
  * Warnings about policies that load but probably do not do what their author wants. Pure: no
  * I/O. Every check is conservative: it speaks only when the policy text makes the case.
  */
-import { globCovers, globLiteral, globLiteralPrefix, globMatch, MATCH_KEYS, pciCovers } from './match';
-import type { MatchKey, MatchSpec, PciPattern, Policy, PolicyWarning, Rule } from './types';
+import { globLiteral, globLiteralPrefix, globMatch } from './glob';
+import { globCovers } from './glob-coverage';
+import { pciCovers } from './match';
+import {
+  MATCH_KEYS,
+  type MatchKey,
+  type MatchSpec,
+  type PciPattern,
+  type Policy,
+  type PolicyWarning,
+  type Rule,
+} from './types';
 
 /** A family of virtual devices as the policy can see it. */
 interface DeviceFamily {

@@ -23,7 +23,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PolicyError } from '../errors';
-import { policyFileChecksum } from './load';
+import { policyFileChecksum } from './policy-file';
 
 /** A burst of events within this time is one update (kubelet's swap is a handful of events). */
 export const POLICY_WATCH_DEBOUNCE_MS = 100;

@@ -3,20 +3,9 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { InterfaceFacts } from '../../src/facts/types';
 import { parsePolicy } from '../../src/policy/load';
-import {
-  evaluateRule,
-  findRule,
-  globCovers,
-  globLiteral,
-  globLiteralPrefix,
-  globMatch,
-  globProblem,
-  globsMatchEveryValue,
-  matchPolicy,
-  NEEDS_DEVICE,
-  unconstrainedKeys,
-  VALUE_DOMAINS,
-} from '../../src/policy/match';
+import { globLiteral, globLiteralPrefix, globMatch, globProblem } from '../../src/policy/glob';
+import { globCovers, globsMatchEveryValue, unconstrainedKeys, VALUE_DOMAINS } from '../../src/policy/glob-coverage';
+import { evaluateRule, findRule, matchPolicy, NEEDS_DEVICE } from '../../src/policy/match';
 import type { MatchSpec, Policy, Rule } from '../../src/policy/types';
 
 const HOST_FEATURES = JSON.parse(
