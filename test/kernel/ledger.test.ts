@@ -120,6 +120,34 @@ describe('ledger and state directory (real daemon, own namespace)', function () 
     });
   }
 
+  it('a state directory given as a symbolic link is refused (issue 20 #2)', async () => {
+    ns.addVeth('up0');
+    // The target another user chose: owned by the daemon's user and 0750, so only the link is wrong.
+    const target = path.join(ns.tmp, 'chosen-by-someone-else');
+    fs.mkdirSync(target, { mode: 0o750 });
+    const stateDir = path.join(ns.tmp, 'state');
+    fs.symlinkSync(target, stateDir);
+    const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', GSO_OFF)], {}, stateDir);
+    assert.equal(await exited(daemon), 1);
+    const message = daemon.lines.join('\n');
+    assert.match(message, /state directory .* is a symbolic link/);
+    assert.match(message, /hint: .*readlink -f/);
+    assert.equal(ns.features('up0')[GSO], true, 'left alone');
+    assert.deepEqual(fs.readdirSync(target), [], 'nothing written through the link');
+  });
+
+  it('a state directory under a directory others may write without the sticky bit is refused (issue 20 #2)', async () => {
+    ns.addVeth('up0');
+    const parent = path.join(ns.tmp, 'shared');
+    fs.mkdirSync(parent);
+    fs.chmodSync(parent, 0o775);
+    const stateDir = path.join(parent, 'state');
+    const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', GSO_OFF)], {}, stateDir);
+    assert.equal(await exited(daemon), 1);
+    assert.match(daemon.lines.join('\n'), /shared, above state directory .* without the sticky bit/);
+    assert.equal(ns.features('up0')[GSO], true, 'left alone');
+  });
+
   it('refuses a second daemon on a held state directory, naming the holder, before changing anything', async () => {
     ns.addVeth('up0');
     ns.addVeth('other0');
