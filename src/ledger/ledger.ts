@@ -50,11 +50,20 @@ export const RETRY_INTERVAL_MS = 1000;
 export const HELD = 'ERR_LEDGER_HELD';
 /** Warnings about one file's lines at start-up beyond this are summed up in one line. */
 const MAX_LINE_WARNINGS = 20;
+/**
+ * How far back a wall clock may have been stepped for `since` to still find what was written
+ * after the step: records stamped up to this long before `since` are looked through.
+ */
+export const SINCE_CLOCK_STEP_MS = 24 * 60 * 60 * 1000;
 /** Lines the ledger writes start like this: records already in memory are skipped without parsing. */
 const SEQ_PREFIX = /^\{"seq":(\d+),/;
 
 export interface LedgerQuery {
-  /** Only records at or after it. */
+  /**
+   * Records from the first one stamped at or after it, by sequence number: a record stamped
+   * earlier because the wall clock was stepped back after `since` is still in the answer. The
+   * search ends at a record stamped more than SINCE_CLOCK_STEP_MS before `since`.
+   */
   since?: Date;
   interface?: string;
   feature?: string;
@@ -214,18 +223,20 @@ export class Ledger {
   /** Newest first: from memory, and from the files (backwards, in chunks, stopping at the limit) only when needed. */
   async query(query: LedgerQuery = {}): Promise<LedgerQueryResult> {
     const limit = query.limit ?? Infinity;
-    const since = query.since?.getTime();
     const found: LedgerRecord[] = [];
+    const since = new SinceScan(query.since);
     for (const record of this.history.newestFirst()) {
-      if (since !== undefined && Date.parse(record.time) < since) return { records: found, warnings: [] };
-      if (matches(record, query)) found.push(record);
-      if (found.length >= limit) return { records: found, warnings: [] };
+      const verdict = since.judge(record);
+      if (verdict === 'end') return { records: found, warnings: [] };
+      if (verdict === 'take') found.push(...since.release(), ...(matches(record, query) ? [record] : []));
+      else if (verdict === 'maybe' && matches(record, query)) since.holdBack(record);
+      if (found.length >= limit) return { records: found.slice(0, limit), warnings: [] };
     }
     if (this.history.complete) return { records: found, warnings: [] };
     // Deeper: one scan of the files at a time, so concurrent deep queries queue instead of multiplying the work.
     const below = this.history.oldestSeq ?? Number.MAX_SAFE_INTEGER;
     const warnings: string[] = [];
-    const scan = this.diskScans.then(() => this.scanFiles(query, below, limit, found, warnings));
+    const scan = this.diskScans.then(() => this.scanFiles(query, since, below, limit, found, warnings));
     this.diskScans = scan.catch(() => undefined);
     await scan;
     return { records: found, warnings };
@@ -625,6 +636,7 @@ export class Ledger {
 
   private async scanFiles(
     query: LedgerQuery,
+    since: SinceScan,
     below: number,
     limit: number,
     found: LedgerRecord[],
@@ -640,7 +652,6 @@ export class Ledger {
         warnings.push(this.unreadable(file, error));
       }
     }
-    const since = query.since?.getTime();
     const needles = rawNeedles(query);
     try {
       for (const { file, handle, size } of opened) {
@@ -650,20 +661,20 @@ export class Ledger {
             const prefix = SEQ_PREFIX.exec(line);
             if (line === '' || (prefix && Number(prefix[1]) >= below)) return true; // already answered from memory
             // A line as the daemon writes it that lacks a filter's exact text cannot match: not parsed.
-            if (
-              prefix &&
-              since === undefined &&
-              !needles.every((group) => group.some((needle) => line.includes(needle)))
-            )
+            if (prefix && !since.active && !needles.every((group) => group.some((needle) => line.includes(needle))))
               return true;
             const parsed = parseRecord(line);
             if ('problem' in parsed || parsed.record.seq >= below) return true;
-            if (since !== undefined && Date.parse(parsed.record.time) < since) {
+            const verdict = since.judge(parsed.record);
+            if (verdict === 'end') {
               done = true;
               return false;
             }
-            if (matches(parsed.record, query)) found.push(parsed.record);
+            if (verdict === 'take') {
+              found.push(...since.release(), ...(matches(parsed.record, query) ? [parsed.record] : []));
+            } else if (verdict === 'maybe' && matches(parsed.record, query)) since.holdBack(parsed.record);
             done = found.length >= limit;
+            if (found.length > limit) found.length = limit;
             return !done;
           });
         } catch (error) {
@@ -684,6 +695,42 @@ export class Ledger {
       this.observer.warning(message);
     }
     return message;
+  }
+}
+
+/**
+ * `since` over records met newest first (by sequence number). A record stamped before `since` is
+ * held back: it is in the answer only if an older record (lower number) is stamped at or after
+ * `since`, which means the clock was stepped back in between.
+ */
+class SinceScan {
+  private heldBack: LedgerRecord[] = [];
+  private readonly sinceMs: number | undefined;
+
+  constructor(since: Date | undefined) {
+    this.sinceMs = since?.getTime();
+  }
+
+  get active(): boolean {
+    return this.sinceMs !== undefined;
+  }
+
+  judge(record: LedgerRecord): 'take' | 'maybe' | 'end' {
+    if (this.sinceMs === undefined) return 'take';
+    const stamped = Date.parse(record.time);
+    if (stamped >= this.sinceMs) return 'take';
+    return stamped < this.sinceMs - SINCE_CLOCK_STEP_MS ? 'end' : 'maybe';
+  }
+
+  holdBack(record: LedgerRecord): void {
+    this.heldBack.push(record);
+  }
+
+  /** A record stamped at or after `since` was met: those held back (newer than it) are in the answer. */
+  release(): LedgerRecord[] {
+    const released = this.heldBack;
+    this.heldBack = [];
+    return released;
   }
 }
 

@@ -10,7 +10,14 @@ describe('torture (short seeded schedule)', function () {
   it('ends compliant, with every managed flip accounted for, the daemon alive, every change made before a SIGTERM or on a full disk in a parseable, strictly increasing ledger', async function () {
     this.timeout(300000);
     const seed = Number(process.env['OFFLOADD_TORTURE_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
-    const report = await runTorture({ seed, operations: 400, veths: 60, terminations: 5, diskFull: true });
+    const report = await runTorture({
+      seed,
+      operations: 400,
+      veths: 60,
+      terminations: 5,
+      diskFull: true,
+      clockSteps: 2,
+    });
     process.stdout.write(
       `      seed ${seed}: ${report.flips} flips (${report.flipsRecorded} recorded, ${report.flipsCoveredByResync} by resync, ${report.flipsMoot} moot), ${report.resyncs} resyncs, max RSS ${report.maxRssMiB.toFixed(1)} MiB, ${report.changesUnderTermination} changes checked across SIGTERMs, ${report.correctionsOnFullDisk} corrections on a full disk\n`,
     );

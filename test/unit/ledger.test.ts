@@ -188,6 +188,35 @@ describe('ledger (files in a scratch directory)', function () {
     );
   });
 
+  for (const where of ['memory', 'files'] as const) {
+    it(`drift --since does not miss a record written after the wall clock was stepped back, from ${where} (issue 20 #10)`, async () => {
+      const record = (seq: number, time: string, iface: string): string =>
+        JSON.stringify({ seq, time, ...drift(iface) });
+      const ledgerLines = [
+        record(1, '2026-11-20T09:00:00.000Z', 'old0'),
+        record(2, '2026-11-20T12:00:00.000Z', 'up0'),
+        record(3, '2026-11-20T12:00:01.000Z', 'up1'),
+        // The clock was stepped back one hour here.
+        record(4, '2026-11-20T11:00:02.000Z', 'up2'),
+        record(5, '2026-11-20T11:00:03.000Z', 'other0'),
+      ];
+      // Beyond what memory keeps, so the query has to read the file.
+      const filler = where === 'files' ? RECENT_RECORDS + 100 : 0;
+      const all = [
+        ...ledgerLines,
+        ...Array.from({ length: filler }, (_, i) => record(6 + i, '2026-11-20T11:30:00.000Z', 'fill0')),
+      ];
+      fs.writeFileSync(path.join(dir, 'ledger.jsonl'), `${all.join('\n')}\n`);
+      const ledger = ledgerIn();
+      const seqs = async (since: string, iface?: string): Promise<number[]> =>
+        (await ledger.query({ since: new Date(since), interface: iface, limit: 10 })).records.map((r) => r.seq);
+      assert.deepEqual(await seqs('2026-11-20T11:30:00.000Z', 'up2'), [4], 'written after a record at or after since');
+      assert.deepEqual(await seqs('2026-11-20T11:30:00.000Z', 'up0'), [2]);
+      assert.deepEqual(await seqs('2026-11-20T11:30:00.000Z', 'old0'), [], 'before since and before the step');
+      assert.deepEqual(await seqs('2026-11-20T12:30:00.000Z', 'up2'), [], 'nothing at or after since');
+    });
+  }
+
   it('never follows a symbolic link at ledger.jsonl, and reports the ledger not writable', () => {
     const target = path.join(dir, 'elsewhere');
     fs.writeFileSync(target, 'precious\n');
