@@ -42,19 +42,18 @@ interface ValueDomain {
 
 /** IFNAMSIZ - 1: the kernel's longest interface name. */
 const MAX_IFNAME_LENGTH = 15;
-/** Names are read as latin1 bytes (link-message.ts), so code units stop at 0xff. */
-const LATIN1_END = 0x100;
 const CODE_UNIT_END = 0x10000;
 const MAC_TEXT_LENGTH = 17;
 const COLON = 0x3a;
 /** Past this many product states the answer is "cannot prove it is targeted". */
 const MAX_UNIVERSALITY_STATES = 20_000;
 
-/** The kernel's dev_valid_name(): no NUL, '/', ':' or whitespace. */
+/**
+ * The kernel's dev_valid_name(): no NUL, '/', ':' or whitespace. Names are decoded as UTF-8
+ * (link-message.ts), so any code unit can appear; 15 bytes are at most 15 code units.
+ */
 function isIfnameCode(code: number): boolean {
-  return (
-    code > 0 && code < LATIN1_END && code !== 0x2f && code !== COLON && code !== 0x20 && !(code >= 0x09 && code <= 0x0d)
-  );
+  return code > 0 && code !== 0x2f && code !== COLON && code !== 0x20 && !(code >= 0x09 && code <= 0x0d);
 }
 
 function isLowerHexCode(code: number): boolean {
@@ -71,7 +70,7 @@ export const VALUE_DOMAINS: Record<GlobKey, ValueDomain> = {
     start: 0,
     step: (length, code) => (isIfnameCode(code) && length < MAX_IFNAME_LENGTH ? length + 1 : null),
     accepts: (length) => length >= 1,
-    boundaries: [0x01, 0x09, 0x0e, 0x20, 0x21, 0x2f, 0x30, COLON, COLON + 1, LATIN1_END],
+    boundaries: [0x01, 0x09, 0x0e, 0x20, 0x21, 0x2f, 0x30, COLON, COLON + 1],
   },
   driver: freeTextDomain(),
   kind: freeTextDomain(),

@@ -330,8 +330,10 @@ describe('patterns that accept every value', () => {
     ['name', ['?'], false],
     ['name', ['[!l]*'], false],
     ['name', ['*[0-9]'], false],
-    ['name', ['[\u0001-\u00ff]*'], true],
-    ['name', ['[\u0001-\u00fe]*'], false],
+    // Names are UTF-8 text (issue 20 #11): "every byte" is no longer every name.
+    ['name', ['[\u0001-\u00ff]*'], false],
+    ['name', ['[\u0001-\uffff]*'], true],
+    ['name', ['[\u0001-\ufffe]*'], false],
     ['driver', ['*'], true],
     ['driver', ['?*'], true],
     ['driver', ['bnxt_*'], false],
