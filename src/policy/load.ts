@@ -26,6 +26,7 @@ import {
   resolveFeatureName,
   suggestFeatureName,
 } from './feature-names';
+import { nearBlanketMatch, nearBlanketUnion } from './blanket';
 import { globLiteral, globProblem } from './glob';
 import { unconstrainedKeys, type UnconstrainedKey } from './glob-coverage';
 import { defaultPolicyPath, readPolicyBytes, sha256 } from './policy-file';
@@ -391,7 +392,23 @@ class PolicyParser {
       return [];
     }
     const firstByName = new Map<string, unknown>();
-    return node.items.map((item, index) => this.rule(item, `rules[${index}]`, firstByName));
+    const rules = node.items.map((item, index) => this.rule(item, `rules[${index}]`, firstByName));
+    this.checkUnionTargeted(rules, node.items);
+    return rules;
+  }
+
+  /** Refuses rules that each target something but together take (nearly) every interface. */
+  private checkUnionTargeted(rules: readonly Rule[], items: readonly unknown[]): void {
+    const union = nearBlanketUnion(rules);
+    if (union === null) return;
+    const last = rules.map((rule) => rule.name).lastIndexOf(union.rules[union.rules.length - 1] as string);
+    this.fail(
+      items[last],
+      `rules[${last}]`,
+      `rules ${union.rules.map((name) => `"${name}"`).join(', ')} together match nearly every interface: ` +
+        `on a typical host they would take ${union.samples.join(', ')}`,
+      { hint: `${BLANKET_HINT}; or, if that is the intent, mark one of them broad` },
+    );
   }
 
   private rule(item: unknown, path: string, firstByName: Map<string, unknown>): Rule {
@@ -507,7 +524,16 @@ class PolicyParser {
     broad: { reason: string; entry: Entry } | null,
   ): void {
     const unconstrained = unconstrainedKeys(spec);
-    if (unconstrained === null) {
+    const nearly = unconstrained === null ? nearBlanketMatch(spec) : null;
+    if (nearly !== null && broad === null) {
+      this.fail(
+        entry.at,
+        entry.path,
+        `rule "${ruleName}" matches nearly every interface: on a typical host it would take ${nearly.join(', ')}`,
+        { hint: `${BLANKET_HINT}; a negated class such as [!x]* leaves out almost nothing` },
+      );
+    }
+    if (unconstrained === null && nearly === null) {
       if (broad !== null) {
         this.warn(
           broad.entry.keyNode,
@@ -517,6 +543,7 @@ class PolicyParser {
       }
       return;
     }
+    if (unconstrained === null) return; // near-blanket, and broad says so
     const why =
       unconstrained.length === 0
         ? 'its match block is empty'

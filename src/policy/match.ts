@@ -125,7 +125,7 @@ function needsDevice(spec: MatchSpec): boolean {
  * keys, and `device` was not given.
  */
 function ruleMatchesOrNeeds(
-  rule: Rule,
+  rule: Pick<Rule, 'match'>,
   link: LinkFacts,
   device: DeviceFacts | undefined,
 ): boolean | typeof NEEDS_DEVICE {
@@ -142,6 +142,11 @@ function ruleMatchesOrNeeds(
 
 export function ruleMatches(rule: Rule, facts: InterfaceFacts): boolean {
   return ruleMatchesOrNeeds(rule, facts, facts) === true;
+}
+
+/** Whether a match block (of a rule still being loaded) takes the interface. */
+export function matchSpecMatches(match: MatchSpec, facts: InterfaceFacts): boolean {
+  return ruleMatchesOrNeeds({ match }, facts, facts) === true;
 }
 
 /**
