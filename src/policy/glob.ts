@@ -91,7 +91,8 @@ function compileGlob(pattern: string): CompiledGlob {
 }
 
 // Patterns come from the policy, so the cache stays small; the bound only guards misuse.
-const GLOB_CACHE_LIMIT = 4096;
+/** Holds every pattern of the largest policy (MAX_POLICY_RULES rules of a few patterns each). */
+const GLOB_CACHE_LIMIT = 65_536;
 const globCache = new Map<string, CompiledGlob>();
 
 export function compiledGlob(pattern: string): CompiledGlob {

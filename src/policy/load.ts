@@ -29,7 +29,7 @@ import {
 import { nearBlanketMatch, nearBlanketUnion } from './blanket';
 import { globLiteral, globProblem } from './glob';
 import { unconstrainedKeys, type UnconstrainedKey } from './glob-coverage';
-import { defaultPolicyPath, readPolicyBytes, sha256 } from './policy-file';
+import { defaultPolicyPath, MAX_POLICY_BYTES, MAX_POLICY_RULES, readPolicyBytes, sha256 } from './policy-file';
 import {
   MATCH_KEYS,
   onOff,
@@ -391,6 +391,16 @@ class PolicyParser {
       );
       return [];
     }
+    if (node.items.length > MAX_POLICY_RULES) {
+      this.fail(
+        node.items[MAX_POLICY_RULES],
+        `rules[${MAX_POLICY_RULES}]`,
+        `the policy has ${node.items.length} rules, more than the ${MAX_POLICY_RULES} allowed`,
+        {
+          hint: 'merge rules that set the same features (a match key takes a list), or match by driver or pci instead of one rule per name',
+        },
+      );
+    }
     const firstByName = new Map<string, unknown>();
     const rules = node.items.map((item, index) => this.rule(item, `rules[${index}]`, firstByName));
     this.checkUnionTargeted(rules, node.items);
@@ -726,7 +736,13 @@ function parseWithChecksum(text: string, path: string, hostFeatures: readonly st
 
 /** Parses policy text (no I/O). `path` is only used in messages; checksum is over the UTF-8 bytes. */
 export function parsePolicy(text: string, path: string, hostFeatures: readonly string[]): Policy {
-  return parseWithChecksum(text, path, hostFeatures, sha256(Buffer.from(text, 'utf8')));
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length > MAX_POLICY_BYTES) {
+    throw new PolicyError(path, `the policy is larger than the ${MAX_POLICY_BYTES} bytes allowed`, {
+      hint: 'check that the text is the policy',
+    });
+  }
+  return parseWithChecksum(text, path, hostFeatures, sha256(bytes));
 }
 
 /** Reads and parses a policy file; an unreadable file is a PolicyError with a hint. */

@@ -7,8 +7,13 @@ import { closeSync, constants as fsConstants, fstatSync, openSync, readSync, typ
 import { PolicyError } from '../errors';
 import { SHIPPED_POLICY_PATH } from '../generated/build-info';
 
-/** A policy is a few kilobytes; refuse to slurp something that is clearly not one. */
+/**
+ * The largest policy, in bytes and in rules: a policy is a few kilobytes, and one at these limits
+ * still loads (and passes check-policy) in about a second, so a reload cannot hold the daemon's
+ * corrections back for long. Beyond them it is refused with this message.
+ */
 export const MAX_POLICY_BYTES = 1024 * 1024;
+export const MAX_POLICY_RULES = 10_000;
 
 export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
