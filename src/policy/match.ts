@@ -17,6 +17,9 @@
 import { vendorDevice } from '../facts/pci';
 import type { DeviceFacts, InterfaceFacts, LinkFacts, PciId } from '../facts/types';
 import { globLiteral, globMatch } from './glob';
+
+/** Matching one value against one pattern, for callers outside the policy folder. */
+export { globMatch };
 import { MATCH_KEYS, type MatchKey, type MatchSpec, type PciPattern, type Policy, type Rule } from './types';
 
 type GlobKey = Exclude<MatchKey, 'pci'>;
