@@ -7,6 +7,7 @@ import { KernelError } from '../errors';
 import { CannotReadError, runDoctor } from '../doctor/collect';
 import type { DoctorReport, Finding, InterfaceEvidence, OffloadEvidence } from '../doctor/types';
 import { DEFAULT_SYSFS_ROOT } from '../facts/sysfs';
+import { escapeControl, escapeStrings } from '../observe/escape';
 import { onOff } from '../policy/types';
 import { table } from './format';
 
@@ -31,7 +32,9 @@ function fail(out: { json: boolean }, code: number, message: string, hint?: stri
     process.stdout.write(
       `${JSON.stringify({ error: { message, code: code === DOCTOR_EXIT.usage ? 'ERR_USAGE' : 'ERR_CANNOT_READ', hint } }, null, 2)}\n`,
     );
-  process.stderr.write(`offloadctl doctor: ${message}${hint ? `\n  hint: ${hint}` : ''}\n`);
+  process.stderr.write(
+    `offloadctl doctor: ${escapeControl(message)}${hint ? `\n  hint: ${escapeControl(hint)}` : ''}\n`,
+  );
   return code;
 }
 
@@ -185,7 +188,8 @@ EXIT STATUS
         return fail(out, DOCTOR_EXIT.cannotRead, error.message, error.hint);
       throw error;
     }
-    process.stdout.write(out.json ? `${JSON.stringify(report, null, 2)}\n` : formatDoctor(report));
+    // Interface names are the kernel's bytes: escape sequences in them must not reach the terminal.
+    process.stdout.write(out.json ? `${JSON.stringify(report, null, 2)}\n` : formatDoctor(escapeStrings(report)));
     return report.findings.length === 0 ? DOCTOR_EXIT.clean : DOCTOR_EXIT.finding;
   },
 };
