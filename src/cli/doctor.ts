@@ -8,6 +8,7 @@ import { CannotReadError, runDoctor } from '../doctor/collect';
 import { formatOverlaps, otherManagersOfReport } from '../doctor/managers/host';
 import type { DoctorReport, Finding, InterfaceEvidence, OffloadEvidence } from '../doctor/types';
 import { DEFAULT_SYSFS_ROOT } from '../facts/sysfs';
+import { escapeControl, escapeStrings } from '../observe/escape';
 import { onOff } from '../policy/types';
 import { table } from './format';
 
@@ -32,7 +33,9 @@ function fail(out: { json: boolean }, code: number, message: string, hint?: stri
     process.stdout.write(
       `${JSON.stringify({ error: { message, code: code === DOCTOR_EXIT.usage ? 'ERR_USAGE' : 'ERR_CANNOT_READ', hint } }, null, 2)}\n`,
     );
-  process.stderr.write(`offloadctl doctor: ${message}${hint ? `\n  hint: ${hint}` : ''}\n`);
+  process.stderr.write(
+    `offloadctl doctor: ${escapeControl(message)}${hint ? `\n  hint: ${escapeControl(hint)}` : ''}\n`,
+  );
   return code;
 }
 
@@ -193,10 +196,11 @@ EXIT STATUS
       throw error;
     }
     const managers = otherManagersOfReport(report, (values['root'] as string | undefined) ?? '/');
+    // Interface names are the kernel's bytes: escape sequences in them must not reach the terminal.
     process.stdout.write(
       out.json
         ? `${JSON.stringify({ ...report, managers }, null, 2)}\n`
-        : formatDoctor(report) + formatOverlaps(managers),
+        : formatDoctor(escapeStrings(report)) + formatOverlaps(escapeStrings(managers)),
     );
     return report.findings.length === 0 ? DOCTOR_EXIT.clean : DOCTOR_EXIT.finding;
   },

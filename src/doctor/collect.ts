@@ -249,6 +249,9 @@ function targetsOf(names: readonly string[], links: readonly LinkMessage[]): Lin
   });
 }
 
+/** What is known of one interface before its second traffic sample. */
+type Prepared = Omit<InterfaceEvidence, 'traffic'> & { link: LinkMessage; first: ReturnType<typeof sample> };
+
 /** Runs the whole diagnosis; throws CannotReadError when the kernel cannot be read. */
 export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   const notes: string[] = [];
@@ -291,55 +294,88 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   // The window runs while everything else is read (and the daemon asked).
   const window = sleep(options.windowSec * 1000);
 
-  const prepared: Array<Omit<InterfaceEvidence, 'traffic'> & { link: LinkMessage }> = [];
+  const examine = async (link: LinkMessage, first: ReturnType<typeof sample>): Promise<Prepared> => {
+    const facts: InterfaceFacts = { ...linkFactsOf(link), ...factsSource.device(link) };
+    const snapshot = table.read(link.name, link.ifindex);
+    const explained = await wanted.explain(link, facts, snapshot);
+    const identity: Identity = {
+      driver: facts.driver,
+      ...driverVersions(link),
+      busInfo: facts.busInfo,
+      pci: facts.pci ? vendorDevice(facts.pci) : null,
+      kind: facts.kind,
+      mtu: first.stats.mtu,
+      family: familyMembership(facts.pci, family),
+      uppers: uppersOf(link, byIndex, table),
+    };
+    return {
+      link,
+      first,
+      name: link.name,
+      ifindex: link.ifindex,
+      identity,
+      policy: policyVerdict(explained),
+      offloads: offloadsOf(table, snapshot, explained.plan),
+    };
+  };
+
+  const prepared: Prepared[] = [];
   for (const link of targets) {
     const first = firstSamples.get(link.ifindex);
     if (!first) continue;
     try {
-      const facts: InterfaceFacts = { ...linkFactsOf(link), ...factsSource.device(link) };
-      const snapshot = table.read(link.name, link.ifindex);
-      const explained = await wanted.explain(link, facts, snapshot);
-      const identity: Identity = {
-        driver: facts.driver,
-        ...driverVersions(link),
-        busInfo: facts.busInfo,
-        pci: facts.pci ? vendorDevice(facts.pci) : null,
-        kind: facts.kind,
-        mtu: first.stats.mtu,
-        family: familyMembership(facts.pci, family),
-        uppers: uppersOf(link, byIndex, table),
-      };
-      prepared.push({
-        link,
-        name: link.name,
-        ifindex: link.ifindex,
-        identity,
-        policy: policyVerdict(explained),
-        offloads: offloadsOf(table, snapshot, explained.plan),
-      });
+      prepared.push(await examine(link, first));
     } catch (error) {
       if (!vanished(link, error)) throw error;
     }
   }
   await window;
 
-  const interfaces: DoctorReport['interfaces'] = [];
-  for (const { link, ...evidence } of prepared) {
-    let second: ReturnType<typeof sample>;
+  // An interface deleted and created again under the same name meanwhile is another interface
+  // (another ifindex): it is examined as found now, without a traffic window of its own.
+  const byNameNow = new Map(dumpLinks().map((link) => [link.name, link]));
+  const recreated = async (link: LinkMessage): Promise<Prepared | null> => {
+    const now = byNameNow.get(link.name);
+    if (now === undefined || now.ifindex === link.ifindex) return null;
+    notes.push(
+      `${link.name} was deleted and created again during the diagnosis (ifindex ${link.ifindex}, now ${now.ifindex}): ` +
+        'the new one is examined without a traffic window',
+    );
     try {
-      second = sample(link);
+      return await examine(now, sample(now));
     } catch (error) {
-      if (vanished(link, error)) continue;
-      throw new CannotReadError(
-        `cannot read the counters of ${link.name}: ${(error as Error).message}`,
-        undefined,
-        error,
-      );
+      if (vanished(now, error)) return null;
+      throw error;
     }
-    const first = firstSamples.get(link.ifindex) as ReturnType<typeof sample>;
+  };
+
+  const interfaces: DoctorReport['interfaces'] = [];
+  for (const target of targets) {
+    let entry = prepared.find((candidate) => candidate.link === target) ?? null;
+    let second: ReturnType<typeof sample> | null = null;
+    if (entry !== null) {
+      try {
+        second = sample(entry.link);
+      } catch (error) {
+        if (!vanished(entry.link, error)) {
+          throw new CannotReadError(
+            `cannot read the counters of ${entry.link.name}: ${(error as Error).message}`,
+            undefined,
+            error,
+          );
+        }
+        entry = null;
+      }
+    }
+    if (entry === null) {
+      entry = await recreated(target);
+      if (entry === null) continue;
+      second = entry.first;
+    }
+    const { link: _link, first, ...evidence } = entry;
     const complete: InterfaceEvidence = {
       ...evidence,
-      traffic: trafficEvidence(first.counters, second.counters, evidence.identity.mtu),
+      traffic: trafficEvidence(first.counters, (second as ReturnType<typeof sample>).counters, evidence.identity.mtu),
     };
     interfaces.push({ ...complete, findings: findingsFor(complete, { daemon: wanted.source.daemon }) });
   }

@@ -4,6 +4,7 @@
  * enough traffic, a family membership the policy states, and GRO or GSO on).
  */
 import { SYMPTOM_FEATURES } from './knowledge';
+import { shellQuote } from './shell-quote';
 import { LOSS_FRACTION_WORTH_REPORTING } from './traffic';
 import type { Finding, InterfaceEvidence, OffloadEvidence, Severity } from './types';
 
@@ -32,7 +33,7 @@ function onFeatures(evidence: InterfaceEvidence, features: readonly string[]): s
 /** "ethtool -K IF gro off gso off" for what is on now. */
 function ethtoolOff(evidence: InterfaceEvidence): string {
   const short: Record<string, string> = { 'rx-gro': 'gro', 'tx-generic-segmentation': 'gso' };
-  return `ethtool -K ${evidence.name} ${onFeatures(evidence, SYMPTOM_FEATURES)
+  return `ethtool -K ${shellQuote(evidence.name)} ${onFeatures(evidence, SYMPTOM_FEATURES)
     .map((feature) => `${short[feature] ?? feature} off`)
     .join(' ')}`;
 }
@@ -51,7 +52,7 @@ function enforcementFix(evidence: InterfaceEvidence, context: FixContext): strin
   }
   if (mode === 'report')
     return `rule ${rule} is in report mode: set \`mode: enforce\` on it and \`systemctl reload offloadd\`; right now \`${ethtoolOff(evidence)}\``;
-  return `\`offloadctl enforce ${evidence.name}\`, then \`offloadctl drift --interface ${evidence.name}\` shows what turned it back on`;
+  return `\`offloadctl enforce ${shellQuote(evidence.name)}\`, then \`offloadctl drift --interface ${shellQuote(evidence.name)}\` shows what turned it back on`;
 }
 
 function symptom(evidence: InterfaceEvidence, context: FixContext): Finding | null {
@@ -106,7 +107,7 @@ function notAsWanted(evidence: InterfaceEvidence, context: FixContext): Finding 
           : 'the policy says how this interface should be, and it is not so now',
     fix:
       changeable.length === 0
-        ? `nothing to enforce; if the rule should not cover ${evidence.name}, narrow its match (\`offloadctl explain ${evidence.name}\`)`
+        ? `nothing to enforce; if the rule should not cover ${evidence.name}, narrow its match (\`offloadctl explain ${shellQuote(evidence.name)}\`)`
         : enforcementFix(evidence, context),
   };
 }
@@ -139,7 +140,7 @@ function mtuDiffers(evidence: InterfaceEvidence): Finding[] {
       reason:
         'frames the larger side sends are dropped or fragmented by the smaller one; guests and peers that believe the larger MTU ' +
         'see stalls on large transfers while small requests work',
-      fix: `set one MTU along the path, e.g. \`ip link set ${upper.name} mtu ${mtu}\` or \`ip link set ${evidence.name} mtu ${upper.mtu}\`, and the same in the network configuration`,
+      fix: `set one MTU along the path, e.g. \`ip link set ${shellQuote(upper.name)} mtu ${mtu}\` or \`ip link set ${shellQuote(evidence.name)} mtu ${upper.mtu}\`, and the same in the network configuration`,
     }));
 }
 
@@ -176,7 +177,7 @@ function tsoOffOnGuestDevice(evidence: InterfaceEvidence): Finding | null {
     reason:
       'with TSO off on the host side of a guest, the host cuts every segment to MTU size before the guest sees it: ' +
       'virtio-net receive-segment coalescing gets no large segments and VM throughput drops several times over',
-    fix: `\`ethtool -K ${evidence.name} tso on\`, and turn GRO/GSO off on the physical port instead (a rule matching its driver and PCI id)`,
+    fix: `\`ethtool -K ${shellQuote(evidence.name)} tso on\`, and turn GRO/GSO off on the physical port instead (a rule matching its driver and PCI id)`,
   };
 }
 
@@ -192,7 +193,7 @@ function groOffOnUpperOnly(evidence: InterfaceEvidence): Finding | null {
     evidence: { uppersWithGroOff: off.map((upper) => upper.name), nicGro: true },
     reason:
       'GRO happens where packets enter the stack, on the physical port; a bridge or bond only passes on what its port already coalesced',
-    fix: `turn it off on the port: \`ethtool -K ${evidence.name} gro off\`, kept by a rule matching its driver and PCI id`,
+    fix: `turn it off on the port: \`ethtool -K ${shellQuote(evidence.name)} gro off\`, kept by a rule matching its driver and PCI id`,
   };
 }
 
@@ -219,7 +220,7 @@ function packetLoss(evidence: InterfaceEvidence): Finding | null {
       driverLossCounters: traffic.driverCounters.lossCounters,
     },
     reason: 'loss above 0.1 % caps TCP throughput by itself, independent of offloads',
-    fix: `look at the moved driver counters (\`ethtool -S ${evidence.name}\`): rx missed/no-buffer counters call for larger rings (\`ethtool -G\`), errors for cabling or the peer`,
+    fix: `look at the moved driver counters (\`ethtool -S ${shellQuote(evidence.name)}\`): rx missed/no-buffer counters call for larger rings (\`ethtool -G\`), errors for cabling or the peer`,
   };
 }
 

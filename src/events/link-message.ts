@@ -51,6 +51,8 @@ export interface LinkMessage {
   /** IFLA_PARENT_DEV_NAME / _BUS_NAME (5.13+): e.g. "0000:3b:00.0" / "pci". */
   parentDevice: string | null;
   parentBus: string | null;
+  /** Set when the name's bytes are not UTF-8: `name` is then their latin1 reading and cannot address the kernel. */
+  nameNotUtf8?: true;
 }
 
 // Plain indexed reads: Buffer.readUInt16LE/32LE are calls with bounds checks, and this parser
@@ -69,10 +71,29 @@ function u32(buffer: Buffer, at: number): number {
   );
 }
 
-function cString(buffer: Buffer, start: number, end: number): string {
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A NUL-terminated attribute as text. Names are bytes to the kernel; the rest of offloadd (the
+ * addon's ioctls, sysfs paths, the policy's globs) speaks UTF-8, so the bytes are decoded as UTF-8
+ * and a name such as `mé` reaches the kernel again as the same bytes. Bytes that are not UTF-8
+ * cannot make that round trip: they are decoded as latin1 (one character per byte, so nothing
+ * is merged) and the caller is told through `notUtf8`.
+ */
+function cString(buffer: Buffer, start: number, end: number, notUtf8?: () => void): string {
   let nul = start;
-  while (nul < end && buffer[nul] !== 0) nul++;
-  return buffer.toString('latin1', start, nul);
+  let ascii = true;
+  while (nul < end && buffer[nul] !== 0) {
+    if ((buffer[nul] as number) >= 0x80) ascii = false;
+    nul++;
+  }
+  if (ascii) return buffer.toString('latin1', start, nul);
+  try {
+    return UTF8.decode(buffer.subarray(start, nul));
+  } catch {
+    notUtf8?.();
+    return buffer.toString('latin1', start, nul);
+  }
 }
 
 /** "00", "01", ... "ff": a MAC is six look-ups, not six toString(16) + padStart + join. */
@@ -120,7 +141,7 @@ function parseLink(buffer: Buffer, start: number, end: number, type: 'new' | 'de
     const valueEnd = offset + length;
     switch (attribute) {
       case IFLA_IFNAME:
-        message.name = cString(buffer, value, valueEnd);
+        message.name = cString(buffer, value, valueEnd, () => (message.nameNotUtf8 = true));
         break;
       case IFLA_ADDRESS:
         message.mac = macString(buffer, value, valueEnd);

@@ -6,6 +6,7 @@
  * keeps interrupting it); then it is retried with a growing delay, since until it succeeds the
  * daemon does not know what it missed.
  */
+import { monotonicMs } from '../clock';
 import { dumpLinks } from './link-events';
 import type { LinkMessage } from './link-message';
 
@@ -29,7 +30,7 @@ export class LinkRefresh {
   /** Lost-event notices not yet covered by a re-read, and the latest one's wording. */
   private notices = 0;
   private reason = '';
-  private lastResyncAt = 0;
+  private lastResyncAt = -Infinity;
 
   constructor(
     private readonly handlers: LinkRefreshHandlers,
@@ -41,7 +42,7 @@ export class LinkRefresh {
     this.notices++;
     this.reason = reason;
     if (this.resyncTimer) return; // one is already due; it will cover this notice too
-    const wait = this.lastResyncAt + RESYNC_MIN_INTERVAL_MS - Date.now();
+    const wait = this.lastResyncAt + RESYNC_MIN_INTERVAL_MS - monotonicMs();
     if (wait <= 0) this.resync(0);
     else this.resyncTimer = setTimeout(() => this.resync(0), wait);
   }
@@ -82,7 +83,7 @@ export class LinkRefresh {
     const notices = this.notices;
     const reason = notices > 1 ? `${this.reason} (${notices} lost-event notices since the last re-read)` : this.reason;
     this.notices = 0;
-    this.lastResyncAt = Date.now();
+    this.lastResyncAt = monotonicMs();
     this.handlers.onResync(links, reason, notices);
   }
 }

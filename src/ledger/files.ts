@@ -204,12 +204,18 @@ export function writeSeqFile(file: string, seq: number): void {
   fs.rmSync(temporary, { force: true });
   const { fd } = openRegular(temporary, O_WRONLY | O_CREAT | O_TRUNC);
   try {
-    fs.writeSync(fd, `${seq}\n`);
-    fs.fdatasyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    try {
+      fs.writeSync(fd, `${seq}\n`);
+      fs.fdatasyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(temporary, file);
+  } catch (error) {
+    // A full disk must not leave ledger.seq.tmp behind.
+    fs.rmSync(temporary, { force: true });
+    throw error;
   }
-  fs.renameSync(temporary, file);
 }
 
 /** fsync of a directory, so renames and new files in it survive a crash. */

@@ -82,9 +82,15 @@ export class LastSeenStore {
     const body: FileShape = { version: FORMAT_VERSION, interfaces };
     const temporary = `${this.file}.${process.pid}.tmp`;
     fs.rmSync(temporary, { force: true });
-    // 'wx' is O_CREAT|O_EXCL: never follows a link planted at the temporary name.
-    fs.writeFileSync(temporary, JSON.stringify(body), { flag: 'wx', mode: 0o640 });
-    fs.renameSync(temporary, this.file);
+    try {
+      // 'wx' is O_CREAT|O_EXCL: never follows a link planted at the temporary name.
+      fs.writeFileSync(temporary, JSON.stringify(body), { flag: 'wx', mode: 0o640 });
+      fs.renameSync(temporary, this.file);
+    } catch (error) {
+      // A full disk must not leave a partial temporary file behind.
+      fs.rmSync(temporary, { force: true });
+      throw error;
+    }
   }
 }
 

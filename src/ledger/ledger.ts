@@ -5,10 +5,13 @@
  *   STATE_DIR/ledger.jsonl       the active file
  *   STATE_DIR/ledger.jsonl.1..N  older files, .1 newest
  *   STATE_DIR/ledger.seq         the last sequence number, saved at rotation and at exit
+ *   STATE_DIR/ledger.reserve     space allocated at start for records the ledger cannot take
  *
  * The ledger never stands between the daemon and enforcement: a ledger that cannot be opened or
  * written (full disk, read-only, a FIFO or a link at its path) is reported through the observer
- * and in `health`, records are held in memory (bounded) and written once writing works again.
+ * and in `health`, records are held in memory and written once writing works again. So that a
+ * disk full until exit loses nothing, held records are also written into the reserve (reserve.ts),
+ * which needs no new space; the next start replays them into the ledger, numbers unchanged.
  * A failed or partial append is cut back to the last good length, so no record is ever glued
  * onto a torn line; a torn line left by a crash is terminated by the next append.
  */
@@ -30,11 +33,16 @@ import {
   writeSeqFile,
 } from './files';
 import { RecentHistory, RECENT_RECORDS } from './history';
+import { LedgerReserve } from './reserve';
 import { parseRecord, type LedgerRecord, type NewRecord, type RecordEvent } from './record';
 
 const ACTIVE_FILE = 'ledger.jsonl';
 const SEQ_FILE = 'ledger.seq';
-/** Records held in memory while the ledger cannot be written; beyond this the oldest are dropped. */
+const RESERVE_FILE = 'ledger.reserve';
+/**
+ * Records held in memory only (not in the reserve) while the ledger cannot be written; beyond
+ * this the oldest of those are dropped.
+ */
 export const MAX_HELD_RECORDS = 10_000;
 /** While unwritable, how often writing the held records is retried without new records. */
 export const RETRY_INTERVAL_MS = 1000;
@@ -42,11 +50,20 @@ export const RETRY_INTERVAL_MS = 1000;
 export const HELD = 'ERR_LEDGER_HELD';
 /** Warnings about one file's lines at start-up beyond this are summed up in one line. */
 const MAX_LINE_WARNINGS = 20;
+/**
+ * How far back a wall clock may have been stepped for `since` to still find what was written
+ * after the step: records stamped up to this long before `since` are looked through.
+ */
+export const SINCE_CLOCK_STEP_MS = 24 * 60 * 60 * 1000;
 /** Lines the ledger writes start like this: records already in memory are skipped without parsing. */
 const SEQ_PREFIX = /^\{"seq":(\d+),/;
 
 export interface LedgerQuery {
-  /** Only records at or after it. */
+  /**
+   * Records from the first one stamped at or after it, by sequence number: a record stamped
+   * earlier because the wall clock was stepped back after `since` is still in the answer. The
+   * search ends at a record stamped more than SINCE_CLOCK_STEP_MS before `since`.
+   */
   since?: Date;
   interface?: string;
   feature?: string;
@@ -108,6 +125,13 @@ export class Ledger {
   private needsNewline = false;
   private seq = 0;
   private held: LedgerRecord[] = [];
+  /** held[0, inReserve) are also in the reserve file. */
+  private inReserve = 0;
+  private reserve: LedgerReserve | null = null;
+  /** The reserve was found full in this episode (said once). */
+  private reserveFullSaid = false;
+  /** The highest sequence number found in the ledger's files at start. */
+  private lastSeqInFiles = 0;
   private droppedHeld = 0;
   private unwritableSince: Date | null = null;
   private problem: string | null = null;
@@ -127,6 +151,10 @@ export class Ledger {
 
   get activePath(): string {
     return path.join(this.dir, ACTIVE_FILE);
+  }
+
+  get reservePath(): string {
+    return path.join(this.dir, RESERVE_FILE);
   }
 
   private get seqPath(): string {
@@ -156,7 +184,8 @@ export class Ledger {
   open(): void {
     this.closed = false;
     this.loadHistory();
-    this.openActive();
+    this.openReserve();
+    if (this.openActive() && this.held.length > 0) this.writeOut([]);
   }
 
   setLimits(limits: LedgerLimits): void {
@@ -194,18 +223,20 @@ export class Ledger {
   /** Newest first: from memory, and from the files (backwards, in chunks, stopping at the limit) only when needed. */
   async query(query: LedgerQuery = {}): Promise<LedgerQueryResult> {
     const limit = query.limit ?? Infinity;
-    const since = query.since?.getTime();
     const found: LedgerRecord[] = [];
+    const since = new SinceScan(query.since);
     for (const record of this.history.newestFirst()) {
-      if (since !== undefined && Date.parse(record.time) < since) return { records: found, warnings: [] };
-      if (matches(record, query)) found.push(record);
-      if (found.length >= limit) return { records: found, warnings: [] };
+      const verdict = since.judge(record);
+      if (verdict === 'end') return { records: found, warnings: [] };
+      if (verdict === 'take') found.push(...since.release(), ...(matches(record, query) ? [record] : []));
+      else if (verdict === 'maybe' && matches(record, query)) since.holdBack(record);
+      if (found.length >= limit) return { records: found.slice(0, limit), warnings: [] };
     }
     if (this.history.complete) return { records: found, warnings: [] };
     // Deeper: one scan of the files at a time, so concurrent deep queries queue instead of multiplying the work.
     const below = this.history.oldestSeq ?? Number.MAX_SAFE_INTEGER;
     const warnings: string[] = [];
-    const scan = this.diskScans.then(() => this.scanFiles(query, below, limit, found, warnings));
+    const scan = this.diskScans.then(() => this.scanFiles(query, since, below, limit, found, warnings));
     this.diskScans = scan.catch(() => undefined);
     await scan;
     return { records: found, warnings };
@@ -219,10 +250,24 @@ export class Ledger {
     if (this.held.length > 0) this.writeOut([]);
     this.syncNow();
     if (this.held.length > 0) {
-      this.observer.warning(
-        `${this.held.length} records (up to #${this.seq}) could not be written to ${this.activePath}: they are only in the log`,
-      );
+      this.keepInReserve();
+      const first = (this.held[0] as LedgerRecord).seq;
+      if (this.inReserve > 0) {
+        this.observer.warning(
+          `${this.inReserve} records (#${first} to #${(this.held[this.inReserve - 1] as LedgerRecord).seq}) could not be ` +
+            `written to ${this.activePath}: they are kept in ${this.reservePath} and written to the ledger at the next start`,
+        );
+      }
+      const memoryOnly = this.held.slice(this.inReserve);
+      if (memoryOnly.length > 0) {
+        this.observer.warning(
+          `${memoryOnly.length} records (#${(memoryOnly[0] as LedgerRecord).seq} to #${this.seq}) could not be written ` +
+            `to ${this.activePath} nor to its reserve: they are only in the log`,
+        );
+      }
     }
+    this.reserve?.close();
+    this.reserve = null;
     try {
       if (this.seq > 0) writeSeqFile(this.seqPath, this.seq);
     } catch {
@@ -253,8 +298,82 @@ export class Ledger {
     this.needsNewline = false;
     const heldWritten = this.held.length;
     this.held = [];
+    if (this.inReserve > 0) this.releaseReserve(fd);
     if (this.unwritableSince !== null) this.markWritable(heldWritten);
     return null;
+  }
+
+  /** Reads the reserve (allocating it) and takes what the last run kept there as held records. */
+  private openReserve(): void {
+    try {
+      this.reserve = LedgerReserve.open(this.reservePath);
+    } catch (error) {
+      const hint = (error as OffloaddError).hint;
+      this.observer.warning(
+        `${(error as Error).message}${hint ? ` (${hint})` : ''}; records the ledger cannot take are held in memory only`,
+      );
+      return;
+    }
+    if (this.reserve.problem !== null) this.observer.warning(this.reserve.problem);
+    if (this.reserve.skippedLines > 0) {
+      this.observer.warning(`${this.reservePath}: skipped ${this.reserve.skippedLines} torn lines`);
+    }
+    // A crash between writing them to the ledger and clearing the reserve leaves some in both.
+    const pending = this.reserve.found.filter((record) => record.seq > this.lastSeqInFiles);
+    if (pending.length === 0) {
+      if (!this.reserve.empty) this.clearReserve();
+      return;
+    }
+    pending.sort((a, b) => a.seq - b.seq);
+    for (const record of pending) this.history.add(record);
+    this.held = pending;
+    this.inReserve = pending.length;
+    this.seq = Math.max(this.seq, (pending[pending.length - 1] as LedgerRecord).seq);
+    this.observer.warning(
+      `${pending.length} records the last run could not write to the ledger (#${(pending[0] as LedgerRecord).seq} to ` +
+        `#${(pending[pending.length - 1] as LedgerRecord).seq}) were kept in ${this.reservePath}; writing them to the ledger`,
+    );
+  }
+
+  /** Held records not yet in the reserve go there (all or none, in order). */
+  private keepInReserve(): void {
+    if (this.reserve === null || this.reserveFullSaid || this.inReserve >= this.held.length) return;
+    let kept = 0;
+    try {
+      kept = this.reserve.keep(this.held.slice(this.inReserve));
+    } catch (error) {
+      this.observer.warning(`could not write to ${this.reservePath} (${(error as Error).message})`);
+      return;
+    }
+    this.inReserve += kept;
+    if (kept === 0 && !this.reserveFullSaid) {
+      this.reserveFullSaid = true;
+      this.observer.warning(
+        `${this.reservePath} is full: records from #${(this.held[this.inReserve] as LedgerRecord).seq} on are held in memory only`,
+      );
+    }
+  }
+
+  /** The held records are in the ledger file now: once they are durable there, the reserve is emptied. */
+  private releaseReserve(fd: number): void {
+    try {
+      fs.fdatasyncSync(fd);
+    } catch (error) {
+      // Left in the reserve: the next start skips those the ledger has by their numbers.
+      this.observer.warning(`could not sync ${this.activePath} (${(error as Error).message})`);
+      return;
+    }
+    this.clearReserve();
+  }
+
+  private clearReserve(): void {
+    this.inReserve = 0;
+    this.reserveFullSaid = false;
+    try {
+      this.reserve?.clear();
+    } catch (error) {
+      this.observer.warning(`could not clear ${this.reservePath} (${(error as Error).message})`);
+    }
   }
 
   /** After a failed or partial append: cut the file back so the next record starts on a fresh line. */
@@ -272,9 +391,11 @@ export class Ledger {
 
   private hold(records: LedgerRecord[], error: Error | null): Error {
     this.held.push(...records);
-    if (this.held.length > MAX_HELD_RECORDS) {
-      const dropped = this.held.length - MAX_HELD_RECORDS;
-      this.held.splice(0, dropped);
+    this.keepInReserve();
+    const memoryOnly = this.held.length - this.inReserve;
+    if (memoryOnly > MAX_HELD_RECORDS) {
+      const dropped = memoryOnly - MAX_HELD_RECORDS;
+      this.held.splice(this.inReserve, dropped);
       if (this.droppedHeld === 0)
         this.observer.warning(
           `ledger unwritable for too long: dropping the oldest held records (only in the log now); keeping the newest ${MAX_HELD_RECORDS}`,
@@ -284,7 +405,8 @@ export class Ledger {
     if (error) this.markUnwritable(error);
     return new OffloaddError(
       HELD,
-      `not written to the ledger (${this.problem ?? 'unwritable'}); held in memory until it can be written`,
+      `not written to the ledger (${this.problem ?? 'unwritable'}); held until it can be written` +
+        (this.inReserve === this.held.length ? ` (kept in ${this.reservePath} meanwhile)` : ''),
     );
   }
 
@@ -508,11 +630,13 @@ export class Ledger {
     } catch (error) {
       this.observer.warning(`${this.seqPath}: ${(error as Error).message}; continuing from the records' numbers`);
     }
+    this.lastSeqInFiles = maxSeq;
     this.seq = Math.max(this.seq, maxSeq, saved ?? 0);
   }
 
   private async scanFiles(
     query: LedgerQuery,
+    since: SinceScan,
     below: number,
     limit: number,
     found: LedgerRecord[],
@@ -528,7 +652,6 @@ export class Ledger {
         warnings.push(this.unreadable(file, error));
       }
     }
-    const since = query.since?.getTime();
     const needles = rawNeedles(query);
     try {
       for (const { file, handle, size } of opened) {
@@ -538,20 +661,20 @@ export class Ledger {
             const prefix = SEQ_PREFIX.exec(line);
             if (line === '' || (prefix && Number(prefix[1]) >= below)) return true; // already answered from memory
             // A line as the daemon writes it that lacks a filter's exact text cannot match: not parsed.
-            if (
-              prefix &&
-              since === undefined &&
-              !needles.every((group) => group.some((needle) => line.includes(needle)))
-            )
+            if (prefix && !since.active && !needles.every((group) => group.some((needle) => line.includes(needle))))
               return true;
             const parsed = parseRecord(line);
             if ('problem' in parsed || parsed.record.seq >= below) return true;
-            if (since !== undefined && Date.parse(parsed.record.time) < since) {
+            const verdict = since.judge(parsed.record);
+            if (verdict === 'end') {
               done = true;
               return false;
             }
-            if (matches(parsed.record, query)) found.push(parsed.record);
+            if (verdict === 'take') {
+              found.push(...since.release(), ...(matches(parsed.record, query) ? [parsed.record] : []));
+            } else if (verdict === 'maybe' && matches(parsed.record, query)) since.holdBack(parsed.record);
             done = found.length >= limit;
+            if (found.length > limit) found.length = limit;
             return !done;
           });
         } catch (error) {
@@ -572,6 +695,42 @@ export class Ledger {
       this.observer.warning(message);
     }
     return message;
+  }
+}
+
+/**
+ * `since` over records met newest first (by sequence number). A record stamped before `since` is
+ * held back: it is in the answer only if an older record (lower number) is stamped at or after
+ * `since`, which means the clock was stepped back in between.
+ */
+class SinceScan {
+  private heldBack: LedgerRecord[] = [];
+  private readonly sinceMs: number | undefined;
+
+  constructor(since: Date | undefined) {
+    this.sinceMs = since?.getTime();
+  }
+
+  get active(): boolean {
+    return this.sinceMs !== undefined;
+  }
+
+  judge(record: LedgerRecord): 'take' | 'maybe' | 'end' {
+    if (this.sinceMs === undefined) return 'take';
+    const stamped = Date.parse(record.time);
+    if (stamped >= this.sinceMs) return 'take';
+    return stamped < this.sinceMs - SINCE_CLOCK_STEP_MS ? 'end' : 'maybe';
+  }
+
+  holdBack(record: LedgerRecord): void {
+    this.heldBack.push(record);
+  }
+
+  /** A record stamped at or after `since` was met: those held back (newer than it) are in the answer. */
+  release(): LedgerRecord[] {
+    const released = this.heldBack;
+    this.heldBack = [];
+    return released;
   }
 }
 

@@ -14,6 +14,8 @@ export const STATE_DIR_MODE = 0o750;
 const PID_FILE = 'offloadd.pid';
 /** Group- or world-writable: anyone with that access could replace the ledger. */
 const UNSAFE_MODE_BITS = 0o022;
+/** S_ISVTX: in a sticky directory only an entry's owner may rename or remove it. */
+const STICKY_BIT = 0o1000;
 
 /** The directory is unsafe or another daemon holds it: the daemon must not run on it. */
 export class StateDirRefused extends OffloaddError {}
@@ -32,15 +34,15 @@ export class StateDirLock {
     let fd: number;
     try {
       fs.mkdirSync(dir, { recursive: true, mode: STATE_DIR_MODE });
-      fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+      // Never through a link at the last component: whoever can write the parent could point it
+      // anywhere. Owner and mode are then checked on this descriptor, not on the path.
+      fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
     } catch (error) {
-      throw new OffloaddError('ERR_STATE_DIR', `cannot use the state directory ${dir}: ${(error as Error).message}`, {
-        hint: 'check --state-dir (default /var/lib/offloadd): it must be a directory the daemon can create or open',
-        cause: error,
-      });
+      throw unusable(dir, error);
     }
     try {
       checkOwnership(dir, fs.fstatSync(fd));
+      checkAncestors(dir);
       if (!addon.tryLockExclusive(fd)) {
         const holder = readHolder(dir);
         throw new StateDirRefused(
@@ -83,6 +85,79 @@ export class StateDirLock {
     } catch {
       // the pid is only for the message another daemon prints
     }
+  }
+}
+
+/** Why the directory cannot be opened; a link or a non-directory is refused, not worked around. */
+function unusable(dir: string, error: unknown): OffloaddError {
+  const code = (error as NodeJS.ErrnoException).code;
+  // O_NOFOLLOW|O_DIRECTORY on a link fails with ENOTDIR (or ELOOP): look at what is there.
+  let isLink = code === 'ELOOP';
+  try {
+    isLink ||= code === 'ENOTDIR' && fs.lstatSync(dir).isSymbolicLink();
+  } catch {
+    // gone meanwhile: reported as it failed
+  }
+  if (isLink) {
+    let target = '?';
+    try {
+      target = fs.readlinkSync(dir);
+    } catch {
+      // gone meanwhile: the message still says what was found
+    }
+    return new StateDirRefused('ERR_STATE_DIR_UNSAFE', `state directory ${dir} is a symbolic link (to ${target})`, {
+      hint:
+        `the daemon never follows a link at its state directory: give the real directory as --state-dir ` +
+        `(e.g. --state-dir "$(readlink -f ${dir})"), or replace the link with a directory (rm ${dir}; mkdir -m 750 ${dir})`,
+      cause: error,
+    });
+  }
+  if (code === 'ENOTDIR' || code === 'EEXIST') {
+    return new StateDirRefused('ERR_STATE_DIR_UNSAFE', `state directory ${dir} exists and is not a directory`, {
+      hint: `move it away, or choose another --state-dir`,
+      cause: error,
+    });
+  }
+  return new OffloaddError('ERR_STATE_DIR', `cannot use the state directory ${dir}: ${(error as Error).message}`, {
+    hint: 'check --state-dir (default /var/lib/offloadd): it must be a directory the daemon can create or open',
+    cause: error,
+  });
+}
+
+/**
+ * Each directory above the state directory (links there resolved: /var/lib may be one) must be
+ * writable only by root or the daemon's user, unless it is sticky (/tmp): otherwise its group
+ * could rename the state directory away and put a link in its place after this check.
+ */
+function checkAncestors(dir: string): void {
+  const euid = process.geteuid?.() ?? 0;
+  let ancestor: string;
+  try {
+    ancestor = fs.realpathSync(path.dirname(path.resolve(dir)));
+  } catch {
+    return; // the directory was just opened, so its parent exists; a race is refused at the next start
+  }
+  for (;;) {
+    const stat = fs.statSync(ancestor);
+    const trustedOwner = stat.uid === 0 || stat.uid === euid;
+    const othersMayRename = (stat.mode & UNSAFE_MODE_BITS) !== 0 && (stat.mode & STICKY_BIT) === 0;
+    if (!trustedOwner || othersMayRename) {
+      const why = trustedOwner
+        ? `is writable by its group or by everyone without the sticky bit (mode ${(stat.mode & 0o7777).toString(8)})`
+        : `is owned by uid ${stat.uid}`;
+      throw new StateDirRefused(
+        'ERR_STATE_DIR_UNSAFE',
+        `${ancestor}, above state directory ${dir}, ${why}: another user could replace the state directory with a link`,
+        {
+          hint: trustedOwner
+            ? `chmod go-w ${ancestor} (or chmod +t ${ancestor}), or choose a --state-dir under a directory only root can write`
+            : `choose a --state-dir under directories owned by root`,
+        },
+      );
+    }
+    const parent = path.dirname(ancestor);
+    if (parent === ancestor) return;
+    ancestor = parent;
   }
 }
 

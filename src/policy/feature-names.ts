@@ -5,7 +5,7 @@
  * in as `hostFeatures`; the lists here only tell a typo (an error) from a name that another kernel
  * has (a warning), and feed the did-you-mean suggestions. Never derive bit positions from them.
  */
-import { globLiteral, globMatch } from './match';
+import { globLiteral, globMatch } from './glob';
 
 /**
  * The kernel's netdev feature strings (net/ethtool/common.c, `netdev_features_strings`) in bit

@@ -2,8 +2,9 @@
  * Warnings about policies that load but probably do not do what their author wants. Pure: no
  * I/O. Every check is conservative: it speaks only when the policy text makes the case.
  */
-import { globCovers, globLiteral, globLiteralPrefix, globMatch, MATCH_KEYS, pciCovers } from './match';
-import type { MatchKey, MatchSpec, PciPattern, Policy, PolicyWarning, Rule } from './types';
+import { globLiteral, globLiteralPrefix, globMatch } from './glob';
+import { findShadowingRules } from './shadow';
+import { MATCH_KEYS, type MatchSpec, type Policy, type PolicyWarning, type Rule } from './types';
 
 /** A family of virtual devices as the policy can see it. */
 interface DeviceFamily {
@@ -126,22 +127,9 @@ function groOnAggregateWarning(rule: Rule, key: string): PolicyWarning | null {
   };
 }
 
-/** True when every value of `inner` is certainly accepted by `outer`. */
-function keyCovers(key: MatchKey, outer: MatchSpec, inner: MatchSpec): boolean {
-  if (key === 'pci') {
-    const outerPci = outer.pci;
-    if (outerPci === undefined) return true;
-    return inner.pci !== undefined && inner.pci.every((i: PciPattern) => outerPci.some((o) => pciCovers(o, i)));
-  }
-  const outerPatterns = outer[key];
-  if (outerPatterns === undefined) return true;
-  const innerPatterns = inner[key];
-  return innerPatterns !== undefined && innerPatterns.every((i) => outerPatterns.some((o) => globCovers(o, i)));
-}
-
-function shadowWarning(rules: readonly Rule[], index: number, key: string): PolicyWarning | null {
+function shadowWarning(rules: readonly Rule[], index: number, shadowedBy: number, key: string): PolicyWarning | null {
   const later = rules[index] as Rule;
-  const earlier = rules.slice(0, index).find((rule) => MATCH_KEYS.every((k) => keyCovers(k, rule.match, later.match)));
+  const earlier = rules[shadowedBy];
   if (earlier === undefined) return null;
   return {
     message:
@@ -159,10 +147,11 @@ function shadowWarning(rules: readonly Rule[], index: number, key: string): Poli
  */
 export function lintPolicy(policy: Policy): PolicyWarning[] {
   const findings: PolicyWarning[] = [];
+  const shadowedBy = findShadowingRules(policy.rules);
   policy.rules.forEach((rule, index) => {
     const key = `rules[${index}]`;
     for (const check of [
-      shadowWarning(policy.rules, index, key),
+      shadowWarning(policy.rules, index, shadowedBy[index] ?? -1, key),
       guestThroughputWarning(rule, `${key}.features`),
       groOnAggregateWarning(rule, `${key}.features`),
     ]) {

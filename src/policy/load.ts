@@ -14,8 +14,7 @@
  *   kernel or ethtool knows but this one lacks is a warning; an unknown name is an error.
  *   Conflicts are judged over every known name, so a policy valid on one host is valid on all.
  */
-import { createHash } from 'node:crypto';
-import { closeSync, constants as fsConstants, existsSync, fstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type Document, type Scalar } from 'yaml';
 import { PolicyError, type SourcePosition } from '../errors';
 import { DEFAULT_POLICY_TEXT, SHIPPED_POLICY_PATH } from '../generated/build-info';
@@ -27,8 +26,12 @@ import {
   resolveFeatureName,
   suggestFeatureName,
 } from './feature-names';
-import { globLiteral, globProblem, MATCH_KEYS, unconstrainedKeys, type UnconstrainedKey } from './match';
+import { nearBlanketMatch, nearBlanketUnion } from './blanket';
+import { globLiteral, globProblem } from './glob';
+import { unconstrainedKeys, type UnconstrainedKey } from './glob-coverage';
+import { defaultPolicyPath, MAX_POLICY_BYTES, MAX_POLICY_RULES, readPolicyBytes, sha256 } from './policy-file';
 import {
+  MATCH_KEYS,
   onOff,
   type FlappingLimits,
   type LedgerLimits,
@@ -43,10 +46,6 @@ import {
 
 /** Policy.path of the shipped default. */
 export const BUILT_IN_POLICY_LABEL = '(built-in default)';
-
-/** A policy is a few kilobytes; refuse to slurp something that is clearly not one. */
-const MAX_POLICY_BYTES = 1024 * 1024;
-
 const MODES: readonly Mode[] = ['enforce', 'report'];
 const TOP_KEYS = ['mode', 'sweep_interval', 'flapping', 'ledger', 'attribution', 'rules'] as const;
 const RULE_KEYS = ['name', 'mode', 'broad', 'match', 'features'] as const;
@@ -393,8 +392,34 @@ class PolicyParser {
       );
       return [];
     }
+    if (node.items.length > MAX_POLICY_RULES) {
+      this.fail(
+        node.items[MAX_POLICY_RULES],
+        `rules[${MAX_POLICY_RULES}]`,
+        `the policy has ${node.items.length} rules, more than the ${MAX_POLICY_RULES} allowed`,
+        {
+          hint: 'merge rules that set the same features (a match key takes a list), or match by driver or pci instead of one rule per name',
+        },
+      );
+    }
     const firstByName = new Map<string, unknown>();
-    return node.items.map((item, index) => this.rule(item, `rules[${index}]`, firstByName));
+    const rules = node.items.map((item, index) => this.rule(item, `rules[${index}]`, firstByName));
+    this.checkUnionTargeted(rules, node.items);
+    return rules;
+  }
+
+  /** Refuses rules that each target something but together take (nearly) every interface. */
+  private checkUnionTargeted(rules: readonly Rule[], items: readonly unknown[]): void {
+    const union = nearBlanketUnion(rules);
+    if (union === null) return;
+    const last = rules.map((rule) => rule.name).lastIndexOf(union.rules[union.rules.length - 1] as string);
+    this.fail(
+      items[last],
+      `rules[${last}]`,
+      `rules ${union.rules.map((name) => `"${name}"`).join(', ')} together match nearly every interface: ` +
+        `on a typical host they would take ${union.samples.join(', ')}`,
+      { hint: `${BLANKET_HINT}; or, if that is the intent, mark one of them broad` },
+    );
   }
 
   private rule(item: unknown, path: string, firstByName: Map<string, unknown>): Rule {
@@ -510,7 +535,16 @@ class PolicyParser {
     broad: { reason: string; entry: Entry } | null,
   ): void {
     const unconstrained = unconstrainedKeys(spec);
-    if (unconstrained === null) {
+    const nearly = unconstrained === null ? nearBlanketMatch(spec) : null;
+    if (nearly !== null && broad === null) {
+      this.fail(
+        entry.at,
+        entry.path,
+        `rule "${ruleName}" matches nearly every interface: on a typical host it would take ${nearly.join(', ')}`,
+        { hint: `${BLANKET_HINT}; a negated class such as [!x]* leaves out almost nothing` },
+      );
+    }
+    if (unconstrained === null && nearly === null) {
       if (broad !== null) {
         this.warn(
           broad.entry.keyNode,
@@ -520,6 +554,7 @@ class PolicyParser {
       }
       return;
     }
+    if (unconstrained === null) return; // near-blanket, and broad says so
     const why =
       unconstrained.length === 0
         ? 'its match block is empty'
@@ -693,10 +728,6 @@ class PolicyParser {
   }
 }
 
-function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
-
 function parseWithChecksum(text: string, path: string, hostFeatures: readonly string[], checksum: string): Policy {
   const lines = new LineCounter();
   // uniqueKeys off: PolicyParser reports duplicates itself, with the first one's line.
@@ -706,91 +737,13 @@ function parseWithChecksum(text: string, path: string, hostFeatures: readonly st
 
 /** Parses policy text (no I/O). `path` is only used in messages; checksum is over the UTF-8 bytes. */
 export function parsePolicy(text: string, path: string, hostFeatures: readonly string[]): Policy {
-  return parseWithChecksum(text, path, hostFeatures, sha256(Buffer.from(text, 'utf8')));
-}
-
-function readHint(code: string | undefined, path: string): string {
-  switch (code) {
-    case 'ENOENT':
-      return `create it, e.g. by copying the shipped default: cp ${defaultPolicyPath()} ${path}`;
-    case 'EACCES':
-    case 'EPERM':
-      return 'make it readable by the daemon (e.g. chmod 0644) or run as root';
-    case 'ENXIO':
-      return 'give the path of a YAML file, not a socket';
-    default:
-      return 'check that the path names a readable YAML file';
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length > MAX_POLICY_BYTES) {
+    throw new PolicyError(path, `the policy is larger than the ${MAX_POLICY_BYTES} bytes allowed`, {
+      hint: 'check that the text is the policy',
+    });
   }
-}
-
-function unreadable(path: string, error: unknown): PolicyError {
-  const code = (error as NodeJS.ErrnoException).code;
-  return new PolicyError(path, `cannot read the policy: ${code ?? (error as Error).message}`, {
-    hint: readHint(code, path),
-    cause: error,
-  });
-}
-
-/**
- * Opening never blocks (O_NONBLOCK: a FIFO without a writer opens at once) and never claims a
- * terminal; symbolic links are followed, since configuration tools manage policies through them.
- */
-const OPEN_FLAGS = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY;
-
-function fileType(stats: Stats): string {
-  if (stats.isDirectory()) return 'a directory';
-  if (stats.isFIFO()) return 'a FIFO';
-  if (stats.isCharacterDevice()) return 'a character device';
-  if (stats.isBlockDevice()) return 'a block device';
-  if (stats.isSocket()) return 'a socket';
-  return 'not a regular file';
-}
-
-/**
- * The bytes of a policy file: only a regular file (checked on the opened descriptor, so a swap
- * after the check cannot matter), and never more than MAX_POLICY_BYTES + 1 bytes read, so a
- * path naming /dev/zero, a FIFO or a huge file costs nothing and blocks nothing.
- */
-function readPolicyBytes(path: string): Buffer {
-  let fd: number;
-  try {
-    fd = openSync(path, OPEN_FLAGS);
-  } catch (error) {
-    throw unreadable(path, error);
-  }
-  try {
-    const stats = fstatSync(fd);
-    if (!stats.isFile()) {
-      throw new PolicyError(path, `the policy is ${fileType(stats)}, not a regular file`, {
-        hint: 'give the path of a YAML file (a symbolic link to one is fine)',
-      });
-    }
-    const buffer = Buffer.alloc(MAX_POLICY_BYTES + 1);
-    let length = 0;
-    for (;;) {
-      const count = readSync(fd, buffer, length, buffer.length - length, null);
-      if (count === 0) break;
-      length += count;
-      if (length > MAX_POLICY_BYTES) {
-        throw new PolicyError(path, `the policy is larger than the ${MAX_POLICY_BYTES} bytes allowed`, {
-          hint: 'check that the path names the policy file',
-        });
-      }
-    }
-    return buffer.subarray(0, length);
-  } catch (error) {
-    throw error instanceof PolicyError ? error : unreadable(path, error);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/**
- * The sha256 of a policy file's bytes, as a loaded Policy's `checksum` has it (for telling a real
- * change from a touch). Throws PolicyError as loadPolicyFile does.
- */
-export function policyFileChecksum(path: string): string {
-  return sha256(readPolicyBytes(path));
+  return parseWithChecksum(text, path, hostFeatures, sha256(bytes));
 }
 
 /** Reads and parses a policy file; an unreadable file is a PolicyError with a hint. */
@@ -818,10 +771,7 @@ export function loadConfiguredPolicy(policyPath: string | null, hostFeatures: re
   return loadDefaultPolicy(hostFeatures);
 }
 
-/** Where the shipped default lives: policy/default.yaml in a checkout, its installed copy in a package. */
-export function defaultPolicyPath(): string {
-  return SHIPPED_POLICY_PATH;
-}
+export { defaultPolicyPath };
 
 /** The shipped default policy, embedded at build time; its `path` is BUILT_IN_POLICY_LABEL. */
 export function loadDefaultPolicy(hostFeatures: readonly string[]): Policy {

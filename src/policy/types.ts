@@ -26,6 +26,9 @@ export interface MatchSpec {
 
 export type MatchKey = keyof MatchSpec;
 
+/** The order in which keys are evaluated and explained. */
+export const MATCH_KEYS: readonly MatchKey[] = ['driver', 'pci', 'kind', 'name', 'mac'];
+
 /** One wanted feature state, resolved to the kernel's feature string. */
 export interface WantedFeature {
   /** Kernel feature string, e.g. "rx-gro". */

@@ -19,14 +19,26 @@
  * The directory itself may vanish and come back (a volume remounted, a tool replacing the whole
  * directory): then the nearest existing ancestor is watched until it reappears, and the watch
  * moves back to it; the running policy stays in force meanwhile.
+ *
+ * A watch that cannot be armed (inotify watches used up, say) is not the end of watching: the file
+ * is polled instead, every POLICY_POLL_FIRST_MS doubling to POLICY_POLL_MAX_MS, each poll also
+ * trying to arm the watch again, and the log says so once each way. Events keep coming on a busy
+ * directory, so the quiet time is bounded: a check runs at the latest POLICY_WATCH_MAX_WAIT_MS
+ * after the first event of a burst.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { monotonicMs } from '../clock';
 import { PolicyError } from '../errors';
-import { policyFileChecksum } from './load';
+import { policyFileChecksum } from './policy-file';
 
 /** A burst of events within this time is one update (kubelet's swap is a handful of events). */
 export const POLICY_WATCH_DEBOUNCE_MS = 100;
+/** However busy the directory, a change is checked at most this long after the first event. */
+export const POLICY_WATCH_MAX_WAIT_MS = 1000;
+/** Polling while no watch could be armed: the first interval, doubling up to the second. */
+export const POLICY_POLL_FIRST_MS = 1000;
+export const POLICY_POLL_MAX_MS = 30_000;
 
 export interface PolicyWatchHooks {
   /** sha256 of the policy in force (Policy.checksum). */
@@ -64,6 +76,13 @@ export class PolicyWatch {
   /** The directory the policy path resolves into, when outside the policy's own directory. */
   private target: Armed | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** Monotonic ms of the first event not yet checked, for POLICY_WATCH_MAX_WAIT_MS. */
+  private burstStart: number | null = null;
+  /** Polling (no watch on the policy's directory): the timer and its current interval. */
+  private pollTimer: NodeJS.Timeout | null = null;
+  private pollMs = POLICY_POLL_FIRST_MS;
+  /** What was last said about where the watch is, so a busy directory does not repeat it. */
+  private lastWhere: string | null = null;
   /** What the last check saw (a checksum, or why the file could not be read): act on changes only. */
   private lastSeen: string;
   private stopped = false;
@@ -84,7 +103,12 @@ export class PolicyWatch {
   start(): void {
     this.arm();
     this.armTarget();
-    this.hooks.report('info', `Watching ${this.policyPath} for changes (reloads by itself, as on SIGHUP)`);
+    this.hooks.report(
+      'info',
+      this.armed === null
+        ? `Polling ${this.policyPath} for changes, since no watch could be armed (reloads by itself, as on SIGHUP)`
+        : `Watching ${this.policyPath} for changes (reloads by itself, as on SIGHUP)`,
+    );
     // A change between loading the policy and arming the watch would otherwise go unseen.
     this.schedule();
   }
@@ -93,6 +117,8 @@ export class PolicyWatch {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollTimer = null;
     this.armed?.watcher.close();
     this.armed = null;
     this.target?.watcher.close();
@@ -109,9 +135,38 @@ export class PolicyWatch {
       watcher.on('error', () => this.schedule());
       return { watcher, dir, identity };
     } catch (error) {
-      this.hooks.report('warning', `Cannot watch ${dir} (${(error as Error).message})`);
+      this.say(
+        'warning',
+        `cannot:${dir}`,
+        `Cannot watch ${dir} (${(error as Error).message}); polling the policy instead and retrying the watch`,
+      );
       return null;
     }
+  }
+
+  /** Reports a message once while `where` stays the same. */
+  private say(level: 'info' | 'warning', where: string, message: string): void {
+    if (where === this.lastWhere) return;
+    this.lastWhere = where;
+    this.hooks.report(level, message);
+  }
+
+  /** While no watch is armed: check (and try to arm) again after a growing interval. */
+  private pollWhileUnarmed(): void {
+    if (this.stopped) return;
+    if (this.armed !== null) {
+      if (this.pollTimer) clearTimeout(this.pollTimer);
+      this.pollTimer = null;
+      this.pollMs = POLICY_POLL_FIRST_MS;
+      return;
+    }
+    if (this.pollTimer) return;
+    this.pollTimer = setTimeout(() => {
+      this.pollTimer = null;
+      this.pollMs = Math.min(this.pollMs * 2, POLICY_POLL_MAX_MS);
+      this.check();
+    }, this.pollMs);
+    this.pollTimer.unref();
   }
 
   /** Watches the policy's directory, or while it is missing its nearest existing ancestor. */
@@ -124,13 +179,25 @@ export class PolicyWatch {
         this.armed = this.watchDir(dir, identity);
         if (this.armed) {
           if (dir !== this.policyDir) {
-            this.hooks.report(
+            this.say(
               'warning',
+              `ancestor:${dir}`,
               `${this.policyDir} is missing; keeping the running policy, watching ${dir} for it`,
             );
+          } else if (this.lastWhere !== null && this.lastWhere !== `dir:${dir}`) {
+            this.say(
+              'info',
+              `dir:${dir}`,
+              this.lastWhere.startsWith('ancestor:')
+                ? `${dir} is back; watching it again`
+                : `Watching ${dir} again; polling stopped`,
+            );
+          } else {
+            this.lastWhere = `dir:${dir}`;
           }
           return;
         }
+        return; // a watch that cannot be armed here will not be on an ancestor either: poll
       }
       if (dir === path.dirname(dir)) return;
     }
@@ -151,13 +218,24 @@ export class PolicyWatch {
     this.target = dir !== null && identity !== null ? this.watchDir(dir, identity) : null;
   }
 
+  /** Debounced, but a burst of events never holds the check back beyond POLICY_WATCH_MAX_WAIT_MS. */
   private schedule(): void {
     if (this.stopped) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.check();
-    }, this.debounceMs);
+    const now = monotonicMs();
+    this.burstStart ??= now;
+    const left = this.burstStart + POLICY_WATCH_MAX_WAIT_MS - now;
+    if (this.timer) {
+      if (left <= this.debounceMs) return; // the pending check is due soon enough
+      clearTimeout(this.timer);
+    }
+    this.timer = setTimeout(
+      () => {
+        this.timer = null;
+        this.burstStart = null;
+        this.check();
+      },
+      Math.max(0, Math.min(this.debounceMs, left)),
+    );
   }
 
   private check(): void {
@@ -167,11 +245,9 @@ export class PolicyWatch {
     const armed = this.armed;
     if (!armed || armed.dir !== this.policyDir || identityOf(armed.dir) !== armed.identity) {
       this.arm();
-      if (this.armed?.dir === this.policyDir && armed?.dir !== this.policyDir) {
-        this.hooks.report('info', `${this.policyDir} is back; watching it again`);
-      }
     }
     this.armTarget();
+    this.pollWhileUnarmed();
     let seen: string;
     try {
       seen = policyFileChecksum(this.policyPath);

@@ -3,6 +3,8 @@
  * if no event ever comes: one timer per interface re-queues it then.
  */
 
+import { monotonicMs } from '../clock';
+
 /** Past the back-off's end, so the guard lets the correction through. */
 const RECHECK_MARGIN_MS = 5;
 
@@ -11,10 +13,10 @@ export class BackoffRechecks {
 
   constructor(
     private readonly onDue: (ifindex: number) => void,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = monotonicMs,
   ) {}
 
-  /** At most one pending re-check per interface: the earliest back-off end wins. */
+  /** At most one pending re-check per interface: the earliest back-off end (monotonic ms) wins. */
   schedule(ifindex: number, endMs: number): void {
     if (this.timers.has(ifindex)) return;
     const timer = setTimeout(

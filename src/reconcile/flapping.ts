@@ -2,15 +2,17 @@
  * Keeps the daemon from fighting another tool forever. Per interface and feature: after
  * `maxCorrections` corrections within `windowSec`, corrections pause for an exponentially
  * growing back-off (1 s, 2 s, 4 s ... up to `maxBackoffSec`); once no drift has been seen for a
- * whole window, corrections are immediate again.
+ * whole window, corrections are immediate again. Measured on the monotonic clock: a step of the
+ * wall clock neither lengthens nor ends a back-off.
  */
+import { monotonicMs } from '../clock';
 import type { FlappingLimits } from '../policy/types';
 
 interface FlapState {
   corrections: number[];
   backoffSec: number;
   until: number;
-  /** Drift seen (corrected or held back) last, ms. */
+  /** Drift seen (corrected or held back) last, monotonic ms. */
   lastDrift: number;
   heldBack: number;
 }
@@ -27,7 +29,7 @@ export class FlapGuard {
 
   constructor(
     private limits: FlappingLimits,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = monotonicMs,
   ) {}
 
   setLimits(limits: FlappingLimits): void {
@@ -44,7 +46,7 @@ export class FlapGuard {
     return false;
   }
 
-  /** When the current back-off of this interface ends (ms), or null when none is running. */
+  /** When the current back-off of this interface ends (monotonic ms), or null when none is running. */
   backoffEnd(ifindex: number, feature: string): number | null {
     const state = this.states.get(key(ifindex, feature));
     return state && state.until > this.now() ? state.until : null;

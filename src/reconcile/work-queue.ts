@@ -5,6 +5,7 @@
  * the watchdog. When more than one link waits, they are handed over as one batch (up to
  * BATCH_MAX), so the kernel requests for all of them can be pipelined.
  */
+import { monotonicMs } from '../clock';
 import type { Trigger } from '../ledger/record';
 
 /** How long one drain may hold the event loop before yielding. */
@@ -53,8 +54,8 @@ export class WorkQueue {
     if (this.draining) return;
     this.draining = true;
     try {
-      const deadline = Date.now() + this.sliceMs;
-      while (this.pending.size > 0 && !this.stopped && Date.now() < deadline) this.checkNext();
+      const deadline = monotonicMs() + this.sliceMs;
+      while (this.pending.size > 0 && !this.stopped && monotonicMs() < deadline) this.checkNext();
     } finally {
       this.draining = false;
       // Also after an unexpected exception: queued work must never wait for the next event.

@@ -7,6 +7,7 @@
 import { strict as assert } from 'node:assert';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import type { DoctorReport, Finding } from '../../src/doctor/types';
 import { fakePciDevice, Netns, REPO_ROOT, skipUnlessRoot, waitFor } from '../helpers/netns';
@@ -335,5 +336,97 @@ describe('offloadctl doctor (real traffic between two namespaces)', function () 
     );
     assert.equal(doc.interfaces[0]?.identity.pci, '14e4:1750');
     assert.equal(doc.interfaces[0]?.offloads.find((offload) => offload.feature === 'rx-gro')?.active, true);
+  });
+});
+
+describe('offloadctl doctor and hostile or changing interfaces (issue 20 #16)', function () {
+  before(function () {
+    skipUnlessRoot(this);
+  });
+  let ns: Netns;
+  let policy: string;
+  beforeEach(() => {
+    ns = new Netns();
+    policy = ns.file(
+      'policy.yaml',
+      'rules:\n  - name: m-veths\n    match: { name: "m*", kind: veth }\n    features: { gso: off }\n',
+    );
+  });
+  afterEach(async () => {
+    await ns.destroy();
+  });
+
+  function doctorIn(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, OFFLOADCTL, 'doctor', ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, NO_COLOR: '1' },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.on('exit', (code) => resolve({ status: code ?? -1, stdout, stderr }));
+    });
+  }
+
+  it('the doctor escapes interface names and suggests fixes as shell-quoted commands (issue 20 #16)', async () => {
+    const hostile = ['m;id>x', "m'$(id)", 'm\u001b[2J'];
+    for (const name of hostile) ns.addVeth(name, `p${hostile.indexOf(name)}`);
+    const noDaemon = ['--policy', policy, '--socket', path.join(ns.tmp, 'none.sock'), '--window', '0.1'];
+    const text = await doctorIn(noDaemon);
+    assert.equal(text.status, 1, text.stderr);
+    assert.ok(!text.stdout.includes('\u001b'), 'no escape sequence reaches the terminal');
+    assert.match(text.stdout, /m\\x1b\[2J|m\\u001b\[2J|m\\e\[2J/);
+    assert.ok(text.stdout.includes("ethtool -K 'm;id>x' gso off"), text.stdout);
+    assert.ok(text.stdout.includes(`ethtool -K 'm'\\''$(id)' gso off`), text.stdout);
+    const json = JSON.parse((await doctorIn([...noDaemon, '--json'])).stdout) as DoctorReport;
+    const fixes = json.findings.map((finding) => finding.fix).join('\n');
+    assert.ok(fixes.includes("ethtool -K 'm;id>x' gso off"), fixes);
+  });
+
+  it('an interface deleted and created again under its name during the window is reported, as the new one (issue 20 #16)', async () => {
+    ns.addVeth('m0', 'p0');
+    // A stand-in daemon whose `explain` arrives inside the window: the test swaps the interface then.
+    const socket = path.join(ns.tmp, 'daemon.sock');
+    let swapped = false;
+    const server = net.createServer((connection) => {
+      let buffered = '';
+      connection.on('data', (chunk) => {
+        buffered += chunk.toString();
+        const lines = buffered.split('\n');
+        buffered = lines.pop() ?? '';
+        for (const line of lines) {
+          const request = JSON.parse(line) as { id: number; method: string };
+          if (request.method === 'explain' && !swapped) {
+            swapped = true;
+            ns.ip('link', 'del', 'm0');
+            ns.addVeth('m0', 'p0');
+          }
+          const answer =
+            request.method === 'status'
+              ? { result: { policy: { path: policy } } }
+              : { error: { code: -32001, message: 'ask the policy' } };
+          connection.write(`${JSON.stringify({ jsonrpc: '2.0', id: request.id, ...answer })}\n`);
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(socket, resolve));
+    try {
+      const run = await doctorIn(['m0', '--socket', socket, '--window', '0.5', '--json']);
+      assert.equal(swapped, true, 'the interface was swapped inside the window');
+      const doc = JSON.parse(run.stdout) as DoctorReport;
+      assert.equal(run.status, 1, run.stderr + run.stdout);
+      assert.deepEqual(
+        doc.findings.map((finding) => [finding.id, finding.interface]),
+        [['offloads-not-as-wanted', 'm0']],
+      );
+      assert.ok(
+        doc.notes.some((note) => /m0 was deleted and created again during the diagnosis/.test(note)),
+        doc.notes.join('\n'),
+      );
+    } finally {
+      server.close();
+    }
   });
 });

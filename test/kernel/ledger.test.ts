@@ -5,12 +5,21 @@
  * in a private mount namespace that only the daemon and the test's nsenter calls see).
  */
 import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { call } from '../../src/api/client';
 import type { StatusResult } from '../../src/api/protocol';
 import type { LedgerRecord } from '../../src/ledger/record';
-import { type DaemonProcess, eachTestInItsOwnNetns, type Netns, onPrivateTmpfs, run, waitFor } from '../helpers/netns';
+import {
+  type DaemonLaunch,
+  type DaemonProcess,
+  eachTestInItsOwnNetns,
+  type Netns,
+  onPrivateTmpfs,
+  run,
+  waitFor,
+} from '../helpers/netns';
 
 const GSO = 'generic-segmentation-offload';
 /** tmpfs allocates whole pages: a file that ends on a page boundary cannot grow on a full one. */
@@ -119,6 +128,34 @@ describe('ledger and state directory (real daemon, own namespace)', function () 
       assert.equal(fs.existsSync(path.join(stateDir, 'ledger.jsonl')), false);
     });
   }
+
+  it('a state directory given as a symbolic link is refused (issue 20 #2)', async () => {
+    ns.addVeth('up0');
+    // The target another user chose: owned by the daemon's user and 0750, so only the link is wrong.
+    const target = path.join(ns.tmp, 'chosen-by-someone-else');
+    fs.mkdirSync(target, { mode: 0o750 });
+    const stateDir = path.join(ns.tmp, 'state');
+    fs.symlinkSync(target, stateDir);
+    const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', GSO_OFF)], {}, stateDir);
+    assert.equal(await exited(daemon), 1);
+    const message = daemon.lines.join('\n');
+    assert.match(message, /state directory .* is a symbolic link/);
+    assert.match(message, /hint: .*readlink -f/);
+    assert.equal(ns.features('up0')[GSO], true, 'left alone');
+    assert.deepEqual(fs.readdirSync(target), [], 'nothing written through the link');
+  });
+
+  it('a state directory under a directory others may write without the sticky bit is refused (issue 20 #2)', async () => {
+    ns.addVeth('up0');
+    const parent = path.join(ns.tmp, 'shared');
+    fs.mkdirSync(parent);
+    fs.chmodSync(parent, 0o775);
+    const stateDir = path.join(parent, 'state');
+    const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', GSO_OFF)], {}, stateDir);
+    assert.equal(await exited(daemon), 1);
+    assert.match(daemon.lines.join('\n'), /shared, above state directory .* without the sticky bit/);
+    assert.equal(ns.features('up0')[GSO], true, 'left alone');
+  });
 
   it('refuses a second daemon on a held state directory, naming the holder, before changing anything', async () => {
     ns.addVeth('up0');
@@ -260,6 +297,82 @@ describe('ledger on a full or read-only file system (tmpfs in a private mount na
       'every drift recorded, none glued or lost',
     );
     assert.equal(daemon.exitCode, null);
+  });
+
+  it('held records are never lost when the disk stays full until exit: the next start writes them, numbers continuous (issue 20 #3)', async function () {
+    this.timeout(120000);
+    ns.addVeth('up0');
+    ns.setFeatures('up0', 'gro', 'on');
+    const stateDir = path.join(ns.tmp, 'state');
+    fs.mkdirSync(stateDir);
+    // A private mount namespace that outlives each daemon, so the full tmpfs survives a restart.
+    const holder = spawn(
+      'unshare',
+      [
+        '--mount',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        'mount -t tmpfs -o size=2m,mode=0750 offloadd-test "$0" && echo mounted && exec sleep 600',
+        stateDir,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      let output = '';
+      holder.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      await waitFor(() => output.includes('mounted'), 'the tmpfs mounted');
+      const inMounts = (script: string): string => run('nsenter', ['-t', String(holder.pid), '-m', 'sh', '-c', script]);
+      const launch = (socket: string): DaemonLaunch => ({
+        prefix: ['nsenter', '-t', String(holder.pid), '-m'],
+        socketPath: path.join(ns.tmp, socket),
+      });
+      const policy = ns.file('p.yaml', GRO_OFF);
+      const first = ns.startDaemon(['--policy', policy], {}, stateDir, launch('first.sock'));
+      await first.ready();
+      inMounts(fill(stateDir));
+      let rounds = 0;
+      const drift = async (): Promise<void> => {
+        ns.setFeatures('up0', 'gro', 'on');
+        rounds++;
+        await waitFor(
+          () => ns.features('up0')['generic-receive-offload'] === false,
+          `drift ${rounds} corrected on a full disk`,
+        );
+      };
+      while ((await status(first)).ledger.writable) {
+        assert.ok(rounds < PAGE_BYTES / 100, 'a page holds fewer records than this');
+        await drift();
+      }
+      for (let more = 0; more < 5; more++) await drift();
+      await first.stop();
+      assert.match(first.lines.join('\n'), /kept in .*ledger\.reserve and written to the ledger at the next start/);
+      assert.doesNotMatch(first.lines.join('\n'), /only in the log/);
+
+      inMounts(`rm "${stateDir}/filler"`);
+      const second = ns.startDaemon(['--policy', policy], {}, stateDir, launch('second.sock'));
+      await second.ready();
+      await second.stop();
+      const records = parseLedger(inMounts(`cat "${stateDir}/ledger.jsonl"`));
+      records.forEach((record, index) => {
+        if (index > 0) assert.equal(record.seq, (records[index - 1] as LedgerRecord).seq + 1, 'numbers continuous');
+      });
+      assert.equal(
+        records.filter((record) => record.event === 'drift' && record.interface === 'up0').length,
+        rounds,
+        `every drift recorded once: ${JSON.stringify(records.map((record) => [record.seq, record.event, record.interface]))}`,
+      );
+      assert.deepEqual(
+        inMounts(`ls -A "${stateDir}"`)
+          .split('\n')
+          .filter((name) => name.includes('tmp')),
+        [],
+        'no temporary files left',
+      );
+    } finally {
+      holder.kill('SIGKILL');
+    }
   });
 
   it('starts and enforces with a torn last line on a full disk', async () => {

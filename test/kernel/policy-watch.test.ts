@@ -4,9 +4,10 @@
  * running one stays in force, and the daemon survives the directory vanishing and coming back.
  */
 import { strict as assert } from 'node:assert';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigMapDir } from '../helpers/configmap';
 import { type DaemonProcess, eachTestInItsOwnNetns, type Netns, REPO_ROOT, waitFor } from '../helpers/netns';
@@ -131,5 +132,140 @@ describe('offloadd --watch-policy (ConfigMap-style reload, real kernel, own name
       assert.equal(result.status, 2, JSON.stringify(result));
       assert.match(result.stderr, /--watch-policy/);
     }
+  });
+});
+
+/**
+ * PolicyWatch on its own, in a child process (so an inotify limit can be set for it alone, in its
+ * own user namespace), reporting each hook call as a line: `report <level> <message>` or `reload`.
+ */
+class WatchProcess {
+  readonly lines: string[] = [];
+  private readonly child;
+
+  constructor(policyPath: string, options: { userns?: boolean } = {}) {
+    const script = `
+      const { PolicyWatch } = require(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'src', 'policy', 'watch.js'))});
+      const { policyFileChecksum } = require(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'src', 'policy', 'policy-file.js'))});
+      let running = policyFileChecksum(process.argv[1]);
+      const watch = new PolicyWatch(process.argv[1], {
+        runningChecksum: () => running,
+        reload: () => { running = policyFileChecksum(process.argv[1]); console.log('reload'); },
+        report: (level, message) => console.log('report ' + level + ' ' + message),
+      });
+      process.stdin.on('data', (data) => {
+        // "limit N": this user namespace's inotify watch limit
+        const [, limit] = /limit (\\d+)/.exec(String(data)) ?? [];
+        if (limit !== undefined) require('fs').writeFileSync('/proc/sys/user/max_inotify_watches', limit);
+      });
+      watch.start();`;
+    const prefix = options.userns
+      ? [
+          'unshare',
+          '--user',
+          '--map-root-user',
+          'sh',
+          '-c',
+          'echo 0 > /proc/sys/user/max_inotify_watches && exec "$@"',
+          'sh',
+        ]
+      : [];
+    const [command, ...args] = [...prefix, process.execPath, '-e', script, policyPath];
+    this.child = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+    let buffered = '';
+    this.child.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const parts = buffered.split('\n');
+      buffered = parts.pop() ?? '';
+      this.lines.push(...parts);
+    });
+  }
+
+  send(text: string): void {
+    this.child.stdin.write(`${text}\n`);
+  }
+
+  count(pattern: RegExp): number {
+    return this.lines.filter((line) => pattern.test(line)).length;
+  }
+
+  stop(): void {
+    this.child.kill('SIGKILL');
+  }
+}
+
+describe('policy watch under pressure (PolicyWatch in a child process)', function () {
+  let dir: string;
+  let watcher: WatchProcess | null = null;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'offloadd-watch-'));
+  });
+  afterEach(() => {
+    watcher?.stop();
+    watcher = null;
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('--watch-policy recovers from a watch it could not arm: polls meanwhile, then watches again (issue 20 #13)', async function () {
+    this.timeout(60000);
+    const file = path.join(dir, 'policy.yaml');
+    fs.writeFileSync(file, policy());
+    watcher = new WatchProcess(file, { userns: true });
+    const current = watcher;
+    await waitFor(() => current.count(/^report info Polling .* since no watch could be armed/) === 1, 'polling said');
+    assert.equal(current.count(/^report warning Cannot watch .* polling the policy instead/), 1);
+    fs.writeFileSync(file, WITH_N);
+    await waitFor(() => current.count(/^reload$/) === 1, 'a change found by polling', 20000);
+    current.send('limit 1000');
+    await waitFor(
+      () => current.count(/^report info Watching .* again; polling stopped/) === 1,
+      'watching again',
+      20000,
+    );
+    fs.writeFileSync(file, policy());
+    await waitFor(() => current.count(/^reload$/) === 2, 'a change found by the watch again', 20000);
+    assert.equal(current.count(/Cannot watch/), 1, `said once: ${current.lines.join('\n')}`);
+  });
+
+  it('--watch-policy reloads within its maximum wait while an unrelated file is written every 20 ms (issue 20 #13)', async function () {
+    this.timeout(60000);
+    const file = path.join(dir, 'policy.yaml');
+    fs.writeFileSync(file, policy());
+    watcher = new WatchProcess(file);
+    const current = watcher;
+    await waitFor(() => current.count(/^report info Watching/) === 1, 'watching');
+    let writes = 0;
+    const noise = setInterval(() => fs.writeFileSync(path.join(dir, 'unrelated'), String(writes++)), 20);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 200)); // the noise is flowing (not a wait for the result)
+      fs.writeFileSync(file, WITH_N);
+      await waitFor(() => current.count(/^reload$/) === 1, 'the reload, with the noise still going', 10000);
+    } finally {
+      clearInterval(noise);
+    }
+  });
+
+  it('says a missing policy directory once, however busy its parent', async function () {
+    this.timeout(60000);
+    const sub = path.join(dir, 'config');
+    fs.mkdirSync(sub);
+    const file = path.join(sub, 'policy.yaml');
+    fs.writeFileSync(file, policy());
+    watcher = new WatchProcess(file);
+    const current = watcher;
+    await waitFor(() => current.count(/^report info Watching/) === 1, 'watching');
+    fs.rmSync(sub, { recursive: true });
+    await waitFor(
+      () => current.count(/is missing; keeping the running policy, watching/) >= 1,
+      'the missing directory said',
+    );
+    for (let i = 0; i < 20; i++) {
+      fs.writeFileSync(path.join(dir, `noise-${i}`), 'x');
+      await waitFor(() => current.count(/is missing/) >= 1, 'settled');
+    }
+    fs.mkdirSync(sub);
+    fs.writeFileSync(file, WITH_N);
+    await waitFor(() => current.count(/^reload$/) === 1, 'reloaded when it is back', 20000);
+    assert.equal(current.count(/is missing; keeping the running policy, watching/), 1, current.lines.join('\n'));
   });
 });

@@ -17,6 +17,7 @@ describe('torture (short seeded schedule)', function () {
       terminations: 5,
       diskFull: true,
       clientRounds: 40,
+      clockSteps: 2,
     });
     process.stdout.write(
       `      seed ${seed}: ${report.flips} flips (${report.flipsRecorded} recorded, ${report.flipsCoveredByResync} by resync, ${report.flipsMoot} moot), ${report.resyncs} resyncs, max RSS ${report.maxRssMiB.toFixed(1)} MiB, ${report.changesUnderTermination} changes checked across SIGTERMs, ${report.correctionsOnFullDisk} corrections on a full disk, hostile clients ${JSON.stringify(report.clientActions)}\n`,

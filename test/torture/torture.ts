@@ -17,6 +17,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { type DaemonProcess, Netns, onPrivateTmpfs, REPO_ROOT, waitFor } from '../helpers/netns';
 import { seededRandom } from '../helpers/random';
 import type { StormSummary } from './client-storm';
+import { steppableWallClock, stepWallClock } from '../helpers/wall-clock';
 
 export interface TortureOptions {
   seed: number;
@@ -28,6 +29,8 @@ export interface TortureOptions {
   diskFull?: boolean;
   /** Rounds of hostile API and metrics clients during the schedule (client-storm.ts); 0: none. */
   clientRounds?: number;
+  /** Wall-clock steps (back and forward, up to a day) under a daemon whose corrections flap. */
+  clockSteps?: number;
   log?: (line: string) => void;
 }
 
@@ -46,6 +49,8 @@ export interface TortureReport {
   correctionsOnFullDisk: number;
   /** Hostile client actions run during the schedule, by kind. */
   clientActions: Record<string, number>;
+  /** Wall-clock steps the daemon went through, every managed interface compliant after each. */
+  clockSteps: number;
   problems: string[];
 }
 
@@ -98,6 +103,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
     changesUnderTermination: 0,
     correctionsOnFullDisk: 0,
     clientActions: {},
+    clockSteps: 0,
     problems: [],
   };
   try {
@@ -280,6 +286,17 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
     if (options.diskFull) {
       await daemon.stop();
       await diskFullPhase(ns, { policyFile, managed: managedNow(), report, log });
+    }
+    if ((options.clockSteps ?? 0) > 0) {
+      await daemon.stop();
+      await clockStepPhase(ns, {
+        policyFile,
+        managed: managedNow(),
+        steps: options.clockSteps ?? 0,
+        random,
+        report,
+        log,
+      });
     }
     for (const problem of ledgerProblems(daemon.stateDir)) report.problems.push(problem);
     return report;
@@ -546,7 +563,70 @@ async function diskFullPhase(
   phase.log(`disk-full phase: ${phase.managed.length} interfaces corrected on a full disk`);
 }
 
-/** `npm run test:torture -- [--seed N] [--ops N] [--veths N] [--terminations N] [--client-rounds N]` */
+/** Wall-clock steps to choose from, in seconds: back and forward, small and large. */
+const CLOCK_STEPS_SEC = [-3600, 3600, -86_400, -5, 600, -600];
+/** Back-offs short enough to be seen ending within a round, and reached after a few corrections. */
+const FLAPPY = 'flapping: { max_corrections: 3, window: 60, max_backoff: 2 }';
+
+/**
+ * The daemon's wall clock stepped back and forward (libfaketime, this daemon only) while managed
+ * interfaces drift often enough to flap: after every step each one must be compliant again within
+ * the back-off, and the ledger must stay whole, numbered without a gap, with the stepped times.
+ */
+async function clockStepPhase(
+  ns: Netns,
+  phase: {
+    policyFile: string;
+    managed: string[];
+    steps: number;
+    random: () => number;
+    report: TortureReport;
+    log: (line: string) => void;
+  },
+): Promise<void> {
+  const { report } = phase;
+  const policy = fs.readFileSync(phase.policyFile, 'utf8').replace(/^flapping: .*$/m, FLAPPY);
+  const policyFile = path.join(ns.tmp, 'clock-step-policy.yaml');
+  fs.writeFileSync(policyFile, policy);
+  const offsetFile = path.join(ns.tmp, 'clock-step-offset');
+  const stateDir = path.join(ns.tmp, 'state-clock-step');
+  const daemon = ns.startDaemon(
+    ['--policy', policyFile, '--log-level', 'warning'],
+    steppableWallClock(offsetFile),
+    stateDir,
+  );
+  await daemon.ready();
+  let offsetSec = 0;
+  for (let step = 0; step < phase.steps; step++) {
+    offsetSec += CLOCK_STEPS_SEC[Math.floor(phase.random() * CLOCK_STEPS_SEC.length)] as number;
+    stepWallClock(offsetFile, offsetSec);
+    // Drifts in a burst, so corrections cross max_corrections and back off across the step.
+    for (let burst = 0; burst < 4; burst++) {
+      for (const name of phase.managed) ns.setFeatures(name, 'gro', 'on');
+      await waitFor(
+        () => {
+          const gro = activeGro(ns);
+          return phase.managed.every((name) => gro[name] === false);
+        },
+        `every managed interface corrected after a wall-clock step to ${offsetSec} s`,
+        30000,
+      );
+    }
+    report.clockSteps++;
+  }
+  if (daemon.exitCode !== null) report.problems.push(`the daemon died under clock steps (exit ${daemon.exitCode})`);
+  await daemon.stop();
+  const { records } = readLedger(stateDir);
+  records.forEach((record, index) => {
+    const previous = records[index - 1];
+    if (previous !== undefined && record.seq !== previous.seq + 1)
+      report.problems.push(`clock-step phase: record #${record.seq} follows #${previous.seq}`);
+  });
+  for (const problem of ledgerProblems(stateDir)) report.problems.push(`clock-step phase: ${problem}`);
+  phase.log(`clock-step phase: ${report.clockSteps} steps, ${records.length} records`);
+}
+
+/** `npm run test:torture -- [--seed N] [--ops N] [--veths N] [--terminations N] [--client-rounds N] [--clock-steps N]` */
 if (require.main === module) {
   const argument = (name: string, fallback: number): number => {
     const index = process.argv.indexOf(`--${name}`);
@@ -561,6 +641,7 @@ if (require.main === module) {
     terminations: argument('terminations', 20),
     diskFull: true,
     clientRounds: argument('client-rounds', 100),
+    clockSteps: argument('clock-steps', 6),
     log: (line) => process.stdout.write(`  ${line}\n`),
   }).then(
     (report) => {

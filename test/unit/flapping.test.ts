@@ -54,4 +54,23 @@ describe('flapping back-off', () => {
     flap.forget(1);
     assert.equal(flap.mayCorrect(1, 'rx-gro'), true);
   });
+
+  it('a flapping back-off is neither lengthened nor ended by a step of the wall clock (issue 20 #10)', () => {
+    const realNow = Date.now;
+    let stepMs = 0;
+    Date.now = (): number => realNow() + stepMs;
+    try {
+      const flap = new FlapGuard({ maxCorrections: 1, windowSec: 60, maxBackoffSec: 2 });
+      assert.ok(flap.noteCorrection(3, 'rx-gro'), 'the back-off started');
+      assert.equal(flap.mayCorrect(3, 'rx-gro'), false, 'held back during the back-off');
+      const end = flap.backoffEnd(3, 'rx-gro') as number;
+      stepMs = -3_600_000; // one hour back
+      assert.ok((flap.backoffEnd(3, 'rx-gro') ?? 0) <= end, 'the end did not move away');
+      assert.ok((flap.backoffEnd(3, 'rx-gro') ?? Infinity) - end < 1000, 'still about 2 s away, not an hour');
+      stepMs = 3_600_000; // one hour forward
+      assert.equal(flap.mayCorrect(3, 'rx-gro'), false, 'still held back');
+    } finally {
+      Date.now = realNow;
+    }
+  });
 });

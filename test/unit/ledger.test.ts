@@ -117,6 +117,106 @@ describe('ledger (files in a scratch directory)', function () {
     }
   });
 
+  it('held records are never lost when the ledger stays unwritable until exit: the reserve keeps them for the next start (issue 20 #3)', () => {
+    const first = ledgerIn();
+    const before = appendNow(first, [drift('up0')]);
+    first.close();
+    // Something the ledger cannot write to sits at its path for a whole run.
+    const active = path.join(dir, 'ledger.jsonl');
+    fs.renameSync(active, `${active}.saved`);
+    fs.mkdirSync(active);
+    const observer = new Recorder();
+    const second = ledgerIn(LIMITS, observer);
+    const held: LedgerRecord[] = [];
+    for (let i = 0; i < 90; i++) held.push(...appendNow(second, [drift(`up${i}`)]));
+    second.close();
+    assert.match(
+      observer.warnings.join('\n'),
+      /90 records \(#2 to #91\) could not be written .* kept in .*ledger\.reserve/,
+    );
+    fs.rmdirSync(active);
+    fs.renameSync(`${active}.saved`, active);
+
+    const replayObserver = new Recorder();
+    const third = ledgerIn(LIMITS, replayObserver);
+    assert.match(replayObserver.warnings.join('\n'), /90 records the last run could not write/);
+    const next = appendNow(third, [drift('up0')]);
+    third.close();
+    const records = lines(active);
+    assert.deepEqual(
+      records.map((record) => record.seq),
+      Array.from({ length: 92 }, (_, i) => i + 1),
+      'every record once, numbers continuous',
+    );
+    assert.deepEqual(records.slice(1, 91), held);
+    assert.equal(next[0]?.seq, 92);
+    assert.equal(before[0]?.seq, 1);
+    // Cleared: a fourth start replays nothing.
+    const fourthObserver = new Recorder();
+    ledgerIn(LIMITS, fourthObserver).close();
+    assert.equal(lines(active).length, 92);
+    assert.doesNotMatch(fourthObserver.warnings.join('\n'), /last run/);
+  });
+
+  it('replays no record twice when a crash left the reserve uncleared', () => {
+    const first = ledgerIn();
+    const written = [...appendNow(first, [drift('up0')]), ...appendNow(first, [drift('up1')])];
+    first.close();
+    const reserve = path.join(dir, 'ledger.reserve');
+    fs.writeFileSync(
+      reserve,
+      Buffer.concat([Buffer.from(written.map((r) => `${JSON.stringify(r)}\n`).join('')), Buffer.alloc(4096)]),
+    );
+    const second = ledgerIn();
+    assert.equal(appendNow(second, [drift('up2')])[0]?.seq, 3);
+    second.close();
+    assert.deepEqual(
+      lines(path.join(dir, 'ledger.jsonl')).map((record) => record.seq),
+      [1, 2, 3],
+    );
+  });
+
+  it('leaves no ledger.seq.tmp behind when the sequence number cannot be saved (issue 20 #17)', () => {
+    const seqFile = path.join(dir, 'ledger.seq');
+    fs.mkdirSync(seqFile); // rename over a directory fails, as a full disk makes the write fail
+    const ledger = ledgerIn();
+    appendNow(ledger, [drift('up0')]);
+    ledger.close();
+    assert.deepEqual(
+      fs.readdirSync(dir).filter((name) => name.endsWith('.tmp')),
+      [],
+    );
+  });
+
+  for (const where of ['memory', 'files'] as const) {
+    it(`drift --since does not miss a record written after the wall clock was stepped back, from ${where} (issue 20 #10)`, async () => {
+      const record = (seq: number, time: string, iface: string): string =>
+        JSON.stringify({ seq, time, ...drift(iface) });
+      const ledgerLines = [
+        record(1, '2026-11-20T09:00:00.000Z', 'old0'),
+        record(2, '2026-11-20T12:00:00.000Z', 'up0'),
+        record(3, '2026-11-20T12:00:01.000Z', 'up1'),
+        // The clock was stepped back one hour here.
+        record(4, '2026-11-20T11:00:02.000Z', 'up2'),
+        record(5, '2026-11-20T11:00:03.000Z', 'other0'),
+      ];
+      // Beyond what memory keeps, so the query has to read the file.
+      const filler = where === 'files' ? RECENT_RECORDS + 100 : 0;
+      const all = [
+        ...ledgerLines,
+        ...Array.from({ length: filler }, (_, i) => record(6 + i, '2026-11-20T11:30:00.000Z', 'fill0')),
+      ];
+      fs.writeFileSync(path.join(dir, 'ledger.jsonl'), `${all.join('\n')}\n`);
+      const ledger = ledgerIn();
+      const seqs = async (since: string, iface?: string): Promise<number[]> =>
+        (await ledger.query({ since: new Date(since), interface: iface, limit: 10 })).records.map((r) => r.seq);
+      assert.deepEqual(await seqs('2026-11-20T11:30:00.000Z', 'up2'), [4], 'written after a record at or after since');
+      assert.deepEqual(await seqs('2026-11-20T11:30:00.000Z', 'up0'), [2]);
+      assert.deepEqual(await seqs('2026-11-20T11:30:00.000Z', 'old0'), [], 'before since and before the step');
+      assert.deepEqual(await seqs('2026-11-20T12:30:00.000Z', 'up2'), [], 'nothing at or after since');
+    });
+  }
+
   it('never follows a symbolic link at ledger.jsonl, and reports the ledger not writable', () => {
     const target = path.join(dir, 'elsewhere');
     fs.writeFileSync(target, 'precious\n');

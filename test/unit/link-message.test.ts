@@ -57,6 +57,19 @@ describe('rtnetlink link message parser', () => {
     ]);
   });
 
+  it('reads a name that is not ASCII as the UTF-8 text the addon and sysfs paths write back (issue 20 #11)', () => {
+    for (const name of ['mé', '端口0', 'uplink-ü']) {
+      const [link] = parseLinkDatagram(linkMessage(16, 9, 1, [attribute(3, Buffer.from(`${name}\0`))]));
+      assert.equal(link?.name, name);
+      assert.equal(Buffer.from(link?.name ?? '', 'utf8').equals(Buffer.from(name)), true, 'the same bytes again');
+      assert.equal(link?.nameNotUtf8, undefined);
+    }
+    // Bytes the kernel accepts that are no UTF-8: flagged, one character per byte.
+    const [odd] = parseLinkDatagram(linkMessage(16, 9, 1, [attribute(3, Buffer.from([0x6d, 0xff, 0xe9, 0]))]));
+    assert.equal(odd?.name, 'm\u00ff\u00e9');
+    assert.equal(odd?.nameNotUtf8, true);
+  });
+
   it('reads several messages in one datagram, and deletions', () => {
     const deleted = linkMessage(17, 9, 0, [attribute(3, Buffer.from('tap0\0'))]);
     assert.deepEqual(

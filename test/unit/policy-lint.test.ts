@@ -4,6 +4,10 @@ import * as path from 'node:path';
 import { lintPolicy } from '../../src/policy/lint';
 import { loadDefaultPolicy, parsePolicy } from '../../src/policy/load';
 import type { PolicyWarning } from '../../src/policy/types';
+import type { PolicyError } from '../../src/errors';
+import { MAX_POLICY_BYTES, MAX_POLICY_RULES } from '../../src/policy/policy-file';
+import { findShadowingRules, ruleCovers } from '../../src/policy/shadow';
+import { seededRandom } from '../helpers/random';
 
 const HOST_FEATURES = JSON.parse(
   readFileSync(path.resolve(__dirname, '../../../test/fixtures/host-features.json'), 'utf8'),
@@ -197,5 +201,62 @@ describe('policy lint', () => {
 
   it('finds nothing to say about the shipped default', () => {
     assert.deepEqual(lintPolicy(loadDefaultPolicy(HOST_FEATURES)), []);
+  });
+});
+
+describe('large policies (issue 20 #9)', () => {
+  const HOST = JSON.parse(
+    readFileSync(path.resolve(__dirname, '../../../test/fixtures/host-features.json'), 'utf8'),
+  ) as string[];
+  /** Rules of varied shapes, many of them shadowing one another. */
+  function randomRules(count: number, seed: number): string {
+    const random = seededRandom(seed);
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+    const name = (): string =>
+      pick([
+        () => `up${Math.floor(random() * 40)}`,
+        () => `up${Math.floor(random() * 4)}*`,
+        () => `u[pq]${Math.floor(random() * 9)}?`,
+        () => 'up*',
+        () => `x*${Math.floor(random() * 9)}`,
+      ])();
+    let text = 'rules:\n';
+    for (let i = 0; i < count; i++) {
+      const keys = [`name: ${JSON.stringify(name())}`];
+      if (random() < 0.4) keys.push(`driver: ${pick(['bnxt_en', '"mlx5_*"', '"bnx*"'])}`);
+      if (random() < 0.2) keys.push(`kind: ${pick(['veth', 'tun'])}`);
+      if (random() < 0.2) keys.push(`pci: "${pick(['14e4:1750', '14e4:16d7'])}"`);
+      text += `  - name: r${i}\n    match: { ${keys.join(', ')} }\n    features: { gro: off }\n`;
+    }
+    return text;
+  }
+
+  it('a large valid policy must not freeze the event loop: the shadow lint finds what comparing every pair finds (issue 20 #9)', () => {
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const policy = parsePolicy(randomRules(300, seed), 'p.yaml', HOST);
+      const pairwise = policy.rules.map((later, index) =>
+        policy.rules.slice(0, index).findIndex((earlier) => ruleCovers(earlier.match, later.match)),
+      );
+      assert.deepEqual(findShadowingRules(policy.rules), pairwise, `seed ${seed}`);
+      assert.ok(
+        pairwise.some((index) => index >= 0),
+        'the sample has shadowed rules',
+      );
+    }
+  });
+
+  it('a policy beyond MAX_POLICY_RULES rules or MAX_POLICY_BYTES is refused with the limit named (issue 20 #9)', () => {
+    const rules = (count: number): string =>
+      `rules:\n${Array.from({ length: count }, (_, i) => `- {name: r${i}, match: {name: up${i}}, features: {gro: off}}\n`).join('')}`;
+    assert.throws(
+      () => parsePolicy(rules(MAX_POLICY_RULES + 1), 'p.yaml', HOST),
+      (error: PolicyError) =>
+        error.message.includes(`more than the ${MAX_POLICY_RULES} allowed`) &&
+        error.position?.line === MAX_POLICY_RULES + 2,
+    );
+    assert.throws(
+      () => parsePolicy(`# ${'x'.repeat(MAX_POLICY_BYTES)}\nrules: []\n`, 'p.yaml', HOST),
+      /larger than the 1048576 bytes allowed/,
+    );
   });
 });

@@ -100,6 +100,38 @@ describe('policy loading', () => {
     }
   });
 
+  it('near-blanket rules are refused: negated classes, and rules that together match every interface (issue 20 #12)', () => {
+    const refused = (text: string): string =>
+      catchPolicyError(() => parsePolicy(text, 'p.yaml', HOST_FEATURES)).message;
+    const rule = (name: string, match: string): string =>
+      `  - name: ${name}\n    match: ${match}\n    features: { gso: off }\n`;
+    for (const pattern of ['[!x]*', '[^x]*', '[!l]*', '[!a-k]*', '?*[!z]', '[!.]*']) {
+      assert.match(
+        refused(`rules:\n${rule('r', `{ name: "${pattern}" }`)}`),
+        /matches nearly every interface/,
+        pattern,
+      );
+    }
+    assert.match(
+      refused(`rules:\n${rule('a', '{ name: "[a-m]*" }')}${rule('b', '{ name: "[!a-m]*" }')}`),
+      /nearly every interface/,
+    );
+    assert.match(
+      refused(
+        `rules:\n${rule('a', '{ kind: [veth, tun] }')}${rule('b', '{ kind: bridge }')}${rule('c', '{ name: "e*" }')}`,
+      ),
+      /rules "a", "b", "c" together match nearly every interface/,
+    );
+    // Targeted rules still load, and broad still opts in.
+    parsePolicy(`rules:\n${rule('virtual', '{ kind: [veth, tun, bridge] }')}`, 'p.yaml', HOST_FEATURES);
+    parsePolicy(`rules:\n${rule('v', '{ name: "v*" }')}${rule('b', '{ driver: bnxt_en }')}`, 'p.yaml', HOST_FEATURES);
+    parsePolicy(
+      'rules:\n  - name: lab\n    broad: "lab host"\n    match: { name: "[!x]*" }\n    features: { gso: off }\n',
+      'p.yaml',
+      HOST_FEATURES,
+    );
+  });
+
   describe('accepts good policies', () => {
     const expected = readJson<Record<string, GoodCase>>(path.join(GOOD_DIR, 'expected.json'));
 

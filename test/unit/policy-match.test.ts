@@ -3,20 +3,9 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { InterfaceFacts } from '../../src/facts/types';
 import { parsePolicy } from '../../src/policy/load';
-import {
-  evaluateRule,
-  findRule,
-  globCovers,
-  globLiteral,
-  globLiteralPrefix,
-  globMatch,
-  globProblem,
-  globsMatchEveryValue,
-  matchPolicy,
-  NEEDS_DEVICE,
-  unconstrainedKeys,
-  VALUE_DOMAINS,
-} from '../../src/policy/match';
+import { globLiteral, globLiteralPrefix, globMatch, globProblem } from '../../src/policy/glob';
+import { globCovers, globsMatchEveryValue, unconstrainedKeys, VALUE_DOMAINS } from '../../src/policy/glob-coverage';
+import { evaluateRule, findRule, matchPolicy, NEEDS_DEVICE } from '../../src/policy/match';
 import type { MatchSpec, Policy, Rule } from '../../src/policy/types';
 
 const HOST_FEATURES = JSON.parse(
@@ -341,8 +330,10 @@ describe('patterns that accept every value', () => {
     ['name', ['?'], false],
     ['name', ['[!l]*'], false],
     ['name', ['*[0-9]'], false],
-    ['name', ['[\u0001-\u00ff]*'], true],
-    ['name', ['[\u0001-\u00fe]*'], false],
+    // Names are UTF-8 text (issue 20 #11): "every byte" is no longer every name.
+    ['name', ['[\u0001-\u00ff]*'], false],
+    ['name', ['[\u0001-\uffff]*'], true],
+    ['name', ['[\u0001-\ufffe]*'], false],
     ['driver', ['*'], true],
     ['driver', ['?*'], true],
     ['driver', ['bnxt_*'], false],
