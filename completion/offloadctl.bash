@@ -20,7 +20,7 @@ _offloadctl() {
         --interface) COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur")); return ;;
         --event) COMPREPLY=($(compgen -W 'initial drift unenforceable flapping resync' -- "$cur")); return ;;
         --policy) _filedir '@(yaml|yml)'; return ;;
-        --sysfs-root) _filedir -d; return ;;
+        --sysfs-root|--root) _filedir -d; return ;;
         --since|--feature|--limit|--window) return ;;
     esac
 
@@ -37,7 +37,7 @@ _offloadctl() {
             fi ;;
         doctor)
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "$common --window --policy --sysfs-root" -- "$cur"))
+                COMPREPLY=($(compgen -W "$common --window --policy --sysfs-root --root" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur"))
             fi ;;
@@ -45,7 +45,7 @@ _offloadctl() {
             COMPREPLY=($(compgen -W "$common --since --interface --feature --event --limit" -- "$cur")) ;;
         check-policy)
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "$common" -- "$cur"))
+                COMPREPLY=($(compgen -W "$common --root --sysfs-root" -- "$cur"))
             else
                 _filedir '@(yaml|yml)'
             fi ;;
