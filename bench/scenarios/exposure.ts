@@ -22,6 +22,8 @@ const DRIFT_INTERFACES = 100;
 /** Issue 13: p99 ≤ 1 ms (exposure also ≤ 2× the C reactor's p99 in the same run). */
 const GOAL_P99_US = 1000;
 const GOAL_P99_VS_REACTOR = 2;
+/** Issue 19: attribution may raise the drift-correction p99 by at most this much (same run). */
+const GOAL_ATTRIBUTION_P99_PERCENT = 5;
 
 /** offloadd / floor / today figures of one statistic, as a measurement row. */
 function row(scenario: string, metric: string, pick: (kind: ReactorKind) => number | undefined): Measurement {
@@ -149,12 +151,31 @@ export async function driftScenario(ctx: BenchContext): Promise<ScenarioResult> 
       }),
     );
   }
+  // The same trials against offloadd without attribution: what naming the actor costs a correction
+  // (each drift here is an SFEATURES request the programs see and the daemon looks up).
+  ctx.progress(`drift: ${ctx.driftTrials} trials against offloadd --attribution=off`);
+  const withoutAttribution = await withNetns(ctx.tools, async (netns) => {
+    netns.batch(commands);
+    netns.setAll('md', false);
+    return withReactor(
+      ctx,
+      netns,
+      'offloadd',
+      'drift-attribution-off',
+      async () => {
+        await settle();
+        return driftTrials(netns, 'md', ctx.driftTrials);
+      },
+      { daemonArgs: ['--attribution=off'] },
+    );
+  });
   const stat =
     (key: keyof Distribution) =>
     (kind: ReactorKind): number | undefined =>
       byKind.get(kind)?.drift[key];
   const scenario = `drift (${ctx.driftTrials} trials)`;
   const offloadd = byKind.get('offloadd');
+  const attributionCostPercent = offloadd ? (offloadd.drift.p99 / withoutAttribution.drift.p99 - 1) * 100 : NaN;
   const goals: GoalCheck[] = offloadd
     ? [
         {
@@ -163,6 +184,13 @@ export async function driftScenario(ctx: BenchContext): Promise<ScenarioResult> 
           limit: GOAL_P99_US,
           direction: 'atMost',
           unit: 'us',
+        },
+        {
+          goal: `attribution on vs off: drift p99 ≤ +${GOAL_ATTRIBUTION_P99_PERCENT} %`,
+          measured: attributionCostPercent,
+          limit: GOAL_ATTRIBUTION_P99_PERCENT,
+          direction: 'atMost',
+          unit: '%',
         },
       ]
     : [];
@@ -177,8 +205,10 @@ export async function driftScenario(ctx: BenchContext): Promise<ScenarioResult> 
       row(scenario, 'p50, feature on → off again', stat('p50')),
       row(scenario, 'p99', stat('p99')),
       row(scenario, 'max', stat('max')),
+      { scenario, metric: 'p50, offloadd --attribution=off', unit: 'us', offloadd: withoutAttribution.drift.p50 },
+      { scenario, metric: 'p99, offloadd --attribution=off', unit: 'us', offloadd: withoutAttribution.drift.p99 },
     ],
     goals,
-    raw: Object.fromEntries(byKind),
+    raw: { ...Object.fromEntries(byKind), offloaddAttributionOff: withoutAttribution },
   };
 }

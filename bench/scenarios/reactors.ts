@@ -40,6 +40,8 @@ export interface ReactorOptions {
   reportAfter?: number;
   /** Names the C reactors look after (offloadd always follows the policy's "m*"). */
   prefix?: string;
+  /** More offloadd options (e.g. --attribution=off). */
+  daemonArgs?: string[];
 }
 
 async function offloaddReactor(
@@ -47,8 +49,9 @@ async function offloaddReactor(
   netns: BenchNetns,
   label: string,
   logLevel: LogLevel,
+  daemonArgs: string[] = [],
 ): Promise<Reactor> {
-  const daemon = await startDaemon(ctx, netns, logLevel, label);
+  const daemon = await startDaemon(ctx, netns, logLevel, label, undefined, () => daemonArgs);
   return {
     kind: 'offloadd',
     cpuNs: () => daemon.cpuNs(),
@@ -116,7 +119,7 @@ export async function startReactor(
 ): Promise<Reactor> {
   switch (kind) {
     case 'offloadd':
-      return offloaddReactor(ctx, netns, label, options.logLevel ?? 'info');
+      return offloaddReactor(ctx, netns, label, options.logLevel ?? 'info', options.daemonArgs);
     case 'floor':
     case 'today':
       return cReactor(ctx, netns, kind, options.reportAfter ?? 0, options.prefix ?? 'm');

@@ -1,7 +1,7 @@
 /**
  * Attribution: who asked the kernel to change an interface's features. Starts the kernel side
- * (native/attribution.cc), names each request's sender at once, and keeps an ActorLog the daemon
- * asks when it records a drift. Never throws for a kernel that cannot do it: `status()` says why
+ * (native/attribution.cc), names each request's sender within a millisecond (RESOLVE_DELAY_MS),
+ * and keeps an ActorLog the daemon asks when it records a drift. Never throws for a kernel that cannot do it: `status()` says why
  * attribution is off, once, for the caller to report.
  *
  * Clocks: the kernel stamps requests with bpf_ktime_get_ns() (CLOCK_MONOTONIC). Link events carry
@@ -12,7 +12,7 @@ import { attributionAddon, type AttributionHook, type NativeAttribution } from '
 import type { Actor, ActorAnswer } from './actor';
 import { ActorLog } from './actor-log';
 import { CgroupIndex, cgroup2Mount } from './cgroup';
-import { parseRecords } from './record';
+import { parseRecords, type KernelRequest } from './record';
 import { decodeRequest } from './request';
 import { ActorResolver, netnsOf } from './resolve';
 import { AttributionUnavailable, unavailableReason, type AddonFailure } from './unavailable';
@@ -20,6 +20,20 @@ import { AttributionUnavailable, unavailableReason, type AddonFailure } from './
 /** How far before a drift a request still counts as its cause, unless the caller says otherwise. */
 export const DEFAULT_ATTRIBUTION_WINDOW_MS = 2000;
 const DEFAULT_SYSCALLS = ['ioctl', 'sendto', 'sendmsg'];
+/**
+ * A request is named this long after it arrives, unless a drift asks for it first. The kernel's
+ * record is made at the system call's entry, before the change and its link event: naming the
+ * sender at once (reading /proc, ~40-100 µs) would hold back the correction of the drift it
+ * causes. A drift check asks after its correction and names what is pending then.
+ */
+const RESOLVE_DELAY_MS = 1;
+/**
+ * The kernel side submits without waking the daemon (a wakeup per request would come before the
+ * link event it causes): the ring buffer is drained when a drift asks, and this often.
+ */
+const DRAIN_INTERVAL_MS = 100;
+/** More requests than this waiting (a storm) are named at once: the backlog stays bounded. */
+const MAX_PENDING_REQUESTS = 256;
 
 export interface AttributionOptions {
   /** The name → ifindex look-up of the watched namespace (the daemon's link table). */
@@ -90,10 +104,13 @@ export function startAttribution(options: AttributionOptions): Attribution {
   let attributed = 0;
   let otherNamespace = 0;
   let family = 0;
+  const pending: KernelRequest[] = [];
+  let resolveTimer: NodeJS.Timeout | null = null;
 
-  const onRecords = (records: Buffer, count: number): void => {
-    for (const request of parseRecords(records, count, addon.recordBytes)) {
-      if (request.syscall !== 'ioctl' && (family === 0 || request.argument !== family)) continue;
+  const resolvePending = (): void => {
+    if (resolveTimer !== null) clearTimeout(resolveTimer);
+    resolveTimer = null;
+    for (const request of pending.splice(0)) {
       const netns = netnsOf(`${procRoot}/${request.pid}`);
       if (netns !== null && watchedNetns !== null && netns !== watchedNetns) {
         otherNamespace++;
@@ -105,6 +122,16 @@ export function startAttribution(options: AttributionOptions): Attribution {
       log.add(actor);
       options.onActor?.(actor);
     }
+  };
+
+  const onRecords = (records: Buffer, count: number): void => {
+    for (const request of parseRecords(records, count, addon.recordBytes)) {
+      if (request.syscall !== 'ioctl' && (family === 0 || request.argument !== family)) continue;
+      pending.push(request);
+    }
+    if (pending.length > MAX_PENDING_REQUESTS) resolvePending();
+    else if (pending.length > 0 && resolveTimer === null)
+      resolveTimer = setTimeout(resolvePending, RESOLVE_DELAY_MS).unref();
   };
 
   const hooks: AttributionHook[] =
@@ -132,12 +159,14 @@ export function startAttribution(options: AttributionOptions): Attribution {
   const opened = native;
   family = opened.ethtoolFamily();
   opened.unref();
+  const drainTimer = setInterval(() => opened.drain(), DRAIN_INTERVAL_MS).unref();
   let stopped = false;
   return {
     unavailable: null,
     actorsFor: (ifindex, receivedAtNs, window = windowMs) => {
       // The link event may be handled before the loop polled the ring buffer: take in what is there.
       if (!stopped) opened.drain();
+      resolvePending();
       return log.actorsFor(ifindex, receivedAtNs, window);
     },
     forget: (ifindex) => log.forget(ifindex),
@@ -152,6 +181,10 @@ export function startAttribution(options: AttributionOptions): Attribution {
     }),
     stop: () => {
       stopped = true;
+      clearInterval(drainTimer);
+      if (resolveTimer !== null) clearTimeout(resolveTimer);
+      resolveTimer = null;
+      pending.length = 0;
       opened.close();
     },
   };

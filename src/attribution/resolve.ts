@@ -36,14 +36,19 @@ export class ActorResolver {
   resolve(request: KernelRequest, decoded: DecodedRequest): Actor {
     const proc = path.join(this.procRoot, String(request.pid));
     const stat = readStat(proc);
-    const alive = stat !== null && isSameProcess(stat, request.ktimeNs) && !stat.exited;
+    let alive = stat !== null && isSameProcess(stat, request.ktimeNs) && !stat.exited;
+    const exe = alive ? readLink(path.join(proc, 'exe')) : null;
+    // No executable while alive: exiting right now (its memory is already gone), or not ours to read.
+    if (alive && exe === null && (readStat(proc)?.exited ?? true)) alive = false;
+    // /proc/PID missing while the pid exists: hidden from this daemon (ProtectProc=invisible).
+    const hidden = stat === null && processExists(request.pid);
     const cgroupPath = (alive ? this.cgroupPathOf(proc) : null) ?? this.options.cgroups.pathOf(request.cgroupId);
     const owner = classifyCgroup(cgroupPath ?? '');
     const actor: Actor = {
       pid: request.pid,
       tid: request.tid,
       comm: (alive ? readTrimmed(path.join(proc, 'comm')) : null) ?? request.comm,
-      exe: alive ? readLink(path.join(proc, 'exe')) : null,
+      exe,
       cmdline: alive ? readCmdline(path.join(proc, 'cmdline')) : null,
       uid: request.uid,
       user: this.userName(request.uid),
@@ -59,12 +64,14 @@ export class ActorResolver {
       ifname: decoded.ifname,
       features: decoded.features,
       time: request.ktimeNs.toString(),
-      process: alive ? 'running' : 'exited',
+      process: alive || hidden ? 'running' : 'exited',
       parent: stat !== null && isSameProcess(stat, request.ktimeNs) ? this.parentOf(stat.ppid, request.ktimeNs) : null,
       partial: decoded.partial,
     };
     if (!alive) {
-      const why = 'the process exited before it was resolved (executable and network namespace unknown)';
+      const why = hidden
+        ? 'the process is hidden from offloadd (ProtectProc=invisible): executable and network namespace unknown'
+        : 'the process exited before it was resolved (executable and network namespace unknown)';
       actor.partial = actor.partial ? `${actor.partial}; ${why}` : why;
     }
     return actor;
@@ -115,6 +122,16 @@ interface ProcStat {
 }
 
 /** /proc/PID/stat's fields after the parenthesised comm (which may hold spaces and parentheses). */
+/** kill(pid, 0): EPERM means it exists but belongs to someone else; ESRCH that it is gone. */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 function readStat(proc: string): ProcStat | null {
   const stat = readTrimmed(path.join(proc, 'stat'));
   if (stat === null) return null;
