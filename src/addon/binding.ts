@@ -126,6 +126,8 @@ interface NativeAddon {
   driverStats: (ifname: string, ifindex: number) => DriverStats;
   /** flock(fd, LOCK_EX | LOCK_NB): false when another open file description holds the lock. */
   tryLockExclusive: (fd: number) => boolean;
+  /** V8's Isolate::LowMemoryNotification(): full collections down to what is live. Synchronous. */
+  releaseHeap: () => void;
   /** malloc_trim(0): true if any free native memory went back to the kernel. */
   trimNativeHeap: () => boolean;
 }
@@ -146,6 +148,7 @@ const EXPECTED_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = [
   'linkStats',
   'driverStats',
   'tryLockExclusive',
+  'releaseHeap',
   'trimNativeHeap',
 ];
 
@@ -256,6 +259,7 @@ export const addon = {
   linkStats: wrap('linkStats'),
   driverStats: wrap('driverStats'),
   tryLockExclusive: wrap('tryLockExclusive'),
+  releaseHeap: wrap('releaseHeap'),
   trimNativeHeap: wrap('trimNativeHeap'),
   openLinkMonitor: guarded(
     (receiveBufferBytes: number, onDatagrams: (errno: number, datagrams: Buffer[]) => void): NativeLinkMonitor =>
