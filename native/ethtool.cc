@@ -86,27 +86,27 @@ size_t FeatureWords(Napi::Env env) {
   return words;
 }
 
-FeatureBitsets NewFeatureBitsets(Napi::Env env, size_t count, size_t words) {
-  Napi::ArrayBuffer buffer =
-      Napi::ArrayBuffer::New(env, count * kFeatureBitsetsPerInterface * words * sizeof(uint32_t));
-  return {buffer, static_cast<uint32_t*>(buffer.Data()), words};
-}
-
-FeatureBitsetsKeys::FeatureBitsetsKeys(Napi::Env env)
-    : ifindex(Napi::String::New(env, "ifindex")),
-      available(Napi::String::New(env, "available")),
-      requested(Napi::String::New(env, "requested")),
-      active(Napi::String::New(env, "active")),
-      neverChanged(Napi::String::New(env, "neverChanged")) {}
-
-Napi::Object FeatureBitsets::Interface(Napi::Env env, const FeatureBitsetsKeys& keys, size_t item) const {
+Napi::Object InterfaceBitsets::Interface(Napi::Env env, size_t item, uint32_t ifindex) const {
+  // One napi_define_properties for all of them: each property set on its own costs as much again
+  // (every setter call is a JavaScript exception scope), which a batch of thousands would feel.
+  constexpr size_t kMaxProperties = 8;
+  napi_property_descriptor properties[kMaxProperties] = {};
+  size_t count = 0;
+  size_t bytes = words_ * sizeof(uint32_t);
+  size_t at = item * keys_.size() * bytes;
+  for (size_t bitset = 0; bitset < keys_.size() && count + 1 < kMaxProperties; bitset++, count++) {
+    properties[count].name = keys_[bitset];
+    properties[count].value = Napi::Uint32Array::New(env, words_, buffer_, at + bitset * bytes);
+    properties[count].attributes = napi_default_jsproperty;
+  }
+  if (ifindex != 0) {
+    properties[count].utf8name = "ifindex";
+    properties[count].value = Napi::Number::New(env, ifindex);
+    properties[count].attributes = napi_default_jsproperty;
+    count++;
+  }
   Napi::Object result = Napi::Object::New(env);
-  size_t at = item * kFeatureBitsetsPerInterface * words * sizeof(uint32_t);
-  size_t bytes = words * sizeof(uint32_t);
-  result.Set(keys.available, Napi::Uint32Array::New(env, words, buffer, at));
-  result.Set(keys.requested, Napi::Uint32Array::New(env, words, buffer, at + bytes));
-  result.Set(keys.active, Napi::Uint32Array::New(env, words, buffer, at + 2 * bytes));
-  result.Set(keys.neverChanged, Napi::Uint32Array::New(env, words, buffer, at + 3 * bytes));
+  NAPI_THROW_IF_FAILED(env, napi_define_properties(env, result, count, properties), Napi::Object());
   return result;
 }
 
@@ -162,7 +162,7 @@ Napi::Value GetFeatures(const Napi::CallbackInfo& info) {
   request->size = static_cast<uint32_t>(words);
   Ethtool(env, target, request, "ETHTOOL_GFEATURES");
 
-  FeatureBitsets bitsets = NewFeatureBitsets(env, 1, words);
+  InterfaceBitsets bitsets(env, 1, words, kFeatureBitsetNames);
   uint32_t* out = bitsets.Words(0);
   for (size_t i = 0; i < words; i++) {
     out[kAvailable * words + i] = request->features[i].available;
@@ -170,7 +170,7 @@ Napi::Value GetFeatures(const Napi::CallbackInfo& info) {
     out[kActive * words + i] = request->features[i].active;
     out[kNeverChanged * words + i] = request->features[i].never_changed;
   }
-  return bitsets.Interface(env, FeatureBitsetsKeys(env), 0);
+  return bitsets.Interface(env, 0);
 }
 
 // setFeatures(ifname, ifindex, { enable: number[], disable: number[] }) with feature bits (the

@@ -32,26 +32,32 @@ uint32_t StringSetCount(Napi::Env env, const Target& target, uint32_t set);
 constexpr size_t kMaxFeatureWords = 64;
 size_t FeatureWords(Napi::Env env);
 
-// An interface's four bitsets, in this order, one after the other.
+// The bitsets of `count` interfaces, one per name for each, in one ArrayBuffer made by the addon;
+// JavaScript gets an object per interface whose properties are Uint32Array views of it.
+class InterfaceBitsets {
+ public:
+  template <size_t kBitsets>
+  InterfaceBitsets(Napi::Env env, size_t count, size_t words, const char* const (&names)[kBitsets])
+      : buffer_(Napi::ArrayBuffer::New(env, count * kBitsets * words * sizeof(uint32_t))),
+        data_(static_cast<uint32_t*>(buffer_.Data())),
+        words_(words) {
+    for (const char* name : names) keys_.push_back(Napi::String::New(env, name));
+  }
+  // Interface `item`'s words: the bitsets in the names' order, `words` each.
+  uint32_t* Words(size_t item) const { return data_ + item * keys_.size() * words_; }
+  // `ifindex` is set too when it is not 0.
+  Napi::Object Interface(Napi::Env env, size_t item, uint32_t ifindex = 0) const;
+
+ private:
+  Napi::ArrayBuffer buffer_;
+  uint32_t* data_;
+  size_t words_;
+  std::vector<Napi::String> keys_;  // made once per call, not once per interface
+};
+
+// An interface's features (readFeatures, getFeatures): these bitsets, in this order.
 enum FeatureBitset : size_t { kAvailable = 0, kRequested = 1, kActive = 2, kNeverChanged = 3 };
-constexpr size_t kFeatureBitsetsPerInterface = 4;
-
-// The property names of an interface's result, made once per call.
-struct FeatureBitsetsKeys {
-  explicit FeatureBitsetsKeys(Napi::Env env);
-  Napi::String ifindex, available, requested, active, neverChanged;
-};
-
-// The bitsets of `count` interfaces in one ArrayBuffer; JavaScript gets views of it.
-struct FeatureBitsets {
-  Napi::ArrayBuffer buffer;
-  uint32_t* data;
-  size_t words;
-  uint32_t* Words(size_t item) const { return data + item * kFeatureBitsetsPerInterface * words; }
-  // { available, requested, active, neverChanged } for interface `item`: Uint32Array views.
-  Napi::Object Interface(Napi::Env env, const FeatureBitsetsKeys& keys, size_t item) const;
-};
-FeatureBitsets NewFeatureBitsets(Napi::Env env, size_t count, size_t words);
+constexpr const char* kFeatureBitsetNames[] = {"available", "requested", "active", "neverChanged"};
 
 // { enable: number[], disable: number[] } (feature bits) as a bitset mask (the bits named) and
 // values (the bits to turn on), each `words` long; throws a TypeError or RangeError on bad input.

@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -103,9 +104,9 @@ constexpr int kSocketReceiveBufferBytes = 4 * 1024 * 1024;
 
 enum class Op { kGet, kSet };
 
-// The SET reply's three bitsets per interface, in this order, one after the other.
+// The SET reply's bitsets per interface (writeFeatures), in this order.
 enum SetReplyBitset : size_t { kActiveChanged = 0, kActiveNow = 1, kUnmet = 2 };
-constexpr size_t kSetReplyBitsets = 3;
+constexpr const char* kSetReplyBitsetNames[] = {"activeChanged", "activeNow", "unmet"};
 
 size_t RequestBytes(Op op, size_t words) {
   size_t header = NLMSG_HDRLEN + GENL_HDRLEN + 3 * NLA_HDRLEN + 2 * NLA_ALIGN(sizeof(uint32_t));
@@ -140,7 +141,7 @@ bool ParseReply(Op op, const Attributes& reply, uint32_t* out, size_t words) {
 }
 
 size_t OutputWords(Op op, size_t words) {
-  return (op == Op::kGet ? kFeatureBitsetsPerInterface : kSetReplyBitsets) * words;
+  return (op == Op::kGet ? std::size(kFeatureBitsetNames) : std::size(kSetReplyBitsetNames)) * words;
 }
 
 constexpr int32_t kPending = -1;
@@ -293,12 +294,26 @@ Napi::Array ArrayArg(const Napi::CallbackInfo& info, const char* what) {
 }
 
 // An interface the kernel refused: { ifindex, errno, extack? }.
-Napi::Object Refusal(Napi::Env env, const Batch& batch, size_t item, const Napi::String& ifindexKey) {
+Napi::Object Refusal(Napi::Env env, const Batch& batch, size_t item) {
   Napi::Object result = Napi::Object::New(env);
-  result.Set(ifindexKey, Napi::Number::New(env, batch.ifindexes[item]));
   result.Set("errno", Napi::Number::New(env, batch.errnos[item]));
   if (!batch.extacks[item].empty()) result.Set("extack", Napi::String::New(env, batch.extacks[item]));
   return result;
+}
+
+// Per request, in order: its answer's bitsets, or its refusal; each with its ifindex.
+Napi::Array Answers(Napi::Env env, const Batch& batch, const InterfaceBitsets& bitsets) {
+  Napi::Array results = Napi::Array::New(env, batch.ifindexes.size());
+  for (size_t i = 0; i < batch.ifindexes.size(); i++) {
+    if (batch.errnos[i] == 0) {
+      results.Set(i, bitsets.Interface(env, i, batch.ifindexes[i]));
+      continue;
+    }
+    Napi::Object refusal = Refusal(env, batch, i);
+    refusal.Set("ifindex", Napi::Number::New(env, batch.ifindexes[i]));
+    results.Set(i, refusal);
+  }
+  return results;
 }
 
 // ethtoolNetlinkAvailable(): boolean — resolves the family on first use.
@@ -319,21 +334,10 @@ Napi::Value ReadFeatures(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < count; i++) batch.ifindexes[i] = IfindexValue(env, ifindexes.Get(i));
   batch.errnos.resize(count);
   batch.extacks.resize(count);
-  FeatureBitsets bitsets = NewFeatureBitsets(env, count, batch.words);
+  InterfaceBitsets bitsets(env, count, batch.words, kFeatureBitsetNames);
   batch.out = bitsets.Words(0);
   if (count > 0) RunBatch(env, batch);
-  FeatureBitsetsKeys keys(env);
-  Napi::Array results = Napi::Array::New(env, count);
-  for (size_t i = 0; i < count; i++) {
-    if (batch.errnos[i] != 0) {
-      results.Set(i, Refusal(env, batch, i, keys.ifindex));
-      continue;
-    }
-    Napi::Object result = bitsets.Interface(env, keys, i);
-    result.Set(keys.ifindex, Napi::Number::New(env, batch.ifindexes[i]));
-    results.Set(i, result);
-  }
-  return results;
+  return Answers(env, batch, bitsets);
 }
 
 // writeFeatures(writes: { ifindex, enable: number[], disable: number[] }[]) with feature bits
@@ -350,37 +354,18 @@ Napi::Value WriteFeatures(const Napi::CallbackInfo& info) {
   batch.ifindexes.resize(count);
   batch.masks.resize(count * words);
   batch.values.resize(count * words);
-  Napi::String ifindexKey = Napi::String::New(env, "ifindex");
   for (size_t i = 0; i < count; i++) {
     Napi::Value write = writes.Get(i);
     if (!write.IsObject()) throw Napi::TypeError::New(env, "expected { ifindex, enable, disable }");
-    batch.ifindexes[i] = IfindexValue(env, write.As<Napi::Object>().Get(ifindexKey));
+    batch.ifindexes[i] = IfindexValue(env, write.As<Napi::Object>().Get("ifindex"));
     WantedFromArgs(env, write, batch.masks.data() + i * words, batch.values.data() + i * words, words);
   }
   batch.errnos.resize(count);
   batch.extacks.resize(count);
-  Napi::ArrayBuffer replies = Napi::ArrayBuffer::New(env, count * kSetReplyBitsets * words * sizeof(uint32_t));
-  batch.out = static_cast<uint32_t*>(replies.Data());
+  InterfaceBitsets replies(env, count, words, kSetReplyBitsetNames);
+  batch.out = replies.Words(0);
   if (count > 0) RunBatch(env, batch);
-  Napi::String changedKey = Napi::String::New(env, "activeChanged");
-  Napi::String nowKey = Napi::String::New(env, "activeNow");
-  Napi::String unmetKey = Napi::String::New(env, "unmet");
-  Napi::Array results = Napi::Array::New(env, count);
-  for (size_t i = 0; i < count; i++) {
-    if (batch.errnos[i] != 0) {
-      results.Set(i, Refusal(env, batch, i, ifindexKey));
-      continue;
-    }
-    size_t at = i * kSetReplyBitsets * words * sizeof(uint32_t);
-    size_t bytes = words * sizeof(uint32_t);
-    Napi::Object result = Napi::Object::New(env);
-    result.Set(ifindexKey, Napi::Number::New(env, batch.ifindexes[i]));
-    result.Set(changedKey, Napi::Uint32Array::New(env, words, replies, at + kActiveChanged * bytes));
-    result.Set(nowKey, Napi::Uint32Array::New(env, words, replies, at + kActiveNow * bytes));
-    result.Set(unmetKey, Napi::Uint32Array::New(env, words, replies, at + kUnmet * bytes));
-    results.Set(i, result);
-  }
-  return results;
+  return Answers(env, batch, replies);
 }
 
 }  // namespace
