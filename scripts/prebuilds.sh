@@ -9,6 +9,10 @@ cd "$(dirname "$0")/.."
 arches=("$@")
 [ ${#arches[@]} -gt 0 ] || arches=(x64 arm64)
 nodedir="$(scripts/node-runtime.sh)"
+# Reproducible: the checkout's and the runtime's directories must not end up in the binary
+# (__FILE__ in node-addon-api's assertions, debug paths): map them to fixed names.
+export CFLAGS="${CFLAGS:-} -ffile-prefix-map=$PWD=. -ffile-prefix-map=$nodedir=/nodedir"
+export CXXFLAGS="${CXXFLAGS:-} -ffile-prefix-map=$PWD=. -ffile-prefix-map=$nodedir=/nodedir"
 for arch in "${arches[@]}"; do
   case "$arch" in
     x64)
