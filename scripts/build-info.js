@@ -23,7 +23,10 @@ function buildCommit() {
   const fromEnv = process.env.OFFLOADD_COMMIT;
   if (fromEnv) return fromEnv;
   try {
-    return execFileSync('git', ['-C', REPO, 'rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return execFileSync('git', ['-C', REPO, 'rev-parse', 'HEAD'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
   } catch {
     // Not a git checkout (or no git): a release tarball.
   }

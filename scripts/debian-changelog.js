@@ -29,7 +29,8 @@ function parseChangelog(text) {
     const kind = /^### (\w+)/.exec(line);
     if (kind) heading = kind[1];
     else if (/^- /.test(line)) current.items.push(`${heading ? `${heading}: ` : ''}${line.slice(2).trim()}`);
-    else if (/^\s+\S/.test(line) && current.items.length > 0) current.items[current.items.length - 1] += ` ${line.trim()}`;
+    else if (/^\s+\S/.test(line) && current.items.length > 0)
+      current.items[current.items.length - 1] += ` ${line.trim()}`;
   }
   return sections;
 }
@@ -53,7 +54,9 @@ function bullet(text) {
 function rfc2822(epochSeconds) {
   const date = new Date(epochSeconds * 1000);
   const day = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'][date.getUTCDay()];
-  const month = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'][date.getUTCMonth()];
+  const month = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'][
+    date.getUTCMonth()
+  ];
   const pad = (n) => String(n).padStart(2, '0');
   return `${day}, ${pad(date.getUTCDate())} ${month} ${date.getUTCFullYear()} ${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}:${pad(date.getUTCSeconds())} +0000`;
 }
@@ -64,15 +67,24 @@ function debianChangelog(markdown, version, maintainer, commitEpoch, commit) {
   const unreleased = sections.find((s) => s.version === 'Unreleased');
   const top = own ?? unreleased;
   if (!top) throw new Error(`CHANGELOG.md has neither a [${version}] nor an [Unreleased] section`);
-  if (top.items.length === 0) throw new Error(`CHANGELOG.md says nothing under [${top.version}]: write what changed in ${version}`);
+  if (top.items.length === 0)
+    throw new Error(`CHANGELOG.md says nothing under [${top.version}]: write what changed in ${version}`);
   const entries = [{ version, epoch: commitEpoch, items: [...top.items, `Built from commit ${commit}.`] }];
   for (const section of sections) {
     if (section === top || section.version === 'Unreleased' || section.version === version) continue;
-    if (!section.date) throw new Error(`CHANGELOG.md: release [${section.version}] has no date (## [x.y.z] - YYYY-MM-DD)`);
-    entries.push({ version: section.version, epoch: Date.parse(`${section.date}T00:00:00Z`) / 1000, items: section.items });
+    if (!section.date)
+      throw new Error(`CHANGELOG.md: release [${section.version}] has no date (## [x.y.z] - YYYY-MM-DD)`);
+    entries.push({
+      version: section.version,
+      epoch: Date.parse(`${section.date}T00:00:00Z`) / 1000,
+      items: section.items,
+    });
   }
   return entries
-    .map((e) => `offloadd (${e.version}) unstable; urgency=medium\n\n${e.items.map(bullet).join('\n')}\n\n -- ${maintainer}  ${rfc2822(e.epoch)}\n`)
+    .map(
+      (e) =>
+        `offloadd (${e.version}) unstable; urgency=medium\n\n${e.items.map(bullet).join('\n')}\n\n -- ${maintainer}  ${rfc2822(e.epoch)}\n`,
+    )
     .join('\n');
 }
 
@@ -83,7 +95,9 @@ if (require.main === module) {
     process.exit(2);
   }
   try {
-    process.stdout.write(debianChangelog(fs.readFileSync(CHANGELOG, 'utf8'), version, maintainer, Number(epoch), commit));
+    process.stdout.write(
+      debianChangelog(fs.readFileSync(CHANGELOG, 'utf8'), version, maintainer, Number(epoch), commit),
+    );
   } catch (error) {
     process.stderr.write(`debian-changelog: ${error.message}\n`);
     process.exit(2);

@@ -134,4 +134,4 @@ for arch in "${arches[@]}"; do
   buildah push --quiet "${names[0]}" "oci-archive:$archive:localhost/offloadd:$version"
   echo "image: ${names[*]}: $(du -sb "$root" | cut -f1) bytes unpacked; $archive: $(stat -c %s "$archive") bytes"
 done
-checksums "$OUT"
+checksums "$OUT" "$version"

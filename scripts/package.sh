@@ -76,5 +76,5 @@ for arch in "${arches[@]}"; do
 done
 
 apt_repository "$OUT" "$version" "$SOURCE_DATE_EPOCH"
-checksums "$OUT"
+checksums "$OUT" "$version"
 ls -l "$OUT" "$OUT/apt"

@@ -2,7 +2,7 @@
 # signed checksums of every artifact in packages/ (docs/RELEASING.md).
 #   release_key_init OUT       picks the signing key (below) and exports GNUPGHOME and RELEASE_KEY
 #   apt_repository OUT VERSION EPOCH   packages/apt/ from packages/offloadd_VERSION_*.deb, signed
-#   checksums OUT              packages/SHA256SUMS over every artifact, and SHA256SUMS.asc
+#   checksums OUT VERSION      packages/SHA256SUMS over every artifact of VERSION, and SHA256SUMS.asc
 # The caller is at the repository's root and defines die MESSAGE.
 #
 # The key, in this order:
@@ -33,14 +33,14 @@ release_key_init() {
     RELEASE_KEY_TEMP_HOME="$GNUPGHOME"
     gpg --batch --quiet --import "$OFFLOADD_RELEASE_KEY_FILE" 2>/dev/null ||
       die "cannot import the secret key in OFFLOADD_RELEASE_KEY_FILE (an OpenPGP secret key, exported with gpg --export-secret-keys)"
-    RELEASE_KEY="$(gpg --batch --with-colons --list-secret-keys | awk -F: '$1 == "fpr" { print $10; exit }')"
+    RELEASE_KEY="$(gpg --batch --with-colons --list-secret-keys 2>/dev/null | awk -F: '$1 == "fpr" { print $10; exit }')"
   else
     export GNUPGHOME="$out/.build-key"
     if [ ! -s "$GNUPGHOME/fingerprint" ]; then
       rm -rf "$GNUPGHOME" && install -d -m 0700 "$GNUPGHOME"
       gpg --batch --quiet --passphrase '' --quick-gen-key "$THROWAWAY_UID" ed25519 sign 7d 2>/dev/null ||
         die "gpg cannot generate the throw-away build key"
-      gpg --batch --with-colons --list-secret-keys | awk -F: '$1 == "fpr" { print $10; exit }' > "$GNUPGHOME/fingerprint"
+      gpg --batch --with-colons --list-secret-keys 2>/dev/null | awk -F: '$1 == "fpr" { print $10; exit }' > "$GNUPGHOME/fingerprint"
       echo "sign: no release key given (OFFLOADD_RELEASE_KEY_FILE): signing with a throw-away key made for this build" >&2
     fi
     RELEASE_KEY="$(cat "$GNUPGHOME/fingerprint")"
@@ -48,8 +48,12 @@ release_key_init() {
   gpg --batch --list-secret-keys "$RELEASE_KEY" >/dev/null 2>&1 || die "no secret key $RELEASE_KEY in $GNUPGHOME"
 }
 
+# Stops the gpg-agent a keyring of our own started (not the operator's), and deletes a temporary one.
 release_key_cleanup() {
-  [ -z "${RELEASE_KEY_TEMP_HOME:-}" ] || { gpgconf --kill gpg-agent >/dev/null 2>&1 || true; rm -rf "$RELEASE_KEY_TEMP_HOME"; }
+  if [ -n "${GNUPGHOME:-}" ] && [ "$GNUPGHOME" != "${OFFLOADD_RELEASE_GNUPGHOME:-}" ]; then
+    gpgconf --kill gpg-agent >/dev/null 2>&1 || true
+  fi
+  [ -z "${RELEASE_KEY_TEMP_HOME:-}" ] || rm -rf "$RELEASE_KEY_TEMP_HOME"
 }
 
 # sign_file FILE: FILE.asc, an armored detached signature.
@@ -107,11 +111,12 @@ SOURCES
 # Every artifact of the release, by name, as sha256sum -c reads it; signed with the release key.
 # Not the signatures, nor the public key itself: it is what verifies this file.
 checksums() {
-  local out="$1"
+  local out="$1" version="$2"
   (
     cd "$out"
     rm -f SHA256SUMS SHA256SUMS.asc
-    find . -maxdepth 1 -type f \( -name '*.deb' -o -name '*.tar.gz' -o -name '*-oci-*.tar' \) -printf '%f\n' |
+    find . -maxdepth 1 -type f \( -name "offloadd_${version}_*.deb" -o -name "offloadd-$version-linux-*.tar.gz" \
+      -o -name "offloadd-$version-oci-*.tar" \) -printf '%f\n' |
       LC_ALL=C sort | xargs -r sha256sum > SHA256SUMS
     [ ! -d apt ] || find apt -type f ! -name InRelease ! -name Release.gpg ! -name "$KEYRING_NAME.*" -printf '%p\n' | LC_ALL=C sort |
       xargs -r sha256sum >> SHA256SUMS

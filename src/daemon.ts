@@ -235,8 +235,8 @@ export class Daemon extends EventEmitter<DaemonEvents> implements DaemonForApi, 
     const summary = this.summary();
     this.log.event(
       'started',
-      'info',
-      `Started: ${summary}; features via ${this.table.via}; netlink receive buffer ${this.events.grantedReceiveBufferBytes()} bytes`,
+      this.table.unavailable ? 'warning' : 'info',
+      `Started: ${summary}; features via ${this.table.via}${this.table.unavailable ? ` (${this.table.unavailable})` : ''}; netlink receive buffer ${this.events.grantedReceiveBufferBytes()} bytes`,
     );
     this.notify.ready(summary);
     this.notify.startWatchdog();

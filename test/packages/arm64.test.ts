@@ -1,0 +1,74 @@
+/**
+ * npm run test:packages: the arm64 package installed for real: an arm64 Debian 13 root booted by
+ * systemd-nspawn, every binary in it (systemd, apt, the bundled Node) run by qemu-user through
+ * binfmt_misc; offloadd installed from the signed repository with apt, started to READY, and
+ * answering offloadctl. qemu-user translates neither SIOCETHTOOL nor generic netlink sockets, so
+ * the daemon can change no offload there: it must say so plainly (docs/RELEASING.md).
+ */
+import { strict as assert } from 'node:assert';
+import { bootContainer, nspawnUnavailableReason, type Container } from '../helpers/nspawn';
+import { sharedPackages, type BuiltPackages } from './build';
+import { arm64EmulationUnavailableReason, debianRoot } from './debian-root';
+import { Host, skip, until } from './host';
+
+/** Everything runs emulated: booting, apt and the daemon's start take several times longer. */
+const EMULATED_BOOT_TIMEOUT_MS = 180_000;
+const APT = ['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', '-y', '-q'];
+
+describe('the arm64 package on an arm64 Debian 13 root under qemu-user (systemd-nspawn)', function () {
+  let built: BuiltPackages;
+  let c: Container | undefined;
+  let h: Host;
+
+  before(async function () {
+    const reason = nspawnUnavailableReason() ?? arm64EmulationUnavailableReason();
+    if (reason) skip(this, reason);
+    const result = await debianRoot({ suite: 'trixie', arch: 'arm64' });
+    if ('skip' in result) skip(this, result.skip);
+    if (result.built) process.stdout.write(`      debootstrapped ${result.root} in ${result.ms} ms\n`);
+    built = sharedPackages();
+    const started = Date.now();
+    c = await bootContainer({
+      rootDir: result.root,
+      repoDir: null,
+      catalog: null,
+      bindReadOnly: [[built.packages, '/packages']],
+      bootTimeoutMs: EMULATED_BOOT_TIMEOUT_MS,
+    });
+    process.stdout.write(`      arm64 systemd booted to running in ${Date.now() - started} ms\n`);
+    h = new Host(c);
+  });
+  after(async () => {
+    await c?.stop().catch(() => undefined);
+  });
+
+  it('runs an aarch64 systemd as PID 1', async () => {
+    assert.equal(await h.run('dpkg', '--print-architecture'), 'arm64');
+    assert.equal(await h.run('uname', '-m'), 'aarch64');
+  });
+
+  it('installs offloadd (arm64) from the signed repository with apt, and the service reaches READY', async () => {
+    await h.run('sh', '-c', 'rm -f /etc/apt/sources.list /etc/apt/sources.list.d/*');
+    await h.run('install', '-D', '-m', '0644', '/packages/apt/offloadd-archive-keyring.gpg', '/usr/share/keyrings/offloadd-archive-keyring.gpg');
+    await h.run('sh', '-c', "sed 's#^URIs:.*#URIs: file:/packages/apt#' /packages/apt/offloadd.sources > /etc/apt/sources.list.d/offloadd.sources");
+    await h.run(...APT, 'update');
+    const started = Date.now();
+    await h.run(...APT, 'install', 'offloadd');
+    process.stdout.write(`      apt-get install offloadd (arm64, emulated) in ${Date.now() - started} ms\n`);
+    assert.equal(await h.run('dpkg-query', '-W', '-f', '${Version} ${Architecture}', 'offloadd'), `${built.version} arm64`);
+    assert.equal(await h.prop('ActiveState'), 'active');
+    assert.match(await h.run('file', '-L', '/usr/lib/offloadd/node/bin/node').catch(() => 'aarch64 (no file(1))'), /aarch64/i);
+  });
+
+  it('answers offloadctl status, and says that offloads cannot be changed under qemu-user', async () => {
+    const status = JSON.parse(await h.run('offloadctl', 'status', '--json')) as { version: string; featureInterface?: string };
+    assert.equal(status.version, built.version);
+    const text = await h.run('offloadctl', 'status');
+    process.stdout.write(`      ${text.split('\n').join('\n      ')}\n`);
+    const journal = await until(async () => {
+      const entries = await h.run('journalctl', '--no-pager', '-o', 'cat', '-u', 'offloadd');
+      return /qemu|emulat|SIOCETHTOOL|not supported/i.test(entries) ? entries : null;
+    }, 'the daemon saying why it cannot reach ethtool');
+    assert.match(journal, /SIOCETHTOOL|ethtool/);
+  });
+});
