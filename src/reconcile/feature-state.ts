@@ -109,6 +109,17 @@ class FeatureBits implements FeatureSnapshot {
 const FEATURES_UNAVAILABLE =
   'offload features can be neither read nor changed here: the SIOCETHTOOL ioctl is not implemented (ENOSYS) and ethtool netlink is not available (no generic netlink socket); qemu-user emulation translates neither, so run offloadd on the real architecture';
 
+/** Whether ethtool netlink can be used; false where no generic netlink socket can be opened at all. */
+function ethtoolNetlinkAvailable(): boolean {
+  try {
+    return addon.ethtoolNetlinkAvailable();
+  } catch (error) {
+    // qemu-user opens only NETLINK_ROUTE, NETLINK_KOBJECT_UEVENT and NETLINK_AUDIT sockets.
+    if (error instanceof KernelError && error.code === 'EPROTONOSUPPORT') return false;
+    throw error;
+  }
+}
+
 /**
  * The names Linux 6.x reports for netdev features, used only when the kernel cannot be asked
  * (FEATURES_UNAVAILABLE), so that a policy can still be checked and the daemon start and answer.
@@ -194,7 +205,7 @@ export class FeatureTable implements FeatureAccess {
    * netlink where the kernel has it. Chosen once: the kernel does not gain or lose the family.
    */
   static fromKernel(via: FeatureInterface | 'auto' = 'auto'): FeatureTable {
-    const netlink = addon.ethtoolNetlinkAvailable();
+    const netlink = ethtoolNetlinkAvailable();
     const chosen = via === 'auto' ? (netlink ? 'ethtool-netlink' : 'ioctl') : via;
     try {
       return new FeatureTable(addon.featureNames('lo'), chosen);

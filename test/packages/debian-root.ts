@@ -3,7 +3,7 @@
  * once and cached (booted read-only under systemd-nspawn's throw-away overlay, so every container
  * starts from it pristine). No Node and no compiler in it: the packages must bring their own runtime.
  *
- * Cache: $OFFLOADD_CACHE/debian-<suite>-root (amd64) or debian-<suite>-<arch>-root, by default in
+ * Cache: $OFFLOADD_CACHE/debian-<suite>-<arch>-root, by default in
  * ~/.cache/offloadd/ (shared with scripts/node-runtime.sh); deleting one makes the next run build
  * it again (~2 min for amd64; arm64 runs its second stage under qemu-user, ~8 min). Mirror:
  * $OFFLOADD_DEBIAN_MIRROR, else the host's apt sources, else deb.debian.org.
@@ -79,7 +79,7 @@ export function arm64EmulationUnavailableReason(): string | null {
 /** The cached root, built when missing; a skip reason when it cannot be (no debootstrap, no mirror, no emulation). */
 export async function debianRoot({ suite, arch }: RootSpec = { suite: 'bookworm', arch: 'amd64' }): Promise<RootResult> {
   const SUITE = suite;
-  const root = path.join(cacheDir(), arch === 'amd64' ? `debian-${suite}-root` : `debian-${suite}-${arch}-root`);
+  const root = path.join(cacheDir(), `debian-${suite}-${arch}-root`);
   if (fs.existsSync(path.join(root, COMPLETE_STAMP))) return { root, built: false, ms: 0 };
   try {
     execFileSync('debootstrap', ['--version'], { stdio: 'ignore' });
