@@ -36,7 +36,8 @@ function run(dir: string, log: number, command: string, args: string[], env: Nod
 /** The shipped runtime first on PATH, and its headers for node-gyp, as .ci/run sets them. */
 export function releaseEnv(): NodeJS.ProcessEnv {
   const runtime = execFileSync(path.join(REPO_ROOT, 'scripts', 'node-runtime.sh'), { encoding: 'utf8' }).trim();
-  return { ...process.env, PATH: `${runtime}/bin:${process.env['PATH'] ?? ''}`, npm_config_nodedir: runtime };
+  // A clone that only packages needs no developer build of the addon after the prebuilds.
+  return { ...process.env, PATH: `${runtime}/bin:${process.env['PATH'] ?? ''}`, npm_config_nodedir: runtime, OFFLOADD_PREBUILDS_ONLY: '1' };
 }
 
 /** A clean clone of COMMIT (default: HEAD) built with npm ci, npm run prebuilds and npm run package. */
