@@ -72,7 +72,7 @@ for arch in "${arches[@]}"; do
   stage /usr/local "$arch" "$BUILD/tar-$arch"
   mv "$BUILD/tar-$arch/usr/local" "$BUILD/tar-$arch/$name"
   tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" \
-    -C "$BUILD/tar-$arch" -cf - "$name" | gzip -9 -n > "$OUT/$name.tar.gz"
+    -C "$BUILD/tar-$arch" -cf - "$name" | gzip -n > "$OUT/$name.tar.gz"
 done
 
 apt_repository "$OUT" "$version" "$SOURCE_DATE_EPOCH"
