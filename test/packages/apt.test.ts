@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { bootContainer, nspawnUnavailableReason, type Container } from '../helpers/nspawn';
-import { previousReleaseDeb, rebuildWithNextVersion, sharedPackages, type BuiltPackages } from './build';
+import { BUILD_TIMEOUT_MS, previousReleaseDeb, rebuildWithNextVersion, sharedPackages, type BuiltPackages } from './build';
 import { debianRoot } from './debian-root';
 import { Host, NIC, skip, until } from './host';
 
@@ -33,6 +33,7 @@ describe('the signed apt repository on a fresh Debian 13 (trixie)', function () 
   const hosts: Container[] = [];
 
   before(async function () {
+    this.timeout(BUILD_TIMEOUT_MS);
     const reason = nspawnUnavailableReason();
     if (reason) skip(this, reason);
     const result = await debianRoot({ suite: 'trixie', arch: 'amd64' });
@@ -212,7 +213,8 @@ describe('the signed apt repository on a fresh Debian 13 (trixie)', function () 
       return host;
     }
 
-    before(() => {
+    before(function () {
+      this.timeout(BUILD_TIMEOUT_MS);
       next = rebuildWithNextVersion(built);
       assert.notEqual(next.version, previous.version);
     });

@@ -10,7 +10,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { buildAgain, sharedImage, sharedPackages, type BuiltImage, type BuiltPackages } from './build';
+import { BUILD_TIMEOUT_MS, buildAgain, sharedImage, sharedPackages, type BuiltImage, type BuiltPackages } from './build';
 import { skip } from './host';
 
 /** "sha256  name" lines of a SHA256SUMS file → name → sha256. */
@@ -47,6 +47,7 @@ describe('reproducible builds: the same commit built twice, elsewhere and later'
   let secondImage: BuiltImage;
 
   before(function () {
+    this.timeout(2 * BUILD_TIMEOUT_MS);
     if (spawnSync('buildah', ['--version']).status !== 0) skip(this, 'buildah is not installed (apt-get install buildah)');
     first = sharedPackages();
     firstImage = sharedImage(first);
