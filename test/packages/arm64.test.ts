@@ -1,6 +1,6 @@
 /**
  * npm run test:packages: the arm64 package installed for real: an arm64 Debian 12 root booted by
- * systemd-nspawn (Debian 13's systemd 257 starts no service under qemu-user 7.2: every unit fails
+ * systemd-nspawn (under qemu-user 7.2, Debian 13's systemd 257 starts no service: every unit fails
  * with "Result: resources" before its process runs; docs/RELEASING.md), every binary in it (systemd, apt, the bundled Node) run by qemu-user through
  * binfmt_misc; offloadd installed from the signed repository with apt, started to READY, and
  * answering offloadctl. qemu-user translates neither SIOCETHTOOL nor generic netlink sockets, so
