@@ -77,6 +77,14 @@ let shared: { built: BuiltPackages } | { error: Error } | null = null;
  * packages, the image); removed when the run ends. A failed build fails every user alike.
  */
 export function sharedPackages(): BuiltPackages {
+  const reuse = process.env['OFFLOADD_TEST_REUSE_BUILD'];
+  if (!shared && reuse) {
+    // A directory an earlier run built (src/, and next/ if it made one), for iterating on the
+    // tests without a full build; never set in CI. Left as it is afterwards.
+    const built = makeResult(path.join(reuse, 'src'), () => undefined);
+    built.buildMs = 0;
+    shared = { built };
+  }
   if (!shared) {
     try {
       const started = Date.now();
@@ -159,6 +167,7 @@ export function rebuildWithNextVersion(built: BuiltPackages, arch = 'x64'): Buil
 function rebuild(built: BuiltPackages, arch: string): BuiltPackages {
   const src = path.dirname(built.packages);
   const next = path.join(built.dir, 'next');
+  if (process.env['OFFLOADD_TEST_REUSE_BUILD'] && fs.existsSync(path.join(next, 'packages'))) return makeResult(next, () => undefined);
   const env = releaseEnv();
   const log = fs.openSync(path.join(built.dir, 'rebuild.log'), 'a');
   try {
