@@ -7,6 +7,7 @@
  * the daemon can change no offload there: it must say so plainly (docs/RELEASING.md).
  */
 import { strict as assert } from 'node:assert';
+import { MessageId } from '../../src/observe/message-ids';
 import { bootContainer, nspawnUnavailableReason, type Container } from '../helpers/nspawn';
 import { BUILD_TIMEOUT_MS, sharedPackages, type BuiltPackages } from './build';
 import { arm64EmulationUnavailableReason, debianRoot } from './debian-root';
@@ -14,6 +15,17 @@ import { Host, skip, until } from './host';
 
 /** Everything runs emulated: booting, apt and the daemon's start take several times longer. */
 const EMULATED_BOOT_TIMEOUT_MS = 180_000;
+/**
+ * Units that take systemd credentials (ImportCredential=): under qemu-user, systemd cannot set up
+ * their credentials directory ("Failed at step CREDENTIALS: Invalid argument"). offloadd's unit
+ * takes none; these are not needed in a throw-away container.
+ */
+const UNITS_WITH_CREDENTIALS = [
+  'systemd-sysctl.service',
+  'systemd-sysusers.service',
+  'systemd-tmpfiles-setup-dev.service',
+  'systemd-tmpfiles-setup.service',
+];
 const APT = ['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', '-y', '-q'];
 
 describe('the arm64 package on an arm64 Debian 12 root under qemu-user (systemd-nspawn)', function () {
@@ -36,6 +48,7 @@ describe('the arm64 package on an arm64 Debian 12 root under qemu-user (systemd-
       catalog: null,
       bindReadOnly: [[built.packages, '/packages']],
       bootTimeoutMs: EMULATED_BOOT_TIMEOUT_MS,
+      mask: UNITS_WITH_CREDENTIALS,
     });
     process.stdout.write(`      arm64 systemd booted to running in ${Date.now() - started} ms\n`);
     h = new Host(c);
@@ -53,24 +66,30 @@ describe('the arm64 package on an arm64 Debian 12 root under qemu-user (systemd-
     await h.run('sh', '-c', 'rm -f /etc/apt/sources.list /etc/apt/sources.list.d/*');
     await h.run('install', '-D', '-m', '0644', '/packages/apt/offloadd-archive-keyring.gpg', '/usr/share/keyrings/offloadd-archive-keyring.gpg');
     await h.run('sh', '-c', "sed 's#^URIs:.*#URIs: file:/packages/apt#' /packages/apt/offloadd.sources > /etc/apt/sources.list.d/offloadd.sources");
+    // systemd under qemu-user cannot make the unit's IPC namespace ("Failed to set up IPC
+    // namespacing: Input/output error", step NAMESPACE): the one sandbox setting relaxed here.
+    h.c.writeFile('/etc/systemd/system/offloadd.service.d/50-qemu-user.conf', '[Service]\nPrivateIPC=no\n');
     await h.run(...APT, 'update');
     const started = Date.now();
-    await h.run(...APT, 'install', 'offloadd');
+    // Returns once the service is READY (Type=notify): an emulated Node starts in tens of seconds.
+    await h.c.exec([...APT, 'install', 'offloadd'], { check: true, timeoutMs: EMULATED_BOOT_TIMEOUT_MS });
     process.stdout.write(`      apt-get install offloadd (arm64, emulated) in ${Date.now() - started} ms\n`);
     assert.equal(await h.run('dpkg-query', '-W', '-f', '${Version} ${Architecture}', 'offloadd'), `${built.version} arm64`);
     assert.equal(await h.prop('ActiveState'), 'active');
-    assert.match(await h.run('file', '-L', '/usr/lib/offloadd/node/bin/node').catch(() => 'aarch64 (no file(1))'), /aarch64/i);
+    assert.match(await h.prop('StatusText'), /0 managed, 0 compliant/);
   });
 
   it('answers offloadctl status, and says that offloads cannot be changed under qemu-user', async () => {
-    const status = JSON.parse(await h.run('offloadctl', 'status', '--json')) as { version: string; featureInterface?: string };
+    const status = JSON.parse(await h.run('offloadctl', 'status', '--json')) as { version: string; pid: number };
     assert.equal(status.version, built.version);
+    assert.equal(String(status.pid), await h.prop('MainPID'));
     const text = await h.run('offloadctl', 'status');
     process.stdout.write(`      ${text.split('\n').join('\n      ')}\n`);
-    const journal = await until(async () => {
-      const entries = await h.run('journalctl', '--no-pager', '-o', 'cat', '-u', 'offloadd');
-      return /qemu|emulat|SIOCETHTOOL|not supported/i.test(entries) ? entries : null;
-    }, 'the daemon saying why it cannot reach ethtool');
-    assert.match(journal, /SIOCETHTOOL|ethtool/);
+    const started = await until(
+      async () => (await h.run('journalctl', '--no-pager', '-o', 'cat', '-u', 'offloadd', '-p', 'warning', `MESSAGE_ID=${MessageId.started}`)) || null,
+      'the Started entry, as a warning',
+    );
+    assert.match(started, /offload features can be neither read nor changed here: the SIOCETHTOOL ioctl is not implemented \(ENOSYS\) and ethtool netlink is not available/);
+    assert.match(started, /qemu-user/);
   });
 });
