@@ -132,6 +132,13 @@ for arch in "${arches[@]}"; do
   archive="$OUT/offloadd-$version-oci-$arch.tar"
   rm -f "$archive"
   buildah push --quiet "${names[0]}" "oci-archive:$archive:localhost/offloadd:$version"
+  # buildah writes the archive's own tar entries with the current time: the same layout again,
+  # with the commit's time and fixed owners, so that two builds give the same archive, not only
+  # the same blobs.
+  layout="$BUILD/oci-layout-$arch"
+  mkdir "$layout" && tar -xf "$archive" -C "$layout"
+  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" -C "$layout" -cf "$archive" blobs index.json oci-layout
+  rm -rf "$layout"
   echo "image: ${names[*]}: $(du -sb "$root" | cut -f1) bytes unpacked; $archive: $(stat -c %s "$archive") bytes"
 done
 checksums "$OUT" "$version"
