@@ -108,6 +108,90 @@ function isRefusal(answer: object): answer is FeaturesRefusal {
   return 'errno' in answer;
 }
 
+/**
+ * Neither the SIOCETHTOOL ioctl (ENOSYS) nor ethtool netlink (no generic netlink socket) exists:
+ * what qemu-user emulation gives a foreign-architecture binary, which translates neither.
+ */
+const FEATURES_UNAVAILABLE =
+  'offload features can be neither read nor changed here: the SIOCETHTOOL ioctl is not implemented (ENOSYS) and ethtool netlink is not available (no generic netlink socket); qemu-user emulation translates neither, so run offloadd on the real architecture';
+
+/** Whether ethtool netlink can be used; false where no generic netlink socket can be opened at all. */
+function ethtoolNetlinkAvailable(): boolean {
+  try {
+    return addon.ethtoolNetlinkAvailable();
+  } catch (error) {
+    // qemu-user opens only NETLINK_ROUTE, NETLINK_KOBJECT_UEVENT and NETLINK_AUDIT sockets.
+    if (error instanceof KernelError && error.code === 'EPROTONOSUPPORT') return false;
+    throw error;
+  }
+}
+
+/**
+ * The names Linux 6.x reports for netdev features, used only when the kernel cannot be asked
+ * (FEATURES_UNAVAILABLE), so that a policy can still be checked and the daemon start and answer.
+ */
+const NAMES_WITHOUT_A_KERNEL_TO_ASK: readonly string[] = [
+  'tx-scatter-gather',
+  'tx-checksum-ipv4',
+  'tx-checksum-ip-generic',
+  'tx-checksum-ipv6',
+  'highdma',
+  'tx-scatter-gather-fraglist',
+  'tx-vlan-hw-insert',
+  'rx-vlan-hw-parse',
+  'rx-vlan-filter',
+  'vlan-challenged',
+  'tx-generic-segmentation',
+  'rx-gro',
+  'rx-lro',
+  'tx-tcp-segmentation',
+  'tx-gso-robust',
+  'tx-tcp-ecn-segmentation',
+  'tx-tcp-mangleid-segmentation',
+  'tx-tcp6-segmentation',
+  'tx-fcoe-segmentation',
+  'tx-gre-segmentation',
+  'tx-gre-csum-segmentation',
+  'tx-ipxip4-segmentation',
+  'tx-ipxip6-segmentation',
+  'tx-udp_tnl-segmentation',
+  'tx-udp_tnl-csum-segmentation',
+  'tx-gso-partial',
+  'tx-tunnel-remcsum-segmentation',
+  'tx-sctp-segmentation',
+  'tx-esp-segmentation',
+  'tx-udp-segmentation',
+  'tx-gso-list',
+  'tx-checksum-fcoe-crc',
+  'tx-checksum-sctp',
+  'rx-ntuple-filter',
+  'rx-hashing',
+  'rx-checksum',
+  'tx-nocache-copy',
+  'loopback',
+  'rx-fcs',
+  'rx-all',
+  'tx-vlan-stag-hw-insert',
+  'rx-vlan-stag-hw-parse',
+  'rx-vlan-stag-filter',
+  'l2-fwd-offload',
+  'hw-tc-offload',
+  'esp-hw-offload',
+  'esp-tx-csum-hw-offload',
+  'rx-udp_tunnel-port-offload',
+  'tls-hw-tx-offload',
+  'tls-hw-rx-offload',
+  'rx-gro-hw',
+  'tls-hw-record',
+  'rx-gro-list',
+  'macsec-hw-offload',
+  'rx-udp-gro-forwarding',
+  'hsr-tag-ins-offload',
+  'hsr-tag-rm-offload',
+  'hsr-fwd-offload',
+  'hsr-dup-offload',
+];
+
 export class FeatureTable implements FeatureAccess {
   readonly names: readonly string[];
   private readonly bitOf = new Map<string, number>();
@@ -125,9 +209,23 @@ export class FeatureTable implements FeatureAccess {
    * netlink where the kernel has it. Chosen once: the kernel does not gain or lose the family.
    */
   static fromKernel(via: FeatureInterface | 'auto' = 'auto'): FeatureTable {
-    const chosen = via === 'auto' ? (addon.ethtoolNetlinkAvailable() ? 'ethtool-netlink' : 'ioctl') : via;
-    return new FeatureTable(addon.featureNames('lo'), chosen);
+    const netlink = ethtoolNetlinkAvailable();
+    const chosen = via === 'auto' ? (netlink ? 'ethtool-netlink' : 'ioctl') : via;
+    try {
+      return new FeatureTable(addon.featureNames('lo'), chosen);
+    } catch (error) {
+      if (!(error instanceof KernelError && error.code === 'ENOSYS') || netlink) throw error;
+      const table = new FeatureTable(NAMES_WITHOUT_A_KERNEL_TO_ASK, chosen);
+      table.unavailable = FEATURES_UNAVAILABLE;
+      return table;
+    }
   }
+
+  /**
+   * Why no interface's features can be read or changed here (every attempt fails with ENOSYS, per
+   * interface), or null. Said at start, so that it does not look like a driver's fault.
+   */
+  unavailable: string | null = null;
 
   has(feature: string): boolean {
     return this.bitOf.has(feature);
