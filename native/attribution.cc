@@ -53,6 +53,7 @@
 #include <string>
 #include <vector>
 
+#include "netlink.h"
 #include "poll.h"
 #include "syscall.h"
 
@@ -545,41 +546,10 @@ const Tracepoint kTracepoints[] = {
 uint16_t EthtoolFamily() {
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
   if (fd < 0) return 0;
-  struct {
-    nlmsghdr header;
-    genlmsghdr genl;
-    char attributes[32];
-  } request;
-  std::memset(&request, 0, sizeof request);
-  const char kName[] = "ethtool";
-  auto* name = reinterpret_cast<nlattr*>(request.attributes);
-  name->nla_type = CTRL_ATTR_FAMILY_NAME;
-  name->nla_len = static_cast<uint16_t>(NLA_HDRLEN + sizeof kName);
-  std::memcpy(request.attributes + NLA_HDRLEN, kName, sizeof kName);
-  request.header.nlmsg_len = static_cast<uint32_t>(NLMSG_HDRLEN + GENL_HDRLEN + NLA_ALIGN(name->nla_len));
-  request.header.nlmsg_type = GENL_ID_CTRL;
-  request.header.nlmsg_flags = NLM_F_REQUEST;
-  request.genl.cmd = CTRL_CMD_GETFAMILY;
-  request.genl.version = 1;
-  uint16_t family = 0;
   timeval timeout{2, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  if (send(fd, &request, request.header.nlmsg_len, 0) >= 0) {
-    std::vector<uint8_t> reply(8192);
-    ssize_t n = recv(fd, reply.data(), reply.size(), 0);
-    auto* header = reinterpret_cast<nlmsghdr*>(reply.data());
-    if (n >= static_cast<ssize_t>(NLMSG_HDRLEN + GENL_HDRLEN) && header->nlmsg_type == GENL_ID_CTRL) {
-      size_t at = NLMSG_HDRLEN + GENL_HDRLEN;
-      size_t end = std::min<size_t>(static_cast<size_t>(n), header->nlmsg_len);
-      while (at + NLA_HDRLEN <= end) {
-        auto* attribute = reinterpret_cast<nlattr*>(reply.data() + at);
-        if (attribute->nla_len < NLA_HDRLEN || at + attribute->nla_len > end) break;
-        if ((attribute->nla_type & NLA_TYPE_MASK) == CTRL_ATTR_FAMILY_ID && attribute->nla_len >= NLA_HDRLEN + 2)
-          std::memcpy(&family, reply.data() + at + NLA_HDRLEN, sizeof family);
-        at += NLA_ALIGN(attribute->nla_len);
-      }
-    }
-  }
+  int err = 0;
+  uint16_t family = GenericFamilyId(fd, "ethtool", 1, &err);
   ::close(fd);
   return family;
 }

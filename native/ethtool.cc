@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -44,13 +45,17 @@ int Ethtool(Napi::Env env, const Target& target, void* data, const char* what) {
   return result;
 }
 
-std::vector<std::string> StringSet(Napi::Env env, const Target& target, uint32_t set) {
+uint32_t StringSetCount(Napi::Env env, const Target& target, uint32_t set) {
   std::vector<uint8_t> sset(sizeof(ethtool_sset_info) + sizeof(uint32_t));
   auto* sset_info = reinterpret_cast<ethtool_sset_info*>(sset.data());
   sset_info->cmd = ETHTOOL_GSSET_INFO;
   sset_info->sset_mask = 1ULL << set;
   Ethtool(env, target, sset_info, "ETHTOOL_GSSET_INFO");
-  uint32_t count = sset_info->sset_mask ? sset_info->data[0] : 0;
+  return sset_info->sset_mask ? sset_info->data[0] : 0;
+}
+
+std::vector<std::string> StringSet(Napi::Env env, const Target& target, uint32_t set) {
+  uint32_t count = StringSetCount(env, target, set);
   if (count == 0) return {};
 
   std::vector<uint8_t> buffer(sizeof(ethtool_gstrings) + static_cast<size_t>(count) * ETH_GSTRING_LEN);
@@ -69,6 +74,67 @@ std::vector<std::string> StringSet(Napi::Env env, const Target& target, uint32_t
   return names;
 }
 
+size_t FeatureWords(Napi::Env env) {
+  // The set is global to the kernel and fixed while it runs: asked once, of `lo` (always there).
+  static size_t words = 0;
+  if (words == 0) {
+    uint32_t count = StringSetCount(env, Target{"lo", 0}, ETH_SS_FEATURES);
+    size_t needed = std::max<size_t>(1, (static_cast<size_t>(count) + 31) / 32);
+    if (needed > kMaxFeatureWords) throw SyscallError(env, E2BIG, "ETH_SS_FEATURES");
+    words = needed;
+  }
+  return words;
+}
+
+Napi::Object InterfaceBitsets::Interface(Napi::Env env, size_t item, uint32_t ifindex) const {
+  // One napi_define_properties for all of them: each property set on its own costs as much again
+  // (every setter call is a JavaScript exception scope), which a batch of thousands would feel.
+  constexpr size_t kMaxProperties = 8;
+  napi_property_descriptor properties[kMaxProperties] = {};
+  size_t count = 0;
+  size_t bytes = words_ * sizeof(uint32_t);
+  size_t at = item * keys_.size() * bytes;
+  for (size_t bitset = 0; bitset < keys_.size() && count + 1 < kMaxProperties; bitset++, count++) {
+    properties[count].name = keys_[bitset];
+    properties[count].value = Napi::Uint32Array::New(env, words_, buffer_, at + bitset * bytes);
+    properties[count].attributes = napi_default_jsproperty;
+  }
+  if (ifindex != 0) {
+    properties[count].utf8name = "ifindex";
+    properties[count].value = Napi::Number::New(env, ifindex);
+    properties[count].attributes = napi_default_jsproperty;
+    count++;
+  }
+  Napi::Object result = Napi::Object::New(env);
+  NAPI_THROW_IF_FAILED(env, napi_define_properties(env, result, count, properties), Napi::Object());
+  return result;
+}
+
+static bool FeatureBitsFromArgs(Napi::Env env, const Napi::Value& value, const char* what, uint32_t* mask,
+                                uint32_t* values, size_t words, bool on) {
+  if (!value.IsArray()) throw Napi::TypeError::New(env, std::string(what) + " must be an array of feature bits");
+  Napi::Array bits = value.As<Napi::Array>();
+  for (uint32_t i = 0; i < bits.Length(); i++) {
+    Napi::Value bit = bits.Get(i);
+    double number = bit.IsNumber() ? bit.As<Napi::Number>().DoubleValue() : -1;
+    if (!(number >= 0 && number < words * 32 && number == static_cast<uint32_t>(number)))
+      throw Napi::RangeError::New(env, std::string(what) + ": a feature bit out of range");
+    uint32_t index = static_cast<uint32_t>(number);
+    mask[index / 32] |= 1u << (index % 32);
+    if (on) values[index / 32] |= 1u << (index % 32);
+  }
+  return bits.Length() > 0;
+}
+
+void WantedFromArgs(Napi::Env env, const Napi::Value& value, uint32_t* mask, uint32_t* values, size_t words) {
+  if (!value.IsObject()) throw Napi::TypeError::New(env, "expected { enable: number[], disable: number[] }");
+  Napi::Object wanted = value.As<Napi::Object>();
+  std::memset(mask, 0, words * sizeof(uint32_t));
+  std::memset(values, 0, words * sizeof(uint32_t));
+  FeatureBitsFromArgs(env, wanted.Get("disable"), "disable", mask, values, words, false);
+  FeatureBitsFromArgs(env, wanted.Get("enable"), "enable", mask, values, words, true);
+}
+
 namespace {
 
 // featureNames(ifname): string[] — the ETH_SS_FEATURES string set. The set is global to the
@@ -83,51 +149,48 @@ Napi::Value FeatureNames(const Napi::CallbackInfo& info) {
   return names;
 }
 
-// getFeatures(ifname, ifindex, words): Uint32Array of `words` blocks of four u32:
-// available, requested, active, never_changed (struct ethtool_get_features_block).
+// getFeatures(ifname, ifindex): { available, requested, active, neverChanged }, each a
+// Uint32Array bitset of the ETH_SS_FEATURES set's size (ETHTOOL_GFEATURES' blocks).
 Napi::Value GetFeatures(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Target target = TargetFromArgs(info);
-  if (info.Length() < 3 || !info[2].IsNumber()) throw Napi::TypeError::New(env, "expected words: number");
-  uint32_t words = info[2].As<Napi::Number>().Uint32Value();
-  if (words == 0 || words > 64) throw Napi::RangeError::New(env, "words out of range");
+  size_t words = FeatureWords(env);
 
   std::vector<uint8_t> buffer(sizeof(ethtool_gfeatures) + words * sizeof(ethtool_get_features_block));
   auto* request = reinterpret_cast<ethtool_gfeatures*>(buffer.data());
   request->cmd = ETHTOOL_GFEATURES;
-  request->size = words;
+  request->size = static_cast<uint32_t>(words);
   Ethtool(env, target, request, "ETHTOOL_GFEATURES");
 
-  Napi::Uint32Array blocks = Napi::Uint32Array::New(env, words * 4);
-  for (uint32_t i = 0; i < words; i++) {
-    blocks[i * 4 + 0] = request->features[i].available;
-    blocks[i * 4 + 1] = request->features[i].requested;
-    blocks[i * 4 + 2] = request->features[i].active;
-    blocks[i * 4 + 3] = request->features[i].never_changed;
+  InterfaceBitsets bitsets(env, 1, words, kFeatureBitsetNames);
+  uint32_t* out = bitsets.Words(0);
+  for (size_t i = 0; i < words; i++) {
+    out[kAvailable * words + i] = request->features[i].available;
+    out[kRequested * words + i] = request->features[i].requested;
+    out[kActive * words + i] = request->features[i].active;
+    out[kNeverChanged * words + i] = request->features[i].never_changed;
   }
-  return blocks;
+  return bitsets.Interface(env, 0);
 }
 
-// setFeatures(ifname, ifindex, blocks: Uint32Array of pairs valid, requested): number — the
-// kernel's non-negative answer: 0 or ETHTOOL_F_UNSUPPORTED | ETHTOOL_F_WISH | ETHTOOL_F_COMPAT.
+// setFeatures(ifname, ifindex, { enable: number[], disable: number[] }) with feature bits (the
+// ETH_SS_FEATURES set's indexes): number — the kernel's non-negative answer: 0 or
+// ETHTOOL_F_UNSUPPORTED | ETHTOOL_F_WISH | ETHTOOL_F_COMPAT.
 Napi::Value SetFeatures(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Target target = TargetFromArgs(info);
-  if (info.Length() < 3 || !info[2].IsTypedArray() ||
-      info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
-    throw Napi::TypeError::New(env, "expected blocks: Uint32Array");
-  Napi::Uint32Array pairs = info[2].As<Napi::Uint32Array>();
-  size_t words = pairs.ElementLength() / 2;
-  if (words == 0 || words > 64 || pairs.ElementLength() % 2 != 0)
-    throw Napi::RangeError::New(env, "blocks must hold 1..64 (valid, requested) pairs");
+  if (info.Length() < 3) throw Napi::TypeError::New(env, "expected (ifname, ifindex, { enable, disable })");
+  size_t words = FeatureWords(env);
+  std::vector<uint32_t> mask(words), values(words);
+  WantedFromArgs(env, info[2], mask.data(), values.data(), words);
 
   std::vector<uint8_t> buffer(sizeof(ethtool_sfeatures) + words * sizeof(ethtool_set_features_block));
   auto* request = reinterpret_cast<ethtool_sfeatures*>(buffer.data());
   request->cmd = ETHTOOL_SFEATURES;
   request->size = static_cast<uint32_t>(words);
   for (size_t i = 0; i < words; i++) {
-    request->features[i].valid = pairs[i * 2];
-    request->features[i].requested = pairs[i * 2 + 1];
+    request->features[i].valid = mask[i];
+    request->features[i].requested = values[i];
   }
   return Napi::Number::New(env, Ethtool(env, target, request, "ETHTOOL_SFEATURES"));
 }

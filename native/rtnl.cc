@@ -26,6 +26,7 @@
 #include <memory>
 #include <vector>
 
+#include "netlink.h"
 #include "poll.h"
 #include "syscall.h"
 
@@ -246,22 +247,14 @@ Napi::Value DumpLinks(const Napi::CallbackInfo& info) {
     RouteRequest route(env, kDumpTimeoutSeconds);
     const int fd = route.fd();
 
-    struct {
-      nlmsghdr header;
-      ifinfomsg link;
-      rtattr maskAttribute;
-      uint32_t mask;
-    } request;
-    std::memset(&request, 0, sizeof request);
-    request.header.nlmsg_len = sizeof request;
-    request.header.nlmsg_type = RTM_GETLINK;
-    request.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    request.header.nlmsg_seq = 1;
-    request.link.ifi_family = AF_UNSPEC;
-    request.maskAttribute.rta_type = IFLA_EXT_MASK;
-    request.maskAttribute.rta_len = RTA_LENGTH(sizeof(uint32_t));
-    request.mask = RTEXT_FILTER_SKIP_STATS;  // statistics are most of a link message; not needed
-    route.Send(env, &request, sizeof request, "sendto(RTM_GETLINK)");
+    std::vector<uint8_t> request;
+    NetlinkBuilder builder(request);
+    ifinfomsg link{};
+    link.ifi_family = AF_UNSPEC;
+    builder.Begin(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 1, &link, sizeof link);
+    builder.PutU32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);  // statistics are most of a link message; not needed
+    builder.End();
+    route.Send(env, request.data(), request.size(), "sendto(RTM_GETLINK)");
 
     std::vector<std::vector<uint8_t>> replies;
     static uint8_t buffer[kReceiveBufferBytes];
@@ -272,17 +265,15 @@ Napi::Value DumpLinks(const Napi::CallbackInfo& info) {
         if (errno == EINTR) continue;
         throw SyscallError(env, errno, "recv(RTM_GETLINK)");
       }
-      int remaining = static_cast<int>(n);
-      for (auto* header = reinterpret_cast<nlmsghdr*>(buffer); NLMSG_OK(header, remaining);
-           header = NLMSG_NEXT(header, remaining)) {
+      ForEachMessage(buffer, static_cast<size_t>(n), [&](const nlmsghdr* header) {
         if (header->nlmsg_flags & NLM_F_DUMP_INTR) interrupted = true;
         if (header->nlmsg_type == NLMSG_DONE) done = true;
         if (header->nlmsg_type == NLMSG_ERROR) {
-          auto* error = static_cast<nlmsgerr*>(NLMSG_DATA(header));
-          if (error->error != 0) throw SyscallError(env, -error->error, "RTM_GETLINK");
+          int err = NetlinkErrno(header, nullptr);
+          if (err != 0) throw SyscallError(env, err, "RTM_GETLINK");
           done = true;
         }
-      }
+      });
       replies.emplace_back(buffer, buffer + n);
     }
     if (interrupted) continue;

@@ -26,6 +26,8 @@ arches=("$@")
 
 # shellcheck source=scripts/stage.sh
 . scripts/stage.sh
+# shellcheck source=scripts/sign-release.sh
+. scripts/sign-release.sh
 require_release_tree "${arches[@]}"
 for tool in buildah readelf; do
   command -v "$tool" >/dev/null || die "$tool is missing: apt-get install buildah binutils"
@@ -42,9 +44,12 @@ container=
 cleanup() {
   [ -z "$container" ] || buildah rm "$container" >/dev/null 2>&1 || true
   rm -rf "$BUILD"
+  release_key_cleanup
 }
 trap cleanup EXIT
 mkdir -p "$OUT"
+# The key npm run package signed with (its throw-away key too): SHA256SUMS lists the images as well.
+release_key_init "$OUT"
 
 # The GNU triplet (Debian's multiarch directory) and where this machine keeps that arch's libraries.
 triplet_of() { case "$1" in x64) echo x86_64-linux-gnu ;; arm64) echo aarch64-linux-gnu ;; esac; }
@@ -127,5 +132,13 @@ for arch in "${arches[@]}"; do
   archive="$OUT/offloadd-$version-oci-$arch.tar"
   rm -f "$archive"
   buildah push --quiet "${names[0]}" "oci-archive:$archive:localhost/offloadd:$version"
+  # buildah writes the archive's own tar entries with the current time: the same layout again,
+  # with the commit's time and fixed owners, so that two builds give the same archive, not only
+  # the same blobs.
+  layout="$BUILD/oci-layout-$arch"
+  mkdir "$layout" && tar -xf "$archive" -C "$layout"
+  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" -C "$layout" -cf "$archive" blobs index.json oci-layout
+  rm -rf "$layout"
   echo "image: ${names[*]}: $(du -sb "$root" | cut -f1) bytes unpacked; $archive: $(stat -c %s "$archive") bytes"
 done
+checksums "$OUT" "$version"

@@ -9,6 +9,10 @@ cd "$(dirname "$0")/.."
 arches=("$@")
 [ ${#arches[@]} -gt 0 ] || arches=(x64 arm64)
 nodedir="$(scripts/node-runtime.sh)"
+# Reproducible: the checkout's and the runtime's directories must not end up in the binary
+# (__FILE__ in node-addon-api's assertions, debug paths): map them to fixed names.
+export CFLAGS="${CFLAGS:-} -ffile-prefix-map=$PWD=. -ffile-prefix-map=$nodedir=/nodedir"
+export CXXFLAGS="${CXXFLAGS:-} -ffile-prefix-map=$PWD=. -ffile-prefix-map=$nodedir=/nodedir"
 for arch in "${arches[@]}"; do
   case "$arch" in
     x64)
@@ -23,5 +27,6 @@ for arch in "${arches[@]}"; do
   esac
   file "prebuilds/linux-$arch/offloadd.node"
 done
-# prebuildify builds in ./build: rebuild the developer's native build so that it matches this machine.
-npx node-gyp rebuild --nodedir="$nodedir" >/dev/null
+# prebuildify builds in ./build: rebuild the developer's native build so that it matches this
+# machine (not for a clone that only packages: OFFLOADD_PREBUILDS_ONLY=1, as the package tests set).
+[ -n "${OFFLOADD_PREBUILDS_ONLY:-}" ] || npx node-gyp rebuild --nodedir="$nodedir" >/dev/null

@@ -22,12 +22,13 @@ export DEBIAN_FRONTEND=noninteractive
 #   g++-aarch64-linux-gnu, qemu-user-static: cross-build the arm64 addon and load it;
 #   clang-format: npm run lint checks native/; prometheus (server and promtool): scrape a test
 #     daemon and check metrics and alert rules; buildah: the OCI image from scratch;
-#   faketime: steps the wall clock of one test daemon (clock-step tests, the torture's phase).
+#   faketime: steps the wall clock of one test daemon (clock-step tests, the torture's phase);
+#   apt-utils (apt-ftparchive), gnupg: the signed apt repository npm run package makes.
 APT_PACKAGES=(
   ethtool iproute2 util-linux procps socat python3 systemd systemd-container debootstrap
   make g++ curl ca-certificates file
   debhelper lintian mandoc man-db g++-aarch64-linux-gnu qemu-user-static
-  clang-format prometheus buildah faketime
+  clang-format prometheus buildah faketime apt-utils gnupg
 )
 echo "setup: apt packages (${#APT_PACKAGES[@]})"
 apt-get update -qq

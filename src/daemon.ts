@@ -209,8 +209,8 @@ export class Daemon implements DaemonForApi, MetricsInputs {
     const summary = this.summary();
     this.log.event(
       'started',
-      'info',
-      `Started: ${summary}; features via ${this.table.via}; netlink receive buffer ${this.events.grantedReceiveBufferBytes()} bytes`,
+      this.table.unavailable ? 'warning' : 'info',
+      `Started: ${summary}; features via ${this.table.via}${this.table.unavailable ? ` (${this.table.unavailable})` : ''}; netlink receive buffer ${this.events.grantedReceiveBufferBytes()} bytes`,
     );
     this.notify.ready(summary);
     this.notify.startWatchdog();

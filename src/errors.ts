@@ -73,6 +73,8 @@ function kernelHint(code: string): string | undefined {
     case 'EOPNOTSUPP':
     case 'ENOTSUP':
       return 'the driver does not support this operation';
+    case 'ENOSYS':
+      return 'the system call is not implemented here: under qemu-user emulation SIOCETHTOOL is not translated; run on the real architecture';
     default:
       return undefined;
   }

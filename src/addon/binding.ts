@@ -68,8 +68,29 @@ export interface NativeLinkMonitor {
   unref(): void;
 }
 
-/** ETHTOOL_MSG_FEATURES_SET's reply, one u32 per 32 features each. */
-export interface NetlinkFeaturesSetReply {
+/**
+ * One interface's features as the kernel keeps them: bitsets over the ETH_SS_FEATURES string set
+ * (bit i is feature name i; one u32 per 32 features, sized by the addon from the set).
+ */
+export interface FeatureBitsets {
+  /** hw_features: what the device lets be changed. */
+  available: Uint32Array;
+  /** wanted_features: what was last asked for. */
+  requested: Uint32Array;
+  /** features: what is in effect. */
+  active: Uint32Array;
+  /** NETIF_F_NEVER_CHANGE: never changeable on any device. */
+  neverChanged: Uint32Array;
+}
+
+/** Features to turn on and off, by bit (index in the ETH_SS_FEATURES string set). */
+export interface WantedFeatures {
+  enable: number[];
+  disable: number[];
+}
+
+/** ETHTOOL_MSG_FEATURES_SET's reply, as bitsets. All zero when nothing changed. */
+export interface FeaturesSetReply {
   /** Active bits the request changed... */
   activeChanged: Uint32Array;
   /** ...and their values now. */
@@ -78,36 +99,30 @@ export interface NetlinkFeaturesSetReply {
   unmet: Uint32Array;
 }
 
+/**
+ * A request of a batch the kernel refused, or left without a usable answer (ENOBUFS: none;
+ * EBADMSG: one that did not parse), with the kernel's extended ACK text when it gave one.
+ */
+export interface FeaturesRefusal {
+  ifindex: number;
+  errno: number;
+  extack?: string;
+}
+
 interface NativeAddon {
   featureNames: (ifname: string) => string[];
-  /** `words` blocks of four u32: available, requested, active, never_changed. */
-  getFeatures: (ifname: string, ifindex: number, words: number) => Uint32Array;
-  /** Pairs of u32: valid, requested. Returns ETHTOOL_F_* flags. */
-  setFeatures: (ifname: string, ifindex: number, blocks: Uint32Array) => number;
+  getFeatures: (ifname: string, ifindex: number) => FeatureBitsets;
+  /** ETHTOOL_SFEATURES. Returns the kernel's ETHTOOL_F_* flags. */
+  setFeatures: (ifname: string, ifindex: number, wanted: WantedFeatures) => number;
   driverInfo: (ifname: string, ifindex: number) => DriverInfo;
   /** Whether this kernel has the ethtool generic netlink family (resolved once). */
   ethtoolNetlinkAvailable: () => boolean;
-  /** As getFeatures, by ifindex over ethtool netlink. */
-  netlinkGetFeatures: (ifindex: number, words: number) => Uint32Array;
-  /** As setFeatures (`words` pairs of valid, requested), by ifindex over ethtool netlink. */
-  netlinkSetFeatures: (ifindex: number, words: number, blocks: Uint32Array) => NetlinkFeaturesSetReply;
-  /**
-   * Many FEATURES_GET (set = false) or FEATURES_SET requests, pipelined on one socket, in one
-   * call. GET: `out` receives count × words × 4 (as getFeatures); SET: `pairs` holds count ×
-   * words × 2 (as setFeatures) and `out` receives count × words × 3 (activeChanged, activeNow,
-   * unmet: NetlinkFeaturesSetReply's arrays one after the other). `errnos[i]` is 0 or the
-   * request's errno (ENOBUFS: no answer; EBADMSG: an answer that did not parse). Returns the
-   * kernel's extended ACK texts as [index, text, ...] when it gave any, else undefined.
-   */
-  netlinkFeaturesBatch: (
-    set: boolean,
-    ifindexes: Int32Array,
-    count: number,
-    words: number,
-    pairs: Uint32Array | null,
-    out: Uint32Array,
-    errnos: Int32Array,
-  ) => Array<number | string> | undefined;
+  /** FEATURES_GET by ifindex over ethtool netlink, every request pipelined: answers in order. */
+  readFeatures: (ifindexes: readonly number[]) => Array<(FeatureBitsets & { ifindex: number }) | FeaturesRefusal>;
+  /** FEATURES_SET by ifindex over ethtool netlink, every request pipelined: answers in order. */
+  writeFeatures: (
+    writes: ReadonlyArray<WantedFeatures & { ifindex: number }>,
+  ) => Array<(FeaturesSetReply & { ifindex: number }) | FeaturesRefusal>;
   LinkMonitor: new (
     receiveBufferBytes: number,
     onDatagrams: (errno: number, datagrams: Buffer[]) => void,
@@ -126,6 +141,8 @@ interface NativeAddon {
   driverStats: (ifname: string, ifindex: number) => DriverStats;
   /** flock(fd, LOCK_EX | LOCK_NB): false when another open file description holds the lock. */
   tryLockExclusive: (fd: number) => boolean;
+  /** V8's Isolate::LowMemoryNotification(): full collections down to what is live. Synchronous. */
+  releaseHeap: () => void;
   /** malloc_trim(0): true if any free native memory went back to the kernel. */
   trimNativeHeap: () => boolean;
 }
@@ -136,9 +153,8 @@ const EXPECTED_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = [
   'setFeatures',
   'driverInfo',
   'ethtoolNetlinkAvailable',
-  'netlinkGetFeatures',
-  'netlinkSetFeatures',
-  'netlinkFeaturesBatch',
+  'readFeatures',
+  'writeFeatures',
   'LinkMonitor',
   'dumpLinks',
   'sendDatagram',
@@ -146,6 +162,7 @@ const EXPECTED_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = [
   'linkStats',
   'driverStats',
   'tryLockExclusive',
+  'releaseHeap',
   'trimNativeHeap',
 ];
 
@@ -234,9 +251,8 @@ export const addon = {
   setFeatures: wrap('setFeatures'),
   driverInfo: wrap('driverInfo'),
   ethtoolNetlinkAvailable: wrap('ethtoolNetlinkAvailable'),
-  netlinkGetFeatures: wrap('netlinkGetFeatures'),
-  netlinkSetFeatures: wrap('netlinkSetFeatures'),
-  netlinkFeaturesBatch: wrap('netlinkFeaturesBatch'),
+  readFeatures: wrap('readFeatures'),
+  writeFeatures: wrap('writeFeatures'),
   dumpLinks: wrap('dumpLinks'),
   sendDatagram: wrap('sendDatagram'),
   /**
@@ -256,6 +272,7 @@ export const addon = {
   linkStats: wrap('linkStats'),
   driverStats: wrap('driverStats'),
   tryLockExclusive: wrap('tryLockExclusive'),
+  releaseHeap: wrap('releaseHeap'),
   trimNativeHeap: wrap('trimNativeHeap'),
   openLinkMonitor: guarded(
     (receiveBufferBytes: number, onDatagrams: (errno: number, datagrams: Buffer[]) => void): NativeLinkMonitor =>

@@ -13,7 +13,7 @@ import type { RecordEvent } from '../ledger/record';
 import { escapeControl, escapeStrings } from '../observe/escape';
 import { lintPolicy } from '../policy/lint';
 import { loadPolicyFile } from '../policy/load';
-import { VERSION } from '../version';
+import { VERSION, versionLine } from '../version';
 import { doctorCommand } from './doctor';
 import { featureSummary, table } from './format';
 import {
@@ -384,7 +384,7 @@ export async function runCli(argv: string[]): Promise<number> {
     return name === undefined ? EXIT.usage : EXIT.ok;
   }
   if (name === '-V' || name === '--version') {
-    process.stdout.write(`offloadctl ${VERSION}\n`);
+    process.stdout.write(`${versionLine('offloadctl')}\n`);
     return EXIT.ok;
   }
   const command = COMMANDS[name];

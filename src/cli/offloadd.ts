@@ -21,7 +21,7 @@ import { parseListenAddress, type ListenAddress } from '../api/metrics-http';
 import { checkTextfilePath } from '../api/metrics-textfile';
 import { runOnce, startService } from '../run-daemon';
 import { formatOnceReport } from './format';
-import { VERSION } from '../version';
+import { VERSION, versionLine } from '../version';
 
 export const EXIT = { ok: 0, notCompliant: 1, usage: 2 } as const;
 
@@ -118,7 +118,7 @@ export function main(argv: string[]): void {
     return;
   }
   if (values.version) {
-    process.stdout.write(`offloadd ${VERSION}\n`);
+    process.stdout.write(`${versionLine('offloadd')}\n`);
     return;
   }
   const level = values['log-level'] as Level;

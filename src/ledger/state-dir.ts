@@ -30,7 +30,8 @@ export class StateDirLock {
    * Creates the directory if missing, checks it and takes the lock. Throws StateDirRefused when
    * it is unsafe or held; OffloaddError ERR_STATE_DIR when it cannot be used at all.
    */
-  static acquire(dir: string): StateDirLock {
+  static acquire(given: string): StateDirLock {
+    const dir = followTrustedLink(given);
     let fd: number;
     try {
       fs.mkdirSync(dir, { recursive: true, mode: STATE_DIR_MODE });
@@ -88,7 +89,31 @@ export class StateDirLock {
   }
 }
 
-/** Why the directory cannot be opened; a link or a non-directory is refused, not worked around. */
+/**
+ * A link at the state directory is followed only when nobody but root or the daemon's user can
+ * have made it or can replace it: the link is theirs and its directory passes checkAncestors.
+ * That is systemd's own layout for DynamicUser= (/var/lib/NAME -> private/NAME, made by PID 1).
+ * Any other link is left for acquire() to refuse. Returns the directory to open.
+ */
+function followTrustedLink(dir: string): string {
+  let link: fs.Stats | undefined;
+  try {
+    link = fs.lstatSync(dir, { throwIfNoEntry: false });
+  } catch {
+    return dir; // acquire() reports why it cannot be used
+  }
+  if (link === undefined || !link.isSymbolicLink()) return dir;
+  const euid = process.geteuid?.() ?? 0;
+  if (link.uid !== 0 && link.uid !== euid) return dir;
+  try {
+    checkAncestors(dir);
+    return fs.realpathSync(dir);
+  } catch {
+    return dir; // an untrusted parent or a dangling link: refused as a link, with the hint
+  }
+}
+
+/** Why the directory cannot be opened; an untrusted link or a non-directory is refused, not worked around. */
 function unusable(dir: string, error: unknown): OffloaddError {
   const code = (error as NodeJS.ErrnoException).code;
   // O_NOFOLLOW|O_DIRECTORY on a link fails with ENOTDIR (or ELOOP): look at what is there.
@@ -107,7 +132,7 @@ function unusable(dir: string, error: unknown): OffloaddError {
     }
     return new StateDirRefused('ERR_STATE_DIR_UNSAFE', `state directory ${dir} is a symbolic link (to ${target})`, {
       hint:
-        `the daemon never follows a link at its state directory: give the real directory as --state-dir ` +
+        `the daemon follows a link at its state directory only when root or its own user made it, in a directory only they can write: give the real directory as --state-dir ` +
         `(e.g. --state-dir "$(readlink -f ${dir})"), or replace the link with a directory (rm ${dir}; mkdir -m 750 ${dir})`,
       cause: error,
     });

@@ -3,7 +3,14 @@
  * ETH_SS_FEATURES string set (never hard-coded: they differ between kernel versions).
  */
 import * as os from 'node:os';
-import { addon, kernelErrorOf } from '../addon/binding';
+import {
+  addon,
+  kernelErrorOf,
+  type FeatureBitsets,
+  type FeaturesRefusal,
+  type FeaturesSetReply,
+  type WantedFeatures,
+} from '../addon/binding';
 import { KernelError } from '../errors';
 
 /** One feature on one device, as ETHTOOL_GFEATURES reports it. */
@@ -67,44 +74,126 @@ export interface FeatureAccess {
  */
 export type FeatureInterface = 'ethtool-netlink' | 'ioctl';
 
-/** GFEATURES' layout: per 32-bit word, four u32 in this order. */
-const AVAILABLE = 0;
-const REQUESTED = 1;
-const ACTIVE = 2;
-const NEVER_CHANGED = 3;
-const BLOCK = 4;
-
 const GET = 'ETHTOOL_MSG_FEATURES_GET';
 const SET = 'ETHTOOL_MSG_FEATURES_SET';
 /** A request without an answer (the batch's receive buffer overflowed) or with one that did not parse. */
 const NO_ANSWER = new Set([os.constants.errno.ENOBUFS, os.constants.errno.EBADMSG]);
 
-/** One interface's features: `words` blocks of four u32 at `base` in `blocks` (shared by a batch). */
+/** Whether bit `bit` is set in a bitset of u32 words (the kernel's compact bitsets). */
+function has(bitset: Uint32Array, bit: number): boolean {
+  return (((bitset[bit >>> 5] ?? 0) >>> (bit & 31)) & 1) !== 0;
+}
+
+/** One interface's features: the kernel's bitsets, looked up by name. */
 class FeatureBits implements FeatureSnapshot {
   constructor(
     private readonly bitOf: ReadonlyMap<string, number>,
-    readonly blocks: Uint32Array,
-    readonly base: number,
+    readonly bits: FeatureBitsets,
   ) {}
 
   get(feature: string): FeatureState | undefined {
     const bit = this.bitOf.get(feature);
     if (bit === undefined) return undefined;
-    const at = this.base + (bit >>> 5) * BLOCK;
-    const mask = (1 << (bit & 31)) >>> 0;
-    const blocks = this.blocks;
+    const { available, requested, active, neverChanged } = this.bits;
     return {
-      changeable: ((blocks[at + AVAILABLE] as number) & mask) !== 0,
-      requested: ((blocks[at + REQUESTED] as number) & mask) !== 0,
-      active: ((blocks[at + ACTIVE] as number) & mask) !== 0,
-      neverChanges: ((blocks[at + NEVER_CHANGED] as number) & mask) !== 0,
+      changeable: has(available, bit),
+      requested: has(requested, bit),
+      active: has(active, bit),
+      neverChanges: has(neverChanged, bit),
     };
   }
 }
 
+function isRefusal(answer: object): answer is FeaturesRefusal {
+  return 'errno' in answer;
+}
+
+/**
+ * Neither the SIOCETHTOOL ioctl (ENOSYS) nor ethtool netlink (no generic netlink socket) exists:
+ * what qemu-user emulation gives a foreign-architecture binary, which translates neither.
+ */
+const FEATURES_UNAVAILABLE =
+  'offload features can be neither read nor changed here: the SIOCETHTOOL ioctl is not implemented (ENOSYS) and ethtool netlink is not available (no generic netlink socket); qemu-user emulation translates neither, so run offloadd on the real architecture';
+
+/** Whether ethtool netlink can be used; false where no generic netlink socket can be opened at all. */
+function ethtoolNetlinkAvailable(): boolean {
+  try {
+    return addon.ethtoolNetlinkAvailable();
+  } catch (error) {
+    // qemu-user opens only NETLINK_ROUTE, NETLINK_KOBJECT_UEVENT and NETLINK_AUDIT sockets.
+    if (error instanceof KernelError && error.code === 'EPROTONOSUPPORT') return false;
+    throw error;
+  }
+}
+
+/**
+ * The names Linux 6.x reports for netdev features, used only when the kernel cannot be asked
+ * (FEATURES_UNAVAILABLE), so that a policy can still be checked and the daemon start and answer.
+ */
+const NAMES_WITHOUT_A_KERNEL_TO_ASK: readonly string[] = [
+  'tx-scatter-gather',
+  'tx-checksum-ipv4',
+  'tx-checksum-ip-generic',
+  'tx-checksum-ipv6',
+  'highdma',
+  'tx-scatter-gather-fraglist',
+  'tx-vlan-hw-insert',
+  'rx-vlan-hw-parse',
+  'rx-vlan-filter',
+  'vlan-challenged',
+  'tx-generic-segmentation',
+  'rx-gro',
+  'rx-lro',
+  'tx-tcp-segmentation',
+  'tx-gso-robust',
+  'tx-tcp-ecn-segmentation',
+  'tx-tcp-mangleid-segmentation',
+  'tx-tcp6-segmentation',
+  'tx-fcoe-segmentation',
+  'tx-gre-segmentation',
+  'tx-gre-csum-segmentation',
+  'tx-ipxip4-segmentation',
+  'tx-ipxip6-segmentation',
+  'tx-udp_tnl-segmentation',
+  'tx-udp_tnl-csum-segmentation',
+  'tx-gso-partial',
+  'tx-tunnel-remcsum-segmentation',
+  'tx-sctp-segmentation',
+  'tx-esp-segmentation',
+  'tx-udp-segmentation',
+  'tx-gso-list',
+  'tx-checksum-fcoe-crc',
+  'tx-checksum-sctp',
+  'rx-ntuple-filter',
+  'rx-hashing',
+  'rx-checksum',
+  'tx-nocache-copy',
+  'loopback',
+  'rx-fcs',
+  'rx-all',
+  'tx-vlan-stag-hw-insert',
+  'rx-vlan-stag-hw-parse',
+  'rx-vlan-stag-filter',
+  'l2-fwd-offload',
+  'hw-tc-offload',
+  'esp-hw-offload',
+  'esp-tx-csum-hw-offload',
+  'rx-udp_tunnel-port-offload',
+  'tls-hw-tx-offload',
+  'tls-hw-rx-offload',
+  'rx-gro-hw',
+  'tls-hw-record',
+  'rx-gro-list',
+  'macsec-hw-offload',
+  'rx-udp-gro-forwarding',
+  'hsr-tag-ins-offload',
+  'hsr-tag-rm-offload',
+  'hsr-fwd-offload',
+  'hsr-dup-offload',
+];
+
 export class FeatureTable implements FeatureAccess {
   readonly names: readonly string[];
-  readonly words: number;
   private readonly bitOf = new Map<string, number>();
 
   constructor(
@@ -112,7 +201,6 @@ export class FeatureTable implements FeatureAccess {
     readonly via: FeatureInterface = 'ioctl',
   ) {
     this.names = names;
-    this.words = Math.max(1, Math.ceil(names.length / 32));
     names.forEach((name, bit) => this.bitOf.set(name, bit));
   }
 
@@ -121,42 +209,48 @@ export class FeatureTable implements FeatureAccess {
    * netlink where the kernel has it. Chosen once: the kernel does not gain or lose the family.
    */
   static fromKernel(via: FeatureInterface | 'auto' = 'auto'): FeatureTable {
-    const chosen = via === 'auto' ? (addon.ethtoolNetlinkAvailable() ? 'ethtool-netlink' : 'ioctl') : via;
-    return new FeatureTable(addon.featureNames('lo'), chosen);
+    const netlink = ethtoolNetlinkAvailable();
+    const chosen = via === 'auto' ? (netlink ? 'ethtool-netlink' : 'ioctl') : via;
+    try {
+      return new FeatureTable(addon.featureNames('lo'), chosen);
+    } catch (error) {
+      if (!(error instanceof KernelError && error.code === 'ENOSYS') || netlink) throw error;
+      const table = new FeatureTable(NAMES_WITHOUT_A_KERNEL_TO_ASK, chosen);
+      table.unavailable = FEATURES_UNAVAILABLE;
+      return table;
+    }
   }
+
+  /**
+   * Why no interface's features can be read or changed here (every attempt fails with ENOSYS, per
+   * interface), or null. Said at start, so that it does not look like a driver's fault.
+   */
+  unavailable: string | null = null;
 
   has(feature: string): boolean {
     return this.bitOf.has(feature);
   }
 
   read(ifname: string, ifindex: number): FeatureSnapshot {
-    const blocks =
-      this.via === 'ethtool-netlink'
-        ? addon.netlinkGetFeatures(ifindex, this.words)
-        : addon.getFeatures(ifname, ifindex, this.words);
-    return new FeatureBits(this.bitOf, blocks, 0);
+    if (this.via === 'ethtool-netlink') {
+      const [result] = this.readMany([{ name: ifname, ifindex }]);
+      if (result instanceof KernelError) throw result;
+      return result as FeatureSnapshot;
+    }
+    return new FeatureBits(this.bitOf, addon.getFeatures(ifname, ifindex));
   }
 
   /** Over netlink: every FEATURES_GET pipelined in one addon call. Over the ioctl: one by one. */
   readMany(targets: readonly FeatureTarget[]): Array<FeatureSnapshot | KernelError> {
     if (this.via !== 'ethtool-netlink') return targets.map((target) => this.readOrError(target));
-    const count = targets.length;
-    const ifindexes = new Int32Array(count);
-    for (let i = 0; i < count; i++) ifindexes[i] = (targets[i] as FeatureTarget).ifindex;
-    const stride = this.words * BLOCK;
-    const out = new Uint32Array(count * stride);
-    const errnos = new Int32Array(count);
-    const texts = addon.netlinkFeaturesBatch(false, ifindexes, count, this.words, null, out, errnos);
-    const results = new Array<FeatureSnapshot | KernelError>(count);
-    for (let i = 0; i < count; i++) {
+    const answers = addon.readFeatures(targets.map((target) => target.ifindex));
+    return answers.map((answer, i) => {
       const target = targets[i] as FeatureTarget;
-      const errno = errnos[i] as number;
-      // An unanswered GET is simply asked again, alone.
-      if (NO_ANSWER.has(errno)) results[i] = this.readOrError(target);
-      else if (errno !== 0) results[i] = kernelErrorOf(errno, GET, target.name, extackOf(texts, i));
-      else results[i] = new FeatureBits(this.bitOf, out, i * stride);
-    }
-    return results;
+      if (!isRefusal(answer)) return new FeatureBits(this.bitOf, answer);
+      // An unanswered GET is simply asked again, alone (once: a second silence is an error).
+      if (NO_ANSWER.has(answer.errno) && targets.length > 1) return this.readOrError(target);
+      return kernelErrorOf(answer.errno, GET, target.name, answer.extack);
+    });
   }
 
   /**
@@ -169,9 +263,7 @@ export class FeatureTable implements FeatureAccess {
       if (result instanceof KernelError) throw result;
       return result ?? null;
     }
-    const pairs = new Uint32Array(this.words * 2);
-    this.fillPairs(pairs, 0, changes);
-    addon.setFeatures(ifname, ifindex, pairs);
+    addon.setFeatures(ifname, ifindex, this.wanted(changes));
     return null;
   }
 
@@ -188,30 +280,15 @@ export class FeatureTable implements FeatureAccess {
           throw error;
         }
       });
-    const count = writes.length;
-    const words = this.words;
-    const ifindexes = new Int32Array(count);
-    const pairs = new Uint32Array(count * words * 2);
-    for (let i = 0; i < count; i++) {
-      const write = writes[i] as (typeof writes)[number];
-      ifindexes[i] = write.target.ifindex;
-      this.fillPairs(pairs, i * words * 2, write.changes);
-    }
-    const out = new Uint32Array(count * words * 3);
-    const errnos = new Int32Array(count);
-    const texts = addon.netlinkFeaturesBatch(true, ifindexes, count, words, pairs, out, errnos);
-    const after = new Uint32Array(count * words * BLOCK);
-    const results = new Array<WriteReadBack | KernelError>(count);
-    for (let i = 0; i < count; i++) {
+    const requests = writes.map(({ target, changes }) => ({ ifindex: target.ifindex, ...this.wanted(changes) }));
+    const answers = addon.writeFeatures(requests);
+    return answers.map((answer, i) => {
       const { target, before } = writes[i] as (typeof writes)[number];
-      const errno = errnos[i] as number;
-      if (NO_ANSWER.has(errno))
-        // The SET may or may not have been made: only a read-back can tell.
-        results[i] = new UnparsedReply(kernelErrorOf(errno, SET, target.name, extackOf(texts, i)));
-      else if (errno !== 0) results[i] = kernelErrorOf(errno, SET, target.name, extackOf(texts, i));
-      else results[i] = this.afterWrite(before, pairs, i * words * 2, out, i * words * 3, after, i * words * BLOCK);
-    }
-    return results;
+      if (!isRefusal(answer)) return this.afterWrite(before, requests[i] as WantedFeatures, answer);
+      const error = kernelErrorOf(answer.errno, SET, target.name, answer.extack);
+      // The SET may or may not have been made: only a read-back can tell.
+      return NO_ANSWER.has(answer.errno) ? new UnparsedReply(error) : error;
+    });
   }
 
   private readOrError(target: FeatureTarget): FeatureSnapshot | KernelError {
@@ -223,58 +300,46 @@ export class FeatureTable implements FeatureAccess {
     }
   }
 
-  /** ETHTOOL_SFEATURES' [valid, requested] per word, at `at`. */
-  private fillPairs(pairs: Uint32Array, at: number, changes: readonly FeatureChange[]): void {
+  /** The changes as feature bits (features this kernel does not have are left out). */
+  private wanted(changes: readonly FeatureChange[]): WantedFeatures {
+    const wanted: WantedFeatures = { enable: [], disable: [] };
     for (const { feature, on } of changes) {
       const bit = this.bitOf.get(feature);
-      if (bit === undefined) continue;
-      const word = at + (bit >>> 5) * 2;
-      const mask = (1 << (bit & 31)) >>> 0;
-      pairs[word] = ((pairs[word] as number) | mask) >>> 0;
-      if (on) pairs[word + 1] = ((pairs[word + 1] as number) | mask) >>> 0;
+      if (bit !== undefined) (on ? wanted.enable : wanted.disable).push(bit);
     }
+    return wanted;
   }
 
   /**
    * The state right after a FEATURES_SET, from the state it was planned on and the kernel's reply
-   * (ethnl_set_features): ACTIVE's mask = the active bits that changed, its value = their new
-   * state; WANTED's mask = the requested bits whose new active state is not as requested. For
-   * every requested bit the reply is exact (active = requested XOR unmet), whatever `before`
-   * missed; other bits take the changes the reply names. Written into `after` at `at`.
+   * (ethnl_set_features): activeChanged = the active bits that changed, activeNow = their new
+   * state; unmet = the requested bits whose new active state is not as requested. For every
+   * requested bit the reply is exact (active = requested XOR unmet), whatever `before` missed;
+   * other bits take the changes the reply names.
    */
-  private afterWrite(
-    before: FeatureSnapshot,
-    pairs: Uint32Array,
-    pairsAt: number,
-    reply: Uint32Array,
-    replyAt: number,
-    after: Uint32Array,
-    at: number,
-  ): WriteReadBack {
-    const words = this.words;
+  private afterWrite(before: FeatureSnapshot, wanted: WantedFeatures, reply: FeaturesSetReply): WriteReadBack {
     if (!(before instanceof FeatureBits))
       return new UnparsedReply(
         new KernelError('EINVAL', os.constants.errno.EINVAL, SET, 'no kernel snapshot to apply the reply to'),
       );
-    after.set(before.blocks.subarray(before.base, before.base + words * BLOCK), at);
-    for (let word = 0; word < words; word++) {
-      const block = at + word * BLOCK;
-      const valid = pairs[pairsAt + word * 2] as number;
-      const requested = pairs[pairsAt + word * 2 + 1] as number;
-      const changed = reply[replyAt + word] as number;
-      const now = reply[replyAt + words + word] as number;
-      const unmet = reply[replyAt + 2 * words + word] as number;
-      const active = ((after[block + ACTIVE] as number) & ~changed) | (now & changed);
-      after[block + ACTIVE] = ((active & ~valid) | ((requested ^ unmet) & valid)) >>> 0;
-      after[block + REQUESTED] = (((after[block + REQUESTED] as number) & ~valid) | (requested & valid)) >>> 0;
+    const { activeChanged, activeNow, unmet } = reply;
+    const active = before.bits.active.slice();
+    const requested = before.bits.requested.slice();
+    for (let word = 0; word < active.length; word++) {
+      const changed = activeChanged[word] ?? 0;
+      active[word] = (((active[word] as number) & ~changed) | ((activeNow[word] ?? 0) & changed)) >>> 0;
     }
-    return new FeatureBits(this.bitOf, after, at);
+    for (const [bits, on] of [
+      [wanted.enable, true],
+      [wanted.disable, false],
+    ] as const)
+      for (const bit of bits) {
+        const word = bit >>> 5;
+        const mask = (1 << (bit & 31)) >>> 0;
+        const nowOn = on !== has(unmet, bit);
+        active[word] = (nowOn ? (active[word] as number) | mask : (active[word] as number) & ~mask) >>> 0;
+        requested[word] = (on ? (requested[word] as number) | mask : (requested[word] as number) & ~mask) >>> 0;
+      }
+    return new FeatureBits(this.bitOf, { ...before.bits, active, requested });
   }
-}
-
-/** The extended ACK text the batch call returned for request `index`, if any. */
-function extackOf(texts: Array<number | string> | undefined, index: number): string | undefined {
-  if (!texts) return undefined;
-  for (let i = 0; i + 1 < texts.length; i += 2) if (texts[i] === index) return texts[i + 1] as string;
-  return undefined;
 }

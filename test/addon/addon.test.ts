@@ -37,7 +37,7 @@ describe('native addon contract', () => {
 
   it('fails with ENODEV, naming the interface, when the name is gone', () => {
     assert.throws(
-      () => addon.getFeatures('offloadd-nope0', 0, 2),
+      () => addon.getFeatures('offloadd-nope0', 0),
       (error: unknown) =>
         error instanceof KernelError &&
         error.code === 'ENODEV' &&
@@ -50,21 +50,21 @@ describe('native addon contract', () => {
 
   it('fails with ENODEV when the name now belongs to another ifindex (rename race guard)', () => {
     assert.throws(
-      () => addon.getFeatures('lo', 99999, 2),
+      () => addon.getFeatures('lo', 99999),
       (error: unknown) => error instanceof KernelError && error.code === 'ENODEV',
     );
   });
 
   it('reads the same features over ethtool netlink, by ifindex, as over the ioctl', () => {
     assert.equal(addon.ethtoolNetlinkAvailable(), true, 'this kernel (>= 5.6) has the ethtool family');
-    const words = FeatureTable.fromKernel().words;
-    assert.deepEqual([...addon.netlinkGetFeatures(1, words)], [...addon.getFeatures('lo', 1, words)]);
+    const [overNetlink] = addon.readFeatures([1]);
+    assert.deepEqual(overNetlink, { ifindex: 1, ...addon.getFeatures('lo', 1) });
     assert.equal(FeatureTable.fromKernel().via, 'ethtool-netlink');
   });
 
   it("fails over netlink with ENODEV and the kernel's own explanation for an ifindex that does not exist", () => {
     assert.throws(
-      () => addon.netlinkGetFeatures(2 ** 30, 2),
+      () => FeatureTable.fromKernel('ethtool-netlink').read('gone', 2 ** 30),
       (error: unknown) =>
         error instanceof KernelError &&
         error.vanished &&
@@ -74,53 +74,50 @@ describe('native addon contract', () => {
   });
 
   it('pipelines many FEATURES_GET in one call: each answer in its place, a failure only in its own', () => {
-    const words = FeatureTable.fromKernel().words;
     const count = 600; // more than one window of requests
-    const ifindexes = new Int32Array(count).fill(1);
+    const ifindexes = new Array<number>(count).fill(1);
     ifindexes[7] = 2 ** 30; // no such interface
-    const out = new Uint32Array(count * words * 4);
-    const errnos = new Int32Array(count).fill(-5);
-    const texts = addon.netlinkFeaturesBatch(false, ifindexes, count, words, null, out, errnos);
-    const lo = [...addon.getFeatures('lo', 1, words)];
+    const answers = addon.readFeatures(ifindexes);
+    const lo = { ifindex: 1, ...addon.getFeatures('lo', 1) };
+    assert.equal(answers.length, count);
     for (let i = 0; i < count; i++) {
       if (i === 7) continue;
-      assert.equal(errnos[i], 0, `request ${i}`);
-      assert.deepEqual([...out.subarray(i * words * 4, (i + 1) * words * 4)], lo);
+      assert.deepEqual(answers[i], lo, `request ${i}`);
     }
-    assert.equal(errnos[7], os.constants.errno.ENODEV);
-    assert.equal(texts?.[0], 7, "the kernel's text is for the failed request");
-    assert.match(String(texts?.[1]), /ifindex|device/i);
+    const refused = answers[7] as { ifindex: number; errno: number; extack?: string };
+    assert.equal(refused.errno, os.constants.errno.ENODEV);
+    assert.equal(refused.ifindex, 2 ** 30, "the kernel's text is for the failed request");
+    assert.match(String(refused.extack), /ifindex|device/i);
     const [failed] = FeatureTable.fromKernel().readMany([{ name: 'gone', ifindex: 2 ** 30 }]);
     assert.ok(failed instanceof KernelError && failed.vanished && /ifindex|device/i.test(failed.message));
   });
 
   it('rejects malformed arguments with a TypeError or EINVAL, never a crash', () => {
-    const batch = addon.netlinkFeaturesBatch as unknown as (...args: unknown[]) => unknown;
-    const ok = { ifindexes: new Int32Array([1]), out: new Uint32Array(8), errnos: new Int32Array(1) };
-    bad(() => batch(false, [1], 1, 2, null, ok.out, ok.errnos));
-    bad(() => batch(false, ok.ifindexes, 2, 2, null, ok.out, ok.errnos));
-    bad(() => batch(false, ok.ifindexes, 1, 2, null, new Uint32Array(7), ok.errnos));
-    bad(() => batch(false, new Int32Array([0]), 1, 2, null, ok.out, ok.errnos));
-    bad(() => batch(true, ok.ifindexes, 1, 2, new Uint32Array(3), ok.out, ok.errnos));
-    bad(() => batch(true, ok.ifindexes, 1, 2, null, ok.out, ok.errnos));
-    bad(() => batch(false, ok.ifindexes, 1, 65, null, ok.out, ok.errnos));
-    bad(() => batch(false, ok.ifindexes, 1, 2, null, ok.out, new Int32Array(0)));
+    const read = addon.readFeatures as unknown as (...args: unknown[]) => unknown;
+    const write = addon.writeFeatures as unknown as (...args: unknown[]) => unknown;
+    bad(() => read(new Int32Array([1])));
+    bad(() => read([0]));
+    bad(() => read([-1]));
+    bad(() => read(['1']));
+    bad(() => read());
+    bad(() => write([{ ifindex: 1, enable: [3] }]));
+    bad(() => write([{ ifindex: 1, enable: [2 ** 20], disable: [] }]));
+    bad(() => write([{ ifindex: 1, enable: [-1], disable: [] }]));
+    bad(() => write([{ ifindex: 1, enable: [0.5], disable: [] }]));
+    bad(() => write([{ ifindex: 0, enable: [], disable: [] }]));
+    bad(() => write([1]));
+    bad(() => write(new Uint32Array(3)));
     const monitor = addon.openLinkMonitor(65536, () => undefined);
     try {
       bad(() => (monitor.dropDevicelessLinks as unknown as (...args: unknown[]) => unknown)('yes'));
     } finally {
       monitor.close();
     }
-    bad(() => addon.netlinkGetFeatures(0, 2));
-    bad(() => addon.netlinkGetFeatures(1, 0));
-    bad(() => addon.netlinkGetFeatures(-1, 2));
-    bad(() => addon.netlinkSetFeatures(1, 2, new Uint32Array(3)));
-    bad(() => (addon.netlinkSetFeatures as unknown as (...args: unknown[]) => unknown)(1, 2, [1, 2, 3, 4]));
-    bad(() => (addon.getFeatures as unknown as (...args: unknown[]) => unknown)(42, 'x', 2));
-    bad(() => addon.getFeatures('lo', 1, 0));
-    bad(() => addon.getFeatures('a-name-longer-than-ifnamsiz', 0, 2));
-    bad(() => addon.setFeatures('lo', 1, new Uint32Array(3)));
+    bad(() => (addon.getFeatures as unknown as (...args: unknown[]) => unknown)(42, 'x'));
+    bad(() => addon.getFeatures('a-name-longer-than-ifnamsiz', 0));
+    bad(() => (addon.setFeatures as unknown as (...args: unknown[]) => unknown)('lo', 1, new Uint32Array(3)));
     bad(() => (addon.setFeatures as unknown as (...args: unknown[]) => unknown)('lo', 1, [1, 2]));
+    bad(() => addon.setFeatures('lo', 1, { enable: [2 ** 20], disable: [] }));
     bad(() => addon.sendDatagram('', Buffer.from('x'), false));
     bad(() => addon.listenUnix('', 1, () => undefined));
     bad(() => addon.listenUnix(`/tmp/${'x'.repeat(200)}`, 1, () => undefined));
@@ -162,12 +159,12 @@ describe('native addon contract', () => {
     for (let i = 0; i < 500; i++) {
       dumpLinks();
       try {
-        addon.getFeatures('offloadd-nope0', 0, 2);
+        addon.getFeatures('offloadd-nope0', 0);
       } catch {
         // expected
       }
       try {
-        addon.netlinkGetFeatures(2 ** 30, 2);
+        addon.readFeatures([2 ** 30]);
       } catch {
         // expected
       }

@@ -31,7 +31,8 @@ const INCLUDE = ['systemd', 'systemd-sysv', 'dbus', 'iproute2', 'ethtool', 'proc
 const MASKED_IN_ROOT = ['console-getty.service', 'apt-daily.timer', 'apt-daily-upgrade.timer', 'man-db.timer'];
 const COMPLETE_STAMP = '.offloadd-root-complete';
 const MIRROR_PROBE_TIMEOUT_MS = 15000;
-const DEBOOTSTRAP_TIMEOUT_MS = 15 * 60 * 1000;
+/** A foreign architecture runs debootstrap's second stage under qemu-user (~10 min here, loaded). */
+const DEBOOTSTRAP_TIMEOUT_MS = 30 * 60 * 1000;
 /** Room for a first build in a test's before() hook (the debootstrap, on a loaded machine). */
 export const DEBIAN_ROOT_BUILD_TIMEOUT_MS = DEBOOTSTRAP_TIMEOUT_MS + MIRROR_PROBE_TIMEOUT_MS;
 
@@ -66,6 +67,37 @@ export function debianMirror(): string {
   return uris?.[1] ?? 'http://deb.debian.org/debian';
 }
 
+/** binfmt_misc's entry for arm64 binaries (qemu-user-static registers it as qemu-aarch64). */
+const QEMU_AARCH64_BINFMT = '/proc/sys/fs/binfmt_misc/qemu-aarch64';
+
+/**
+ * Why this machine cannot run arm64 binaries (for a foreign root), or null when it can. Mounts
+ * binfmt_misc when it is not, and registers qemu-user-static's qemu-aarch64 from its binfmt.d
+ * file (flag F: the interpreter is opened now, so it works inside containers and chroots too).
+ */
+export function arm64EmulationUnavailableReason(): string | null {
+  if (process.arch === 'arm64' || fs.existsSync(QEMU_AARCH64_BINFMT)) return null;
+  const conf = ['/usr/lib/binfmt.d/qemu-aarch64.conf', '/usr/lib/binfmt.d/qemu-aarch64-static.conf'].find((file) =>
+    fs.existsSync(file),
+  );
+  if (!conf) return 'qemu-user-static is not installed (apt-get install qemu-user-static)';
+  try {
+    if (!fs.existsSync('/proc/sys/fs/binfmt_misc/register')) {
+      execFileSync('mount', ['-t', 'binfmt_misc', 'binfmt_misc', '/proc/sys/fs/binfmt_misc'], { stdio: 'ignore' });
+    }
+    const line = fs
+      .readFileSync(conf, 'utf8')
+      .split('\n')
+      .find((entry) => entry.startsWith(':'));
+    if (!line) return `${conf} has no registration line`;
+    fs.writeFileSync('/proc/sys/fs/binfmt_misc/register', line);
+  } catch (error) {
+    if (!fs.existsSync(QEMU_AARCH64_BINFMT))
+      return `cannot register qemu-aarch64 with binfmt_misc: ${(error as Error).message}`;
+  }
+  return null;
+}
+
 export type RootResult = { root: string; built: boolean; ms: number } | { skip: string };
 
 /** The first line of the stamp: what the root was built from (a changed recipe means a rebuild). */
@@ -83,7 +115,7 @@ function isComplete(root: string, wanted: string): boolean {
 
 /**
  * The cached root for `suite` and `arch`, built when missing; a skip reason when it cannot be
- * (no debootstrap, no mirror).
+ * (no debootstrap, no mirror, no emulation of a foreign architecture).
  */
 export async function debianRoot(options: DebianRootOptions = {}): Promise<RootResult> {
   const suite = options.suite ?? 'bookworm';
@@ -97,6 +129,10 @@ export async function debianRoot(options: DebianRootOptions = {}): Promise<RootR
     execFileSync('debootstrap', ['--version'], { stdio: 'ignore' });
   } catch {
     return { skip: 'debootstrap is not installed (apt-get install debootstrap)' };
+  }
+  if (arch === 'arm64') {
+    const reason = arm64EmulationUnavailableReason();
+    if (reason) return { skip: reason };
   }
   const mirror = debianMirror();
   const release = `${mirror}/dists/${suite}/Release`;

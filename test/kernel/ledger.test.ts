@@ -69,6 +69,9 @@ async function exited(daemon: DaemonProcess): Promise<number> {
   return (await waitFor(() => daemon.exitCode !== null && { code: daemon.exitCode }, 'the daemon to exit', 30000)).code;
 }
 
+/** A user other than the daemon's, as who planted a link. */
+const NOBODY_UID = 65534;
+
 describe('ledger and state directory (real daemon, own namespace)', function () {
   let ns: Netns;
   eachTestInItsOwnNetns((created) => (ns = created));
@@ -136,6 +139,8 @@ describe('ledger and state directory (real daemon, own namespace)', function () 
     fs.mkdirSync(target, { mode: 0o750 });
     const stateDir = path.join(ns.tmp, 'state');
     fs.symlinkSync(target, stateDir);
+    // Planted by another user (nobody): the daemon cannot tell who chose the target.
+    fs.lchownSync(stateDir, NOBODY_UID, NOBODY_UID);
     const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', GSO_OFF)], {}, stateDir);
     assert.equal(await exited(daemon), 1);
     const message = daemon.lines.join('\n');
@@ -143,6 +148,19 @@ describe('ledger and state directory (real daemon, own namespace)', function () 
     assert.match(message, /hint: .*readlink -f/);
     assert.equal(ns.features('up0')[GSO], true, 'left alone');
     assert.deepEqual(fs.readdirSync(target), [], 'nothing written through the link');
+  });
+
+  it("follows a link made by root in a directory only root writes, as systemd's DynamicUser= layout is (issue 20 #2)", async () => {
+    ns.addVeth('up0');
+    const target = path.join(ns.tmp, 'private', 'offloadd');
+    fs.mkdirSync(target, { recursive: true, mode: 0o750 });
+    const stateDir = path.join(ns.tmp, 'offloadd');
+    fs.symlinkSync('private/offloadd', stateDir);
+    const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', GSO_OFF)], {}, stateDir);
+    await daemon.ready();
+    assert.equal(ns.features('up0')[GSO], false);
+    assert.ok(fs.existsSync(path.join(target, 'ledger.jsonl')), 'the ledger is in the link target');
+    await daemon.stop();
   });
 
   it('a state directory under a directory others may write without the sticky bit is refused (issue 20 #2)', async () => {

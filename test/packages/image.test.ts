@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { ConfigMapDir } from '../helpers/configmap';
 import { Netns, waitFor } from '../helpers/netns';
 import { Container, nspawnUnavailableReason, REPO_ROOT } from '../helpers/nspawn';
-import { buildImage, sharedPackages, type BuiltImage } from './build';
+import { sharedImage, sharedPackages, type BuiltImage } from './build';
 
 /** Every Linux capability but CAP_NET_ADMIN: what `capabilities: {drop: [ALL], add: [NET_ADMIN]}` leaves. */
 const ALL_BUT_NET_ADMIN = [
@@ -93,7 +93,7 @@ describe('the OCI image (buildah from scratch) run under systemd-nspawn with onl
     if (spawnSync('buildah', ['--version']).status !== 0) skip(this, 'buildah is not installed (apt-get install buildah)');
     const built = sharedPackages();
     const started = Date.now();
-    image = buildImage(built);
+    image = sharedImage(built);
     const sizes = Object.entries(image.archives).map(([arch, file]) => `${arch} ${fs.statSync(file).size} bytes`);
     process.stdout.write(`      npm run image in ${Date.now() - started} ms; OCI archives: ${sizes.join(', ')}\n`);
 

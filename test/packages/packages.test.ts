@@ -10,55 +10,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MessageId } from '../../src/observe/message-ids';
-import { fakePciDevice, waitFor } from '../helpers/netns';
+import { waitFor } from '../helpers/netns';
 import { bootContainer, nspawnUnavailableReason, type Container } from '../helpers/nspawn';
 import { rebuildWithNextVersion, sharedPackages, type BuiltPackages } from './build';
 import { debianRoot } from '../helpers/debian-root';
+import { Host, NIC, skip, until } from './host';
 
-/** Named like a BCM57508 port; the fake sysfs (a drop-in adds --sysfs-root) says bnxt_en, 14e4:1750. */
-const NIC = 'ens1f0np0';
-const FAKE_SYSFS = '/srv/fake-sys';
-
-function skip(context: Mocha.Context, reason: string): never {
-  process.stdout.write(`      skipped: ${reason}\n`);
-  context.skip();
-}
-
-async function until<T>(probe: () => Promise<T | null | undefined | false>, what: string, timeoutMs = 20000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-/** One container on the cached Debian root, with the packages bound read-only at /packages. */
-class Host {
-  constructor(readonly c: Container) {}
-
-  async run(...command: string[]): Promise<string> {
-    return (await this.c.exec(command, { check: true, timeoutMs: 120000 })).stdout.trim();
-  }
-
-  async feature(name: string): Promise<string> {
-    return (await this.run('ethtool', '-k', NIC)).split('\n').find((line) => line.startsWith(`${name}:`))?.split(/\s+/)[1] ?? '?';
-  }
-
-  prop(name: string): Promise<string> {
-    return this.run('systemctl', 'show', '-P', name, 'offloadd.service');
-  }
-
-  /** A veth presented as a BCM57508 to a daemon started as `sbin` --sysfs-root (a drop-in), GRO/GSO on. */
-  async presentBcm57508(sbin: string): Promise<void> {
-    await this.run('ip', 'link', 'add', NIC, 'type', 'veth', 'peer', 'name', 'peer0');
-    await this.run('ethtool', '-K', NIC, 'gro', 'on', 'gso', 'on');
-    fakePciDevice(this.c.hostPath(FAKE_SYSFS), NIC, { vendor: '14e4', device: '1750', driver: 'bnxt_en', bus: '0000:3b:00.0' });
-    this.c.writeFile('/etc/systemd/system/offloadd.service.d/10-fake-sysfs.conf',
-      `[Service]\nExecStart=\nExecStart=${sbin} --sysfs-root ${FAKE_SYSFS}\n`);
-  }
-}
 
 /** What both installations must do once the service runs: the issue's service behaviour. */
 function serviceBehaviour(host: () => Host, prefix: string): void {
