@@ -68,6 +68,10 @@ export class ActorResolver {
       parent: stat !== null && isSameProcess(stat, request.ktimeNs) ? this.parentOf(stat.ppid, request.ktimeNs) : null,
       partial: decoded.partial,
     };
+    if (alive && exe === null) {
+      const why = "its executable could not be read (it was exiting, or is not offloadd's to read)";
+      actor.partial = actor.partial ? `${actor.partial}; ${why}` : why;
+    }
     if (!alive) {
       const why = hidden
         ? 'the process is hidden from offloadd (ProtectProc=invisible): executable and network namespace unknown'

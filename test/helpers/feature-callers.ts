@@ -27,3 +27,35 @@ int main(int argc, char **argv) {
   return count == 1 ? failed : 0;
 }
 `;
+
+/** ETHTOOL_MSG_FEATURES_SET sent with sendmsg() on a raw generic-netlink socket. */
+export const SENDMSG_CALLER = String.raw`
+import os, socket, struct, sys
+NESTED = 0x8000
+def attr(kind, payload):
+    data = struct.pack('=HH', 4 + len(payload), kind) + payload
+    return data + b'\0' * ((4 - len(data) % 4) % 4)
+def message(family, cmd, body, seq):
+    return struct.pack('=IHHII', 16 + 4 + len(body), family, 0x5, seq, 0) + struct.pack('=BBH', cmd, 1, 0) + body
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 16)  # NETLINK_GENERIC
+s.bind((0, 0))
+s.sendmsg([message(0x10, 3, attr(2, b'ethtool\0'), 1)])  # CTRL_CMD_GETFAMILY
+reply = s.recv(8192)
+at, family = 20, None
+while at + 4 <= len(reply):
+    length, kind = struct.unpack_from('=HH', reply, at)
+    if kind == 1: family = struct.unpack_from('=H', reply, at + 4)[0]
+    at += (length + 3) & ~3
+ifindex, on = int(sys.argv[1]), sys.argv[2] == 'on'
+bit = attr(2, b'rx-gro\0') + (attr(3, b'') if on else b'')
+wanted = attr(3 | NESTED, attr(1 | NESTED, bit))
+body = attr(1 | NESTED, attr(1, struct.pack('=I', ifindex))) + attr(3 | NESTED, wanted)
+request = message(family, 12, body, 2)
+if len(sys.argv) > 3 and sys.argv[3] == 'write':
+    os.write(s.fileno(), request)
+else:
+    s.sendmsg([request])
+reply = s.recv(8192)
+kind = struct.unpack_from('=H', reply, 4)[0]
+sys.exit(1 if kind == 2 and struct.unpack_from('=i', reply, 16)[0] != 0 else 0)  # NLMSG_ERROR
+`;
