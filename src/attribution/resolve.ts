@@ -136,16 +136,20 @@ function processExists(pid: number): boolean {
   }
 }
 
+/** include/linux/sched.h: set at the start of do_exit(). */
+const PF_EXITING = 0x4;
+
 function readStat(proc: string): ProcStat | null {
   const stat = readTrimmed(path.join(proc, 'stat'));
   if (stat === null) return null;
   const close = stat.lastIndexOf(')');
   const fields = stat.slice(close + 2).split(' ');
-  const [state, ppid, ticks] = [fields[0], fields[1], fields[19]];
+  const [state, ppid, flags, ticks] = [fields[0], fields[1], fields[6], fields[19]];
   if (state === undefined || ppid === undefined || ticks === undefined || !/^\d+$/.test(ticks)) return null;
   return {
     comm: stat.slice(stat.indexOf('(') + 1, close),
-    exited: state === 'Z' || state === 'X',
+    // PF_EXITING: in do_exit(), its memory (and so its executable) may already be gone.
+    exited: state === 'Z' || state === 'X' || (Number(flags) & PF_EXITING) !== 0,
     ppid: Number(ppid),
     startedNs: (BigInt(ticks) * 1_000_000_000n) / BigInt(CLOCK_TICKS_PER_SECOND),
   };
