@@ -246,10 +246,7 @@ void EmitRecord(Assembler& a, const Maps& maps, uint32_t syscallKind) {
   a.Label("copied");
   a.Store(BPF_W, R6, kRecordPayloadLength, R8);
   a.MovReg(R1, R6);
-  // No wakeup: the daemon drains when a drift asks (right after its correction) and on a timer.
-  // A wakeup per request would wake it before the link event the request causes, on a busy host
-  // delaying the correction by a second scheduling (see RESOLVE_DELAY_MS in attribution.ts).
-  a.MovImm(R2, BPF_RB_NO_WAKEUP);
+  a.MovImm(R2, 0);
   a.Call(BPF_FUNC_ringbuf_submit);
   a.Goto("out");
 

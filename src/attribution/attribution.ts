@@ -27,11 +27,6 @@ const DEFAULT_SYSCALLS = ['ioctl', 'sendto', 'sendmsg'];
  * causes. A drift check asks after its correction and names what is pending then.
  */
 const RESOLVE_DELAY_MS = 1;
-/**
- * The kernel side submits without waking the daemon (a wakeup per request would come before the
- * link event it causes): the ring buffer is drained when a drift asks, and this often.
- */
-const DRAIN_INTERVAL_MS = 100;
 /** More requests than this waiting (a storm) are named at once: the backlog stays bounded. */
 const MAX_PENDING_REQUESTS = 256;
 
@@ -111,11 +106,6 @@ export function startAttribution(options: AttributionOptions): Attribution {
     if (resolveTimer !== null) clearTimeout(resolveTimer);
     resolveTimer = null;
     for (const request of pending.splice(0)) {
-      const netns = netnsOf(`${procRoot}/${request.pid}`);
-      if (netns !== null && watchedNetns !== null && netns !== watchedNetns) {
-        otherNamespace++;
-        continue;
-      }
       const decoded = decodeRequest(request, options.ifindexOf);
       const actor = resolver.resolve(request, decoded);
       attributed++;
@@ -127,6 +117,13 @@ export function startAttribution(options: AttributionOptions): Attribution {
   const onRecords = (records: Buffer, count: number): void => {
     for (const request of parseRecords(records, count, addon.recordBytes)) {
       if (request.syscall !== 'ioctl' && (family === 0 || request.argument !== family)) continue;
+      // The namespace is read at once (one readlink), while a short-lived sender still exists: a
+      // request about another namespace's ifindex 3 must never be blamed for ours. The rest waits.
+      const netns = netnsOf(`${procRoot}/${request.pid}`);
+      if (netns !== null && watchedNetns !== null && netns !== watchedNetns) {
+        otherNamespace++;
+        continue;
+      }
       pending.push(request);
     }
     if (pending.length > MAX_PENDING_REQUESTS) resolvePending();
@@ -159,7 +156,6 @@ export function startAttribution(options: AttributionOptions): Attribution {
   const opened = native;
   family = opened.ethtoolFamily();
   opened.unref();
-  const drainTimer = setInterval(() => opened.drain(), DRAIN_INTERVAL_MS).unref();
   let stopped = false;
   return {
     unavailable: null,
@@ -181,7 +177,6 @@ export function startAttribution(options: AttributionOptions): Attribution {
     }),
     stop: () => {
       stopped = true;
-      clearInterval(drainTimer);
       if (resolveTimer !== null) clearTimeout(resolveTimer);
       resolveTimer = null;
       pending.length = 0;
