@@ -12,6 +12,7 @@ import {
   type WantedFeatures,
 } from '../addon/binding';
 import { KernelError } from '../errors';
+import { KNOWN_KERNEL_FEATURES } from '../policy/feature-names';
 
 /** One feature on one device, as ETHTOOL_GFEATURES reports it. */
 export interface FeatureState {
@@ -126,72 +127,6 @@ function ethtoolNetlinkAvailable(): boolean {
   }
 }
 
-/**
- * The names Linux 6.x reports for netdev features, used only when the kernel cannot be asked
- * (FEATURES_UNAVAILABLE), so that a policy can still be checked and the daemon start and answer.
- */
-const NAMES_WITHOUT_A_KERNEL_TO_ASK: readonly string[] = [
-  'tx-scatter-gather',
-  'tx-checksum-ipv4',
-  'tx-checksum-ip-generic',
-  'tx-checksum-ipv6',
-  'highdma',
-  'tx-scatter-gather-fraglist',
-  'tx-vlan-hw-insert',
-  'rx-vlan-hw-parse',
-  'rx-vlan-filter',
-  'vlan-challenged',
-  'tx-generic-segmentation',
-  'rx-gro',
-  'rx-lro',
-  'tx-tcp-segmentation',
-  'tx-gso-robust',
-  'tx-tcp-ecn-segmentation',
-  'tx-tcp-mangleid-segmentation',
-  'tx-tcp6-segmentation',
-  'tx-fcoe-segmentation',
-  'tx-gre-segmentation',
-  'tx-gre-csum-segmentation',
-  'tx-ipxip4-segmentation',
-  'tx-ipxip6-segmentation',
-  'tx-udp_tnl-segmentation',
-  'tx-udp_tnl-csum-segmentation',
-  'tx-gso-partial',
-  'tx-tunnel-remcsum-segmentation',
-  'tx-sctp-segmentation',
-  'tx-esp-segmentation',
-  'tx-udp-segmentation',
-  'tx-gso-list',
-  'tx-checksum-fcoe-crc',
-  'tx-checksum-sctp',
-  'rx-ntuple-filter',
-  'rx-hashing',
-  'rx-checksum',
-  'tx-nocache-copy',
-  'loopback',
-  'rx-fcs',
-  'rx-all',
-  'tx-vlan-stag-hw-insert',
-  'rx-vlan-stag-hw-parse',
-  'rx-vlan-stag-filter',
-  'l2-fwd-offload',
-  'hw-tc-offload',
-  'esp-hw-offload',
-  'esp-tx-csum-hw-offload',
-  'rx-udp_tunnel-port-offload',
-  'tls-hw-tx-offload',
-  'tls-hw-rx-offload',
-  'rx-gro-hw',
-  'tls-hw-record',
-  'rx-gro-list',
-  'macsec-hw-offload',
-  'rx-udp-gro-forwarding',
-  'hsr-tag-ins-offload',
-  'hsr-tag-rm-offload',
-  'hsr-fwd-offload',
-  'hsr-dup-offload',
-];
-
 export class FeatureTable implements FeatureAccess {
   readonly names: readonly string[];
   private readonly bitOf = new Map<string, number>();
@@ -215,7 +150,9 @@ export class FeatureTable implements FeatureAccess {
       return new FeatureTable(addon.featureNames('lo'), chosen);
     } catch (error) {
       if (!(error instanceof KernelError && error.code === 'ENOSYS') || netlink) throw error;
-      const table = new FeatureTable(NAMES_WITHOUT_A_KERNEL_TO_ASK, chosen);
+      // The names this project knows (Linux 6.18's, in bit order): only so that a policy can be
+      // checked and the daemon start and answer; no feature is read or changed with them.
+      const table = new FeatureTable(KNOWN_KERNEL_FEATURES, chosen);
       table.unavailable = FEATURES_UNAVAILABLE;
       return table;
     }
