@@ -199,6 +199,7 @@ export class Daemon implements DaemonForApi, MetricsInputs {
     );
     this.notify.ready(summary);
     this.notify.startWatchdog();
+    void this.ledger.buildIndex(); // history is for queries: read after READY, in slices
     this.releaseMemoryWhenQuiet();
   }
 

@@ -55,6 +55,11 @@ const MAX_LINE_WARNINGS = 20;
  * after the step: records stamped up to this long before `since` are looked through.
  */
 export const SINCE_CLOCK_STEP_MS = 24 * 60 * 60 * 1000;
+/**
+ * Bytes of history read and parsed per slice of the index build (about 50 records of ~300 bytes,
+ * ~1 ms): between slices the event loop runs, so link events and corrections never wait long.
+ */
+const INDEX_CHUNK_BYTES = 16 * 1024;
 /** Lines the ledger writes start like this: records already in memory are skipped without parsing. */
 const SEQ_PREFIX = /^\{"seq":(\d+),/;
 
@@ -138,6 +143,11 @@ export class Ledger {
   private retryTimer: NodeJS.Timeout | null = null;
   private rotationRetryAt = 0;
   private readonly history = new RecentHistory(RECENT_RECORDS);
+  /** The history index (the newest records of the files, in memory): built once, after READY or at the first query. */
+  private indexing: Promise<void> | null = null;
+  private indexBuilt = false;
+  /** The active file's length at open: the index reads no further (past it, records appended since; before it, a torn line said at open). */
+  private activeBytesAtOpen = 0;
   private diskScans: Promise<void> = Promise.resolve();
   /** Unreadable files already logged (a query repeats, the log line need not). */
   private readonly loggedUnreadable = new Set<string>();
@@ -177,15 +187,29 @@ export class Ledger {
   }
 
   /**
-   * Loads recent history and the sequence number, then opens the active file for appending.
-   * Never throws for the files: an unusable ledger is reported (observer, `health`) and the
-   * daemon runs on.
+   * Reads only what enforcement needs (the sequence number to continue from, the newest file's
+   * tail, the reserve), then opens the active file for appending: the history index is built
+   * later (buildIndex()), so a long history never delays READY. Never throws for the files: an
+   * unusable ledger is reported (observer, `health`) and the daemon runs on.
    */
   open(): void {
     this.closed = false;
-    this.loadHistory();
+    this.history.complete = false; // until the index is built, older records are only in the files
+    this.readTail();
     this.openReserve();
     if (this.openActive() && this.held.length > 0) this.writeOut([]);
+  }
+
+  /**
+   * Builds the history index from the files, newest first, in slices of one chunk that yield to
+   * the event loop between them, so link events and corrections go first. Called after READY;
+   * a query that comes earlier starts it and waits for it. Idempotent.
+   */
+  buildIndex(): Promise<void> {
+    this.indexing ??= this.loadIndex().catch((error: unknown) => {
+      this.observer.warning(`could not build the history index (${(error as Error).message}); queries read the files`);
+    });
+    return this.indexing;
   }
 
   setLimits(limits: LedgerLimits): void {
@@ -222,6 +246,7 @@ export class Ledger {
 
   /** Newest first: from memory, and from the files (backwards, in chunks, stopping at the limit) only when needed. */
   async query(query: LedgerQuery = {}): Promise<LedgerQueryResult> {
+    if (!this.indexBuilt) await this.buildIndex();
     const limit = query.limit ?? Infinity;
     const found: LedgerRecord[] = [];
     const since = new SinceScan(query.since);
@@ -577,61 +602,114 @@ export class Ledger {
     return files;
   }
 
-  /** The newest RECENT_RECORDS valid records into memory, and the sequence number to continue from. */
-  private loadHistory(): void {
-    const newestFirst: LedgerRecord[] = [];
-    let maxSeq = 0;
-    let complete = true;
+  /**
+   * Before READY: the sequence number to continue from (ledger.seq, and the newest record in the
+   * files, found by reading the newest file backwards to its last valid line), and a torn last
+   * line, said once.
+   */
+  private readTail(): void {
+    let newest = 0;
     for (const file of this.files()) {
       let opened;
       try {
         opened = openRegular(file, OPEN_READ);
-      } catch (error) {
-        if (file === this.activePath && isMissing(error)) continue;
-        this.unreadable(file, error);
-        complete = false;
-        continue;
+      } catch {
+        continue; // named by openActive() (the active file) or by the index build (the others)
       }
-      const problems: string[] = [];
+      if (file === this.activePath) this.activeBytesAtOpen = opened.stat.size;
       try {
         readBackwardSync(opened.fd, opened.stat.size, (line, fromEnd) => {
           if (line === '') return true;
           const parsed = parseRecord(line);
           if ('problem' in parsed) {
-            const torn = file === this.activePath && fromEnd === 0;
-            problems.push(
-              `skipped a ${torn ? 'torn last' : 'malformed'} line (${parsed.problem}, ${Buffer.byteLength(line)} bytes)`,
-            );
+            if (file === this.activePath && fromEnd === 0)
+              this.observer.warning(
+                `${file}: skipped a torn last line (${parsed.problem}, ${Buffer.byteLength(line)} bytes)`,
+              );
             return true;
           }
-          newestFirst.push(parsed.record);
-          maxSeq = Math.max(maxSeq, parsed.record.seq);
-          return newestFirst.length < RECENT_RECORDS;
+          newest = parsed.record.seq;
+          return false;
         });
-      } catch (error) {
-        this.unreadable(file, error);
-        complete = false;
+      } catch {
+        // unreadable: the index build names it
       } finally {
         fs.closeSync(opened.fd);
       }
-      for (const problem of problems.slice(0, MAX_LINE_WARNINGS)) this.observer.warning(`${file}: ${problem}`);
-      if (problems.length > MAX_LINE_WARNINGS)
-        this.observer.warning(`${file}: ${problems.length - MAX_LINE_WARNINGS} more lines skipped`);
-      if (newestFirst.length >= RECENT_RECORDS) {
-        complete = false;
-        break;
-      }
+      if (newest > 0) break;
     }
-    for (let index = newestFirst.length - 1; index >= 0; index--) this.history.add(newestFirst[index] as LedgerRecord);
-    this.history.complete = complete;
     let saved: number | null = null;
     try {
       saved = readSeqFile(this.seqPath);
     } catch (error) {
       this.observer.warning(`${this.seqPath}: ${(error as Error).message}; continuing from the records' numbers`);
     }
-    this.lastSeqInFiles = maxSeq;
-    this.seq = Math.max(this.seq, maxSeq, saved ?? 0);
+    this.lastSeqInFiles = newest;
+    this.seq = Math.max(this.seq, newest, saved ?? 0);
+  }
+
+  /**
+   * The newest RECENT_RECORDS valid records of the files into memory, below those already there
+   * (records from the files numbered above lastSeqInFiles were appended or replayed since open).
+   */
+  private async loadIndex(): Promise<void> {
+    const below = this.lastSeqInFiles;
+    const generation = this.history.generation;
+    const newestFirst: LedgerRecord[] = [];
+    let complete = true;
+    const opened: Array<{ file: string; handle: fs.promises.FileHandle; size: number }> = [];
+    for (const file of this.files()) {
+      try {
+        opened.push({ file, ...(await openRegularAsync(file)) });
+      } catch (error) {
+        if (file === this.activePath && isMissing(error)) continue;
+        this.unreadable(file, error);
+        complete = false;
+      }
+    }
+    try {
+      for (const { file, handle, size } of opened) {
+        const problems: string[] = [];
+        try {
+          await readBackward(
+            handle,
+            file === this.activePath ? Math.min(size, this.activeBytesAtOpen) : size,
+            (line, fromEnd) => {
+              if (line === '' || this.closed) return !this.closed;
+              const prefix = SEQ_PREFIX.exec(line);
+              if (prefix && Number(prefix[1]) > below) return true; // in memory already
+              const parsed = parseRecord(line);
+              if ('problem' in parsed) {
+                // A torn last line was said at open.
+                if (!(file === this.activePath && fromEnd === 0))
+                  problems.push(`skipped a malformed line (${parsed.problem}, ${Buffer.byteLength(line)} bytes)`);
+                return true;
+              }
+              if (parsed.record.seq > below) return true;
+              newestFirst.push(parsed.record);
+              return newestFirst.length < RECENT_RECORDS;
+            },
+            INDEX_CHUNK_BYTES,
+          );
+        } catch (error) {
+          this.unreadable(file, error);
+          complete = false;
+        }
+        for (const problem of problems.slice(0, MAX_LINE_WARNINGS)) this.observer.warning(`${file}: ${problem}`);
+        if (problems.length > MAX_LINE_WARNINGS)
+          this.observer.warning(`${file}: ${problems.length - MAX_LINE_WARNINGS} more lines skipped`);
+        if (newestFirst.length >= RECENT_RECORDS) {
+          complete = false;
+          break;
+        }
+        if (this.closed) return;
+      }
+    } finally {
+      await Promise.all(opened.map(({ handle }) => handle.close().catch(() => undefined)));
+    }
+    // A `keep: 0` rotation meanwhile removed what was read: those records no longer exist.
+    if (this.history.generation === generation) this.history.addOlder(newestFirst.reverse(), complete);
+    this.indexBuilt = true;
   }
 
   private async scanFiles(

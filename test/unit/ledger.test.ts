@@ -319,6 +319,93 @@ describe('ledger (files in a scratch directory)', function () {
       'newest first, no duplicates',
     );
   });
+  describe('history index (issue 22 #1)', () => {
+    const time = (seq: number): string => new Date(Date.UTC(2026, 10, 1) + seq * 1000).toISOString();
+    const history = (from: number, to: number, iface = (seq: number) => `up${seq % 50}`): string =>
+      Array.from(
+        { length: to - from + 1 },
+        (_, index) => `${JSON.stringify({ seq: from + index, time: time(from + index), ...drift(iface(from + index)) })}\n`,
+      ).join('');
+
+    it('opens without reading the history: the sequence continues, a query before the index is built waits for it and answers correctly', async function () {
+      this.timeout(30000);
+      const total = RECENT_RECORDS + 3000;
+      // A malformed line deep in the history: said when the index is built, not at open.
+      fs.writeFileSync(path.join(dir, 'ledger.jsonl.1'), `${history(1, 4000)}{"seq": 1 broken\n`);
+      fs.writeFileSync(path.join(dir, 'ledger.jsonl'), history(4001, total));
+      const observer = new Recorder();
+      const ledger = ledgerIn(LIMITS, observer);
+      assert.deepEqual(observer.warnings, [], 'nothing but the tail was read at open');
+      const appended = appendNow(ledger, [drift('new0'), drift('new1')]);
+      assert.deepEqual(
+        appended.map((record) => record.seq),
+        [total + 1, total + 2],
+      );
+      const [recent, oneInterface] = await Promise.all([
+        ledger.query({ limit: 4 }),
+        ledger.query({ interface: 'up7', limit: 3 }),
+      ]);
+      assert.deepEqual(
+        recent.records.map((record) => record.seq),
+        [total + 2, total + 1, total, total - 1],
+      );
+      assert.ok(oneInterface.records.every((record) => record.interface === 'up7'));
+      assert.equal(oneInterface.records.length, 3);
+      const all = await ledger.query({});
+      assert.equal(all.records.length, total + 2, 'every record once, memory and files joined without a gap');
+      assert.ok(
+        all.records.every((record, index) => index === 0 || (all.records[index - 1] as LedgerRecord).seq > record.seq),
+        'newest first, no duplicates',
+      );
+      assert.equal(
+        observer.warnings.filter((warning) => /skipped a malformed line/.test(warning)).length,
+        1,
+        observer.warnings.join('\n'),
+      );
+    });
+
+    it('builds the index in slices that let the event loop run between them', async function () {
+      this.timeout(30000);
+      fs.writeFileSync(path.join(dir, 'ledger.jsonl'), history(1, RECENT_RECORDS));
+      const ledger = ledgerIn();
+      let turns = 0;
+      let building = true;
+      const turn = (): void => {
+        turns++;
+        if (building) setImmediate(turn);
+      };
+      setImmediate(turn);
+      await ledger.buildIndex();
+      building = false;
+      assert.ok(turns >= 10, `the event loop turned ${turns} times while ${RECENT_RECORDS} records were indexed`);
+      assert.equal((await ledger.query({ limit: 1 })).records[0]?.seq, RECENT_RECORDS);
+    });
+
+    it('opens and continues the sequence when the history cannot be read; a query names what it could not read', async () => {
+      fs.writeFileSync(path.join(dir, 'ledger.jsonl'), '');
+      fs.mkdirSync(path.join(dir, 'ledger.jsonl.1')); // unreadable as a ledger file
+      fs.writeFileSync(path.join(dir, 'ledger.seq'), '70\n');
+      const observer = new Recorder();
+      const ledger = ledgerIn(LIMITS, observer);
+      assert.equal(appendNow(ledger, [drift('up0')])[0]?.seq, 71);
+      const result = await ledger.query({});
+      assert.deepEqual(
+        result.records.map((record) => record.seq),
+        [71],
+      );
+      assert.match(result.warnings.join('\n'), /ledger\.jsonl\.1 cannot be read/);
+    });
+
+    it('says a torn last line once, at open, and continues after the last valid record', async () => {
+      fs.writeFileSync(path.join(dir, 'ledger.jsonl'), `${history(1, 5)}{"seq": 6, "ki`);
+      const observer = new Recorder();
+      const ledger = ledgerIn(LIMITS, observer);
+      assert.equal(observer.warnings.filter((warning) => /torn last line/.test(warning)).length, 1);
+      assert.equal(appendNow(ledger, [drift('up0')])[0]?.seq, 6);
+      assert.equal((await ledger.query({})).records.length, 6);
+      assert.equal(observer.warnings.filter((warning) => /torn|malformed/.test(warning)).length, 1, 'said once');
+    });
+  });
 });
 
 describe('BackwardLines', () => {
