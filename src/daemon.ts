@@ -101,6 +101,8 @@ export class Daemon implements DaemonForApi, MetricsInputs {
         recorded: (records) => stream.publish('recorded', records),
         released: (release) => stream.publish('released', release),
         problem: (problem) => stream.publish('problem', problem),
+        // Straight to the ledger, not the stream: a pass's changes are durable before they are made.
+        changing: (changes) => this.records.intend(changes),
       },
       (name, mac) => lastSeenStore.take(name, mac),
     );

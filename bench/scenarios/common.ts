@@ -13,9 +13,10 @@ export async function startDaemon(
   logLevel: LogLevel,
   label: string,
   policy = benchPolicy(),
+  prepareState?: (stateDir: string) => void,
 ): Promise<BenchDaemon> {
   await settle();
-  const daemon = new BenchDaemon(netns, { policy, logLevel, profileDir: ctx.profileDir, label });
+  const daemon = new BenchDaemon(netns, { policy, logLevel, profileDir: ctx.profileDir, label, prepareState });
   await daemon.start();
   return daemon;
 }

@@ -6,6 +6,7 @@
  *   STATE_DIR/ledger.jsonl.1..N  older files, .1 newest
  *   STATE_DIR/ledger.seq         the last sequence number, saved at rotation and at exit
  *   STATE_DIR/ledger.reserve     space allocated at start for records the ledger cannot take
+ *   STATE_DIR/ledger.intent      a pass's changes, synced before they are made (intents.ts)
  *
  * The ledger never stands between the daemon and enforcement: a ledger that cannot be opened or
  * written (full disk, read-only, a FIFO or a link at its path) is reported through the observer
@@ -33,12 +34,14 @@ import {
   writeSeqFile,
 } from './files';
 import { RecentHistory, RECENT_RECORDS } from './history';
+import { IntentLog, recordsAfter, recoveredRecord, unresolved, type ChangeIntent } from './intents';
 import { LedgerReserve } from './reserve';
 import { parseRecord, type LedgerRecord, type NewRecord, type RecordEvent } from './record';
 
 const ACTIVE_FILE = 'ledger.jsonl';
 const SEQ_FILE = 'ledger.seq';
 const RESERVE_FILE = 'ledger.reserve';
+const INTENT_FILE = 'ledger.intent';
 /**
  * Records held in memory only (not in the reserve) while the ledger cannot be written; beyond
  * this the oldest of those are dropped.
@@ -110,6 +113,8 @@ export type DurableCallback = (records: LedgerRecord[], error: Error | null) => 
 
 interface PendingBatch {
   records: LedgerRecord[];
+  /** Called also without records (a barrier: "everything written before is durable"). */
+  barrier?: boolean;
   onDurable: DurableCallback;
   /** Set when the write itself failed: delivered with this error, whatever the sync says. */
   error: Error | null;
@@ -152,12 +157,17 @@ export class Ledger {
   /** Unreadable files already logged (a query repeats, the log line need not). */
   private readonly loggedUnreadable = new Set<string>();
   private closed = true;
+  private readonly intents: IntentLog;
+  /** Writing intents failed in this episode (said once). */
+  private intentProblemSaid = false;
 
   constructor(
     readonly dir: string,
     private limits: LedgerLimits,
     private readonly observer: LedgerObserver = SILENT,
-  ) {}
+  ) {
+    this.intents = new IntentLog(path.join(dir, INTENT_FILE));
+  }
 
   get activePath(): string {
     return path.join(this.dir, ACTIVE_FILE);
@@ -198,6 +208,56 @@ export class Ledger {
     this.readTail();
     this.openReserve();
     if (this.openActive() && this.held.length > 0) this.writeOut([]);
+    this.recoverIntents();
+  }
+
+  /**
+   * Before a batch of changes is asked of the kernel: its intents are made durable (one
+   * fdatasync, which also covers every record written before). A failure is said once and the
+   * changes go ahead: the ledger never stands between the daemon and enforcement.
+   */
+  intend(changes: readonly ChangeIntent[]): void {
+    if (this.closed || changes.length === 0) return;
+    try {
+      this.intents.write(changes, this.seq);
+      this.intentProblemSaid = false;
+    } catch (error) {
+      if (this.intentProblemSaid) return;
+      this.intentProblemSaid = true;
+      this.observer.warning(
+        `could not write ${this.intents.file} (${(error as Error).message}); a crash in the middle of a pass may leave changes without a record`,
+      );
+    }
+  }
+
+  /** Intents written so far (a counter for intentsDurable()). */
+  get intentsWritten(): number {
+    return this.intents.written;
+  }
+
+  /** Intents are written whose records are not known to be durable yet. */
+  get intentsPending(): boolean {
+    return this.intents.pending;
+  }
+
+  /**
+   * The records of the first `upTo` intents are durable: the intents can go, if none came since
+   * and no record is held (a held record may yet be lost; its intent stands for it).
+   */
+  intentsDurable(upTo: number): void {
+    if (this.held.length > 0) return;
+    try {
+      this.intents.clear(upTo);
+    } catch (error) {
+      this.observer.warning(`could not empty ${this.intents.file} (${(error as Error).message})`);
+    }
+  }
+
+  /** Calls `onDurable` once everything written before is durable (with the sync's error, if any). */
+  whenDurable(onDurable: (error: Error | null) => void): void {
+    if (this.closed) return;
+    this.waiting.push({ records: [], barrier: true, onDurable: (_records, error) => onDurable(error), error: null });
+    this.kick();
   }
 
   /**
@@ -273,7 +333,9 @@ export class Ledger {
     if (this.closed) return;
     this.closed = true;
     if (this.held.length > 0) this.writeOut([]);
-    this.syncNow();
+    const syncError = this.syncNow();
+    if (this.held.length === 0 && syncError === null) this.intentsDurable(this.intents.written);
+    this.intents.close();
     if (this.held.length > 0) {
       this.keepInReserve();
       const first = (this.held[0] as LedgerRecord).seq;
@@ -533,7 +595,7 @@ export class Ledger {
   }
 
   /** Synchronously makes everything written durable and delivers what was waiting for it. */
-  private syncNow(): void {
+  private syncNow(): Error | null {
     let error: Error | null = null;
     if (this.fd !== null) {
       try {
@@ -546,6 +608,7 @@ export class Ledger {
     this.inFlight = null;
     this.syncing = false;
     deliver(batches, error);
+    return error;
   }
 
   /** Rotation waits for in-flight syncs: their file descriptor must stay open until they end. */
@@ -646,6 +709,45 @@ export class Ledger {
     }
     this.lastSeqInFiles = newest;
     this.seq = Math.max(this.seq, newest, saved ?? 0);
+  }
+
+  /**
+   * Intents the last run left: a clean stop leaves none. Those whose outcome no record names
+   * (the process was killed between the change and its record's sync) are recorded now.
+   */
+  private recoverIntents(): void {
+    let left;
+    try {
+      left = this.intents.readLeft();
+    } catch (error) {
+      this.observer.warning(
+        `${this.intents.file} cannot be read (${(error as Error).message}); changes a crash interrupted may lack a record`,
+      );
+      return;
+    }
+    if (left.skipped > 0) this.observer.warning(`${this.intents.file}: skipped ${left.skipped} torn lines`);
+    if (left.intents.length > 0) {
+      const after = Math.min(...left.intents.map((intent) => intent.after));
+      const missing = unresolved(left.intents, [...recordsAfter(this.files(), after), ...this.held]);
+      if (missing.length > 0) {
+        let durable = false;
+        this.append(missing.map(recoveredRecord), (records, error) => {
+          durable = error === null;
+          this.observer.warning(
+            `${records.length} changes offloadd asked for before it stopped had no record: recorded from ${this.intents.file} ` +
+              `(#${(records[0] as LedgerRecord).seq} to #${(records[records.length - 1] as LedgerRecord).seq})`,
+          );
+        }, true);
+        if (!durable) return; // kept for the next start
+      }
+    }
+    if (left.intents.length > 0 || left.skipped > 0) {
+      try {
+        this.intents.discardLeft();
+      } catch (error) {
+        this.observer.warning(`could not empty ${this.intents.file} (${(error as Error).message})`);
+      }
+    }
   }
 
   /**
@@ -836,7 +938,8 @@ function rawNeedles(query: LedgerQuery): string[][] {
 }
 
 function deliver(batches: PendingBatch[], syncError: Error | null): void {
-  for (const { records, onDurable, error } of batches) if (records.length > 0) onDurable(records, error ?? syncError);
+  for (const { records, barrier, onDurable, error } of batches)
+    if (records.length > 0 || barrier) onDurable(records, error ?? syncError);
 }
 
 function lastByte(fd: number, size: number): number {

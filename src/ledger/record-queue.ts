@@ -1,11 +1,17 @@
 /**
  * Records on their way to the ledger: collected through the current synchronous stretch of work
- * and written with one fdatasync per batch, and only then handed on (logged, counted, streamed),
- * so nothing is reported that a crash could lose. A long synchronous pass (start-up over
- * thousands of links) writes every FLUSH_BATCH_RECORDS records as it goes, so a stop or a crash
- * mid-pass keeps every change made so far.
+ * and written with one fdatasync, and only then handed on (logged, counted, streamed), so nothing
+ * is reported that a crash could lose.
+ *
+ * A pass (start-up over thousands of links, reload, resync, sweep, enforce) writes ahead: before
+ * each batch's requests go out, its intents are made durable (intend(); one fdatasync, which also
+ * covers the records written before), so a crash mid-pass leaves every change it made on disk,
+ * as a record or as an intent the next start records (intents.ts). Its records then need no sync
+ * of their own until the pass ends. Records of other work (a drift, a hot-plug) are synced
+ * every FLUSH_BATCH_RECORDS as they come, and at the end of each stretch.
  */
 import { OffloaddError } from '../errors';
+import { WRITE_AHEAD_TRIGGERS, type ChangeIntent } from './intents';
 import { HELD, type Ledger } from './ledger';
 import type { LedgerRecord, NewRecord } from './record';
 
@@ -22,6 +28,8 @@ export interface RecordQueueObserver {
 
 export class RecordQueue {
   private readonly waiting: NewRecord[] = [];
+  /** Waiting records that no intent covers (they are synced every FLUSH_BATCH_RECORDS). */
+  private uncovered = 0;
   private flushQueued = false;
 
   constructor(
@@ -29,11 +37,18 @@ export class RecordQueue {
     private readonly observer: RecordQueueObserver,
   ) {}
 
+  /** Before a batch's changes are asked of the kernel: a pass's are made durable first. */
+  intend(changes: readonly ChangeIntent[]): void {
+    const ahead = changes.filter((change) => WRITE_AHEAD_TRIGGERS.has(change.trigger));
+    if (ahead.length > 0) this.ledger.intend(ahead);
+  }
+
   add(records: NewRecord[]): void {
     if (records.length === 0) return;
     this.waiting.push(...records);
-    if (this.waiting.length >= FLUSH_BATCH_RECORDS) {
-      this.flush('sync');
+    for (const record of records) if (!WRITE_AHEAD_TRIGGERS.has(record.trigger)) this.uncovered++;
+    if (this.uncovered >= FLUSH_BATCH_RECORDS) {
+      this.write(true); // within a stretch: its intents stay until the stretch's flush
       return;
     }
     if (!this.flushQueued) {
@@ -42,19 +57,38 @@ export class RecordQueue {
     }
   }
 
-  /** 'sync' waits for the fdatasync (stop, --once, a full batch); 'async' syncs on the thread pool. */
+  /**
+   * At the end of a stretch of work: 'sync' waits for the fdatasync (stop, --once), 'async' syncs
+   * on the thread pool. Once durable, the intents of the stretch are no longer needed.
+   */
   flush(wait: 'async' | 'sync' = 'async'): void {
     this.flushQueued = false;
-    if (this.waiting.length === 0) return;
+    const intents = this.ledger.intentsWritten;
+    const wrote = this.write(wait === 'sync');
+    if (wait === 'sync') {
+      if (wrote !== false) this.ledger.intentsDurable(intents);
+      return;
+    }
+    // Queued behind the records just written: the same sync covers both.
+    if (this.ledger.intentsPending) this.ledger.whenDurable((error) => error === null && this.ledger.intentsDurable(intents));
+  }
+
+  /** Appends what waits; returns false when the records did not become durable (sync only), else true or null (nothing to write). */
+  private write(sync: boolean): boolean | null {
+    this.uncovered = 0;
+    if (this.waiting.length === 0) return null;
     const records = this.waiting.splice(0);
+    let durable = true;
     this.ledger.append(
       records,
-      (durable, error) => {
-        if (error instanceof OffloaddError && error.code === HELD) this.observer.onHeld(durable, error);
-        else if (error) this.observer.onSyncFailed(durable, error);
-        this.observer.onDurable(durable);
+      (written, error) => {
+        durable = error === null;
+        if (error instanceof OffloaddError && error.code === HELD) this.observer.onHeld(written, error);
+        else if (error) this.observer.onSyncFailed(written, error);
+        this.observer.onDurable(written);
       },
-      wait === 'sync',
+      sync,
     );
+    return durable;
   }
 }

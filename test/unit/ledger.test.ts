@@ -9,8 +9,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { BackwardLines, MAX_LINE_BYTES, OVERLONG_LINE } from '../../src/ledger/files';
 import { RECENT_RECORDS } from '../../src/ledger/history';
+import { RECOVERED_REASON, type ChangeIntent } from '../../src/ledger/intents';
 import { Ledger, type LedgerObserver } from '../../src/ledger/ledger';
 import { parseRecord, type LedgerRecord, type NewRecord } from '../../src/ledger/record';
+import { RecordQueue } from '../../src/ledger/record-queue';
 
 const LIMITS = { maxBytes: 16 * 1024 * 1024, keepFiles: 4 };
 
@@ -319,6 +321,98 @@ describe('ledger (files in a scratch directory)', function () {
       'newest first, no duplicates',
     );
   });
+  describe('write-ahead intents (issue 22 #2)', () => {
+    const change = (iface: string, ifindex: number, feature = 'rx-gro'): ChangeIntent => ({
+      event: 'initial',
+      trigger: 'start',
+      interface: iface,
+      ifindex,
+      driver: 'veth',
+      pci: null,
+      rule: 'r',
+      feature,
+      wanted: 'off',
+      active: 'on',
+    });
+    const outcome = (intent: ChangeIntent): NewRecord => ({ ...intent, action: 'enforced', correctionUs: 40 });
+    const intentFile = (): string => path.join(dir, 'ledger.intent');
+    /** What a crash leaves: the state directory as it is now, copied before any close could tidy it. */
+    const crashImage = (): string => {
+      const image = fs.mkdtempSync(path.join(os.tmpdir(), 'offloadd-ledger-crash-'));
+      for (const name of fs.readdirSync(dir)) fs.copyFileSync(path.join(dir, name), path.join(image, name));
+      return image;
+    };
+
+    it('a crash between a change and its record: the next start records the change from its intent, once', () => {
+      const ledger = ledgerIn();
+      appendNow(ledger, [drift('old0')]);
+      const changes = [change('up0', 10), change('up1', 11), change('up1', 11, 'tx-generic-segmentation')];
+      ledger.intend(changes);
+      appendNow(ledger, [outcome(changes[0] as ChangeIntent)]); // the first outcome made it; then the crash
+      const image = crashImage();
+      try {
+        const observer = new Recorder();
+        const next = new Ledger(image, LIMITS, observer);
+        open.push(next);
+        next.open();
+        const recovered = lines(path.join(image, 'ledger.jsonl')).slice(2);
+        assert.deepEqual(
+          recovered.map((record) => [record.seq, record.interface, record.feature, record.action, record.reason]),
+          [
+            [3, 'up1', 'rx-gro', 'enforced', RECOVERED_REASON],
+            [4, 'up1', 'tx-generic-segmentation', 'enforced', RECOVERED_REASON],
+          ],
+        );
+        assert.match(observer.warnings.join('\n'), /2 changes offloadd asked for before it stopped had no record/);
+        assert.equal(fs.statSync(path.join(image, 'ledger.intent')).size, 0, 'the intents are gone once recorded');
+        next.close();
+        const again = new Ledger(image, LIMITS, new Recorder());
+        open.push(again);
+        again.open();
+        assert.equal(lines(path.join(image, 'ledger.jsonl')).length, 4, 'recorded once');
+      } finally {
+        fs.rmSync(image, { recursive: true, force: true });
+      }
+    });
+
+    it('a pass clears its intents once its records are durable, at the end of the stretch, and a clean stop leaves none', async () => {
+      const ledger = ledgerIn();
+      const durable: LedgerRecord[] = [];
+      const queue = new RecordQueue(ledger, {
+        onDurable: (records) => durable.push(...records),
+        onSyncFailed: () => assert.fail('sync failed'),
+        onHeld: () => assert.fail('held'),
+      });
+      const changes = Array.from({ length: 300 }, (_, index) => change(`up${index}`, 100 + index));
+      for (let batch = 0; batch < 3; batch++) {
+        const slice = changes.slice(batch * 100, batch * 100 + 100);
+        queue.intend(slice);
+        queue.add(slice.map(outcome));
+      }
+      assert.ok(fs.statSync(intentFile()).size > 0, 'written ahead');
+      assert.equal(durable.length, 0, 'a pass needs no sync of its records before it ends');
+      await new Promise<void>((resolve) => {
+        const wait = (): void => {
+          if (durable.length === 300) resolve();
+          else setImmediate(wait);
+        };
+        wait();
+      });
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(fs.statSync(intentFile()).size, 0, 'cleared once durable');
+      // A drift is not written ahead (its latency would pay for the sync).
+      queue.intend([{ ...change('up0', 100), trigger: 'features', event: 'drift' }]);
+      assert.equal(fs.statSync(intentFile()).size, 0);
+      queue.intend([change('up0', 100)]);
+      queue.add([outcome(change('up0', 100))]);
+      queue.flush('sync');
+      assert.equal(fs.statSync(intentFile()).size, 0);
+      queue.intend([change('up1', 101)]);
+      ledger.close();
+      assert.equal(fs.statSync(intentFile()).size, 0, 'a clean stop leaves no intent');
+    });
+  });
+
   describe('history index (issue 22 #1)', () => {
     const time = (seq: number): string => new Date(Date.UTC(2026, 10, 1) + seq * 1000).toISOString();
     const history = (from: number, to: number, iface = (seq: number) => `up${seq % 50}`): string =>
