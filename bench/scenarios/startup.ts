@@ -266,7 +266,14 @@ export async function restartWithHistory(ctx: BenchContext): Promise<RestartResu
       for (const withHistory of pair % 2 === 0 ? [false, true] : [true, false]) {
         netns.setAll(PREFIX, true);
         const label = `restart-${withHistory ? 'history' : 'first'}-${pair}`;
-        const daemon = await startDaemon(ctx, netns, 'info', label, benchPolicy(), withHistory ? seedHistory : undefined);
+        const daemon = await startDaemon(
+          ctx,
+          netns,
+          'info',
+          label,
+          benchPolicy(),
+          withHistory ? seedHistory : undefined,
+        );
         try {
           (withHistory ? result.restartUs : result.firstUs).push(daemon.startupUs);
           assertCompliant(netns, PREFIX, RESTART_N);

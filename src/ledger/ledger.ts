@@ -731,13 +731,17 @@ export class Ledger {
       const missing = unresolved(left.intents, [...recordsAfter(this.files(), after), ...this.held]);
       if (missing.length > 0) {
         let durable = false;
-        this.append(missing.map(recoveredRecord), (records, error) => {
-          durable = error === null;
-          this.observer.warning(
-            `${records.length} changes offloadd asked for before it stopped had no record: recorded from ${this.intents.file} ` +
-              `(#${(records[0] as LedgerRecord).seq} to #${(records[records.length - 1] as LedgerRecord).seq})`,
-          );
-        }, true);
+        this.append(
+          missing.map(recoveredRecord),
+          (records, error) => {
+            durable = error === null;
+            this.observer.warning(
+              `${records.length} changes offloadd asked for before it stopped had no record: recorded from ${this.intents.file} ` +
+                `(#${(records[0] as LedgerRecord).seq} to #${(records[records.length - 1] as LedgerRecord).seq})`,
+            );
+          },
+          true,
+        );
         if (!durable) return; // kept for the next start
       }
     }

@@ -70,7 +70,8 @@ export class RecordQueue {
       return;
     }
     // Queued behind the records just written: the same sync covers both.
-    if (this.ledger.intentsPending) this.ledger.whenDurable((error) => error === null && this.ledger.intentsDurable(intents));
+    if (this.ledger.intentsPending)
+      this.ledger.whenDurable((error) => error === null && this.ledger.intentsDurable(intents));
   }
 
   /** Appends what waits; returns false when the records did not become durable (sync only), else true or null (nothing to write). */

@@ -12,6 +12,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { RECOVERED_REASON } from '../../src/ledger/intents';
 import type { LedgerRecord } from '../../src/ledger/record';
 import { spawn, spawnSync } from 'node:child_process';
 import { type DaemonProcess, Netns, onPrivateTmpfs, REPO_ROOT, waitFor } from '../helpers/netns';
@@ -50,6 +51,8 @@ export interface TortureReport {
   changesUnderTermination: number;
   /** Of those, changes made by a daemon then killed with SIGKILL (recorded by the next start from its intents). */
   changesUnderKill: number;
+  /** Records the next start wrote from intents a killed daemon left (changes made, not yet recorded). */
+  recordedFromIntents: number;
   /** Corrections made while the ledger's file system was full. */
   correctionsOnFullDisk: number;
   /** Hostile client actions run during the schedule, by kind. */
@@ -107,6 +110,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
     maxRssMiB: 0,
     changesUnderTermination: 0,
     changesUnderKill: 0,
+    recordedFromIntents: 0,
     correctionsOnFullDisk: 0,
     clientActions: {},
     clockSteps: 0,
@@ -409,6 +413,13 @@ function activeGro(ns: Netns): Record<string, boolean> {
   return Object.fromEntries(Object.entries(states).map(([name, features]) => [name, features['rx-gro'] === true]));
 }
 
+/** Resolves at the namespace's next link event (`ip monitor link`); stop() ends the monitor. */
+function linkEvent(ns: Netns): { seen: Promise<void>; stop: () => void } {
+  const monitor = spawn('ip', ['-n', ns.name, 'monitor', 'link'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const seen = new Promise<void>((resolve) => monitor.stdout.once('data', () => resolve()));
+  return { seen, stop: () => monitor.kill('SIGKILL') };
+}
+
 /** Every record of the ledger and its rotated files, oldest first. */
 function readLedger(stateDir: string): { records: LedgerRecord[]; problems: string[] } {
   const problems: string[] = [];
@@ -470,20 +481,31 @@ async function terminationPhase(
     for (const name of phase.managed) if (phase.random() < 0.5) ns.setFeatures(name, 'gro', 'on');
     const before = activeGro(ns);
     const seqBefore = readLedger(phase.stateDir).records.at(-1)?.seq ?? 0;
+    // A kill aims at the pass's first change (the kernel's link event for it): between the
+    // requests and their records, where only the intents written ahead stand for the changes.
+    const firstChange = kill ? linkEvent(ns) : null;
     const daemon = ns.startDaemon(args, {}, phase.stateDir);
-    // The policy line comes just before the start-up pass: aim at the pass, or just before it.
-    if (phase.random() < 0.8) await daemon.waitForLine(/Policy loaded/).catch(() => undefined);
-    await new Promise((resolve) => setTimeout(resolve, Math.floor(phase.random() * TERMINATION_WINDOW_MS)));
     let exit: number | null;
     if (kill) {
-      daemon.signal('SIGKILL');
+      try {
+        await Promise.race([firstChange?.seen, daemon.ready()]);
+      } catch {
+        // exited before READY: checked below like any other exit
+      } finally {
+        daemon.signal('SIGKILL');
+        firstChange?.stop();
+      }
       exit = await daemon.stop();
       // 137 = killed by SIGKILL, whenever it landed.
       if (exit !== 137 && exit !== 0) report.problems.push(`termination round ${round}: exit ${exit} after SIGKILL`);
     } else {
+      // The policy line comes just before the start-up pass: aim at the pass, or just before it.
+      if (phase.random() < 0.8) await daemon.waitForLine(/Policy loaded/).catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, Math.floor(phase.random() * TERMINATION_WINDOW_MS)));
       exit = await daemon.stop(); // SIGTERM
       // 143 = killed by SIGTERM before Node installed its handler, i.e. before any change.
-      if (exit !== 0 && exit !== 143) report.problems.push(`termination round ${round}: exit ${exit}, not a clean stop`);
+      if (exit !== 0 && exit !== 143)
+        report.problems.push(`termination round ${round}: exit ${exit}, not a clean stop`);
     }
     const after = activeGro(ns);
     if (kill) {
@@ -493,11 +515,11 @@ async function terminationPhase(
       await next.ready();
       await next.stop();
     }
+    const written = readLedger(phase.stateDir).records.filter((record) => record.seq > seqBefore);
+    report.recordedFromIntents += written.filter((record) => record.reason === RECOVERED_REASON).length;
     const recorded = new Set(
-      readLedger(phase.stateDir)
-        .records.filter(
-          (record) => record.seq > seqBefore && record.feature === 'rx-gro' && record.action === 'enforced',
-        )
+      written
+        .filter((record) => record.feature === 'rx-gro' && record.action === 'enforced')
         .map((record) => record.interface),
     );
     for (const name of phase.managed) {
@@ -512,7 +534,8 @@ async function terminationPhase(
     }
   }
   phase.log(
-    `termination phase: ${report.changesUnderTermination} changes checked, ${report.changesUnderKill} of them across SIGKILL`,
+    `termination phase: ${report.changesUnderTermination} changes checked, ${report.changesUnderKill} of them across SIGKILL, ` +
+      `${report.recordedFromIntents} recorded from intents`,
   );
 }
 

@@ -418,7 +418,8 @@ describe('ledger (files in a scratch directory)', function () {
     const history = (from: number, to: number, iface = (seq: number) => `up${seq % 50}`): string =>
       Array.from(
         { length: to - from + 1 },
-        (_, index) => `${JSON.stringify({ seq: from + index, time: time(from + index), ...drift(iface(from + index)) })}\n`,
+        (_, index) =>
+          `${JSON.stringify({ seq: from + index, time: time(from + index), ...drift(iface(from + index)) })}\n`,
       ).join('');
 
     it('opens without reading the history: the sequence continues, a query before the index is built waits for it and answers correctly', async function () {
