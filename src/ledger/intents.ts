@@ -11,7 +11,8 @@
  * thread pool, as writing ahead would put a sync (about 1 ms) before every correction.
  */
 import * as fs from 'node:fs';
-import { openRegular, readBackwardSync } from './files';
+import * as path from 'node:path';
+import { openRegular, readBackwardSync, syncDirectory } from './files';
 import { parseRecord, type LedgerRecord, type NewRecord, type RecordEvent, type Trigger } from './record';
 
 /** Triggers whose changes are written ahead: passes over many links, where the sync is shared by a batch. */
@@ -124,11 +125,24 @@ export class IntentLog {
 
   /** Appends and syncs (throws when it cannot: the caller says so and goes on). */
   write(intents: readonly ChangeIntent[], after: number): void {
-    this.fd ??= openRegular(this.file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT).fd;
+    this.fd ??= this.open();
     const bytes = Buffer.from(intents.map((intent) => `${JSON.stringify({ after, ...intent })}\n`).join(''));
     for (let done = 0; done < bytes.length;) done += fs.writeSync(this.fd, bytes, done);
     fs.fdatasyncSync(this.fd);
     this.written += intents.length;
+  }
+
+  /** Kept across runs (emptied, never removed): only its first creation pays for syncing the directory. */
+  private open(): number {
+    const flags = fs.constants.O_WRONLY | fs.constants.O_APPEND;
+    try {
+      return openRegular(this.file, flags).fd;
+    } catch (error) {
+      if ((error as { cause?: NodeJS.ErrnoException }).cause?.code !== 'ENOENT') throw error;
+    }
+    const { fd } = openRegular(this.file, flags | fs.constants.O_CREAT);
+    syncDirectory(path.dirname(this.file)); // so that a crash cannot lose the new file's name with its intents
+    return fd;
   }
 
   /**

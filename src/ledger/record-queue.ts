@@ -31,6 +31,8 @@ export class RecordQueue {
   /** Waiting records that no intent covers (they are synced every FLUSH_BATCH_RECORDS). */
   private uncovered = 0;
   private flushQueued = false;
+  /** The intents counter a flush's sync will clear up to (a later flush need not ask again). */
+  private clearing = -1;
 
   constructor(
     private readonly ledger: Ledger,
@@ -59,37 +61,42 @@ export class RecordQueue {
 
   /**
    * At the end of a stretch of work: 'sync' waits for the fdatasync (stop, --once), 'async' syncs
-   * on the thread pool. Once durable, the intents of the stretch are no longer needed.
+   * on the thread pool. Once durable, the intents of the stretch are no longer needed (the same
+   * sync covers both).
    */
   flush(wait: 'async' | 'sync' = 'async'): void {
     this.flushQueued = false;
     const intents = this.ledger.intentsWritten;
-    const wrote = this.write(wait === 'sync');
-    if (wait === 'sync') {
-      if (wrote !== false) this.ledger.intentsDurable(intents);
+    const clearIntents = (durable: boolean): void => {
+      if (durable) this.ledger.intentsDurable(intents);
+    };
+    if (this.write(wait === 'sync', clearIntents)) {
+      this.clearing = intents;
       return;
     }
-    // Queued behind the records just written: the same sync covers both.
-    if (this.ledger.intentsPending)
-      this.ledger.whenDurable((error) => error === null && this.ledger.intentsDurable(intents));
+    // Nothing to write: once what was written before is durable (a sync may be running). A
+    // synchronous flush leaves that to the ledger's close(), which follows it.
+    if (wait === 'async' && this.ledger.intentsPending && this.clearing !== intents) {
+      this.clearing = intents;
+      this.ledger.whenDurable((error) => clearIntents(error === null));
+    }
   }
 
-  /** Appends what waits; returns false when the records did not become durable (sync only), else true or null (nothing to write). */
-  private write(sync: boolean): boolean | null {
+  /** Appends what waits (false: nothing waited); `onDone` hears whether the records became durable. */
+  private write(sync: boolean, onDone: (durable: boolean) => void = () => undefined): boolean {
     this.uncovered = 0;
-    if (this.waiting.length === 0) return null;
+    if (this.waiting.length === 0) return false;
     const records = this.waiting.splice(0);
-    let durable = true;
     this.ledger.append(
       records,
       (written, error) => {
-        durable = error === null;
         if (error instanceof OffloaddError && error.code === HELD) this.observer.onHeld(written, error);
         else if (error) this.observer.onSyncFailed(written, error);
         this.observer.onDurable(written);
+        onDone(error === null);
       },
       sync,
     );
-    return durable;
+    return true;
   }
 }
