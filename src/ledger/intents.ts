@@ -141,7 +141,11 @@ export class IntentLog {
       if ((error as { cause?: NodeJS.ErrnoException }).cause?.code !== 'ENOENT') throw error;
     }
     const { fd } = openRegular(this.file, flags | fs.constants.O_CREAT);
-    syncDirectory(path.dirname(this.file)); // so that a crash cannot lose the new file's name with its intents
+    try {
+      syncDirectory(path.dirname(this.file)); // so that a crash cannot lose the new file's name with its intents
+    } catch {
+      // the intents are still synced; only a power cut before the directory's next sync could lose the name
+    }
     return fd;
   }
 
