@@ -260,9 +260,27 @@ export async function restartWithHistory(ctx: BenchContext): Promise<RestartResu
     netns.batch(vethPairCommands(PREFIX, RESTART_N / 2));
     await settle();
     const history = historyLedger();
+    // Written and synced before the clock starts: a restart finds its history on disk, and the
+    // daemon's first fdatasync of the ledger must not be the one that writes the bench's 6 MB back.
     const seedHistory = (stateDir: string): void => {
-      fs.writeFileSync(path.join(stateDir, 'ledger.jsonl'), history, { mode: 0o640 });
-      fs.writeFileSync(path.join(stateDir, 'ledger.seq'), `${HISTORY_RECORDS}\n`, { mode: 0o640 });
+      for (const [name, text] of [
+        ['ledger.jsonl', history],
+        ['ledger.seq', `${HISTORY_RECORDS}\n`],
+      ] as const) {
+        const fd = fs.openSync(path.join(stateDir, name), 'w', 0o640);
+        try {
+          fs.writeSync(fd, text);
+          fs.fsyncSync(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
+      }
+      const dir = fs.openSync(stateDir, 'r');
+      try {
+        fs.fsyncSync(dir);
+      } finally {
+        fs.closeSync(dir);
+      }
     };
     const result: RestartResult = { firstUs: [], restartUs: [], firstCpuUs: [], restartCpuUs: [] };
     const pairs = Math.max(MIN_RESTART_PAIRS, ctx.reps);
