@@ -23,6 +23,8 @@ export interface DaemonOptions {
   label: string;
   /** More offloadd options, given the daemon's scratch directory (e.g. --metrics-textfile in it). */
   extraArgs?: (dir: string) => string[];
+  /** Fills the (new, empty) state directory before the spawn, e.g. with a ledger's history. */
+  prepareState?: (stateDir: string) => void;
 }
 
 const OFFLOADD = path.join(REPO_ROOT, 'bin', 'offloadd');
@@ -61,6 +63,10 @@ export class BenchDaemon {
   async start(): Promise<void> {
     const policyPath = path.join(this.dir, 'policy.yaml');
     fs.writeFileSync(policyPath, this.options.policy);
+    if (this.options.prepareState) {
+      fs.mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
+      this.options.prepareState(this.stateDir);
+    }
     const notifySocket = path.join(this.dir, 'notify.sock');
     // Started through the namespace (a path socket works across namespaces) so that it is
     // tracked and killed with everything else if the run is interrupted.

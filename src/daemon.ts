@@ -115,6 +115,8 @@ export class Daemon implements DaemonForApi, MetricsInputs {
           stream.publish('released', release);
         },
         problem: (problem) => stream.publish('problem', problem),
+        // Straight to the ledger, not the stream: a pass's changes are durable before they are made.
+        changing: (changes) => this.records.intend(changes),
       },
       (name, mac) => lastSeenStore.take(name, mac),
     );
@@ -214,6 +216,7 @@ export class Daemon implements DaemonForApi, MetricsInputs {
     );
     this.notify.ready(summary);
     this.notify.startWatchdog();
+    void this.ledger.buildIndex(); // history is for queries: read after READY, in slices
     this.releaseMemoryWhenQuiet();
   }
 

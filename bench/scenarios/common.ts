@@ -1,7 +1,7 @@
 /** Pieces several scenarios share: the daemon's start/stop, the baselines, the ledger watcher. */
 import * as fs from 'node:fs';
 import type { BenchContext } from '../context';
-import { BenchDaemon, benchPolicy, type LogLevel } from '../daemon';
+import { BenchDaemon, benchPolicy, type DaemonOptions, type LogLevel } from '../daemon';
 import type { BenchNetns } from '../netns';
 import { median } from '../stats';
 import { elapsedUs, nowNs, settle } from '../system';
@@ -13,10 +13,10 @@ export async function startDaemon(
   logLevel: LogLevel,
   label: string,
   policy = benchPolicy(),
-  extraArgs?: (dir: string) => string[],
+  options: Pick<DaemonOptions, 'extraArgs' | 'prepareState'> = {},
 ): Promise<BenchDaemon> {
   await settle();
-  const daemon = new BenchDaemon(netns, { policy, logLevel, profileDir: ctx.profileDir, label, extraArgs });
+  const daemon = new BenchDaemon(netns, { policy, logLevel, profileDir: ctx.profileDir, label, ...options });
   await daemon.start();
   return daemon;
 }

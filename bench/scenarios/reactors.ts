@@ -51,7 +51,7 @@ async function offloaddReactor(
   logLevel: LogLevel,
   daemonArgs: string[] = [],
 ): Promise<Reactor> {
-  const daemon = await startDaemon(ctx, netns, logLevel, label, undefined, () => daemonArgs);
+  const daemon = await startDaemon(ctx, netns, logLevel, label, undefined, { extraArgs: () => daemonArgs });
   return {
     kind: 'offloadd',
     cpuNs: () => daemon.cpuNs(),

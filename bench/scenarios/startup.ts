@@ -6,8 +6,10 @@
  * addon); total minus fixed is the reconcile portion, divided by N the per-interface cost that
  * is compared with the C floor and the ethtool loop measured on the same interfaces.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { BenchContext } from '../context';
-import type { LogLevel } from '../daemon';
+import { benchPolicy, type LogLevel } from '../daemon';
 import { vethPairCommands, vethPairNames, withNetns, type BenchNetns } from '../netns';
 import type { GoalCheck, Measurement, ScenarioResult } from '../report';
 import { median } from '../stats';
@@ -16,6 +18,11 @@ import { assertCompliant, correctionUsMedian, ethtoolLoopUs, floorPerInterface, 
 
 const PREFIX = 'm';
 const LEVELS: readonly LogLevel[] = ['info', 'warning'];
+/** The restart case: the ledger history a node carries, and the corrections both starts make (issue 22). */
+const HISTORY_RECORDS = 20_000;
+const RESTART_N = 2000;
+/** Pairs of starts (first, restart), back to back, alternating which goes first. */
+const MIN_RESTART_PAIRS = 5;
 
 interface DaemonRuns {
   /** spawn → READY, µs, per repetition. */
@@ -205,6 +212,98 @@ function sizeReport(size: SizeResult, fixed: FixedCost): { measurements: Measure
   return { measurements, goals };
 }
 
+/** HISTORY_RECORDS ledger lines as the daemon writes them (start-up corrections of veths). */
+function historyLedger(): string {
+  const started = Date.UTC(2026, 10, 1);
+  const lines: string[] = [];
+  for (let seq = 1; seq <= HISTORY_RECORDS; seq++) {
+    const pair = Math.floor((seq - 1) / 2) % (RESTART_N / 2);
+    lines.push(
+      `${JSON.stringify({
+        seq,
+        time: new Date(started + seq * 100).toISOString(),
+        event: 'initial',
+        trigger: 'start',
+        action: 'enforced',
+        interface: `${PREFIX}${pair}${seq % 2 === 0 ? 'b' : 'a'}`,
+        ifindex: 1000 + seq,
+        driver: 'veth',
+        pci: null,
+        rule: 'bench-gso-off',
+        feature: 'tx-generic-segmentation',
+        wanted: 'off',
+        active: 'on',
+        correctionUs: 41,
+      })}\n`,
+    );
+  }
+  return lines.join('');
+}
+
+interface RestartResult {
+  /** spawn → READY, µs. */
+  firstUs: number[];
+  restartUs: number[];
+  /** The daemon's CPU at READY, µs (less exposed to the machine's other load than the wall clock). */
+  firstCpuUs: number[];
+  restartCpuUs: number[];
+}
+
+/**
+ * The same RESTART_N corrections, started with an empty state directory and with one holding
+ * HISTORY_RECORDS records of history, back to back and alternating, so the machine's drift
+ * falls on both alike.
+ */
+export async function restartWithHistory(ctx: BenchContext): Promise<RestartResult> {
+  return withNetns(ctx.tools, async (netns) => {
+    ctx.progress(`start-up: restart with ${HISTORY_RECORDS} records of history vs first start, N=${RESTART_N}`);
+    netns.batch(vethPairCommands(PREFIX, RESTART_N / 2));
+    await settle();
+    const history = historyLedger();
+    // Written and synced before the clock starts: a restart finds its history on disk, and the
+    // daemon's first fdatasync of the ledger must not be the one that writes the bench's 6 MB back.
+    const seedHistory = (stateDir: string): void => {
+      for (const [name, text] of [
+        ['ledger.jsonl', history],
+        ['ledger.seq', `${HISTORY_RECORDS}\n`],
+      ] as const) {
+        const fd = fs.openSync(path.join(stateDir, name), 'w', 0o640);
+        try {
+          fs.writeSync(fd, text);
+          fs.fsyncSync(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
+      }
+      const dir = fs.openSync(stateDir, 'r');
+      try {
+        fs.fsyncSync(dir);
+      } finally {
+        fs.closeSync(dir);
+      }
+    };
+    const result: RestartResult = { firstUs: [], restartUs: [], firstCpuUs: [], restartCpuUs: [] };
+    const pairs = Math.max(MIN_RESTART_PAIRS, ctx.reps);
+    for (let pair = 0; pair < pairs; pair++) {
+      for (const withHistory of pair % 2 === 0 ? [false, true] : [true, false]) {
+        netns.setAll(PREFIX, true);
+        const label = `restart-${withHistory ? 'history' : 'first'}-${pair}`;
+        const daemon = await startDaemon(ctx, netns, 'info', label, benchPolicy(), {
+          prepareState: withHistory ? seedHistory : undefined,
+        });
+        try {
+          (withHistory ? result.restartCpuUs : result.firstCpuUs).push(daemon.cpuNs() / 1000);
+          (withHistory ? result.restartUs : result.firstUs).push(daemon.startupUs);
+          assertCompliant(netns, PREFIX, RESTART_N);
+        } finally {
+          await daemon.stop();
+        }
+      }
+    }
+    return result;
+  });
+}
+
 export async function startupScenario(ctx: BenchContext): Promise<ScenarioResult> {
   ctx.progress('start-up: fixed cost (empty namespace) and bare node');
   const fixed = await fixedCost(ctx);
@@ -226,6 +325,31 @@ export async function startupScenario(ctx: BenchContext): Promise<ScenarioResult
     measurements.push(...report.measurements);
     goals.push(...report.goals);
   }
+  const restart = await restartWithHistory(ctx);
+  const restartScenario = `start-up N=${RESTART_N}, restart`;
+  measurements.push(
+    {
+      scenario: restartScenario,
+      metric: `spawn → READY with ${HISTORY_RECORDS} records of history (today: the same start, empty state directory)`,
+      unit: 'us',
+      offloadd: median(restart.restartUs),
+      baseline: median(restart.firstUs),
+    },
+    {
+      scenario: restartScenario,
+      metric: `daemon CPU at READY with ${HISTORY_RECORDS} records of history (today: empty state directory)`,
+      unit: 'us',
+      offloadd: median(restart.restartCpuUs),
+      baseline: median(restart.firstCpuUs),
+    },
+  );
+  goals.push({
+    goal: `${restartScenario}: with ${HISTORY_RECORDS} records of history ≤ 1.05× a first start, same work`,
+    measured: median(restart.restartUs) / median(restart.firstUs),
+    limit: 1.05,
+    direction: 'atMost',
+    unit: 'x',
+  });
   return {
     name: 'startup',
     description:
@@ -233,11 +357,14 @@ export async function startupScenario(ctx: BenchContext): Promise<ScenarioResult
       'policy gso off. Clock: spawn of `ip netns exec NS node bin/offloadd` → READY=1 on a stand-in notify socket. ' +
       'Per interface = (total − the same start in an empty namespace) / N. C floors: the ioctls (GDRVINFO+GFEATURES+SFEATURES+GFEATURES ' +
       'per interface, floor.c) and ethtool netlink (pipelined FEATURES_GET by ifindex, then pipelined FEATURES_SET whose reply verifies, ' +
-      'floor_nl.c); the goal compares with the faster. ethtool: `ethtool -K IF gro off gso off` per interface in a shell loop.',
+      'floor_nl.c); the goal compares with the faster. ethtool: `ethtool -K IF gro off gso off` per interface in a shell loop. ' +
+      `Restart: N=${RESTART_N}, a first start (empty state directory) and a start whose ledger holds ${HISTORY_RECORDS} records, ` +
+      `back to back, alternating, ≥ ${MIN_RESTART_PAIRS} pairs; medians compared.`,
     measurements,
     goals,
     raw: {
       fixed: { nodeUs: fixed.nodeUs, byLevel: Object.fromEntries(fixed.byLevel) },
+      restart,
       sizes: sizes.map((size) => ({ ...size, byLevel: Object.fromEntries(size.byLevel) })),
     },
   };

@@ -158,16 +158,17 @@ export function readBackwardSync(fd: number, size: number, onLine: (line: string
   }
 }
 
-/** Asynchronous backward reader for queries: yields to the event loop between chunks. */
+/** Asynchronous backward reader for queries: yields to the event loop between chunks (of `chunkBytes`). */
 export async function readBackward(
   handle: fs.promises.FileHandle,
   size: number,
   onLine: (line: string, fromEnd: number) => boolean,
+  chunkBytes = CHUNK_BYTES,
 ): Promise<void> {
   const splitter = new BackwardLines();
   let fromEnd = 0;
   for (let position = size; position > 0;) {
-    const start = Math.max(0, position - CHUNK_BYTES);
+    const start = Math.max(0, position - chunkBytes);
     const buffer = Buffer.alloc(position - start);
     const { bytesRead } = await handle.read(buffer, 0, buffer.length, start);
     for (const line of splitter.feed(buffer.subarray(0, bytesRead), start === 0)) {

@@ -12,6 +12,8 @@ export class RecentHistory {
   private records: LedgerRecord[] = [];
   /** True while `records` holds every record that exists (nothing older was dropped or left unread). */
   complete = true;
+  /** Changes whenever records are dropped: older records read before then may no longer join on without a gap. */
+  generation = 0;
 
   constructor(private readonly capacity = RECENT_RECORDS) {}
 
@@ -22,6 +24,20 @@ export class RecentHistory {
     if (this.records.length > this.capacity * 1.25) {
       this.records = this.records.slice(this.records.length - this.capacity);
       this.complete = false;
+      this.generation++;
+    }
+  }
+
+  /**
+   * Records older than every one held (oldest first), read from the files; `complete` when they
+   * are all the files hold. The newest `capacity` are kept.
+   */
+  addOlder(records: LedgerRecord[], complete: boolean): void {
+    this.records = records.length === 0 ? this.records : [...records, ...this.records];
+    this.complete = complete;
+    if (this.records.length > this.capacity) {
+      this.records = this.records.slice(this.records.length - this.capacity);
+      this.complete = false;
     }
   }
 
@@ -29,6 +45,7 @@ export class RecentHistory {
   clearRecords(): void {
     this.records = [];
     this.complete = true;
+    this.generation++;
   }
 
   get oldestSeq(): number | null {

@@ -6,6 +6,7 @@
  *   STATE_DIR/ledger.jsonl.1..N  older files, .1 newest
  *   STATE_DIR/ledger.seq         the last sequence number, saved at rotation and at exit
  *   STATE_DIR/ledger.reserve     space allocated at start for records the ledger cannot take
+ *   STATE_DIR/ledger.intent      a pass's changes, synced before they are made (intents.ts)
  *
  * The ledger never stands between the daemon and enforcement: a ledger that cannot be opened or
  * written (full disk, read-only, a FIFO or a link at its path) is reported through the observer
@@ -33,12 +34,14 @@ import {
   writeSeqFile,
 } from './files';
 import { RecentHistory, RECENT_RECORDS } from './history';
+import { IntentLog, recordsAfter, recoveredRecord, unresolved, type ChangeIntent } from './intents';
 import { LedgerReserve } from './reserve';
 import { parseRecord, type LedgerRecord, type NewRecord, type RecordEvent } from './record';
 
 const ACTIVE_FILE = 'ledger.jsonl';
 const SEQ_FILE = 'ledger.seq';
 const RESERVE_FILE = 'ledger.reserve';
+const INTENT_FILE = 'ledger.intent';
 /**
  * Records held in memory only (not in the reserve) while the ledger cannot be written; beyond
  * this the oldest of those are dropped.
@@ -55,6 +58,11 @@ const MAX_LINE_WARNINGS = 20;
  * after the step: records stamped up to this long before `since` are looked through.
  */
 export const SINCE_CLOCK_STEP_MS = 24 * 60 * 60 * 1000;
+/**
+ * Bytes of history read and parsed per slice of the index build (about 50 records of ~300 bytes,
+ * ~1 ms): between slices the event loop runs, so link events and corrections never wait long.
+ */
+const INDEX_CHUNK_BYTES = 16 * 1024;
 /** Lines the ledger writes start like this: records already in memory are skipped without parsing. */
 const SEQ_PREFIX = /^\{"seq":(\d+),/;
 
@@ -105,6 +113,8 @@ export type DurableCallback = (records: LedgerRecord[], error: Error | null) => 
 
 interface PendingBatch {
   records: LedgerRecord[];
+  /** Called also without records (a barrier: "everything written before is durable"). */
+  barrier?: boolean;
   onDurable: DurableCallback;
   /** Set when the write itself failed: delivered with this error, whatever the sync says. */
   error: Error | null;
@@ -138,16 +148,26 @@ export class Ledger {
   private retryTimer: NodeJS.Timeout | null = null;
   private rotationRetryAt = 0;
   private readonly history = new RecentHistory(RECENT_RECORDS);
+  /** The history index (the newest records of the files, in memory): built once, after READY or at the first query. */
+  private indexing: Promise<void> | null = null;
+  private indexBuilt = false;
+  /** The active file's length at open: the index reads no further (past it, records appended since; before it, a torn line said at open). */
+  private activeBytesAtOpen = 0;
   private diskScans: Promise<void> = Promise.resolve();
   /** Unreadable files already logged (a query repeats, the log line need not). */
   private readonly loggedUnreadable = new Set<string>();
   private closed = true;
+  private readonly intents: IntentLog;
+  /** Writing intents failed in this episode (said once). */
+  private intentProblemSaid = false;
 
   constructor(
     readonly dir: string,
     private limits: LedgerLimits,
     private readonly observer: LedgerObserver = SILENT,
-  ) {}
+  ) {
+    this.intents = new IntentLog(path.join(dir, INTENT_FILE));
+  }
 
   get activePath(): string {
     return path.join(this.dir, ACTIVE_FILE);
@@ -177,15 +197,79 @@ export class Ledger {
   }
 
   /**
-   * Loads recent history and the sequence number, then opens the active file for appending.
-   * Never throws for the files: an unusable ledger is reported (observer, `health`) and the
-   * daemon runs on.
+   * Reads only what enforcement needs (the sequence number to continue from, the newest file's
+   * tail, the reserve), then opens the active file for appending: the history index is built
+   * later (buildIndex()), so a long history never delays READY. Never throws for the files: an
+   * unusable ledger is reported (observer, `health`) and the daemon runs on.
    */
   open(): void {
     this.closed = false;
-    this.loadHistory();
+    this.history.complete = false; // until the index is built, older records are only in the files
+    this.readTail();
     this.openReserve();
     if (this.openActive() && this.held.length > 0) this.writeOut([]);
+    this.recoverIntents();
+  }
+
+  /**
+   * Before a batch of changes is asked of the kernel: its intents are made durable (one
+   * fdatasync, which also covers every record written before). A failure is said once and the
+   * changes go ahead: the ledger never stands between the daemon and enforcement.
+   */
+  intend(changes: readonly ChangeIntent[]): void {
+    if (this.closed || changes.length === 0) return;
+    try {
+      this.intents.write(changes, this.seq);
+      this.intentProblemSaid = false;
+    } catch (error) {
+      if (this.intentProblemSaid) return;
+      this.intentProblemSaid = true;
+      this.observer.warning(
+        `could not write ${this.intents.file} (${(error as Error).message}); a crash in the middle of a pass may leave changes without a record`,
+      );
+    }
+  }
+
+  /** Intents written so far (a counter for intentsDurable()). */
+  get intentsWritten(): number {
+    return this.intents.written;
+  }
+
+  /** Intents are written whose records are not known to be durable yet. */
+  get intentsPending(): boolean {
+    return this.intents.pending;
+  }
+
+  /**
+   * The records of the first `upTo` intents are durable: the intents can go, if none came since
+   * and no record is held (a held record may yet be lost; its intent stands for it).
+   */
+  intentsDurable(upTo: number): void {
+    if (this.held.length > 0) return;
+    try {
+      this.intents.clear(upTo);
+    } catch (error) {
+      this.observer.warning(`could not empty ${this.intents.file} (${(error as Error).message})`);
+    }
+  }
+
+  /** Calls `onDurable` once everything written before is durable (with the sync's error, if any). */
+  whenDurable(onDurable: (error: Error | null) => void): void {
+    if (this.closed) return;
+    this.waiting.push({ records: [], barrier: true, onDurable: (_records, error) => onDurable(error), error: null });
+    this.kick();
+  }
+
+  /**
+   * Builds the history index from the files, newest first, in slices of one chunk that yield to
+   * the event loop between them, so link events and corrections go first. Called after READY;
+   * a query that comes earlier starts it and waits for it. Idempotent.
+   */
+  buildIndex(): Promise<void> {
+    this.indexing ??= this.loadIndex().catch((error: unknown) => {
+      this.observer.warning(`could not build the history index (${(error as Error).message}); queries read the files`);
+    });
+    return this.indexing;
   }
 
   setLimits(limits: LedgerLimits): void {
@@ -222,6 +306,7 @@ export class Ledger {
 
   /** Newest first: from memory, and from the files (backwards, in chunks, stopping at the limit) only when needed. */
   async query(query: LedgerQuery = {}): Promise<LedgerQueryResult> {
+    if (!this.indexBuilt) await this.buildIndex();
     const limit = query.limit ?? Infinity;
     const found: LedgerRecord[] = [];
     const since = new SinceScan(query.since);
@@ -248,7 +333,9 @@ export class Ledger {
     if (this.closed) return;
     this.closed = true;
     if (this.held.length > 0) this.writeOut([]);
-    this.syncNow();
+    const syncError = this.syncNow();
+    if (this.held.length === 0 && syncError === null) this.intentsDurable(this.intents.written);
+    this.intents.close();
     if (this.held.length > 0) {
       this.keepInReserve();
       const first = (this.held[0] as LedgerRecord).seq;
@@ -508,7 +595,7 @@ export class Ledger {
   }
 
   /** Synchronously makes everything written durable and delivers what was waiting for it. */
-  private syncNow(): void {
+  private syncNow(): Error | null {
     let error: Error | null = null;
     if (this.fd !== null) {
       try {
@@ -521,6 +608,7 @@ export class Ledger {
     this.inFlight = null;
     this.syncing = false;
     deliver(batches, error);
+    return error;
   }
 
   /** Rotation waits for in-flight syncs: their file descriptor must stay open until they end. */
@@ -577,61 +665,157 @@ export class Ledger {
     return files;
   }
 
-  /** The newest RECENT_RECORDS valid records into memory, and the sequence number to continue from. */
-  private loadHistory(): void {
-    const newestFirst: LedgerRecord[] = [];
-    let maxSeq = 0;
-    let complete = true;
+  /**
+   * Before READY: the sequence number to continue from (ledger.seq, and the newest record in the
+   * files, found by reading the newest file backwards to its last valid line), and a torn last
+   * line, said once.
+   */
+  private readTail(): void {
+    let newest = 0;
     for (const file of this.files()) {
       let opened;
       try {
         opened = openRegular(file, OPEN_READ);
-      } catch (error) {
-        if (file === this.activePath && isMissing(error)) continue;
-        this.unreadable(file, error);
-        complete = false;
-        continue;
+      } catch {
+        continue; // named by openActive() (the active file) or by the index build (the others)
       }
-      const problems: string[] = [];
+      if (file === this.activePath) this.activeBytesAtOpen = opened.stat.size;
       try {
         readBackwardSync(opened.fd, opened.stat.size, (line, fromEnd) => {
           if (line === '') return true;
           const parsed = parseRecord(line);
           if ('problem' in parsed) {
-            const torn = file === this.activePath && fromEnd === 0;
-            problems.push(
-              `skipped a ${torn ? 'torn last' : 'malformed'} line (${parsed.problem}, ${Buffer.byteLength(line)} bytes)`,
-            );
+            if (file === this.activePath && fromEnd === 0)
+              this.observer.warning(
+                `${file}: skipped a torn last line (${parsed.problem}, ${Buffer.byteLength(line)} bytes)`,
+              );
             return true;
           }
-          newestFirst.push(parsed.record);
-          maxSeq = Math.max(maxSeq, parsed.record.seq);
-          return newestFirst.length < RECENT_RECORDS;
+          newest = parsed.record.seq;
+          return false;
         });
-      } catch (error) {
-        this.unreadable(file, error);
-        complete = false;
+      } catch {
+        // unreadable: the index build names it
       } finally {
         fs.closeSync(opened.fd);
       }
-      for (const problem of problems.slice(0, MAX_LINE_WARNINGS)) this.observer.warning(`${file}: ${problem}`);
-      if (problems.length > MAX_LINE_WARNINGS)
-        this.observer.warning(`${file}: ${problems.length - MAX_LINE_WARNINGS} more lines skipped`);
-      if (newestFirst.length >= RECENT_RECORDS) {
-        complete = false;
-        break;
-      }
+      if (newest > 0) break;
     }
-    for (let index = newestFirst.length - 1; index >= 0; index--) this.history.add(newestFirst[index] as LedgerRecord);
-    this.history.complete = complete;
     let saved: number | null = null;
     try {
       saved = readSeqFile(this.seqPath);
     } catch (error) {
       this.observer.warning(`${this.seqPath}: ${(error as Error).message}; continuing from the records' numbers`);
     }
-    this.lastSeqInFiles = maxSeq;
-    this.seq = Math.max(this.seq, maxSeq, saved ?? 0);
+    this.lastSeqInFiles = newest;
+    this.seq = Math.max(this.seq, newest, saved ?? 0);
+  }
+
+  /**
+   * Intents the last run left: a clean stop leaves none. Those whose outcome no record names
+   * (the process was killed between the change and its record's sync) are recorded now.
+   */
+  private recoverIntents(): void {
+    let left;
+    try {
+      left = this.intents.readLeft();
+    } catch (error) {
+      this.observer.warning(
+        `${this.intents.file} cannot be read (${(error as Error).message}); changes a crash interrupted may lack a record`,
+      );
+      return;
+    }
+    if (left.skipped > 0) this.observer.warning(`${this.intents.file}: skipped ${left.skipped} torn lines`);
+    if (left.intents.length > 0) {
+      const after = Math.min(...left.intents.map((intent) => intent.after));
+      const missing = unresolved(left.intents, [...recordsAfter(this.files(), after), ...this.held]);
+      if (missing.length > 0) {
+        let durable = false;
+        this.append(
+          missing.map(recoveredRecord),
+          (records, error) => {
+            durable = error === null;
+            this.observer.warning(
+              `${records.length} changes offloadd asked for before it stopped had no record: recorded from ${this.intents.file} ` +
+                `(#${(records[0] as LedgerRecord).seq} to #${(records[records.length - 1] as LedgerRecord).seq})`,
+            );
+          },
+          true,
+        );
+        if (!durable) return; // kept for the next start
+      }
+    }
+    if (left.intents.length > 0 || left.skipped > 0) {
+      try {
+        this.intents.discardLeft();
+      } catch (error) {
+        this.observer.warning(`could not empty ${this.intents.file} (${(error as Error).message})`);
+      }
+    }
+  }
+
+  /**
+   * The newest RECENT_RECORDS valid records of the files into memory, below those already there
+   * (records from the files numbered above lastSeqInFiles were appended or replayed since open).
+   */
+  private async loadIndex(): Promise<void> {
+    const below = this.lastSeqInFiles;
+    const generation = this.history.generation;
+    const newestFirst: LedgerRecord[] = [];
+    let complete = true;
+    const opened: Array<{ file: string; handle: fs.promises.FileHandle; size: number }> = [];
+    for (const file of this.files()) {
+      try {
+        opened.push({ file, ...(await openRegularAsync(file)) });
+      } catch (error) {
+        if (file === this.activePath && isMissing(error)) continue;
+        this.unreadable(file, error);
+        complete = false;
+      }
+    }
+    try {
+      for (const { file, handle, size } of opened) {
+        const problems: string[] = [];
+        try {
+          await readBackward(
+            handle,
+            file === this.activePath ? Math.min(size, this.activeBytesAtOpen) : size,
+            (line, fromEnd) => {
+              if (line === '' || this.closed) return !this.closed;
+              const prefix = SEQ_PREFIX.exec(line);
+              if (prefix && Number(prefix[1]) > below) return true; // in memory already
+              const parsed = parseRecord(line);
+              if ('problem' in parsed) {
+                // A torn last line was said at open.
+                if (!(file === this.activePath && fromEnd === 0))
+                  problems.push(`skipped a malformed line (${parsed.problem}, ${Buffer.byteLength(line)} bytes)`);
+                return true;
+              }
+              if (parsed.record.seq > below) return true;
+              newestFirst.push(parsed.record);
+              return newestFirst.length < RECENT_RECORDS;
+            },
+            INDEX_CHUNK_BYTES,
+          );
+        } catch (error) {
+          this.unreadable(file, error);
+          complete = false;
+        }
+        for (const problem of problems.slice(0, MAX_LINE_WARNINGS)) this.observer.warning(`${file}: ${problem}`);
+        if (problems.length > MAX_LINE_WARNINGS)
+          this.observer.warning(`${file}: ${problems.length - MAX_LINE_WARNINGS} more lines skipped`);
+        if (newestFirst.length >= RECENT_RECORDS) {
+          complete = false;
+          break;
+        }
+        if (this.closed) return;
+      }
+    } finally {
+      await Promise.all(opened.map(({ handle }) => handle.close().catch(() => undefined)));
+    }
+    // A `keep: 0` rotation meanwhile removed what was read: those records no longer exist.
+    if (this.history.generation === generation) this.history.addOlder(newestFirst.reverse(), complete);
+    this.indexBuilt = true;
   }
 
   private async scanFiles(
@@ -758,7 +942,8 @@ function rawNeedles(query: LedgerQuery): string[][] {
 }
 
 function deliver(batches: PendingBatch[], syncError: Error | null): void {
-  for (const { records, onDurable, error } of batches) if (records.length > 0) onDurable(records, error ?? syncError);
+  for (const { records, barrier, onDurable, error } of batches)
+    if (records.length > 0 || barrier) onDurable(records, error ?? syncError);
 }
 
 function lastByte(fd: number, size: number): number {

@@ -22,6 +22,7 @@ import type { SeenInterface } from '../ledger/last-seen';
 import type { Trigger } from '../ledger/record';
 import { findRule, matchPolicy, NEEDS_DEVICE, type RuleEvaluation } from '../policy/match';
 import type { Mode, Policy, Rule } from '../policy/types';
+import { changeIntents } from './change-intents';
 import {
   finishApply,
   prepareApply,
@@ -323,6 +324,10 @@ export class Reconciler {
     }
     const afters = new Array<FeatureSnapshot | null>(starts.length).fill(null);
     const writeErrors = new Array<KernelError | null>(starts.length).fill(null);
+    if (writes.length > 0 && this.reports.changing)
+      this.reports.changing(
+        writes.flatMap((write, w) => changeIntents(starts[writers[w] as number] as StartedCheck, write.changes)),
+      );
     const answers = writes.length > 0 ? writeAll(table, writes) : [];
     for (let w = 0; w < answers.length; w++) {
       const i = writers[w] as number;

@@ -5,6 +5,7 @@
  * field added here, or to the records they carry, reaches all of them.
  */
 import type { InterfaceFacts } from '../facts/types';
+import type { ChangeIntent } from '../ledger/intents';
 import type { NewRecord, Trigger } from '../ledger/record';
 import type { Mode } from '../policy/types';
 import type { ApplyResult } from './apply';
@@ -48,6 +49,8 @@ export interface ReconcilerReports {
   checked(report: CheckReport): void;
   /** Records made outside a check (a resync's), to make durable and report, in order. */
   recorded(records: NewRecord[]): void;
+  /** A batch's changes, just before they are asked of the kernel (the ledger writes a pass's ahead). */
+  changing?(changes: ChangeIntent[]): void;
   released(release: Release): void;
   problem(problem: Problem): void;
 }

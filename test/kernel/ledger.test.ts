@@ -231,6 +231,71 @@ describe('ledger and state directory (real daemon, own namespace)', function () 
     assert.deepEqual(missing, [], `${missing.length} changed interfaces have no record`);
   });
 
+  it('keeps a record of every change made before a SIGKILL during the start-up pass over 1,200 interfaces: the next start records them from their intents (issue 22 #2)', async function () {
+    this.timeout(240000);
+    const count = 1200;
+    ns.ipBatch(Array.from({ length: count }, (_, index) => `link add up${index} type veth peer name peer-up${index}`));
+    const policy = ns.file('p.yaml', GSO_OFF);
+    const daemon = ns.startDaemon(['--policy', policy, '--log-level', 'info']);
+    await waitFor(() => ns.features('up0')[GSO] === false, 'the first change', 60000);
+    daemon.signal('SIGKILL');
+    await exited(daemon);
+    const states = ns.exec(
+      'sh',
+      '-c',
+      `for i in $(seq 0 ${count - 1}); do printf "up$i "; ethtool -k up$i | grep '^${GSO}:'; done`,
+    );
+    const changed = states
+      .split('\n')
+      .filter((line) => / off$/.test(line))
+      .map((line) => line.split(' ')[0] as string);
+    assert.ok(changed.length > 0);
+    const next = ns.startDaemon(['--policy', policy, '--log-level', 'info'], {}, daemon.stateDir);
+    await next.ready();
+    await next.stop();
+    const records = ledgerOf(next);
+    assertIncreasing(records);
+    const recorded = new Set(
+      records
+        .filter((record) => record.feature === 'tx-generic-segmentation' && record.action === 'enforced')
+        .map((record) => record.interface),
+    );
+    const missing = changed.filter((name) => !recorded.has(name));
+    const fromIntents = records.filter((record) =>
+      /recorded at the next start from its intent/.test(record.reason ?? ''),
+    );
+    process.stdout.write(
+      `      changed before the kill: ${changed.length} of ${count}; recorded from intents at the next start: ${fromIntents.length}\n`,
+    );
+    assert.deepEqual(missing, [], `${missing.length} changed interfaces have no record`);
+    assert.equal(fs.statSync(path.join(next.stateDir, 'ledger.intent')).size, 0, 'no intent left after a clean stop');
+  });
+
+  it('a long and partly unreadable history does not hold up READY; a drift query right after READY answers from all of it (issue 22 #1)', async function () {
+    this.timeout(120000);
+    ns.addVeth('up0');
+    const stateDir = path.join(ns.tmp, 'state');
+    fs.mkdirSync(stateDir, { mode: 0o750 });
+    const history = 30000;
+    const line = (seq: number): string =>
+      `${JSON.stringify({ seq, time: new Date(Date.UTC(2026, 10, 1) + seq * 1000).toISOString(), event: 'drift', trigger: 'features', action: 'enforced', interface: `old${seq % 7}`, feature: 'rx-gro', wanted: 'off', active: 'on' })}\n`;
+    const lines = Array.from({ length: history }, (_, index) => line(index + 1));
+    fs.writeFileSync(path.join(stateDir, 'ledger.jsonl.1'), lines.slice(0, 10000).join(''), { mode: 0o640 });
+    fs.writeFileSync(path.join(stateDir, 'ledger.jsonl'), lines.slice(10000).join(''), { mode: 0o640 });
+    fs.mkdirSync(path.join(stateDir, 'ledger.jsonl.2')); // unreadable as a ledger file
+    const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', GSO_OFF), '--log-level', 'info'], {}, stateDir);
+    await daemon.ready();
+    const [newest, oldest] = await Promise.all([
+      call(daemon.socketPath, 'drift.list', { limit: 2 }),
+      call(daemon.socketPath, 'drift.list', { interface: 'old1', limit: 100000 }),
+    ]);
+    assert.equal(newest.records[0]?.seq, history + 1, 'the start-up record, numbered after the history');
+    assert.equal(newest.records[0]?.interface, 'up0');
+    assert.equal(newest.records[1]?.seq, history);
+    assert.equal(oldest.records.length, Math.floor((history - 1) / 7) + 1, 'every old1 record, from memory and files');
+    assert.match((oldest.warnings ?? []).join('\n'), /ledger\.jsonl\.2 cannot be read/);
+  });
+
   it('notices a ledger deleted while running and reopens it, with a warning', async () => {
     ns.addVeth('up0');
     const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', GRO_OFF)]);

@@ -20,7 +20,7 @@ describe('torture (short seeded schedule)', function () {
       clockSteps: 2,
     });
     process.stdout.write(
-      `      seed ${seed}: ${report.flips} flips (${report.flipsRecorded} recorded, ${report.flipsCoveredByResync} by resync, ${report.flipsMoot} moot), ${report.resyncs} resyncs, max RSS ${report.maxRssMiB.toFixed(1)} MiB, ${report.changesUnderTermination} changes checked across SIGTERMs, ${report.correctionsOnFullDisk} corrections on a full disk, hostile clients ${JSON.stringify(report.clientActions)}\n`,
+      `      seed ${seed}: ${report.flips} flips (${report.flipsRecorded} recorded, ${report.flipsCoveredByResync} by resync, ${report.flipsMoot} moot), ${report.resyncs} resyncs, max RSS ${report.maxRssMiB.toFixed(1)} MiB, ${report.changesUnderTermination} changes checked across SIGTERMs and SIGKILLs (${report.changesUnderKill} across SIGKILL), ${report.correctionsOnFullDisk} corrections on a full disk, hostile clients ${JSON.stringify(report.clientActions)}\n`,
     );
     assert.deepEqual(report.problems, [], `seed ${seed} (reproduce with OFFLOADD_TORTURE_SEED=${seed})`);
   });

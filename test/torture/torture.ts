@@ -12,6 +12,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { RECOVERED_REASON } from '../../src/ledger/intents';
 import type { LedgerRecord } from '../../src/ledger/record';
 import { spawn, spawnSync } from 'node:child_process';
 import { type DaemonProcess, Netns, onPrivateTmpfs, REPO_ROOT, waitFor } from '../helpers/netns';
@@ -23,7 +24,10 @@ export interface TortureOptions {
   seed: number;
   operations: number;
   veths: number;
-  /** Restarts stopped by SIGTERM at a random moment, often inside the start-up reconcile. */
+  /**
+   * Restarts stopped at a random moment, often inside the start-up reconcile: by SIGTERM, and
+   * every other one by SIGKILL (a crash between a change and its record's sync).
+   */
   terminations?: number;
   /** A phase with the state directory on a full file system, then with space again. */
   diskFull?: boolean;
@@ -45,6 +49,10 @@ export interface TortureReport {
   maxRssMiB: number;
   /** Feature changes the daemon made during the SIGTERM phase, each checked against the ledger. */
   changesUnderTermination: number;
+  /** Of those, changes made by a daemon then killed with SIGKILL (recorded by the next start from its intents). */
+  changesUnderKill: number;
+  /** Records the next start wrote from intents a killed daemon left (changes made, not yet recorded). */
+  recordedFromIntents: number;
   /** Corrections made while the ledger's file system was full. */
   correctionsOnFullDisk: number;
   /** Hostile client actions run during the schedule, by kind. */
@@ -101,6 +109,8 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
     resyncs: 0,
     maxRssMiB: 0,
     changesUnderTermination: 0,
+    changesUnderKill: 0,
+    recordedFromIntents: 0,
     correctionsOnFullDisk: 0,
     clientActions: {},
     clockSteps: 0,
@@ -403,6 +413,13 @@ function activeGro(ns: Netns): Record<string, boolean> {
   return Object.fromEntries(Object.entries(states).map(([name, features]) => [name, features['rx-gro'] === true]));
 }
 
+/** Resolves at the namespace's next link event (`ip monitor link`); stop() ends the monitor. */
+function linkEvent(ns: Netns): { seen: Promise<void>; stop: () => void } {
+  const monitor = spawn('ip', ['-n', ns.name, 'monitor', 'link'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const seen = new Promise<void>((resolve) => monitor.stdout.once('data', () => resolve()));
+  return { seen, stop: () => monitor.kill('SIGKILL') };
+}
+
 /** Every record of the ledger and its rotated files, oldest first. */
 function readLedger(stateDir: string): { records: LedgerRecord[]; problems: string[] } {
   const problems: string[] = [];
@@ -440,9 +457,10 @@ function ledgerProblems(stateDir: string): string[] {
 }
 
 /**
- * Restart the daemon on the same state and stop it with SIGTERM at a random moment (often
- * inside its start-up reconcile). Every change it made, as seen by an independent probe, must be
- * in the ledger afterwards.
+ * Restart the daemon on the same state and stop it at a random moment (often inside its start-up
+ * reconcile): with SIGTERM, and every other round with SIGKILL, after which the next start must
+ * record what the killed daemon changed but had not recorded yet (its write-ahead intents). Every
+ * change it made, as seen by an independent probe, must be in the ledger afterwards.
  */
 async function terminationPhase(
   ns: Netns,
@@ -457,36 +475,68 @@ async function terminationPhase(
   },
 ): Promise<void> {
   const { report } = phase;
+  const args = ['--policy', phase.policyFile, '--log-level', 'info'];
   for (let round = 0; round < phase.rounds; round++) {
+    const kill = round % 2 === 1;
     for (const name of phase.managed) if (phase.random() < 0.5) ns.setFeatures(name, 'gro', 'on');
     const before = activeGro(ns);
     const seqBefore = readLedger(phase.stateDir).records.at(-1)?.seq ?? 0;
-    const daemon = ns.startDaemon(['--policy', phase.policyFile, '--log-level', 'info'], {}, phase.stateDir);
-    // The policy line comes just before the start-up pass: aim at the pass, or just before it.
-    if (phase.random() < 0.8) await daemon.waitForLine(/Policy loaded/).catch(() => undefined);
-    await new Promise((resolve) => setTimeout(resolve, Math.floor(phase.random() * TERMINATION_WINDOW_MS)));
-    const exit = await daemon.stop(); // SIGTERM
-    // 143 = killed by SIGTERM before Node installed its handler, i.e. before any change.
-    if (exit !== 0 && exit !== 143) report.problems.push(`termination round ${round}: exit ${exit}, not a clean stop`);
+    // A kill aims at the pass's first change (the kernel's link event for it): between the
+    // requests and their records, where only the intents written ahead stand for the changes.
+    const firstChange = kill ? linkEvent(ns) : null;
+    const daemon = ns.startDaemon(args, {}, phase.stateDir);
+    let exit: number | null;
+    if (kill) {
+      try {
+        await Promise.race([firstChange?.seen, daemon.ready()]);
+      } catch {
+        // exited before READY: checked below like any other exit
+      } finally {
+        daemon.signal('SIGKILL');
+        firstChange?.stop();
+      }
+      exit = await daemon.stop();
+      // 137 = killed by SIGKILL, whenever it landed.
+      if (exit !== 137 && exit !== 0) report.problems.push(`termination round ${round}: exit ${exit} after SIGKILL`);
+    } else {
+      // The policy line comes just before the start-up pass: aim at the pass, or just before it.
+      if (phase.random() < 0.8) await daemon.waitForLine(/Policy loaded/).catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, Math.floor(phase.random() * TERMINATION_WINDOW_MS)));
+      exit = await daemon.stop(); // SIGTERM
+      // 143 = killed by SIGTERM before Node installed its handler, i.e. before any change.
+      if (exit !== 0 && exit !== 143)
+        report.problems.push(`termination round ${round}: exit ${exit}, not a clean stop`);
+    }
     const after = activeGro(ns);
+    if (kill) {
+      // The next start records what the killed one changed without a record (and changes nothing
+      // more here: every change the probe saw was made before the kill).
+      const next = ns.startDaemon(args, {}, phase.stateDir);
+      await next.ready();
+      await next.stop();
+    }
+    const written = readLedger(phase.stateDir).records.filter((record) => record.seq > seqBefore);
+    report.recordedFromIntents += written.filter((record) => record.reason === RECOVERED_REASON).length;
     const recorded = new Set(
-      readLedger(phase.stateDir)
-        .records.filter(
-          (record) => record.seq > seqBefore && record.feature === 'rx-gro' && record.action === 'enforced',
-        )
+      written
+        .filter((record) => record.feature === 'rx-gro' && record.action === 'enforced')
         .map((record) => record.interface),
     );
     for (const name of phase.managed) {
       if (before[name] === true && after[name] === false) {
         report.changesUnderTermination++;
+        if (kill) report.changesUnderKill++;
         if (!recorded.has(name))
           report.problems.push(
-            `termination round ${round}: the daemon turned gro off on ${name} but the ledger has no record of it`,
+            `termination round ${round} (${kill ? 'SIGKILL' : 'SIGTERM'}): the daemon turned gro off on ${name} but the ledger has no record of it`,
           );
       }
     }
   }
-  phase.log(`termination phase: ${report.changesUnderTermination} changes checked`);
+  phase.log(
+    `termination phase: ${report.changesUnderTermination} changes checked, ${report.changesUnderKill} of them across SIGKILL, ` +
+      `${report.recordedFromIntents} recorded from intents`,
+  );
 }
 
 /**

@@ -9,8 +9,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { BackwardLines, MAX_LINE_BYTES, OVERLONG_LINE } from '../../src/ledger/files';
 import { RECENT_RECORDS } from '../../src/ledger/history';
+import { RECOVERED_REASON, type ChangeIntent } from '../../src/ledger/intents';
 import { Ledger, type LedgerObserver } from '../../src/ledger/ledger';
 import { parseRecord, type LedgerRecord, type NewRecord } from '../../src/ledger/record';
+import { RecordQueue } from '../../src/ledger/record-queue';
 
 const LIMITS = { maxBytes: 16 * 1024 * 1024, keepFiles: 4 };
 
@@ -318,6 +320,186 @@ describe('ledger (files in a scratch directory)', function () {
       all.records.every((record, index) => index === 0 || (all.records[index - 1] as LedgerRecord).seq > record.seq),
       'newest first, no duplicates',
     );
+  });
+  describe('write-ahead intents (issue 22 #2)', () => {
+    const change = (iface: string, ifindex: number, feature = 'rx-gro'): ChangeIntent => ({
+      event: 'initial',
+      trigger: 'start',
+      interface: iface,
+      ifindex,
+      driver: 'veth',
+      pci: null,
+      rule: 'r',
+      feature,
+      wanted: 'off',
+      active: 'on',
+    });
+    const outcome = (intent: ChangeIntent): NewRecord => ({ ...intent, action: 'enforced', correctionUs: 40 });
+    const intentFile = (): string => path.join(dir, 'ledger.intent');
+    /** What a crash leaves: the state directory as it is now, copied before any close could tidy it. */
+    const crashImage = (): string => {
+      const image = fs.mkdtempSync(path.join(os.tmpdir(), 'offloadd-ledger-crash-'));
+      for (const name of fs.readdirSync(dir)) fs.copyFileSync(path.join(dir, name), path.join(image, name));
+      return image;
+    };
+
+    it('a crash between a change and its record: the next start records the change from its intent, once', () => {
+      const ledger = ledgerIn();
+      appendNow(ledger, [drift('old0')]);
+      const changes = [change('up0', 10), change('up1', 11), change('up1', 11, 'tx-generic-segmentation')];
+      ledger.intend(changes);
+      appendNow(ledger, [outcome(changes[0] as ChangeIntent)]); // the first outcome made it; then the crash
+      const image = crashImage();
+      try {
+        const observer = new Recorder();
+        const next = new Ledger(image, LIMITS, observer);
+        open.push(next);
+        next.open();
+        const recovered = lines(path.join(image, 'ledger.jsonl')).slice(2);
+        assert.deepEqual(
+          recovered.map((record) => [record.seq, record.interface, record.feature, record.action, record.reason]),
+          [
+            [3, 'up1', 'rx-gro', 'enforced', RECOVERED_REASON],
+            [4, 'up1', 'tx-generic-segmentation', 'enforced', RECOVERED_REASON],
+          ],
+        );
+        assert.match(observer.warnings.join('\n'), /2 changes offloadd asked for before it stopped had no record/);
+        assert.equal(fs.statSync(path.join(image, 'ledger.intent')).size, 0, 'the intents are gone once recorded');
+        next.close();
+        const again = new Ledger(image, LIMITS, new Recorder());
+        open.push(again);
+        again.open();
+        assert.equal(lines(path.join(image, 'ledger.jsonl')).length, 4, 'recorded once');
+      } finally {
+        fs.rmSync(image, { recursive: true, force: true });
+      }
+    });
+
+    it('a pass clears its intents once its records are durable, at the end of the stretch, and a clean stop leaves none', async () => {
+      const ledger = ledgerIn();
+      const durable: LedgerRecord[] = [];
+      const queue = new RecordQueue(ledger, {
+        onDurable: (records) => durable.push(...records),
+        onSyncFailed: () => assert.fail('sync failed'),
+        onHeld: () => assert.fail('held'),
+      });
+      const changes = Array.from({ length: 300 }, (_, index) => change(`up${index}`, 100 + index));
+      for (let batch = 0; batch < 3; batch++) {
+        const slice = changes.slice(batch * 100, batch * 100 + 100);
+        queue.intend(slice);
+        queue.add(slice.map(outcome));
+      }
+      assert.ok(fs.statSync(intentFile()).size > 0, 'written ahead');
+      assert.equal(durable.length, 0, 'a pass needs no sync of its records before it ends');
+      await new Promise<void>((resolve) => {
+        const wait = (): void => {
+          if (durable.length === 300) resolve();
+          else setImmediate(wait);
+        };
+        wait();
+      });
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(fs.statSync(intentFile()).size, 0, 'cleared once durable');
+      // A drift is not written ahead (its latency would pay for the sync).
+      queue.intend([{ ...change('up0', 100), trigger: 'features', event: 'drift' }]);
+      assert.equal(fs.statSync(intentFile()).size, 0);
+      queue.intend([change('up0', 100)]);
+      queue.add([outcome(change('up0', 100))]);
+      queue.flush('sync');
+      assert.equal(fs.statSync(intentFile()).size, 0);
+      queue.intend([change('up1', 101)]);
+      ledger.close();
+      assert.equal(fs.statSync(intentFile()).size, 0, 'a clean stop leaves no intent');
+    });
+  });
+
+  describe('history index (issue 22 #1)', () => {
+    const time = (seq: number): string => new Date(Date.UTC(2026, 10, 1) + seq * 1000).toISOString();
+    const history = (from: number, to: number, iface = (seq: number) => `up${seq % 50}`): string =>
+      Array.from(
+        { length: to - from + 1 },
+        (_, index) =>
+          `${JSON.stringify({ seq: from + index, time: time(from + index), ...drift(iface(from + index)) })}\n`,
+      ).join('');
+
+    it('opens without reading the history: the sequence continues, a query before the index is built waits for it and answers correctly', async function () {
+      this.timeout(30000);
+      const total = RECENT_RECORDS + 3000;
+      // A malformed line deep in the history: said when the index is built, not at open.
+      fs.writeFileSync(path.join(dir, 'ledger.jsonl.1'), `${history(1, 4000)}{"seq": 1 broken\n`);
+      fs.writeFileSync(path.join(dir, 'ledger.jsonl'), history(4001, total));
+      const observer = new Recorder();
+      const ledger = ledgerIn(LIMITS, observer);
+      assert.deepEqual(observer.warnings, [], 'nothing but the tail was read at open');
+      const appended = appendNow(ledger, [drift('new0'), drift('new1')]);
+      assert.deepEqual(
+        appended.map((record) => record.seq),
+        [total + 1, total + 2],
+      );
+      const [recent, oneInterface] = await Promise.all([
+        ledger.query({ limit: 4 }),
+        ledger.query({ interface: 'up7', limit: 3 }),
+      ]);
+      assert.deepEqual(
+        recent.records.map((record) => record.seq),
+        [total + 2, total + 1, total, total - 1],
+      );
+      assert.ok(oneInterface.records.every((record) => record.interface === 'up7'));
+      assert.equal(oneInterface.records.length, 3);
+      const all = await ledger.query({});
+      assert.equal(all.records.length, total + 2, 'every record once, memory and files joined without a gap');
+      assert.ok(
+        all.records.every((record, index) => index === 0 || (all.records[index - 1] as LedgerRecord).seq > record.seq),
+        'newest first, no duplicates',
+      );
+      assert.equal(
+        observer.warnings.filter((warning) => /skipped a malformed line/.test(warning)).length,
+        1,
+        observer.warnings.join('\n'),
+      );
+    });
+
+    it('builds the index in slices that let the event loop run between them', async function () {
+      this.timeout(30000);
+      fs.writeFileSync(path.join(dir, 'ledger.jsonl'), history(1, RECENT_RECORDS));
+      const ledger = ledgerIn();
+      let turns = 0;
+      let building = true;
+      const turn = (): void => {
+        turns++;
+        if (building) setImmediate(turn);
+      };
+      setImmediate(turn);
+      await ledger.buildIndex();
+      building = false;
+      assert.ok(turns >= 10, `the event loop turned ${turns} times while ${RECENT_RECORDS} records were indexed`);
+      assert.equal((await ledger.query({ limit: 1 })).records[0]?.seq, RECENT_RECORDS);
+    });
+
+    it('opens and continues the sequence when the history cannot be read; a query names what it could not read', async () => {
+      fs.writeFileSync(path.join(dir, 'ledger.jsonl'), '');
+      fs.mkdirSync(path.join(dir, 'ledger.jsonl.1')); // unreadable as a ledger file
+      fs.writeFileSync(path.join(dir, 'ledger.seq'), '70\n');
+      const observer = new Recorder();
+      const ledger = ledgerIn(LIMITS, observer);
+      assert.equal(appendNow(ledger, [drift('up0')])[0]?.seq, 71);
+      const result = await ledger.query({});
+      assert.deepEqual(
+        result.records.map((record) => record.seq),
+        [71],
+      );
+      assert.match(result.warnings.join('\n'), /ledger\.jsonl\.1 cannot be read/);
+    });
+
+    it('says a torn last line once, at open, and continues after the last valid record', async () => {
+      fs.writeFileSync(path.join(dir, 'ledger.jsonl'), `${history(1, 5)}{"seq": 6, "ki`);
+      const observer = new Recorder();
+      const ledger = ledgerIn(LIMITS, observer);
+      assert.equal(observer.warnings.filter((warning) => /torn last line/.test(warning)).length, 1);
+      assert.equal(appendNow(ledger, [drift('up0')])[0]?.seq, 6);
+      assert.equal((await ledger.query({})).records.length, 6);
+      assert.equal(observer.warnings.filter((warning) => /torn|malformed/.test(warning)).length, 1, 'said once');
+    });
   });
 });
 
