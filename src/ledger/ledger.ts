@@ -655,6 +655,26 @@ export class Ledger {
 
   // --- reading -----------------------------------------------------------------------------
 
+  /**
+   * Every ledger file opened before any is read, so a rotation during a scan cannot make it read
+   * one twice or skip one. A missing active file is simply empty; any other that cannot be opened
+   * is logged and passed to `onUnreadable`.
+   */
+  private async openAll(
+    onUnreadable: (warning: string) => void,
+  ): Promise<Array<{ file: string; handle: fs.promises.FileHandle; size: number }>> {
+    const opened: Array<{ file: string; handle: fs.promises.FileHandle; size: number }> = [];
+    for (const file of this.files()) {
+      try {
+        opened.push({ file, ...(await openRegularAsync(file)) });
+      } catch (error) {
+        if (file === this.activePath && isMissing(error)) continue;
+        onUnreadable(this.unreadable(file, error));
+      }
+    }
+    return opened;
+  }
+
   /** Active file first, then .1, .2, ... (newest to oldest); whatever is at those names. */
   private files(): string[] {
     const files = [this.activePath];
@@ -763,16 +783,9 @@ export class Ledger {
     const generation = this.history.generation;
     const newestFirst: LedgerRecord[] = [];
     let complete = true;
-    const opened: Array<{ file: string; handle: fs.promises.FileHandle; size: number }> = [];
-    for (const file of this.files()) {
-      try {
-        opened.push({ file, ...(await openRegularAsync(file)) });
-      } catch (error) {
-        if (file === this.activePath && isMissing(error)) continue;
-        this.unreadable(file, error);
-        complete = false;
-      }
-    }
+    const opened = await this.openAll(() => {
+      complete = false;
+    });
     try {
       for (const { file, handle, size } of opened) {
         const problems: string[] = [];
@@ -826,16 +839,7 @@ export class Ledger {
     found: LedgerRecord[],
     warnings: string[],
   ): Promise<void> {
-    // Every file is opened first: a rotation during the scan then cannot make it read one twice or skip one.
-    const opened: Array<{ file: string; handle: fs.promises.FileHandle; size: number }> = [];
-    for (const file of this.files()) {
-      try {
-        opened.push({ file, ...(await openRegularAsync(file)) });
-      } catch (error) {
-        if (file === this.activePath && isMissing(error)) continue;
-        warnings.push(this.unreadable(file, error));
-      }
-    }
+    const opened = await this.openAll((warning) => warnings.push(warning));
     const needles = rawNeedles(query);
     try {
       for (const { file, handle, size } of opened) {
