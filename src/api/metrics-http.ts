@@ -19,7 +19,8 @@
 import * as net from 'node:net';
 import { UsageError } from '../errors';
 import type { Log } from '../observe/log';
-import { EXPOSITION_CONTENT_TYPE, type Exposition } from '../observe/metrics';
+import { EXPOSITION_CONTENT_TYPE } from '../observe/exposition';
+import type { Exposition } from '../observe/metrics';
 import {
   MAX_METRICS_CONNECTIONS,
   METRICS_KEEP_ALIVE_TIMEOUT_MS,
@@ -242,21 +243,12 @@ export class MetricsHttpServer {
     let length = 0;
     for (const part of parts) length += typeof part === 'string' ? Buffer.byteLength(part) : part.length;
     socket.cork();
-    if (method === 'GET' && parts.length > 0) {
-      socket.write(head200(length, close));
-      // The last write's callback runs once the kernel has every byte, or the write failed (a
-      // destroyed socket calls it too): only then may the block's memory be written over.
-      parts.forEach((part, index) => socket.write(part, index === parts.length - 1 ? () => done() : undefined));
-    } else {
-      body.done();
-      socket.write(head200(length, close), written);
-    }
+    const sent = method === 'GET' ? parts : [];
+    // `written` goes with the last write: its callback runs once the kernel has every byte, or the write failed.
+    socket.write(head200(length, close), sent.length === 0 ? written : undefined);
+    sent.forEach((part, index) => socket.write(part, index === sent.length - 1 ? written : undefined));
     socket.uncork();
     return !close;
-    function done(): void {
-      body.done();
-      written();
-    }
   }
 }
 

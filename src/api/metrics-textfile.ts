@@ -255,7 +255,6 @@ export class MetricsTextfile {
         );
       }
     } finally {
-      exposition.done(); // nothing reads the parts any more
       // Only ever a name this process created (O_EXCL) and has not renamed yet.
       const leftover = this.temporary;
       this.temporary = null;

@@ -11,7 +11,6 @@
  */
 import { performance } from 'node:perf_hooks';
 import { actorName } from '../attribution/actor';
-import { vendorDevice } from '../facts/pci';
 import type { LedgerHealth } from '../ledger/ledger';
 import type { LedgerRecord, NewRecord, Trigger } from '../ledger/record';
 import type { Policy } from '../policy/types';
@@ -19,10 +18,9 @@ import type { FeatureInterface } from '../reconcile/feature-state';
 import type { InterfaceStatus } from '../reconcile/managed-interfaces';
 import { VERSION } from '../version';
 import type { EventCounts } from './counters';
+import { header, Histogram, labels, processLines, sample } from './exposition';
+import { renderInterfaceLines } from './interface-lines';
 import type { CheckReport, LedgerReport, Release, Sink } from './stream';
-
-/** What `Content-Type` a scrape answer carries: the classic text format. */
-export const EXPOSITION_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 /**
  * Seconds. Resolves the ≤ 2 ms correction goal (0.1 ms to 2 ms in five steps), then the slow
@@ -68,71 +66,12 @@ function correctedDrift(record: NewRecord): boolean {
   return record.event === 'drift' && record.action === 'enforced';
 }
 
-/** A label value as the text format wants it: backslash, double quote and line feed escaped. */
-export function escapeLabelValue(value: string): string {
-  return value.replace(/[\\"\n]/g, (character) => (character === '\n' ? '\\n' : `\\${character}`));
-}
-
-/** HELP text: backslash and line feed escaped (a double quote is fine there). */
-function escapeHelp(text: string): string {
-  return text.replace(/[\\\n]/g, (character) => (character === '\n' ? '\\n' : '\\\\'));
-}
-
-function labels(pairs: Record<string, string>): string {
-  const parts: string[] = [];
-  for (const [name, value] of Object.entries(pairs)) parts.push(`${name}="${escapeLabelValue(value)}"`);
-  return parts.length === 0 ? '' : `{${parts.join(',')}}`;
-}
-
-function header(name: string, type: 'gauge' | 'counter' | 'histogram', help: string): string {
-  return `# HELP ${name} ${escapeHelp(help)}\n# TYPE ${name} ${type}\n`;
-}
-
-/** One sample per line; JavaScript's shortest round-trip form is what Prometheus parses. */
-function sample(name: string, value: number, labelText = ''): string {
-  const text = Number.isNaN(value) ? 'NaN' : value === Infinity ? '+Inf' : value === -Infinity ? '-Inf' : String(value);
-  return `${name}${labelText} ${text}\n`;
-}
-
-/** A cumulative histogram with fixed buckets (seconds). */
-export class Histogram {
-  private readonly buckets: number[];
-  private sum = 0;
-  private count = 0;
-
-  constructor(private readonly bounds: readonly number[] = DURATION_BUCKETS_SECONDS) {
-    this.buckets = bounds.map(() => 0);
-  }
-
-  observe(seconds: number): void {
-    this.sum += seconds;
-    this.count++;
-    for (let i = 0; i < this.bounds.length; i++) if (seconds <= (this.bounds[i] as number)) this.buckets[i]!++;
-  }
-
-  get observations(): number {
-    return this.count;
-  }
-
-  render(name: string, help: string): string {
-    let text = header(name, 'histogram', help);
-    for (let i = 0; i < this.bounds.length; i++)
-      text += sample(`${name}_bucket`, this.buckets[i] as number, `{le="${String(this.bounds[i])}"}`);
-    text += sample(`${name}_bucket`, this.count, '{le="+Inf"}');
-    text += sample(`${name}_sum`, this.sum);
-    text += sample(`${name}_count`, this.count);
-    return text;
-  }
-}
-
 /**
- * One exposition to write: its parts, one after the other, and done() to call (once) when the
- * last write finished or failed. Until then the cached per-interface block is held: a rebuild
- * writes into a block's memory again only when no writer holds it (see Metrics.interfaceLines()).
+ * One exposition to write: its parts, one after the other. Nothing in them is written to again
+ * (a rebuilt per-interface block is a new Buffer), so a writer may take as long as it needs.
  */
 export interface Exposition {
   readonly parts: readonly (string | Buffer)[];
-  done(): void;
 }
 
 export interface RenderOptions {
@@ -144,8 +83,8 @@ export interface RenderOptions {
 }
 
 export class Metrics implements Sink {
-  readonly correction = new Histogram();
-  readonly exposure = new Histogram();
+  readonly correction = new Histogram(DURATION_BUCKETS_SECONDS);
+  readonly exposure = new Histogram(DURATION_BUCKETS_SECONDS);
   /** Links that appeared and are not yet compliant: since when (the appearance's receipt, ms). */
   private readonly appearedAt = new Map<number, number>();
   /** actor label → drifts since start (see MAX_ACTOR_LABELS). */
@@ -233,16 +172,13 @@ export class Metrics implements Sink {
 
   /** The whole exposition as one string (tests, tools); the exporters write renderParts(). */
   render(options: RenderOptions = { processMetrics: true }): string {
-    const exposition = this.renderParts(options);
-    const text = exposition.parts.map((part) => (typeof part === 'string' ? part : part.toString('utf8'))).join('');
-    exposition.done();
-    return text;
+    const { parts } = this.renderParts(options);
+    return parts.map((part) => (typeof part === 'string' ? part : part.toString('utf8'))).join('');
   }
 
   /**
    * The exposition in pieces to write one after the other: daemon-wide values read live (a few
-   * dozen lines), then the cached per-interface block, then the process metrics. The caller
-   * calls done() once written (see Exposition).
+   * dozen lines), then the cached per-interface block, then the process metrics.
    */
   renderParts(options: RenderOptions = { processMetrics: true }): Exposition {
     const inputs = this.inputs;
@@ -320,18 +256,9 @@ export class Metrics implements Sink {
       'offloadd_exposure_window_seconds',
       "From a link's first event (its appearance) to its being compliant.",
     );
-    const block = this.interfaceLines();
-    const parts: (string | Buffer)[] = [text, block.bytes];
+    const parts: (string | Buffer)[] = [text, this.interfaceLines().bytes];
     if (options.processMetrics) parts.push(processLines(inputs.startedAt));
-    block.holds++;
-    let released = false;
-    return {
-      parts,
-      done: () => {
-        if (!released) block.holds--;
-        released = true;
-      },
-    };
+    return { parts };
   }
 
   private interfaceLines(): InterfacesBlock {
@@ -350,41 +277,11 @@ export class Metrics implements Sink {
       ).unref();
       return block;
     }
-    const statuses = this.inputs.statuses();
-    // Straight into bytes, a line at a time: no 300 kB string is ever built (the heap would grow for it).
-    const labelTexts = statuses.map(
-      (status) =>
-        `{interface="${escapeLabelValue(status.name)}",driver="${escapeLabelValue(status.facts.driver ?? '')}",` +
-        `pci="${status.facts.pci ? escapeLabelValue(vendorDevice(status.facts.pci)) : ''}",rule="${escapeLabelValue(status.rule)}"} `,
-    );
-    // Sized up front, to the byte but for the values' digits: one allocation that never grows, so
-    // the block keeps next to no spare capacity for as long as it lives.
-    let expected = HEADERS_BYTES;
-    for (const labelText of labelTexts) expected += INTERFACE_LINES_OVERHEAD + 3 * Buffer.byteLength(labelText);
-    // The block being replaced is garbage once no writer holds it: write over its memory rather
-    // than leave ~300 kB to the next full collection, which an idle daemon may not run for minutes.
-    const out = new ByteWriter(expected, block?.holds === 0 ? block.bytes.buffer : null);
-    out.write(header('offloadd_interface_compliant', 'gauge', COMPLIANT_HELP));
-    statuses.forEach((status, i) => {
-      out.write('offloadd_interface_compliant');
-      out.write(labelTexts[i] as string);
-      out.write(status.compliant ? '1\n' : '0\n');
-    });
-    out.write(header('offloadd_interface_drifts_total', 'counter', DRIFTS_HELP));
-    statuses.forEach((status, i) => {
-      out.write('offloadd_interface_drifts_total');
-      out.write(labelTexts[i] as string);
-      out.write(`${status.driftCount}\n`);
-    });
-    out.write(header('offloadd_interface_unenforceable_features', 'gauge', UNENFORCEABLE_HELP));
-    statuses.forEach((status, i) => {
-      let unenforceable = 0;
-      for (const outcome of status.features) if (outcome.action === 'unenforceable') unenforceable++;
-      out.write('offloadd_interface_unenforceable_features');
-      out.write(labelTexts[i] as string);
-      out.write(`${unenforceable}\n`);
-    });
-    const built: InterfacesBlock = { version: this.version, bytes: out.bytes(), builtAt: now, holds: 0 };
+    const built: InterfacesBlock = {
+      version: this.version,
+      bytes: renderInterfaceLines(this.inputs.statuses()),
+      builtAt: now,
+    };
     this.interfacesBlock = built;
     return built;
   }
@@ -396,68 +293,7 @@ interface InterfacesBlock {
   readonly bytes: Buffer;
   /** performance.now() */
   readonly builtAt: number;
-  /** Expositions handed out with it and not yet done(). */
-  holds: number;
-}
-
-/** UTF-8 appended to one growing Buffer (outside the JavaScript heap). */
-class ByteWriter {
-  private buffer: Buffer;
-  private length = 0;
-
-  /** @param reuse memory nobody needs any more, used when it is large enough */
-  constructor(expectedBytes: number, reuse: ArrayBufferLike | null) {
-    const size = Math.max(expectedBytes, MIN_BLOCK_BYTES);
-    this.buffer = reuse && reuse.byteLength >= size ? Buffer.from(reuse) : Buffer.allocUnsafeSlow(size);
-  }
-
-  write(text: string): void {
-    // The exact size, not the worst case (3 bytes per UTF-16 unit): near the end of a buffer sized
-    // to the byte, the worst case of a long label would double a buffer that has room enough.
-    const bytes = Buffer.byteLength(text, 'utf8');
-    if (this.length + bytes > this.buffer.length) {
-      const grown = Buffer.allocUnsafeSlow(Math.max(this.buffer.length * 2, this.length + bytes));
-      this.buffer.copy(grown, 0, 0, this.length);
-      this.buffer = grown;
-    }
-    this.length += this.buffer.write(text, this.length, 'utf8');
-  }
-
-  /** What was written (a view: the spare capacity, a few bytes when sized as interfaceLines() does, stays with it). */
-  bytes(): Buffer {
-    return this.buffer.subarray(0, this.length);
-  }
 }
 
 /** The contract's textfile rate, also applied to the scrape path (see the constructor). */
 export const MIN_REBUILD_INTERVAL_MS = 1000;
-
-/** A value and its line feed, at most: a drift count of up to 11 digits. */
-const VALUE_BYTES = 12;
-/** Bytes of an interface's three lines besides their labels: the names and the values. */
-const INTERFACE_LINES_OVERHEAD =
-  'offloadd_interface_compliant'.length +
-  'offloadd_interface_drifts_total'.length +
-  'offloadd_interface_unenforceable_features'.length +
-  3 * VALUE_BYTES;
-const COMPLIANT_HELP = '1 while this managed interface is as the policy wants.';
-const DRIFTS_HELP = 'Drifts of this interface since it became managed.';
-const UNENFORCEABLE_HELP = 'Wanted features this device cannot change (as of the last check).';
-/** The per-interface block's three HELP and TYPE headers (a few hundred bytes), rounded up. */
-const HEADERS_BYTES = 1024;
-const MIN_BLOCK_BYTES = 1024;
-
-/** The standard process metrics, as the Prometheus client libraries name them. */
-function processLines(startedAt: Date): string {
-  const cpu = process.cpuUsage();
-  // The process's start, not the daemon object's: what process_start_time_seconds means elsewhere.
-  const started = Math.min(startedAt.getTime(), performance.timeOrigin) / 1000;
-  return (
-    header('process_start_time_seconds', 'gauge', 'Start time of the process since unix epoch in seconds.') +
-    sample('process_start_time_seconds', Math.round(started * 1000) / 1000) +
-    header('process_resident_memory_bytes', 'gauge', 'Resident memory size in bytes.') +
-    sample('process_resident_memory_bytes', process.memoryUsage.rss()) +
-    header('process_cpu_seconds_total', 'counter', 'Total user and system CPU time spent in seconds.') +
-    sample('process_cpu_seconds_total', (cpu.user + cpu.system) / 1e6)
-  );
-}
