@@ -20,23 +20,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { OffloaddError } from '../errors';
 import type { LedgerLimits } from '../policy/types';
-import {
-  isMissing,
-  openRegular,
-  openRegularAsync,
-  OPEN_APPEND,
-  OPEN_READ,
-  readBackward,
-  readBackwardSync,
-  readSeqFile,
-  sameFile,
-  syncDirectory,
-  writeSeqFile,
-} from './files';
+import { openRegular, OPEN_APPEND, readSeqFile, sameFile, syncDirectory, writeSeqFile } from './files';
+import { lastSeqIn, LedgerFileSet } from './file-set';
 import { RecentHistory, RECENT_RECORDS } from './history';
 import { IntentLog, recordsAfter, recoveredRecord, unresolved, type ChangeIntent } from './intents';
 import { LedgerReserve } from './reserve';
-import { parseRecord, type LedgerRecord, type NewRecord, type RecordEvent } from './record';
+import { matches, SinceScan, type LedgerQuery, type LedgerQueryResult } from './query';
+import type { LedgerRecord, NewRecord } from './record';
+
+export type { LedgerQuery, LedgerQueryResult } from './query';
 
 const ACTIVE_FILE = 'ledger.jsonl';
 const SEQ_FILE = 'ledger.seq';
@@ -51,42 +43,6 @@ export const MAX_HELD_RECORDS = 10_000;
 export const RETRY_INTERVAL_MS = 1000;
 /** The error code records are delivered with when they could not be written (the observer already heard why). */
 export const HELD = 'ERR_LEDGER_HELD';
-/** Warnings about one file's lines at start-up beyond this are summed up in one line. */
-const MAX_LINE_WARNINGS = 20;
-/**
- * How far back a wall clock may have been stepped for `since` to still find what was written
- * after the step: records stamped up to this long before `since` are looked through.
- */
-export const SINCE_CLOCK_STEP_MS = 24 * 60 * 60 * 1000;
-/**
- * Bytes of history read and parsed per slice of the index build (about 50 records of ~300 bytes,
- * ~1 ms): between slices the event loop runs, so link events and corrections never wait long.
- */
-const INDEX_CHUNK_BYTES = 16 * 1024;
-/** Lines the ledger writes start like this: records already in memory are skipped without parsing. */
-const SEQ_PREFIX = /^\{"seq":(\d+),/;
-
-export interface LedgerQuery {
-  /**
-   * Records from the first one stamped at or after it, by sequence number: a record stamped
-   * earlier because the wall clock was stepped back after `since` is still in the answer. The
-   * search ends at a record stamped more than SINCE_CLOCK_STEP_MS before `since`.
-   */
-  since?: Date;
-  interface?: string;
-  feature?: string;
-  event?: RecordEvent;
-  /** Newest N (after filtering). */
-  limit?: number;
-}
-
-export interface LedgerQueryResult {
-  /** Newest first. */
-  records: LedgerRecord[];
-  /** Files that could not be read: the answer may be missing older records. */
-  warnings: string[];
-}
-
 export interface LedgerHealth {
   path: string;
   writable: boolean;
@@ -154,10 +110,9 @@ export class Ledger {
   /** The active file's length at open: the index reads no further (past it, records appended since; before it, a torn line said at open). */
   private activeBytesAtOpen = 0;
   private diskScans: Promise<void> = Promise.resolve();
-  /** Unreadable files already logged (a query repeats, the log line need not). */
-  private readonly loggedUnreadable = new Set<string>();
   private closed = true;
   private readonly intents: IntentLog;
+  private readonly fileSet: LedgerFileSet;
   /** Writing intents failed in this episode (said once). */
   private intentProblemSaid = false;
 
@@ -167,6 +122,11 @@ export class Ledger {
     private readonly observer: LedgerObserver = SILENT,
   ) {
     this.intents = new IntentLog(path.join(dir, INTENT_FILE));
+    this.fileSet = new LedgerFileSet(
+      this.activePath,
+      () => this.limits.keepFiles,
+      (message) => this.observer.warning(message),
+    );
   }
 
   get activePath(): string {
@@ -321,7 +281,7 @@ export class Ledger {
     // Deeper: one scan of the files at a time, so concurrent deep queries queue instead of multiplying the work.
     const below = this.history.oldestSeq ?? Number.MAX_SAFE_INTEGER;
     const warnings: string[] = [];
-    const scan = this.diskScans.then(() => this.scanFiles(query, since, below, limit, found, warnings));
+    const scan = this.diskScans.then(() => this.fileSet.scan(query, since, below, limit, found, warnings));
     this.diskScans = scan.catch(() => undefined);
     await scan;
     return { records: found, warnings };
@@ -619,22 +579,13 @@ export class Ledger {
   }
 
   private rotate(): void {
-    const keep = this.limits.keepFiles;
     try {
       writeSeqFile(this.seqPath, this.seq); // before the active file goes: `keep: 0` leaves no record to continue from
     } catch (error) {
       this.observer.warning(`could not save the sequence number in ${this.seqPath} (${(error as Error).message})`);
     }
     try {
-      if (keep === 0) fs.rmSync(this.activePath, { force: true });
-      else {
-        fs.rmSync(`${this.activePath}.${keep}`, { force: true });
-        for (let index = keep - 1; index >= 1; index--) {
-          const from = `${this.activePath}.${index}`;
-          if (fs.lstatSync(from, { throwIfNoEntry: false })) fs.renameSync(from, `${this.activePath}.${index + 1}`);
-        }
-        fs.renameSync(this.activePath, `${this.activePath}.1`);
-      }
+      this.fileSet.rotate();
     } catch (error) {
       this.rotationRetryAt = this.size + this.limits.maxBytes;
       this.observer.warning(
@@ -644,7 +595,7 @@ export class Ledger {
     }
     this.rotationRetryAt = 0;
     this.retire();
-    if (keep === 0) this.history.clearRecords();
+    if (this.limits.keepFiles === 0) this.history.clearRecords();
     this.openActive();
     try {
       syncDirectory(this.dir);
@@ -656,79 +607,20 @@ export class Ledger {
   // --- reading -----------------------------------------------------------------------------
 
   /**
-   * Every ledger file opened before any is read, so a rotation during a scan cannot make it read
-   * one twice or skip one. A missing active file is simply empty; any other that cannot be opened
-   * is logged and passed to `onUnreadable`.
-   */
-  private async openAll(
-    onUnreadable: (warning: string) => void,
-  ): Promise<Array<{ file: string; handle: fs.promises.FileHandle; size: number }>> {
-    const opened: Array<{ file: string; handle: fs.promises.FileHandle; size: number }> = [];
-    for (const file of this.files()) {
-      try {
-        opened.push({ file, ...(await openRegularAsync(file)) });
-      } catch (error) {
-        if (file === this.activePath && isMissing(error)) continue;
-        onUnreadable(this.unreadable(file, error));
-      }
-    }
-    return opened;
-  }
-
-  /** Active file first, then .1, .2, ... (newest to oldest); whatever is at those names. */
-  private files(): string[] {
-    const files = [this.activePath];
-    for (let index = 1; index <= this.limits.keepFiles; index++) {
-      const file = `${this.activePath}.${index}`;
-      if (fs.lstatSync(file, { throwIfNoEntry: false })) files.push(file);
-    }
-    return files;
-  }
-
-  /**
    * Before READY: the sequence number to continue from (ledger.seq, and the newest record in the
-   * files, found by reading the newest file backwards to its last valid line), and a torn last
-   * line, said once.
+   * files), and the active file's length, which the index build reads no further than.
    */
   private readTail(): void {
-    let newest = 0;
-    for (const file of this.files()) {
-      let opened;
-      try {
-        opened = openRegular(file, OPEN_READ);
-      } catch {
-        continue; // named by openActive() (the active file) or by the index build (the others)
-      }
-      if (file === this.activePath) this.activeBytesAtOpen = opened.stat.size;
-      try {
-        readBackwardSync(opened.fd, opened.stat.size, (line, fromEnd) => {
-          if (line === '') return true;
-          const parsed = parseRecord(line);
-          if ('problem' in parsed) {
-            if (file === this.activePath && fromEnd === 0)
-              this.observer.warning(
-                `${file}: skipped a torn last line (${parsed.problem}, ${Buffer.byteLength(line)} bytes)`,
-              );
-            return true;
-          }
-          newest = parsed.record.seq;
-          return false;
-        });
-      } catch {
-        // unreadable: the index build names it
-      } finally {
-        fs.closeSync(opened.fd);
-      }
-      if (newest > 0) break;
-    }
+    const tail = this.fileSet.readTail();
+    this.activeBytesAtOpen = tail.activeBytes;
     let saved: number | null = null;
     try {
       saved = readSeqFile(this.seqPath);
     } catch (error) {
       this.observer.warning(`${this.seqPath}: ${(error as Error).message}; continuing from the records' numbers`);
     }
-    this.lastSeqInFiles = newest;
-    this.seq = Math.max(this.seq, newest, saved ?? 0);
+    this.lastSeqInFiles = tail.newestSeq;
+    this.seq = Math.max(this.seq, tail.newestSeq, saved ?? 0);
   }
 
   /**
@@ -748,7 +640,7 @@ export class Ledger {
     if (left.skipped > 0) this.observer.warning(`${this.intents.file}: skipped ${left.skipped} torn lines`);
     if (left.intents.length > 0) {
       const after = Math.min(...left.intents.map((intent) => intent.after));
-      const missing = unresolved(left.intents, [...recordsAfter(this.files(), after), ...this.held]);
+      const missing = unresolved(left.intents, [...recordsAfter(this.fileSet.files(), after), ...this.held]);
       if (missing.length > 0) {
         let durable = false;
         this.append(
@@ -779,170 +671,18 @@ export class Ledger {
    * (records from the files numbered above lastSeqInFiles were appended or replayed since open).
    */
   private async loadIndex(): Promise<void> {
-    const below = this.lastSeqInFiles;
     const generation = this.history.generation;
-    const newestFirst: LedgerRecord[] = [];
-    let complete = true;
-    const opened = await this.openAll(() => {
-      complete = false;
-    });
-    try {
-      for (const { file, handle, size } of opened) {
-        const problems: string[] = [];
-        try {
-          await readBackward(
-            handle,
-            file === this.activePath ? Math.min(size, this.activeBytesAtOpen) : size,
-            (line, fromEnd) => {
-              if (line === '' || this.closed) return !this.closed;
-              const prefix = SEQ_PREFIX.exec(line);
-              if (prefix && Number(prefix[1]) > below) return true; // in memory already
-              const parsed = parseRecord(line);
-              if ('problem' in parsed) {
-                // A torn last line was said at open.
-                if (!(file === this.activePath && fromEnd === 0))
-                  problems.push(`skipped a malformed line (${parsed.problem}, ${Buffer.byteLength(line)} bytes)`);
-                return true;
-              }
-              if (parsed.record.seq > below) return true;
-              newestFirst.push(parsed.record);
-              return newestFirst.length < RECENT_RECORDS;
-            },
-            INDEX_CHUNK_BYTES,
-          );
-        } catch (error) {
-          this.unreadable(file, error);
-          complete = false;
-        }
-        for (const problem of problems.slice(0, MAX_LINE_WARNINGS)) this.observer.warning(`${file}: ${problem}`);
-        if (problems.length > MAX_LINE_WARNINGS)
-          this.observer.warning(`${file}: ${problems.length - MAX_LINE_WARNINGS} more lines skipped`);
-        if (newestFirst.length >= RECENT_RECORDS) {
-          complete = false;
-          break;
-        }
-        if (this.closed) return;
-      }
-    } finally {
-      await Promise.all(opened.map(({ handle }) => handle.close().catch(() => undefined)));
-    }
+    const read = await this.fileSet.readNewest(
+      this.lastSeqInFiles,
+      RECENT_RECORDS,
+      this.activeBytesAtOpen,
+      () => this.closed,
+    );
+    if (read === null) return;
     // A `keep: 0` rotation meanwhile removed what was read: those records no longer exist.
-    if (this.history.generation === generation) this.history.addOlder(newestFirst.reverse(), complete);
+    if (this.history.generation === generation) this.history.addOlder(read.newestFirst.reverse(), read.complete);
     this.indexBuilt = true;
   }
-
-  private async scanFiles(
-    query: LedgerQuery,
-    since: SinceScan,
-    below: number,
-    limit: number,
-    found: LedgerRecord[],
-    warnings: string[],
-  ): Promise<void> {
-    const opened = await this.openAll((warning) => warnings.push(warning));
-    const needles = rawNeedles(query);
-    try {
-      for (const { file, handle, size } of opened) {
-        let done = false;
-        try {
-          await readBackward(handle, size, (line) => {
-            const prefix = SEQ_PREFIX.exec(line);
-            if (line === '' || (prefix && Number(prefix[1]) >= below)) return true; // already answered from memory
-            // A line as the daemon writes it that lacks a filter's exact text cannot match: not parsed.
-            if (prefix && !since.active && !needles.every((group) => group.some((needle) => line.includes(needle))))
-              return true;
-            const parsed = parseRecord(line);
-            if ('problem' in parsed || parsed.record.seq >= below) return true;
-            const verdict = since.judge(parsed.record);
-            if (verdict === 'end') {
-              done = true;
-              return false;
-            }
-            if (verdict === 'take') {
-              found.push(...since.release(), ...(matches(parsed.record, query) ? [parsed.record] : []));
-            } else if (verdict === 'maybe' && matches(parsed.record, query)) since.holdBack(parsed.record);
-            done = found.length >= limit;
-            if (found.length > limit) found.length = limit;
-            return !done;
-          });
-        } catch (error) {
-          warnings.push(this.unreadable(file, error));
-        }
-        if (done) break;
-      }
-    } finally {
-      await Promise.all(opened.map(({ handle }) => handle.close().catch(() => undefined)));
-    }
-  }
-
-  /** Logged once per file and problem; returned for the query's answer. */
-  private unreadable(file: string, error: unknown): string {
-    const message = `${file} cannot be read (${(error as Error).message}); history from it is left out`;
-    if (!this.loggedUnreadable.has(message)) {
-      this.loggedUnreadable.add(message);
-      this.observer.warning(message);
-    }
-    return message;
-  }
-}
-
-/**
- * `since` over records met newest first (by sequence number). A record stamped before `since` is
- * held back: it is in the answer only if an older record (lower number) is stamped at or after
- * `since`, which means the clock was stepped back in between.
- */
-class SinceScan {
-  private heldBack: LedgerRecord[] = [];
-  private readonly sinceMs: number | undefined;
-
-  constructor(since: Date | undefined) {
-    this.sinceMs = since?.getTime();
-  }
-
-  get active(): boolean {
-    return this.sinceMs !== undefined;
-  }
-
-  judge(record: LedgerRecord): 'take' | 'maybe' | 'end' {
-    if (this.sinceMs === undefined) return 'take';
-    const stamped = Date.parse(record.time);
-    if (stamped >= this.sinceMs) return 'take';
-    return stamped < this.sinceMs - SINCE_CLOCK_STEP_MS ? 'end' : 'maybe';
-  }
-
-  holdBack(record: LedgerRecord): void {
-    this.heldBack.push(record);
-  }
-
-  /** A record stamped at or after `since` was met: those held back (newer than it) are in the answer. */
-  release(): LedgerRecord[] {
-    const released = this.heldBack;
-    this.heldBack = [];
-    return released;
-  }
-}
-
-function matches(record: LedgerRecord, query: LedgerQuery): boolean {
-  return (
-    (query.interface === undefined || record.interface === query.interface) &&
-    (query.feature === undefined || record.feature === query.feature) &&
-    (query.event === undefined || record.event === query.event)
-  );
-}
-
-/**
- * `"interface":"up0"` and the like, as JSON.stringify writes them, for the query's filters: a
- * line must hold one of each group. (Lines from before API v1 say "kind" for "event".)
- */
-function rawNeedles(query: LedgerQuery): string[][] {
-  const needles: string[][] = [];
-  for (const key of ['interface', 'feature', 'event'] as const) {
-    const value = query[key];
-    if (value === undefined) continue;
-    const names = key === 'event' ? ['event', 'kind'] : [key];
-    needles.push(names.map((name) => `${JSON.stringify(name)}:${JSON.stringify(value)}`));
-  }
-  return needles;
 }
 
 function deliver(batches: PendingBatch[], syncError: Error | null): void {
@@ -954,17 +694,4 @@ function lastByte(fd: number, size: number): number {
   const buffer = Buffer.alloc(1);
   fs.readSync(fd, buffer, 0, 1, size - 1);
   return buffer[0] as number;
-}
-
-/** The sequence number of the last valid record in an open file (0 if none). */
-function lastSeqIn(fd: number, size: number): number {
-  let seq = 0;
-  readBackwardSync(fd, size, (line) => {
-    if (line === '') return true;
-    const parsed = parseRecord(line);
-    if ('problem' in parsed) return true;
-    seq = parsed.record.seq;
-    return false;
-  });
-  return seq;
 }
