@@ -24,7 +24,7 @@ import { openRegular, OPEN_APPEND, readSeqFile, sameFile, syncDirectory, writeSe
 import { lastSeqIn, LedgerFileSet } from './file-set';
 import { RecentHistory, RECENT_RECORDS } from './history';
 import { IntentLog, recordsAfter, recoveredRecord, unresolved, type ChangeIntent } from './intents';
-import { LedgerReserve } from './reserve';
+import { HeldRecords } from './held-records';
 import { matches, SinceScan, type LedgerQuery, type LedgerQueryResult } from './query';
 import type { LedgerRecord, NewRecord } from './record';
 
@@ -34,11 +34,6 @@ const ACTIVE_FILE = 'ledger.jsonl';
 const SEQ_FILE = 'ledger.seq';
 const RESERVE_FILE = 'ledger.reserve';
 const INTENT_FILE = 'ledger.intent';
-/**
- * Records held in memory only (not in the reserve) while the ledger cannot be written; beyond
- * this the oldest of those are dropped.
- */
-export const MAX_HELD_RECORDS = 10_000;
 /** While unwritable, how often writing the held records is retried without new records. */
 export const RETRY_INTERVAL_MS = 1000;
 /** The error code records are delivered with when they could not be written (the observer already heard why). */
@@ -90,15 +85,9 @@ export class Ledger {
   /** The active file ends in a torn line: the next append starts with a newline. */
   private needsNewline = false;
   private seq = 0;
-  private held: LedgerRecord[] = [];
-  /** held[0, inReserve) are also in the reserve file. */
-  private inReserve = 0;
-  private reserve: LedgerReserve | null = null;
-  /** The reserve was found full in this episode (said once). */
-  private reserveFullSaid = false;
+  private readonly held: HeldRecords;
   /** The highest sequence number found in the ledger's files at start. */
   private lastSeqInFiles = 0;
-  private droppedHeld = 0;
   private unwritableSince: Date | null = null;
   private problem: string | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -122,6 +111,9 @@ export class Ledger {
     private readonly observer: LedgerObserver = SILENT,
   ) {
     this.intents = new IntentLog(path.join(dir, INTENT_FILE));
+    this.held = new HeldRecords(path.join(dir, RESERVE_FILE), this.activePath, (message) =>
+      this.observer.warning(message),
+    );
     this.fileSet = new LedgerFileSet(
       this.activePath,
       () => this.limits.keepFiles,
@@ -134,7 +126,7 @@ export class Ledger {
   }
 
   get reservePath(): string {
-    return path.join(this.dir, RESERVE_FILE);
+    return this.held.reservePath;
   }
 
   private get seqPath(): string {
@@ -152,7 +144,7 @@ export class Ledger {
       writable: this.unwritableSince === null,
       unwritableSince: this.unwritableSince?.toISOString() ?? null,
       problem: this.problem,
-      heldRecords: this.held.length,
+      heldRecords: this.held.count,
     };
   }
 
@@ -166,8 +158,8 @@ export class Ledger {
     this.closed = false;
     this.history.complete = false; // until the index is built, older records are only in the files
     this.readTail();
-    this.openReserve();
-    if (this.openActive() && this.held.length > 0) this.writeOut([]);
+    this.takeBackReserve();
+    if (this.openActive() && this.held.count > 0) this.writeOut([]);
     this.recoverIntents();
   }
 
@@ -205,7 +197,7 @@ export class Ledger {
    * and no record is held (a held record may yet be lost; its intent stands for it).
    */
   intentsDurable(upTo: number): void {
-    if (this.held.length > 0) return;
+    if (this.held.count > 0) return;
     try {
       this.intents.clear(upTo);
     } catch (error) {
@@ -292,29 +284,11 @@ export class Ledger {
     this.stopRetryTimer();
     if (this.closed) return;
     this.closed = true;
-    if (this.held.length > 0) this.writeOut([]);
+    if (this.held.count > 0) this.writeOut([]);
     const syncError = this.syncNow();
-    if (this.held.length === 0 && syncError === null) this.intentsDurable(this.intents.written);
+    if (this.held.count === 0 && syncError === null) this.intentsDurable(this.intents.written);
     this.intents.close();
-    if (this.held.length > 0) {
-      this.keepInReserve();
-      const first = (this.held[0] as LedgerRecord).seq;
-      if (this.inReserve > 0) {
-        this.observer.warning(
-          `${this.inReserve} records (#${first} to #${(this.held[this.inReserve - 1] as LedgerRecord).seq}) could not be ` +
-            `written to ${this.activePath}: they are kept in ${this.reservePath} and written to the ledger at the next start`,
-        );
-      }
-      const memoryOnly = this.held.slice(this.inReserve);
-      if (memoryOnly.length > 0) {
-        this.observer.warning(
-          `${memoryOnly.length} records (#${(memoryOnly[0] as LedgerRecord).seq} to #${this.seq}) could not be written ` +
-            `to ${this.activePath} nor to its reserve: they are only in the log`,
-        );
-      }
-    }
-    this.reserve?.close();
-    this.reserve = null;
+    this.held.close(this.seq);
     try {
       if (this.seq > 0) writeSeqFile(this.seqPath, this.seq);
     } catch {
@@ -331,7 +305,7 @@ export class Ledger {
   private writeOut(records: LedgerRecord[]): Error | null {
     if (this.fd === null && !this.openActive()) return this.hold(records, null);
     const fd = this.fd as number;
-    const pending = this.held.length > 0 ? [...this.held, ...records] : records;
+    const pending = this.held.count > 0 ? [...this.held.records, ...records] : records;
     const bytes = Buffer.from(
       `${this.needsNewline ? '\n' : ''}${pending.map((record) => `${JSON.stringify(record)}\n`).join('')}`,
     );
@@ -343,84 +317,9 @@ export class Ledger {
     }
     this.size += bytes.length;
     this.needsNewline = false;
-    const heldWritten = this.held.length;
-    this.held = [];
-    if (this.inReserve > 0) this.releaseReserve(fd);
+    const heldWritten = this.held.written(() => fs.fdatasyncSync(fd));
     if (this.unwritableSince !== null) this.markWritable(heldWritten);
     return null;
-  }
-
-  /** Reads the reserve (allocating it) and takes what the last run kept there as held records. */
-  private openReserve(): void {
-    try {
-      this.reserve = LedgerReserve.open(this.reservePath);
-    } catch (error) {
-      const hint = (error as OffloaddError).hint;
-      this.observer.warning(
-        `${(error as Error).message}${hint ? ` (${hint})` : ''}; records the ledger cannot take are held in memory only`,
-      );
-      return;
-    }
-    if (this.reserve.problem !== null) this.observer.warning(this.reserve.problem);
-    if (this.reserve.skippedLines > 0) {
-      this.observer.warning(`${this.reservePath}: skipped ${this.reserve.skippedLines} torn lines`);
-    }
-    // A crash between writing them to the ledger and clearing the reserve leaves some in both.
-    const pending = this.reserve.found.filter((record) => record.seq > this.lastSeqInFiles);
-    if (pending.length === 0) {
-      if (!this.reserve.empty) this.clearReserve();
-      return;
-    }
-    pending.sort((a, b) => a.seq - b.seq);
-    for (const record of pending) this.history.add(record);
-    this.held = pending;
-    this.inReserve = pending.length;
-    this.seq = Math.max(this.seq, (pending[pending.length - 1] as LedgerRecord).seq);
-    this.observer.warning(
-      `${pending.length} records the last run could not write to the ledger (#${(pending[0] as LedgerRecord).seq} to ` +
-        `#${(pending[pending.length - 1] as LedgerRecord).seq}) were kept in ${this.reservePath}; writing them to the ledger`,
-    );
-  }
-
-  /** Held records not yet in the reserve go there (all or none, in order). */
-  private keepInReserve(): void {
-    if (this.reserve === null || this.reserveFullSaid || this.inReserve >= this.held.length) return;
-    let kept = 0;
-    try {
-      kept = this.reserve.keep(this.held.slice(this.inReserve));
-    } catch (error) {
-      this.observer.warning(`could not write to ${this.reservePath} (${(error as Error).message})`);
-      return;
-    }
-    this.inReserve += kept;
-    if (kept === 0 && !this.reserveFullSaid) {
-      this.reserveFullSaid = true;
-      this.observer.warning(
-        `${this.reservePath} is full: records from #${(this.held[this.inReserve] as LedgerRecord).seq} on are held in memory only`,
-      );
-    }
-  }
-
-  /** The held records are in the ledger file now: once they are durable there, the reserve is emptied. */
-  private releaseReserve(fd: number): void {
-    try {
-      fs.fdatasyncSync(fd);
-    } catch (error) {
-      // Left in the reserve: the next start skips those the ledger has by their numbers.
-      this.observer.warning(`could not sync ${this.activePath} (${(error as Error).message})`);
-      return;
-    }
-    this.clearReserve();
-  }
-
-  private clearReserve(): void {
-    this.inReserve = 0;
-    this.reserveFullSaid = false;
-    try {
-      this.reserve?.clear();
-    } catch (error) {
-      this.observer.warning(`could not clear ${this.reservePath} (${(error as Error).message})`);
-    }
   }
 
   /** After a failed or partial append: cut the file back so the next record starts on a fresh line. */
@@ -437,23 +336,12 @@ export class Ledger {
   }
 
   private hold(records: LedgerRecord[], error: Error | null): Error {
-    this.held.push(...records);
-    this.keepInReserve();
-    const memoryOnly = this.held.length - this.inReserve;
-    if (memoryOnly > MAX_HELD_RECORDS) {
-      const dropped = memoryOnly - MAX_HELD_RECORDS;
-      this.held.splice(this.inReserve, dropped);
-      if (this.droppedHeld === 0)
-        this.observer.warning(
-          `ledger unwritable for too long: dropping the oldest held records (only in the log now); keeping the newest ${MAX_HELD_RECORDS}`,
-        );
-      this.droppedHeld += dropped;
-    }
+    this.held.hold(records);
     if (error) this.markUnwritable(error);
     return new OffloaddError(
       HELD,
       `not written to the ledger (${this.problem ?? 'unwritable'}); held until it can be written` +
-        (this.inReserve === this.held.length ? ` (kept in ${this.reservePath} meanwhile)` : ''),
+        (this.held.allInReserve ? ` (kept in ${this.reservePath} meanwhile)` : ''),
     );
   }
 
@@ -470,7 +358,7 @@ export class Ledger {
     const since = (this.unwritableSince as Date).toISOString();
     this.unwritableSince = null;
     this.problem = null;
-    this.droppedHeld = 0;
+    this.held.endEpisode();
     this.stopRetryTimer();
     this.observer.writable(this.health, since, written);
   }
@@ -623,6 +511,13 @@ export class Ledger {
     this.seq = Math.max(this.seq, tail.newestSeq, saved ?? 0);
   }
 
+  /** What the last run kept in the reserve, not in the files: held again, to be written first. */
+  private takeBackReserve(): void {
+    const kept = this.held.open(this.lastSeqInFiles);
+    for (const record of kept) this.history.add(record);
+    if (kept.length > 0) this.seq = Math.max(this.seq, (kept[kept.length - 1] as LedgerRecord).seq);
+  }
+
   /**
    * Intents the last run left: a clean stop leaves none. Those whose outcome no record names
    * (the process was killed between the change and its record's sync) are recorded now.
@@ -640,7 +535,7 @@ export class Ledger {
     if (left.skipped > 0) this.observer.warning(`${this.intents.file}: skipped ${left.skipped} torn lines`);
     if (left.intents.length > 0) {
       const after = Math.min(...left.intents.map((intent) => intent.after));
-      const missing = unresolved(left.intents, [...recordsAfter(this.fileSet.files(), after), ...this.held]);
+      const missing = unresolved(left.intents, [...recordsAfter(this.fileSet.files(), after), ...this.held.records]);
       if (missing.length > 0) {
         let durable = false;
         this.append(
