@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { sinceForApi } from '../../src/cli/offloadctl';
+import { sinceForApi } from '../../src/cli/offloadctl-args';
 
 describe('offloadctl --since', () => {
   const savedZone = process.env['TZ'];
