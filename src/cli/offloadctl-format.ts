@@ -74,16 +74,9 @@ export function formatShow(out: Output, status: InterfaceStatusView): string {
   ].join('\n');
   return (
     lines +
-    table(
-      ['FEATURE', 'AS', 'WANTED', 'ACTIVE', 'ACTION', 'REASON'],
-      status.features.map((feature) => [
-        feature.feature,
-        feature.as,
-        feature.wanted,
-        feature.active ?? '-',
-        feature.action,
-        feature.reason ?? '',
-      ]),
+    featureTable(
+      'ACTION',
+      status.features.map((feature) => ({ ...feature, step: feature.action })),
     )
   );
 }
@@ -161,17 +154,28 @@ export function formatExplain(out: Output, result: ExplainResult): string {
   return (
     lines.join('\n') +
     '\n' +
-    table(
-      ['FEATURE', 'AS', 'WANTED', 'ACTIVE', 'PLAN', 'REASON'],
-      result.plan.map((entry) => [
-        entry.feature,
-        entry.as,
-        entry.wanted,
-        entry.active ?? '-',
-        verbs[entry.plan] ?? entry.plan,
-        entry.reason ?? '',
-      ]),
+    featureTable(
+      'PLAN',
+      result.plan.map((entry) => ({ ...entry, step: verbs[entry.plan] ?? entry.plan })),
     )
+  );
+}
+
+/** One feature's row in show's and explain's tables: `step` is what was done (ACTION) or would be (PLAN). */
+interface FeatureRow {
+  feature: string;
+  as: string;
+  wanted: string;
+  active: string | null;
+  step: string;
+  reason: string | null;
+}
+
+/** The per-feature table of show (what the last check did) and explain (what enforcing would do). */
+function featureTable(stepTitle: 'ACTION' | 'PLAN', rows: readonly FeatureRow[]): string {
+  return table(
+    ['FEATURE', 'AS', 'WANTED', 'ACTIVE', stepTitle, 'REASON'],
+    rows.map((row) => [row.feature, row.as, row.wanted, row.active ?? '-', row.step, row.reason ?? '']),
   );
 }
 
