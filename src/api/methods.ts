@@ -15,7 +15,8 @@ import type { Explanation } from '../reconcile/reconciler';
 import { VERSION } from '../version';
 import type { InterfaceStatus } from '../reconcile/managed-interfaces';
 import { API_VERSION, DRIFT_DEFAULT_LIMIT, RpcCode } from './protocol';
-import { RpcError, type ApiServer, type Handlers } from './server';
+import type { Handlers } from './dispatch';
+import { RpcError, type ApiServer } from './server';
 import { interfaceView, planView, statusView, type InterfaceStatusView } from './views';
 
 /** ISO 8601 date and time with its zone: Z or ±hh:mm. */

@@ -3,7 +3,8 @@
  * clients: bounded clients with a cap per user and slots only root and the admin group may take,
  * refusals closed at once and logged as a count per interval, accept() paused rather than spun
  * when descriptors run out, and per connection (connection.ts) bounded requests, deadlines and
- * unread output. Callers are identified by SO_PEERCRED.
+ * unread output. Callers are identified by SO_PEERCRED. What a request line gets for an answer
+ * is dispatch.ts's.
  *
  * The socket path is only ever replaced when it holds a stale socket (nobody answers on it),
  * and on exit only the socket this process bound is removed (socket-file.ts).
@@ -11,20 +12,13 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { addon, errnoName, type NativeUnixListener, type PeerCredentials } from '../addon/binding';
-import { OffloaddError, PolicyError } from '../errors';
 import type { Log } from '../observe/log';
 import { Connection, type Caller } from './connection';
+import { RequestDispatcher, type Handlers } from './dispatch';
 import { isMemberOf, resolveGroup } from './identity';
-import { errorResponse, parseRequest, resultResponse, RpcError, toErrorResponse } from './jsonrpc';
+import { errorResponse } from './jsonrpc';
 import { ACCEPT_BACKOFF_MS, DRAIN_BEFORE_DESTROY_MS, type ApiLimits } from './limits';
-import {
-  LEDGER_METHODS,
-  PRIVILEGED_METHODS,
-  RpcCode,
-  type MethodName,
-  type Methods,
-  type WatchEvent,
-} from './protocol';
+import { RpcCode, type WatchEvent } from './protocol';
 import { Refusals } from './refusals';
 import { checkSocketPath, makeSocketDirectory, removeIfSame, type SocketIdentity } from './socket-file';
 
@@ -40,14 +34,6 @@ export interface ApiServerOptions extends ApiLimits {
   adminGroup: string | null;
 }
 
-export type Handlers = {
-  [M in MethodName]: (
-    params: Methods[M]['params'],
-    caller: Caller,
-    connection: Connection,
-  ) => Methods[M]['result'] | Promise<Methods[M]['result']>;
-};
-
 /** As Node's net.Server default: connections the kernel queues before they are accepted. */
 const LISTEN_BACKLOG = 511;
 
@@ -59,20 +45,19 @@ export class ApiServer {
   private readonly connections = new Set<Connection>();
   private readonly connectionsByUid = new Map<number, number>();
   private readonly refusals: Refusals;
+  private readonly dispatcher: RequestDispatcher;
   private acceptBackoff: NodeJS.Timeout | null = null;
-  /** Ledger queries running, and those waiting for a turn. */
-  private ledgerQueries = 0;
-  private readonly ledgerQueue: Array<() => void> = [];
   private adminGid: number | null = null;
   /** The socket file this process bound, once listening. */
   private bound: SocketIdentity | null = null;
 
   constructor(
     private readonly options: ApiServerOptions,
-    private readonly handlers: Handlers,
+    handlers: Handlers,
     private readonly log: Log,
   ) {
     this.refusals = new Refusals(log, 'API: ');
+    this.dispatcher = new RequestDispatcher(handlers, options, log);
   }
 
   get watchers(): Connection[] {
@@ -185,7 +170,7 @@ export class ApiServer {
       return;
     }
     const connection = new Connection(socket, caller, this.options, {
-      onRequest: (client, line) => this.handleLine(client, line),
+      onRequest: (client, line) => this.dispatcher.handleLine(client, line),
       onTooLong: (client) =>
         this.refuseRequest(
           client,
@@ -304,102 +289,5 @@ export class ApiServer {
     connection.socket.resume();
     connection.socket.end();
     setTimeout(() => connection.socket.destroy(), DRAIN_BEFORE_DESTROY_MS).unref();
-  }
-
-  /**
-   * One request line: answered (synchronously, or when the returned promise settles), unless it
-   * is a notification, which is run and never answered (JSON-RPC 2.0).
-   */
-  private handleLine(connection: Connection, line: string): void | Promise<void> {
-    const request = parseRequest(line);
-    if (request.kind === 'invalid') {
-      if (request.response !== null) connection.send(request.response);
-      return;
-    }
-    const { id, notification, method: name, params } = request;
-    const answer = (response: object): void => {
-      if (!notification) connection.send(response);
-    };
-    if (PRIVILEGED_METHODS.has(name) && !connection.caller.admin) {
-      this.log.event(
-        'accessDenied',
-        'warning',
-        `API: refused ${name} for uid ${connection.caller.uid} (pid ${connection.caller.pid})`,
-        {
-          OFFLOADD_UID: connection.caller.uid,
-          OFFLOADD_PID: connection.caller.pid,
-          OFFLOADD_METHOD: name,
-        },
-      );
-      answer(
-        errorResponse(id, RpcCode.notAuthorized, `${name} needs root or membership in the admin group`, {
-          hint: 'run offloadctl as root (prefix sudo), or ask for membership in the group given by --admin-group',
-        }),
-      );
-      return;
-    }
-    const failed = (error: unknown): void => {
-      answer(toErrorResponse(id, error));
-      this.logFailure(name, error);
-    };
-    const succeeded = (value: unknown): void => answer(resultResponse(id, value));
-    const run = (): void | Promise<void> => {
-      try {
-        const handler = this.handlers[name] as (params: unknown, caller: Caller, connection: Connection) => unknown;
-        const result = handler(params, connection.caller, connection);
-        // Long answers (deep drift queries) come as promises: the event loop keeps serving meanwhile.
-        if (result instanceof Promise) return result.then(succeeded, failed);
-        succeeded(result);
-      } catch (error) {
-        failed(error);
-      }
-    };
-    return LEDGER_METHODS.has(name) ? this.inLedgerTurn(connection, run) : run();
-  }
-
-  /**
-   * Runs `query` when fewer than maxConcurrentLedgerQueries run. The turn ends once its answer
-   * has been handed to the socket (the records are then freed): a client that does not take it
-   * within ledgerAnswerDeadlineMs is disconnected, so a reader that stalls cannot keep the
-   * records in memory or the turn from others.
-   */
-  private async inLedgerTurn(connection: Connection, query: () => void | Promise<void>): Promise<void> {
-    if (this.ledgerQueries >= this.options.maxConcurrentLedgerQueries)
-      await new Promise<void>((resolve) => this.ledgerQueue.push(resolve));
-    else this.ledgerQueries++;
-    try {
-      if (connection.socket.destroyed) return;
-      await query();
-      let deadline: NodeJS.Timeout | null = null;
-      const late = new Promise<boolean>((resolve) => {
-        deadline = setTimeout(() => resolve(true), this.options.ledgerAnswerDeadlineMs);
-      });
-      const tooLate = await Promise.race([connection.outboxDrained().then(() => false), late]);
-      if (deadline !== null) clearTimeout(deadline);
-      if (tooLate) {
-        this.log.log(
-          'notice',
-          `API: closing the connection of uid ${connection.caller.uid} (pid ${connection.caller.pid}): it did not read its drift answer within ${this.options.ledgerAnswerDeadlineMs} ms`,
-        );
-        connection.socket.destroy();
-      }
-    } finally {
-      const next = this.ledgerQueue.shift();
-      if (next !== undefined)
-        next(); // the turn passes on: the count stays
-      else this.ledgerQueries--;
-    }
-  }
-
-  /**
-   * RpcErrors are the caller's (bad params, unknown interface); a policy rejected on reload is
-   * logged by the daemon. Anything else failed on our side and is logged here.
-   */
-  private logFailure(name: MethodName, error: unknown): void {
-    if (error instanceof OffloaddError && !(error instanceof PolicyError)) {
-      this.log.log('warning', `API: ${name} failed: ${error.message}${error.hint ? ` (${error.hint})` : ''}`);
-    } else if (!(error instanceof RpcError) && !(error instanceof OffloaddError)) {
-      this.log.log('error', `API: ${name} failed: ${(error as Error).stack ?? String(error)}`);
-    }
   }
 }
