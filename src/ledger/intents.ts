@@ -13,7 +13,15 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openRegular, readBackwardSync, syncDirectory } from './files';
-import { parseRecord, type LedgerRecord, type NewRecord, type RecordEvent, type Trigger } from './record';
+import {
+  parseRecord,
+  type CheckedInterfaceFields,
+  type FeatureFields,
+  type LedgerRecord,
+  type NewRecord,
+  type RecordEvent,
+  type Trigger,
+} from './record';
 
 /** Triggers whose changes are written ahead: passes over many links, where the sync is shared by a batch. */
 export const WRITE_AHEAD_TRIGGERS: ReadonlySet<Trigger> = new Set<Trigger>([
@@ -25,17 +33,8 @@ export const WRITE_AHEAD_TRIGGERS: ReadonlySet<Trigger> = new Set<Trigger>([
 ]);
 
 /** One feature a check is about to change, with what its record would say. */
-export interface ChangeIntent {
+export interface ChangeIntent extends CheckedInterfaceFields, FeatureFields {
   event: Extract<RecordEvent, 'initial' | 'drift'>;
-  trigger: Trigger;
-  interface: string;
-  ifindex: number;
-  driver: string | null;
-  pci: string | null;
-  rule: string;
-  feature: string;
-  wanted: 'on' | 'off';
-  active: 'on' | 'off';
 }
 
 /** An intent as kept in the file: `after` is the last sequence number handed out before it. */

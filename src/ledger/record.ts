@@ -78,6 +78,14 @@ export interface LedgerRecord {
 /** A record before the ledger stamps `seq` and `time`. */
 export type NewRecord = Omit<LedgerRecord, 'seq' | 'time'>;
 
+/** Which check of which interface, under which rule, made a record (every record about one interface has them). */
+export type CheckedInterfaceFields = Required<
+  Pick<LedgerRecord, 'trigger' | 'interface' | 'ifindex' | 'driver' | 'pci' | 'rule'>
+>;
+
+/** Which feature a record is about: as the policy wants it and as the kernel had it. */
+export type FeatureFields = Required<Pick<LedgerRecord, 'feature' | 'wanted' | 'active'>>;
+
 const EVENTS: ReadonlySet<string> = new Set<RecordEvent>(['initial', 'drift', 'unenforceable', 'flapping', 'resync']);
 
 /**

@@ -4,7 +4,7 @@
  * caller applies them (memory, flapping guard, back-off re-checks). Its tests need no kernel.
  */
 import { NO_USER_SPACE_REQUEST, type ActorAnswer } from '../attribution/actor';
-import type { NewRecord, Trigger } from '../ledger/record';
+import type { CheckedInterfaceFields, FeatureFields, NewRecord } from '../ledger/record';
 import type { FeatureOutcome } from './apply';
 import type { BackoffStarted } from './flapping';
 import { onOff } from '../policy/types';
@@ -20,14 +20,7 @@ export interface FeatureMemory {
 }
 
 /** Who and why, copied into every record. */
-export interface CheckContext {
-  trigger: Trigger;
-  interface: string;
-  ifindex: number;
-  driver: string | null;
-  /** "vvvv:dddd" */
-  pci: string | null;
-  rule: string;
+export interface CheckContext extends CheckedInterfaceFields {
   /** Duration of the check that made the records, µs. */
   durationUs: number;
 }
@@ -111,10 +104,7 @@ function recordBase(context: CheckContext, feature: string, wanted: boolean, act
   };
 }
 
-type NewRecordBase = Pick<
-  NewRecord,
-  'trigger' | 'interface' | 'ifindex' | 'driver' | 'pci' | 'rule' | 'feature' | 'wanted' | 'active'
->;
+type NewRecordBase = CheckedInterfaceFields & FeatureFields;
 
 /** The record of a back-off the flapping guard started after a correction. */
 export function flappingRecord(
