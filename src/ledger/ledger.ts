@@ -24,10 +24,12 @@ import { openRegular, OPEN_APPEND, readSeqFile, sameFile, syncDirectory, writeSe
 import { lastSeqIn, LedgerFileSet } from './file-set';
 import { RecentHistory, RECENT_RECORDS } from './history';
 import { IntentLog, recordsAfter, recoveredRecord, unresolved, type ChangeIntent } from './intents';
+import { GroupSync, type DurableCallback } from './group-sync';
 import { HeldRecords } from './held-records';
 import { matches, SinceScan, type LedgerQuery, type LedgerQueryResult } from './query';
 import type { LedgerRecord, NewRecord } from './record';
 
+export type { DurableCallback } from './group-sync';
 export type { LedgerQuery, LedgerQueryResult } from './query';
 
 const ACTIVE_FILE = 'ledger.jsonl';
@@ -59,27 +61,12 @@ export interface LedgerObserver {
 
 const SILENT: LedgerObserver = { warning: () => undefined, unwritable: () => undefined, writable: () => undefined };
 
-/** Called once records are durable; `error` if they are not (write or sync failed; they may be held in memory). */
-export type DurableCallback = (records: LedgerRecord[], error: Error | null) => void;
-
-interface PendingBatch {
-  records: LedgerRecord[];
-  /** Called also without records (a barrier: "everything written before is durable"). */
-  barrier?: boolean;
-  onDurable: DurableCallback;
-  /** Set when the write itself failed: delivered with this error, whatever the sync says. */
-  error: Error | null;
-}
-
 export class Ledger {
   private fd: number | null = null;
-  /** Descriptors replaced while a sync ran on them: closed once it ends. */
-  private retired: number[] = [];
-  private syncing = false;
-  /** Written, waiting for the next sync. */
-  private waiting: PendingBatch[] = [];
-  /** Covered by the sync now running. */
-  private inFlight: PendingBatch[] | null = null;
+  private readonly groupSync = new GroupSync(
+    () => this.fd,
+    () => this.rotateIfDue(),
+  );
   /** Length of the active file up to the last complete append. */
   private size = 0;
   /** The active file ends in a torn line: the next append starts with a newline. */
@@ -208,8 +195,8 @@ export class Ledger {
   /** Calls `onDurable` once everything written before is durable (with the sync's error, if any). */
   whenDurable(onDurable: (error: Error | null) => void): void {
     if (this.closed) return;
-    this.waiting.push({ records: [], barrier: true, onDurable: (_records, error) => onDurable(error), error: null });
-    this.kick();
+    this.groupSync.add({ records: [], barrier: true, onDurable: (_records, error) => onDurable(error), error: null });
+    this.groupSync.kick();
   }
 
   /**
@@ -247,12 +234,12 @@ export class Ledger {
     const time = new Date().toISOString();
     const stamped = records.map((record): LedgerRecord => ({ seq: ++this.seq, time, ...record }));
     for (const record of stamped) this.history.add(record);
-    this.waiting.push({ records: stamped, onDurable, error: this.writeOut(stamped) });
+    this.groupSync.add({ records: stamped, onDurable, error: this.writeOut(stamped) });
     if (sync) {
-      this.syncNow();
+      this.groupSync.syncNow();
       this.rotateIfDue();
     } else {
-      this.kick();
+      this.groupSync.kick();
     }
   }
 
@@ -285,7 +272,7 @@ export class Ledger {
     if (this.closed) return;
     this.closed = true;
     if (this.held.count > 0) this.writeOut([]);
-    const syncError = this.syncNow();
+    const syncError = this.groupSync.syncNow();
     if (this.held.count === 0 && syncError === null) this.intentsDurable(this.intents.written);
     this.intents.close();
     this.held.close(this.seq);
@@ -296,7 +283,7 @@ export class Ledger {
     }
     if (this.fd !== null) fs.closeSync(this.fd);
     this.fd = null;
-    for (const fd of this.retired.splice(0)) fs.closeSync(fd);
+    this.groupSync.closeRetired();
   }
 
   // --- writing -----------------------------------------------------------------------------
@@ -368,8 +355,8 @@ export class Ledger {
     this.retryTimer = setInterval(() => {
       this.checkActiveFile();
       if (this.writeOut([]) !== null) return;
-      this.waiting.push({ records: [], onDurable: () => undefined, error: null }); // a sync for what was held
-      this.kick();
+      this.groupSync.add({ records: [], onDurable: () => undefined, error: null }); // a sync for what was held
+      this.groupSync.kick();
     }, RETRY_INTERVAL_MS);
     this.retryTimer.unref();
   }
@@ -417,52 +404,15 @@ export class Ledger {
   /** Closes the active descriptor, later if a sync still runs on it. */
   private retire(): void {
     if (this.fd === null) return;
-    if (this.syncing) this.retired.push(this.fd);
-    else fs.closeSync(this.fd);
+    this.groupSync.retire(this.fd);
     this.fd = null;
-  }
-
-  private kick(): void {
-    if (this.syncing || this.waiting.length === 0) return;
-    if (this.fd === null) {
-      deliver(this.waiting.splice(0), null);
-      return;
-    }
-    const batch = this.waiting.splice(0);
-    this.inFlight = batch;
-    this.syncing = true;
-    fs.fdatasync(this.fd, (error) => {
-      if (this.inFlight !== batch) return; // close() already synced and delivered these
-      this.inFlight = null;
-      this.syncing = false;
-      for (const fd of this.retired.splice(0)) fs.closeSync(fd);
-      deliver(batch, error);
-      this.rotateIfDue();
-      this.kick();
-    });
-  }
-
-  /** Synchronously makes everything written durable and delivers what was waiting for it. */
-  private syncNow(): Error | null {
-    let error: Error | null = null;
-    if (this.fd !== null) {
-      try {
-        fs.fdatasyncSync(this.fd);
-      } catch (caught) {
-        error = caught as Error;
-      }
-    }
-    const batches = [...(this.inFlight ?? []), ...this.waiting.splice(0)];
-    this.inFlight = null;
-    this.syncing = false;
-    deliver(batches, error);
-    return error;
   }
 
   /** Rotation waits for in-flight syncs: their file descriptor must stay open until they end. */
   private rotateIfDue(): void {
-    if (this.syncing || this.fd === null || this.size < Math.max(this.limits.maxBytes, this.rotationRetryAt)) return;
-    this.syncNow();
+    if (this.groupSync.syncing || this.fd === null || this.size < Math.max(this.limits.maxBytes, this.rotationRetryAt))
+      return;
+    this.groupSync.syncNow();
     this.rotate();
   }
 
@@ -578,11 +528,6 @@ export class Ledger {
     if (this.history.generation === generation) this.history.addOlder(read.newestFirst.reverse(), read.complete);
     this.indexBuilt = true;
   }
-}
-
-function deliver(batches: PendingBatch[], syncError: Error | null): void {
-  for (const { records, barrier, onDurable, error } of batches)
-    if (records.length > 0 || barrier) onDurable(records, error ?? syncError);
 }
 
 function lastByte(fd: number, size: number): number {
