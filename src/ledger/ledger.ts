@@ -16,12 +16,12 @@
  * A failed or partial append is cut back to the last good length, so no record is ever glued
  * onto a torn line; a torn line left by a crash is terminated by the next append.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { OffloaddError } from '../errors';
 import type { LedgerLimits } from '../policy/types';
-import { openRegular, OPEN_APPEND, readSeqFile, sameFile, syncDirectory, writeSeqFile } from './files';
-import { lastSeqIn, LedgerFileSet } from './file-set';
+import { ActiveFile } from './active-file';
+import { LedgerFileSet } from './file-set';
+import { readSeqFile, syncDirectory, writeSeqFile } from './files';
 import { RecentHistory, RECENT_RECORDS } from './history';
 import { IntentLog, recordsAfter, recoveredRecord, unresolved, type ChangeIntent } from './intents';
 import { GroupSync, type DurableCallback } from './group-sync';
@@ -62,15 +62,10 @@ export interface LedgerObserver {
 const SILENT: LedgerObserver = { warning: () => undefined, unwritable: () => undefined, writable: () => undefined };
 
 export class Ledger {
-  private fd: number | null = null;
   private readonly groupSync = new GroupSync(
-    () => this.fd,
+    () => this.active.descriptor,
     () => this.rotateIfDue(),
   );
-  /** Length of the active file up to the last complete append. */
-  private size = 0;
-  /** The active file ends in a torn line: the next append starts with a newline. */
-  private needsNewline = false;
   private seq = 0;
   private readonly held: HeldRecords;
   /** The highest sequence number found in the ledger's files at start. */
@@ -89,6 +84,7 @@ export class Ledger {
   private closed = true;
   private readonly intents: IntentLog;
   private readonly fileSet: LedgerFileSet;
+  private readonly active: ActiveFile;
   /** Writing intents failed in this episode (said once). */
   private intentProblemSaid = false;
 
@@ -97,19 +93,15 @@ export class Ledger {
     private limits: LedgerLimits,
     private readonly observer: LedgerObserver = SILENT,
   ) {
+    const warn = (message: string): void => this.observer.warning(message);
+    this.active = new ActiveFile(path.join(dir, ACTIVE_FILE), (fd) => this.groupSync.retire(fd), warn);
     this.intents = new IntentLog(path.join(dir, INTENT_FILE));
-    this.held = new HeldRecords(path.join(dir, RESERVE_FILE), this.activePath, (message) =>
-      this.observer.warning(message),
-    );
-    this.fileSet = new LedgerFileSet(
-      this.activePath,
-      () => this.limits.keepFiles,
-      (message) => this.observer.warning(message),
-    );
+    this.held = new HeldRecords(path.join(dir, RESERVE_FILE), this.activePath, warn);
+    this.fileSet = new LedgerFileSet(this.activePath, () => this.limits.keepFiles, warn);
   }
 
   get activePath(): string {
-    return path.join(this.dir, ACTIVE_FILE);
+    return this.active.path;
   }
 
   get reservePath(): string {
@@ -281,8 +273,7 @@ export class Ledger {
     } catch {
       // best effort: the ledger's own last record usually carries the number too
     }
-    if (this.fd !== null) fs.closeSync(this.fd);
-    this.fd = null;
+    this.active.closeFile();
     this.groupSync.closeRetired();
   }
 
@@ -290,36 +281,16 @@ export class Ledger {
 
   /** Returns null when written (with anything held before), else the error; the records are then held. */
   private writeOut(records: LedgerRecord[]): Error | null {
-    if (this.fd === null && !this.openActive()) return this.hold(records, null);
-    const fd = this.fd as number;
+    if (this.active.descriptor === null && !this.openActive()) return this.hold(records, null);
     const pending = this.held.count > 0 ? [...this.held.records, ...records] : records;
-    const bytes = Buffer.from(
-      `${this.needsNewline ? '\n' : ''}${pending.map((record) => `${JSON.stringify(record)}\n`).join('')}`,
-    );
     try {
-      for (let written = 0; written < bytes.length;) written += fs.writeSync(fd, bytes, written);
+      this.active.append(pending.map((record) => `${JSON.stringify(record)}\n`).join(''));
     } catch (error) {
-      this.restoreLength(fd);
       return this.hold(records, error as Error);
     }
-    this.size += bytes.length;
-    this.needsNewline = false;
-    const heldWritten = this.held.written(() => fs.fdatasyncSync(fd));
+    const heldWritten = this.held.written(() => this.active.syncNow());
     if (this.unwritableSince !== null) this.markWritable(heldWritten);
     return null;
-  }
-
-  /** After a failed or partial append: cut the file back so the next record starts on a fresh line. */
-  private restoreLength(fd: number): void {
-    try {
-      fs.ftruncateSync(fd, this.size);
-    } catch (error) {
-      // Cannot cut it back: reopen later; the file's torn end is then terminated with a newline.
-      this.observer.warning(
-        `could not cut ${this.activePath} back to ${this.size} bytes after a failed write (${(error as Error).message}); it will be reopened`,
-      );
-      this.retire();
-    }
   }
 
   private hold(records: LedgerRecord[], error: Error | null): Error {
@@ -366,17 +337,10 @@ export class Ledger {
     this.retryTimer = null;
   }
 
-  /**
-   * Opens (creating) the active file: no links, regular files only. On failure the ledger is
-   * marked unwritable and false returned.
-   */
+  /** Opens (creating) the active file. On failure the ledger is marked unwritable and false returned. */
   private openActive(): boolean {
     try {
-      const { fd, stat } = openRegular(this.activePath, OPEN_APPEND);
-      this.fd = fd;
-      this.size = stat.size;
-      this.needsNewline = stat.size > 0 && lastByte(fd, stat.size) !== 0x0a;
-      this.seq = Math.max(this.seq, lastSeqIn(fd, stat.size));
+      this.seq = Math.max(this.seq, this.active.open());
       return true;
     } catch (error) {
       this.markUnwritable(error);
@@ -386,31 +350,13 @@ export class Ledger {
 
   /** A ledger deleted or replaced under the daemon is noticed at the next append and reopened. */
   private checkActiveFile(): void {
-    if (this.fd === null) return;
-    let same: boolean;
-    try {
-      same = sameFile(this.activePath, this.fd);
-    } catch {
-      same = false;
-    }
-    if (same) return;
-    this.observer.warning(
-      `${this.activePath} was deleted or replaced while the daemon ran; reopening it (records before this point went to the old file)`,
-    );
-    this.retire();
-    this.openActive();
-  }
-
-  /** Closes the active descriptor, later if a sync still runs on it. */
-  private retire(): void {
-    if (this.fd === null) return;
-    this.groupSync.retire(this.fd);
-    this.fd = null;
+    if (this.active.replaced()) this.openActive();
   }
 
   /** Rotation waits for in-flight syncs: their file descriptor must stay open until they end. */
   private rotateIfDue(): void {
-    if (this.groupSync.syncing || this.fd === null || this.size < Math.max(this.limits.maxBytes, this.rotationRetryAt))
+    const { descriptor, size } = this.active;
+    if (this.groupSync.syncing || descriptor === null || size < Math.max(this.limits.maxBytes, this.rotationRetryAt))
       return;
     this.groupSync.syncNow();
     this.rotate();
@@ -425,14 +371,14 @@ export class Ledger {
     try {
       this.fileSet.rotate();
     } catch (error) {
-      this.rotationRetryAt = this.size + this.limits.maxBytes;
+      this.rotationRetryAt = this.active.size + this.limits.maxBytes;
       this.observer.warning(
         `could not rotate ${this.activePath} (${(error as Error).message}); appending to it beyond max_bytes, retried later`,
       );
       return;
     }
     this.rotationRetryAt = 0;
-    this.retire();
+    this.active.closeFile();
     if (this.limits.keepFiles === 0) this.history.clearRecords();
     this.openActive();
     try {
@@ -528,10 +474,4 @@ export class Ledger {
     if (this.history.generation === generation) this.history.addOlder(read.newestFirst.reverse(), read.complete);
     this.indexBuilt = true;
   }
-}
-
-function lastByte(fd: number, size: number): number {
-  const buffer = Buffer.alloc(1);
-  fs.readSync(fd, buffer, 0, 1, size - 1);
-  return buffer[0] as number;
 }
