@@ -13,6 +13,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openRegular, readBackwardSync, syncDirectory } from './files';
+import type { DurableCallback } from './group-sync';
 import {
   parseRecord,
   type CheckedInterfaceFields,
@@ -174,6 +175,51 @@ export class IntentLog {
       fs.fdatasyncSync(opened.fd);
     } finally {
       fs.closeSync(opened.fd);
+    }
+  }
+
+  /**
+   * At open, what the last run left: intents whose outcome no record names (the process was
+   * killed between the change and its record's sync) are recorded now through `recordNow`, which
+   * appends and syncs them and calls `onDurable` before it returns. Then the file is emptied,
+   * unless those records did not become durable (the intents stay for the next start).
+   *
+   * @param recordsSince the records numbered after `after`: in the ledger's files and held
+   */
+  recoverLeft(
+    recordsSince: (after: number) => readonly LedgerRecord[],
+    recordNow: (records: NewRecord[], onDurable: DurableCallback) => void,
+    warn: (message: string) => void,
+  ): void {
+    let left;
+    try {
+      left = this.readLeft();
+    } catch (error) {
+      warn(`${this.file} cannot be read (${(error as Error).message}); changes a crash interrupted may lack a record`);
+      return;
+    }
+    if (left.skipped > 0) warn(`${this.file}: skipped ${left.skipped} torn lines`);
+    if (left.intents.length > 0) {
+      const after = Math.min(...left.intents.map((intent) => intent.after));
+      const missing = unresolved(left.intents, recordsSince(after));
+      if (missing.length > 0) {
+        let durable = false;
+        recordNow(missing.map(recoveredRecord), (records, error) => {
+          durable = error === null;
+          warn(
+            `${records.length} changes offloadd asked for before it stopped had no record: recorded from ${this.file} ` +
+              `(#${(records[0] as LedgerRecord).seq} to #${(records[records.length - 1] as LedgerRecord).seq})`,
+          );
+        });
+        if (!durable) return; // kept for the next start
+      }
+    }
+    if (left.intents.length > 0 || left.skipped > 0) {
+      try {
+        this.discardLeft();
+      } catch (error) {
+        warn(`could not empty ${this.file} (${(error as Error).message})`);
+      }
     }
   }
 

@@ -23,7 +23,7 @@ import { ActiveFile } from './active-file';
 import { LedgerFileSet } from './file-set';
 import { readSeqFile, syncDirectory, writeSeqFile } from './files';
 import { RecentHistory, RECENT_RECORDS } from './history';
-import { IntentLog, recordsAfter, recoveredRecord, unresolved, type ChangeIntent } from './intents';
+import { IntentLog, recordsAfter, type ChangeIntent } from './intents';
 import { GroupSync, type DurableCallback } from './group-sync';
 import { HeldRecords } from './held-records';
 import { matches, SinceScan, type LedgerQuery, type LedgerQueryResult } from './query';
@@ -414,47 +414,13 @@ export class Ledger {
     if (kept.length > 0) this.seq = Math.max(this.seq, (kept[kept.length - 1] as LedgerRecord).seq);
   }
 
-  /**
-   * Intents the last run left: a clean stop leaves none. Those whose outcome no record names
-   * (the process was killed between the change and its record's sync) are recorded now.
-   */
+  /** Changes a crash left without a record are recorded from their intents (see IntentLog.recoverLeft). */
   private recoverIntents(): void {
-    let left;
-    try {
-      left = this.intents.readLeft();
-    } catch (error) {
-      this.observer.warning(
-        `${this.intents.file} cannot be read (${(error as Error).message}); changes a crash interrupted may lack a record`,
-      );
-      return;
-    }
-    if (left.skipped > 0) this.observer.warning(`${this.intents.file}: skipped ${left.skipped} torn lines`);
-    if (left.intents.length > 0) {
-      const after = Math.min(...left.intents.map((intent) => intent.after));
-      const missing = unresolved(left.intents, [...recordsAfter(this.fileSet.files(), after), ...this.held.records]);
-      if (missing.length > 0) {
-        let durable = false;
-        this.append(
-          missing.map(recoveredRecord),
-          (records, error) => {
-            durable = error === null;
-            this.observer.warning(
-              `${records.length} changes offloadd asked for before it stopped had no record: recorded from ${this.intents.file} ` +
-                `(#${(records[0] as LedgerRecord).seq} to #${(records[records.length - 1] as LedgerRecord).seq})`,
-            );
-          },
-          true,
-        );
-        if (!durable) return; // kept for the next start
-      }
-    }
-    if (left.intents.length > 0 || left.skipped > 0) {
-      try {
-        this.intents.discardLeft();
-      } catch (error) {
-        this.observer.warning(`could not empty ${this.intents.file} (${(error as Error).message})`);
-      }
-    }
+    this.intents.recoverLeft(
+      (after) => [...recordsAfter(this.fileSet.files(), after), ...this.held.records],
+      (records, onDurable) => this.append(records, onDurable, true),
+      (message) => this.observer.warning(message),
+    );
   }
 
   /**
