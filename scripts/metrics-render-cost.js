@@ -6,45 +6,12 @@
 'use strict';
 const path = require('path');
 const { performance } = require('perf_hooks');
+const { interfaceStatuses, metricsInputs } = require('./metrics-fixture');
 const N = Number(process.argv[2] ?? 1000);
 const repo = path.resolve(process.argv[3] ?? '.');
 const { Metrics } = require(`${repo}/dist/src/observe/metrics.js`);
-const now = new Date().toISOString();
-const statuses = Array.from({ length: N }, (_, i) => ({
-  ifindex: i + 10,
-  name: `m${String(i).padStart(5, '0')}a`,
-  rule: 'bench-gso-off',
-  mode: 'enforce',
-  compliant: true,
-  since: now,
-  lastCheck: now,
-  lastDrift: null,
-  driftCount: i,
-  facts: {
-    ifindex: i + 10,
-    name: `m${i}`,
-    kind: 'veth',
-    mac: null,
-    up: true,
-    operstate: 'up',
-    master: null,
-    driver: 'bnxt_en',
-    busInfo: '0000:3b:00.0',
-    pci: { vendor: '14e4', device: '1750', subsystemVendor: null, subsystemDevice: null },
-  },
-  features: [{ feature: 'tx-generic-segmentation', wanted: false, before: false, action: 'none', after: false }],
-}));
-const inputs = {
-  startedAt: new Date(),
-  policy: { path: '/etc/offloadd/policy.yaml', checksum: 'a'.repeat(64), mode: 'enforce', rules: [{}] },
-  featureInterface: 'ethtool-netlink',
-  counts: () => ({ managed: N, compliant: N }),
-  eventCounts: () => ({ resyncs: 0, drifts: 0, corrections: 0, unenforceable: 0, failures: 0, reloads: 0 }),
-  rejectedReloads: () => 0,
-  ledgerStatus: () => ({ path: '/x', writable: true, unwritableSince: null, problem: null, heldRecords: 0 }),
-  statuses: () => statuses,
-  receiveBufferBytes: () => 16777216,
-};
+const statuses = interfaceStatuses(N);
+const inputs = metricsInputs(statuses);
 const metrics = new Metrics(inputs, 0);
 /** One scrape as the exporters do it: the parts, then done() where the build still has one (0.3.0). */
 function scrape() {

@@ -7,43 +7,11 @@
 //          directory and run with NODE_PATH=<scratch>/node_modules)
 // Prints VmRSS (KiB) 12 s after the render (as bench/scenarios/idle.ts settles).
 const fs = require('fs');
+const { interfaceStatuses, metricsInputs } = require('./metrics-fixture');
 const [mode, nText, repo] = process.argv.slice(2);
 const N = Number(nText ?? 1000);
-const statuses = Array.from({ length: N }, (_, i) => ({
-  ifindex: i + 10,
-  name: `m${String(i).padStart(5, '0')}a`,
-  rule: 'bench-gso-off',
-  mode: 'enforce',
-  compliant: true,
-  since: new Date().toISOString(),
-  lastCheck: new Date().toISOString(),
-  lastDrift: null,
-  driftCount: 0,
-  facts: {
-    ifindex: i + 10,
-    name: `m${i}`,
-    kind: 'veth',
-    mac: '02:00:00:00:00:01',
-    up: false,
-    operstate: 'down',
-    master: null,
-    driver: 'veth',
-    busInfo: null,
-    pci: null,
-  },
-  features: [{ feature: 'tx-generic-segmentation', wanted: false, before: false, action: 'none', after: false }],
-}));
-const inputs = {
-  startedAt: new Date(),
-  policy: { path: '/etc/offloadd/policy.yaml', checksum: 'a'.repeat(64), mode: 'enforce', rules: [{}] },
-  featureInterface: 'ethtool-netlink',
-  counts: () => ({ managed: N, compliant: N }),
-  eventCounts: () => ({ resyncs: 0, drifts: 0, corrections: 0, unenforceable: 0, failures: 0, reloads: 0 }),
-  rejectedReloads: () => 0,
-  ledgerStatus: () => ({ path: '/x', writable: true, unwritableSince: null, problem: null, heldRecords: 0 }),
-  statuses: () => statuses,
-  receiveBufferBytes: () => 16777216,
-};
+const statuses = interfaceStatuses(N);
+const inputs = metricsInputs(statuses);
 const BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1];
 async function main() {
   let text = '';
