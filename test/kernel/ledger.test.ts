@@ -69,6 +69,29 @@ async function exited(daemon: DaemonProcess): Promise<number> {
   return (await waitFor(() => daemon.exitCode !== null && { code: daemon.exitCode }, 'the daemon to exit', 30000)).code;
 }
 
+/** `count` veth pairs: up0, up1, ... (peers peer-up0, ...). */
+function addUplinks(ns: Netns, count: number): void {
+  ns.ipBatch(Array.from({ length: count }, (_, index) => `link add up${index} type veth peer name peer-up${index}`));
+}
+
+/** Those of up0 ... up<count - 1> whose GSO is off now, as ethtool -k says. */
+function gsoOffAmong(ns: Netns, count: number): string[] {
+  return ns
+    .exec('sh', '-c', `for i in $(seq 0 ${count - 1}); do printf "up$i "; ethtool -k up$i | grep '^${GSO}:'; done`)
+    .split('\n')
+    .filter((line) => / off$/.test(line))
+    .map((line) => line.split(' ')[0] as string);
+}
+
+/** The interfaces the records say GSO was set as wanted on. */
+function gsoEnforcedOn(records: readonly LedgerRecord[]): Set<string | undefined> {
+  return new Set(
+    records
+      .filter((record) => record.feature === 'tx-generic-segmentation' && record.action === 'enforced')
+      .map((record) => record.interface),
+  );
+}
+
 /** A user other than the daemon's, as who planted a link. */
 const NOBODY_UID = 65534;
 
@@ -205,27 +228,15 @@ describe('ledger and state directory (real daemon, own namespace)', function () 
   it('keeps a record of every change made before a SIGTERM during the start-up pass over 1,200 interfaces', async function () {
     this.timeout(240000);
     const count = 1200;
-    ns.ipBatch(Array.from({ length: count }, (_, index) => `link add up${index} type veth peer name peer-up${index}`));
+    addUplinks(ns, count);
     const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', GSO_OFF), '--log-level', 'info']);
     // The first change seen from outside: the pass is under way. Stop it there.
     await waitFor(() => ns.features('up0')[GSO] === false, 'the first change', 60000);
     daemon.signal('SIGTERM');
     assert.equal(await exited(daemon), 0, daemon.lines.slice(-20).join('\n'));
-    const states = ns.exec(
-      'sh',
-      '-c',
-      `for i in $(seq 0 ${count - 1}); do printf "up$i "; ethtool -k up$i | grep '^${GSO}:'; done`,
-    );
-    const changed = states
-      .split('\n')
-      .filter((line) => / off$/.test(line))
-      .map((line) => line.split(' ')[0] as string);
+    const changed = gsoOffAmong(ns, count);
     assert.ok(changed.length > 0);
-    const recorded = new Set(
-      ledgerOf(daemon)
-        .filter((record) => record.feature === 'tx-generic-segmentation' && record.action === 'enforced')
-        .map((record) => record.interface),
-    );
+    const recorded = gsoEnforcedOn(ledgerOf(daemon));
     const missing = changed.filter((name) => !recorded.has(name));
     process.stdout.write(`      changed before the stop: ${changed.length} of ${count}; recorded: ${recorded.size}\n`);
     assert.deepEqual(missing, [], `${missing.length} changed interfaces have no record`);
@@ -234,32 +245,20 @@ describe('ledger and state directory (real daemon, own namespace)', function () 
   it('keeps a record of every change made before a SIGKILL during the start-up pass over 1,200 interfaces: the next start records them from their intents (issue 22 #2)', async function () {
     this.timeout(240000);
     const count = 1200;
-    ns.ipBatch(Array.from({ length: count }, (_, index) => `link add up${index} type veth peer name peer-up${index}`));
+    addUplinks(ns, count);
     const policy = ns.file('p.yaml', GSO_OFF);
     const daemon = ns.startDaemon(['--policy', policy, '--log-level', 'info']);
     await waitFor(() => ns.features('up0')[GSO] === false, 'the first change', 60000);
     daemon.signal('SIGKILL');
     await exited(daemon);
-    const states = ns.exec(
-      'sh',
-      '-c',
-      `for i in $(seq 0 ${count - 1}); do printf "up$i "; ethtool -k up$i | grep '^${GSO}:'; done`,
-    );
-    const changed = states
-      .split('\n')
-      .filter((line) => / off$/.test(line))
-      .map((line) => line.split(' ')[0] as string);
+    const changed = gsoOffAmong(ns, count);
     assert.ok(changed.length > 0);
     const next = ns.startDaemon(['--policy', policy, '--log-level', 'info'], {}, daemon.stateDir);
     await next.ready();
     await next.stop();
     const records = ledgerOf(next);
     assertIncreasing(records);
-    const recorded = new Set(
-      records
-        .filter((record) => record.feature === 'tx-generic-segmentation' && record.action === 'enforced')
-        .map((record) => record.interface),
-    );
+    const recorded = gsoEnforcedOn(records);
     const missing = changed.filter((name) => !recorded.has(name));
     const fromIntents = records.filter((record) =>
       /recorded at the next start from its intent/.test(record.reason ?? ''),
@@ -329,22 +328,26 @@ describe('ledger on a full or read-only file system (tmpfs in a private mount na
     });
   }
 
-  /** A command in the daemon's mount namespace, where its tmpfs is. */
+  /** A command in the mount namespace of process `pid`, where the state directory's tmpfs is. */
+  function inMountsOf(pid: number | undefined, script: string): string {
+    return run('nsenter', ['-t', String(pid), '-m', 'sh', '-c', script]);
+  }
+
+  /** A command in the daemon's mount namespace. */
   function inDaemonMounts(daemon: DaemonProcess, script: string): string {
-    return run('nsenter', ['-t', String(daemon.pid), '-m', 'sh', '-c', script]);
+    return inMountsOf(daemon.pid, script);
   }
 
   const fill = (dir: string): string => `cat /dev/zero > "${dir}/filler" 2>/dev/null || true;`;
 
-  it('cuts a failed append back, keeps enforcing, shows "not writable since" in status, and writes the held records once space returns', async function () {
-    this.timeout(90000);
-    ns.addVeth('up0');
-    ns.setFeatures('up0', 'gro', 'on'); // an initial record: the ledger's last page is partly used
-    const daemon = startOnTmpfs(GRO_OFF, '256k');
-    await daemon.ready();
-    inDaemonMounts(daemon, fill(daemon.stateDir));
-    // Drift until the page is full: the append that crosses into the next page is partial
-    // (tmpfs writes what fits), the ones after it fail outright. Then a few more.
+  /**
+   * Drifts gro on up0 (the daemon corrects each) until the daemon's ledger, on a full disk, says
+   * it is not writable, then `more` times. Returns the drifts before that (`fitted`) and in all.
+   */
+  async function driftUntilLedgerFull(
+    daemon: DaemonProcess,
+    more: number,
+  ): Promise<{ fitted: number; rounds: number }> {
     let rounds = 0;
     const drift = async (): Promise<void> => {
       ns.setFeatures('up0', 'gro', 'on');
@@ -359,7 +362,20 @@ describe('ledger on a full or read-only file system (tmpfs in a private mount na
       await drift();
     }
     const fitted = rounds;
-    for (let more = 0; more < 3; more++) await drift();
+    for (let extra = 0; extra < more; extra++) await drift();
+    return { fitted, rounds };
+  }
+
+  it('cuts a failed append back, keeps enforcing, shows "not writable since" in status, and writes the held records once space returns', async function () {
+    this.timeout(90000);
+    ns.addVeth('up0');
+    ns.setFeatures('up0', 'gro', 'on'); // an initial record: the ledger's last page is partly used
+    const daemon = startOnTmpfs(GRO_OFF, '256k');
+    await daemon.ready();
+    inDaemonMounts(daemon, fill(daemon.stateDir));
+    // Drift until the page is full: the append that crosses into the next page is partial
+    // (tmpfs writes what fits), the ones after it fail outright. Then a few more.
+    const { fitted, rounds } = await driftUntilLedgerFull(daemon, 3);
     const full = (await status(daemon)).ledger;
     assert.equal(full.writable, false, JSON.stringify(full));
     assert.ok(full.unwritableSince !== null && !Number.isNaN(Date.parse(full.unwritableSince)));
@@ -406,7 +422,7 @@ describe('ledger on a full or read-only file system (tmpfs in a private mount na
       let output = '';
       holder.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
       await waitFor(() => output.includes('mounted'), 'the tmpfs mounted');
-      const inMounts = (script: string): string => run('nsenter', ['-t', String(holder.pid), '-m', 'sh', '-c', script]);
+      const inMounts = (script: string): string => inMountsOf(holder.pid, script);
       const launch = (socket: string): DaemonLaunch => ({
         prefix: ['nsenter', '-t', String(holder.pid), '-m'],
         socketPath: path.join(ns.tmp, socket),
@@ -415,20 +431,7 @@ describe('ledger on a full or read-only file system (tmpfs in a private mount na
       const first = ns.startDaemon(['--policy', policy], {}, stateDir, launch('first.sock'));
       await first.ready();
       inMounts(fill(stateDir));
-      let rounds = 0;
-      const drift = async (): Promise<void> => {
-        ns.setFeatures('up0', 'gro', 'on');
-        rounds++;
-        await waitFor(
-          () => ns.features('up0')['generic-receive-offload'] === false,
-          `drift ${rounds} corrected on a full disk`,
-        );
-      };
-      while ((await status(first)).ledger.writable) {
-        assert.ok(rounds < PAGE_BYTES / 100, 'a page holds fewer records than this');
-        await drift();
-      }
-      for (let more = 0; more < 5; more++) await drift();
+      const { rounds } = await driftUntilLedgerFull(first, 5);
       await first.stop();
       assert.match(first.lines.join('\n'), /kept in .*ledger\.reserve and written to the ledger at the next start/);
       assert.doesNotMatch(first.lines.join('\n'), /only in the log/);
