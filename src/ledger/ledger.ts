@@ -22,11 +22,11 @@ import type { LedgerLimits } from '../policy/types';
 import { ActiveFile } from './active-file';
 import { LedgerFileSet } from './file-set';
 import { readSeqFile, syncDirectory, writeSeqFile } from './files';
-import { RecentHistory, RECENT_RECORDS } from './history';
+import { HistoryIndex } from './history-index';
 import { IntentLog, recordsAfter, type ChangeIntent } from './intents';
 import { GroupSync, type DurableCallback } from './group-sync';
 import { HeldRecords } from './held-records';
-import { matches, SinceScan, type LedgerQuery, type LedgerQueryResult } from './query';
+import type { LedgerQuery, LedgerQueryResult } from './query';
 import type { LedgerRecord, NewRecord } from './record';
 
 export type { DurableCallback } from './group-sync';
@@ -74,16 +74,11 @@ export class Ledger {
   private problem: string | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private rotationRetryAt = 0;
-  private readonly history = new RecentHistory(RECENT_RECORDS);
-  /** The history index (the newest records of the files, in memory): built once, after READY or at the first query. */
-  private indexing: Promise<void> | null = null;
-  private indexBuilt = false;
-  /** The active file's length at open: the index reads no further (past it, records appended since; before it, a torn line said at open). */
-  private activeBytesAtOpen = 0;
-  private diskScans: Promise<void> = Promise.resolve();
   private closed = true;
   private readonly intents: IntentLog;
   private readonly fileSet: LedgerFileSet;
+  /** The newest records in memory: built once, after READY or at the first query. */
+  private readonly index: HistoryIndex;
   private readonly active: ActiveFile;
   /** Writing intents failed in this episode (said once). */
   private intentProblemSaid = false;
@@ -98,6 +93,7 @@ export class Ledger {
     this.intents = new IntentLog(path.join(dir, INTENT_FILE));
     this.held = new HeldRecords(path.join(dir, RESERVE_FILE), this.activePath, warn);
     this.fileSet = new LedgerFileSet(this.activePath, () => this.limits.keepFiles, warn);
+    this.index = new HistoryIndex(this.fileSet, () => this.closed, warn);
   }
 
   get activePath(): string {
@@ -135,7 +131,6 @@ export class Ledger {
    */
   open(): void {
     this.closed = false;
-    this.history.complete = false; // until the index is built, older records are only in the files
     this.readTail();
     this.takeBackReserve();
     if (this.openActive() && this.held.count > 0) this.writeOut([]);
@@ -197,10 +192,7 @@ export class Ledger {
    * a query that comes earlier starts it and waits for it. Idempotent.
    */
   buildIndex(): Promise<void> {
-    this.indexing ??= this.loadIndex().catch((error: unknown) => {
-      this.observer.warning(`could not build the history index (${(error as Error).message}); queries read the files`);
-    });
-    return this.indexing;
+    return this.index.build();
   }
 
   setLimits(limits: LedgerLimits): void {
@@ -225,7 +217,7 @@ export class Ledger {
     this.checkActiveFile();
     const time = new Date().toISOString();
     const stamped = records.map((record): LedgerRecord => ({ seq: ++this.seq, time, ...record }));
-    for (const record of stamped) this.history.add(record);
+    for (const record of stamped) this.index.add(record);
     this.groupSync.add({ records: stamped, onDurable, error: this.writeOut(stamped) });
     if (sync) {
       this.groupSync.syncNow();
@@ -236,26 +228,8 @@ export class Ledger {
   }
 
   /** Newest first: from memory, and from the files (backwards, in chunks, stopping at the limit) only when needed. */
-  async query(query: LedgerQuery = {}): Promise<LedgerQueryResult> {
-    if (!this.indexBuilt) await this.buildIndex();
-    const limit = query.limit ?? Infinity;
-    const found: LedgerRecord[] = [];
-    const since = new SinceScan(query.since);
-    for (const record of this.history.newestFirst()) {
-      const verdict = since.judge(record);
-      if (verdict === 'end') return { records: found, warnings: [] };
-      if (verdict === 'take') found.push(...since.release(), ...(matches(record, query) ? [record] : []));
-      else if (verdict === 'maybe' && matches(record, query)) since.holdBack(record);
-      if (found.length >= limit) return { records: found.slice(0, limit), warnings: [] };
-    }
-    if (this.history.complete) return { records: found, warnings: [] };
-    // Deeper: one scan of the files at a time, so concurrent deep queries queue instead of multiplying the work.
-    const below = this.history.oldestSeq ?? Number.MAX_SAFE_INTEGER;
-    const warnings: string[] = [];
-    const scan = this.diskScans.then(() => this.fileSet.scan(query, since, below, limit, found, warnings));
-    this.diskScans = scan.catch(() => undefined);
-    await scan;
-    return { records: found, warnings };
+  query(query: LedgerQuery = {}): Promise<LedgerQueryResult> {
+    return this.index.query(query);
   }
 
   /** Syncs and delivers whatever is pending, tries once more to write held records, saves the sequence number, closes. */
@@ -379,7 +353,7 @@ export class Ledger {
     }
     this.rotationRetryAt = 0;
     this.active.closeFile();
-    if (this.limits.keepFiles === 0) this.history.clearRecords();
+    if (this.limits.keepFiles === 0) this.index.clear();
     this.openActive();
     try {
       syncDirectory(this.dir);
@@ -396,7 +370,6 @@ export class Ledger {
    */
   private readTail(): void {
     const tail = this.fileSet.readTail();
-    this.activeBytesAtOpen = tail.activeBytes;
     let saved: number | null = null;
     try {
       saved = readSeqFile(this.seqPath);
@@ -405,12 +378,13 @@ export class Ledger {
     }
     this.lastSeqInFiles = tail.newestSeq;
     this.seq = Math.max(this.seq, tail.newestSeq, saved ?? 0);
+    this.index.opened(tail.newestSeq, tail.activeBytes);
   }
 
   /** What the last run kept in the reserve, not in the files: held again, to be written first. */
   private takeBackReserve(): void {
     const kept = this.held.open(this.lastSeqInFiles);
-    for (const record of kept) this.history.add(record);
+    for (const record of kept) this.index.add(record);
     if (kept.length > 0) this.seq = Math.max(this.seq, (kept[kept.length - 1] as LedgerRecord).seq);
   }
 
@@ -421,23 +395,5 @@ export class Ledger {
       (records, onDurable) => this.append(records, onDurable, true),
       (message) => this.observer.warning(message),
     );
-  }
-
-  /**
-   * The newest RECENT_RECORDS valid records of the files into memory, below those already there
-   * (records from the files numbered above lastSeqInFiles were appended or replayed since open).
-   */
-  private async loadIndex(): Promise<void> {
-    const generation = this.history.generation;
-    const read = await this.fileSet.readNewest(
-      this.lastSeqInFiles,
-      RECENT_RECORDS,
-      this.activeBytesAtOpen,
-      () => this.closed,
-    );
-    if (read === null) return;
-    // A `keep: 0` rotation meanwhile removed what was read: those records no longer exist.
-    if (this.history.generation === generation) this.history.addOlder(read.newestFirst.reverse(), read.complete);
-    this.indexBuilt = true;
   }
 }
