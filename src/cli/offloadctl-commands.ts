@@ -3,7 +3,7 @@
  * check-policy and doctor, reads itself) and prints. Exit statuses are EXIT's.
  */
 import { call, watch } from '../api/client';
-import { DEFAULT_SOCKET_PATH, DRIFT_DEFAULT_LIMIT } from '../api/protocol';
+import { DEFAULT_SOCKET_PATH, DRIFT_DEFAULT_LIMIT, type MethodName, type Methods } from '../api/protocol';
 import { PolicyError } from '../errors';
 import { DEFAULT_SYSFS_ROOT } from '../facts/sysfs';
 import type { RecordEvent } from '../ledger/record';
@@ -28,18 +28,37 @@ import {
 /** offloadctl's exit statuses (offloadctl.ts's header says what each means). */
 export const EXIT = { ok: 0, outOfPolicy: 1, usage: 2, unreachable: 3, refused: 4 } as const;
 
+/** What a command is run with: the command line parsed, the socket, how to print. */
+export interface CommandArgs {
+  positionals: string[];
+  values: Record<string, string | boolean | undefined>;
+  socket: string;
+  out: Output;
+}
+
 export interface Command {
   summary: string;
   usage: string;
   help: string;
   options?: Record<string, { type: 'string' | 'boolean' }>;
   positionals?: { min: number; max: number };
-  run(args: {
-    positionals: string[];
-    values: Record<string, string | boolean | undefined>;
-    socket: string;
-    out: Output;
-  }): Promise<number>;
+  run(args: CommandArgs): Promise<number>;
+}
+
+/**
+ * The run of a command that asks the daemon one method and prints the answer: `params` from the
+ * command line, `text` for the answer without --json.
+ */
+function asking<M extends MethodName>(
+  method: M,
+  params: (args: CommandArgs) => Methods[M]['params'],
+  text: (safe: Methods[M]['result'], out: Output) => string,
+): Command['run'] {
+  return async (args) => {
+    const result = await call(args.socket, method, params(args));
+    print(args.out, result, (safe) => text(safe, args.out));
+    return EXIT.ok;
+  };
 }
 
 export const COMMON_HELP = `  --socket PATH   offloadd's API socket (default ${DEFAULT_SOCKET_PATH})
@@ -51,19 +70,16 @@ export const COMMANDS: Record<string, Command> = {
     summary: "the daemon's version, policy, counts and counters",
     usage: 'offloadctl status [--json]',
     help: 'Shows the running daemon: version, uptime, mode, policy file and checksum, how many interfaces\nare managed and compliant, and its event counters.',
-    async run({ socket, out }) {
-      const result = await call(socket, 'status', {});
-      print(out, result, formatStatus);
-      return EXIT.ok;
-    },
+    run: asking('status', () => ({}), formatStatus),
   },
   list: {
     summary: 'managed interfaces with their compliance and features (wanted/active)',
     usage: 'offloadctl list [--json]',
     help: 'One line per managed interface: driver, PCI id, rule, mode, compliance and, for each feature\nthe policy names, the wanted and active state (wanted/active).',
-    async run({ socket, out }) {
-      const result = await call(socket, 'interfaces.list', {});
-      print(out, result, (safe) =>
+    run: asking(
+      'interfaces.list',
+      () => ({}),
+      (safe, out) =>
         safe.interfaces.length === 0
           ? 'No managed interfaces.\n'
           : table(
@@ -79,20 +95,18 @@ export const COMMANDS: Record<string, Command> = {
                 featureSummary(status),
               ]),
             ),
-      );
-      return EXIT.ok;
-    },
+    ),
   },
   show: {
     summary: 'one managed interface in detail',
     usage: 'offloadctl show IFACE [--json]',
     help: 'Facts, rule, compliance history and per-feature state of one managed interface.',
     positionals: { min: 1, max: 1 },
-    async run({ positionals, socket, out }) {
-      const result = await call(socket, 'interfaces.get', { interface: positionals[0] as string });
-      print(out, result, (safe) => formatShow(out, safe.interface));
-      return EXIT.ok;
-    },
+    run: asking(
+      'interfaces.get',
+      ({ positionals }) => ({ interface: positionals[0] as string }),
+      (safe, out) => formatShow(out, safe.interface),
+    ),
   },
   drift: {
     summary: 'the drift ledger, newest first',
@@ -105,60 +119,57 @@ export const COMMANDS: Record<string, Command> = {
       event: { type: 'string' },
       limit: { type: 'string' },
     },
-    async run({ values, socket, out }) {
-      const limit = values['limit'] === undefined ? undefined : Number(values['limit']);
-      if (limit !== undefined && !Number.isInteger(limit)) throw new UsageError('--limit must be a whole number');
-      const since = values['since'] === undefined ? undefined : sinceForApi(values['since'] as string);
-      const result = await call(socket, 'drift.list', {
-        since,
-        interface: values['interface'] as string | undefined,
-        feature: values['feature'] as string | undefined,
-        event: values['event'] as RecordEvent | undefined,
-        limit,
-      });
-      print(out, result, (safe) => formatRecords(safe.records));
-      return EXIT.ok;
-    },
+    run: asking(
+      'drift.list',
+      ({ values }) => {
+        const limit = values['limit'] === undefined ? undefined : Number(values['limit']);
+        if (limit !== undefined && !Number.isInteger(limit)) throw new UsageError('--limit must be a whole number');
+        return {
+          since: values['since'] === undefined ? undefined : sinceForApi(values['since'] as string),
+          interface: values['interface'] as string | undefined,
+          feature: values['feature'] as string | undefined,
+          event: values['event'] as RecordEvent | undefined,
+          limit,
+        };
+      },
+      (safe) => formatRecords(safe.records),
+    ),
   },
   explain: {
     summary: 'why an interface does or does not match, and what would be done',
     usage: 'offloadctl explain IFACE [--json]',
     help: "Every rule in order with each match key's verdict and reason, then the plan per feature\n(already as wanted, would be set, cannot be set). Works for unmanaged interfaces too.",
     positionals: { min: 1, max: 1 },
-    async run({ positionals, socket, out }) {
-      const result = await call(socket, 'explain', { interface: positionals[0] as string });
-      print(out, result, (safe) => formatExplain(out, safe));
-      return EXIT.ok;
-    },
+    run: asking(
+      'explain',
+      ({ positionals }) => ({ interface: positionals[0] as string }),
+      (safe, out) => formatExplain(out, safe),
+    ),
   },
   reload: {
     summary: 'reload the policy file (root or --admin-group)',
     usage: 'offloadctl reload [--json]',
     help: 'Asks the daemon to re-read its policy. A policy with errors is rejected with its file, line and\ncolumn, and the running policy stays in force (exit 2). Same as systemctl reload offloadd.',
-    async run({ socket, out }) {
-      const result = await call(socket, 'policy.reload', {});
-      print(
-        out,
-        result,
-        (safe) =>
-          `Policy reloaded from ${safe.path} (${safe.rules} rules, sha256 ${safe.sha256.slice(0, 12)}).\n${formatWarnings(safe.path, safe.warnings)}`,
-      );
-      return EXIT.ok;
-    },
+    run: asking(
+      'policy.reload',
+      () => ({}),
+      (safe) =>
+        `Policy reloaded from ${safe.path} (${safe.rules} rules, sha256 ${safe.sha256.slice(0, 12)}).\n${formatWarnings(safe.path, safe.warnings)}`,
+    ),
   },
   enforce: {
     summary: 'check and enforce now, all or one interface (root or --admin-group)',
     usage: 'offloadctl enforce [IFACE] [--json]',
     help: 'Re-reads and enforces the policy now, including features earlier found unenforceable.',
     positionals: { min: 0, max: 1 },
-    async run({ positionals, socket, out }) {
-      const result = await call(socket, 'enforce', positionals[0] === undefined ? {} : { interface: positionals[0] });
-      print(out, result, (safe) => {
+    run: asking(
+      'enforce',
+      ({ positionals }) => (positionals[0] === undefined ? {} : { interface: positionals[0] }),
+      (safe) => {
         const notCompliant = safe.interfaces.filter((status) => !status.compliant);
         return `Enforced ${safe.interfaces.length} interface(s); ${notCompliant.length} not compliant${notCompliant.length ? `: ${notCompliant.map((status) => status.interface).join(', ')}` : ''}.\n`;
-      });
-      return EXIT.ok;
-    },
+      },
+    ),
   },
   watch: {
     summary: 'stream events as they happen (like ip monitor)',
