@@ -13,9 +13,9 @@
 import { isMap, isScalar, isSeq } from 'yaml';
 import { nearBlanketMatch, nearBlanketUnion } from './blanket';
 import { globLiteral, globProblem } from './glob';
-import { unconstrainedKeys, type UnconstrainedKey } from './glob-coverage';
+import { unconstrainedKeys, type ProofBudget, type UnconstrainedKey } from './glob-coverage';
 import { FeaturesReader } from './load-features';
-import { MAX_POLICY_RULES } from './policy-file';
+import { MAX_BLANKET_PROOF_STEPS, MAX_POLICY_PATTERNS, MAX_POLICY_RULES } from './limits';
 import { MATCH_KEYS, type MatchSpec, type Mode, type PciPattern, type Rule } from './types';
 import { describeNode, type Entry, type PolicyYamlReader } from './yaml-reader';
 
@@ -59,6 +59,9 @@ export function readMode(yaml: PolicyYamlReader, entry: Entry | undefined): Mode
 
 export class RulesReader {
   private readonly features: FeaturesReader;
+  /** Shared by every rule: the limits hold for the policy as a whole (limits.ts). */
+  private readonly proofBudget: ProofBudget = { steps: MAX_BLANKET_PROOF_STEPS };
+  private patternCount = 0;
 
   constructor(
     private readonly yaml: PolicyYamlReader,
@@ -224,7 +227,7 @@ export class RulesReader {
    * with `broad`; an opted-in rule is loaded with a loud warning, every time.
    */
   private checkTargeted(spec: MatchSpec, entry: Entry, ruleName: string, broad: Broad | null): void {
-    const unconstrained = unconstrainedKeys(spec);
+    const unconstrained = unconstrainedKeys(spec, this.proofBudget);
     const nearly = unconstrained === null ? nearBlanketMatch(spec) : null;
     if (nearly !== null && broad === null) {
       this.yaml.fail(
@@ -280,6 +283,14 @@ export class RulesReader {
       this.yaml.fail(entry.at, entry.path, `${entry.path} is an empty list, which matches nothing`, { hint });
     }
     return items.map(({ item, path }) => {
+      if (++this.patternCount > MAX_POLICY_PATTERNS) {
+        this.yaml.fail(
+          item,
+          path,
+          `the policy's match blocks hold more than the ${MAX_POLICY_PATTERNS} patterns allowed (an alias counts as what it stands for)`,
+          { hint: 'match by driver or pci instead of listing every name or MAC' },
+        );
+      }
       const value = this.yaml.deref(item, path);
       if (!isScalar(value) || typeof value.value !== 'string' || value.value === '') {
         const unquoted = isScalar(value) && typeof value.value !== 'string' && value.value !== null;

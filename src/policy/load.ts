@@ -10,7 +10,8 @@ import { isMap, isScalar } from 'yaml';
 import { PolicyError } from '../errors';
 import { DEFAULT_POLICY_TEXT, SHIPPED_POLICY_PATH } from '../generated/build-info';
 import { readMode, RulesReader } from './load-rules';
-import { defaultPolicyPath, MAX_POLICY_BYTES, readPolicyBytes, sha256 } from './policy-file';
+import { MAX_POLICY_BYTES } from './limits';
+import { defaultPolicyPath, policyTooLarge, readPolicyBytes, sha256 } from './policy-file';
 import type { Policy } from './types';
 import { describeNode, PolicyYamlReader, type IntegerField } from './yaml-reader';
 
@@ -82,11 +83,7 @@ function parseWithChecksum(text: string, path: string, hostFeatures: readonly st
 /** Parses policy text (no I/O). `path` is only used in messages; checksum is over the UTF-8 bytes. */
 export function parsePolicy(text: string, path: string, hostFeatures: readonly string[]): Policy {
   const bytes = Buffer.from(text, 'utf8');
-  if (bytes.length > MAX_POLICY_BYTES) {
-    throw new PolicyError(path, `the policy is larger than the ${MAX_POLICY_BYTES} bytes allowed`, {
-      hint: 'check that the text is the policy',
-    });
-  }
+  if (bytes.length > MAX_POLICY_BYTES) throw policyTooLarge(path, 'check that the text is the policy');
   return parseWithChecksum(text, path, hostFeatures, sha256(bytes));
 }
 

@@ -7,7 +7,20 @@
  * YAML 1.2 by default, so `off` is a string; `%YAML 1.1` documents make it a boolean. onOff()
  * accepts both, and the strings on/off in any case.
  */
-import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type Document, type Scalar } from 'yaml';
+import {
+  isAlias,
+  isMap,
+  isNode,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  visit,
+  type Alias,
+  type Document,
+  type Node,
+  type Scalar,
+} from 'yaml';
 import { PolicyError, type SourcePosition } from '../errors';
 import { didYouMean } from './feature-names';
 import type { PolicyWarning } from './types';
@@ -68,6 +81,23 @@ function syntaxHint(code: string): string {
   }
 }
 
+/**
+ * Every alias of the document with the node it stands for: the last node before it with its
+ * anchor, as Alias.resolve() finds it. That walks the whole document for each alias, so a policy
+ * of a thousand aliases took seconds (issue 20 #9); this walks it once.
+ */
+function resolveAliases(doc: Document.Parsed): Map<Alias, Node | undefined> {
+  const anchored = new Map<string, Node>();
+  const targets = new Map<Alias, Node | undefined>();
+  visit(doc, {
+    Node: (_key, node) => {
+      if (isAlias(node)) targets.set(node, anchored.get(node.source));
+      else if (node.anchor !== undefined) anchored.set(node.anchor, node);
+    },
+  });
+  return targets;
+}
+
 function joinPath(parent: string, key: string): string {
   return parent === '' ? key : `${parent}.${key}`;
 }
@@ -77,6 +107,8 @@ export class PolicyYamlReader {
   readonly warnings: PolicyWarning[] = [];
   private readonly lines = new LineCounter();
   private readonly doc: Document.Parsed;
+  /** Each alias's node, found in one pass (built on the first alias). */
+  private aliasTargets: Map<Alias, Node | undefined> | null = null;
 
   constructor(
     readonly file: string,
@@ -129,7 +161,8 @@ export class PolicyYamlReader {
   /** Follows an alias to its anchor's node; an alias without an anchor is an error. */
   deref(node: unknown, key: string): unknown {
     if (!isAlias(node)) return node;
-    const target = node.resolve(this.doc);
+    this.aliasTargets ??= resolveAliases(this.doc);
+    const target = this.aliasTargets.get(node);
     if (target === undefined) {
       this.fail(node, key, `the alias *${node.source} has no matching anchor &${node.source}`, {
         hint: 'define the anchor before using it, or write the value out',
