@@ -3,6 +3,7 @@
  * key's patterns accept every value it can take (for refusing blanket rules). Pure: no I/O.
  */
 import { compiledGlob, globLiteral, globLiteralPrefix, globMatch, tokenMatches, type GlobToken } from './glob';
+import { MAX_BLANKET_PROOF_STEPS } from './limits';
 import { MATCH_KEYS, type MatchKey, type MatchSpec } from './types';
 
 type GlobKey = Exclude<MatchKey, 'pci'>;
@@ -29,7 +30,9 @@ export function globCovers(outer: string, inner: string): boolean {
 // accept every value the key can take? Globs are regular languages, so this is decided exactly:
 // walk the product of the key's value domain (as a small automaton) and the set of pattern
 // positions every prefix can reach (subset construction). A reachable state where the domain
-// accepts and no pattern does is a value the key refuses: the key is targeted.
+// accepts and no pattern does is a value the key refuses: the key is targeted. Most keys refuse
+// one of a few sample values, which answers at once; the walk, which patterns can make
+// exponential, runs on a budget of steps shared by the whole policy (MAX_BLANKET_PROOF_STEPS).
 
 /** The values one match key can take, as an automaton over UTF-16 code units. */
 interface ValueDomain {
@@ -38,6 +41,13 @@ interface ValueDomain {
   accepts(state: number): boolean;
   /** Code units where `step` changes behaviour: intervals between them are treated alike. */
   boundaries: readonly number[];
+  /** Values of the domain tried first: one that no pattern accepts settles it without a proof. */
+  samples: readonly string[];
+}
+
+/** What proofs may still spend; one budget is shared by every key of a policy. */
+export interface ProofBudget {
+  steps: number;
 }
 
 /** IFNAMSIZ - 1: the kernel's longest interface name. */
@@ -45,8 +55,6 @@ const MAX_IFNAME_LENGTH = 15;
 const CODE_UNIT_END = 0x10000;
 const MAC_TEXT_LENGTH = 17;
 const COLON = 0x3a;
-/** Past this many product states the answer is "cannot prove it is targeted". */
-const MAX_UNIVERSALITY_STATES = 20_000;
 
 /**
  * The kernel's dev_valid_name(): no NUL, '/', ':' or whitespace. Names are decoded as UTF-8
@@ -71,6 +79,7 @@ export const VALUE_DOMAINS: Record<GlobKey, ValueDomain> = {
     step: (length, code) => (isIfnameCode(code) && length < MAX_IFNAME_LENGTH ? length + 1 : null),
     accepts: (length) => length >= 1,
     boundaries: [0x01, 0x09, 0x0e, 0x20, 0x21, 0x2f, 0x30, COLON, COLON + 1],
+    samples: ['lo', 'eth0', 'veth1a2b3c4', 'x', '0', '~', '\u0001', '\u00e9', 'zzzzzzzzzzzzzzz'],
   },
   driver: freeTextDomain(),
   kind: freeTextDomain(),
@@ -83,6 +92,7 @@ export const VALUE_DOMAINS: Record<GlobKey, ValueDomain> = {
     },
     accepts: (position) => position === MAC_TEXT_LENGTH,
     boundaries: [0x30, 0x3a, COLON + 1, 0x61, 0x67],
+    samples: ['00:00:00:00:00:00', 'ff:ff:ff:ff:ff:ff', '5a:a5:0f:f0:96:69'],
   },
 };
 
@@ -92,6 +102,8 @@ function freeTextDomain(): ValueDomain {
     step: (_state, code) => (code === 0 ? null : 1),
     accepts: (state) => state === 1,
     boundaries: [0x01],
+    // Short: a text of any length is a value, so a sample says nothing a short one would not.
+    samples: ['veth', 'bnxt_en', 'x', '~', '\u0001'],
   };
 }
 
@@ -116,9 +128,15 @@ function closeOverStars(
 
 /**
  * Whether `patterns` together accept every value of `domain`; null when the patterns are too
- * complex to decide within MAX_UNIVERSALITY_STATES (callers treat that as "every").
+ * complex to decide within what `budget` has left (callers treat that as "every"). The steps
+ * spent are taken from `budget`.
  */
-export function globsMatchEveryValue(patterns: readonly string[], domain: ValueDomain): boolean | null {
+export function globsMatchEveryValue(
+  patterns: readonly string[],
+  domain: ValueDomain,
+  budget: ProofBudget = { steps: MAX_BLANKET_PROOF_STEPS },
+): boolean | null {
+  if (domain.samples.some((value) => !patterns.some((pattern) => globMatch(pattern, value)))) return false;
   const tokenLists = patterns.map((pattern) => compiledGlob(pattern).tokens);
   const cuts = new Set<number>([0, CODE_UNIT_END, ...domain.boundaries]);
   for (const tokens of tokenLists) {
@@ -144,12 +162,13 @@ export function globsMatchEveryValue(patterns: readonly string[], domain: ValueD
   };
   enqueue(domain.start, start);
   for (let head = 0; head < queue.length; head++) {
-    if (visited.size > MAX_UNIVERSALITY_STATES) return null;
     const { domainState, positions } = queue[head] as (typeof queue)[number];
     if (domain.accepts(domainState) && !positions.some(([p, i]) => i === tokenLists[p]?.length)) return false;
     for (const code of representatives) {
       const nextDomainState = domain.step(domainState, code);
       if (nextDomainState === null) continue;
+      budget.steps -= positions.length + 1;
+      if (budget.steps < 0) return null;
       const next: Array<readonly [number, number]> = [];
       for (const [p, i] of positions) {
         const token = (tokenLists[p] as readonly GlobToken[])[i];
@@ -179,7 +198,7 @@ export interface UnconstrainedKey {
  * interface that has a driver — lo, each veth, tap, bridge and physical port alike.
  * `pci` takes no wildcards, so a pci key always targets.
  */
-export function unconstrainedKeys(spec: MatchSpec): UnconstrainedKey[] | null {
+export function unconstrainedKeys(spec: MatchSpec, budget?: ProofBudget): UnconstrainedKey[] | null {
   const found: UnconstrainedKey[] = [];
   for (const key of MATCH_KEYS) {
     if (key === 'pci') {
@@ -188,7 +207,7 @@ export function unconstrainedKeys(spec: MatchSpec): UnconstrainedKey[] | null {
     }
     const patterns = spec[key];
     if (patterns === undefined) continue;
-    const every = globsMatchEveryValue(patterns, VALUE_DOMAINS[key]);
+    const every = globsMatchEveryValue(patterns, VALUE_DOMAINS[key], budget);
     if (every === false) return null;
     found.push({ key, patterns: [...patterns], proven: every === true });
   }

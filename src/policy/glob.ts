@@ -91,7 +91,7 @@ function compileGlob(pattern: string): CompiledGlob {
 }
 
 // Patterns come from the policy, so the cache stays small; the bound only guards misuse.
-/** Holds every pattern of the largest policy (MAX_POLICY_RULES rules of a few patterns each). */
+/** Holds every pattern of the largest policy (MAX_POLICY_PATTERNS, limits.ts) many times over. */
 const GLOB_CACHE_LIMIT = 65_536;
 const globCache = new Map<string, CompiledGlob>();
 

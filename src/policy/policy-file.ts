@@ -6,14 +6,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, constants as fsConstants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { PolicyError } from '../errors';
 import { SHIPPED_POLICY_PATH } from '../generated/build-info';
-
-/**
- * The largest policy, in bytes and in rules: a policy is a few kilobytes, and one at these limits
- * still loads (and passes check-policy) in about a second, so a reload cannot hold the daemon's
- * corrections back for long. Beyond them it is refused with this message.
- */
-export const MAX_POLICY_BYTES = 1024 * 1024;
-export const MAX_POLICY_RULES = 10_000;
+import { MAX_POLICY_BYTES } from './limits';
 
 export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -22,6 +15,11 @@ export function sha256(bytes: Uint8Array): string {
 /** Where the shipped default lives: policy/default.yaml in a checkout, its installed copy in a package. */
 export function defaultPolicyPath(): string {
   return SHIPPED_POLICY_PATH;
+}
+
+/** A policy over MAX_POLICY_BYTES, whether read from a file or given as text. */
+export function policyTooLarge(path: string, hint: string): PolicyError {
+  return new PolicyError(path, `the policy is larger than the ${MAX_POLICY_BYTES} bytes allowed`, { hint });
 }
 
 function readHint(code: string | undefined, path: string): string {
@@ -86,11 +84,7 @@ export function readPolicyBytes(path: string): Buffer {
       const count = readSync(fd, buffer, length, buffer.length - length, null);
       if (count === 0) break;
       length += count;
-      if (length > MAX_POLICY_BYTES) {
-        throw new PolicyError(path, `the policy is larger than the ${MAX_POLICY_BYTES} bytes allowed`, {
-          hint: 'check that the path names the policy file',
-        });
-      }
+      if (length > MAX_POLICY_BYTES) throw policyTooLarge(path, 'check that the path names the policy file');
     }
     return buffer.subarray(0, length);
   } catch (error) {

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { MAX_POLICY_BYTES, MAX_POLICY_RULES } from '../../src/policy/limits';
 import { ConfigMapDir } from '../helpers/configmap';
 import { type DaemonProcess, eachTestInItsOwnNetns, type Netns, REPO_ROOT, waitFor } from '../helpers/netns';
 
@@ -78,6 +79,42 @@ describe('offloadd --watch-policy (ConfigMap-style reload, real kernel, own name
     await nthLine(daemon, LOADED, 2);
     assert.equal(runningSha256(daemon), sha256(next));
     assert.equal(daemon.linesMatching(LOADED).length, 2, 'one reload per real change');
+    assert.equal(await daemon.stop(), 0);
+  });
+
+  it('a large valid policy freezes the event loop: the largest policy the limits allow is loaded and drift corrected after it, one rule more is rejected and the running one stays (issue 20 #9)', async () => {
+    /** policy() and `count - 1` more rules, each matching names no interface here has. */
+    const withRules = (count: number): string =>
+      policy(
+        Array.from(
+          { length: count - 1 },
+          (_, i) => `  - {name: f${i}, match: {name: f${i}x}, features: {gro: off}}\n`,
+        ).join(''),
+      );
+    const largest = withRules(MAX_POLICY_RULES);
+    const over = withRules(MAX_POLICY_RULES + 1);
+    assert.ok(Buffer.byteLength(over) <= MAX_POLICY_BYTES, 'only the rule limit is crossed');
+    const volume = ConfigMapDir.create(path.join(ns.tmp, 'offloadd-config'), policy());
+    ns.addVeth('m0');
+    const daemon = ns.startDaemon(['--policy', volume.policyPath, '--watch-policy']);
+    await daemon.ready();
+
+    volume.swap(largest);
+    await nthLine(daemon, LOADED, 1);
+    assert.equal(runningSha256(daemon), sha256(largest));
+    ns.setFeatures('m0', 'gro', 'on');
+    await waitFor(
+      () => ns.features('m0')['generic-receive-offload'] === false,
+      'm0 corrected under the largest policy',
+    );
+
+    volume.swap(over);
+    await daemon.waitForLine(
+      new RegExp(`Policy rejected, keeping the running one: .*more than the ${MAX_POLICY_RULES} allowed`),
+    );
+    assert.equal(runningSha256(daemon), sha256(largest), 'the running policy stays');
+    ns.setFeatures('m0', 'gro', 'on');
+    await waitFor(() => ns.features('m0')['generic-receive-offload'] === false, 'm0 still corrected');
     assert.equal(await daemon.stop(), 0);
   });
 

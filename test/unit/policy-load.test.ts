@@ -21,6 +21,7 @@ import {
   loadPolicyFile,
   parsePolicy,
 } from '../../src/policy/load';
+import { MAX_POLICY_BYTES } from '../../src/policy/limits';
 import type { Policy } from '../../src/policy/types';
 
 const FIXTURES = path.resolve(__dirname, '../../../test/fixtures');
@@ -346,7 +347,7 @@ describe('policy loading', () => {
       const file = path.join(dir, 'huge.yaml');
       writeFileSync(file, `# ${'x'.repeat(1024 * 1024)}\n`);
       const error = catchPolicyError(() => loadPolicyFile(file, HOST_FEATURES));
-      assert.match(error.message, /larger than the 1048576 bytes allowed/);
+      assert.match(error.message, new RegExp(`larger than the ${MAX_POLICY_BYTES} bytes allowed`));
     });
 
     it('follows a symbolic link to the policy (configuration tools manage files that way)', () => {
