@@ -10,7 +10,7 @@ import { parseRecords, type KernelRequest } from '../../src/attribution/record';
 import { decodeRequest } from '../../src/attribution/request';
 import { ActorResolver } from '../../src/attribution/resolve';
 
-const RECORD_BYTES = 192;
+const RECORD_BYTES = 200;
 /** `ethtool -K v0 gro on` as ethtool 6.1 sent it (captured by the kernel side on this machine). */
 const ETHTOOL_GRO_ON = Buffer.from(
   '440000001500050003000000000000000c01000014000180070002007630000008000300010000001c00038018000380140001800b00020072782d67726f000004000300',
@@ -31,6 +31,8 @@ function record(
     payload: Buffer;
     tgid: number;
     ktime: bigint;
+    /** The kernel-recorded network namespace (flag kRecordHasNetns set), or absent. */
+    netns: number;
   }>,
 ): Buffer {
   const buffer = Buffer.alloc(RECORD_BYTES);
@@ -45,7 +47,11 @@ function record(
   const payload = fields.payload ?? ETHTOOL_GRO_ON;
   buffer.writeUInt32LE(Math.min(payload.length, 128), 44);
   buffer.write(fields.comm ?? 'ethtool', 48, 'latin1');
-  payload.copy(buffer, 64, 0, 128);
+  if (fields.netns !== undefined) {
+    buffer.writeUInt32LE(fields.netns, 64);
+    buffer.writeUInt32LE(1, 68);
+  }
+  payload.copy(buffer, 72, 0, 128);
   return buffer;
 }
 
@@ -250,6 +256,15 @@ describe('attribution: the actor resolver', () => {
     assert.equal(got.process, 'exited');
     assert.deepEqual(got.parent, { pid: 77, comm: 'ethtool', exe: '/usr/sbin/ethtool' });
     assert.match(describeActor(got), /exited, run by ethtool \(pid 77\)/);
+  });
+
+  it('keeps the network namespace the kernel recorded for a process that exited', () => {
+    const got = resolver().resolve(request({ netns: 4026532999 }), decodeRequest(request(), ifindexOf));
+    assert.equal(got.process, 'exited');
+    assert.equal(got.netns, 4026532999);
+    assert.equal(got.partial, 'the process exited before it was resolved (executable unknown)');
+    assert.equal(request().netns, null, 'no namespace without the flag');
+    assert.equal(request({ netns: 0 }).netns, null, 'and none when the kernel found none');
   });
 
   it('calls a zombie and a missing process "exited"', () => {
