@@ -193,7 +193,12 @@ export function startAttribution(options: AttributionOptions): Attribution {
       resolvePending();
       return log.actorsFor(ifindex, receivedAtNs, window);
     },
-    forget: (ifindex) => log.forget(ifindex),
+    forget: (ifindex) => {
+      // Requests still in the ring name the gone device: into the log first, then forgotten with it.
+      if (!stopped) opened.drain();
+      resolvePending();
+      log.forget(ifindex);
+    },
     status: () => ({
       enabled: !stopped,
       reason: stopped ? 'stopped' : slowerWay,

@@ -91,7 +91,8 @@ export class Btf {
   private readonly stringsStart: number;
   private readonly stringsEnd: number;
   /** Byte offset of type id i (at index i - 1). */
-  private readonly typeAt: number[] = [];
+  private readonly typeAt: Uint32Array;
+  private readonly count: number = 0;
 
   constructor(private readonly blob: Buffer) {
     if (blob.length < HEADER_MIN_BYTES) throw new BtfError('the BTF is shorter than its header');
@@ -111,12 +112,14 @@ export class Btf {
     this.stringsEnd = this.stringsStart + strLen;
     if (headerBytes < HEADER_MIN_BYTES || typesEnd > blob.length || this.stringsEnd > blob.length)
       throw new BtfError('the BTF header points past the end of the data');
+    // Every type takes at least its 12-byte header: a bound on their number.
+    this.typeAt = new Uint32Array(Math.floor(typeLen / TYPE_HEADER_BYTES));
     for (let at = this.typesStart; at < typesEnd;) {
       if (at + TYPE_HEADER_BYTES > typesEnd) throw new BtfError(`a type at byte ${at} runs past the type section`);
       const info = this.view.getUint32(at + 4, true);
       const trailing = trailingBytes((info >>> 24) & 0x1f, info & 0xffff);
       if (trailing === null) throw new BtfError(`unknown BTF kind ${(info >>> 24) & 0x1f} at byte ${at}`);
-      this.typeAt.push(at);
+      this.typeAt[this.count++] = at;
       at += TYPE_HEADER_BYTES + trailing;
     }
   }
@@ -129,8 +132,8 @@ export class Btf {
   }
 
   private kindOf(id: number): number {
-    const at = this.typeAt[id - 1];
-    return at === undefined ? 0 : (this.view.getUint32(at + 4, true) >>> 24) & 0x1f;
+    if (id < 1 || id > this.count) return 0;
+    return (this.view.getUint32((this.typeAt[id - 1] as number) + 4, true) >>> 24) & 0x1f;
   }
 
   /** Follows typedefs and qualifiers (const, volatile, restrict, type tags) to the type itself. */
@@ -145,7 +148,7 @@ export class Btf {
   /** The id of the struct named `name` (the first with members, not a forward declaration), or null. */
   structId(name: string): number | null {
     const wanted = Buffer.from(`${name}\0`, 'latin1');
-    for (let id = 1; id <= this.typeAt.length; id++) {
+    for (let id = 1; id <= this.count; id++) {
       const at = this.typeAt[id - 1] as number;
       if (this.kindOf(id) !== KIND.struct) continue;
       const start = this.stringsStart + this.view.getUint32(at, true);
@@ -246,8 +249,22 @@ export function netnsOffsets(btf: Btf): NetnsOffsets {
   return { taskNsproxy, nsproxyNetNs, netInum: ns.byteOffset + inum.byteOffset };
 }
 
-/** The offsets of the running kernel, or why they cannot be known (a sentence). */
+const known = new Map<string, NetnsOffsets | { missing: string }>();
+
+/**
+ * The offsets of the running kernel, or why they cannot be known (a sentence). Read once per file
+ * (attribution may be turned off and on again by a policy): the kernel's BTF is megabytes.
+ */
 export function kernelNetnsOffsets(file = KERNEL_BTF_FILE): NetnsOffsets | { missing: string } {
+  let offsets = known.get(file);
+  if (offsets === undefined) {
+    offsets = readNetnsOffsets(file);
+    known.set(file, offsets);
+  }
+  return offsets;
+}
+
+function readNetnsOffsets(file: string): NetnsOffsets | { missing: string } {
   let blob: Buffer;
   try {
     blob = fs.readFileSync(file);

@@ -129,22 +129,24 @@ describe('attribution: BTF (where the network namespace is)', () => {
     assert.throws(() => new Btf(unknownKind), /unknown BTF kind 31/);
   });
 
-  it('kernelNetnsOffsets: a sentence, never an exception, for a missing or damaged file', () => {
+  it('kernelNetnsOffsets: a sentence, never an exception, for a missing or damaged file; read once', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'offloadd-btf-'));
     try {
       const missing = kernelNetnsOffsets(path.join(dir, 'vmlinux'));
       assert.ok('missing' in missing);
       assert.match(missing.missing, /no BTF .*ENOENT/);
-      fs.writeFileSync(path.join(dir, 'vmlinux'), Buffer.alloc(100, 0xff));
-      const damaged = kernelNetnsOffsets(path.join(dir, 'vmlinux'));
+      fs.writeFileSync(path.join(dir, 'damaged'), Buffer.alloc(100, 0xff));
+      const damaged = kernelNetnsOffsets(path.join(dir, 'damaged'));
       assert.ok('missing' in damaged);
       assert.match(damaged.missing, /does not say where the network namespace is: not BTF/);
-      fs.writeFileSync(path.join(dir, 'vmlinux'), kernelLike());
-      assert.deepEqual(kernelNetnsOffsets(path.join(dir, 'vmlinux')), {
+      fs.writeFileSync(path.join(dir, 'good'), kernelLike());
+      assert.deepEqual(kernelNetnsOffsets(path.join(dir, 'good')), {
         taskNsproxy: 1840,
         nsproxyNetNs: 40,
         netInum: 176,
       });
+      fs.rmSync(path.join(dir, 'good'));
+      assert.ok(!('missing' in kernelNetnsOffsets(path.join(dir, 'good'))), 'the first answer is kept');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

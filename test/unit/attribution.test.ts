@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { actorJournalFields, describeActor, NO_USER_SPACE_REQUEST, type Actor } from '../../src/attribution/actor';
 import { ActorLog } from '../../src/attribution/actor-log';
 import { unavailableReason } from '../../src/attribution/unavailable';
+import { attributionText } from '../../src/cli/offloadctl-format';
 import { CgroupIndex, classifyCgroup } from '../../src/attribution/cgroup';
 import { parseRecords, type KernelRequest } from '../../src/attribution/record';
 import { decodeRequest } from '../../src/attribution/request';
@@ -318,6 +319,14 @@ describe('attribution: ActorLog', () => {
 });
 
 describe('attribution: descriptions', () => {
+  it('status: on the slower way (no BTF) says why after the counts', () => {
+    const status = { enabled: true, dropped: 0, attributed: 3, otherNamespace: 0, traced: ['ioctl'] };
+    assert.equal(
+      attributionText({ ...status, hook: 'raw_tracepoint', reason: 'the kernel has no BTF (…)' }),
+      'on (raw_tracepoint), 3 attributed, 0 dropped; the kernel has no BTF (…)',
+    );
+  });
+
   it('describes services, sessions, containers and exited processes', () => {
     assert.equal(
       describeActor(
