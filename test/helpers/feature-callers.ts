@@ -32,7 +32,10 @@ int main(int argc, char **argv) {
 }
 `;
 
-/** ETHTOOL_MSG_FEATURES_SET sent with sendmsg() on a raw generic-netlink socket. */
+/**
+ * ETHTOOL_MSG_FEATURES_SET sent with sendmsg() on a raw generic-netlink socket:
+ * `features-set.py IFINDEX on|off [write|send]` (write(), or send(): sendto() with no address).
+ */
 export const SENDMSG_CALLER = String.raw`
 import os, socket, struct, sys
 NESTED = 0x8000
@@ -57,6 +60,8 @@ body = attr(1 | NESTED, attr(1, struct.pack('=I', ifindex))) + attr(3 | NESTED, 
 request = message(family, 12, body, 2)
 if len(sys.argv) > 3 and sys.argv[3] == 'write':
     os.write(s.fileno(), request)
+elif len(sys.argv) > 3 and sys.argv[3] == 'send':
+    s.send(request)  # sendto() without an address
 else:
     s.sendmsg([request])
 reply = s.recv(8192)

@@ -209,6 +209,19 @@ for (const hook of ['raw_tracepoint', 'tracepoint'] as const) {
       assert.equal(ns.features('v0')['generic-receive-offload'], true);
     });
 
+    it('names a send() of FEATURES_SET: sendto() with no address', async () => {
+      ns.addVeth('v0');
+      ns.setFeatures('v0', 'gro', 'off');
+      const script = ns.file('features-set.py', SENDMSG_CALLER);
+      const h = start();
+      const ifindex = ifindexOf('v0') as number;
+      const pid = await runInNamespace('python3', [script, String(ifindex), 'on', 'send']);
+      const actor = await actorOf(h, pid);
+      assert.equal(actor.syscall, 'sendto');
+      assert.equal(actor.ifindex, ifindex);
+      assert.equal(ns.features('v0')['generic-receive-offload'], true);
+    });
+
     it('names a write() of FEATURES_SET on a netlink socket when asked to trace write', async () => {
       ns.addVeth('v0');
       ns.setFeatures('v0', 'gro', 'off');
