@@ -8,17 +8,23 @@
 //   sys_enter_write    ETHTOOL_MSG_FEATURES_SET (only the first message of the buffer)
 //   sys_enter_sendmsg  the same, in the first iovec of the msghdr
 //
-// Everything else returns after at most one read of user memory, so the cost on the host's other
-// system calls stays small (bench/scenarios/attribution.ts measures it). A match is copied into a
-// BPF ring buffer with the sender's tgid, tid, comm, uid, gid and cgroup id and the kernel's
-// CLOCK_MONOTONIC time (bpf_ktime_get_ns); the raw request bytes (ifr_name, or the netlink
-// message's first bytes) are parsed in TypeScript. A full ring buffer never blocks the sender: the
-// record is dropped and counted in a per-CPU array. The daemon's own requests (its tgid, written
-// into the config map) are dropped in the kernel.
+// sendto to an IP address (dest_addr set, addr_len 16..28 or < 12) returns before any read of user
+// memory; sendmsg after reading the msghdr. Everything else returns after at most one read of user memory, so the cost
+// on the host's other system calls stays small (bench/scenarios/attribution.ts measures it). A match is copied into a
+// BPF ring buffer with the sender's tgid, tid, comm, uid, gid, cgroup id, network namespace (see
+// netns below) and the kernel's CLOCK_MONOTONIC time (bpf_ktime_get_ns); the raw request bytes (ifr_name, or the
+// netlink message's first bytes) are parsed in TypeScript. A full ring buffer never blocks the sender: the record is
+// dropped and counted in a per-CPU array. The daemon's own requests (its tgid, written into the config map) are dropped
+// in the kernel.
 //
 // JavaScript surface (src/addon/binding.ts):
-//   new Attribution({ selfTgid, ringBytes, syscalls, hook }, onRecords(records: Buffer, count))
-//     .close() .dropped() .attached() .hook() .ethtoolFamily() .drain() .ref() .unref()
+//   new Attribution({ selfTgid, ringBytes, syscalls, hook, netns }, onRecords(records: Buffer, count))
+//     .close() .dropped() .attached() .hook() .ethtoolFamily() .kernelNetns() .drain() .ref() .unref()
+//   netns: { taskNsproxy, nsproxyNetNs, netInum }, byte offsets from the kernel's BTF: then each
+//   record carries the sender's network namespace inode (current->nsproxy->net_ns->ns.inum, read
+//   with bpf_probe_read_kernel for matched requests only) and is submitted with BPF_RB_NO_WAKEUP,
+//   waking the daemon only when the ring is more than half full; the daemon drains when it needs
+//   the records (a drift asks for its actor). Without it: a wakeup per record.
 //   hook: 'tracepoint' (one program per syscalls:sys_enter_X, through perf_event_open; needs
 //   tracefs for the ids) or 'raw_tracepoint' (one program on sys_enter for every system call,
 //   dispatching on the number; needs neither tracefs nor perf_event_open).
@@ -72,9 +78,15 @@ constexpr int kRecordCommand = 36;        // u32 ethtool ioctl command, or the g
 constexpr int kRecordArgument = 40;       // u32 ioctl: the u32 after the command; netlink: nlmsg_type
 constexpr int kRecordPayloadLength = 44;  // u32 bytes of payload copied (0: the copy failed)
 constexpr int kRecordComm = 48;           // char[16]
-constexpr int kRecordPayload = 64;        // ioctl: ifr_name[16]; netlink: the message's first bytes
+constexpr int kRecordNetns = 64;          // u32 the sender's network namespace inode (0: not known)
+constexpr int kRecordFlags = 68;          // u32 kRecordHas*
+constexpr int kRecordPayload = 72;        // ioctl: ifr_name[16]; netlink: the message's first bytes
 constexpr int kPayloadBytes = 128;
 constexpr int kRecordBytes = kRecordPayload + kPayloadBytes;
+
+// The program read the namespace (from the BTF offsets it was given): kRecordNetns is the kernel's
+// answer, 0 only when the task had none left (exiting).
+constexpr int32_t kRecordHasNetns = 1;
 
 constexpr uint32_t kSyscallIoctl = 1;
 constexpr uint32_t kSyscallSendto = 2;
@@ -97,8 +109,15 @@ constexpr int32_t kEthtoolSetCommands[] = {
 constexpr int32_t kEthtoolMsgFeaturesSet = 12;  // ETHTOOL_MSG_FEATURES_SET
 constexpr int32_t kGenlMinId = 16;              // GENL_MIN_ID: below are netlink control types
 constexpr int32_t kNetlinkHeaderBytes = 20;     // nlmsghdr (16) + genlmsghdr (4)
+// A destination address a netlink socket accepts is at least a sockaddr_nl; one of the lengths of
+// sockaddr_in (16) up to sockaddr_in6 (28), or shorter than sockaddr_nl, is an IP send: the
+// user-memory read is skipped. (The kernel accepts a padded sockaddr_nl of 13..28 bytes too; no
+// netlink library sends one.)
+constexpr int32_t kSockaddrNlBytes = 12;
+constexpr int32_t kSockaddrIn6Bytes = 28;
 
 constexpr uint32_t kDefaultRingBytes = 256 * 1024;
+constexpr int64_t kMaxKernelOffset = 1 << 20;  // a member offset in task_struct, nsproxy or net
 constexpr size_t kVerifierLogBytes = 64 * 1024;
 constexpr size_t kMaxRecordsPerWakeup = 4096;  // then yield to the loop (the poll is level-triggered)
 
@@ -183,13 +202,41 @@ constexpr int16_t kStackIovec = -80;       // 16 bytes: iovec[0]
 struct Offsets {  // of the tracepoint's arguments in its context, from the format file
   int16_t first = 0;
   int16_t second = 0;
+  // sendto only: dest_addr and addr_len (-1: not read)
+  int16_t address = -1;
+  int16_t addressLength = -1;
+};
+
+// Where the sender's network namespace inode lies (src/attribution/btf.ts reads them from the
+// kernel's BTF): task_struct.nsproxy, nsproxy.net_ns, net.ns + ns_common.inum. taskNsproxy < 0:
+// unknown, the records carry no namespace and every record wakes the daemon up.
+struct NetnsOffsets {
+  int32_t taskNsproxy = -1;
+  int32_t nsproxyNetNs = 0;
+  int32_t netInum = 0;
 };
 
 struct Maps {
   int config = -1;  // array[1] of { u32 self_tgid; u32 ethtool_family }
   int ring = -1;
   int drops = -1;  // per-CPU array[1] of u64
+  NetnsOffsets netns;
+  // With the namespace in the record the daemon is not woken per record: it drains when a drift
+  // asks, or when the ring holds more than this many bytes.
+  int32_t wakeupBytes = 0;
 };
+
+// r1 = the address of a kernel pointer (r3 on entry): reads it to the stack slot, then into r3;
+// jumps to `failed` when the read fails or the pointer is NULL.
+void EmitReadKernelPointer(Assembler& a, int32_t offset, const std::string& failed) {
+  a.AddImm(R3, offset);
+  a.StackPointer(R1, kStackScratch);
+  a.MovImm(R2, 8);
+  a.Call(BPF_FUNC_probe_read_kernel);
+  a.JumpImm(BPF_JNE, R0, 0, failed);
+  a.Load(BPF_DW, R3, R10, kStackScratch);
+  a.JumpImm(BPF_JEQ, R3, 0, failed);
+}
 
 // Jumps to "out" unless the config map says this request is not the daemon's own; then reserves a
 // record, fills it and submits it. Expects: r7 = payload pointer (user memory), r8 = payload length
@@ -236,6 +283,22 @@ void EmitRecord(Assembler& a, const Maps& maps, uint32_t syscallKind) {
   a.AddImm(R1, kRecordComm);
   a.MovImm(R2, 16);
   a.Call(BPF_FUNC_get_current_comm);
+  a.StoreImm(BPF_W, R6, kRecordNetns, 0);
+  a.StoreImm(BPF_W, R6, kRecordFlags, 0);
+  if (maps.netns.taskNsproxy >= 0) {
+    // current->nsproxy->net_ns->ns.inum, three kernel reads, only for a request that matched.
+    a.StoreImm(BPF_W, R6, kRecordFlags, kRecordHasNetns);
+    a.Call(BPF_FUNC_get_current_task);
+    a.MovReg(R3, R0);
+    EmitReadKernelPointer(a, maps.netns.taskNsproxy, "netns_done");
+    EmitReadKernelPointer(a, maps.netns.nsproxyNetNs, "netns_done");
+    a.AddImm(R3, maps.netns.netInum);
+    a.MovReg(R1, R6);
+    a.AddImm(R1, kRecordNetns);
+    a.MovImm(R2, 4);
+    a.Call(BPF_FUNC_probe_read_kernel);  // zeroes the field when it fails
+    a.Label("netns_done");
+  }
   a.MovReg(R1, R6);
   a.AddImm(R1, kRecordPayload);
   a.MovReg(R2, R8);
@@ -245,8 +308,20 @@ void EmitRecord(Assembler& a, const Maps& maps, uint32_t syscallKind) {
   a.MovImm(R8, 0);
   a.Label("copied");
   a.Store(BPF_W, R6, kRecordPayloadLength, R8);
+  if (maps.netns.taskNsproxy >= 0) {
+    // No wakeup per record (the daemon would run at every request, before the link event it
+    // causes); one when the ring is more than half full, so it never fills while the daemon sleeps.
+    a.LoadMap(R1, maps.ring);
+    a.MovImm(R2, BPF_RB_AVAIL_DATA);
+    a.Call(BPF_FUNC_ringbuf_query);
+    a.MovImm(R2, BPF_RB_NO_WAKEUP);
+    a.JumpImm(BPF_JLE, R0, maps.wakeupBytes, "quiet");
+    a.MovImm(R2, BPF_RB_FORCE_WAKEUP);
+    a.Label("quiet");
+  } else {
+    a.MovImm(R2, 0);
+  }
   a.MovReg(R1, R6);
-  a.MovImm(R2, 0);
   a.Call(BPF_FUNC_ringbuf_submit);
   a.Goto("out");
 
@@ -321,8 +396,24 @@ void EmitNetlinkCheck(Assembler& a, const Maps& maps) {
   a.Label("bounded");
 }
 
-// sendto(fd, buff, len, ...) and write(fd, buf, count): the same two arguments.
+// r2 = the destination address, r3 = its length (sendto's, or msghdr's msg_name and msg_namelen):
+// "out" when it cannot be a netlink socket's (an IP address), before any read of user memory. No
+// address (NULL, or length 0) can be a connected netlink socket's.
+void EmitAddressCheck(Assembler& a) {
+  a.JumpImm(BPF_JEQ, R2, 0, "may_be_netlink");
+  a.JumpImm(BPF_JEQ, R3, 0, "may_be_netlink");
+  a.JumpImm(BPF_JEQ, R3, kSockaddrNlBytes, "may_be_netlink");
+  a.JumpImm(BPF_JLE, R3, kSockaddrIn6Bytes, "out");  // unsigned: a negative length is not skipped
+  a.Label("may_be_netlink");
+}
+
+// sendto(fd, buff, len, flags, addr, addr_len) and write(fd, buf, count): the same two arguments.
 void EmitSendto(Assembler& a, const Maps& maps, const Offsets& at, uint32_t syscallKind) {
+  if (at.address >= 0) {
+    a.Load(BPF_DW, R2, R1, at.address);
+    a.Load(BPF_W, R3, R1, at.addressLength);  // an int: the low half of its slot (little-endian)
+    EmitAddressCheck(a);
+  }
   a.Load(BPF_DW, R7, R1, at.first);
   a.Load(BPF_DW, R8, R1, at.second);
   EmitNetlinkCheck(a, maps);
@@ -336,6 +427,9 @@ void EmitSendmsg(Assembler& a, const Maps& maps, const Offsets& at) {
   a.MovImm(R2, 32);  // msg_name, msg_namelen, msg_iov, msg_iovlen
   a.Call(BPF_FUNC_probe_read_user);
   a.JumpImm(BPF_JNE, R0, 0, "out");
+  a.Load(BPF_DW, R2, R10, kStackScratch);     // msg_name
+  a.Load(BPF_W, R3, R10, kStackScratch + 8);  // msg_namelen
+  EmitAddressCheck(a);
   a.Load(BPF_DW, R1, R10, kStackScratch + 24);  // msg_iovlen
   a.JumpImm(BPF_JEQ, R1, 0, "out");
   a.Load(BPF_DW, R3, R10, kStackScratch + 16);  // msg_iov
@@ -355,16 +449,23 @@ void EmitSendmsg(Assembler& a, const Maps& maps, const Offsets& at) {
 // perf_event_open, and skips the perf buffer the syscall tracepoints fill before their program
 // runs. The arguments come from the caller's saved registers (struct pt_regs, user ABI layout):
 // args 1 and 2 (cmd/arg, buff/len, msg/flags) are all the bodies read.
+// sendto also reads args 4 and 5 (dest_addr, addr_len), in the same one read of a wider window.
 #if defined(__x86_64__)
 constexpr int16_t kRegsArgsAt = 96;  // dx (arg 2), then si (arg 1)
 constexpr Offsets kRawArgs{8, 0};
+constexpr int16_t kRegsSendtoAt = 64;  // r9 (arg 5), r8 (arg 4), ax, cx, dx, si
+constexpr int32_t kRegsSendtoBytes = 48;
+constexpr Offsets kRawSendtoArgs{40, 32, 8, 0};
 #elif defined(__aarch64__)
 constexpr int16_t kRegsArgsAt = 8;  // regs[1] (arg 1), then regs[2] (arg 2)
 constexpr Offsets kRawArgs{0, 8};
+constexpr int16_t kRegsSendtoAt = 8;  // regs[1] .. regs[5]
+constexpr int32_t kRegsSendtoBytes = 40;
+constexpr Offsets kRawSendtoArgs{0, 8, 24, 32};
 #else
 #error "attribution: the raw tracepoint's register layout is known for x86_64 and aarch64 only"
 #endif
-constexpr int16_t kStackRawArgs = -96;  // 16 bytes
+constexpr int16_t kStackRawArgs = -144;  // up to 48 bytes
 
 struct RawSyscall {
   const char* name;
@@ -384,15 +485,16 @@ void EmitRawSysEnter(Assembler& a, const Maps& maps, const std::vector<std::stri
   for (const std::string& kind : kinds) {
     a.Scope(kind + "/");
     a.Label("entry");
+    bool sendto = kind == "sendto";
     a.StackPointer(R1, kStackRawArgs);
-    a.MovImm(R2, 16);
+    a.MovImm(R2, sendto ? kRegsSendtoBytes : 16);
     a.MovReg(R3, R6);
-    a.AddImm(R3, kRegsArgsAt);
+    a.AddImm(R3, sendto ? kRegsSendtoAt : kRegsArgsAt);
     a.Call(BPF_FUNC_probe_read_kernel);
     a.JumpImm(BPF_JNE, R0, 0, "out");
-    a.StackPointer(R1, kStackRawArgs);  // the bodies read their two arguments from here
+    a.StackPointer(R1, kStackRawArgs);  // the bodies read their arguments from here
     if (kind == "ioctl") EmitIoctl(a, maps, kRawArgs);
-    if (kind == "sendto") EmitSendto(a, maps, kRawArgs, kSyscallSendto);
+    if (sendto) EmitSendto(a, maps, kRawSendtoArgs, kSyscallSendto);
     if (kind == "write") EmitSendto(a, maps, kRawArgs, kSyscallWrite);
     if (kind == "sendmsg") EmitSendmsg(a, maps, kRawArgs);
   }
@@ -531,10 +633,12 @@ struct Tracepoint {
   const char* name;   // JavaScript's name, and sys_enter_<name>
   const char* first;  // the argument fields the program reads
   const char* second;
+  const char* address = nullptr;  // sendto: the destination, to skip IP sends before reading
+  const char* addressLength = nullptr;
 };
 const Tracepoint kTracepoints[] = {
     {"ioctl", "cmd", "arg"},
-    {"sendto", "buff", "len"},
+    {"sendto", "buff", "len", "addr", "addr_len"},
     {"sendmsg", "msg", "flags"},
     {"write", "buf", "count"},
 };
@@ -560,7 +664,8 @@ class Attribution : public Napi::ObjectWrap<Attribution> {
         {InstanceMethod("close", &Attribution::Close), InstanceMethod("dropped", &Attribution::Dropped),
          InstanceMethod("attached", &Attribution::Attached), InstanceMethod("ethtoolFamily", &Attribution::Family),
          InstanceMethod("hook", &Attribution::Hook), InstanceMethod("drain", &Attribution::DrainNow),
-         InstanceMethod("ref", &Attribution::RefLoop), InstanceMethod("unref", &Attribution::UnrefLoop)});
+         InstanceMethod("kernelNetns", &Attribution::KernelNetns), InstanceMethod("ref", &Attribution::RefLoop),
+         InstanceMethod("unref", &Attribution::UnrefLoop)});
   }
 
   // new Attribution({ selfTgid, ringBytes, syscalls: string[] }, onRecords(records: Buffer, count: number))
@@ -589,6 +694,19 @@ class Attribution : public Napi::ObjectWrap<Attribution> {
     if (hook.IsString()) hook_ = hook.As<Napi::String>().Utf8Value();
     if (hook_ != "tracepoint" && hook_ != "raw_tracepoint")
       throw Napi::RangeError::New(env, "hook must be 'tracepoint' or 'raw_tracepoint'");
+    Napi::Value netns = options.Get("netns");
+    if (netns.IsObject()) {
+      Napi::Object offsets = netns.As<Napi::Object>();
+      auto offset = [&](const char* name) {
+        Napi::Value value = offsets.Get(name);
+        int64_t number = value.IsNumber() ? value.As<Napi::Number>().Int64Value() : -1;
+        if (number < 0 || number > kMaxKernelOffset)
+          throw Napi::RangeError::New(env, std::string("netns.") + name + " must be a byte offset");
+        return static_cast<int32_t>(number);
+      };
+      maps_.netns = {offset("taskNsproxy"), offset("nsproxyNetNs"), offset("netInum")};
+      maps_.wakeupBytes = static_cast<int32_t>(ringBytes / 2);
+    }
     callback_ = Napi::Persistent(info[1].As<Napi::Function>());
     try {
       Open(selfTgid, ringBytes, wanted, page);
@@ -663,6 +781,10 @@ class Attribution : public Napi::ObjectWrap<Attribution> {
       std::string format = ReadFile(dir + "/format", "tracefs");
       Offsets at{FieldOffset(format, tracepoint.first, dir + "/format"),
                  FieldOffset(format, tracepoint.second, dir + "/format")};
+      if (tracepoint.address) {
+        at.address = FieldOffset(format, tracepoint.address, dir + "/format");
+        at.addressLength = FieldOffset(format, tracepoint.addressLength, dir + "/format");
+      }
       uint64_t id = std::strtoull(ReadFile(dir + "/id", "tracefs").c_str(), nullptr, 10);
       if (id == 0) throw AttributionError(EINVAL, "parse(" + dir + "/id)", "tracefs");
 
@@ -753,6 +875,10 @@ class Attribution : public Napi::ObjectWrap<Attribution> {
 
   Napi::Value Family(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), family_); }
   Napi::Value Hook(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), hook_); }
+  // Whether the records carry the sender's network namespace (and the daemon is not woken per record).
+  Napi::Value KernelNetns(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), maps_.netns.taskNsproxy >= 0);
+  }
 
   // Hands over what the ring buffer holds now, synchronously: a link event can be handled before
   // the loop polls the ring buffer, and the request that caused it must be in the log by then.

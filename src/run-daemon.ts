@@ -68,7 +68,7 @@ function attributionSwitch(daemon: Daemon, log: Log, wanted: boolean): Sink & { 
     const status = attribution.status();
     say(
       'info',
-      `Attribution on (${status.hook ?? '?'}): naming who changes features through ${status.traced.join(', ')}`,
+      `Attribution on (${status.hook ?? '?'}): naming who changes features through ${status.traced.join(', ')}${status.reason ? `; ${status.reason}` : ''}`,
     );
   };
   return {

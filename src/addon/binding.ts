@@ -314,6 +314,11 @@ export interface NativeAttributionOptions {
    * 'raw_tracepoint': one program on sys_enter for every system call, dispatching on its number.
    */
   hook?: AttributionHook;
+  /**
+   * Byte offsets from the kernel's BTF (src/attribution/btf.ts): the records then carry the
+   * sender's network namespace, and the daemon is woken only when the ring is half full.
+   */
+  netns?: { taskNsproxy: number; nsproxyNetNs: number; netInum: number };
 }
 
 export type AttributionHook = 'tracepoint' | 'raw_tracepoint';
@@ -328,6 +333,8 @@ export interface NativeAttribution {
   /** The ethtool generic-netlink family id the kernel side filters on (0: none). */
   ethtoolFamily(): number;
   hook(): AttributionHook;
+  /** Whether the records carry the sender's network namespace (the `netns` option was taken). */
+  kernelNetns(): boolean;
   /** Delivers the records the ring buffer holds now, synchronously (to onRecords). */
   drain(): void;
   ref(): void;

@@ -26,7 +26,7 @@ export interface Actor {
   pod: { uid: string } | null;
   /** The cgroup2 id the kernel recorded (decimal, as it is a u64) and its path when found. */
   cgroup: { id: string; path: string | null };
-  /** The network namespace inode of the sender, or null when it had exited. */
+  /** The sender's network namespace inode (the kernel's record, else /proc), or null when unknown. */
   netns: number | null;
   syscall: RequestSyscall;
   /** What was asked: "ethtool-netlink FEATURES_SET", "ioctl ETHTOOL_SGRO", ... */
@@ -37,7 +37,7 @@ export interface Actor {
   features: Record<string, boolean>;
   /** Kernel time of the request, CLOCK_MONOTONIC nanoseconds (decimal). */
   time: string;
-  /** running: named from /proc at arrival; exited: gone (or its pid reused) before that. */
+  /** running: named from /proc when read; exited: gone (or its pid reused) before that. */
   process: 'running' | 'exited';
   /** The process that started the sender, when it was still there (what ran a short-lived tool). */
   parent: { pid: number; comm: string; exe: string | null } | null;

@@ -1,8 +1,16 @@
 /**
  * Attribution: who asked the kernel to change an interface's features. Starts the kernel side
- * (native/attribution.cc), names each request's sender within a millisecond (RESOLVE_DELAY_MS),
- * and keeps an ActorLog the daemon asks when it records a drift. Never throws for a kernel that cannot do it: `status()` says why
- * attribution is off, once, for the caller to report.
+ * (native/attribution.cc) and keeps an ActorLog the daemon asks when it records a drift. Never
+ * throws for a kernel that cannot do it: `status()` says why attribution is off, once, for the
+ * caller to report.
+ *
+ * Where the kernel has BTF (src/attribution/btf.ts), each record carries the sender's network
+ * namespace as the kernel saw it, and the kernel does not wake the daemon per request: records wait
+ * in the ring until a drift asks for its actor (or the ring is half full), and are named from /proc
+ * then. A request about another namespace's interface is told apart even when its sender is long
+ * gone; a sender that exited keeps what the kernel recorded (comm, uid, cgroup id → path). Without
+ * BTF, every request wakes the daemon, which reads the sender's namespace from /proc at once and
+ * names it RESOLVE_DELAY_MS later; status().reason says so.
  *
  * Clocks: the kernel stamps requests with bpf_ktime_get_ns() (CLOCK_MONOTONIC). Link events carry
  * no kernel time, so the caller passes the time it received the event from
@@ -13,6 +21,7 @@ import type { Actor, ActorAnswer } from './actor';
 import { ActorLog } from './actor-log';
 import { CgroupIndex, cgroup2Mount } from './cgroup';
 import { parseRecords, type KernelRequest } from './record';
+import { kernelNetnsOffsets, type NetnsOffsets } from './btf';
 import { decodeRequest } from './request';
 import { ActorResolver, netnsOf } from './resolve';
 import { AttributionUnavailable, unavailableReason, type AddonFailure } from './unavailable';
@@ -21,7 +30,8 @@ import { AttributionUnavailable, unavailableReason, type AddonFailure } from './
 export const DEFAULT_ATTRIBUTION_WINDOW_MS = 2000;
 const DEFAULT_SYSCALLS = ['ioctl', 'sendto', 'sendmsg'];
 /**
- * A request is named this long after it arrives, unless a drift asks for it first. The kernel's
+ * Without the namespace in the record (no BTF): a request is named this long after it arrives,
+ * unless a drift asks for it first. The kernel's
  * record is made at the system call's entry, before the change and its link event: naming the
  * sender at once (reading /proc, ~40-100 µs) would hold back the correction of the drift it
  * causes. A drift check asks after its correction and names what is pending then.
@@ -29,6 +39,7 @@ const DEFAULT_SYSCALLS = ['ioctl', 'sendto', 'sendmsg'];
 const RESOLVE_DELAY_MS = 1;
 /** More requests than this waiting (a storm) are named at once: the backlog stays bounded. */
 const MAX_PENDING_REQUESTS = 256;
+const NS_PER_MS = 1_000_000n;
 
 export interface AttributionOptions {
   /** The name → ifindex look-up of the watched namespace (the daemon's link table). */
@@ -50,11 +61,16 @@ export interface AttributionOptions {
   /** Called for every attributed request, after it is in the log. */
   onActor?: (actor: Actor) => void;
   procRoot?: string;
+  /** The kernel's BTF, to find where a task's network namespace lies (default /sys/kernel/btf/vmlinux). */
+  btfFile?: string;
 }
 
 export interface AttributionStatus {
   enabled: boolean;
-  /** Why attribution is off (null when on). */
+  /**
+   * Why attribution is off; when on, null, or why it runs the slower way (no BTF: a wakeup per
+   * request, the sender's namespace read from /proc).
+   */
   reason: string | null;
   /** Requests the kernel could not hand over (ring buffer full). */
   dropped: number;
@@ -101,11 +117,20 @@ export function startAttribution(options: AttributionOptions): Attribution {
   let family = 0;
   const pending: KernelRequest[] = [];
   let resolveTimer: NodeJS.Timeout | null = null;
+  const offsets = kernelNetnsOffsets(options.btfFile);
+  const kernelNetns: NetnsOffsets | null = 'missing' in offsets ? null : offsets;
+  const slowerWay =
+    'missing' in offsets
+      ? `${offsets.missing}; each request wakes offloadd, which reads the sender's network namespace from /proc at once`
+      : null;
 
   const resolvePending = (): void => {
     if (resolveTimer !== null) clearTimeout(resolveTimer);
     resolveTimer = null;
+    // A request older than the window can be no drift's cause any more: not worth naming.
+    const oldest = process.hrtime.bigint() - BigInt(Math.round(windowMs)) * NS_PER_MS;
     for (const request of pending.splice(0)) {
+      if (request.ktimeNs < oldest) continue;
       const decoded = decodeRequest(request, options.ifindexOf);
       const actor = resolver.resolve(request, decoded);
       attributed++;
@@ -117,17 +142,19 @@ export function startAttribution(options: AttributionOptions): Attribution {
   const onRecords = (records: Buffer, count: number): void => {
     for (const request of parseRecords(records, count, addon.recordBytes)) {
       if (request.syscall !== 'ioctl' && (family === 0 || request.argument !== family)) continue;
-      // The namespace is read at once (one readlink), while a short-lived sender still exists: a
-      // request about another namespace's ifindex 3 must never be blamed for ours. The rest waits.
-      const netns = netnsOf(`${procRoot}/${request.pid}`);
+      // A request about another namespace's ifindex 3 must never be blamed for ours: the kernel
+      // recorded the sender's namespace, or (no BTF) it is read at once, while a short-lived
+      // sender still exists (one readlink). The rest waits.
+      const netns = request.netns ?? (kernelNetns ? null : netnsOf(`${procRoot}/${request.pid}`));
       if (netns !== null && watchedNetns !== null && netns !== watchedNetns) {
         otherNamespace++;
         continue;
       }
       pending.push(request);
     }
+    // With the namespace in the record, no timer: a drift's question (or a half-full ring) drains.
     if (pending.length > MAX_PENDING_REQUESTS) resolvePending();
-    else if (pending.length > 0 && resolveTimer === null)
+    else if (!kernelNetns && pending.length > 0 && resolveTimer === null)
       resolveTimer = setTimeout(resolvePending, RESOLVE_DELAY_MS).unref();
   };
 
@@ -143,6 +170,7 @@ export function startAttribution(options: AttributionOptions): Attribution {
           ringBytes: options.ringBytes,
           syscalls: options.traceWrite ? [...DEFAULT_SYSCALLS, 'write'] : DEFAULT_SYSCALLS,
           hook,
+          ...(kernelNetns ? { netns: kernelNetns } : {}),
         },
         onRecords,
       );
@@ -165,10 +193,15 @@ export function startAttribution(options: AttributionOptions): Attribution {
       resolvePending();
       return log.actorsFor(ifindex, receivedAtNs, window);
     },
-    forget: (ifindex) => log.forget(ifindex),
+    forget: (ifindex) => {
+      // Requests still in the ring name the gone device: into the log first, then forgotten with it.
+      if (!stopped) opened.drain();
+      resolvePending();
+      log.forget(ifindex);
+    },
     status: () => ({
       enabled: !stopped,
-      reason: stopped ? 'stopped' : null,
+      reason: stopped ? 'stopped' : slowerWay,
       dropped: stopped ? 0 : opened.dropped(),
       attributed,
       otherNamespace,

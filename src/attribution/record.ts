@@ -27,6 +27,11 @@ export interface KernelRequest {
   argument: number;
   /** The sending thread's name (a thread may rename itself; the process's is in the Actor). */
   comm: string;
+  /**
+   * The sender's network namespace inode as the kernel saw it at the request, or null when the
+   * programs were not given the BTF offsets to read it (or the task had none left).
+   */
+  netns: number | null;
   /** ioctl: ifr_name; netlink: the message's first bytes. Empty when the copy failed. */
   payload: Buffer;
 }
@@ -43,9 +48,13 @@ const OFFSET = {
   argument: 40,
   payloadLength: 44,
   comm: 48,
-  payload: 64,
+  netns: 64,
+  flags: 68,
+  payload: 72,
 } as const;
 const COMM_BYTES = 16;
+/** native/attribution.cc's kRecordHasNetns: the program read the namespace. */
+const FLAG_HAS_NETNS = 1;
 
 /** NUL-terminated bytes as text (comm, ifr_name). */
 export function cString(bytes: Buffer): string {
@@ -72,6 +81,10 @@ export function parseRecords(batch: Buffer, count: number, recordBytes: number):
       command: record.readUInt32LE(OFFSET.command),
       argument: record.readUInt32LE(OFFSET.argument),
       comm: cString(record.subarray(OFFSET.comm, OFFSET.comm + COMM_BYTES)),
+      netns:
+        (record.readUInt32LE(OFFSET.flags) & FLAG_HAS_NETNS) !== 0 && record.readUInt32LE(OFFSET.netns) !== 0
+          ? record.readUInt32LE(OFFSET.netns)
+          : null,
       payload: Buffer.from(record.subarray(OFFSET.payload, OFFSET.payload + payloadLength)),
     });
   }

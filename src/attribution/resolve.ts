@@ -1,7 +1,8 @@
 /**
- * Names the process behind a request from /proc, at once on arrival (a short-lived `ethtool` is
- * gone milliseconds later). A process already gone, or a pid that now belongs to a newer process,
- * is "exited": what the kernel recorded (comm, uid, cgroup id → path) is all that is said.
+ * Names the process behind a request from /proc, when the daemon reads the request (a drift asks
+ * for it; a short-lived `ethtool` is often gone by then). A process already gone, or a pid that
+ * now belongs to a newer process, is "exited": what the kernel recorded (comm, uid, cgroup id →
+ * path, network namespace) is all that is said.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -57,7 +58,7 @@ export class ActorResolver {
       container: owner.container,
       pod: owner.pod,
       cgroup: { id: request.cgroupId.toString(), path: cgroupPath },
-      netns: alive ? netnsOf(proc) : null,
+      netns: request.netns ?? (alive ? netnsOf(proc) : null),
       syscall: request.syscall,
       request: decoded.request,
       ifindex: decoded.ifindex,
@@ -75,7 +76,7 @@ export class ActorResolver {
     if (!alive) {
       const why = hidden
         ? 'the process is hidden from offloadd (ProtectProc=invisible): executable and network namespace unknown'
-        : 'the process exited before it was resolved (executable and network namespace unknown)';
+        : `the process exited before it was resolved (executable${actor.netns === null ? ' and network namespace' : ''} unknown)`;
       actor.partial = actor.partial ? `${actor.partial}; ${why}` : why;
     }
     return actor;

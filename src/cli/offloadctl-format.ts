@@ -47,11 +47,11 @@ export function formatStatus(status: StatusResult): string {
   );
 }
 
-/** `on (raw_tracepoint), 3 attributed, 0 dropped` or `off (<reason>)`. */
+/** `on (raw_tracepoint), 3 attributed, 0 dropped[; <why the slower way>]` or `off (<reason>)`. */
 export function attributionText(attribution: AttributionStatus | undefined): string {
   if (!attribution) return 'unknown (daemon older than this offloadctl)';
   return attribution.enabled
-    ? `on (${attribution.hook ?? '?'}), ${attribution.attributed} attributed, ${attribution.dropped} dropped`
+    ? `on (${attribution.hook ?? '?'}), ${attribution.attributed} attributed, ${attribution.dropped} dropped${attribution.reason ? `; ${attribution.reason}` : ''}`
     : `off (${attribution.reason ?? 'unknown'})`;
 }
 

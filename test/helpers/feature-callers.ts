@@ -2,6 +2,10 @@
  * Small programs that change features the ways user space does, for the attribution tests: each
  * is a distinct actor with its own comm.
  */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 /** A caller of SIOCETHTOOL ETHTOOL_SGRO: `caller IFNAME on|off [COUNT]` (COUNT: a storm, errors ignored). */
 export const IOCTL_CALLER = String.raw`
@@ -28,7 +32,10 @@ int main(int argc, char **argv) {
 }
 `;
 
-/** ETHTOOL_MSG_FEATURES_SET sent with sendmsg() on a raw generic-netlink socket. */
+/**
+ * ETHTOOL_MSG_FEATURES_SET sent with sendmsg() on a raw generic-netlink socket:
+ * `features-set.py IFINDEX on|off [write|send]` (write(), or send(): sendto() with no address).
+ */
 export const SENDMSG_CALLER = String.raw`
 import os, socket, struct, sys
 NESTED = 0x8000
@@ -53,9 +60,22 @@ body = attr(1 | NESTED, attr(1, struct.pack('=I', ifindex))) + attr(3 | NESTED, 
 request = message(family, 12, body, 2)
 if len(sys.argv) > 3 and sys.argv[3] == 'write':
     os.write(s.fileno(), request)
+elif len(sys.argv) > 3 and sys.argv[3] == 'send':
+    s.send(request)  # sendto() without an address
 else:
     s.sendmsg([request])
 reply = s.recv(8192)
 kind = struct.unpack_from('=H', reply, 4)[0]
 sys.exit(1 if kind == 2 and struct.unpack_from('=i', reply, 16)[0] != 0 else 0)  # NLMSG_ERROR
 `;
+
+/**
+ * A copy of ethtool in `dir` whose file name (its comm) is unique to the test: `prefix` and four
+ * random hex digits, short enough for the 15-character comm.
+ */
+export function renamedEthtool(dir: string, prefix: string): string {
+  const copy = path.join(dir, `${prefix}${randomBytes(2).toString('hex')}`);
+  fs.copyFileSync(execFileSync('sh', ['-c', 'command -v ethtool'], { encoding: 'utf8' }).trim(), copy);
+  fs.chmodSync(copy, 0o755);
+  return copy;
+}

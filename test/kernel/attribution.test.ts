@@ -11,8 +11,8 @@ import * as path from 'node:path';
 import type { Actor } from '../../src/attribution/actor';
 import { startAttribution, type Attribution } from '../../src/attribution/attribution';
 import { cgroupHierarchies, removeCgroupTree } from '../helpers/cgroup';
-import { IOCTL_CALLER, SENDMSG_CALLER } from '../helpers/feature-callers';
-import { eachTestInItsOwnNetns, REPO_ROOT, waitFor, type Netns } from '../helpers/netns';
+import { IOCTL_CALLER, renamedEthtool as renamedEthtoolIn, SENDMSG_CALLER } from '../helpers/feature-callers';
+import { eachTestInItsOwnNetns, Netns, REPO_ROOT, waitFor } from '../helpers/netns';
 
 interface Harness {
   attribution: Attribution;
@@ -45,29 +45,29 @@ for (const hook of ['raw_tracepoint', 'tracepoint'] as const) {
       return Number(fs.statSync(`/run/netns/${ns.name}`).ino);
     }
 
-    function start(options: { selfPid?: number; ringBytes?: number; traceWrite?: boolean } = {}): Harness {
+    function start(
+      options: { selfPid?: number; ringBytes?: number; traceWrite?: boolean; btfFile?: string } = {},
+    ): Harness {
       const actors: Actor[] = [];
       const attribution = startAttribution({
         hook,
         ifindexOf,
         netns: netnsInode(),
         onActor: (actor) => actors.push(actor),
+        // Requests are named when read; older than the window they are dropped unread.
+        windowMs: 60_000,
         ...options,
       });
       const status = attribution.status();
       assert.ok(status.enabled, `attribution did not start: ${status.reason}`);
       assert.equal(status.hook, hook);
+      if (options.btfFile === undefined) assert.equal(status.reason, null, 'the namespace is read in the kernel');
       harness = { attribution, actors };
       return harness;
     }
 
     /** A copy of ethtool whose file name (its comm) is unique to the test. */
-    function renamedEthtool(): string {
-      const copy = path.join(ns.tmp, `ethtool-t${randomBytes(2).toString('hex')}`);
-      fs.copyFileSync(execFileSync('sh', ['-c', 'command -v ethtool'], { encoding: 'utf8' }).trim(), copy);
-      fs.chmodSync(copy, 0o755);
-      return copy;
-    }
+    const renamedEthtool = (): string => renamedEthtoolIn(ns.tmp, 'ethtool-t');
 
     function compileIoctlCaller(): string {
       const source = ns.file('ioctl-caller.c', IOCTL_CALLER);
@@ -87,8 +87,19 @@ for (const hook of ['raw_tracepoint', 'tracepoint'] as const) {
       });
     }
 
+    /**
+     * The records wait in the ring buffer until someone asks (the daemon: a drift): ask, as a drift
+     * would (ifindex 0 is no interface's), until the actor is there.
+     */
+    function drained<T>(h: Harness, found: () => T | undefined | false, what: string): Promise<T> {
+      return waitFor(() => {
+        h.attribution.actorsFor(0, process.hrtime.bigint());
+        return found();
+      }, what);
+    }
+
     function actorOf(h: Harness, pid: number): Promise<Actor> {
-      return waitFor(() => h.actors.find((actor) => actor.pid === pid), `an actor with pid ${pid}`);
+      return drained(h, () => h.actors.find((actor) => actor.pid === pid), `an actor with pid ${pid}`);
     }
 
     it('names a renamed ethtool that turns gro on over ethtool netlink, with its pid, comm and ifindex', async () => {
@@ -126,6 +137,52 @@ for (const hook of ['raw_tracepoint', 'tracepoint'] as const) {
       );
     });
 
+    it('tells apart a request from another network namespace whose sender exited before the ring was read', () => {
+      ns.addVeth('v0');
+      const other = new Netns();
+      try {
+        other.addVeth('v0'); // the same name, and the same ifindex: only the namespace tells them apart
+        const ethtool = renamedEthtool();
+        const h = start();
+        // Synchronous: both senders are gone before anything reads the ring buffer.
+        const foreign = spawnSync('ip', ['netns', 'exec', other.name, ethtool, '-K', 'v0', 'gro', 'off']);
+        assert.equal(foreign.status, 0, foreign.stderr.toString());
+        const own = spawnSync('ip', ['netns', 'exec', ns.name, ethtool, '-K', 'v0', 'gro', 'off']);
+        assert.equal(own.status, 0, own.stderr.toString());
+        const answer = h.attribution.actorsFor(ifindexOf('v0') as number, process.hrtime.bigint(), 60_000);
+        const ours = answer.actors.filter((actor) => actor.pid === own.pid || actor.pid === foreign.pid);
+        assert.deepEqual(
+          ours.map((actor) => actor.pid),
+          [own.pid],
+          `only the request from the watched namespace: ${JSON.stringify(answer)}`,
+        );
+        assert.equal(ours[0]?.process, 'exited');
+        assert.equal(ours[0]?.netns, netnsInode(), 'the namespace the kernel recorded');
+        assert.equal(ours[0]?.partial, 'the process exited before it was resolved (executable unknown)');
+        assert.equal(
+          h.actors.find((actor) => actor.pid === foreign.pid),
+          undefined,
+        );
+        assert.ok(h.attribution.status().otherNamespace >= 1);
+      } finally {
+        other.destroySync();
+      }
+    });
+
+    it("without the kernel's BTF: a wakeup per request, the namespace from /proc, and status says why", async () => {
+      ns.addVeth('v0');
+      const ethtool = renamedEthtool();
+      const h = start({ btfFile: path.join(ns.tmp, 'no-vmlinux') });
+      assert.match(h.attribution.status().reason ?? '', /no BTF .*each request wakes offloadd/);
+      const pid = await runInNamespace(ethtool, ['-K', 'v0', 'gro', 'on']);
+      // Nobody asks: the kernel's wakeup alone brings the record in.
+      const actor = await waitFor(
+        () => h.actors.find((candidate) => candidate.pid === pid),
+        `an actor with pid ${pid}`,
+      );
+      assert.equal(actor.ifindex, ifindexOf('v0'));
+    });
+
     it('names a SIOCETHTOOL ETHTOOL_SGRO caller (the ioctl path)', async () => {
       ns.addVeth('v0');
       const caller = compileIoctlCaller();
@@ -148,6 +205,19 @@ for (const hook of ['raw_tracepoint', 'tracepoint'] as const) {
       const pid = await runInNamespace('python3', [script, String(ifindex), 'on']);
       const actor = await actorOf(h, pid);
       assert.equal(actor.syscall, 'sendmsg');
+      assert.equal(actor.ifindex, ifindex);
+      assert.equal(ns.features('v0')['generic-receive-offload'], true);
+    });
+
+    it('names a send() of FEATURES_SET: sendto() with no address', async () => {
+      ns.addVeth('v0');
+      ns.setFeatures('v0', 'gro', 'off');
+      const script = ns.file('features-set.py', SENDMSG_CALLER);
+      const h = start();
+      const ifindex = ifindexOf('v0') as number;
+      const pid = await runInNamespace('python3', [script, String(ifindex), 'on', 'send']);
+      const actor = await actorOf(h, pid);
+      assert.equal(actor.syscall, 'sendto');
       assert.equal(actor.ifindex, ifindex);
       assert.equal(ns.features('v0')['generic-receive-offload'], true);
     });
@@ -218,10 +288,14 @@ for (const hook of ['raw_tracepoint', 'tracepoint'] as const) {
       // Synchronous: nothing drains the ring buffer while the storm runs, so it must overflow.
       const child = spawnSync('ip', ['netns', 'exec', ns.name, caller, 'nosuch0', 'on', String(storm)]);
       assert.equal(child.status, 0);
-      const received = await waitFor(() => {
-        const seen = h.actors.filter((actor) => actor.pid === child.pid).length;
-        return seen > 0 && seen;
-      }, 'the records queued before the ring buffer filled');
+      const received = await drained(
+        h,
+        () => {
+          const seen = h.actors.filter((actor) => actor.pid === child.pid).length;
+          return seen > 0 && seen;
+        },
+        'the records queued before the ring buffer filled',
+      );
       const dropped = h.attribution.status().dropped;
       assert.ok(dropped > 0, 'a 16 KiB ring buffer cannot hold 20,000 records');
       assert.ok(received + dropped >= storm, `${received} received + ${dropped} dropped < ${storm}`);
@@ -232,7 +306,8 @@ for (const hook of ['raw_tracepoint', 'tracepoint'] as const) {
       const h = start();
       const pid = await runInNamespace(caller, ['nosuch0', 'on']).catch(() => null);
       assert.equal(pid, null, 'the kernel refuses SGRO on a missing interface');
-      const actor = await waitFor(
+      const actor = await drained(
+        h,
         () => h.actors.find((candidate) => candidate.ifname === 'nosuch0'),
         'the nosuch0 request',
       );

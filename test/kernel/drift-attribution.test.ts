@@ -14,7 +14,7 @@ import type { Actor } from '../../src/attribution/actor';
 import type { StatusResult } from '../../src/api/protocol';
 import type { LedgerRecord } from '../../src/ledger/record';
 import { cgroupHierarchies, removeCgroupTree } from '../helpers/cgroup';
-import { IOCTL_CALLER, SENDMSG_CALLER } from '../helpers/feature-callers';
+import { IOCTL_CALLER, renamedEthtool as renamedEthtoolIn, SENDMSG_CALLER } from '../helpers/feature-callers';
 import {
   eachTestInItsOwnNetns,
   fakePciDevice,
@@ -76,12 +76,7 @@ describe('drift attribution (real kernel, own namespace)', function () {
   }
 
   /** A copy of ethtool whose file name (its comm) is unique to the test. */
-  function renamedEthtool(): string {
-    const copy = path.join(ns.tmp, `ethtool-d${randomBytes(2).toString('hex')}`);
-    fs.copyFileSync(execFileSync('sh', ['-c', 'command -v ethtool'], { encoding: 'utf8' }).trim(), copy);
-    fs.chmodSync(copy, 0o755);
-    return copy;
-  }
+  const renamedEthtool = (): string => renamedEthtoolIn(ns.tmp, 'ethtool-d');
 
   /** Runs a command in the namespace without blocking the loop; resolves with its pid once it exited. */
   function runInNamespace(command: string, args: string[]): Promise<number> {

@@ -5,12 +5,13 @@ import * as path from 'node:path';
 import { actorJournalFields, describeActor, NO_USER_SPACE_REQUEST, type Actor } from '../../src/attribution/actor';
 import { ActorLog } from '../../src/attribution/actor-log';
 import { unavailableReason } from '../../src/attribution/unavailable';
+import { attributionText } from '../../src/cli/offloadctl-format';
 import { CgroupIndex, classifyCgroup } from '../../src/attribution/cgroup';
 import { parseRecords, type KernelRequest } from '../../src/attribution/record';
 import { decodeRequest } from '../../src/attribution/request';
 import { ActorResolver } from '../../src/attribution/resolve';
 
-const RECORD_BYTES = 192;
+const RECORD_BYTES = 200;
 /** `ethtool -K v0 gro on` as ethtool 6.1 sent it (captured by the kernel side on this machine). */
 const ETHTOOL_GRO_ON = Buffer.from(
   '440000001500050003000000000000000c01000014000180070002007630000008000300010000001c00038018000380140001800b00020072782d67726f000004000300',
@@ -31,6 +32,8 @@ function record(
     payload: Buffer;
     tgid: number;
     ktime: bigint;
+    /** The kernel-recorded network namespace (flag kRecordHasNetns set), or absent. */
+    netns: number;
   }>,
 ): Buffer {
   const buffer = Buffer.alloc(RECORD_BYTES);
@@ -45,7 +48,11 @@ function record(
   const payload = fields.payload ?? ETHTOOL_GRO_ON;
   buffer.writeUInt32LE(Math.min(payload.length, 128), 44);
   buffer.write(fields.comm ?? 'ethtool', 48, 'latin1');
-  payload.copy(buffer, 64, 0, 128);
+  if (fields.netns !== undefined) {
+    buffer.writeUInt32LE(fields.netns, 64);
+    buffer.writeUInt32LE(1, 68);
+  }
+  payload.copy(buffer, 72, 0, 128);
   return buffer;
 }
 
@@ -252,6 +259,15 @@ describe('attribution: the actor resolver', () => {
     assert.match(describeActor(got), /exited, run by ethtool \(pid 77\)/);
   });
 
+  it('keeps the network namespace the kernel recorded for a process that exited', () => {
+    const got = resolver().resolve(request({ netns: 4026532999 }), decodeRequest(request(), ifindexOf));
+    assert.equal(got.process, 'exited');
+    assert.equal(got.netns, 4026532999);
+    assert.equal(got.partial, 'the process exited before it was resolved (executable unknown)');
+    assert.equal(request().netns, null, 'no namespace without the flag');
+    assert.equal(request({ netns: 0 }).netns, null, 'and none when the kernel found none');
+  });
+
   it('calls a zombie and a missing process "exited"', () => {
     fakeProcess(4242, 50, 'Z');
     assert.equal(resolver().resolve(request(), decodeRequest(request(), ifindexOf)).process, 'exited');
@@ -303,6 +319,14 @@ describe('attribution: ActorLog', () => {
 });
 
 describe('attribution: descriptions', () => {
+  it('status: on the slower way (no BTF) says why after the counts', () => {
+    const status = { enabled: true, dropped: 0, attributed: 3, otherNamespace: 0, traced: ['ioctl'] };
+    assert.equal(
+      attributionText({ ...status, hook: 'raw_tracepoint', reason: 'the kernel has no BTF (…)' }),
+      'on (raw_tracepoint), 3 attributed, 0 dropped; the kernel has no BTF (…)',
+    );
+  });
+
   it('describes services, sessions, containers and exited processes', () => {
     assert.equal(
       describeActor(
