@@ -206,6 +206,7 @@ export interface DaemonLaunch {
 export class DaemonProcess {
   readonly child: ChildProcess;
   readonly lines: string[] = [];
+  /** Set once the daemon has exited and all its output is in `lines`. */
   exitCode: number | null = null;
   private readonly exited: Promise<number | null>;
 
@@ -245,17 +246,24 @@ export class DaemonProcess {
         env: { ...process.env, JOURNAL_STREAM: '', ...env },
       },
     );
-    let partial = '';
-    const onData = (chunk: Buffer): void => {
-      const text = partial + chunk.toString('utf8');
-      const parts = text.split('\n');
-      partial = parts.pop() ?? '';
-      this.lines.push(...parts);
-    };
-    this.child.stdout?.on('data', onData);
-    this.child.stderr?.on('data', onData);
+    // Each stream keeps its own unfinished line (stdout's and stderr's chunks interleave), and
+    // its last line counts even without a newline (a crash's last words).
+    for (const stream of [this.child.stdout, this.child.stderr]) {
+      let partial = '';
+      stream?.setEncoding('utf8'); // a character split across two chunks stays whole
+      stream?.on('data', (text: string) => {
+        const parts = (partial + text).split('\n');
+        partial = parts.pop() ?? '';
+        this.lines.push(...parts);
+      });
+      stream?.on('end', () => {
+        if (partial) this.lines.push(partial);
+      });
+    }
+    // 'close', not 'exit': 'exit' can come before the last of stdout and stderr is read, and a
+    // test that sees exitCode set reads `lines` as the daemon's whole output.
     this.exited = new Promise((resolve) =>
-      this.child.on('exit', (code, signal) => {
+      this.child.on('close', (code, signal) => {
         this.exitCode = code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : null); // as a shell reports it
         resolve(this.exitCode);
       }),
