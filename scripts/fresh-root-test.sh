@@ -9,11 +9,12 @@
 # can make their own network namespaces, BPF programs and containers inside it. Its PID 1 is not
 # systemd, as on the machines CI runs on. Run as root (other users: sudo).
 #   scripts/fresh-root-test.sh [--branch NAME] [--suite SUITE] [--debootstrap [--mirror URL]]
-#                              [--keep] [--in DIR] [-- COMMAND...]
+#                              [--from DIR] [--keep] [--in DIR] [-- COMMAND...]
 #   --branch NAME   the branch to clone (default: the current one) from this repository
 #   --suite SUITE   the Debian suite of the root (default bookworm)
 #   --debootstrap   a new minbase root instead of a copy of the cached one
 #   --mirror URL    the mirror for --debootstrap (default: the host's Debian mirror)
+#   --from DIR      a copy of another root (e.g. another distribution's; never modified)
 #   --keep          keep the root afterwards (it is printed); default: remove it
 #   --in DIR        run in a root kept before (no copy, no clone)
 #   COMMAND         what to run in the clone (default: scripts/setup.sh && npm test)
@@ -21,7 +22,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 [ "$(id -u)" = 0 ] || { echo "fresh-root-test: needs root (systemd-nspawn); run: sudo $0" >&2; exit 2; }
 branch="$(git -C "$here" rev-parse --abbrev-ref HEAD)"
-suite=bookworm mirror="" debootstrap="" keep="" root=""
+suite=bookworm mirror="" debootstrap="" from="" keep="" root=""
 command_line='scripts/setup.sh && npm test'
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -29,6 +30,7 @@ while [ $# -gt 0 ]; do
     --suite) suite="$2"; shift 2 ;;
     --debootstrap) debootstrap=1; shift ;;
     --mirror) mirror="$2"; shift 2 ;;
+    --from) from="$2"; shift 2 ;;
     --keep) keep=1; shift ;;
     --in) root="$(cd "$2" && pwd)"; keep=1; shift 2 ;;
     --) shift; command_line="$*"; break ;;
@@ -53,12 +55,21 @@ if [ -z "$root" ]; then
       { echo "fresh-root-test: debootstrap failed; see $root.debootstrap.log" >&2; exit 1; }
     rm -f "$root.debootstrap.log"
   else
-    cached="$cache/debian-$suite-$arch-root"
-    [ -f "$cached/.offloadd-root-complete" ] ||
-      { echo "fresh-root-test: no cached root $cached (npm test builds it; or pass --debootstrap)" >&2; exit 1; }
-    echo "fresh-root-test: copy of $cached into $root"
-    cp -a "$cached/." "$root/"
+    if [ -z "$from" ]; then
+      from="$cache/debian-$suite-$arch-root"
+      [ -f "$from/.offloadd-root-complete" ] ||
+        { echo "fresh-root-test: no cached root $from (npm test builds it; or pass --debootstrap)" >&2; exit 1; }
+    fi
+    [ -x "$from/bin/sh" ] || { echo "fresh-root-test: $from is not a root file system" >&2; exit 1; }
+    echo "fresh-root-test: copy of $from into $root"
+    cp -a "$from/." "$root/"
     rm -f "$root/.offloadd-root-complete"
+  fi
+  # The host's own certificate authorities (a network behind a TLS-inspecting proxy needs them
+  # for the npm registry); ca-certificates, which setup.sh installs, adds them to the bundle.
+  if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+    mkdir -p "$root/usr/local/share/ca-certificates"
+    cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
   fi
   echo "fresh-root-test: git clone --branch $branch into $root/root/offloadd"
   git clone --quiet --no-local --branch "$branch" "$here" "$root/root/offloadd"
@@ -77,6 +88,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The environment's pointers to the certificate bundle (Node reads only NODE_EXTRA_CA_CERTS).
+ca_env=()
+for variable in NODE_EXTRA_CA_CERTS SSL_CERT_FILE CURL_CA_BUNDLE; do
+  [ -n "${!variable:-}" ] && ca_env+=("--setenv=$variable=${!variable}")
+done
 echo "fresh-root-test: in $root (as root, in /root/offloadd): $command_line"
 started=$(date +%s)
 set +e
@@ -91,7 +107,7 @@ set +e
     exec systemd-nspawn "$@"
   ' unshare-sh --register=no --keep-unit --console=pipe --link-journal=no --as-pid2 \
     -D "$root" -M "$name" --capability=all --bind=/sys/fs/bpf --bind=/sys/kernel/tracing \
-    --setenv=HOME=/root --chdir=/root/offloadd -- bash -c "$command_line"
+    --setenv=HOME=/root "${ca_env[@]}" --chdir=/root/offloadd -- bash -c "$command_line"
 ) </dev/null
 status=$?
 set -e

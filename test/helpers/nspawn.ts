@@ -198,7 +198,8 @@ shift 3
   export SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1
   exec unshare --mount --propagation private sh -c '
     rootfs=$1 root=$2; shift 2
-    mount -t tmpfs -o mode=755 tmpfs /run/systemd && mount --bind "$rootfs" "$root" && exec systemd-nspawn "$@"
+    # /run/systemd is missing where PID 1 is not systemd (a container, a chroot): made first.
+    mkdir -p /run/systemd && mount -t tmpfs -o mode=755 tmpfs /run/systemd && mount --bind "$rootfs" "$root" && exec systemd-nspawn "$@"
   ' unshare-sh "$ROOTFS" "$W/root" "$@"
 ) </dev/null >>"$W/nspawn.log" 2>&1 &
 N=$!
