@@ -47,6 +47,7 @@ host_mirror() {
 
 if [ -z "$root" ]; then
   root="$(mktemp -d /var/tmp/offloadd-fresh-root.XXXXXX)"
+  chmod 0755 "$root" # it becomes /: mktemp's 0700 would lock out every user but root (apt's _apt)
   if [ -n "$debootstrap" ]; then
     mirror="${mirror:-$(host_mirror)}"
     mirror="${mirror:-http://deb.debian.org/debian}"
@@ -98,7 +99,9 @@ started=$(date +%s)
 set +e
 (
   for dir in "${cgroups[@]}"; do mkdir -p "$dir" && echo "$BASHPID" >"$dir/cgroup.procs" || exit 1; done
-  export SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 SYSTEMD_SECCOMP=0
+  # API_VFS_WRITABLE: a writable /proc/sys and /sys, as on a machine (a test sets a sysctl in its
+  # own user namespace).
+  export SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 SYSTEMD_SECCOMP=0 SYSTEMD_NSPAWN_API_VFS_WRITABLE=1
   # A tmpfs on /run/systemd: nspawn leaves nothing in the host's /run. --keep-unit --register=no:
   # no systemd on the host to register with. tracefs and bpffs: the attribution tests' BPF.
   exec unshare --mount --propagation private sh -c '

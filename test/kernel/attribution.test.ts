@@ -12,7 +12,7 @@ import type { Actor } from '../../src/attribution/actor';
 import { startAttribution, type Attribution } from '../../src/attribution/attribution';
 import { cgroupHierarchies, removeCgroupTree } from '../helpers/cgroup';
 import { IOCTL_CALLER, SENDMSG_CALLER } from '../helpers/feature-callers';
-import { eachTestInItsOwnNetns, REPO_ROOT, waitFor, type Netns } from '../helpers/netns';
+import { eachTestInItsOwnNetns, skipUnlessInitialPidNamespace, REPO_ROOT, waitFor, type Netns } from '../helpers/netns';
 
 interface Harness {
   attribution: Attribution;
@@ -26,6 +26,9 @@ for (const hook of ['raw_tracepoint', 'tracepoint'] as const) {
     let harness: Harness | null = null;
     eachTestInItsOwnNetns((created) => {
       ns = created;
+    });
+    before(function () {
+      skipUnlessInitialPidNamespace(this);
     });
     afterEach(() => {
       harness?.attribution.stop();
