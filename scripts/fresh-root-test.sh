@@ -5,9 +5,11 @@
 # The copy is made from the suite's cached root ($OFFLOADD_CACHE/debian-SUITE-ARCH-root, which
 # `npm test` builds; it is never modified), or debootstrapped anew with --debootstrap (minbase
 # only: setup.sh must install everything else). The container shares the host's network (the
-# registries and the Debian mirror), has every capability and no syscall filter, so the tests
-# can make their own network namespaces, BPF programs and containers inside it. Its PID 1 is not
-# systemd, as on the machines CI runs on. Run as root (other users: sudo).
+# registries and the Debian mirror) and its certificate authorities, has every capability, no
+# syscall filter and a writable /proc/sys, so the tests make their own network namespaces, BPF
+# programs and containers inside it. Its PID 1 is not systemd, as on the machines CI runs on. It
+# has a PID namespace of its own, where the attribution suites skip (BPF reports the host's PIDs):
+# run those on the host. Run as root (other users: sudo).
 #   scripts/fresh-root-test.sh [--branch NAME] [--suite SUITE] [--debootstrap [--mirror URL]]
 #                              [--from DIR] [--keep] [--in DIR] [-- COMMAND...]
 #   --branch NAME   the branch to clone (default: the current one) from this repository
