@@ -43,9 +43,27 @@ case "$(uname -m)" in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) arch="$(un
 cache="${OFFLOADD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/offloadd}"
 # The host's Debian mirror, as test/helpers/debian-root.ts finds it.
 host_mirror() {
-  sed -nE 's#^(URIs:[[:space:]]*|deb[[:space:]]+(\[[^]]*\][[:space:]]+)?)([^[:space:]]+/debian)/?([[:space:]].*)?$#\3#p' \
-    /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list 2>/dev/null | head -n 1
+  local file
+  for file in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list; do
+    [ -f "$file" ] || continue
+    sed -nE 's#^(URIs:[[:space:]]*|deb[[:space:]]+(\[[^]]*\][[:space:]]+)?)([^[:space:]]+/debian)/?([[:space:]].*)?$#\3#p' "$file"
+  done | head -n 1
 }
+
+# Whatever happens, nothing of ours stays mounted or in a cgroup; the root goes unless --keep.
+name="offloadd-fresh-$$"
+cgroups=()
+for hierarchy in /sys/fs/cgroup /sys/fs/cgroup/systemd /sys/fs/cgroup/unified; do
+  [ -f "$hierarchy/cgroup.procs" ] && cgroups+=("$hierarchy/$name")
+done
+cleanup() {
+  for dir in "${cgroups[@]}"; do
+    [ -d "$dir" ] && find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
+  [ -n "$root" ] || return 0
+  if [ -z "$keep" ]; then rm -rf "$root" "$root.debootstrap.log"; else echo "fresh-root-test: root kept in $root"; fi
+}
+trap cleanup EXIT
 
 if [ -z "$root" ]; then
   root="$(mktemp -d /var/tmp/offloadd-fresh-root.XXXXXX)"
@@ -55,7 +73,7 @@ if [ -z "$root" ]; then
     mirror="${mirror:-http://deb.debian.org/debian}"
     echo "fresh-root-test: debootstrap --variant=minbase $suite from $mirror into $root"
     debootstrap --variant=minbase "--arch=$arch" "$suite" "$root" "$mirror" >"$root.debootstrap.log" 2>&1 ||
-      { echo "fresh-root-test: debootstrap failed; see $root.debootstrap.log" >&2; exit 1; }
+      { tail -n 20 "$root.debootstrap.log" >&2; echo "fresh-root-test: debootstrap failed" >&2; exit 1; }
     rm -f "$root.debootstrap.log"
   else
     if [ -z "$from" ]; then
@@ -77,19 +95,6 @@ if [ -z "$root" ]; then
   echo "fresh-root-test: git clone --branch $branch into $root/root/offloadd"
   git clone --quiet --no-local --branch "$branch" "$here" "$root/root/offloadd"
 fi
-# Whatever happens, nothing of ours stays mounted or in a cgroup; the root goes unless --keep.
-name="offloadd-fresh-$$"
-cgroups=()
-for hierarchy in /sys/fs/cgroup /sys/fs/cgroup/systemd /sys/fs/cgroup/unified; do
-  [ -f "$hierarchy/cgroup.procs" ] && cgroups+=("$hierarchy/$name")
-done
-cleanup() {
-  for dir in "${cgroups[@]}"; do
-    [ -d "$dir" ] && find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null || true
-  done
-  if [ -z "$keep" ]; then rm -rf "$root"; else echo "fresh-root-test: root kept in $root"; fi
-}
-trap cleanup EXIT
 
 # The environment's pointers to the certificate bundle (Node reads only NODE_EXTRA_CA_CERTS).
 ca_env=()
