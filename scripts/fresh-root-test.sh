@@ -67,7 +67,6 @@ trap cleanup EXIT
 
 if [ -z "$root" ]; then
   root="$(mktemp -d /var/tmp/offloadd-fresh-root.XXXXXX)"
-  chmod 0755 "$root" # it becomes /: mktemp's 0700 would lock out every user but root (apt's _apt)
   if [ -n "$debootstrap" ]; then
     mirror="${mirror:-$(host_mirror)}"
     mirror="${mirror:-http://deb.debian.org/debian}"
@@ -86,6 +85,9 @@ if [ -z "$root" ]; then
     cp -a "$from/." "$root/"
     rm -f "$root/.offloadd-root-complete"
   fi
+  # It becomes /: a mode of 0700 (mktemp's, or the cached root's) would lock out every user but
+  # root, apt's _apt among them.
+  chmod 0755 "$root"
   # The host's own certificate authorities (a network behind a TLS-inspecting proxy needs them
   # for the npm registry); ca-certificates, which setup.sh installs, adds them to the bundle.
   if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
