@@ -48,6 +48,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -610,6 +611,15 @@ std::string ReadFile(const std::string& path, const std::string& stage) {
   return content.str();
 }
 
+// The decimal number at `from` in `text`, 0 when there is none. std::from_chars, not strtol:
+// glibc 2.38 and later turn strtol into __isoc23_strtol under _GNU_SOURCE, and an addon built
+// there (Ubuntu 24.04) would not load where glibc is older (Debian 12: 2.36).
+uint64_t DecimalAt(const std::string& text, size_t from) {
+  uint64_t value = 0;
+  if (from < text.size()) std::from_chars(text.data() + from, text.data() + text.size(), value);
+  return value;
+}
+
 // "field:unsigned int cmd;\toffset:24;\tsize:8;" → 24
 int16_t FieldOffset(const std::string& format, const std::string& field, const std::string& path) {
   std::istringstream lines(format);
@@ -622,8 +632,8 @@ int16_t FieldOffset(const std::string& format, const std::string& field, const s
     if (nameStart == std::string::npos || declaration.substr(nameStart + 1) != field) continue;
     auto offsetAt = line.find("offset:");
     if (offsetAt == std::string::npos) break;
-    long offset = std::strtol(line.c_str() + offsetAt + 7, nullptr, 10);
-    if (offset <= 0 || offset > 4096) break;
+    uint64_t offset = DecimalAt(line, offsetAt + 7);
+    if (offset == 0 || offset > 4096) break;
     return static_cast<int16_t>(offset);
   }
   throw AttributionError(ENOENT, "parse(" + path + ")", "tracefs", "no field " + field);
@@ -785,7 +795,7 @@ class Attribution : public Napi::ObjectWrap<Attribution> {
         at.address = FieldOffset(format, tracepoint.address, dir + "/format");
         at.addressLength = FieldOffset(format, tracepoint.addressLength, dir + "/format");
       }
-      uint64_t id = std::strtoull(ReadFile(dir + "/id", "tracefs").c_str(), nullptr, 10);
+      uint64_t id = DecimalAt(ReadFile(dir + "/id", "tracefs"), 0);
       if (id == 0) throw AttributionError(EINVAL, "parse(" + dir + "/id)", "tracefs");
 
       Assembler a;

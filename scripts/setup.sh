@@ -15,7 +15,8 @@ export DEBIAN_FRONTEND=noninteractive
 #     setpriv, unshare, nsenter; procps: pgrep and kill; socat, python3: stand-in sockets;
 #   systemd, systemd-container: a real journald and a real systemd as PID 1 (systemd-nspawn)
 #     for the service tests; debootstrap: the minimal Debian roots those tests and the package
-#     tests boot (never the host's own tree);
+#     tests boot (never the host's own tree); debian-archive-keyring: debootstrap checks those
+#     roots' signatures with it (Debian has it already; Ubuntu's debootstrap only suggests it);
 #   python3, make, g++: node-gyp builds the addon; curl, ca-certificates: fetching the runtime
 #     where there is no npm yet; file: checks of built binaries;
 #   debhelper, lintian, mandoc, man-db: build and check the .deb and the man pages;
@@ -25,7 +26,7 @@ export DEBIAN_FRONTEND=noninteractive
 #   faketime: steps the wall clock of one test daemon (clock-step tests, the torture's phase);
 #   apt-utils (apt-ftparchive), gnupg: the signed apt repository npm run package makes.
 APT_PACKAGES=(
-  ethtool iproute2 util-linux procps socat python3 systemd systemd-container debootstrap
+  ethtool iproute2 util-linux procps socat python3 systemd systemd-container debootstrap debian-archive-keyring
   make g++ curl ca-certificates file
   debhelper lintian mandoc man-db g++-aarch64-linux-gnu qemu-user-static
   clang-format prometheus buildah faketime apt-utils gnupg

@@ -67,6 +67,33 @@ export function debianMirror(): string {
   return uris?.[1] ?? 'http://deb.debian.org/debian';
 }
 
+/** The Debian release booted on a host that is not Debian: the newest stable one. */
+const NEWEST_STABLE_SUITE = 'trixie';
+
+/**
+ * The Debian release to boot with code built on this host (the checkout's addon): the host's own
+ * when it is Debian, since an addon built with Debian 13's g++ 14 and glibc 2.41 does not load on
+ * Debian 12 (CXXABI_1.3.15, GLIBC_2.38 not found); on any other host the newest stable release,
+ * whose glibc and libstdc++ are at least those of the other supported hosts (Ubuntu 24.04).
+ * `osRelease` is the text of /etc/os-release.
+ */
+export function debianSuiteForHost(osRelease: string): string {
+  const field = (name: string): string | undefined =>
+    new RegExp(`^${name}=["']?([^"'\\n]*)["']?$`, 'm').exec(osRelease)?.[1];
+  const codename = field('VERSION_CODENAME');
+  if (field('ID') === 'debian' && codename && /^[a-z]+$/.test(codename)) return codename;
+  return NEWEST_STABLE_SUITE;
+}
+
+/** debianSuiteForHost() of this machine. */
+export function hostDebianSuite(): string {
+  try {
+    return debianSuiteForHost(fs.readFileSync('/etc/os-release', 'utf8'));
+  } catch {
+    return NEWEST_STABLE_SUITE;
+  }
+}
+
 /** binfmt_misc's entry for arm64 binaries (qemu-user-static registers it as qemu-aarch64). */
 const QEMU_AARCH64_BINFMT = '/proc/sys/fs/binfmt_misc/qemu-aarch64';
 

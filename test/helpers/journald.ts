@@ -73,6 +73,8 @@ export function findJournald(): string {
 const HOLDER_SCRIPT = String.raw`
 set -eu
 W=$1 JOURNALD=$2 SLICE=$3 KEEP=$4
+# /run/systemd is missing where PID 1 is not systemd (a container, a chroot): made first.
+[ -d /run/systemd ] || mkdir -p /run/systemd
 mount -t tmpfs -o mode=755 tmpfs /run/systemd
 mkdir -p /run/systemd/journal
 # /run/log holds journald's runtime journal: a tmpfs over it, then this test's store inside.

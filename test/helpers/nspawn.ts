@@ -32,12 +32,16 @@ import { cgroupHierarchies, removeCgroupTree } from './cgroup';
 import { type JournalEntry } from './journald';
 import { delay, findDescendant, isNamespaceInit, isZombie, sleepSync } from './proc';
 import { destroyAtExit } from './cleanup';
-import { debianArch, debianRoot, DEBIAN_ROOT_BUILD_TIMEOUT_MS } from './debian-root';
+import { debianArch, debianRoot, DEBIAN_ROOT_BUILD_TIMEOUT_MS, hostDebianSuite } from './debian-root';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 
-/** The root the systemd suites boot unless a test names another: Debian 12, this machine's architecture. */
-export const TEST_ROOT = { suite: 'bookworm', arch: debianArch() };
+/**
+ * The root the systemd suites boot unless a test names another: the Debian release that can run
+ * the addon this host built (the host's own on Debian, Debian 13 elsewhere), this machine's
+ * architecture. Never the host's own tree.
+ */
+export const TEST_ROOT = { suite: hostDebianSuite(), arch: debianArch() };
 
 /** Where the pinned Node runtime appears inside a container (its bin/ is on the PATH there). */
 export const NODE_RUNTIME_MOUNT = '/usr/local/lib/offloadd-node';
@@ -198,7 +202,8 @@ shift 3
   export SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1
   exec unshare --mount --propagation private sh -c '
     rootfs=$1 root=$2; shift 2
-    mount -t tmpfs -o mode=755 tmpfs /run/systemd && mount --bind "$rootfs" "$root" && exec systemd-nspawn "$@"
+    # /run/systemd is missing where PID 1 is not systemd (a container, a chroot): made first.
+    mkdir -p /run/systemd && mount -t tmpfs -o mode=755 tmpfs /run/systemd && mount --bind "$rootfs" "$root" && exec systemd-nspawn "$@"
   ' unshare-sh "$ROOTFS" "$W/root" "$@"
 ) </dev/null >>"$W/nspawn.log" 2>&1 &
 N=$!

@@ -95,9 +95,10 @@ describe('daemon hardening (real kernel, own namespace)', function () {
   it('counts a write the kernel refuses (EPERM) as a failure, in the ledger and in status', async () => {
     ns.addVeth('up0');
     ns.setFeatures('up0', 'gro', 'on');
-    // Root without CAP_NET_ADMIN: every ETHTOOL_SFEATURES is refused with EPERM.
+    // Root without CAP_NET_ADMIN: every ETHTOOL_SFEATURES is refused with EPERM. Dropped from the
+    // inheritable set too: root's exec takes that set back in (systemd-nspawn fills it).
     const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', UPLINKS)], {}, undefined, {
-      prefix: ['setpriv', '--bounding-set', '-net_admin'],
+      prefix: ['setpriv', '--inh-caps', '-net_admin', '--bounding-set', '-net_admin'],
     });
     await daemon.ready();
     const failed = await waitFor(
