@@ -3,6 +3,7 @@
  * where profiles go, and a progress line printer (stderr, so stdout stays the table).
  */
 import { parseArgs } from 'node:util';
+import type { DaemonRuntime } from './runtime';
 import type { CTools } from './tools';
 
 export const SCENARIOS = [
@@ -16,8 +17,12 @@ export const SCENARIOS = [
   'list',
   'metrics',
   'attribution',
+  'memory',
+  'tails',
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
+/** Long comparisons (many daemons each) that a plain run leaves out: asked for with --only. */
+const ON_REQUEST: readonly ScenarioName[] = ['memory', 'tails'];
 
 export interface BenchSettings {
   quick: boolean;
@@ -37,10 +42,18 @@ export interface BenchSettings {
   flappingTrials: number;
   /** Directory for `node --cpu-prof` profiles of every daemon run, or null. */
   profileDir: string | null;
+  /** The daemon as the packages ship it (bundle, stripped node) instead of the checkout. */
+  packaged: boolean;
+  /** Node options for every daemon run. */
+  nodeFlags: string[];
+  /** Every reactor (offloadd, the C reactors) on CPU 1, the observers on CPU 0 (taskset). */
+  pin: boolean;
 }
 
 export interface BenchContext extends BenchSettings {
   tools: CTools;
+  /** What runs as the daemon: node binary, entry, node options, environment. */
+  runtime: DaemonRuntime;
   progress(message: string): void;
 }
 
@@ -48,9 +61,15 @@ export const USAGE = `npm run bench -- [OPTIONS]
 
   --quick            a short run (~2 minutes): N = 1,000 only, fewer trials, 10 s idle window
   --only LIST        comma-separated scenarios: ${SCENARIOS.join(', ')}
+                     (${ON_REQUEST.join(' and ')} only when named: they start dozens of daemons)
   --sizes LIST       managed-interface counts for start-up and burst (e.g. 1000,5000)
   --reps N           repetitions of each start-up / floor measurement (median reported)
   --profile DIR      run every daemon under node --cpu-prof, profiles in DIR, summaries printed
+  --packaged         run the daemon as the packages ship it: the esbuild bundle on a stripped
+                     copy of the same node (built into a temporary directory)
+  --node-flags TEXT  node options for every daemon run (e.g. "--max-semi-space-size=1")
+  --pin              every reactor (offloadd or a C reactor) on CPU 1 and the observers on CPU 0
+                     (taskset; the tails scenario compares pinned and unpinned by itself)
   -h, --help         this help
 
 Needs root (own network namespaces), ip (iproute2), ethtool and cc. Prints one table and writes
@@ -75,11 +94,17 @@ export function parseSettings(argv: string[]): BenchSettings | null {
       sizes: { type: 'string' },
       reps: { type: 'string' },
       profile: { type: 'string' },
+      packaged: { type: 'boolean', default: false },
+      'node-flags': { type: 'string' },
+      pin: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) return null;
-  const only = values.only === undefined ? [...SCENARIOS] : values.only.split(',').map((name) => name.trim());
+  const only =
+    values.only === undefined
+      ? SCENARIOS.filter((name) => !ON_REQUEST.includes(name))
+      : values.only.split(',').map((name) => name.trim());
   const unknown = only.filter((name) => !(SCENARIOS as readonly string[]).includes(name));
   if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(', ')}; known: ${SCENARIOS.join(', ')}`);
   const quick = values.quick;
@@ -100,5 +125,8 @@ export function parseSettings(argv: string[]): BenchSettings | null {
     flappingSeconds: quick ? 10 : 30,
     flappingTrials: quick ? 100 : 200,
     profileDir: values.profile ?? null,
+    packaged: values.packaged,
+    nodeFlags: (values['node-flags'] ?? '').split(/\s+/).filter((flag) => flag.length > 0),
+    pin: values.pin,
   };
 }

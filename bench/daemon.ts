@@ -10,11 +10,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LedgerRecord } from '../src/ledger/record';
 import type { BenchNetns } from './netns';
-import { cpuNs, memoryStatus, nowNs, REPO_ROOT, type MemoryStatus } from './system';
+import type { DaemonRuntime } from './runtime';
+import { cpuNs, memoryStatus, nowNs, type MemoryStatus } from './system';
 
 export type LogLevel = 'info' | 'warning';
 
 export interface DaemonOptions {
+  /** The node binary, entry script, node options and environment. */
+  runtime: DaemonRuntime;
   policy: string;
   logLevel: LogLevel;
   /** Directory for a V8 CPU profile (`node --cpu-prof`), or null. */
@@ -27,7 +30,6 @@ export interface DaemonOptions {
   prepareState?: (stateDir: string) => void;
 }
 
-const OFFLOADD = path.join(REPO_ROOT, 'bin', 'offloadd');
 const READY_TIMEOUT_S = 300;
 
 let started = 0;
@@ -95,14 +97,16 @@ export class BenchDaemon {
 
   private spawnDaemon(policyPath: string, notifySocket: string): void {
     const log = fs.openSync(this.logPath, 'w');
-    const nodeFlags = this.options.profileDir
+    const { runtime } = this.options;
+    const profileFlags = this.options.profileDir
       ? ['--cpu-prof', '--cpu-prof-dir', this.options.profileDir, '--cpu-prof-name', `${this.options.label}.cpuprofile`]
       : [];
     const child = this.netns.spawn(
-      process.execPath,
+      runtime.node,
       [
-        ...nodeFlags,
-        OFFLOADD,
+        ...runtime.nodeFlags,
+        ...profileFlags,
+        runtime.entry,
         '--policy',
         policyPath,
         '--state-dir',
@@ -115,7 +119,12 @@ export class BenchDaemon {
         'console',
         ...(this.options.extraArgs?.(this.dir) ?? []),
       ],
-      { stdout: log, stderr: log, env: { ...process.env, NOTIFY_SOCKET: notifySocket, JOURNAL_STREAM: '' } },
+      {
+        stdout: log,
+        stderr: log,
+        env: { ...process.env, ...runtime.env, NOTIFY_SOCKET: notifySocket, JOURNAL_STREAM: '' },
+        role: 'reactor',
+      },
     );
     fs.closeSync(log);
     this.child = child;

@@ -33,6 +33,27 @@ export interface SpawnOptions {
   stdout?: 'pipe' | 'ignore' | number;
   stderr?: 'pipe' | 'ignore' | number;
   env?: NodeJS.ProcessEnv;
+  /** A reactor (offloadd, a C reactor) runs on the reactor CPU when the namespace is pinned. */
+  role?: 'reactor';
+}
+
+/**
+ * CPUs for `taskset -c` (all of a process's threads inherit them): whatever reacts to the
+ * kernel's events on one, the observers that time it on another, so that neither waits for the
+ * other's CPU; the machine's other load still reaches both.
+ */
+export interface Pinning {
+  reactor: string;
+  observer: string;
+}
+
+export const PINNED: Pinning = { reactor: '1', observer: '0' };
+
+/** The pinning of every new namespace (--pin); a scenario may change a namespace's own. */
+let defaultPinning: Pinning | null = null;
+
+export function setDefaultPinning(pinning: Pinning | null): void {
+  defaultPinning = pinning;
 }
 
 export interface FloorRun {
@@ -46,6 +67,7 @@ export class BenchNetns {
   readonly name = `bench-${randomBytes(4).toString('hex')}`;
   readonly tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'offloadd-bench-'));
   private readonly children = new Set<ChildProcess>();
+  pinning: Pinning | null = defaultPinning;
 
   constructor(readonly tools: CTools) {
     run('ip', ['netns', 'add', this.name]);
@@ -72,21 +94,32 @@ export class BenchNetns {
    * spawn(): a process inside keeps even a deleted namespace alive, so destroy() must kill it.
    */
   execAsync(command: string, ...args: string[]): Promise<{ stdout: string; stderr: string }> {
-    return runAsync('ip', ['netns', 'exec', this.name, command, ...args], undefined, (child) => {
-      this.children.add(child);
-      child.on('exit', () => this.children.delete(child));
-    });
+    return runAsync(
+      'ip',
+      ['netns', 'exec', this.name, ...this.pinned(this.pinning?.observer), command, ...args],
+      undefined,
+      (child) => {
+        this.children.add(child);
+        child.on('exit', () => this.children.delete(child));
+      },
+    );
   }
 
   /** A long-running command inside the namespace; killed on destroy() if still running. */
   spawn(command: string, args: readonly string[], options: SpawnOptions = {}): ChildProcess {
-    const child = spawn('ip', ['netns', 'exec', this.name, command, ...args], {
+    const cpus = options.role === 'reactor' ? this.pinning?.reactor : undefined;
+    const child = spawn('ip', ['netns', 'exec', this.name, ...this.pinned(cpus), command, ...args], {
       stdio: ['ignore', options.stdout ?? 'pipe', options.stderr ?? 'pipe'],
       env: options.env ?? process.env,
     });
     this.children.add(child);
     child.on('exit', () => this.children.delete(child));
     return child;
+  }
+
+  /** `taskset -c CPUS` (which execs: the pid stays the command's), or nothing. */
+  private pinned(cpus: string | undefined): string[] {
+    return cpus === undefined ? [] : ['taskset', '-c', cpus];
   }
 
   /** Signals a child started by spawn() (`ip netns exec` execs into it: same pid). */

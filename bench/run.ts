@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseSettings, USAGE, type BenchContext, type BenchSettings, type ScenarioName } from './context';
 import { describeMachine } from './machine';
+import { PINNED, setDefaultPinning } from './netns';
 import { renderProfile, summariseProfile } from './profile';
 import { goalMet, renderGoals, renderMachine, renderMeasurements, writeJson, type ScenarioResult } from './report';
 import { attributionScenario } from './scenarios/attribution';
@@ -17,8 +18,11 @@ import { driftScenario, exposureScenario } from './scenarios/exposure';
 import { flappingScenario } from './scenarios/flapping';
 import { idleScenario } from './scenarios/idle';
 import { listScenario } from './scenarios/list';
+import { memoryScenario } from './scenarios/memory';
 import { metricsScenario } from './scenarios/metrics';
 import { startupScenario } from './scenarios/startup';
+import { tailsScenario } from './scenarios/tails';
+import { checkoutRuntime, packagedRuntime } from './runtime';
 import { run, setSettleLimit, settle } from './system';
 import { CTools } from './tools';
 
@@ -33,6 +37,8 @@ const RUNNERS: Record<ScenarioName, (ctx: BenchContext) => Promise<ScenarioResul
   list: listScenario,
   metrics: metricsScenario,
   attribution: attributionScenario,
+  memory: memoryScenario,
+  tails: tailsScenario,
 };
 
 function requirements(): void {
@@ -112,7 +118,9 @@ async function main(): Promise<number> {
   const tools = CTools.build();
   try {
     if (settings.profileDir) fs.mkdirSync(settings.profileDir, { recursive: true });
-    const ctx: BenchContext = { ...settings, tools, progress: progress(startedAt.getTime()) };
+    const runtime = settings.packaged ? packagedRuntime(settings.nodeFlags) : checkoutRuntime(settings.nodeFlags);
+    if (settings.pin) setDefaultPinning(PINNED);
+    const ctx: BenchContext = { ...settings, tools, runtime, progress: progress(startedAt.getTime()) };
     const machine = describeMachine();
     ctx.progress(renderMachine(machine));
     const { results, failures } = await runScenarios(ctx);
@@ -120,7 +128,8 @@ async function main(): Promise<number> {
     const out = [
       '',
       renderMachine(machine),
-      `mode: ${settings.quick ? 'quick' : 'full'}; scenarios: ${settings.only.join(', ')}`,
+      `mode: ${settings.quick ? 'quick' : 'full'}; scenarios: ${settings.only.join(', ')}; daemon: ${runtime.kind}` +
+        `${runtime.nodeFlags.length > 0 ? ` ${runtime.nodeFlags.join(' ')}` : ''}${settings.pin ? '; pinned (reactor CPU 1, observers CPU 0)' : ''}`,
       '',
       renderMeasurements(results),
       '',

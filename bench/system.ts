@@ -117,6 +117,33 @@ function machineCpu(): CpuSample {
   return { busy: total - idle, total };
 }
 
+/** Busy and total jiffies per CPU (cpu0, cpu1, ...), from /proc/stat. */
+function perCpu(): CpuSample[] {
+  return fs
+    .readFileSync('/proc/stat', 'utf8')
+    .split('\n')
+    .filter((line) => /^cpu\d+ /.test(line))
+    .map((line) => {
+      const values = line.trim().split(/\s+/).slice(1).map(Number);
+      const total = values.reduce((sum, value) => sum + value, 0);
+      return { busy: total - (values[3] ?? 0) - (values[4] ?? 0), total };
+    });
+}
+
+/**
+ * Starts a window over the machine's load; the function returned ends it and gives each CPU's
+ * busy fraction over the window (everything that ran: the measured processes and everyone else).
+ */
+export function loadWindow(): () => number[] {
+  const before = perCpu();
+  return () =>
+    perCpu().map((after, index) => {
+      const start = before[index] ?? { busy: 0, total: 0 };
+      const total = after.total - start.total;
+      return total > 0 ? (after.busy - start.busy) / total : 0;
+    });
+}
+
 /** Fraction of all cores busy over `ms`. */
 export async function machineBusy(ms: number): Promise<number> {
   const before = machineCpu();

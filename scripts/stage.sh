@@ -19,18 +19,29 @@ require_release_tree() {
   done
 }
 
+# The node options the daemon runs with, everywhere it is shipped (these launchers, the image's
+# entrypoint, which is the node-style launcher, and systemd/offloadd.service's ExecStart= for a
+# checkout). --jitless: V8 interprets only, never compiles machine code; the daemon's work is
+# kernel round trips, not JavaScript, and its idle RSS drops by ~10 MiB (the optimizing
+# compilers' code pages and their output), for ~1.4x the start-up's JavaScript time. Measured
+# against the other options in docs/BENCHMARKS.md "Idle memory" (npm run bench -- --packaged
+# --only memory). One option, so that it fits a #! line (the kernel passes one argument there).
+DAEMON_NODE_FLAGS=--jitless
+
 # launcher STYLE NAME LIBDIR: the program users run (offloadd in sbin, offloadctl in bin).
 #   sh    a /bin/sh script that execs the bundled node, as any program on a Debian host;
 #   node  a script the kernel starts with the bundled node itself (#! names it), for a root file
 #         system without a shell (the OCI image): no /bin/sh to ship, and node is the process
 #         that gets the container's signals.
+# offloadd runs with DAEMON_NODE_FLAGS; offloadctl, a short-lived client, with none.
 launcher() {
-  local style="$1" name="$2" libdir="$3"
+  local style="$1" name="$2" libdir="$3" flags=""
+  [ "$name" = offloadd ] && flags=" $DAEMON_NODE_FLAGS"
   case "$style" in
-    sh) printf '#!/bin/sh\n# %s, run by the Node runtime bundled with it.\nexec %s/node/bin/node %s/%s.js "$@"\n' \
-      "$name" "$libdir" "$libdir" "$name" ;;
-    node) printf '#!%s/node/bin/node\n// %s, run by the Node runtime bundled with it (no shell needed).\nrequire(%s);\n' \
-      "$libdir" "$name" "'$libdir/$name.js'" ;;
+    sh) printf '#!/bin/sh\n# %s, run by the Node runtime bundled with it.\nexec %s/node/bin/node%s %s/%s.js "$@"\n' \
+      "$name" "$libdir" "$flags" "$libdir" "$name" ;;
+    node) printf '#!%s/node/bin/node%s\n// %s, run by the Node runtime bundled with it (no shell needed).\nrequire(%s);\n' \
+      "$libdir" "$flags" "$name" "'$libdir/$name.js'" ;;
     *) die "launcher style must be sh or node, not '$style'" ;;
   esac
 }
@@ -73,7 +84,10 @@ stage() {
 # the installed launcher and the man pages instead.
 unit_for_prefix() {
   local prefix="$1" unit
-  unit="$(sed -e "s#/usr/bin/node /opt/offloadd/bin/offloadd#$prefix/sbin/offloadd#g" \
+  local execstart="/usr/bin/node $DAEMON_NODE_FLAGS /opt/offloadd/bin/offloadd"
+  grep -q "^ExecStart=$execstart$" systemd/offloadd.service ||
+    die "systemd/offloadd.service must run ExecStart=$execstart (DAEMON_NODE_FLAGS, the launchers' options)"
+  unit="$(sed -e "s#$execstart#$prefix/sbin/offloadd#g" \
     -e "s#^Documentation=.*#Documentation=man:offloadd(8) man:offloadd.policy(5) man:offloadctl(1)#" \
     -e "/^# interface, and records drift. Install as/,/^# \/usr\/lib\/systemd\/system\/) with the package tree/c\\
 # interface, and records drift. Installed with offloadd under $prefix." \

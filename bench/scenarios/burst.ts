@@ -19,7 +19,7 @@ const PREFIX = 'm';
 /** Generous: today's practice needs ~1.2 ms per interface, offloadd ~0.25 ms. */
 const timeoutMs = (n: number): number => 60_000 + n * 10;
 
-interface BurstRun {
+export interface BurstRun {
   kind: ReactorKind;
   level: LogLevel;
   /** batch start → last compliant, µs. */
@@ -30,7 +30,7 @@ interface BurstRun {
   cpuUs: number;
 }
 
-async function burstRun(ctx: BenchContext, n: number, kind: ReactorKind, level: LogLevel): Promise<BurstRun> {
+export async function burstRun(ctx: BenchContext, n: number, kind: ReactorKind, level: LogLevel): Promise<BurstRun> {
   const commands = vethPairCommands(PREFIX, n / 2).join('\n') + '\n';
   return withNetns(ctx.tools, (netns) =>
     withReactor(

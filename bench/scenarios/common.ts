@@ -16,7 +16,14 @@ export async function startDaemon(
   options: Pick<DaemonOptions, 'extraArgs' | 'prepareState'> = {},
 ): Promise<BenchDaemon> {
   await settle();
-  const daemon = new BenchDaemon(netns, { policy, logLevel, profileDir: ctx.profileDir, label, ...options });
+  const daemon = new BenchDaemon(netns, {
+    runtime: ctx.runtime,
+    policy,
+    logLevel,
+    profileDir: ctx.profileDir,
+    label,
+    ...options,
+  });
   await daemon.start();
   return daemon;
 }

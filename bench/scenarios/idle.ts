@@ -19,9 +19,16 @@ const RSS_ABOVE_NODE_GOAL_MIB = 12;
 /** "0 %": nothing measurable (a few µs of timers over the window at most). */
 const CPU_GOAL_PERCENT = 0.01;
 
-/** RSS of a bare node process that only waits, for comparison. */
-async function bareNodeRssMiB(): Promise<number> {
-  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 5000)'], { stdio: 'ignore' });
+/** RSS of a bare node process of the same binary that only waits, for comparison. */
+export async function bareNodeRssMiB(
+  node: string,
+  nodeFlags: readonly string[] = [],
+  env: Readonly<Record<string, string>> = {},
+): Promise<number> {
+  const child = spawn(node, [...nodeFlags, '-e', 'setTimeout(() => {}, 5000)'], {
+    stdio: 'ignore',
+    env: { ...process.env, ...env },
+  });
   try {
     await sleep(1500);
     return memoryStatus(child.pid as number).rssKiB / 1024;
@@ -41,7 +48,7 @@ async function emptyDaemonRssMiB(ctx: BenchContext): Promise<number> {
 }
 
 export async function idleScenario(ctx: BenchContext): Promise<ScenarioResult> {
-  const bareRss = await bareNodeRssMiB();
+  const bareRss = await bareNodeRssMiB(ctx.runtime.node);
   const emptyRss = await emptyDaemonRssMiB(ctx);
   const sample = await withNetns(ctx.tools, async (netns) => {
     netns.batch(vethPairCommands('m', MANAGED / 2));

@@ -55,6 +55,7 @@ async function withMetricsDaemon<T>(
 ): Promise<T> {
   await settle();
   const daemon = new BenchDaemon(netns, {
+    runtime: ctx.runtime,
     policy: benchPolicy(),
     logLevel: 'warning',
     profileDir: ctx.profileDir,

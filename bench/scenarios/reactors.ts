@@ -85,13 +85,11 @@ async function cReactor(
   reportAfter: number,
   prefix: string,
 ): Promise<Reactor> {
-  const child = netns.spawn(ctx.tools.path('observer'), [
-    'reactor',
-    FEATURE,
-    prefix,
-    String(reportAfter),
-    kind === 'floor' ? 'ioctl' : 'ethtool',
-  ]);
+  const child = netns.spawn(
+    ctx.tools.path('observer'),
+    ['reactor', FEATURE, prefix, String(reportAfter), kind === 'floor' ? 'ioctl' : 'ethtool'],
+    { role: 'reactor' },
+  );
   const lines = new LineReader(child);
   await lines.next(); // "ready": subscribed
   return {

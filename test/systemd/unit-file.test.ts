@@ -36,4 +36,14 @@ describe('systemd/offloadd.service and offloadd.catalog (static checks)', () => 
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("runs the daemon with the node options the packages' launchers and the image use (scripts/stage.sh)", function () {
+    const stage = fs.readFileSync(path.join(REPO_ROOT, 'scripts', 'stage.sh'), 'utf8');
+    const flags = /^DAEMON_NODE_FLAGS=(.*)$/m.exec(stage)?.[1];
+    assert.ok(flags !== undefined, 'scripts/stage.sh sets DAEMON_NODE_FLAGS');
+    // One option: the image's launcher carries it on its #! line, where the kernel passes one argument.
+    assert.match(flags, /^--[\w-]+(=\S+)?$/);
+    const unit = fs.readFileSync(path.join(REPO_ROOT, 'systemd', 'offloadd.service'), 'utf8');
+    assert.match(unit, new RegExp(`^ExecStart=/usr/bin/node ${flags} /opt/offloadd/bin/offloadd$`, 'm'));
+  });
 });
