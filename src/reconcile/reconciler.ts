@@ -15,6 +15,7 @@
 import { performance } from 'node:perf_hooks';
 import { KernelError } from '../errors';
 import type { LinkMessage } from '../events/link-message';
+import { describeNameEscape } from '../events/link-name';
 import { linkFactsOf, UNKNOWN_DEVICE, type FactsSource } from '../facts/interface-facts';
 import { vendorDevice } from '../facts/pci';
 import type { DeviceFacts, InterfaceFacts } from '../facts/types';
@@ -115,6 +116,8 @@ export class Reconciler {
   private readonly receivedAt = new Map<number, number>();
   /** The same receipts as CLOCK_MONOTONIC ns, the clock attribution stamps requests with. */
   private readonly receivedAtNs = new Map<number, bigint>();
+  /** The escaped name each link was last warned about (one warning per link and name). */
+  private readonly escapedNamesWarned = new Map<number, string>();
   /** Names who changed an interface when a check records a drift (set by the daemon), or null. */
   actorLookup: ActorLookup | null = null;
   /** The time of the check or batch under way (see now()). */
@@ -161,6 +164,7 @@ export class Reconciler {
       }
       this.receivedAt.set(link.ifindex, receivedAt);
       this.receivedAtNs.set(link.ifindex, receivedAtNs);
+      this.noteEscapedName(link);
       const trigger = this.links.update(link);
       if (trigger === 'features' && this.consumeOwnFeatureEvent(link.ifindex)) continue;
       this.queue.enqueue(link.ifindex, trigger);
@@ -259,6 +263,7 @@ export class Reconciler {
 
   private replaceLinks(links: LinkMessage[], trigger: Trigger): void {
     this.ownFeatureEvents.clear();
+    for (const link of links) this.noteEscapedName(link);
     const { gone, present } = this.links.replace(links, trigger);
     for (const ifindex of gone) this.forget(ifindex, 'deleted');
     for (const [ifindex, why] of present) this.queue.enqueue(ifindex, why);
@@ -272,11 +277,20 @@ export class Reconciler {
       this.facts.forget(ifindex);
       this.receivedAt.delete(ifindex);
       this.receivedAtNs.delete(ifindex);
+      this.escapedNamesWarned.delete(ifindex);
     }
     this.flap.forget(ifindex);
     this.ownFeatureEvents.delete(ifindex);
     this.rechecks.cancel(ifindex);
     if (this.managed.release(ifindex)) this.reports.released({ ifindex, name: link?.name ?? String(ifindex), why });
+  }
+
+  /** A name shown escaped (not UTF-8, ...) is worth one warning per link and name, saying how it is shown. */
+  private noteEscapedName(link: LinkMessage): void {
+    if (link.nameEscaped === undefined || this.escapedNamesWarned.get(link.ifindex) === link.name) return;
+    this.escapedNamesWarned.set(link.ifindex, link.name);
+    const facts = { ifindex: link.ifindex, name: link.name };
+    this.reports.problem({ level: 'warning', message: describeNameEscape(link.name, link.nameEscaped), facts });
   }
 
   private modeOf(rule: Rule): Mode {
