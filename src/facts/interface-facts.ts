@@ -111,7 +111,7 @@ export class InterfaceFactsSource implements FactsSource {
       // EOPNOTSUPP (lo, some virtual devices): no driver to match, nothing to say. Anything
       // else (EPERM under a seccomp filter, EIO from a wedged driver) would silently turn a
       // driver-matched NIC into an unmanaged one: say so.
-      const quiet = error instanceof KernelError && (error.code === 'EOPNOTSUPP' || error.code === 'ENOTSUP');
+      const quiet = error instanceof KernelError && ['EOPNOTSUPP', 'ENOTSUP', 'ENOTSUPP'].includes(error.code);
       if (!quiet)
         this.onReadProblem(
           'cannot read the driver (ETHTOOL_GDRVINFO); rules that match on driver will not match it',
