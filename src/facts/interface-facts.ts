@@ -14,6 +14,14 @@ import type { LinkMessage } from '../events/link-message';
 import { DEFAULT_SYSFS_ROOT, readSysfsDevice } from './sysfs';
 import type { DeviceFacts, LinkFacts } from './types';
 
+/**
+ * Virtual kinds whose driver ETHTOOL_GDRVINFO names exactly as the link message's IFLA_INFO_KIND,
+ * with an empty bus: their driver is taken from the message instead of an ioctl per interface
+ * (test/kernel/interface-facts.test.ts compares both). Not here: tun (bus "tap" or "tun" by
+ * mode), bridge (bus "N/A"), macvtap (driver "macvlan").
+ */
+export const DRIVER_NAMED_BY_KIND: ReadonlySet<string> = new Set(['veth', 'macvlan', 'vxlan', 'ifb']);
+
 /** For an interface whose device could not be read (it vanished meanwhile). */
 export const UNKNOWN_DEVICE: DeviceFacts = Object.freeze({ driver: null, busInfo: null, pci: null });
 
@@ -102,6 +110,8 @@ export class InterfaceFactsSource implements FactsSource {
       );
     }
     if (sysfs?.driver) return { driver: sysfs.driver, busInfo: sysfs.busInfo, pci: sysfs.pci };
+    if (link.kind !== null && DRIVER_NAMED_BY_KIND.has(link.kind))
+      return { driver: link.kind, busInfo: sysfs?.busInfo ?? null, pci: sysfs?.pci ?? null };
     // Virtual interfaces have no device in sysfs; ethtool still names their driver (veth, tun, bridge).
     let driverInfo: { driver: string; busInfo: string } | null = null;
     try {
