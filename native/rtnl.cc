@@ -286,6 +286,44 @@ Napi::Value DumpLinks(const Napi::CallbackInfo& info) {
   throw SyscallError(env, EAGAIN, "RTM_GETLINK dump (links kept changing)");
 }
 
+// getLink(ifindex): Buffer | null — the kernel's RTM_NEWLINK for one link (RTM_GETLINK by
+// ifindex), or null when no link has that ifindex. To tell a link that vanished from one that
+// is still there although a call about it said ENODEV.
+Napi::Value GetLink(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "expected (ifindex: number)");
+  int ifindex = info[0].As<Napi::Number>().Int32Value();
+  if (ifindex <= 0) throw Napi::RangeError::New(env, "ifindex must be positive");
+  RouteRequest route(env, kDumpTimeoutSeconds);
+
+  std::vector<uint8_t> request;
+  NetlinkBuilder builder(request);
+  ifinfomsg link{};
+  link.ifi_family = AF_UNSPEC;
+  link.ifi_index = ifindex;
+  builder.Begin(RTM_GETLINK, NLM_F_REQUEST, 1, &link, sizeof link);
+  builder.PutU32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+  builder.End();
+  route.Send(env, request.data(), request.size(), "sendto(RTM_GETLINK)");
+
+  static uint8_t buffer[kReceiveBufferBytes];
+  ssize_t n;
+  do {
+    n = recv(route.fd(), buffer, sizeof buffer, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) throw SyscallError(env, errno, "recv(RTM_GETLINK)");
+  int err = 0;
+  bool found = false;
+  ForEachMessage(buffer, static_cast<size_t>(n), [&](const nlmsghdr* header) {
+    if (header->nlmsg_type == NLMSG_ERROR) err = NetlinkErrno(header, nullptr);
+    if (header->nlmsg_type == RTM_NEWLINK) found = true;
+  });
+  if (err == ENODEV) return env.Null();
+  if (err != 0) throw SyscallError(env, err, "RTM_GETLINK");
+  if (!found) return env.Null();
+  return Napi::Buffer<uint8_t>::Copy(env, buffer, static_cast<size_t>(n));
+}
+
 }  // namespace
 
 RouteRequest::RouteRequest(Napi::Env env, int timeoutSeconds)
@@ -306,6 +344,7 @@ void RouteRequest::Send(Napi::Env env, const void* request, size_t length, const
 void InitRtnl(Napi::Env env, Napi::Object exports) {
   exports.Set("LinkMonitor", LinkMonitor::Define(env));
   exports.Set("dumpLinks", Napi::Function::New(env, DumpLinks, "dumpLinks"));
+  exports.Set("getLink", Napi::Function::New(env, GetLink, "getLink"));
 }
 
 }  // namespace offloadd

@@ -129,6 +129,8 @@ interface NativeAddon {
   ) => NativeLinkMonitor;
   /** RTM_GETLINK dump of every link: the raw reply datagrams. */
   dumpLinks: () => Buffer[];
+  /** RTM_GETLINK for one ifindex: the raw reply, or null when no link has it. */
+  getLink: (ifindex: number) => Buffer | null;
   sendDatagram: (socketPath: string, data: Buffer, allowMemfd: boolean) => void;
   UnixListener: new (
     path: string,
@@ -157,6 +159,7 @@ const EXPECTED_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = [
   'writeFeatures',
   'LinkMonitor',
   'dumpLinks',
+  'getLink',
   'sendDatagram',
   'UnixListener',
   'linkStats',
@@ -260,6 +263,7 @@ export const addon = {
   readFeatures: wrap('readFeatures'),
   writeFeatures: wrap('writeFeatures'),
   dumpLinks: wrap('dumpLinks'),
+  getLink: wrap('getLink'),
   sendDatagram: wrap('sendDatagram'),
   /**
    * Listens on `path` (the caller sets the umask and checks the path) and hands each accepted

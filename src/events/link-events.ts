@@ -118,3 +118,9 @@ export function dumpLinks(): LinkMessage[] {
   for (const datagram of addon.dumpLinks()) for (const link of parseLinkDatagram(datagram)) links.push(link);
   return links;
 }
+
+/** The link that has `ifindex` now, read fresh from the kernel, or null when none has it. */
+export function readLink(ifindex: number): LinkMessage | null {
+  const datagram = addon.getLink(ifindex);
+  return datagram ? (parseLinkDatagram(datagram)[0] ?? null) : null;
+}

@@ -10,6 +10,7 @@
 import * as os from 'node:os';
 import { addon } from '../addon/binding';
 import { KernelError } from '../errors';
+import { readLink } from '../events/link-events';
 import type { LinkMessage } from '../events/link-message';
 import { DEFAULT_SYSFS_ROOT, readSysfsDevice } from './sysfs';
 import type { DeviceFacts, LinkFacts } from './types';
@@ -59,6 +60,11 @@ export interface FactsSource {
   hasNoDevice?(link: LinkMessage): boolean;
   /** The link is gone: drop what is cached for its ifindex. */
   forget(ifindex: number): void;
+  /**
+   * Whether the kernel still has a link with this ifindex and name: asked when a call about it
+   * failed as if it had vanished (ENODEV), which should then not be believed.
+   */
+  stillPresent?(link: LinkMessage): boolean;
 }
 
 export class InterfaceFactsSource implements FactsSource {
@@ -93,6 +99,10 @@ export class InterfaceFactsSource implements FactsSource {
 
   forget(ifindex: number): void {
     this.devices.delete(ifindex);
+  }
+
+  stillPresent(link: LinkMessage): boolean {
+    return readLink(link.ifindex)?.name === link.name;
   }
 
   private readDevice(link: LinkMessage): DeviceFacts {

@@ -495,6 +495,14 @@ export class Reconciler {
 
   private reportFailure(error: unknown, facts: Partial<InterfaceFacts>, doing: string): void {
     if (error instanceof KernelError && error.vanished) {
+      // A link the kernel still has under this ifindex and name did not vanish: it is left
+      // unhandled until its next event, which is worth a warning, never a debug line.
+      const link = facts.ifindex === undefined ? undefined : this.links.get(facts.ifindex);
+      if (link && this.facts.stillPresent?.(link)) {
+        const message = `Failed ${doing}: ${error.message}, although the kernel still has this link; left as it is until its next event`;
+        this.reports.problem({ level: 'warning', message, facts, error });
+        return;
+      }
       this.reports.problem({ level: 'debug', message: `Link vanished while ${doing}, ignoring`, facts });
       return;
     }

@@ -22,8 +22,10 @@ const READ_FACTS = `const { dumpLinks } = require(${JSON.stringify(path.join(DIS
 const { InterfaceFactsSource } = require(${JSON.stringify(path.join(DIST_SRC, 'facts', 'interface-facts'))});
 const link = dumpLinks().find((candidate) => candidate.name === process.argv[1]);
 const problems = [];
-const device = new InterfaceFactsSource('/sys/', (message, _link, error) => problems.push(message + ': ' + error.message)).device(link);
-process.stdout.write(JSON.stringify({ driver: device.driver, problems }));`;
+const source = new InterfaceFactsSource('/sys/', (message, _link, error) => problems.push(message + ': ' + error.message));
+const device = source.device(link);
+const present = [source.stillPresent(link), source.stillPresent({ ...link, name: 'other' }), source.stillPresent({ ...link, ifindex: 999999 })];
+process.stdout.write(JSON.stringify({ driver: device.driver, problems, present }));`;
 
 /**
  * A command run in the namespace by bash, so that a name can be written as bash's $'...' (the
@@ -122,8 +124,10 @@ describe('interface names that are not ASCII (real daemon, own namespace)', func
     const facts = JSON.parse(ns.exec(process.execPath, '-e', READ_FACTS, shown)) as {
       driver: string;
       problems: string[];
+      present: boolean[];
     };
-    assert.deepEqual(facts, { driver: 'veth', problems: [] });
+    // Still there under its name and ifindex; not under another name, nor another ifindex.
+    assert.deepEqual(facts, { driver: 'veth', problems: [], present: [true, false, false] });
   });
 
   it('a port renamed to a name that is not UTF-8 stays in enforcement (issue 20 #11)', async () => {
