@@ -63,6 +63,10 @@ export interface NativeLinkMonitor {
   close(): void;
   /** A kernel-side filter drops link messages without IFLA_PARENT_DEV_NAME (on), or none (off). */
   dropDevicelessLinks(on: boolean): void;
+  /** The next IFLA_EVENT_FEATURES message for `ifindex` is the daemon's own: dropped unseen. */
+  expectOwnFeatureEvent(ifindex: number): void;
+  /** Drops the expectations of one link, or of all (no argument). */
+  forgetOwnFeatureEvents(ifindex?: number): void;
   receiveBufferBytes(): number;
   ref(): void;
   unref(): void;

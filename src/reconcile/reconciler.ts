@@ -81,6 +81,12 @@ interface StartedCheck {
   receivedAtNs: bigint | null;
 }
 
+/** Drops the daemon's own feature events before they are delivered (LinkEvents). */
+export interface OwnFeatureEventFilter {
+  expect(ifindex: number): boolean;
+  forget(ifindex: number | null): void;
+}
+
 export interface Explanation {
   facts: InterfaceFacts;
   evaluations: RuleEvaluation[];
@@ -118,6 +124,12 @@ export class Reconciler {
   private readonly receivedAtNs = new Map<number, bigint>();
   /** The escaped name each link was last warned about (one warning per link and name). */
   private readonly escapedNamesWarned = new Map<number, string>();
+  /**
+   * Where the daemon's own feature events can be dropped before they reach handleLinks (the link
+   * event subscription, set by the daemon): `expect` returns false when it cannot, and the event
+   * is then skipped here (ownFeatureEvents).
+   */
+  ownFeatureEventFilter: OwnFeatureEventFilter | null = null;
   /** Names who changed an interface when a check records a drift (set by the daemon), or null. */
   actorLookup: ActorLookup | null = null;
   /** The time of the check or batch under way (see now()). */
@@ -263,6 +275,7 @@ export class Reconciler {
 
   private replaceLinks(links: LinkMessage[], trigger: Trigger): void {
     this.ownFeatureEvents.clear();
+    this.ownFeatureEventFilter?.forget(null);
     for (const link of links) this.noteEscapedName(link);
     const { gone, present } = this.links.replace(links, trigger);
     for (const ifindex of gone) this.forget(ifindex, 'deleted');
@@ -281,6 +294,7 @@ export class Reconciler {
     }
     this.flap.forget(ifindex);
     this.ownFeatureEvents.delete(ifindex);
+    this.ownFeatureEventFilter?.forget(ifindex);
     this.rechecks.cancel(ifindex);
     if (this.managed.release(ifindex)) this.reports.released({ ifindex, name: link?.name ?? String(ifindex), why });
   }
@@ -440,7 +454,8 @@ export class Reconciler {
   /** Decide records → remember → report. */
   private finish(started: StartedCheck, result: ApplyResult): void {
     const { ifindex, trigger, facts, rule, mode, state, firstCheck, receivedAt, receivedAtNs } = started;
-    if (result.changed) this.ownFeatureEvents.set(ifindex, (this.ownFeatureEvents.get(ifindex) ?? 0) + 1);
+    if (result.changed && !this.ownFeatureEventFilter?.expect(ifindex))
+      this.ownFeatureEvents.set(ifindex, (this.ownFeatureEvents.get(ifindex) ?? 0) + 1);
 
     const context: CheckContext = {
       trigger,

@@ -435,4 +435,22 @@ describe('reconciler (no kernel: fake features and facts)', () => {
       ['resync', 'drift'],
     );
   });
+
+  it('with an own-event filter (the addon drops them) counts nothing itself, and tells it when a link goes or events may be lost', () => {
+    h = harness();
+    const calls: string[] = [];
+    h.reconciler.ownFeatureEventFilter = {
+      expect: (ifindex) => (calls.push(`expect ${ifindex}`), true),
+      forget: (ifindex) => calls.push(`forget ${ifindex ?? 'all'}`),
+    };
+    h.kernel.add(1, { 'rx-gro': true });
+    h.reconciler.loadAll([link(1, 'up0')], 'start');
+    assert.deepEqual(calls, ['forget all', 'expect 1']);
+    // The filter took the own event: a feature event that does reach us is someone else's.
+    h.kernel.set(1, 'rx-gro', true);
+    h.reconciler.handleLinks([link(1, 'up0', { event: LinkEventReason.features })]);
+    assert.equal(h.records.at(-1)?.event, 'drift');
+    h.reconciler.handleLinks([{ ...link(1, 'up0'), type: 'del' }]);
+    assert.deepEqual(calls.slice(-1), ['forget 1']);
+  });
 });
