@@ -21,11 +21,35 @@
 
 namespace offloadd {
 
+// The kernel's bytes for a name as offloadd shows it (src/events/link-name.ts): a name that is
+// not UTF-8, or holds a control character or a backslash, is shown C-escaped (\xNN, \\); every
+// other name is its own UTF-8. False when a backslash starts no escape.
+static bool KernelName(const std::string& shown, std::string* bytes) {
+  bytes->clear();
+  for (size_t i = 0; i < shown.size(); i++) {
+    if (shown[i] != '\\') {
+      bytes->push_back(shown[i]);
+      continue;
+    }
+    if (i + 1 < shown.size() && shown[i + 1] == '\\') {
+      bytes->push_back('\\');
+      i += 1;
+      continue;
+    }
+    auto hex = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
+    if (i + 3 >= shown.size() || shown[i + 1] != 'x' || hex(shown[i + 2]) < 0 || hex(shown[i + 3]) < 0) return false;
+    bytes->push_back(static_cast<char>(hex(shown[i + 2]) * 16 + hex(shown[i + 3])));
+    i += 3;
+  }
+  return true;
+}
+
 Target TargetFromArgs(const Napi::CallbackInfo& info) {
   if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber())
     throw Napi::TypeError::New(info.Env(), "expected (ifname: string, ifindex: number, ...)");
-  Target target{info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::Number>().Int32Value()};
-  if (target.name.empty() || target.name.size() >= IFNAMSIZ)
+  Target target{info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::Number>().Int32Value(), std::string()};
+  if (!KernelName(target.name, &target.kernel_name) || target.kernel_name.empty() ||
+      target.kernel_name.size() >= IFNAMSIZ)
     throw SyscallError(info.Env(), EINVAL, "ifname", target.name);
   return target;
 }
@@ -34,7 +58,8 @@ int Ethtool(Napi::Env env, const Target& target, void* data, const char* what) {
   int fd = SharedDatagramSocket(env);
   struct ifreq ifr;
   std::memset(&ifr, 0, sizeof ifr);
-  std::memcpy(ifr.ifr_name, target.name.c_str(), target.name.size() + 1);
+  const std::string& name = target.kernel_name.empty() ? target.name : target.kernel_name;
+  std::memcpy(ifr.ifr_name, name.c_str(), name.size() + 1);
   if (target.ifindex > 0) {
     if (ioctl(fd, SIOCGIFINDEX, &ifr) < 0) throw SyscallError(env, errno, "SIOCGIFINDEX", target.name);
     if (ifr.ifr_ifindex != target.ifindex) throw SyscallError(env, ENODEV, "SIOCGIFINDEX", target.name);

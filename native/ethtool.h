@@ -8,10 +8,12 @@
 namespace offloadd {
 void InitEthtool(Napi::Env env, Napi::Object exports);
 
-// The interface a call is for: its name and the ifindex the caller believes it has (0: any).
+// The interface a call is for: its name as shown (for messages), the ifindex the caller believes
+// it has (0: any), and the name's bytes for the kernel (empty: `name` itself).
 struct Target {
   std::string name;
   int32_t ifindex;
+  std::string kernel_name;
 };
 
 // (ifname: string, ifindex: number, ...) from JavaScript; throws on a bad name.

@@ -24,6 +24,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "netlink.h"
@@ -48,7 +49,9 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
                        {InstanceMethod("close", &LinkMonitor::Close),
                         InstanceMethod("receiveBufferBytes", &LinkMonitor::ReceiveBufferBytes),
                         InstanceMethod("ref", &LinkMonitor::RefLoop), InstanceMethod("unref", &LinkMonitor::UnrefLoop),
-                        InstanceMethod("dropDevicelessLinks", &LinkMonitor::DropDevicelessLinks)});
+                        InstanceMethod("dropDevicelessLinks", &LinkMonitor::DropDevicelessLinks),
+                        InstanceMethod("expectOwnFeatureEvent", &LinkMonitor::ExpectOwnFeatureEvent),
+                        InstanceMethod("forgetOwnFeatureEvents", &LinkMonitor::ForgetOwnFeatureEvents)});
   }
 
   // new LinkMonitor(receiveBufferBytes, onDatagrams(errno: number, datagrams: Buffer[]))
@@ -144,6 +147,46 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
     return env.Undefined();
   }
 
+  // expectOwnFeatureEvent(ifindex): the daemon's own write just changed this link's features,
+  // so the kernel has queued (or is about to queue) exactly one RTM_NEWLINK with IFLA_EVENT
+  // = IFLA_EVENT_FEATURES for it, which the write's read-back already verified. The next such
+  // message for the ifindex is dropped here, before it is copied or parsed, instead of becoming a
+  // JavaScript object that the reconciler would skip. A later one (someone else's change) passes.
+  Napi::Value ExpectOwnFeatureEvent(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "expected (ifindex: number)");
+    int32_t ifindex = info[0].As<Napi::Number>().Int32Value();
+    if (ifindex > 0) expected_[ifindex]++;
+    return env.Undefined();
+  }
+
+  // forgetOwnFeatureEvents(ifindex?): the link went away, or events may have been lost (then every
+  // expectation goes, so a lost event can never make someone else's change be dropped).
+  Napi::Value ForgetOwnFeatureEvents(const Napi::CallbackInfo& info) {
+    if (info.Length() >= 1 && info[0].IsNumber())
+      expected_.erase(info[0].As<Napi::Number>().Int32Value());
+    else
+      expected_.clear();
+    return info.Env().Undefined();
+  }
+
+  // A datagram of exactly one RTM_NEWLINK carrying IFLA_EVENT_FEATURES for an ifindex the daemon
+  // expects its own event for: that expectation is used up, and the datagram is not delivered.
+  bool ConsumeOwnFeatureEvent(const uint8_t* datagram, size_t length) {
+    const auto* header = reinterpret_cast<const nlmsghdr*>(datagram);
+    if (length < NLMSG_HDRLEN || header->nlmsg_type != RTM_NEWLINK) return false;
+    if (header->nlmsg_len > length || NLMSG_ALIGN(header->nlmsg_len) < length) return false;  // more than one
+    if (header->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) return false;
+    const auto* link = static_cast<const ifinfomsg*>(NLMSG_DATA(header));
+    auto expected = expected_.find(link->ifi_index);
+    if (expected == expected_.end()) return false;
+    uint32_t event = 0;
+    auto attributes = NetlinkAttributes<IFLA_EVENT + 1>::OfMessage(header, NLMSG_LENGTH(sizeof(ifinfomsg)));
+    if (!attributes.Read(IFLA_EVENT, &event) || event != IFLA_EVENT_FEATURES) return false;
+    if (--expected->second == 0) expected_.erase(expected);
+    return true;
+  }
+
   void Shutdown() {
     if (poll_) {
       StopPolling(poll_);
@@ -180,11 +223,13 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
         // Deliver what came before the loss first, so the order of events is kept.
         if (used_ > 0) Deliver(0);
         if (err == ENOBUFS) DiscardQueued();
+        expected_.clear();  // the daemon re-reads everything; an expectation could outlive its event
         Deliver(err);
         if (err != ENOBUFS) break;  // ENOBUFS: the socket goes on working after the drop
         continue;
       }
       if (sender.nl_pid != 0) continue;  // only the kernel speaks on this group
+      if (!expected_.empty() && ConsumeOwnFeatureEvent(batch_.get() + used_, static_cast<size_t>(n))) continue;
       size_t padded = (static_cast<size_t>(n) + 3) & ~static_cast<size_t>(3);
       std::memset(batch_.get() + used_ + n, 0, padded - static_cast<size_t>(n));
       used_ += padded;
@@ -235,6 +280,8 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
   std::unique_ptr<uint8_t[]> batch_{new uint8_t[kBatchBytes + kReceiveBufferBytes + 4]};
   size_t used_ = 0;
   size_t datagrams_ = 0;
+  // ifindex -> how many of the daemon's own feature events are still to come for it.
+  std::unordered_map<int32_t, uint32_t> expected_;
   Napi::FunctionReference callback_;
   Napi::AsyncContext context_;
 };
@@ -286,6 +333,44 @@ Napi::Value DumpLinks(const Napi::CallbackInfo& info) {
   throw SyscallError(env, EAGAIN, "RTM_GETLINK dump (links kept changing)");
 }
 
+// getLink(ifindex): Buffer | null — the kernel's RTM_NEWLINK for one link (RTM_GETLINK by
+// ifindex), or null when no link has that ifindex. To tell a link that vanished from one that
+// is still there although a call about it said ENODEV.
+Napi::Value GetLink(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "expected (ifindex: number)");
+  int ifindex = info[0].As<Napi::Number>().Int32Value();
+  if (ifindex <= 0) throw Napi::RangeError::New(env, "ifindex must be positive");
+  RouteRequest route(env, kDumpTimeoutSeconds);
+
+  std::vector<uint8_t> request;
+  NetlinkBuilder builder(request);
+  ifinfomsg link{};
+  link.ifi_family = AF_UNSPEC;
+  link.ifi_index = ifindex;
+  builder.Begin(RTM_GETLINK, NLM_F_REQUEST, 1, &link, sizeof link);
+  builder.PutU32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+  builder.End();
+  route.Send(env, request.data(), request.size(), "sendto(RTM_GETLINK)");
+
+  static uint8_t buffer[kReceiveBufferBytes];
+  ssize_t n;
+  do {
+    n = recv(route.fd(), buffer, sizeof buffer, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) throw SyscallError(env, errno, "recv(RTM_GETLINK)");
+  int err = 0;
+  bool found = false;
+  ForEachMessage(buffer, static_cast<size_t>(n), [&](const nlmsghdr* header) {
+    if (header->nlmsg_type == NLMSG_ERROR) err = NetlinkErrno(header, nullptr);
+    if (header->nlmsg_type == RTM_NEWLINK) found = true;
+  });
+  if (err == ENODEV) return env.Null();
+  if (err != 0) throw SyscallError(env, err, "RTM_GETLINK");
+  if (!found) return env.Null();
+  return Napi::Buffer<uint8_t>::Copy(env, buffer, static_cast<size_t>(n));
+}
+
 }  // namespace
 
 RouteRequest::RouteRequest(Napi::Env env, int timeoutSeconds)
@@ -306,6 +391,7 @@ void RouteRequest::Send(Napi::Env env, const void* request, size_t length, const
 void InitRtnl(Napi::Env env, Napi::Object exports) {
   exports.Set("LinkMonitor", LinkMonitor::Define(env));
   exports.Set("dumpLinks", Napi::Function::New(env, DumpLinks, "dumpLinks"));
+  exports.Set("getLink", Napi::Function::New(env, GetLink, "getLink"));
 }
 
 }  // namespace offloadd

@@ -10,12 +10,17 @@
 
 namespace offloadd {
 
+// errnos from 512 up are the kernel's own (include/linux/errno.h: ENOTSUPP, EPROBE_DEFER, ...),
+// which some drivers and BPF hand to user space anyway; no C library names them ("Unknown error
+// 524"). They are said as "errno N", which TypeScript names (src/addon/binding.ts, describeErrno).
+constexpr int kFirstKernelInternalErrno = 512;
+
 inline Napi::Error SyscallError(Napi::Env env, int err, const std::string& syscall,
                                 const std::string& ifname = std::string()) {
   std::string message = syscall;
   if (!ifname.empty()) message += " on " + ifname;
   message += " failed: ";
-  message += std::strerror(err);
+  message += err >= kFirstKernelInternalErrno || err <= 0 ? "errno " + std::to_string(err) : std::strerror(err);
   Napi::Error error = Napi::Error::New(env, message);
   error.Value().Set("errno", Napi::Number::New(env, err));
   error.Value().Set("syscall", Napi::String::New(env, syscall));

@@ -154,6 +154,11 @@ export class Daemon implements DaemonForApi, MetricsInputs {
       },
       options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER_BYTES,
     );
+    // The events our own writes cause are dropped in the addon, never parsed.
+    this.reconciler.ownFeatureEventFilter = {
+      expect: (ifindex) => this.events.expectOwnFeatureEvent(ifindex),
+      forget: (ifindex) => this.events.forgetOwnFeatureEvents(ifindex),
+    };
   }
 
   get policy(): Policy {

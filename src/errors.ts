@@ -72,6 +72,7 @@ function kernelHint(code: string): string | undefined {
       return "changing offload features needs CAP_NET_ADMIN in the interface's network namespace: run as root (prefix sudo) or grant the capability";
     case 'EOPNOTSUPP':
     case 'ENOTSUP':
+    case 'ENOTSUPP':
       return 'the driver does not support this operation';
     case 'ENOSYS':
       return 'the system call is not implemented here: under qemu-user emulation SIOCETHTOOL is not translated; run on the real architecture';

@@ -65,6 +65,23 @@ export class LinkEvents {
     return wasDropping && !on;
   }
 
+  /**
+   * The daemon's own write just changed this link's features: the one feature event the kernel
+   * sends for it is dropped in the addon, never parsed (see the reconciler's own-event rule).
+   * False when there is no subscription to drop it from (the caller keeps count itself).
+   */
+  expectOwnFeatureEvent(ifindex: number): boolean {
+    if (!this.monitor) return false;
+    this.monitor.expectOwnFeatureEvent(ifindex);
+    return true;
+  }
+
+  /** The link went away (`ifindex`) or events may have been lost (null): its expectations go. */
+  forgetOwnFeatureEvents(ifindex: number | null): void {
+    if (ifindex === null) this.monitor?.forgetOwnFeatureEvents();
+    else this.monitor?.forgetOwnFeatureEvents(ifindex);
+  }
+
   /** How many times the kernel woke the daemon with link events (or an error) so far. */
   get wakeups(): number {
     return this.deliveries;
@@ -117,4 +134,10 @@ export function dumpLinks(): LinkMessage[] {
   const links: LinkMessage[] = [];
   for (const datagram of addon.dumpLinks()) for (const link of parseLinkDatagram(datagram)) links.push(link);
   return links;
+}
+
+/** The link that has `ifindex` now, read fresh from the kernel, or null when none has it. */
+export function readLink(ifindex: number): LinkMessage | null {
+  const datagram = addon.getLink(ifindex);
+  return datagram ? (parseLinkDatagram(datagram)[0] ?? null) : null;
 }

@@ -5,6 +5,8 @@
  * path that sees every link event of the host, and returns exactly the typed fields we use.
  */
 
+import { showName, type NameEscape } from './link-name';
+
 const NLMSG_HEADER_BYTES = 16;
 const IFINFOMSG_BYTES = 16;
 const RTA_HEADER_BYTES = 4;
@@ -51,8 +53,11 @@ export interface LinkMessage {
   /** IFLA_PARENT_DEV_NAME / _BUS_NAME (5.13+): e.g. "0000:3b:00.0" / "pci". */
   parentDevice: string | null;
   parentBus: string | null;
-  /** Set when the name's bytes are not UTF-8: `name` is then their latin1 reading and cannot address the kernel. */
-  nameNotUtf8?: true;
+  /**
+   * Set when `name` is shown C-escaped (see link-name.ts), and why: its bytes are not UTF-8, or
+   * hold an unsafe character or a backslash. The name is still the kernel's (kernelName()).
+   */
+  nameEscaped?: NameEscape;
 }
 
 // Plain indexed reads: Buffer.readUInt16LE/32LE are calls with bounds checks, and this parser
@@ -71,29 +76,23 @@ function u32(buffer: Buffer, at: number): number {
   );
 }
 
-const UTF8 = new TextDecoder('utf-8', { fatal: true });
-
-/**
- * A NUL-terminated attribute as text. Names are bytes to the kernel; the rest of offloadd (the
- * addon's ioctls, sysfs paths, the policy's globs) speaks UTF-8, so the bytes are decoded as UTF-8
- * and a name such as `mé` reaches the kernel again as the same bytes. Bytes that are not UTF-8
- * cannot make that round trip: they are decoded as latin1 (one character per byte, so nothing
- * is merged) and the caller is told through `notUtf8`.
- */
-function cString(buffer: Buffer, start: number, end: number, notUtf8?: () => void): string {
+/** Where the NUL that ends the attribute's string is (or its end). */
+function stringEnd(buffer: Buffer, start: number, end: number): number {
   let nul = start;
-  let ascii = true;
-  while (nul < end && buffer[nul] !== 0) {
-    if ((buffer[nul] as number) >= 0x80) ascii = false;
-    nul++;
-  }
-  if (ascii) return buffer.toString('latin1', start, nul);
-  try {
-    return UTF8.decode(buffer.subarray(start, nul));
-  } catch {
-    notUtf8?.();
-    return buffer.toString('latin1', start, nul);
-  }
+  while (nul < end && buffer[nul] !== 0) nul++;
+  return nul;
+}
+
+/** A NUL-terminated attribute (a kind, a bus address: ASCII the kernel chose) as text. */
+function cString(buffer: Buffer, start: number, end: number): string {
+  return buffer.toString('utf8', start, stringEnd(buffer, start, end));
+}
+
+/** IFLA_IFNAME as shown everywhere: the name itself, or C-escaped (see link-name.ts). */
+function readName(message: LinkMessage, buffer: Buffer, start: number, end: number): void {
+  const { name, escaped } = showName(buffer, start, stringEnd(buffer, start, end));
+  message.name = name;
+  if (escaped !== null) message.nameEscaped = escaped;
 }
 
 /** "00", "01", ... "ff": a MAC is six look-ups, not six toString(16) + padStart + join. */
@@ -141,7 +140,7 @@ function parseLink(buffer: Buffer, start: number, end: number, type: 'new' | 'de
     const valueEnd = offset + length;
     switch (attribute) {
       case IFLA_IFNAME:
-        message.name = cString(buffer, value, valueEnd, () => (message.nameNotUtf8 = true));
+        readName(message, buffer, value, valueEnd);
         break;
       case IFLA_ADDRESS:
         message.mac = macString(buffer, value, valueEnd);

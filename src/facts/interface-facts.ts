@@ -10,9 +10,18 @@
 import * as os from 'node:os';
 import { addon } from '../addon/binding';
 import { KernelError } from '../errors';
+import { readLink } from '../events/link-events';
 import type { LinkMessage } from '../events/link-message';
 import { DEFAULT_SYSFS_ROOT, readSysfsDevice } from './sysfs';
 import type { DeviceFacts, LinkFacts } from './types';
+
+/**
+ * Virtual kinds whose driver ETHTOOL_GDRVINFO names exactly as the link message's IFLA_INFO_KIND,
+ * with an empty bus: their driver is taken from the message instead of an ioctl per interface
+ * (test/kernel/interface-facts.test.ts compares both). Not here: tun (bus "tap" or "tun" by
+ * mode), bridge (bus "N/A"), macvtap (driver "macvlan").
+ */
+export const DRIVER_NAMED_BY_KIND: ReadonlySet<string> = new Set(['veth', 'macvlan', 'vxlan', 'ifb']);
 
 /** For an interface whose device could not be read (it vanished meanwhile). */
 export const UNKNOWN_DEVICE: DeviceFacts = Object.freeze({ driver: null, busInfo: null, pci: null });
@@ -51,6 +60,11 @@ export interface FactsSource {
   hasNoDevice?(link: LinkMessage): boolean;
   /** The link is gone: drop what is cached for its ifindex. */
   forget(ifindex: number): void;
+  /**
+   * Whether the kernel still has a link with this ifindex and name: asked when a call about it
+   * failed as if it had vanished (ENODEV), which should then not be believed.
+   */
+  stillPresent?(link: LinkMessage): boolean;
 }
 
 export class InterfaceFactsSource implements FactsSource {
@@ -87,6 +101,10 @@ export class InterfaceFactsSource implements FactsSource {
     this.devices.delete(ifindex);
   }
 
+  stillPresent(link: LinkMessage): boolean {
+    return readLink(link.ifindex)?.name === link.name;
+  }
+
   private readDevice(link: LinkMessage): DeviceFacts {
     const mayHaveDevice = !this.trustParentAttribute || link.parentDevice !== null;
     const sysfs = mayHaveDevice ? readSysfsDevice(this.sysfsRoot, link.name, link.ifindex) : null;
@@ -102,6 +120,8 @@ export class InterfaceFactsSource implements FactsSource {
       );
     }
     if (sysfs?.driver) return { driver: sysfs.driver, busInfo: sysfs.busInfo, pci: sysfs.pci };
+    if (link.kind !== null && DRIVER_NAMED_BY_KIND.has(link.kind))
+      return { driver: link.kind, busInfo: sysfs?.busInfo ?? null, pci: sysfs?.pci ?? null };
     // Virtual interfaces have no device in sysfs; ethtool still names their driver (veth, tun, bridge).
     let driverInfo: { driver: string; busInfo: string } | null = null;
     try {
@@ -111,7 +131,7 @@ export class InterfaceFactsSource implements FactsSource {
       // EOPNOTSUPP (lo, some virtual devices): no driver to match, nothing to say. Anything
       // else (EPERM under a seccomp filter, EIO from a wedged driver) would silently turn a
       // driver-matched NIC into an unmanaged one: say so.
-      const quiet = error instanceof KernelError && (error.code === 'EOPNOTSUPP' || error.code === 'ENOTSUP');
+      const quiet = error instanceof KernelError && ['EOPNOTSUPP', 'ENOTSUP', 'ENOTSUPP'].includes(error.code);
       if (!quiet)
         this.onReadProblem(
           'cannot read the driver (ETHTOOL_GDRVINFO); rules that match on driver will not match it',

@@ -9,7 +9,18 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { KernelError } from '../errors';
+import { kernelName } from '../events/link-name';
 import type { PciId } from './types';
+
+/**
+ * A path below an interface's directory: text, or bytes when the interface's name is shown
+ * escaped (its bytes are not UTF-8, see link-name.ts); node's fs takes either.
+ */
+type FsPath = string | Buffer;
+
+function join(dir: FsPath, leaf: string): FsPath {
+  return typeof dir === 'string' ? path.join(dir, leaf) : Buffer.concat([dir, Buffer.from(`/${leaf}`)]);
+}
 
 export const DEFAULT_SYSFS_ROOT = '/sys';
 
@@ -22,7 +33,7 @@ export interface SysfsDeviceFacts {
   pci: PciId | null;
 }
 
-function readHexId(file: string): string | null {
+function readHexId(file: FsPath): string | null {
   try {
     const text = fs.readFileSync(file, 'latin1').trim().toLowerCase();
     const id = text.startsWith('0x') ? text.slice(2) : text;
@@ -32,7 +43,7 @@ function readHexId(file: string): string | null {
   }
 }
 
-function readLinkBasename(file: string): string | null {
+function readLinkBasename(file: FsPath): string | null {
   try {
     return path.basename(fs.readlinkSync(file));
   } catch {
@@ -51,13 +62,21 @@ function readLinkBasename(file: string): string | null {
  * files (tests) cannot be checked this way.
  */
 export function readSysfsDevice(sysfsRoot: string, ifname: string, ifindex?: number): SysfsDeviceFacts | null {
-  let interfaceDir: string;
+  let interfaceDir: FsPath;
   try {
-    interfaceDir = fs.realpathSync(path.join(sysfsRoot, 'class', 'net', ifname));
+    const classDir = path.join(sysfsRoot, 'class', 'net');
+    if (ifname.includes('\\')) {
+      const bytes = kernelName(ifname);
+      if (bytes === null) return null; // no shown name: no interface has it
+      // fs.realpathSync turns a Buffer into text on the way; the native one keeps the bytes.
+      interfaceDir = fs.realpathSync.native(Buffer.concat([Buffer.from(`${classDir}/`), bytes]), {
+        encoding: 'buffer',
+      });
+    } else interfaceDir = fs.realpathSync(path.join(classDir, ifname));
   } catch {
     return null;
   }
-  const indexFile = path.join(interfaceDir, 'ifindex');
+  const indexFile = join(interfaceDir, 'ifindex');
   const checked = ifindex !== undefined && readDecimal(indexFile) !== null;
   const stillOurs = (): void => {
     if (!checked) return;
@@ -80,31 +99,31 @@ export function readSysfsDevice(sysfsRoot: string, ifname: string, ifindex?: num
   return facts;
 }
 
-function readDeviceBelow(interfaceDir: string): SysfsDeviceFacts | null {
-  const deviceLink = path.join(interfaceDir, 'device');
+function readDeviceBelow(interfaceDir: FsPath): SysfsDeviceFacts | null {
+  const deviceLink = join(interfaceDir, 'device');
   // Most interfaces on a hypervisor are virtual (no `device` link); existsSync answers that
   // without the cost of a thrown ENOENT, which dominated hot-plug bursts.
   if (!fs.existsSync(deviceLink)) return null;
   const busInfo = readLinkBasename(deviceLink);
   if (busInfo === null) return null;
-  const vendor = readHexId(path.join(deviceLink, 'vendor'));
-  const device = readHexId(path.join(deviceLink, 'device'));
+  const vendor = readHexId(join(deviceLink, 'vendor'));
+  const device = readHexId(join(deviceLink, 'device'));
   return {
     busInfo,
-    driver: readLinkBasename(path.join(deviceLink, 'driver')),
+    driver: readLinkBasename(join(deviceLink, 'driver')),
     pci:
       vendor !== null && device !== null
         ? {
             vendor,
             device,
-            subsystemVendor: readHexId(path.join(deviceLink, 'subsystem_vendor')),
-            subsystemDevice: readHexId(path.join(deviceLink, 'subsystem_device')),
+            subsystemVendor: readHexId(join(deviceLink, 'subsystem_vendor')),
+            subsystemDevice: readHexId(join(deviceLink, 'subsystem_device')),
           }
         : null,
   };
 }
 
-function readDecimal(file: string): number | null {
+function readDecimal(file: FsPath): number | null {
   try {
     const text = fs.readFileSync(file, 'latin1').trim();
     return /^\d+$/.test(text) ? Number(text) : null;

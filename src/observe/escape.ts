@@ -5,11 +5,26 @@
  * shown as \xNN or \uNNNN, as systemd does. `ip link` prints them raw, so an interface named
  * with an escape sequence can repaint or hide parts of an operator's screen.
  */
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+import { UNSAFE_CODE_POINTS } from '../events/link-name';
+
+/** A character class of the unsafe code points (one list, shared with how names are shown), minus `keep`. */
+function unsafeClass(keep: readonly number[] = []): RegExp {
+  const u = (code: number): string => `\\u${code.toString(16).padStart(4, '0')}`;
+  const ranges: string[] = [];
+  for (const [low, high] of UNSAFE_CODE_POINTS) {
+    let from = low;
+    for (let code = low; code <= high + 1; code++) {
+      if (code <= high && !keep.includes(code)) continue;
+      if (from < code) ranges.push(from === code - 1 ? u(from) : `${u(from)}-${u(code - 1)}`);
+      from = code + 1;
+    }
+  }
+  return new RegExp(`[${ranges.join('')}]`, 'g');
+}
+
+const UNSAFE = unsafeClass();
 /** The same but tab and newline, for multi-line messages (names cannot hold whitespace). */
-// eslint-disable-next-line no-control-regex -- as above
-const UNSAFE_BUT_LINE_BREAKS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+const UNSAFE_BUT_LINE_BREAKS = unsafeClass([0x09, 0x0a]);
 
 function escapeCharacter(character: string): string {
   const code = character.charCodeAt(0);

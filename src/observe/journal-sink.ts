@@ -27,7 +27,7 @@ export function journalSink(log: Log): Sink {
     problem: ({ level, message, facts, error }) => {
       const errno = { ERRNO: (error as { errno?: number } | undefined)?.errno };
       if (level === 'error') log.linkEvent('enforceFailed', 'error', facts, message, errno);
-      else log.link('debug', facts, message, errno);
+      else log.link(level, facts, message, errno);
     },
     durable: (records) => {
       for (const record of records) {

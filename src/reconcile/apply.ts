@@ -8,6 +8,7 @@
  * The steps are also offered apart (prepareApply, finishApply) so that a batch of interfaces can
  * share pipelined reads and writes (the reconciler's start-up and resync).
  */
+import { ENOTSUPP } from '../addon/binding';
 import { type KernelError } from '../errors';
 import type { WantedFeature } from '../policy/types';
 import {
@@ -103,7 +104,7 @@ export function prepareApply(
 }
 
 /** The write's errno classes: a device that cannot do it vs. a failure worth retrying. */
-const NOT_SUPPORTED = new Set([os.constants.errno.EOPNOTSUPP, os.constants.errno.ENOTSUP]);
+const NOT_SUPPORTED = new Set([os.constants.errno.EOPNOTSUPP, os.constants.errno.ENOTSUP, ENOTSUPP]);
 
 /**
  * Outcomes from the plan and the state after the write (`after`: the reply or a read-back; null

@@ -15,6 +15,7 @@
 import { performance } from 'node:perf_hooks';
 import { KernelError } from '../errors';
 import type { LinkMessage } from '../events/link-message';
+import { describeNameEscape } from '../events/link-name';
 import { linkFactsOf, UNKNOWN_DEVICE, type FactsSource } from '../facts/interface-facts';
 import { vendorDevice } from '../facts/pci';
 import type { DeviceFacts, InterfaceFacts } from '../facts/types';
@@ -80,6 +81,12 @@ interface StartedCheck {
   receivedAtNs: bigint | null;
 }
 
+/** Drops the daemon's own feature events before they are delivered (LinkEvents). */
+export interface OwnFeatureEventFilter {
+  expect(ifindex: number): boolean;
+  forget(ifindex: number | null): void;
+}
+
 export interface Explanation {
   facts: InterfaceFacts;
   evaluations: RuleEvaluation[];
@@ -115,6 +122,14 @@ export class Reconciler {
   private readonly receivedAt = new Map<number, number>();
   /** The same receipts as CLOCK_MONOTONIC ns, the clock attribution stamps requests with. */
   private readonly receivedAtNs = new Map<number, bigint>();
+  /** The escaped name each link was last warned about (one warning per link and name). */
+  private readonly escapedNamesWarned = new Map<number, string>();
+  /**
+   * Where the daemon's own feature events can be dropped before they reach handleLinks (the link
+   * event subscription, set by the daemon): `expect` returns false when it cannot, and the event
+   * is then skipped here (ownFeatureEvents).
+   */
+  ownFeatureEventFilter: OwnFeatureEventFilter | null = null;
   /** Names who changed an interface when a check records a drift (set by the daemon), or null. */
   actorLookup: ActorLookup | null = null;
   /** The time of the check or batch under way (see now()). */
@@ -161,6 +176,7 @@ export class Reconciler {
       }
       this.receivedAt.set(link.ifindex, receivedAt);
       this.receivedAtNs.set(link.ifindex, receivedAtNs);
+      this.noteEscapedName(link);
       const trigger = this.links.update(link);
       if (trigger === 'features' && this.consumeOwnFeatureEvent(link.ifindex)) continue;
       this.queue.enqueue(link.ifindex, trigger);
@@ -259,6 +275,8 @@ export class Reconciler {
 
   private replaceLinks(links: LinkMessage[], trigger: Trigger): void {
     this.ownFeatureEvents.clear();
+    this.ownFeatureEventFilter?.forget(null);
+    for (const link of links) this.noteEscapedName(link);
     const { gone, present } = this.links.replace(links, trigger);
     for (const ifindex of gone) this.forget(ifindex, 'deleted');
     for (const [ifindex, why] of present) this.queue.enqueue(ifindex, why);
@@ -272,11 +290,21 @@ export class Reconciler {
       this.facts.forget(ifindex);
       this.receivedAt.delete(ifindex);
       this.receivedAtNs.delete(ifindex);
+      this.escapedNamesWarned.delete(ifindex);
     }
     this.flap.forget(ifindex);
     this.ownFeatureEvents.delete(ifindex);
+    this.ownFeatureEventFilter?.forget(ifindex);
     this.rechecks.cancel(ifindex);
     if (this.managed.release(ifindex)) this.reports.released({ ifindex, name: link?.name ?? String(ifindex), why });
+  }
+
+  /** A name shown escaped (not UTF-8, ...) is worth one warning per link and name, saying how it is shown. */
+  private noteEscapedName(link: LinkMessage): void {
+    if (link.nameEscaped === undefined || this.escapedNamesWarned.get(link.ifindex) === link.name) return;
+    this.escapedNamesWarned.set(link.ifindex, link.name);
+    const facts = { ifindex: link.ifindex, name: link.name };
+    this.reports.problem({ level: 'warning', message: describeNameEscape(link.name, link.nameEscaped), facts });
   }
 
   private modeOf(rule: Rule): Mode {
@@ -426,7 +454,8 @@ export class Reconciler {
   /** Decide records → remember → report. */
   private finish(started: StartedCheck, result: ApplyResult): void {
     const { ifindex, trigger, facts, rule, mode, state, firstCheck, receivedAt, receivedAtNs } = started;
-    if (result.changed) this.ownFeatureEvents.set(ifindex, (this.ownFeatureEvents.get(ifindex) ?? 0) + 1);
+    if (result.changed && !this.ownFeatureEventFilter?.expect(ifindex))
+      this.ownFeatureEvents.set(ifindex, (this.ownFeatureEvents.get(ifindex) ?? 0) + 1);
 
     const context: CheckContext = {
       trigger,
@@ -481,6 +510,14 @@ export class Reconciler {
 
   private reportFailure(error: unknown, facts: Partial<InterfaceFacts>, doing: string): void {
     if (error instanceof KernelError && error.vanished) {
+      // A link the kernel still has under this ifindex and name did not vanish: it is left
+      // unhandled until its next event, which is worth a warning, never a debug line.
+      const link = facts.ifindex === undefined ? undefined : this.links.get(facts.ifindex);
+      if (link && this.facts.stillPresent?.(link)) {
+        const message = `Failed ${doing}: ${error.message}, although the kernel still has this link; left as it is until its next event`;
+        this.reports.problem({ level: 'warning', message, facts, error });
+        return;
+      }
       this.reports.problem({ level: 'debug', message: `Link vanished while ${doing}, ignoring`, facts });
       return;
     }

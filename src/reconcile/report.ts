@@ -36,9 +36,9 @@ export interface Release {
   why: 'deleted' | 'unmatched';
 }
 
-/** A link vanished while being handled (debug), or a call failed (error). */
+/** A link vanished while being handled (debug), something to know about a link (warning), or a call failed (error). */
 export interface Problem {
-  level: 'debug' | 'error';
+  level: 'debug' | 'warning' | 'error';
   message: string;
   facts: Partial<InterfaceFacts>;
   error?: unknown;

@@ -398,6 +398,42 @@ describe('ledger on a full or read-only file system (tmpfs in a private mount na
     assert.equal(daemon.exitCode, null);
   });
 
+  it("temporary files left after a full disk: none of the daemon's (sequence number, last seen state, metrics textfile) stays behind (issue 20 #17)", async function () {
+    this.timeout(90000);
+    ns.addVeth('up0');
+    const stateDir = path.join(ns.tmp, 'state');
+    fs.mkdirSync(stateDir, { recursive: true });
+    const textfile = path.join(stateDir, 'metrics', 'offloadd.prom');
+    const daemon = ns.startDaemon(
+      ['--policy', ns.file('p.yaml', GRO_OFF), '--metrics-textfile', textfile],
+      {},
+      stateDir,
+      {
+        ...onPrivateTmpfs(stateDir, '256k', 'mkdir "$0/metrics";'),
+        socketPath: path.join(ns.tmp, 'api.sock'),
+      },
+    );
+    await daemon.ready();
+    inDaemonMounts(daemon, fill(daemon.stateDir));
+    // Drift until the ledger and the textfile have met the full disk; the last seen state is
+    // written every 10 s, so its failure is waited for.
+    let rounds = 0;
+    const failed = [/Ledger .* not writable: /, /Metrics: could not write /];
+    while (!failed.every((pattern) => daemon.linesMatching(pattern).length > 0)) {
+      assert.ok(rounds < 500, `the ledger and the textfile met the full disk:\n${daemon.lines.slice(-20).join('\n')}`);
+      ns.setFeatures('up0', 'gro', 'on');
+      rounds++;
+      await waitFor(() => ns.features('up0')['generic-receive-offload'] === false, `drift ${rounds} corrected`);
+    }
+    await daemon.waitForLine(/Last seen state: cannot write /, 30000);
+    const listing = inDaemonMounts(daemon, `cd "${stateDir}" && find . -mindepth 1 | sort`).split('\n');
+    assert.deepEqual(
+      listing.filter((name) => /tmp/.test(name)),
+      [],
+      listing.join('\n'),
+    );
+  });
+
   it('held records are never lost when the disk stays full until exit: the next start writes them, numbers continuous (issue 20 #3)', async function () {
     this.timeout(120000);
     ns.addVeth('up0');

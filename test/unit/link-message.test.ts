@@ -1,5 +1,7 @@
 import { strict as assert } from 'node:assert';
-import { LinkEventReason, parseLinkDatagram } from '../../src/events/link-message';
+import { LinkEventReason, parseLinkDatagram, type LinkMessage } from '../../src/events/link-message';
+import { kernelName, type NameEscape } from '../../src/events/link-name';
+import { escapeControl } from '../../src/observe/escape';
 import { seededRandom } from '../helpers/random';
 
 function attribute(type: number, value: Buffer): Buffer {
@@ -62,12 +64,61 @@ describe('rtnetlink link message parser', () => {
       const [link] = parseLinkDatagram(linkMessage(16, 9, 1, [attribute(3, Buffer.from(`${name}\0`))]));
       assert.equal(link?.name, name);
       assert.equal(Buffer.from(link?.name ?? '', 'utf8').equals(Buffer.from(name)), true, 'the same bytes again');
-      assert.equal(link?.nameNotUtf8, undefined);
+      assert.equal(link?.nameEscaped, undefined);
     }
-    // Bytes the kernel accepts that are no UTF-8: flagged, one character per byte.
-    const [odd] = parseLinkDatagram(linkMessage(16, 9, 1, [attribute(3, Buffer.from([0x6d, 0xff, 0xe9, 0]))]));
-    assert.equal(odd?.name, 'm\u00ff\u00e9');
-    assert.equal(odd?.nameNotUtf8, true);
+  });
+
+  const named = (bytes: number[] | Buffer): LinkMessage | undefined =>
+    parseLinkDatagram(linkMessage(16, 9, 1, [attribute(3, Buffer.concat([Buffer.from(bytes), Buffer.from([0])]))]))[0];
+
+  it('interface names that are not UTF-8 are shown C-escaped (m\\xe9), and the escape turns back into the same bytes (issue 20 #11)', () => {
+    const cases: Array<[label: string, bytes: number[], shown: string, why: NameEscape]> = [
+      ['a latin1 byte', [0x6d, 0xe9], 'm\\xe9', 'not-utf8'],
+      ['bytes that never start UTF-8', [0x72, 0xff, 0xfe], 'r\\xff\\xfe', 'not-utf8'],
+      ['a truncated sequence', [0x61, 0xe2, 0x82], 'a\\xe2\\x82', 'not-utf8'],
+      ['an overlong form', [0xc0, 0xaf, 0x61], '\\xc0\\xaf' + 'a', 'not-utf8'],
+      ['a UTF-16 surrogate', [0xed, 0xa0, 0x80], '\\xed\\xa0\\x80', 'not-utf8'],
+      ['valid UTF-8 beside a bad byte', [0xc3, 0xa9, 0xe9], '\u00e9\\xe9', 'not-utf8'],
+      ['an escape sequence', [0x75, 0x70, 0x1b, 0x5b, 0x32, 0x4a], 'up\\x1b[2J', 'unsafe'],
+      ['a C1 control (UTF-8)', [0x78, 0xc2, 0x9b], 'x\\xc2\\x9b', 'unsafe'],
+      ['a right-to-left override', [0x65, 0xe2, 0x80, 0xae, 0x30], 'e\\xe2\\x80\\xae0', 'unsafe'],
+      ['a backslash', [0x61, 0x5c, 0x62], 'a\\\\b', 'backslash'],
+      ['what an escaped name looks like, literally', [...Buffer.from('m\\xe9')], 'm\\\\xe9', 'backslash'],
+    ];
+    const shownNames = new Set<string>();
+    for (const [label, bytes, shown, why] of cases) {
+      const link = named(bytes);
+      assert.equal(link?.name, shown, label);
+      assert.equal(link?.nameEscaped, why, label);
+      assert.deepEqual(kernelName(shown), Buffer.from(bytes), `${label}: back to the same bytes`);
+      assert.equal(escapeControl(shown), shown, `${label}: nothing left to escape for a terminal`);
+      shownNames.add(shown);
+    }
+    assert.equal(shownNames.size, cases.length, 'no two names shown alike');
+    assert.equal(kernelName('a\\q'), null, 'a backslash that starts no escape is no shown name');
+    assert.deepEqual(kernelName('端口0'), Buffer.from('端口0'));
+  });
+
+  it('every byte string the kernel accepts is shown so that it turns back into itself (seeded: OFFLOADD_FUZZ_SEED replays a run)', () => {
+    const seed = Number(process.env['OFFLOADD_FUZZ_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
+    const random = seededRandom(seed);
+    const forbidden = new Set([0x00, 0x2f, 0x3a, 0x20, 0x09, 0x0a, 0x0b, 0x0c, 0x0d]);
+    const seen = new Map<string, string>();
+    for (let i = 0; i < 5000; i++) {
+      const bytes: number[] = [];
+      const length = 1 + Math.floor(random() * 15);
+      while (bytes.length < length) {
+        const byte = random() < 0.5 ? 0x41 + Math.floor(random() * 60) : Math.floor(random() * 256);
+        if (!forbidden.has(byte)) bytes.push(byte);
+      }
+      const link = named(bytes);
+      const context = `seed ${seed}, case ${i}: replay with OFFLOADD_FUZZ_SEED=${seed}`;
+      assert.ok(link, context);
+      assert.deepEqual(kernelName(link.name), Buffer.from(bytes), context);
+      const hex = Buffer.from(bytes).toString('hex');
+      assert.equal(seen.get(link.name) ?? hex, hex, `${context}: two names shown alike`);
+      seen.set(link.name, hex);
+    }
   });
 
   it('reads several messages in one datagram, and deletions', () => {

@@ -118,6 +118,13 @@ class FakeFacts implements FactsSource {
   forget(ifindex: number): void {
     this.forgotten.push(ifindex);
   }
+
+  /** The ifindexes the kernel still has although calls about them fail with ENODEV. */
+  readonly present = new Set<number>();
+
+  stillPresent(link: LinkMessage): boolean {
+    return this.present.has(link.ifindex);
+  }
 }
 
 function link(ifindex: number, name: string, extra: Partial<LinkMessage> = {}): LinkMessage {
@@ -198,6 +205,26 @@ describe('reconciler (no kernel: fake features and facts)', () => {
       ],
     );
     assert.deepEqual(h.reconciler.counts(), { managed: 1, compliant: 1 });
+  });
+
+  it('a link any call said ENODEV about while the kernel still has it is a warning, never a debug line (issue 20 #11)', () => {
+    h = harness();
+    for (const i of [1, 2]) h.kernel.add(i, { 'rx-gro': true });
+    h.kernel.devices.delete(1);
+    h.kernel.devices.delete(2);
+    h.facts.present.add(2); // say, a name the calls could not address
+    h.reconciler.loadAll([link(1, 'up1'), link(2, 'up2')], 'start');
+    assert.deepEqual(
+      h.problems.map(([level, message]) => [level, message.replace(/: .*/, '')]),
+      [
+        ['debug', 'Link vanished while enforcing the policy, ignoring'],
+        ['warning', 'Failed enforcing the policy'],
+      ],
+    );
+    assert.match(
+      h.problems[1]?.[1] ?? '',
+      /although the kernel still has this link; left as it is until its next event$/,
+    );
   });
 
   it('checks many queued links as one batch: one pipelined read, one pipelined write, a vanished one alone reported', () => {
@@ -407,5 +434,23 @@ describe('reconciler (no kernel: fake features and facts)', () => {
       h.records.slice(before).map((record) => record.event),
       ['resync', 'drift'],
     );
+  });
+
+  it('with an own-event filter (the addon drops them) counts nothing itself, and tells it when a link goes or events may be lost', () => {
+    h = harness();
+    const calls: string[] = [];
+    h.reconciler.ownFeatureEventFilter = {
+      expect: (ifindex) => (calls.push(`expect ${ifindex}`), true),
+      forget: (ifindex) => calls.push(`forget ${ifindex ?? 'all'}`),
+    };
+    h.kernel.add(1, { 'rx-gro': true });
+    h.reconciler.loadAll([link(1, 'up0')], 'start');
+    assert.deepEqual(calls, ['forget all', 'expect 1']);
+    // The filter took the own event: a feature event that does reach us is someone else's.
+    h.kernel.set(1, 'rx-gro', true);
+    h.reconciler.handleLinks([link(1, 'up0', { event: LinkEventReason.features })]);
+    assert.equal(h.records.at(-1)?.event, 'drift');
+    h.reconciler.handleLinks([{ ...link(1, 'up0'), type: 'del' }]);
+    assert.deepEqual(calls.slice(-1), ['forget 1']);
   });
 });

@@ -51,6 +51,25 @@ describe('sysfs device facts', () => {
     assert.equal(readSysfsDevice(root, 'veth0', 3), null);
   });
 
+  it('reads the device of an interface whose name is not UTF-8, by the bytes behind its C-escaped name (issue 20 #11)', () => {
+    const device = path.join(root, 'devices', 'pci0000:00', '0000:3b:00.0');
+    const bytes = Buffer.from([0x70, 0xe9, 0x5c, 0x31]); // p, a latin1 é, a backslash, 1
+    const netdev = Buffer.concat([Buffer.from(path.join(device, 'net') + '/'), bytes]);
+    fs.mkdirSync(netdev);
+    fs.symlinkSync(device, Buffer.concat([netdev, Buffer.from('/device')]));
+    fs.writeFileSync(Buffer.concat([netdev, Buffer.from('/ifindex')]), '9\n');
+    fs.symlinkSync(netdev, Buffer.concat([Buffer.from(path.join(root, 'class', 'net') + '/'), bytes]));
+    const facts = readSysfsDevice(root, 'p\\xe9\\\\1', 9);
+    assert.equal(facts?.driver, 'bnxt_en');
+    assert.equal(facts?.busInfo, '0000:3b:00.0');
+    assert.throws(
+      () => readSysfsDevice(root, 'p\\xe9\\\\1', 10),
+      (error: unknown) => error instanceof KernelError && error.vanished,
+    );
+    assert.equal(readSysfsDevice(root, 'p\\xe8\\\\1', 9), null, 'another name');
+    assert.equal(readSysfsDevice(root, 'p\\q', 9), null, 'no shown name');
+  });
+
   it('without ifindex files (a test tree) takes the facts unchecked', () => {
     fs.rmSync(path.join(root, 'devices', 'pci0000:00', '0000:3b:00.0', 'net', 'ens1f0np0', 'ifindex'));
     assert.equal(readSysfsDevice(root, 'ens1f0np0', 8)?.driver, 'bnxt_en');
