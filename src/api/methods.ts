@@ -15,6 +15,7 @@ import type { Explanation } from '../reconcile/reconciler';
 import { VERSION } from '../version';
 import type { InterfaceStatus } from '../reconcile/managed-interfaces';
 import { API_VERSION, DRIFT_DEFAULT_LIMIT, RpcCode } from './protocol';
+import { asShownName } from '../events/link-name';
 import type { Handlers } from './dispatch';
 import { RpcError, type ApiServer } from './server';
 import { interfaceView, planView, statusView, type InterfaceStatusView } from './views';
@@ -112,7 +113,7 @@ export function createHandlers(daemon: DaemonForApi): Handlers {
       const { records, warnings } = await daemon.queryLedger({
         since: params.since === undefined ? undefined : parseSince(params.since),
         limit: params.limit ?? DRIFT_DEFAULT_LIMIT,
-        interface: params.interface,
+        interface: params.interface === undefined ? undefined : asShownName(params.interface),
         feature: params.feature,
         event: params.event,
       });

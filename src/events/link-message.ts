@@ -5,7 +5,7 @@
  * path that sees every link event of the host, and returns exactly the typed fields we use.
  */
 
-import { showName, type NameEscape } from './link-name';
+import { asShownName, showName, type NameEscape } from './link-name';
 
 const NLMSG_HEADER_BYTES = 16;
 const IFINFOMSG_BYTES = 16;
@@ -174,7 +174,10 @@ function parseLink(buffer: Buffer, start: number, end: number, type: 'new' | 'de
 /** The link named `nameOrIndex`, or whose ifindex it is written in decimal (as `ip link` and offloadctl take it). */
 export function findLinkByNameOrIndex(links: Iterable<LinkMessage>, nameOrIndex: string): LinkMessage | null {
   const index = /^\d+$/.test(nameOrIndex) ? Number(nameOrIndex) : null;
-  for (const link of links) if (link.name === nameOrIndex || link.ifindex === index) return link;
+  const shown = asShownName(nameOrIndex);
+  for (const link of links) {
+    if (link.name === nameOrIndex || link.name === shown || link.ifindex === index) return link;
+  }
   return null;
 }
 

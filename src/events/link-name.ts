@@ -133,6 +133,18 @@ export function kernelName(name: string): Buffer | null {
   return Buffer.concat(parts);
 }
 
+/**
+ * A name as a person or a script gave it (`offloadctl show`, `drift --interface`), in the form
+ * every output shows: an already shown name stays as it is, a raw one (an escape character, a
+ * lone backslash) is shown as showName would show it.
+ */
+export function asShownName(text: string): string {
+  const bytes = kernelName(text);
+  if (bytes !== null && showName(bytes, 0, bytes.length).name === text) return text;
+  const raw = Buffer.from(text, 'utf8');
+  return showName(raw, 0, raw.length).name;
+}
+
 /** How the warning about a name shown escaped explains it. */
 export function describeNameEscape(name: string, escaped: NameEscape): string {
   const why =

@@ -573,7 +573,7 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
     await waitFor(
       () =>
         json<{ interfaces: Array<{ interface: string }> }>(ctl(socket, ['list', '--json'])).interfaces.some(
-          (entry) => entry.interface === name,
+          (entry) => entry.interface === shown,
         ),
       'the interface to be managed',
     );
@@ -606,9 +606,13 @@ describe('API and offloadctl (real daemon, own namespace)', function () {
       for (const where of ['list', 'show', 'explain', 'drift', 'not found', 'watch', 'console log'] as const) {
         assert.ok(outputs[where].includes(shown), `${where} names the interface, escaped:\n${outputs[where]}`);
       }
-      // --json keeps the name exact (JSON escapes it itself).
+      // --json carries the name every output shows (src/events/link-name.ts), and the raw name finds it.
       const listed = json<{ interfaces: Array<{ interface: string }> }>(ctl(socket, ['list', '--json']));
-      assert.ok(listed.interfaces.some((entry) => entry.interface === name));
+      assert.ok(listed.interfaces.some((entry) => entry.interface === shown));
+      assert.equal(
+        json<{ interface: { interface: string } }>(ctl(socket, ['show', name, '--json'])).interface.interface,
+        shown,
+      );
     } finally {
       watcher.kill();
     }

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { LinkEventReason, parseLinkDatagram, type LinkMessage } from '../../src/events/link-message';
-import { kernelName, type NameEscape } from '../../src/events/link-name';
+import { asShownName, kernelName, type NameEscape } from '../../src/events/link-name';
 import { escapeControl } from '../../src/observe/escape';
 import { seededRandom } from '../helpers/random';
 
@@ -97,6 +97,13 @@ describe('rtnetlink link message parser', () => {
     assert.equal(shownNames.size, cases.length, 'no two names shown alike');
     assert.equal(kernelName('a\\q'), null, 'a backslash that starts no escape is no shown name');
     assert.deepEqual(kernelName('端口0'), Buffer.from('端口0'));
+  });
+
+  it('takes a name given raw or shown to the shown name (offloadctl show, drift --interface)', () => {
+    assert.equal(asShownName('up\x1b[7mX'), 'up\\x1b[7mX', 'a raw escape character');
+    assert.equal(asShownName('up\\x1b[7mX'), 'up\\x1b[7mX', 'already shown');
+    assert.equal(asShownName('up"q\\z'), 'up"q\\\\z', 'a lone backslash');
+    assert.equal(asShownName('eth0'), 'eth0');
   });
 
   it('every byte string the kernel accepts is shown so that it turns back into itself (seeded: OFFLOADD_FUZZ_SEED replays a run)', () => {
