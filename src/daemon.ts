@@ -155,7 +155,7 @@ export class Daemon implements DaemonForApi, MetricsInputs {
       options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER_BYTES,
     );
     // The events our own writes cause are dropped in the addon, never parsed.
-    this.reconciler.ownFeatureEventFilter = {
+    this.reconciler.ownFeatureEvents.filter = {
       expect: (ifindex) => this.events.expectOwnFeatureEvent(ifindex),
       forget: (ifindex) => this.events.forgetOwnFeatureEvents(ifindex),
     };

@@ -9,6 +9,8 @@
  *   record-decisions.ts    which records a check makes (pure)
  *   managed-interfaces.ts  status and memory of the matched interfaces, the counts
  *   backoff-rechecks.ts    re-checks when a flapping back-off ends
+ *   receipts.ts            when each link's latest event was received, until its check takes it
+ *   own-feature-events.ts  the feature events our own writes cause, skipped once
  *
  * This class only connects them, in `check()`.
  */
@@ -40,6 +42,7 @@ import type { FeatureAccess, FeatureSnapshot, FeatureTarget } from './feature-st
 import { FlapGuard } from './flapping';
 import { LinkTable } from './link-table';
 import { ManagedInterfaces, type InterfaceStatus, type ManagedInterface } from './managed-interfaces';
+import { OwnFeatureEvents } from './own-feature-events';
 import { planFeatures, type FeaturePlan } from './plan';
 import {
   attachActors,
@@ -49,10 +52,12 @@ import {
   type CheckContext,
   type RecordActors,
 } from './record-decisions';
+import { Receipts } from './receipts';
 import type { ReconcilerReports } from './report';
 import { WorkQueue, type QueuedCheck } from './work-queue';
 
 export type { InterfaceStatus } from './managed-interfaces';
+export type { OwnFeatureEventFilter } from './own-feature-events';
 
 export type { CheckReport, Problem, ReconcilerReports, Release } from './report';
 
@@ -81,12 +86,6 @@ interface StartedCheck {
   receivedAtNs: bigint | null;
 }
 
-/** Drops the daemon's own feature events before they are delivered (LinkEvents). */
-export interface OwnFeatureEventFilter {
-  expect(ifindex: number): boolean;
-  forget(ifindex: number | null): void;
-}
-
 export interface Explanation {
   facts: InterfaceFacts;
   evaluations: RuleEvaluation[];
@@ -107,29 +106,11 @@ export class Reconciler {
     this.queue.drain();
   });
   private readonly flap: FlapGuard;
-  /**
-   * Feature-change events our own writes are about to cause, per ifindex. The kernel sends
-   * exactly one RTM_NEWLINK (IFLA_EVENT_FEATURES) per ETHTOOL_SFEATURES that changes active
-   * features, and the read-back after the write has already verified the result, so each is
-   * skipped once. Cleared whenever events may have been lost (resync) or the link went away, so a
-   * lost event can never make us skip someone else's change.
-   */
-  private readonly ownFeatureEvents = new Map<number, number>();
-  /**
-   * When the latest link event of each link was received (performance.now(), ms), until the
-   * check it causes takes it into its report.
-   */
-  private readonly receivedAt = new Map<number, number>();
-  /** The same receipts as CLOCK_MONOTONIC ns, the clock attribution stamps requests with. */
-  private readonly receivedAtNs = new Map<number, bigint>();
+  /** The feature events our own writes cause; its `filter` is set by the daemon. */
+  readonly ownFeatureEvents = new OwnFeatureEvents();
+  private readonly receipts = new Receipts();
   /** The escaped name each link was last warned about (one warning per link and name). */
   private readonly escapedNamesWarned = new Map<number, string>();
-  /**
-   * Where the daemon's own feature events can be dropped before they reach handleLinks (the link
-   * event subscription, set by the daemon): `expect` returns false when it cannot, and the event
-   * is then skipped here (ownFeatureEvents).
-   */
-  ownFeatureEventFilter: OwnFeatureEventFilter | null = null;
   /** Names who changed an interface when a check records a drift (set by the daemon), or null. */
   actorLookup: ActorLookup | null = null;
   /** The time of the check or batch under way (see now()). */
@@ -174,11 +155,10 @@ export class Reconciler {
         this.forget(link.ifindex, 'deleted');
         continue;
       }
-      this.receivedAt.set(link.ifindex, receivedAt);
-      this.receivedAtNs.set(link.ifindex, receivedAtNs);
+      this.receipts.note(link.ifindex, receivedAt, receivedAtNs);
       this.noteEscapedName(link);
       const trigger = this.links.update(link);
-      if (trigger === 'features' && this.consumeOwnFeatureEvent(link.ifindex)) continue;
+      if (trigger === 'features' && this.ownFeatureEvents.consume(link.ifindex)) continue;
       this.queue.enqueue(link.ifindex, trigger);
     }
     this.queue.drain();
@@ -265,17 +245,8 @@ export class Reconciler {
     this.rechecks.cancelAll();
   }
 
-  private consumeOwnFeatureEvent(ifindex: number): boolean {
-    const expected = this.ownFeatureEvents.get(ifindex) ?? 0;
-    if (expected === 0) return false;
-    if (expected === 1) this.ownFeatureEvents.delete(ifindex);
-    else this.ownFeatureEvents.set(ifindex, expected - 1);
-    return true;
-  }
-
   private replaceLinks(links: LinkMessage[], trigger: Trigger): void {
-    this.ownFeatureEvents.clear();
-    this.ownFeatureEventFilter?.forget(null);
+    this.ownFeatureEvents.forget(null);
     for (const link of links) this.noteEscapedName(link);
     const { gone, present } = this.links.replace(links, trigger);
     for (const ifindex of gone) this.forget(ifindex, 'deleted');
@@ -288,13 +259,11 @@ export class Reconciler {
       this.links.delete(ifindex);
       this.queue.remove(ifindex);
       this.facts.forget(ifindex);
-      this.receivedAt.delete(ifindex);
-      this.receivedAtNs.delete(ifindex);
+      this.receipts.forget(ifindex);
       this.escapedNamesWarned.delete(ifindex);
     }
     this.flap.forget(ifindex);
-    this.ownFeatureEvents.delete(ifindex);
-    this.ownFeatureEventFilter?.forget(ifindex);
+    this.ownFeatureEvents.forget(ifindex);
     this.rechecks.cancel(ifindex);
     if (this.managed.release(ifindex)) this.reports.released({ ifindex, name: link?.name ?? String(ifindex), why });
   }
@@ -397,9 +366,7 @@ export class Reconciler {
   private start(ifindex: number, trigger: Trigger): StartedCheck | null {
     const link = this.links.get(ifindex);
     if (!link) return null;
-    const receivedAtNs = this.receivedAtNs.get(ifindex) ?? null;
-    this.receivedAtNs.delete(ifindex);
-    const receivedAt = this.takeReceipt(ifindex);
+    const { receivedAt, receivedAtNs } = this.receipts.take(ifindex);
     // The link message is the link facts: matching needs no copy of it, and most links (a
     // hypervisor's taps) match no rule and end here.
     let device: DeviceFacts | null = null;
@@ -454,8 +421,7 @@ export class Reconciler {
   /** Decide records → remember → report. */
   private finish(started: StartedCheck, result: ApplyResult): void {
     const { ifindex, trigger, facts, rule, mode, state, firstCheck, receivedAt, receivedAtNs } = started;
-    if (result.changed && !this.ownFeatureEventFilter?.expect(ifindex))
-      this.ownFeatureEvents.set(ifindex, (this.ownFeatureEvents.get(ifindex) ?? 0) + 1);
+    if (result.changed) this.ownFeatureEvents.expectAfterWrite(ifindex);
 
     const context: CheckContext = {
       trigger,
@@ -483,14 +449,6 @@ export class Reconciler {
     }
     this.managed.noteCheck(state, facts, mode, result, decision.drifts, decision.newlyUnenforceable, this.now());
     this.reports.checked({ facts, rule: rule.name, mode, trigger, receivedAt, result, records, status: state.status });
-  }
-
-  /** The receipt time of the link event a check answers, taken once (a later check has none). */
-  private takeReceipt(ifindex: number): number | null {
-    const receivedAt = this.receivedAt.get(ifindex);
-    if (receivedAt === undefined) return null;
-    this.receivedAt.delete(ifindex);
-    return receivedAt;
   }
 
   /** A write's reply did not parse: the state was read back instead; worth an error in the log. */

@@ -439,7 +439,7 @@ describe('reconciler (no kernel: fake features and facts)', () => {
   it('with an own-event filter (the addon drops them) counts nothing itself, and tells it when a link goes or events may be lost', () => {
     h = harness();
     const calls: string[] = [];
-    h.reconciler.ownFeatureEventFilter = {
+    h.reconciler.ownFeatureEvents.filter = {
       expect: (ifindex) => (calls.push(`expect ${ifindex}`), true),
       forget: (ifindex) => calls.push(`forget ${ifindex ?? 'all'}`),
     };
