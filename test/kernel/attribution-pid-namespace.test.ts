@@ -92,13 +92,12 @@ for (const hook of ['raw_tracepoint', 'tracepoint'] as const) {
       );
       const exited = new Promise((resolve) => daemon.once('exit', resolve));
       try {
-        const lines = readline
-          .createInterface({ input: daemon.stdout as NodeJS.ReadableStream })
-          [Symbol.asyncIterator]();
+        const reader = readline.createInterface({ input: daemon.stdout as NodeJS.ReadableStream });
+        const lines = reader[Symbol.asyncIterator]();
         const next = async <T>(): Promise<T> => {
           const line = await lines.next();
           assert.ok(!line.done, 'the script ended without a report');
-          return JSON.parse(line.value as string) as T;
+          return JSON.parse(line.value) as T;
         };
         const ready = await next<Ready>();
         assert.ok(ready.status.enabled, `attribution did not start: ${ready.status.reason}`);
