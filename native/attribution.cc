@@ -15,16 +15,23 @@
 // netns below) and the kernel's CLOCK_MONOTONIC time (bpf_ktime_get_ns); the raw request bytes (ifr_name, or the
 // netlink message's first bytes) are parsed in TypeScript. A full ring buffer never blocks the sender: the record is
 // dropped and counted in a per-CPU array. The daemon's own requests (its tgid, written into the config map) are dropped
-// in the kernel.
+// in the kernel; in a PID namespace of its own, compared as it sees them (see pidNamespace below).
 //
 // JavaScript surface (src/addon/binding.ts):
-//   new Attribution({ selfTgid, ringBytes, syscalls, hook, netns }, onRecords(records: Buffer, count))
-//     .close() .dropped() .attached() .hook() .ethtoolFamily() .kernelNetns() .drain() .ref() .unref()
+//   new Attribution({ selfTgid, ringBytes, syscalls, hook, netns, pidNamespace }, onRecords(records, count))
+//     .close() .dropped() .attached() .hook() .ethtoolFamily() .kernelNetns() .pidNamespace() .drain()
+//     .ref() .unref()
 //   netns: { taskNsproxy, nsproxyNetNs, netInum }, byte offsets from the kernel's BTF: then each
 //   record carries the sender's network namespace inode (current->nsproxy->net_ns->ns.inum, read
 //   with bpf_probe_read_kernel for matched requests only) and is submitted with BPF_RB_NO_WAKEUP,
 //   waking the daemon only when the ring is more than half full; the daemon drains when it needs
 //   the records (a drift asks for its actor). Without it: a wakeup per record.
+//   pidNamespace: { dev, ino } of the daemon's PID namespace (stat of /proc/self/ns/pid), given only
+//   when it is not the initial one (a container): then pid and tid come from
+//   bpf_get_ns_current_pid_tgid, as the daemon sees them in its /proc (and its own tgid filter
+//   matches); a sender whose PID namespace is another one (the host's, a sibling or a nested
+//   container's) is recorded with pid 0 and kRecordOutsidePidNamespace. Without it:
+//   bpf_get_current_pid_tgid, the initial namespace's pids, at no extra cost.
 //   hook: 'tracepoint' (one program per syscalls:sys_enter_X, through perf_event_open; needs
 //   tracefs for the ids) or 'raw_tracepoint' (one program on sys_enter for every system call,
 //   dispatching on the number; needs neither tracefs nor perf_event_open).
@@ -43,6 +50,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -88,6 +96,9 @@ constexpr int kRecordBytes = kRecordPayload + kPayloadBytes;
 // The program read the namespace (from the BTF offsets it was given): kRecordNetns is the kernel's
 // answer, 0 only when the task had none left (exiting).
 constexpr int32_t kRecordHasNetns = 1;
+// The programs translate pids into the daemon's PID namespace, and the sender was not in it:
+// kRecordTgid and kRecordTid are 0 (bpf_get_ns_current_pid_tgid refused).
+constexpr int32_t kRecordOutsidePidNamespace = 2;
 
 constexpr uint32_t kSyscallIoctl = 1;
 constexpr uint32_t kSyscallSendto = 2;
@@ -118,7 +129,8 @@ constexpr int32_t kSockaddrNlBytes = 12;
 constexpr int32_t kSockaddrIn6Bytes = 28;
 
 constexpr uint32_t kDefaultRingBytes = 256 * 1024;
-constexpr int64_t kMaxKernelOffset = 1 << 20;  // a member offset in task_struct, nsproxy or net
+constexpr double kMaxSafeInteger = 9007199254740991.0;  // Number.MAX_SAFE_INTEGER
+constexpr int64_t kMaxKernelOffset = 1 << 20;           // a member offset in task_struct, nsproxy or net
 constexpr size_t kVerifierLogBytes = 64 * 1024;
 constexpr size_t kMaxRecordsPerWakeup = 4096;  // then yield to the loop (the poll is level-triggered)
 
@@ -138,8 +150,14 @@ class Assembler {
     insns_.push_back(insn);
   }
   void MovImm(Reg dst, int32_t imm) { Insn(BPF_ALU64 | BPF_MOV | BPF_K, dst, 0, 0, imm); }
+  // BPF_LD_IMM64: a 64-bit constant (MovImm sign-extends its 32 bits).
+  void LoadImm64(Reg dst, uint64_t imm) {
+    Insn(BPF_LD | BPF_DW | BPF_IMM, dst, 0, 0, static_cast<int32_t>(static_cast<uint32_t>(imm)));
+    Insn(0, 0, 0, 0, static_cast<int32_t>(static_cast<uint32_t>(imm >> 32)));
+  }
   void MovReg(Reg dst, Reg src) { Insn(BPF_ALU64 | BPF_MOV | BPF_X, dst, src, 0, 0); }
   void AddImm(Reg dst, int32_t imm) { Insn(BPF_ALU64 | BPF_ADD | BPF_K, dst, 0, 0, imm); }
+  void OrImm(Reg dst, int32_t imm) { Insn(BPF_ALU64 | BPF_OR | BPF_K, dst, 0, 0, imm); }
   void RshImm(Reg dst, int32_t imm) { Insn(BPF_ALU64 | BPF_RSH | BPF_K, dst, 0, 0, imm); }
   void Load(uint8_t size, Reg dst, Reg src, int16_t off) { Insn(BPF_LDX | size | BPF_MEM, dst, src, off, 0); }
   void Store(uint8_t size, Reg dst, int16_t off, Reg src) { Insn(BPF_STX | size | BPF_MEM, dst, src, off, 0); }
@@ -199,6 +217,7 @@ constexpr int16_t kStackArgument = -28;    // u32
 constexpr int16_t kStackScratch = -64;     // 32 bytes: ifreq head, msghdr or netlink header
 constexpr int16_t kStackEthtoolCmd = -40;  // 8 bytes: the ethtool command and the u32 after it
 constexpr int16_t kStackIovec = -80;       // 16 bytes: iovec[0]
+constexpr int16_t kStackPidFlags = -88;    // u32 kRecordOutsidePidNamespace or 0
 
 struct Offsets {  // of the tracepoint's arguments in its context, from the format file
   int16_t first = 0;
@@ -217,7 +236,17 @@ struct NetnsOffsets {
   int32_t netInum = 0;
 };
 
+// The daemon's PID namespace as bpf_get_ns_current_pid_tgid wants it: the nsfs device in the
+// kernel's encoding (MKDEV: major << 20 | minor, not stat's st_dev) and the inode. ino 0: the
+// initial namespace, bpf_get_current_pid_tgid.
+struct PidNamespace {
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+};
+constexpr int kKernelMinorBits = 20;  // include/linux/kdev_t.h MINORBITS
+
 struct Maps {
+  PidNamespace pidNamespace;
   int config = -1;  // array[1] of { u32 self_tgid; u32 ethtool_family }
   int ring = -1;
   int drops = -1;  // per-CPU array[1] of u64
@@ -250,8 +279,24 @@ void EmitRecord(Assembler& a, const Maps& maps, uint32_t syscallKind) {
   a.JumpImm(BPF_JEQ, R0, 0, "out");
   a.Load(BPF_W, R1, R0, 0);
   a.Store(BPF_W, R10, kStackSelf, R1);
-  a.Call(BPF_FUNC_get_current_pid_tgid);
-  a.Store(BPF_DW, R10, kStackPidTgid, R0);
+  if (maps.pidNamespace.ino != 0) {
+    // struct bpf_pidns_info { u32 pid; u32 tgid; } reads as the u64 bpf_get_current_pid_tgid
+    // returns (tgid << 32 | pid) on these little-endian targets; the helper zeroes it when the
+    // sender's PID namespace is not the daemon's.
+    a.LoadImm64(R1, maps.pidNamespace.dev);
+    a.LoadImm64(R2, maps.pidNamespace.ino);
+    a.StackPointer(R3, kStackPidTgid);
+    a.MovImm(R4, 8);
+    a.Call(BPF_FUNC_get_ns_current_pid_tgid);
+    a.StoreImm(BPF_W, R10, kStackPidFlags, 0);
+    a.JumpImm(BPF_JEQ, R0, 0, "in_pid_namespace");
+    a.StoreImm(BPF_W, R10, kStackPidFlags, kRecordOutsidePidNamespace);
+    a.Label("in_pid_namespace");
+    a.Load(BPF_DW, R0, R10, kStackPidTgid);
+  } else {
+    a.Call(BPF_FUNC_get_current_pid_tgid);
+    a.Store(BPF_DW, R10, kStackPidTgid, R0);
+  }
   a.RshImm(R0, 32);
   a.Load(BPF_W, R1, R10, kStackSelf);
   a.JumpReg(BPF_JEQ, R0, R1, "out");
@@ -285,10 +330,15 @@ void EmitRecord(Assembler& a, const Maps& maps, uint32_t syscallKind) {
   a.MovImm(R2, 16);
   a.Call(BPF_FUNC_get_current_comm);
   a.StoreImm(BPF_W, R6, kRecordNetns, 0);
-  a.StoreImm(BPF_W, R6, kRecordFlags, 0);
+  if (maps.pidNamespace.ino != 0) {
+    a.Load(BPF_W, R1, R10, kStackPidFlags);
+    if (maps.netns.taskNsproxy >= 0) a.OrImm(R1, kRecordHasNetns);
+    a.Store(BPF_W, R6, kRecordFlags, R1);
+  } else {
+    a.StoreImm(BPF_W, R6, kRecordFlags, maps.netns.taskNsproxy >= 0 ? kRecordHasNetns : 0);
+  }
   if (maps.netns.taskNsproxy >= 0) {
     // current->nsproxy->net_ns->ns.inum, three kernel reads, only for a request that matched.
-    a.StoreImm(BPF_W, R6, kRecordFlags, kRecordHasNetns);
     a.Call(BPF_FUNC_get_current_task);
     a.MovReg(R3, R0);
     EmitReadKernelPointer(a, maps.netns.taskNsproxy, "netns_done");
@@ -674,7 +724,8 @@ class Attribution : public Napi::ObjectWrap<Attribution> {
         {InstanceMethod("close", &Attribution::Close), InstanceMethod("dropped", &Attribution::Dropped),
          InstanceMethod("attached", &Attribution::Attached), InstanceMethod("ethtoolFamily", &Attribution::Family),
          InstanceMethod("hook", &Attribution::Hook), InstanceMethod("drain", &Attribution::DrainNow),
-         InstanceMethod("kernelNetns", &Attribution::KernelNetns), InstanceMethod("ref", &Attribution::RefLoop),
+         InstanceMethod("kernelNetns", &Attribution::KernelNetns),
+         InstanceMethod("pidNamespace", &Attribution::PidNamespace), InstanceMethod("ref", &Attribution::RefLoop),
          InstanceMethod("unref", &Attribution::UnrefLoop)});
   }
 
@@ -716,6 +767,21 @@ class Attribution : public Napi::ObjectWrap<Attribution> {
       };
       maps_.netns = {offset("taskNsproxy"), offset("nsproxyNetNs"), offset("netInum")};
       maps_.wakeupBytes = static_cast<int32_t>(ringBytes / 2);
+    }
+    Napi::Value pidNamespace = options.Get("pidNamespace");
+    if (pidNamespace.IsObject()) {
+      Napi::Object identity = pidNamespace.As<Napi::Object>();
+      auto number = [&](const char* name) {
+        Napi::Value value = identity.Get(name);
+        double got = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : -1;
+        if (!(got > 0 && got <= kMaxSafeInteger && got == static_cast<double>(static_cast<uint64_t>(got))))
+          throw Napi::RangeError::New(env, std::string("pidNamespace.") + name + " must be a positive integer");
+        return static_cast<uint64_t>(got);
+      };
+      // stat's st_dev is the user-space encoding; the helper compares the kernel's dev_t.
+      dev_t dev = static_cast<dev_t>(number("dev"));
+      maps_.pidNamespace.dev = (static_cast<uint64_t>(major(dev)) << kKernelMinorBits) | minor(dev);
+      maps_.pidNamespace.ino = number("ino");
     }
     callback_ = Napi::Persistent(info[1].As<Napi::Function>());
     try {
@@ -888,6 +954,10 @@ class Attribution : public Napi::ObjectWrap<Attribution> {
   // Whether the records carry the sender's network namespace (and the daemon is not woken per record).
   Napi::Value KernelNetns(const Napi::CallbackInfo& info) {
     return Napi::Boolean::New(info.Env(), maps_.netns.taskNsproxy >= 0);
+  }
+  // Whether pids are translated into the daemon's PID namespace (the `pidNamespace` option was taken).
+  Napi::Value PidNamespace(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), maps_.pidNamespace.ino != 0);
   }
 
   // Hands over what the ring buffer holds now, synchronously: a link event can be handled before

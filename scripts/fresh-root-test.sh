@@ -8,8 +8,8 @@
 # registries and the Debian mirror) and its certificate authorities, has every capability, no
 # syscall filter and a writable /proc/sys, so the tests make their own network namespaces, BPF
 # programs and containers inside it. Its PID 1 is not systemd, as on the machines CI runs on. It
-# has a PID namespace of its own, where the attribution suites skip (BPF reports the host's PIDs):
-# run those on the host. Run as root (other users: sudo).
+# has a PID namespace of its own: attribution records pids as seen there, so its suites run too.
+# Run as root (other users: sudo).
 #   scripts/fresh-root-test.sh [--branch NAME] [--suite SUITE] [--debootstrap [--mirror URL]]
 #                              [--from DIR] [--keep] [--in DIR] [-- COMMAND...]
 #   --branch NAME   the branch to clone (default: the current one) from this repository

@@ -378,6 +378,12 @@ export interface NativeAttributionOptions {
    * sender's network namespace, and the daemon is woken only when the ring is half full.
    */
   netns?: { taskNsproxy: number; nsproxyNetNs: number; netInum: number };
+  /**
+   * stat(/proc/self/ns/pid)'s st_dev and st_ino, given when the daemon's PID namespace is not the
+   * initial one: pids are then recorded as the daemon sees them, and a sender outside that
+   * namespace with pid 0 and a flag (src/attribution/pid-namespace.ts).
+   */
+  pidNamespace?: { dev: number; ino: number };
 }
 
 export type AttributionHook = 'tracepoint' | 'raw_tracepoint';
@@ -394,6 +400,8 @@ export interface NativeAttribution {
   hook(): AttributionHook;
   /** Whether the records carry the sender's network namespace (the `netns` option was taken). */
   kernelNetns(): boolean;
+  /** Whether pids are recorded in the daemon's PID namespace (the `pidNamespace` option was taken). */
+  pidNamespace(): boolean;
   /** Delivers the records the ring buffer holds now, synchronously (to onRecords). */
   drain(): void;
   ref(): void;

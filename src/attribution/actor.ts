@@ -5,9 +5,12 @@
 import type { RequestSyscall } from './record';
 
 export interface Actor {
-  /** Thread group id of the sender (what ps and systemd call the pid). */
+  /**
+   * Thread group id of the sender (what ps and systemd call the pid) as offloadd sees pids: in
+   * its own PID namespace when it runs in a container; 0 for a sender outside it.
+   */
   pid: number;
-  /** The sending thread. */
+  /** The sending thread (0 outside offloadd's PID namespace). */
   tid: number;
   /** The process's name (/proc/PID/comm), or the sending thread's when the process is gone. */
   comm: string;
@@ -37,8 +40,12 @@ export interface Actor {
   features: Record<string, boolean>;
   /** Kernel time of the request, CLOCK_MONOTONIC nanoseconds (decimal). */
   time: string;
-  /** running: named from /proc when read; exited: gone (or its pid reused) before that. */
-  process: 'running' | 'exited';
+  /**
+   * running: named from /proc when read; exited: gone (or its pid reused) before that;
+   * outside-pid-namespace: offloadd runs in a PID namespace of its own (a container) and the
+   * sender was not in it, so it has no pid there: what the kernel recorded is all that is said.
+   */
+  process: 'running' | 'exited' | typeof OUTSIDE_PID_NAMESPACE;
   /** The process that started the sender, when it was still there (what ran a short-lived tool). */
   parent: { pid: number; comm: string; exe: string | null } | null;
   /** What could not be found out, or null. */
@@ -52,6 +59,9 @@ export interface ActorAnswer {
   none: string | null;
 }
 
+/** Actor.process for a sender outside offloadd's PID namespace (it has no pid offloadd can name). */
+export const OUTSIDE_PID_NAMESPACE = 'outside-pid-namespace';
+
 export const NO_USER_SPACE_REQUEST =
   'no request from user space: the kernel or the driver changed it (for example re-registration, or a change on a master device)';
 
@@ -62,17 +72,22 @@ export function describeActor(actor: Actor): string {
     : (actor.userUnit ?? actor.unit);
   const exited = `${actor.process === 'exited' ? ', exited' : ''}${actor.parent ? `, run by ${actor.parent.comm} (pid ${actor.parent.pid})` : ''}`;
   if (actor.unit?.endsWith('.service') && !actor.container && !actor.userUnit) {
-    return `${actor.unit} (pid ${actor.pid}, ${actor.exe ?? actor.comm}${exited})`;
+    return `${actor.unit} (${pidText(actor)}, ${actor.exe ?? actor.comm}${exited})`;
   }
-  const details = [`pid ${actor.pid}`, `uid ${actor.user ?? actor.uid}`, ...(where ? [where] : [])];
+  const details = [pidText(actor), `uid ${actor.user ?? actor.uid}`, ...(where ? [where] : [])];
   return `${actor.comm} (${details.join(', ')}${exited})`;
+}
+
+/** `pid 4242`, or where the sender was when it has no pid offloadd can name. */
+function pidText(actor: Actor): string {
+  return actor.process === OUTSIDE_PID_NAMESPACE ? "outside offloadd's PID namespace" : `pid ${actor.pid}`;
 }
 
 /** The journal fields for an actor (OFFLOADD_ACTOR_*); empty values are left out. */
 export function actorJournalFields(actor: Actor): Record<string, string> {
   const fields: Record<string, string | null> = {
     OFFLOADD_ACTOR: describeActor(actor),
-    OFFLOADD_ACTOR_PID: String(actor.pid),
+    OFFLOADD_ACTOR_PID: actor.process === OUTSIDE_PID_NAMESPACE ? null : String(actor.pid),
     OFFLOADD_ACTOR_COMM: actor.comm,
     OFFLOADD_ACTOR_EXE: actor.exe,
     OFFLOADD_ACTOR_UID: String(actor.uid),
@@ -102,5 +117,5 @@ export function actorName(actor: RecordActor): string {
 
 /** One cell of `offloadctl drift`'s BY column: `NetworkManager.service (pid 812)`, `kernel`. */
 export function shortActor(actor: RecordActor): string {
-  return 'none' in actor ? 'kernel' : `${actorName(actor)} (pid ${actor.pid})`;
+  return 'none' in actor ? 'kernel' : `${actorName(actor)} (${pidText(actor)})`;
 }

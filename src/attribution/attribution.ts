@@ -12,6 +12,11 @@
  * BTF, every request wakes the daemon, which reads the sender's namespace from /proc at once and
  * names it RESOLVE_DELAY_MS later; status().reason says so.
  *
+ * PIDs: in a PID namespace of its own (a container without the host's PIDs), the programs give
+ * pids as the daemon sees them (src/attribution/pid-namespace.ts), so its own requests are
+ * dropped in the kernel and senders are named from its /proc; a sender outside that namespace
+ * is named by what the kernel recorded (comm, uid, cgroup, network namespace), with pid 0.
+ *
  * Clocks: the kernel stamps requests with bpf_ktime_get_ns() (CLOCK_MONOTONIC). Link events carry
  * no kernel time, so the caller passes the time it received the event from
  * process.hrtime.bigint(), which is CLOCK_MONOTONIC too (libuv's uv_hrtime).
@@ -22,6 +27,7 @@ import { ActorLog } from './actor-log';
 import { CgroupIndex, cgroup2Mount } from './cgroup';
 import { parseRecords, type KernelRequest } from './record';
 import { kernelNetnsOffsets, type NetnsOffsets } from './btf';
+import { pidNamespaceToTranslate } from './pid-namespace';
 import { decodeRequest } from './request';
 import { ActorResolver, netnsOf } from './resolve';
 import { AttributionUnavailable, unavailableReason, type AddonFailure } from './unavailable';
@@ -63,6 +69,8 @@ export interface AttributionOptions {
   procRoot?: string;
   /** The kernel's BTF, to find where a task's network namespace lies (default /sys/kernel/btf/vmlinux). */
   btfFile?: string;
+  /** The daemon's PID namespace file (default /proc/self/ns/pid): pids are given as seen there. */
+  pidNamespaceFile?: string;
 }
 
 export interface AttributionStatus {
@@ -145,7 +153,8 @@ export function startAttribution(options: AttributionOptions): Attribution {
       // A request about another namespace's ifindex 3 must never be blamed for ours: the kernel
       // recorded the sender's namespace, or (no BTF) it is read at once, while a short-lived
       // sender still exists (one readlink). The rest waits.
-      const netns = request.netns ?? (kernelNetns ? null : netnsOf(`${procRoot}/${request.pid}`));
+      const netns =
+        request.netns ?? (kernelNetns || request.outsidePidNamespace ? null : netnsOf(`${procRoot}/${request.pid}`));
       if (netns !== null && watchedNetns !== null && netns !== watchedNetns) {
         otherNamespace++;
         continue;
@@ -162,6 +171,7 @@ export function startAttribution(options: AttributionOptions): Attribution {
     options.hook === undefined || options.hook === 'auto' ? ['raw_tracepoint', 'tracepoint'] : [options.hook];
   let native: NativeAttribution | null = null;
   let failure: unknown = null;
+  const pidNamespace = pidNamespaceToTranslate(options.pidNamespaceFile);
   for (const hook of hooks) {
     try {
       native = addon.open(
@@ -171,6 +181,7 @@ export function startAttribution(options: AttributionOptions): Attribution {
           syscalls: options.traceWrite ? [...DEFAULT_SYSCALLS, 'write'] : DEFAULT_SYSCALLS,
           hook,
           ...(kernelNetns ? { netns: kernelNetns } : {}),
+          ...(pidNamespace ? { pidNamespace } : {}),
         },
         onRecords,
       );

@@ -15,7 +15,10 @@ export interface KernelRequest {
   ktimeNs: bigint;
   /** bpf_get_current_cgroup_id(): the inode of the sender's cgroup2 directory. */
   cgroupId: bigint;
-  /** Thread group id (what ps calls the pid). */
+  /**
+   * Thread group id (what ps calls the pid), in the daemon's PID namespace; 0 when the sender was
+   * outside it (`outsidePidNamespace`).
+   */
   pid: number;
   tid: number;
   uid: number;
@@ -34,6 +37,11 @@ export interface KernelRequest {
   netns: number | null;
   /** ioctl: ifr_name; netlink: the message's first bytes. Empty when the copy failed. */
   payload: Buffer;
+  /**
+   * The daemon runs in a PID namespace of its own (a container) and the sender was not in it (the
+   * host's, or another container's): the kernel could not give its pid as the daemon sees pids.
+   */
+  outsidePidNamespace: boolean;
 }
 
 const OFFSET = {
@@ -55,6 +63,8 @@ const OFFSET = {
 const COMM_BYTES = 16;
 /** native/attribution.cc's kRecordHasNetns: the program read the namespace. */
 const FLAG_HAS_NETNS = 1;
+/** kRecordOutsidePidNamespace: pid and tid are 0, the sender was not in the daemon's PID namespace. */
+const FLAG_OUTSIDE_PID_NAMESPACE = 2;
 
 /** NUL-terminated bytes as text (comm, ifr_name). */
 export function cString(bytes: Buffer): string {
@@ -86,6 +96,7 @@ export function parseRecords(batch: Buffer, count: number, recordBytes: number):
           ? record.readUInt32LE(OFFSET.netns)
           : null,
       payload: Buffer.from(record.subarray(OFFSET.payload, OFFSET.payload + payloadLength)),
+      outsidePidNamespace: (record.readUInt32LE(OFFSET.flags) & FLAG_OUTSIDE_PID_NAMESPACE) !== 0,
     });
   }
   return requests;

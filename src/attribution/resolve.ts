@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Actor } from './actor';
+import { OUTSIDE_PID_NAMESPACE, type Actor } from './actor';
 import { classifyCgroup, type CgroupIndex } from './cgroup';
 import type { KernelRequest } from './record';
 import type { DecodedRequest } from './request';
@@ -35,6 +35,7 @@ export class ActorResolver {
   }
 
   resolve(request: KernelRequest, decoded: DecodedRequest): Actor {
+    if (request.outsidePidNamespace) return this.outsidePidNamespace(request, decoded);
     const proc = path.join(this.procRoot, String(request.pid));
     const stat = readStat(proc);
     let alive = stat !== null && isSameProcess(stat, request.ktimeNs) && !stat.exited;
@@ -80,6 +81,44 @@ export class ActorResolver {
       actor.partial = actor.partial ? `${actor.partial}; ${why}` : why;
     }
     return actor;
+  }
+
+  /**
+   * A sender outside offloadd's PID namespace (offloadd in a container, the sender on the host or
+   * in another container): no pid to look up in this /proc, so nothing is read from it (a pid
+   * there would be another process). What the kernel recorded names it: comm, uid, cgroup id
+   * (its path through the cgroup file system, when it is mounted here) and network namespace.
+   */
+  private outsidePidNamespace(request: KernelRequest, decoded: DecodedRequest): Actor {
+    const cgroupPath = this.options.cgroups.pathOf(request.cgroupId);
+    const owner = classifyCgroup(cgroupPath ?? '');
+    const why =
+      "the sender is outside offloadd's PID namespace (offloadd runs in a container without the host's PIDs): " +
+      `no pid, executable or command line${request.netns === null ? ', network namespace unknown' : ''}`;
+    return {
+      pid: 0,
+      tid: 0,
+      comm: request.comm,
+      exe: null,
+      cmdline: null,
+      uid: request.uid,
+      user: this.userName(request.uid),
+      unit: owner.unit,
+      userUnit: owner.userUnit,
+      container: owner.container,
+      pod: owner.pod,
+      cgroup: { id: request.cgroupId.toString(), path: cgroupPath },
+      netns: request.netns,
+      syscall: request.syscall,
+      request: decoded.request,
+      ifindex: decoded.ifindex,
+      ifname: decoded.ifname,
+      features: decoded.features,
+      time: request.ktimeNs.toString(),
+      process: OUTSIDE_PID_NAMESPACE,
+      parent: null,
+      partial: decoded.partial ? `${decoded.partial}; ${why}` : why,
+    };
   }
 
   /**

@@ -51,22 +51,6 @@ export function skipUnlessRoot(context: Mocha.Context): void {
   context.skip();
 }
 
-/** /proc/self/ns/pid in the initial PID namespace (PROC_PID_INIT_INO, fixed by the kernel). */
-const INITIAL_PID_NAMESPACE = 'pid:[4026531836]';
-
-/**
- * Suites that find their own processes among the PIDs the kernel's BPF programs report
- * (bpf_get_current_pid_tgid: PIDs of the initial PID namespace) cannot inside a container with a
- * PID namespace of its own (systemd-nspawn, scripts/fresh-root-test.sh): skip them, saying so.
- */
-export function skipUnlessInitialPidNamespace(context: Mocha.Context): void {
-  if (fs.readlinkSync('/proc/self/ns/pid') === INITIAL_PID_NAMESPACE) return;
-  process.stdout.write(
-    `      skipped "${context.test?.parent?.title ?? ''}": in a PID namespace of its own (a container), where BPF's PIDs are the host's; run it on the host\n`,
-  );
-  context.skip();
-}
-
 /**
  * The hooks every kernel suite needs: skip without root (saying why), a fresh namespace for each
  * test handed to `use`, deleted after the test whatever its outcome.

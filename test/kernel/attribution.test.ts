@@ -12,7 +12,7 @@ import type { Actor } from '../../src/attribution/actor';
 import { startAttribution, type Attribution } from '../../src/attribution/attribution';
 import { cgroupHierarchies, removeCgroupTree } from '../helpers/cgroup';
 import { IOCTL_CALLER, renamedEthtool as renamedEthtoolIn, SENDMSG_CALLER } from '../helpers/feature-callers';
-import { eachTestInItsOwnNetns, Netns, REPO_ROOT, skipUnlessInitialPidNamespace, waitFor } from '../helpers/netns';
+import { eachTestInItsOwnNetns, Netns, REPO_ROOT, waitFor } from '../helpers/netns';
 
 interface Harness {
   attribution: Attribution;
@@ -26,9 +26,6 @@ for (const hook of ['raw_tracepoint', 'tracepoint'] as const) {
     let harness: Harness | null = null;
     eachTestInItsOwnNetns((created) => {
       ns = created;
-    });
-    before(function () {
-      skipUnlessInitialPidNamespace(this);
     });
     afterEach(() => {
       harness?.attribution.stop();

@@ -17,7 +17,6 @@ import { cgroupHierarchies, removeCgroupTree } from '../helpers/cgroup';
 import { IOCTL_CALLER, renamedEthtool as renamedEthtoolIn, SENDMSG_CALLER } from '../helpers/feature-callers';
 import {
   eachTestInItsOwnNetns,
-  skipUnlessInitialPidNamespace,
   fakePciDevice,
   REPO_ROOT,
   waitFor,
@@ -67,9 +66,6 @@ rules:
 describe('drift attribution (real kernel, own namespace)', function () {
   let ns: Netns;
   eachTestInItsOwnNetns((created) => (ns = created));
-  before(function () {
-    skipUnlessInitialPidNamespace(this);
-  });
 
   /** A veth presented as a BCM57508 port (bnxt_en, 14e4:1750) through --sysfs-root. */
   function bcmPort(name: string): string[] {

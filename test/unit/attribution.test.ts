@@ -2,7 +2,14 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { actorJournalFields, describeActor, NO_USER_SPACE_REQUEST, type Actor } from '../../src/attribution/actor';
+import {
+  actorJournalFields,
+  describeActor,
+  NO_USER_SPACE_REQUEST,
+  OUTSIDE_PID_NAMESPACE,
+  shortActor,
+  type Actor,
+} from '../../src/attribution/actor';
 import { ActorLog } from '../../src/attribution/actor-log';
 import { unavailableReason } from '../../src/attribution/unavailable';
 import { attributionText } from '../../src/cli/offloadctl-format';
@@ -10,6 +17,7 @@ import { CgroupIndex, classifyCgroup } from '../../src/attribution/cgroup';
 import { parseRecords, type KernelRequest } from '../../src/attribution/record';
 import { decodeRequest } from '../../src/attribution/request';
 import { ActorResolver } from '../../src/attribution/resolve';
+import { INITIAL_PID_NAMESPACE_INODE, pidNamespaceToTranslate } from '../../src/attribution/pid-namespace';
 
 const RECORD_BYTES = 200;
 /** `ethtool -K v0 gro on` as ethtool 6.1 sent it (captured by the kernel side on this machine). */
@@ -34,13 +42,17 @@ function record(
     ktime: bigint;
     /** The kernel-recorded network namespace (flag kRecordHasNetns set), or absent. */
     netns: number;
+    /** Flag kRecordOutsidePidNamespace, pid and tid 0: the sender had no pid in the daemon's namespace. */
+    outsidePidNamespace: boolean;
+    cgroupId: bigint;
   }>,
 ): Buffer {
   const buffer = Buffer.alloc(RECORD_BYTES);
   buffer.writeBigUInt64LE(fields.ktime ?? 1_000_000_000n, 0);
-  buffer.writeBigUInt64LE(42n, 8);
-  buffer.writeUInt32LE(fields.tgid ?? 4242, 16);
-  buffer.writeUInt32LE(fields.tgid ?? 4242, 20);
+  buffer.writeBigUInt64LE(fields.cgroupId ?? 42n, 8);
+  const tgid = fields.outsidePidNamespace ? 0 : (fields.tgid ?? 4242);
+  buffer.writeUInt32LE(tgid, 16);
+  buffer.writeUInt32LE(tgid, 20);
   buffer.writeUInt32LE(0, 24);
   buffer.writeUInt32LE(fields.syscall ?? 2, 32);
   buffer.writeUInt32LE(fields.command ?? 12, 36);
@@ -52,6 +64,7 @@ function record(
     buffer.writeUInt32LE(fields.netns, 64);
     buffer.writeUInt32LE(1, 68);
   }
+  if (fields.outsidePidNamespace) buffer.writeUInt32LE(buffer.readUInt32LE(68) | 2, 68);
   payload.copy(buffer, 72, 0, 128);
   return buffer;
 }
@@ -268,6 +281,50 @@ describe('attribution: the actor resolver', () => {
     assert.equal(request({ netns: 0 }).netns, null, 'and none when the kernel found none');
   });
 
+  it("names a sender outside the daemon's PID namespace by what the kernel recorded, never by a pid in /proc", () => {
+    fakeProcess(4242, 50); // a process of the daemon's namespace with some pid: must not be named
+    fakeProcess(1, 1);
+    const cgroupRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'offloadd-cgroup-'));
+    try {
+      const unitDir = path.join(cgroupRoot, 'system.slice', 'NetworkManager.service');
+      fs.mkdirSync(unitDir, { recursive: true });
+      const cgroupId = fs.statSync(unitDir, { bigint: true }).ino;
+      const outside = request({ outsidePidNamespace: true, netns: 4026531840, comm: 'NetworkManager', cgroupId });
+      assert.equal(outside.outsidePidNamespace, true);
+      assert.equal(outside.pid, 0);
+      assert.equal(request().outsidePidNamespace, false, 'no flag: a pid of the daemon’s namespace');
+      const got = new ActorResolver({
+        procRoot,
+        passwdFile: '/nonexistent',
+        cgroups: new CgroupIndex(cgroupRoot),
+      }).resolve(outside, decodeRequest(outside, ifindexOf));
+      assert.equal(got.process, OUTSIDE_PID_NAMESPACE);
+      assert.equal(got.pid, 0);
+      assert.equal(got.comm, 'NetworkManager');
+      assert.equal(got.exe, null, 'nothing read from /proc');
+      assert.equal(got.cmdline, null);
+      assert.equal(got.parent, null);
+      assert.equal(got.netns, 4026531840);
+      assert.deepEqual(got.cgroup, { id: cgroupId.toString(), path: '/system.slice/NetworkManager.service' });
+      assert.equal(got.unit, 'NetworkManager.service');
+      assert.equal(got.ifindex, 3);
+      assert.match(
+        got.partial ?? '',
+        /^the sender is outside offloadd's PID namespace .*no pid, executable or command line$/,
+      );
+      assert.equal(describeActor(got), "NetworkManager.service (outside offloadd's PID namespace, NetworkManager)");
+      assert.equal(shortActor(got), "NetworkManager.service (outside offloadd's PID namespace)");
+      assert.equal('OFFLOADD_ACTOR_PID' in actorJournalFields(got), false, 'no pid rather than pid 0');
+      const unknownNetns = request({ outsidePidNamespace: true });
+      assert.match(
+        resolver().resolve(unknownNetns, decodeRequest(unknownNetns, ifindexOf)).partial ?? '',
+        /network namespace unknown$/,
+      );
+    } finally {
+      fs.rmSync(cgroupRoot, { recursive: true, force: true });
+    }
+  });
+
   it('calls a zombie and a missing process "exited"', () => {
     fakeProcess(4242, 50, 'Z');
     assert.equal(resolver().resolve(request(), decodeRequest(request(), ifindexOf)).process, 'exited');
@@ -315,6 +372,28 @@ describe('attribution: ActorLog', () => {
     assert.equal(log.size, 1);
     log.add(actor({ ifindex: null }));
     assert.equal(log.size, 1, 'a request without an interface is not kept');
+  });
+});
+
+describe('attribution: the PID namespace the kernel gives pids in', () => {
+  it('translates nothing in the initial PID namespace, and the daemon’s own namespace elsewhere', () => {
+    const initial = fs.readlinkSync('/proc/self/ns/pid') === `pid:[${INITIAL_PID_NAMESPACE_INODE}]`;
+    const own = pidNamespaceToTranslate();
+    if (initial) assert.equal(own, null);
+    else assert.equal(own?.ino, fs.statSync('/proc/self/ns/pid').ino);
+  });
+
+  it('takes any other namespace file’s device and inode, and null for one that cannot be read', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'offloadd-pidns-'));
+    try {
+      const file = path.join(dir, 'pid');
+      fs.writeFileSync(file, '');
+      const stat = fs.statSync(file);
+      assert.deepEqual(pidNamespaceToTranslate(file), { dev: stat.dev, ino: stat.ino });
+      assert.equal(pidNamespaceToTranslate(path.join(dir, 'missing')), null);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

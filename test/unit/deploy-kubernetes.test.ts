@@ -103,7 +103,9 @@ function securityProblems(ds: Manifest): string[] {
   check((pod.initContainers ?? []).length === 0 && (pod.ephemeralContainers ?? []).length === 0, 'no other containers');
   check(pod.hostNetwork === true, 'hostNetwork: true');
   check(pod.dnsPolicy === 'ClusterFirstWithHostNet', 'dnsPolicy: ClusterFirstWithHostNet');
-  check(pod.hostPID !== true && pod.hostIPC !== true, 'no hostPID/hostIPC');
+  // hostPID: attribution names the host's processes from the host's /proc (see daemonset.yaml).
+  check(pod.hostPID === true, 'hostPID: true');
+  check(pod.hostIPC !== true, 'no hostIPC');
   check(pod.priorityClassName === 'system-node-critical', 'priorityClassName: system-node-critical');
   check(
     JSON.stringify(pod.tolerations) === JSON.stringify([{ operator: 'Exists' }]),
@@ -245,7 +247,8 @@ describe('deploy/kubernetes: manifests validated offline', function () {
       ['writable root', (ds) => (ds.spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem = false)],
       ['escalation', (ds) => delete ds.spec.template.spec.containers[0].securityContext.allowPrivilegeEscalation],
       ['unconfined', (ds) => (ds.spec.template.spec.containers[0].securityContext.seccompProfile.type = 'Unconfined')],
-      ['hostPID', (ds) => (ds.spec.template.spec.hostPID = true)],
+      ['hostIPC', (ds) => (ds.spec.template.spec.hostIPC = true)],
+      ['no hostPID', (ds) => delete ds.spec.template.spec.hostPID],
       [
         'host root mounted',
         (ds) => void list(ds.spec.template.spec.volumes).push({ name: 'root', hostPath: { path: '/' } }),
