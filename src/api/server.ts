@@ -11,7 +11,8 @@
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { addon, errnoName, type NativeUnixListener, type PeerCredentials } from '../addon/binding';
+import { addon, type NativeUnixListener, type PeerCredentials } from '../addon/binding';
+import { errnoName } from '../addon/errno';
 import type { Log } from '../observe/log';
 import { Connection, type Caller } from './connection';
 import { RequestDispatcher, type Handlers } from './dispatch';

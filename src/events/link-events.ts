@@ -3,7 +3,8 @@
  * the addon) and turns a lost-events condition into a `resync` call: the consumer must then
  * re-read every link, because it cannot know what it missed.
  */
-import { addon, errnoName, type NativeLinkMonitor } from '../addon/binding';
+import { addon, type NativeLinkMonitor } from '../addon/binding';
+import { errnoName } from '../addon/errno';
 import { parseLinkDatagram, type LinkMessage } from './link-message';
 
 /** NetworkManager uses 8 MiB; forced with SO_RCVBUFFORCE (we hold CAP_NET_ADMIN). */

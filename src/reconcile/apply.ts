@@ -8,7 +8,7 @@
  * The steps are also offered apart (prepareApply, finishApply) so that a batch of interfaces can
  * share pipelined reads and writes (the reconciler's start-up and resync).
  */
-import { ENOTSUPP } from '../addon/binding';
+import { ENOTSUPP } from '../addon/errno';
 import { type KernelError } from '../errors';
 import type { WantedFeature } from '../policy/types';
 import {

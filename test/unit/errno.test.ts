@@ -5,7 +5,8 @@
  */
 import { strict as assert } from 'node:assert';
 import * as os from 'node:os';
-import { describeErrno, errnoName, kernelError, kernelErrorOf } from '../../src/addon/binding';
+import { kernelError, kernelErrorOf } from '../../src/addon/binding';
+import { describeErrno, errnoName } from '../../src/addon/errno';
 import { KernelError } from '../../src/errors';
 
 describe('errno names and descriptions', () => {
