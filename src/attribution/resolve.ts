@@ -45,27 +45,14 @@ export class ActorResolver {
     // /proc/PID missing while the pid exists: hidden from this daemon (ProtectProc=invisible).
     const hidden = stat === null && processExists(request.pid);
     const cgroupPath = (alive ? this.cgroupPathOf(proc) : null) ?? this.options.cgroups.pathOf(request.cgroupId);
-    const owner = classifyCgroup(cgroupPath ?? '');
     const actor: Actor = {
       pid: request.pid,
       tid: request.tid,
       comm: (alive ? readTrimmed(path.join(proc, 'comm')) : null) ?? request.comm,
       exe,
       cmdline: alive ? readCmdline(path.join(proc, 'cmdline')) : null,
-      uid: request.uid,
-      user: this.userName(request.uid),
-      unit: owner.unit,
-      userUnit: owner.userUnit,
-      container: owner.container,
-      pod: owner.pod,
-      cgroup: { id: request.cgroupId.toString(), path: cgroupPath },
+      ...this.requestFacts(request, decoded, cgroupPath),
       netns: request.netns ?? (alive ? netnsOf(proc) : null),
-      syscall: request.syscall,
-      request: decoded.request,
-      ifindex: decoded.ifindex,
-      ifname: decoded.ifname,
-      features: decoded.features,
-      time: request.ktimeNs.toString(),
       process: alive || hidden ? 'running' : 'exited',
       parent: stat !== null && isSameProcess(stat, request.ktimeNs) ? this.parentOf(stat.ppid, request.ktimeNs) : null,
       partial: decoded.partial,
@@ -91,7 +78,6 @@ export class ActorResolver {
    */
   private outsidePidNamespace(request: KernelRequest, decoded: DecodedRequest): Actor {
     const cgroupPath = this.options.cgroups.pathOf(request.cgroupId);
-    const owner = classifyCgroup(cgroupPath ?? '');
     const why =
       "the sender is outside offloadd's PID namespace (offloadd runs in a container without the host's PIDs): " +
       `no pid, executable or command line${request.netns === null ? ', network namespace unknown' : ''}`;
@@ -101,6 +87,22 @@ export class ActorResolver {
       comm: request.comm,
       exe: null,
       cmdline: null,
+      ...this.requestFacts(request, decoded, cgroupPath),
+      netns: request.netns,
+      process: OUTSIDE_PID_NAMESPACE,
+      parent: null,
+      partial: decoded.partial ? `${decoded.partial}; ${why}` : why,
+    };
+  }
+
+  /** What the kernel recorded and the request said, the same whether the sender is found or not. */
+  private requestFacts(
+    request: KernelRequest,
+    decoded: DecodedRequest,
+    cgroupPath: string | null,
+  ): Omit<Actor, 'pid' | 'tid' | 'comm' | 'exe' | 'cmdline' | 'netns' | 'process' | 'parent' | 'partial'> {
+    const owner = classifyCgroup(cgroupPath ?? '');
+    return {
       uid: request.uid,
       user: this.userName(request.uid),
       unit: owner.unit,
@@ -108,16 +110,12 @@ export class ActorResolver {
       container: owner.container,
       pod: owner.pod,
       cgroup: { id: request.cgroupId.toString(), path: cgroupPath },
-      netns: request.netns,
       syscall: request.syscall,
       request: decoded.request,
       ifindex: decoded.ifindex,
       ifname: decoded.ifname,
       features: decoded.features,
       time: request.ktimeNs.toString(),
-      process: OUTSIDE_PID_NAMESPACE,
-      parent: null,
-      partial: decoded.partial ? `${decoded.partial}; ${why}` : why,
     };
   }
 
