@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { OUTSIDE_PID_NAMESPACE, type Actor } from './actor';
 import { classifyCgroup, type CgroupIndex } from './cgroup';
 import type { KernelRequest } from './record';
@@ -17,6 +18,24 @@ export const ACTOR_CMDLINE_MAX_BYTES = 1024;
 const CLOCK_TICKS_PER_SECOND = 100;
 /** A process that started this long after the request cannot have sent it: its pid was reused. */
 const START_TIME_SLACK_NS = 20_000_000n;
+/**
+ * How long what was read of a running process (executable, command line, cgroup, parent) is
+ * trusted for its next requests: a manager that keeps fighting costs one read of its stat per
+ * drift, not eight, while a changed command line or cgroup is seen within this time.
+ */
+const PROCESS_FACTS_TTL_MS = 60_000;
+/** Running processes whose facts are kept; the ones that keep changing features are few. */
+const PROCESS_FACTS_MAX = 256;
+
+/** What was read of a running process, by pid and start time (a reused pid is another key). */
+interface ProcessFacts {
+  comm: string | null;
+  exe: string;
+  cmdline: string[] | null;
+  cgroupPath: string | null;
+  parent: Actor['parent'];
+  readAtMs: number;
+}
 
 export interface ResolverOptions {
   procRoot?: string;
@@ -28,6 +47,7 @@ export class ActorResolver {
   private readonly procRoot: string;
   private readonly passwdFile: string;
   private users: Map<number, string> | null = null;
+  private readonly known = new Map<string, ProcessFacts>();
 
   constructor(private readonly options: ResolverOptions) {
     this.procRoot = options.procRoot ?? '/proc';
@@ -39,24 +59,31 @@ export class ActorResolver {
     const proc = path.join(this.procRoot, String(request.pid));
     const stat = readStat(proc);
     let alive = stat !== null && isSameProcess(stat, request.ktimeNs) && !stat.exited;
-    const exe = alive ? readLink(path.join(proc, 'exe')) : null;
+    const key = stat !== null && alive ? `${request.pid}:${stat.startedNs}` : null;
+    const known = key === null ? undefined : this.knownFacts(key);
+    const exe = known ? known.exe : alive ? readLink(path.join(proc, 'exe')) : null;
     // No executable while alive: exiting right now (its memory is already gone), or not ours to read.
     if (alive && exe === null && (readStat(proc)?.exited ?? true)) alive = false;
     // /proc/PID missing while the pid exists: hidden from this daemon (ProtectProc=invisible).
     const hidden = stat === null && processExists(request.pid);
-    const cgroupPath = (alive ? this.cgroupPathOf(proc) : null) ?? this.options.cgroups.pathOf(request.cgroupId);
+    const cgroupPath =
+      (alive ? (known ? known.cgroupPath : this.cgroupPathOf(proc)) : null) ??
+      this.options.cgroups.pathOf(request.cgroupId);
     const actor: Actor = {
       pid: request.pid,
       tid: request.tid,
-      comm: (alive ? readTrimmed(path.join(proc, 'comm')) : null) ?? request.comm,
+      comm: (alive ? (known ? known.comm : readTrimmed(path.join(proc, 'comm'))) : null) ?? request.comm,
       exe,
-      cmdline: alive ? readCmdline(path.join(proc, 'cmdline')) : null,
+      cmdline: alive ? (known ? known.cmdline : readCmdline(path.join(proc, 'cmdline'))) : null,
       ...this.requestFacts(request, decoded, cgroupPath),
       netns: request.netns ?? (alive ? netnsOf(proc) : null),
       process: alive || hidden ? 'running' : 'exited',
-      parent: stat !== null && isSameProcess(stat, request.ktimeNs) ? this.parentOf(stat.ppid, request.ktimeNs) : null,
+      parent:
+        known?.parent ??
+        (stat !== null && isSameProcess(stat, request.ktimeNs) ? this.parentOf(stat.ppid, request.ktimeNs) : null),
       partial: decoded.partial,
     };
+    if (key !== null && alive && exe !== null && !known) this.remember(key, actor, cgroupPath);
     if (alive && exe === null) {
       const why = "its executable could not be read (it was exiting, or is not offloadd's to read)";
       actor.partial = actor.partial ? `${actor.partial}; ${why}` : why;
@@ -133,6 +160,20 @@ export class ActorResolver {
       comm: readTrimmed(path.join(proc, 'comm')) ?? stat.comm,
       exe: readLink(path.join(proc, 'exe')),
     };
+  }
+
+  private knownFacts(key: string): ProcessFacts | undefined {
+    const facts = this.known.get(key);
+    if (facts && performance.now() - facts.readAtMs <= PROCESS_FACTS_TTL_MS) return facts;
+    this.known.delete(key);
+    return undefined;
+  }
+
+  private remember(key: string, actor: Actor, cgroupPath: string | null): void {
+    // The oldest entry goes first (a Map keeps insertion order).
+    if (this.known.size >= PROCESS_FACTS_MAX) this.known.delete(this.known.keys().next().value as string);
+    const { comm, exe, cmdline, parent } = actor;
+    this.known.set(key, { comm, exe: exe as string, cmdline, cgroupPath, parent, readAtMs: performance.now() });
   }
 
   private cgroupPathOf(proc: string): string | null {

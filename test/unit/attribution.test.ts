@@ -254,6 +254,24 @@ describe('attribution: the actor resolver', () => {
     assert.equal(describeActor(got), 'tuned.service (pid 4242, /usr/sbin/ethtool)');
   });
 
+  it('names a process that keeps asking from what was read of it first, and a reused pid afresh', () => {
+    fakeProcess(4242, 50);
+    const names = resolver();
+    const first = names.resolve(request(), decodeRequest(request(), ifindexOf));
+    // Its executable and command line are not read again: only its stat, which proves it is the same process.
+    fs.rmSync(path.join(procRoot, '4242', 'exe'));
+    fs.writeFileSync(path.join(procRoot, '4242', 'cmdline'), 'changed\0');
+    const again = names.resolve(request(), decodeRequest(request(), ifindexOf));
+    assert.equal(again.process, 'running');
+    assert.equal(again.exe, first.exe);
+    assert.deepEqual(again.cmdline, first.cmdline);
+    // The same pid, started again (another process): read afresh.
+    fs.rmSync(path.join(procRoot, '4242'), { recursive: true });
+    fakeProcess(4242, 60);
+    fs.writeFileSync(path.join(procRoot, '4242', 'cmdline'), 'other\0');
+    assert.deepEqual(names.resolve(request(), decodeRequest(request(), ifindexOf)).cmdline, ['other']);
+  });
+
   it('calls a reused pid "exited" rather than naming the newer process', () => {
     fakeProcess(4242, 500); // started 5 s after boot: after the request
     const got = resolver().resolve(request(), decodeRequest(request(), ifindexOf));
