@@ -4,10 +4,10 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LedgerRecord } from '../../src/ledger/record';
 import { type DaemonProcess, type Netns, REPO_ROOT, waitFor, eachTestInItsOwnNetns } from '../helpers/netns';
+import { activeLedgerRecords } from '../helpers/ledger-file';
 
 const OFFLOADCTL = path.join(REPO_ROOT, 'bin', 'offloadctl');
 
@@ -20,13 +20,7 @@ rules:
 `;
 
 function ledger(daemon: DaemonProcess): LedgerRecord[] {
-  const file = path.join(daemon.stateDir, 'ledger.jsonl');
-  if (!fs.existsSync(file)) return [];
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as LedgerRecord);
+  return activeLedgerRecords(daemon.stateDir, { skipTorn: true });
 }
 
 function status(daemon: DaemonProcess): { counters: Record<string, number> } {

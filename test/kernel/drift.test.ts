@@ -8,21 +8,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LedgerRecord } from '../../src/ledger/record';
 import { type DaemonProcess, type Netns, REPO_ROOT, waitFor, eachTestInItsOwnNetns } from '../helpers/netns';
+import { activeLedgerRecords } from '../helpers/ledger-file';
 
 const OFFLOADCTL = path.join(REPO_ROOT, 'bin', 'offloadctl');
 
+/** Blank lines and the torn line a test wrote on purpose are skipped. */
 function ledger(daemon: DaemonProcess): LedgerRecord[] {
-  const file = path.join(daemon.stateDir, 'ledger.jsonl');
-  if (!fs.existsSync(file)) return [];
-  const records: LedgerRecord[] = [];
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    try {
-      records.push(JSON.parse(line) as LedgerRecord);
-    } catch {
-      // blank, or the torn line a test wrote on purpose
-    }
-  }
-  return records;
+  return activeLedgerRecords(daemon.stateDir, { skipTorn: true });
 }
 
 function policy(body: string): string {

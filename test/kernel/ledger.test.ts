@@ -20,6 +20,7 @@ import {
   run,
   waitFor,
 } from '../helpers/netns';
+import { activeLedgerRecords, parseLedgerText } from '../helpers/ledger-file';
 
 const GSO = 'generic-segmentation-offload';
 /** tmpfs allocates whole pages: a file that ends on a page boundary cannot grow on a full one. */
@@ -38,17 +39,8 @@ rules:
     features: { gro: off }
 `;
 
-/** Every non-empty line parsed strictly: a torn or glued line fails the test. */
-function parseLedger(text: string): LedgerRecord[] {
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as LedgerRecord);
-}
-
 function ledgerOf(daemon: DaemonProcess): LedgerRecord[] {
-  const file = path.join(daemon.stateDir, 'ledger.jsonl');
-  return fs.existsSync(file) ? parseLedger(fs.readFileSync(file, 'utf8')) : [];
+  return activeLedgerRecords(daemon.stateDir);
 }
 
 function assertIncreasing(records: LedgerRecord[]): void {
@@ -388,7 +380,7 @@ describe('ledger on a full or read-only file system (tmpfs in a private mount na
     const after = (await status(daemon)).ledger;
     assert.equal(after.writable, true);
     assert.equal(after.unwritableSince, null);
-    const records = parseLedger(inDaemonMounts(daemon, `cat "${daemon.stateDir}/ledger.jsonl"`));
+    const records = parseLedgerText(inDaemonMounts(daemon, `cat "${daemon.stateDir}/ledger.jsonl"`));
     assertIncreasing(records);
     assert.equal(
       records.filter((record) => record.event === 'drift' && record.interface === 'up0').length,
@@ -476,7 +468,7 @@ describe('ledger on a full or read-only file system (tmpfs in a private mount na
       const second = ns.startDaemon(['--policy', policy], {}, stateDir, launch('second.sock'));
       await second.ready();
       await second.stop();
-      const records = parseLedger(inMounts(`cat "${stateDir}/ledger.jsonl"`));
+      const records = parseLedgerText(inMounts(`cat "${stateDir}/ledger.jsonl"`));
       records.forEach((record, index) => {
         if (index > 0) assert.equal(record.seq, (records[index - 1] as LedgerRecord).seq + 1, 'numbers continuous');
       });
