@@ -2,6 +2,7 @@
  * cgroups for the tests' own units and containers: where systemd-style tools track processes,
  * and removing a test's cgroup tree (killing what is left in it) afterwards.
  */
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { sleepSync } from './proc';
@@ -39,6 +40,16 @@ export function journaldCgroupRoot(): string {
   const root = unified ?? all[0];
   if (!root) throw new Error('no cgroup hierarchy found under /sys/fs/cgroup (neither cgroup2 nor name=systemd)');
   return root;
+}
+
+/**
+ * Runs `command` to its end inside the cgroup `dir` (made if need be), as systemd starts a unit's
+ * process: the shell moves itself in, then execs the command. The caller removes the cgroup
+ * (removeCgroupTree).
+ */
+export function runInCgroup(dir: string, command: string[]): SpawnSyncReturns<Buffer> {
+  fs.mkdirSync(dir, { recursive: true });
+  return spawnSync('sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', dir, ...command]);
 }
 
 /**

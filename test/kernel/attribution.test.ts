@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Actor } from '../../src/attribution/actor';
 import { startAttribution, type Attribution } from '../../src/attribution/attribution';
-import { cgroupHierarchies, removeCgroupTree } from '../helpers/cgroup';
+import { cgroupHierarchies, removeCgroupTree, runInCgroup } from '../helpers/cgroup';
 import { IOCTL_CALLER, renamedEthtool as renamedEthtoolIn, SENDMSG_CALLER } from '../helpers/feature-callers';
 import { eachTestInItsOwnNetns, Netns, REPO_ROOT, waitFor } from '../helpers/netns';
 
@@ -242,14 +242,19 @@ for (const hook of ['raw_tracepoint', 'tracepoint'] as const) {
       const ethtool = renamedEthtool();
       const unit = `attrib-${randomBytes(3).toString('hex')}.service`;
       const slice = path.join(unified, `${ns.name}.slice`);
-      fs.mkdirSync(path.join(slice, unit), { recursive: true });
       try {
         const h = start();
-        // spawnSync keeps the loop busy until the process is gone: the cgroup id is all that is left.
-        const child = spawnSync('sh', [
-          '-c',
-          `echo $$ > "$0/cgroup.procs" && exec ip netns exec ${ns.name} ${ethtool} -K v0 gro off`,
-          path.join(slice, unit),
+        // runInCgroup keeps the loop busy until the process is gone: the cgroup id is all that is left.
+        const child = runInCgroup(path.join(slice, unit), [
+          'ip',
+          'netns',
+          'exec',
+          ns.name,
+          ethtool,
+          '-K',
+          'v0',
+          'gro',
+          'off',
         ]);
         assert.equal(child.status, 0, child.stderr.toString());
         const actor = await actorOf(h, child.pid);

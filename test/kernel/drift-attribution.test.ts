@@ -6,14 +6,13 @@
  * is a process of this test, found by its pid.
  */
 import { strict as assert } from 'node:assert';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Actor } from '../../src/attribution/actor';
 import type { StatusResult } from '../../src/api/protocol';
 import type { LedgerRecord } from '../../src/ledger/record';
-import { cgroupHierarchies, removeCgroupTree } from '../helpers/cgroup';
+import { cgroupHierarchies, removeCgroupTree, runInCgroup } from '../helpers/cgroup';
 import { IOCTL_CALLER, renamedEthtool as renamedEthtoolIn, SENDMSG_CALLER } from '../helpers/feature-callers';
 import {
   eachTestInItsOwnNetns,
@@ -23,18 +22,13 @@ import {
   type DaemonProcess,
   type Netns,
 } from '../helpers/netns';
+import { activeLedgerRecords } from '../helpers/ledger-file';
 
 const OFFLOADCTL = path.join(REPO_ROOT, 'bin', 'offloadctl');
 const NO_REQUEST = /^no request from user space: the kernel or the driver changed it/;
 
 function ledger(daemon: DaemonProcess): LedgerRecord[] {
-  const file = path.join(daemon.stateDir, 'ledger.jsonl');
-  if (!fs.existsSync(file)) return [];
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as LedgerRecord);
+  return activeLedgerRecords(daemon.stateDir);
 }
 
 function offloadctl(daemon: DaemonProcess, ...args: string[]): string {
@@ -170,12 +164,17 @@ describe('drift attribution (real kernel, own namespace)', function () {
     const ethtool = renamedEthtool();
     const unit = `drifter-${randomBytes(3).toString('hex')}.service`;
     const slice = path.join(unified, `${ns.name}.slice`);
-    fs.mkdirSync(path.join(slice, unit), { recursive: true });
     try {
-      const child = spawnSync('sh', [
-        '-c',
-        `echo $$ > "$0/cgroup.procs" && exec ip netns exec ${ns.name} ${ethtool} -K ens1f0np0 gro on`,
-        path.join(slice, unit),
+      const child = runInCgroup(path.join(slice, unit), [
+        'ip',
+        'netns',
+        'exec',
+        ns.name,
+        ethtool,
+        '-K',
+        'ens1f0np0',
+        'gro',
+        'on',
       ]);
       assert.equal(child.status, 0, child.stderr.toString());
       const record = await driftBy(daemon, child.pid);
