@@ -79,8 +79,11 @@ export class ActorResolver {
       netns: request.netns ?? (alive ? netnsOf(proc) : null),
       process: alive || hidden ? 'running' : 'exited',
       parent:
-        known?.parent ??
-        (stat !== null && isSameProcess(stat, request.ktimeNs) ? this.parentOf(stat.ppid, request.ktimeNs) : null),
+        known !== undefined
+          ? known.parent
+          : stat !== null && isSameProcess(stat, request.ktimeNs)
+            ? this.parentOf(stat.ppid, request.ktimeNs)
+            : null,
       partial: decoded.partial,
     };
     if (key !== null && alive && exe !== null && !known) this.remember(key, actor, cgroupPath);
