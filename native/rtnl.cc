@@ -51,7 +51,8 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
                         InstanceMethod("ref", &LinkMonitor::RefLoop), InstanceMethod("unref", &LinkMonitor::UnrefLoop),
                         InstanceMethod("dropDevicelessLinks", &LinkMonitor::DropDevicelessLinks),
                         InstanceMethod("expectOwnFeatureEvent", &LinkMonitor::ExpectOwnFeatureEvent),
-                        InstanceMethod("forgetOwnFeatureEvents", &LinkMonitor::ForgetOwnFeatureEvents)});
+                        InstanceMethod("forgetOwnFeatureEvents", &LinkMonitor::ForgetOwnFeatureEvents),
+                        InstanceMethod("deliverPending", &LinkMonitor::DeliverPending)});
   }
 
   // new LinkMonitor(receiveBufferBytes, onDatagrams(errno: number, datagrams: Buffer[]))
@@ -170,6 +171,12 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
     return info.Env().Undefined();
   }
 
+  // deliverPending(): reads what is queued now, as a wake-up would, and delivers it before
+  // returning; true when it stopped at the per-wake-up bound with more possibly queued.
+  Napi::Value DeliverPending(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), Drain() >= kMaxDatagramsPerWakeup);
+  }
+
   // A datagram of exactly one RTM_NEWLINK carrying IFLA_EVENT_FEATURES for an ifindex the daemon
   // expects its own event for: that expectation is used up, and the datagram is not delivered.
   bool ConsumeOwnFeatureEvent(const uint8_t* datagram, size_t length) {
@@ -208,10 +215,12 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
     self->Drain();
   }
 
-  void Drain() {
+  // Returns how many datagrams were read (the wake-up's bound at most).
+  size_t Drain() {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
-    for (size_t received = 0; fd_ >= 0 && received < kMaxDatagramsPerWakeup; received++) {
+    size_t received = 0;
+    for (; fd_ >= 0 && received < kMaxDatagramsPerWakeup; received++) {
       sockaddr_nl sender;
       socklen_t senderLength = sizeof sender;
       ssize_t n = recvfrom(fd_, batch_.get() + used_, kReceiveBufferBytes, 0, reinterpret_cast<sockaddr*>(&sender),
@@ -236,6 +245,7 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
       if (++datagrams_ >= kBatchDatagrams || used_ > kBatchBytes) Deliver(0);
     }
     if (used_ > 0) Deliver(0);
+    return received;
   }
 
   // After ENOBUFS the queue still holds messages from before the loss (the kernel reports the

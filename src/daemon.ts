@@ -294,10 +294,20 @@ export class Daemon implements DaemonForApi, MetricsInputs {
     this.attribution = attribution;
     this.attributionOff = offReason;
     const on = attribution?.unavailable === null ? attribution : null;
-    this.reconciler.actorLookup = on
-      ? (ifindex, receivedAtNs) =>
-          recordActors(on.actorsFor(ifindex, receivedAtNs ?? process.hrtime.bigint()), receivedAtNs !== null)
-      : null;
+    if (!on) {
+      this.reconciler.actorLookup = null;
+      return;
+    }
+    // A link event queued before the programs ran may answer a request they never saw: "no
+    // request from user space" would then blame the kernel for what a process did. So what is
+    // queued now is checked first, with no actor (unknown), and only later events are asked about.
+    this.reconciler.actorLookup = null;
+    this.events.deliverPending();
+    const watchedSinceNs = process.hrtime.bigint();
+    this.reconciler.actorLookup = (ifindex, receivedAtNs) =>
+      receivedAtNs !== null && receivedAtNs < watchedSinceNs
+        ? null // its check was put off (a long batch): still from before
+        : recordActors(on.actorsFor(ifindex, receivedAtNs ?? process.hrtime.bigint()), receivedAtNs !== null);
   }
 
   // What the API reads (src/api/methods.ts names it DaemonForApi).

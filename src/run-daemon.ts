@@ -36,11 +36,19 @@ export interface ServiceOptions {
 /**
  * Starts attribution when both the command line and the policy want it, and stops it when a
  * reload turns it off. Says in the journal whether it is on and, when it is not, why: once per
- * change, never per record. Its `stop()` stops the kernel side.
+ * change, never per record. Nothing starts before `startAfterReady()`: enforcement does not need
+ * attribution, and starting it (reading the kernel's BTF, loading the programs) takes tens of
+ * milliseconds that READY need not wait for. Its `stop()` stops the kernel side.
  */
-function attributionSwitch(daemon: Daemon, log: Log, wanted: boolean): Sink & { stop(): void } {
+function attributionSwitch(
+  daemon: Daemon,
+  log: Log,
+  wanted: boolean,
+): Sink & { startAfterReady(): void; stop(): void } {
   let running: Attribution | null = null;
   let said: string | null = null;
+  let policy: Policy | null = null;
+  let ready = false;
   const say = (level: 'info' | 'notice' | 'warning', text: string): void => {
     if (text !== said) log.log(level, text);
     said = text;
@@ -51,10 +59,11 @@ function attributionSwitch(daemon: Daemon, log: Log, wanted: boolean): Sink & { 
     daemon.useAttribution(null, reason);
     say(level, `Attribution off: ${reason}; drifts are recorded without who caused them`);
   };
-  const follow = (policy: Policy): void => {
+  const follow = (): void => {
+    if (policy === null) return;
     if (!wanted) return turnOff('turned off (--attribution=off)', 'info');
     if (!policy.attribution) return turnOff('turned off by the policy (attribution: off)', 'info');
-    if (running) return;
+    if (running || !ready) return;
     const attribution = startAttribution({ ifindexOf: (name) => daemon.findLink(name)?.ifindex });
     daemon.useAttribution(attribution);
     if (attribution.unavailable) {
@@ -73,11 +82,19 @@ function attributionSwitch(daemon: Daemon, log: Log, wanted: boolean): Sink & { 
   };
   return {
     policy: (report) => {
-      if ('policy' in report) follow(report.policy);
+      if (!('policy' in report)) return;
+      policy = report.policy;
+      // Started after this report has reached every sink: starting delivers the link events
+      // queued now (Daemon.useAttribution), whose reports must not overtake this one.
+      queueMicrotask(follow);
     },
     // A gone ifindex may come back as another device: its requests must not be blamed on it.
     released: ({ ifindex, why }) => {
       if (why === 'deleted') running?.forget(ifindex);
+    },
+    startAfterReady: () => {
+      ready = true;
+      follow();
     },
     stop: () => {
       running?.stop();
@@ -154,7 +171,7 @@ export function startService(
   if (metrics && textfile) metrics.onChange = () => textfile.changed();
 
   const attribution = attributionSwitch(daemon, log, service.attribution);
-  // First: the policy's setting is followed before the start-up reconcile checks anything.
+  // First: a reload's setting is followed before the reconcile it causes checks anything.
   daemon.stream.subscribe(attribution);
 
   const outputs: Sink[] = [];
@@ -196,6 +213,8 @@ export function startService(
     }
     await api.listen();
     daemon.announceReady();
+    // In the same turn as READY: no API request is answered before attribution runs.
+    attribution.startAfterReady();
   })();
   return { service: { daemon, stop, reload }, started };
 }

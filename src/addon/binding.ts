@@ -66,6 +66,8 @@ export interface NativeLinkMonitor {
   expectOwnFeatureEvent(ifindex: number): void;
   /** Drops the expectations of one link, or of all (no argument). */
   forgetOwnFeatureEvents(ifindex?: number): void;
+  /** Reads and delivers what is queued now, as a wake-up would; true when more may be queued. */
+  deliverPending(): boolean;
   receiveBufferBytes(): number;
   ref(): void;
   unref(): void;

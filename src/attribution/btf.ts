@@ -41,36 +41,54 @@ const KIND = {
 /** Kinds that only name or qualify another type. */
 const QUALIFIERS: ReadonlySet<number> = new Set([KIND.typedef, KIND.volatile, KIND.const, KIND.restrict, KIND.typeTag]);
 
-/** Bytes that follow a type's 12-byte header, by kind (vlen: its member or parameter count). */
-function trailingBytes(kind: number, vlen: number): number | null {
-  switch (kind) {
-    case KIND.int:
-    case KIND.var:
-    case KIND.declTag:
-      return 4;
-    case KIND.array:
-      return 12;
-    case KIND.struct:
-    case KIND.union:
-    case KIND.datasec:
-    case KIND.enum64:
-      return 12 * vlen;
-    case KIND.enum:
-    case KIND.funcProto:
-      return 8 * vlen;
-    case KIND.ptr:
-    case KIND.fwd:
-    case KIND.typedef:
-    case KIND.volatile:
-    case KIND.const:
-    case KIND.restrict:
-    case KIND.func:
-    case KIND.float:
-    case KIND.typeTag:
-      return 0;
-    default:
-      return null;
-  }
+/**
+ * Bytes that follow a type's 12-byte header, by kind: a fixed part plus a part per member or
+ * parameter (vlen). -1: not a kind this reader knows.
+ */
+const FIXED_TRAILING_BYTES: readonly number[] = kindTable(-1, {
+  [KIND.int]: 4,
+  [KIND.var]: 4,
+  [KIND.declTag]: 4,
+  [KIND.array]: 12,
+  ...Object.fromEntries(
+    [
+      ...[KIND.struct, KIND.union, KIND.datasec, KIND.enum64, KIND.enum, KIND.funcProto], // members only
+      ...[
+        KIND.ptr,
+        KIND.fwd,
+        KIND.typedef,
+        KIND.volatile,
+        KIND.const,
+        KIND.restrict,
+        KIND.func,
+        KIND.float,
+        KIND.typeTag,
+      ],
+    ].map((kind) => [kind, 0]),
+  ),
+});
+const PER_MEMBER_BYTES: readonly number[] = kindTable(0, {
+  [KIND.struct]: 12,
+  [KIND.union]: 12,
+  [KIND.datasec]: 12,
+  [KIND.enum64]: 12,
+  [KIND.enum]: 8,
+  [KIND.funcProto]: 8,
+});
+
+/** A table indexed by the 5-bit kind. */
+function kindTable(otherwise: number, values: Record<number, number>): number[] {
+  return Array.from({ length: 32 }, (_, kind) => values[kind] ?? otherwise);
+}
+
+/**
+ * The type section as 32-bit words in the host's order, which is the BTF's (its magic is checked
+ * little-endian, as offloadd's hosts are); copied only when the blob is not 4-aligned.
+ */
+function alignedWords(blob: Buffer, start: number, bytes: number): Uint32Array {
+  const count = Math.floor(bytes / 4);
+  if ((blob.byteOffset + start) % 4 === 0) return new Uint32Array(blob.buffer, blob.byteOffset + start, count);
+  return new Uint32Array(Uint8Array.prototype.slice.call(blob, start, start + count * 4).buffer, 0, count);
 }
 
 /** Why the BTF could not be used: a sentence for the attribution status. */
@@ -93,6 +111,8 @@ export class Btf {
   /** Byte offset of type id i (at index i - 1). */
   private readonly typeAt: Uint32Array;
   private readonly count: number = 0;
+  /** Name offset → the lowest id of a struct with that name: one pass instead of one per look-up. */
+  private readonly firstStructByName = new Map<number, number>();
 
   constructor(private readonly blob: Buffer) {
     if (blob.length < HEADER_MIN_BYTES) throw new BtfError('the BTF is shorter than its header');
@@ -114,13 +134,23 @@ export class Btf {
       throw new BtfError('the BTF header points past the end of the data');
     // Every type takes at least its 12-byte header: a bound on their number.
     this.typeAt = new Uint32Array(Math.floor(typeLen / TYPE_HEADER_BYTES));
+    // The kernel's BTF has ~150,000 types, walked once before attribution starts: 32-bit words
+    // and table look-ups instead of a DataView call and a switch per field (the daemon runs
+    // --jitless, where each call is interpreted).
+    const words = alignedWords(blob, this.typesStart, typeLen);
     for (let at = this.typesStart; at < typesEnd;) {
       if (at + TYPE_HEADER_BYTES > typesEnd) throw new BtfError(`a type at byte ${at} runs past the type section`);
-      const info = this.view.getUint32(at + 4, true);
-      const trailing = trailingBytes((info >>> 24) & 0x1f, info & 0xffff);
-      if (trailing === null) throw new BtfError(`unknown BTF kind ${(info >>> 24) & 0x1f} at byte ${at}`);
+      const word = (at - this.typesStart) >>> 2;
+      const info = words[word + 1] as number;
+      const kind = (info >>> 24) & 0x1f;
+      const fixed = FIXED_TRAILING_BYTES[kind] ?? -1;
+      if (fixed < 0) throw new BtfError(`unknown BTF kind ${kind} at byte ${at}`);
       this.typeAt[this.count++] = at;
-      at += TYPE_HEADER_BYTES + trailing;
+      if (kind === KIND.struct) {
+        const nameOffset = words[word] as number;
+        if (!this.firstStructByName.has(nameOffset)) this.firstStructByName.set(nameOffset, this.count);
+      }
+      at += TYPE_HEADER_BYTES + fixed + (PER_MEMBER_BYTES[kind] as number) * (info & 0xffff);
     }
   }
 
@@ -147,15 +177,22 @@ export class Btf {
 
   /** The id of the struct named `name` (the first with members, not a forward declaration), or null. */
   structId(name: string): number | null {
-    const wanted = Buffer.from(`${name}\0`, 'latin1');
-    for (let id = 1; id <= this.count; id++) {
-      const at = this.typeAt[id - 1] as number;
-      if (this.kindOf(id) !== KIND.struct) continue;
-      const start = this.stringsStart + this.view.getUint32(at, true);
-      if (start + wanted.length > this.stringsEnd) continue;
-      if (this.blob.compare(wanted, 0, wanted.length, start, start + wanted.length) === 0) return id;
+    // Every place the name is written whole in the string section (a NUL before it, or the
+    // section's start, and one after it); the strings are usually deduplicated, so one.
+    const wanted = Buffer.from(`\0${name}\0`, 'latin1');
+    let found: number | null = null;
+    const consider = (nameOffset: number): void => {
+      const id = this.firstStructByName.get(nameOffset);
+      if (id !== undefined && (found === null || id < found)) found = id;
+    };
+    const first = this.stringsStart + wanted.length - 1;
+    if (first <= this.stringsEnd && this.blob.compare(wanted, 1, wanted.length, this.stringsStart, first) === 0)
+      consider(0);
+    for (let at = this.blob.indexOf(wanted, this.stringsStart); at >= 0 && at + wanted.length <= this.stringsEnd;) {
+      consider(at + 1 - this.stringsStart);
+      at = this.blob.indexOf(wanted, at + 1);
     }
-    return null;
+    return found;
   }
 
   private members(id: number): Member[] {

@@ -16,6 +16,8 @@ export const MIN_RECEIVE_BUFFER_BYTES = 4096;
  * any burst (8 MiB holds ~10,000 link messages) and well inside that range.
  */
 export const MAX_RECEIVE_BUFFER_BYTES = 1024 * 1024 * 1024;
+/** deliverPending() reads at most this many wake-ups' worth (4,096 datagrams each): a full 1 GiB buffer. */
+const MAX_PENDING_ROUNDS = 256;
 
 /** Throws RangeError unless `bytes` is an integer in [MIN, MAX]_RECEIVE_BUFFER_BYTES. */
 export function checkReceiveBufferBytes(bytes: number): void {
@@ -81,6 +83,14 @@ export class LinkEvents {
   forgetOwnFeatureEvents(ifindex: number | null): void {
     if (ifindex === null) this.monitor?.forgetOwnFeatureEvents();
     else this.monitor?.forgetOwnFeatureEvents(ifindex);
+  }
+
+  /**
+   * Delivers every event queued now, before this returns (as wake-ups would, bounded), so that
+   * what comes after is known to have been sent after this moment.
+   */
+  deliverPending(): void {
+    for (let rounds = 0; rounds < MAX_PENDING_ROUNDS && this.monitor?.deliverPending(); rounds++);
   }
 
   /** How many times the kernel woke the daemon with link events (or an error) so far. */

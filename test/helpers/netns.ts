@@ -17,6 +17,7 @@ export function run(command: string, args: string[], input?: string): string {
   return execFileSync(command, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
+import { call, RemoteError } from '../../src/api/client';
 import { waitFor } from './wait';
 import { destroyAtExit } from './cleanup';
 
@@ -80,6 +81,16 @@ export function canConnect(socketPath: string): Promise<boolean> {
     });
     probe.once('error', () => resolve(false));
   });
+}
+
+/** True once the API at `socketPath` answers a request (any answer, a refusal included). */
+async function answers(socketPath: string): Promise<boolean> {
+  try {
+    await call(socketPath, 'status', {});
+    return true;
+  } catch (error) {
+    return error instanceof RemoteError;
+  }
 }
 
 export class Netns {
@@ -287,13 +298,17 @@ export class DaemonProcess {
     );
   }
 
-  /** Ready = the API socket accepts connections (it listens only after the initial reconcile). */
+  /**
+   * Ready = the API answers (it listens only after the initial reconcile, and answers nothing
+   * before what READY's turn starts, attribution included): a connection alone is accepted by the
+   * kernel while the daemon may still be busy.
+   */
   async ready(timeoutMs = 15000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (this.exitCode !== null)
         throw new Error(`daemon exited with ${this.exitCode}:\n${this.lines.slice(-30).join('\n')}`);
-      if (await canConnect(this.socketPath)) return;
+      if (await answers(this.socketPath)) return;
       if (Date.now() > deadline)
         throw new Error(`daemon not ready after ${timeoutMs} ms:\n${this.lines.slice(-20).join('\n')}`);
       await new Promise((resolve) => setTimeout(resolve, 20));
