@@ -52,7 +52,8 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
                         InstanceMethod("dropDevicelessLinks", &LinkMonitor::DropDevicelessLinks),
                         InstanceMethod("expectOwnFeatureEvent", &LinkMonitor::ExpectOwnFeatureEvent),
                         InstanceMethod("forgetOwnFeatureEvents", &LinkMonitor::ForgetOwnFeatureEvents),
-                        InstanceMethod("deliverPending", &LinkMonitor::DeliverPending)});
+                        InstanceMethod("deliverPending", &LinkMonitor::DeliverPending),
+                        InstanceMethod("growReceiveBuffer", &LinkMonitor::GrowReceiveBuffer)});
   }
 
   // new LinkMonitor(receiveBufferBytes, onDatagrams(errno: number, datagrams: Buffer[]))
@@ -101,6 +102,22 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
     socklen_t length = sizeof size;
     if (fd_ >= 0) getsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &size, &length);
     return Napi::Number::New(info.Env(), size);
+  }
+
+  // growReceiveBuffer(bytes): asks for a larger receive buffer (never a smaller one), as the
+  // constructor does; returns what the kernel granted.
+  Napi::Value GrowReceiveBuffer(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    double requested = info.Length() >= 1 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0;
+    if (!(requested >= 1 && requested <= INT_MAX / 2))
+      throw Napi::RangeError::New(env, "receiveBufferBytes must be from 1 to INT_MAX/2");
+    int rcvbuf = static_cast<int>(requested);
+    int granted = 0;
+    socklen_t length = sizeof granted;
+    if (fd_ >= 0 && getsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &granted, &length) == 0 && granted / 2 < rcvbuf &&
+        setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
+      setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    return ReceiveBufferBytes(info);
   }
 
   // Like a net.Server: unref() lets the process exit while the monitor is open.

@@ -193,7 +193,9 @@ export class Daemon implements DaemonForApi, MetricsInputs {
     this.lastSeen.load();
     this.events.open(); // before the dump, so nothing between the two is missed
     this.filterLinkEvents();
-    this.reconciler.loadAll(dumpLinks(), 'start');
+    const links = dumpLinks();
+    this.events.makeRoomFor(links.length);
+    this.reconciler.loadAll(links, 'start');
     this.stream.publish('passCompleted', { trigger: 'start' });
     this.records.flush();
     this.lastSeen.save();

@@ -9,6 +9,7 @@ import { OffloaddError, PolicyError, UsageError } from '../errors';
 import {
   checkReceiveBufferBytes,
   DEFAULT_RECEIVE_BUFFER_BYTES,
+  LINK_EVENT_BUFFER_BYTES,
   MAX_RECEIVE_BUFFER_BYTES,
   MIN_RECEIVE_BUFFER_BYTES,
 } from '../events/link-events';
@@ -54,7 +55,7 @@ OPTIONS
   --socket-group GROUP Group owning the socket (mode 0660): its members can query.
   --admin-group GROUP  Members may also reload and enforce (root always may).
   --netlink-rcvbuf N   Link event receive buffer in bytes, ${MIN_RECEIVE_BUFFER_BYTES} to ${MAX_RECEIVE_BUFFER_BYTES}.
-                       Default: ${DEFAULT_RECEIVE_BUFFER_BYTES}
+                       Default: ${DEFAULT_RECEIVE_BUFFER_BYTES}; raised at start to ${LINK_EVENT_BUFFER_BYTES} per link
   --metrics-listen ADDR:PORT
                        Serve Prometheus metrics at http://ADDR:PORT/metrics: 127.0.0.1:9747,
                        [::1]:9747, 0.0.0.0:9747, or :9747 for every address. Default: off.

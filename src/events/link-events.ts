@@ -16,6 +16,11 @@ export const MIN_RECEIVE_BUFFER_BYTES = 4096;
  * any burst (8 MiB holds ~10,000 link messages) and well inside that range.
  */
 export const MAX_RECEIVE_BUFFER_BYTES = 1024 * 1024 * 1024;
+/**
+ * Receive buffer one link event may take: a veth's RTM_NEWLINK notification takes 2,304 bytes
+ * (/proc/net/netlink's Rmem over 100 of them); a NIC with more attributes takes more.
+ */
+export const LINK_EVENT_BUFFER_BYTES = 4096;
 /** deliverPending() reads at most this many wake-ups' worth (4,096 datagrams each): a full 1 GiB buffer. */
 const MAX_PENDING_ROUNDS = 256;
 
@@ -43,9 +48,21 @@ export class LinkEvents {
 
   constructor(
     private readonly handlers: LinkEventHandlers,
-    private readonly receiveBufferBytes = DEFAULT_RECEIVE_BUFFER_BYTES,
+    private receiveBufferBytes = DEFAULT_RECEIVE_BUFFER_BYTES,
   ) {
     checkReceiveBufferBytes(receiveBufferBytes);
+  }
+
+  /**
+   * Makes room for `events` link events that will queue up while the daemon cannot read (its
+   * start-up pass causes one feature event per interface it writes, read only after the pass):
+   * an overflow would cost a resync, a full re-read and re-check of every link. Never shrinks.
+   */
+  makeRoomFor(events: number): void {
+    const wanted = Math.min(MAX_RECEIVE_BUFFER_BYTES, events * LINK_EVENT_BUFFER_BYTES);
+    if (wanted <= this.receiveBufferBytes) return;
+    this.receiveBufferBytes = wanted;
+    this.monitor?.growReceiveBuffer(wanted);
   }
 
   /** Subscribe. Call before dumping links, so no change between dump and subscription is missed. */
