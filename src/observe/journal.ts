@@ -42,7 +42,33 @@ const NEWLINE = Buffer.from('\n');
 /** The fields winston adds to an entry that are not journal fields (message and level have their own). */
 const NOT_FIELDS = new Set(['level', 'message']);
 
+/**
+ * Entries queued for the journal before they go in one sendmmsg: at most this many (the addon's
+ * per-call count, UIO_MAXIOV), so a long synchronous loop neither holds its whole log in memory
+ * nor needs a second system call for one batch.
+ */
+const JOURNAL_BATCH_ENTRIES = 1024;
+
+/** Transports holding queued entries, flushed synchronously when the process exits. */
+const transportsWithQueuedEntries = new Set<JournalTransport>();
+let flushOnExitRegistered = false;
+
+function flushAllOnExit(): void {
+  for (const transport of transportsWithQueuedEntries) transport.flush();
+}
+
+/**
+ * Entries logged within one synchronous stretch of work (a start-up pass, a hot-plug burst) are
+ * queued and sent at its end, in order, with one sendmmsg: a system call per entry was most of
+ * what an entry cost. Queued entries are sent before the process exits and when the transport
+ * closes (the logger ends). An entry the journal did not take goes to stderr, as before.
+ */
 export class JournalTransport extends Transport {
+  private queuedEntries: Buffer[] = [];
+  /** Each queued entry's MESSAGE, for the stderr line should the journal not take it. */
+  private queuedMessages: string[] = [];
+  private readonly flushBound = (): void => this.flush();
+
   constructor(private readonly socketPath: string) {
     super();
   }
@@ -57,14 +83,56 @@ export class JournalTransport extends Transport {
     // for…in over the entry's own string keys (winston's are symbols): no rest/spread copies.
     const fields = info as unknown as LogFields;
     for (const key in fields) if (!NOT_FIELDS.has(key)) entry[key] = fields[key];
-    const encoded = encodeJournalEntry(entry);
+    this.queuedEntries.push(encodeJournalEntry(entry));
+    this.queuedMessages.push(String(message));
+    if (this.queuedEntries.length === 1) {
+      transportsWithQueuedEntries.add(this);
+      queueMicrotask(this.flushBound);
+      if (!flushOnExitRegistered) {
+        flushOnExitRegistered = true;
+        process.on('exit', flushAllOnExit);
+      }
+    } else if (this.queuedEntries.length >= JOURNAL_BATCH_ENTRIES) {
+      this.flush();
+    }
+    next();
+  }
+
+  /** Sends every queued entry now, in order (synchronous). */
+  flush(): void {
+    const entries = this.queuedEntries;
+    if (entries.length === 0) return;
+    const messages = this.queuedMessages;
+    this.queuedEntries = [];
+    this.queuedMessages = [];
+    transportsWithQueuedEntries.delete(this);
+    let first = 0;
+    if (entries.length > 1) {
+      try {
+        const { sent, error } = addon.sendDatagrams(this.socketPath, entries, true);
+        if (!error) return;
+        first = sent;
+      } catch {
+        // The addon could not be asked at all (ERR_ADDON): each entry below says so on stderr.
+      }
+    }
+    // One entry, or the rest of a batch from the one that failed: each on its own, as before
+    // batching, so every entry is either delivered or on stderr with its own reason.
+    for (let index = first; index < entries.length; index++) this.sendOne(entries[index]!, messages[index]!);
+  }
+
+  private sendOne(encoded: Buffer, message: string): void {
     try {
       // Large entries go as a sealed memfd, as libsystemd does: never silently dropped.
       addon.sendDatagram(this.socketPath, encoded, true);
     } catch (error) {
-      writeStderr(`<3>offloadd: journal write failed (${(error as Error).message}): ${String(message)}\n`);
+      writeStderr(`<3>offloadd: journal write failed (${(error as Error).message}): ${message}\n`);
     }
-    next();
+  }
+
+  /** The logger ended (winston calls this when it unpipes the transport): nothing stays queued. */
+  override close(): void {
+    this.flush();
   }
 }
 
