@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import type winston from 'winston';
 import Transport from 'winston-transport';
 import { addon } from '../addon/binding';
-import { writeStderr } from './console';
+import { flushStderr, writeStderr } from './console';
 import { PRIORITY, type Level, type LogFields } from './levels';
 
 export const JOURNAL_SOCKET = '/run/systemd/journal/socket';
@@ -59,6 +59,9 @@ let flushOnExitRegistered = false;
 
 function flushAllOnExit(): void {
   for (const transport of openTransports) transport.flush();
+  // The stderr lines of entries the journal refused just now: console.ts's own exit flush may
+  // already have run.
+  flushStderr();
 }
 
 /** The end of the current synchronous stretch: a reaction on it runs as a microtask (queueMicrotask allocates an AsyncResource per call). */

@@ -17,6 +17,7 @@ import { REPO_ROOT } from '../helpers/netns';
 
 const JOURNAL_MODULE = path.join(REPO_ROOT, 'dist', 'src', 'observe', 'journal.js');
 const LOG_MODULE = path.join(REPO_ROOT, 'dist', 'src', 'observe', 'log.js');
+const CONSOLE_MODULE = path.join(REPO_ROOT, 'dist', 'src', 'observe', 'console.js');
 /** More than one batch (JOURNAL_BATCH_ENTRIES in journal.ts is 1,024). */
 const BATCH_ENTRIES = 1500;
 const MEMFD_AT = 700;
@@ -161,5 +162,25 @@ describe('journal batches to an unreachable socket', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('writes them to stderr also when the process exits at once, after other stderr lines', () => {
+    const missing = path.join(os.tmpdir(), `offloadd-t-no-journal-${process.pid}`, 'socket');
+    const result = runNode(`
+      const { writeStderr } = require(${JSON.stringify(CONSOLE_MODULE)});
+      const { JournalTransport } = require(${JSON.stringify(JOURNAL_MODULE)});
+      writeStderr('before\\n'); // console.ts's exit flush is registered before the journal's
+      const transport = new JournalTransport(${JSON.stringify(missing)});
+      for (let i = 0; i < 5; i++) transport.log({ level: 'info', message: 'entry ' + i }, () => {});
+      process.exit(0);
+    `);
+    assert.equal(result.status, 0, result.stderr);
+    assert.deepEqual(result.stderr.split('\n').filter(Boolean), [
+      'before',
+      ...range(5).map(
+        (index) =>
+          `<3>offloadd: journal write failed (sendto(${missing}) failed: No such file or directory): entry ${index}`,
+      ),
+    ]);
   });
 });
