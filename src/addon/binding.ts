@@ -139,6 +139,11 @@ interface NativeAddon {
   /** RTM_GETLINK for one ifindex: the raw reply, or null when no link has it. */
   getLink: (ifindex: number) => Buffer | null;
   sendDatagram: (socketPath: string, data: Buffer, allowMemfd: boolean) => void;
+  /**
+   * Every datagram in order, many per sendmmsg(2), each as sendDatagram would send it. Returns how
+   * many went; throws at the first that could not go, with `sent` = how many went before it.
+   */
+  sendDatagrams: (socketPath: string, datagrams: readonly Buffer[], allowMemfd: boolean) => number;
   UnixListener: new (
     path: string,
     backlog: number,
@@ -168,6 +173,7 @@ const EXPECTED_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = [
   'dumpLinks',
   'getLink',
   'sendDatagram',
+  'sendDatagrams',
   'UnixListener',
   'linkStats',
   'driverStats',
@@ -272,6 +278,24 @@ export const addon = {
   dumpLinks: wrap('dumpLinks'),
   getLink: wrap('getLink'),
   sendDatagram: wrap('sendDatagram'),
+  /**
+   * As the addon's sendDatagrams, with the first failure given back rather than thrown: `sent`
+   * datagrams went, and `error` (when set) is why datagrams[sent] did not; the rest were not tried.
+   */
+  sendDatagrams: (
+    socketPath: string,
+    datagrams: readonly Buffer[],
+    allowMemfd: boolean,
+  ): { sent: number; error?: KernelError } => {
+    try {
+      return { sent: native().sendDatagrams(socketPath, datagrams, allowMemfd) };
+    } catch (error) {
+      const sent = (error as { sent?: unknown }).sent;
+      const wrapped = kernelError(error);
+      if (typeof sent !== 'number' || !(wrapped instanceof KernelError)) throw wrapped;
+      return { sent, error: wrapped };
+    }
+  },
   /**
    * Listens on `path` (the caller sets the umask and checks the path) and hands each accepted
    * connection over as a descriptor with its SO_PEERCRED, or the errno that kept them from it.

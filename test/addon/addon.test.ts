@@ -119,6 +119,19 @@ describe('native addon contract', () => {
     bad(() => (addon.setFeatures as unknown as (...args: unknown[]) => unknown)('lo', 1, [1, 2]));
     bad(() => addon.setFeatures('lo', 1, { enable: [2 ** 20], disable: [] }));
     bad(() => addon.sendDatagram('', Buffer.from('x'), false));
+    const sendDatagrams = addon.sendDatagrams as unknown as (...args: unknown[]) => unknown;
+    const typeError = (call: () => unknown, message: RegExp): void =>
+      assert.throws(call, (error: unknown) => error instanceof TypeError && message.test(error.message));
+    typeError(() => sendDatagrams(42, [Buffer.from('x')], false), /expected \(path: string, datagrams: Buffer\[\]/);
+    typeError(() => sendDatagrams('/nonexistent/socket', Buffer.from('x'), false), /datagrams: Buffer\[\]/);
+    typeError(
+      () => sendDatagrams('/nonexistent/socket', [Buffer.from('x'), 'y'], false),
+      /datagrams\[1\] is not a Buffer/,
+    );
+    typeError(() => sendDatagrams('/nonexistent/socket'), /expected/);
+    bad(() => sendDatagrams('', [Buffer.from('x')], false));
+    bad(() => sendDatagrams(`/tmp/${'x'.repeat(200)}`, [Buffer.from('x')], false));
+    assert.deepEqual(addon.sendDatagrams('/nonexistent/socket', [], false), { sent: 0 });
     bad(() => addon.listenUnix('', 1, () => undefined));
     bad(() => addon.listenUnix(`/tmp/${'x'.repeat(200)}`, 1, () => undefined));
   });
