@@ -293,7 +293,10 @@ export class Reconciler {
   private checkBatch(checks: QueuedCheck[]): void {
     this.stamp = null;
     const starts: StartedCheck[] = [];
-    for (const [ifindex, trigger] of checks) {
+    // Indexed loops over a check's arrays: this code runs a few times per event and is rarely
+    // optimised, and there a for-of allocates an iterator and a result object per element.
+    for (let c = 0; c < checks.length; c++) {
+      const [ifindex, trigger] = checks[c] as QueuedCheck;
       const started = this.start(ifindex, trigger);
       if (started) starts.push(started);
     }
@@ -434,16 +437,19 @@ export class Reconciler {
     };
     const decision = decideRecords(result.outcomes, state, firstCheck, context);
     const records = decision.records;
-    for (const feature of decision.corrected) {
+    for (let c = 0; c < decision.corrected.length; c++) {
+      const feature = decision.corrected[c] as string;
       const backoff = this.flap.noteCorrection(ifindex, feature);
+      if (!backoff) continue;
       const outcome = result.outcomes.find((candidate) => candidate.feature === feature);
-      if (backoff && outcome) records.push(flappingRecord(context, outcome, backoff, this.policy.flapping.windowSec));
+      if (outcome) records.push(flappingRecord(context, outcome, backoff, this.policy.flapping.windowSec));
     }
     if (this.actorLookup && wantsActor(records)) {
       const actors = this.actorLookup(ifindex, receivedAtNs);
       if (actors) attachActors(records, actors);
     }
-    for (const feature of decision.deferred) {
+    for (let d = 0; d < decision.deferred.length; d++) {
+      const feature = decision.deferred[d] as string;
       const end = this.flap.backoffEnd(ifindex, feature);
       if (end !== null) this.rechecks.schedule(ifindex, end);
     }

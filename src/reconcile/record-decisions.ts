@@ -82,11 +82,17 @@ export function decideRecords(
       event,
       action: outcome.action,
       correctionUs: outcome.action === 'enforced' ? Math.round(context.durationUs) : undefined,
-      reason: [whileAway, outcome.reason].filter(Boolean).join('; ') || undefined,
+      reason: joinReasons(whileAway, outcome.reason),
     });
     if (event === 'drift') decision.drifts++;
   }
   return decision;
+}
+
+/** Both reasons, either, or none (undefined: the record has no reason). */
+function joinReasons(first: string | null, second: string | null | undefined): string | undefined {
+  if (first && second) return `${first}; ${second}`;
+  return first || second || undefined;
 }
 
 /** The part of every record about one feature that a check makes. */
