@@ -50,7 +50,8 @@ export function decideRecords(
 ): RecordDecision {
   const decision: RecordDecision = { records: [], newlyUnenforceable: [], corrected: [], deferred: [], drifts: 0 };
   const fresh = firstCheck && !memory.seenBefore;
-  for (const outcome of outcomes) {
+  for (let i = 0; i < outcomes.length; i++) {
+    const outcome = outcomes[i] as FeatureOutcome;
     const { feature, wanted, active } = outcome;
     if (outcome.action === 'deferred') decision.deferred.push(feature);
     if (outcome.action === 'none' || outcome.action === 'ignored' || active === null) continue;
