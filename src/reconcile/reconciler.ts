@@ -21,6 +21,7 @@ import { describeNameEscape } from '../events/link-name';
 import { linkFactsOf, UNKNOWN_DEVICE, type FactsSource } from '../facts/interface-facts';
 import { vendorDevice } from '../facts/pci';
 import type { DeviceFacts, InterfaceFacts } from '../facts/types';
+import type { ChangeIntent } from '../ledger/intents';
 import type { SeenInterface } from '../ledger/last-seen';
 import type { Trigger } from '../ledger/record';
 import { findRule, matchPolicy, NEEDS_DEVICE, type RuleEvaluation } from '../policy/match';
@@ -250,7 +251,10 @@ export class Reconciler {
     for (const link of links) this.noteEscapedName(link);
     const { gone, present } = this.links.replace(links, trigger);
     for (const ifindex of gone) this.forget(ifindex, 'deleted');
-    for (const [ifindex, why] of present) this.queue.enqueue(ifindex, why);
+    for (let i = 0; i < present.length; i++) {
+      const check = present[i] as QueuedCheck; // no array destructuring per link (see checkBatch)
+      this.queue.enqueue(check[0], check[1]);
+    }
   }
 
   private forget(ifindex: number, why: 'deleted' | 'unmatched'): void {
@@ -293,11 +297,12 @@ export class Reconciler {
   private checkBatch(checks: QueuedCheck[]): void {
     this.stamp = null;
     const starts: StartedCheck[] = [];
-    // Indexed loops over a check's arrays: this code runs a few times per event and is rarely
-    // optimised, and there a for-of allocates an iterator and a result object per element.
+    // Indexed loops and tuple reads over a check's arrays: this code runs a few times per event
+    // and is rarely optimised, and there a for-of or an array destructuring allocates an
+    // iterator and a result object per element.
     for (let c = 0; c < checks.length; c++) {
-      const [ifindex, trigger] = checks[c] as QueuedCheck;
-      const started = this.start(ifindex, trigger);
+      const check = checks[c] as QueuedCheck;
+      const started = this.start(check[0], check[1]);
       if (started) starts.push(started);
     }
     if (starts.length === 0) return;
@@ -324,10 +329,12 @@ export class Reconciler {
     }
     const afters = new Array<FeatureSnapshot | null>(starts.length).fill(null);
     const writeErrors = new Array<KernelError | null>(starts.length).fill(null);
-    if (writes.length > 0 && this.reports.changing)
-      this.reports.changing(
-        writes.flatMap((write, w) => changeIntents(starts[writers[w] as number] as StartedCheck, write.changes)),
-      );
+    if (writes.length > 0 && this.reports.changing) {
+      const intents: ChangeIntent[] = [];
+      for (let w = 0; w < writes.length; w++)
+        changeIntents(starts[writers[w] as number] as StartedCheck, (writes[w] as FeatureWrite).changes, intents);
+      this.reports.changing(intents);
+    }
     const answers = writes.length > 0 ? writeAll(table, writes) : [];
     for (let w = 0; w < answers.length; w++) {
       const i = writers[w] as number;
