@@ -111,7 +111,7 @@ size_t FeatureWords(Napi::Env env) {
   return words;
 }
 
-Napi::Object InterfaceBitsets::Interface(Napi::Env env, size_t item, uint32_t ifindex) const {
+Napi::Object InterfaceBitsets::Interface(Napi::Env env, size_t item) const {
   // One napi_define_properties for all of them: each property set on its own costs as much again
   // (every setter call is a JavaScript exception scope), which a batch of thousands would feel.
   constexpr size_t kMaxProperties = 8;
@@ -123,12 +123,6 @@ Napi::Object InterfaceBitsets::Interface(Napi::Env env, size_t item, uint32_t if
     properties[count].name = keys_[bitset];
     properties[count].value = Napi::Uint32Array::New(env, words_, buffer_, at + bitset * bytes);
     properties[count].attributes = napi_default_jsproperty;
-  }
-  if (ifindex != 0) {
-    properties[count].utf8name = "ifindex";
-    properties[count].value = Napi::Number::New(env, ifindex);
-    properties[count].attributes = napi_default_jsproperty;
-    count++;
   }
   Napi::Object result = Napi::Object::New(env);
   NAPI_THROW_IF_FAILED(env, napi_define_properties(env, result, count, properties), Napi::Object());

@@ -35,7 +35,8 @@ constexpr size_t kMaxFeatureWords = 64;
 size_t FeatureWords(Napi::Env env);
 
 // The bitsets of `count` interfaces, one per name for each, in one ArrayBuffer made by the addon;
-// JavaScript gets an object per interface whose properties are Uint32Array views of it.
+// JavaScript gets an object per interface whose properties are Uint32Array views of it (getFeatures;
+// the netlink batches answer flat, see FlatAnswers in ethtool_netlink.cc).
 class InterfaceBitsets {
  public:
   template <size_t kBitsets>
@@ -47,8 +48,7 @@ class InterfaceBitsets {
   }
   // Interface `item`'s words: the bitsets in the names' order, `words` each.
   uint32_t* Words(size_t item) const { return data_ + item * keys_.size() * words_; }
-  // `ifindex` is set too when it is not 0.
-  Napi::Object Interface(Napi::Env env, size_t item, uint32_t ifindex = 0) const;
+  Napi::Object Interface(Napi::Env env, size_t item) const;
 
  private:
   Napi::ArrayBuffer buffer_;
@@ -57,8 +57,9 @@ class InterfaceBitsets {
   std::vector<Napi::String> keys_;  // made once per call, not once per interface
 };
 
-// An interface's features (readFeatures, getFeatures): these bitsets, in this order.
-enum FeatureBitset : size_t { kAvailable = 0, kRequested = 1, kActive = 2, kNeverChanged = 3 };
+// An interface's features (readFeatures, getFeatures): these bitsets, in this order
+// (FEATURE_BITSET in src/addon/binding.ts).
+enum FeatureBitset : size_t { kAvailable = 0, kRequested = 1, kActive = 2, kNeverChanged = 3, kFeatureBitsets = 4 };
 constexpr const char* kFeatureBitsetNames[] = {"available", "requested", "active", "neverChanged"};
 
 // { enable: number[], disable: number[] } (feature bits) as a bitset mask (the bits named) and

@@ -104,9 +104,9 @@ constexpr int kSocketReceiveBufferBytes = 4 * 1024 * 1024;
 
 enum class Op { kGet, kSet };
 
-// The SET reply's bitsets per interface (writeFeatures), in this order.
-enum SetReplyBitset : size_t { kActiveChanged = 0, kActiveNow = 1, kUnmet = 2 };
-constexpr const char* kSetReplyBitsetNames[] = {"activeChanged", "activeNow", "unmet"};
+// The SET reply's bitsets per interface (writeFeatures), in this order (SET_REPLY_BITSET in
+// src/addon/binding.ts).
+enum SetReplyBitset : size_t { kActiveChanged = 0, kActiveNow = 1, kUnmetBitset = 2, kSetReplyBitsets = 3 };
 
 size_t RequestBytes(Op op, size_t words) {
   size_t header = NLMSG_HDRLEN + GENL_HDRLEN + 3 * NLA_HDRLEN + 2 * NLA_ALIGN(sizeof(uint32_t));
@@ -137,11 +137,11 @@ bool ParseReply(Op op, const Attributes& reply, uint32_t* out, size_t words) {
   }
   return TakeBitset(reply, ETHTOOL_A_FEATURES_ACTIVE, ETHTOOL_A_BITSET_MASK, out + kActiveChanged * words, words) &&
          TakeBitset(reply, ETHTOOL_A_FEATURES_ACTIVE, ETHTOOL_A_BITSET_VALUE, out + kActiveNow * words, words) &&
-         TakeBitset(reply, ETHTOOL_A_FEATURES_WANTED, ETHTOOL_A_BITSET_MASK, out + kUnmet * words, words);
+         TakeBitset(reply, ETHTOOL_A_FEATURES_WANTED, ETHTOOL_A_BITSET_MASK, out + kUnmetBitset * words, words);
 }
 
 size_t OutputWords(Op op, size_t words) {
-  return (op == Op::kGet ? std::size(kFeatureBitsetNames) : std::size(kSetReplyBitsetNames)) * words;
+  return (op == Op::kGet ? size_t{kFeatureBitsets} : size_t{kSetReplyBitsets}) * words;
 }
 
 constexpr int32_t kPending = -1;
@@ -293,27 +293,39 @@ Napi::Array ArrayArg(const Napi::CallbackInfo& info, const char* what) {
   return info[0].As<Napi::Array>();
 }
 
-// An interface the kernel refused: { ifindex, errno, extack? }.
-Napi::Object Refusal(Napi::Env env, const Batch& batch, size_t item) {
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("errno", Napi::Number::New(env, batch.errnos[item]));
-  if (!batch.extacks[item].empty()) result.Set("extack", Napi::String::New(env, batch.extacks[item]));
-  return result;
+// Room for a batch's answers, zeroed (a refused request's bitsets stay zero); `batch.out` points into it.
+Napi::ArrayBuffer AnswerBits(Napi::Env env, Batch& batch) {
+  Napi::ArrayBuffer bits =
+      Napi::ArrayBuffer::New(env, batch.ifindexes.size() * OutputWords(batch.op, batch.words) * sizeof(uint32_t));
+  batch.out = static_cast<uint32_t*>(bits.Data());
+  return bits;
 }
 
-// Per request, in order: its answer's bitsets, or its refusal; each with its ifindex.
-Napi::Array Answers(Napi::Env env, const Batch& batch, const InterfaceBitsets& bitsets) {
-  Napi::Array results = Napi::Array::New(env, batch.ifindexes.size());
-  for (size_t i = 0; i < batch.ifindexes.size(); i++) {
-    if (batch.errnos[i] == 0) {
-      results.Set(i, bitsets.Interface(env, i, batch.ifindexes[i]));
-      continue;
-    }
-    Napi::Object refusal = Refusal(env, batch, i);
-    refusal.Set("ifindex", Napi::Number::New(env, batch.ifindexes[i]));
-    results.Set(i, refusal);
+// A batch's answers, flat (FeaturesBatch in src/addon/binding.ts): { words, bits, errnos, extacks }.
+// `bits` holds every request's bitsets in request order (OutputWords each), `errnos` 0 or the
+// errno of each refused request, `extacks` the kernel's texts ('' where none), or null when it
+// gave none at all. One object and two typed arrays per batch, whatever its size: an object with
+// a typed-array view per bitset and interface was the largest allocation of a drift check.
+Napi::Object FlatAnswers(Napi::Env env, const Batch& batch, Napi::ArrayBuffer bits) {
+  size_t count = batch.ifindexes.size();
+  Napi::Int32Array errnos = Napi::Int32Array::New(env, count);
+  bool anyExtack = false;
+  for (size_t i = 0; i < count; i++) {
+    errnos[i] = batch.errnos[i];
+    anyExtack = anyExtack || !batch.extacks[i].empty();
   }
-  return results;
+  Napi::Value extacks = env.Null();
+  if (anyExtack) {
+    Napi::Array texts = Napi::Array::New(env, count);
+    for (size_t i = 0; i < count; i++) texts.Set(i, Napi::String::New(env, batch.extacks[i]));
+    extacks = texts;
+  }
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("words", Napi::Number::New(env, static_cast<double>(batch.words)));
+  result.Set("bits", Napi::Uint32Array::New(env, bits.ByteLength() / sizeof(uint32_t), bits, 0));
+  result.Set("errnos", errnos);
+  result.Set("extacks", extacks);
+  return result;
 }
 
 // ethtoolNetlinkAvailable(): boolean — resolves the family on first use.
@@ -321,10 +333,9 @@ Napi::Value Available(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), Resolve(info.Env(), TheSession()));
 }
 
-// readFeatures(ifindexes: number[]) → per ifindex, in order, { ifindex, available, requested,
-// active, neverChanged } (Uint32Array bitsets, views of one buffer per call), or { ifindex,
-// errno, extack? } (ENOBUFS: no answer; EBADMSG: an answer that did not parse). Every
-// FEATURES_GET is pipelined.
+// readFeatures(ifindexes: number[]) → FlatAnswers: per ifindex, in order, its four bitsets
+// (FeatureBitset's order: available, requested, active, neverChanged) or its errno and extack
+// (ENOBUFS: no answer; EBADMSG: an answer that did not parse). Every FEATURES_GET is pipelined.
 Napi::Value ReadFeatures(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array ifindexes = ArrayArg(info, "(ifindexes: number[])");
@@ -334,17 +345,16 @@ Napi::Value ReadFeatures(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < count; i++) batch.ifindexes[i] = IfindexValue(env, ifindexes.Get(i));
   batch.errnos.resize(count);
   batch.extacks.resize(count);
-  InterfaceBitsets bitsets(env, count, batch.words, kFeatureBitsetNames);
-  batch.out = bitsets.Words(0);
+  Napi::ArrayBuffer bits = AnswerBits(env, batch);
   if (count > 0) RunBatch(env, batch);
-  return Answers(env, batch, bitsets);
+  return FlatAnswers(env, batch, bits);
 }
 
 // writeFeatures(writes: { ifindex, enable: number[], disable: number[] }[]) with feature bits
-// (the ETH_SS_FEATURES set's indexes) → per write, in order, { ifindex, activeChanged, activeNow,
-// unmet } (the FEATURES_SET reply's Uint32Array bitsets: which active bits changed and their
-// values now, and which requested bits the kernel did not grant; all zero when nothing changed),
-// or { ifindex, errno, extack? } as readFeatures. Every FEATURES_SET is pipelined.
+// (the ETH_SS_FEATURES set's indexes) → FlatAnswers: per write, in order, the FEATURES_SET
+// reply's three bitsets (SetReplyBitset's order: which active bits changed, their values now,
+// and which requested bits the kernel did not grant; all zero when nothing changed), or its
+// errno and extack as readFeatures. Every FEATURES_SET is pipelined.
 Napi::Value WriteFeatures(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array writes = ArrayArg(info, "(writes: { ifindex, enable, disable }[])");
@@ -362,10 +372,9 @@ Napi::Value WriteFeatures(const Napi::CallbackInfo& info) {
   }
   batch.errnos.resize(count);
   batch.extacks.resize(count);
-  InterfaceBitsets replies(env, count, words, kSetReplyBitsetNames);
-  batch.out = replies.Words(0);
+  Napi::ArrayBuffer bits = AnswerBits(env, batch);
   if (count > 0) RunBatch(env, batch);
-  return Answers(env, batch, replies);
+  return FlatAnswers(env, batch, bits);
 }
 
 }  // namespace

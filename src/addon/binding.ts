@@ -96,24 +96,33 @@ export interface WantedFeatures {
   disable: number[];
 }
 
-/** ETHTOOL_MSG_FEATURES_SET's reply, as bitsets. All zero when nothing changed. */
-export interface FeaturesSetReply {
-  /** Active bits the request changed... */
-  activeChanged: Uint32Array;
-  /** ...and their values now. */
-  activeNow: Uint32Array;
-  /** Requested bits the kernel did not grant. */
-  unmet: Uint32Array;
-}
+/** A FEATURES_GET answer's bitsets in FeaturesBatch.bits, in this order (FeatureBitsets' meanings). */
+export const FEATURE_BITSET = { available: 0, requested: 1, active: 2, neverChanged: 3, count: 4 } as const;
 
 /**
- * A request of a batch the kernel refused, or left without a usable answer (ENOBUFS: none;
- * EBADMSG: one that did not parse), with the kernel's extended ACK text when it gave one.
+ * A FEATURES_SET reply's bitsets in FeaturesBatch.bits, in this order: the active bits the request
+ * changed, their values now, and the requested bits the kernel did not grant (all zero when
+ * nothing changed).
  */
-export interface FeaturesRefusal {
-  ifindex: number;
-  errno: number;
-  extack?: string;
+export const SET_REPLY_BITSET = { activeChanged: 0, activeNow: 1, unmet: 2, count: 3 } as const;
+
+/**
+ * A pipelined batch's answers, flat: one object and two typed arrays per batch, however many
+ * requests (an object with a typed-array view per bitset and interface was the largest
+ * allocation of a check). Request i's bitsets are in `bits` from i × count × `words`, `words`
+ * u32 each, in FEATURE_BITSET (readFeatures) or SET_REPLY_BITSET (writeFeatures) order.
+ */
+export interface FeaturesBatch {
+  /** u32 words per bitset. */
+  words: number;
+  bits: Uint32Array;
+  /**
+   * Per request: 0 when answered, else the errno of the kernel's refusal, or of no usable answer
+   * (ENOBUFS: none; EBADMSG: one that did not parse). A refused request's bitsets are zero.
+   */
+  errnos: Int32Array;
+  /** Per request, the kernel's extended ACK text ('' when none); null when it gave none at all. */
+  extacks: string[] | null;
 }
 
 interface NativeAddon {
@@ -125,11 +134,9 @@ interface NativeAddon {
   /** Whether this kernel has the ethtool generic netlink family (resolved once). */
   ethtoolNetlinkAvailable: () => boolean;
   /** FEATURES_GET by ifindex over ethtool netlink, every request pipelined: answers in order. */
-  readFeatures: (ifindexes: readonly number[]) => Array<(FeatureBitsets & { ifindex: number }) | FeaturesRefusal>;
+  readFeatures: (ifindexes: readonly number[]) => FeaturesBatch;
   /** FEATURES_SET by ifindex over ethtool netlink, every request pipelined: answers in order. */
-  writeFeatures: (
-    writes: ReadonlyArray<WantedFeatures & { ifindex: number }>,
-  ) => Array<(FeaturesSetReply & { ifindex: number }) | FeaturesRefusal>;
+  writeFeatures: (writes: ReadonlyArray<WantedFeatures & { ifindex: number }>) => FeaturesBatch;
   LinkMonitor: new (
     receiveBufferBytes: number,
     onDatagrams: (errno: number, datagrams: Buffer[]) => void,

@@ -6,10 +6,12 @@
  */
 import * as fs from 'node:fs';
 import { lastSeqIn } from './file-set';
-import { openRegular, OPEN_APPEND, sameFile } from './files';
+import { openRegular, OPEN_APPEND, sameFile, type FileIdentity } from './files';
 
 export class ActiveFile {
   private fd: number | null = null;
+  /** The open file's device and inode (set with `fd`). */
+  private identity: FileIdentity = { dev: 0, ino: 0 };
   /** Length up to the last complete append. */
   private length = 0;
   /** The file ends in a torn line: the next append starts with a newline. */
@@ -42,6 +44,7 @@ export class ActiveFile {
   open(): number {
     const { fd, stat } = openRegular(this.path, OPEN_APPEND);
     this.fd = fd;
+    this.identity = { dev: stat.dev, ino: stat.ino };
     this.length = stat.size;
     this.needsNewline = stat.size > 0 && lastByte(fd, stat.size) !== 0x0a;
     return lastSeqIn(fd, stat.size);
@@ -74,7 +77,7 @@ export class ActiveFile {
     if (this.fd === null) return false;
     let same: boolean;
     try {
-      same = sameFile(this.path, this.fd);
+      same = sameFile(this.path, this.identity);
     } catch {
       same = false;
     }

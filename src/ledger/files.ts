@@ -86,12 +86,20 @@ function notRegular(file: string, stat: fs.Stats): OffloaddError {
   });
 }
 
-/** Whether `file` still names the open file `fd` (same device and inode, not replaced or deleted). */
-export function sameFile(file: string, fd: number): boolean {
+/** Device and inode: what a file is, whatever its name. */
+export interface FileIdentity {
+  dev: number;
+  ino: number;
+}
+
+/**
+ * Whether `file` still names the open file whose identity is `open` (same device and inode, not
+ * replaced or deleted). An open descriptor's identity never changes, so the caller keeps it from
+ * opening: one lstat per call instead of lstat + fstat (this runs on every ledger append).
+ */
+export function sameFile(file: string, open: FileIdentity): boolean {
   const named = fs.lstatSync(file, { throwIfNoEntry: false });
-  if (!named) return false;
-  const open = fs.fstatSync(fd);
-  return named.dev === open.dev && named.ino === open.ino;
+  return named !== undefined && named.dev === open.dev && named.ino === open.ino;
 }
 
 /**

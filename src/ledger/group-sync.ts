@@ -62,7 +62,7 @@ export class GroupSync {
       if (this.inFlight !== batch) return; // syncNow() already synced and delivered these
       this.inFlight = null;
       this.running = false;
-      for (const retired of this.retired.splice(0)) fs.closeSync(retired);
+      if (this.retired.length > 0) for (const retired of this.retired.splice(0)) fs.closeSync(retired);
       deliver(batch, error);
       this.afterSync();
       this.kick();
@@ -100,6 +100,9 @@ export class GroupSync {
 }
 
 function deliver(batches: PendingBatch[], syncError: Error | null): void {
-  for (const { records, barrier, onDurable, error } of batches)
+  // Indexed: once per sync, in code V8 rarely optimises, where a for-of allocates as it goes.
+  for (let i = 0; i < batches.length; i++) {
+    const { records, barrier, onDurable, error } = batches[i] as PendingBatch;
     if (records.length > 0 || barrier) onDurable(records, error ?? syncError);
+  }
 }

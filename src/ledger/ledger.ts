@@ -217,7 +217,7 @@ export class Ledger {
     this.checkActiveFile();
     const time = new Date().toISOString();
     const stamped = records.map((record): LedgerRecord => ({ seq: ++this.seq, time, ...record }));
-    for (const record of stamped) this.index.add(record);
+    for (let i = 0; i < stamped.length; i++) this.index.add(stamped[i] as LedgerRecord);
     this.groupSync.add({ records: stamped, onDurable, error: this.writeOut(stamped) });
     if (sync) {
       this.groupSync.syncNow();
@@ -258,7 +258,9 @@ export class Ledger {
     if (this.active.descriptor === null && !this.openActive()) return this.hold(records, null);
     const pending = this.held.count > 0 ? [...this.held.records, ...records] : records;
     try {
-      this.active.append(pending.map((record) => `${JSON.stringify(record)}\n`).join(''));
+      let lines = '';
+      for (let i = 0; i < pending.length; i++) lines += `${JSON.stringify(pending[i])}\n`;
+      this.active.append(lines);
     } catch (error) {
       return this.hold(records, error as Error);
     }

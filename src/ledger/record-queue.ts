@@ -33,6 +33,8 @@ export class RecordQueue {
   private flushQueued = false;
   /** The intents counter a flush's sync will clear up to (a later flush need not ask again). */
   private clearing = -1;
+  /** Made once: a closure per queued flush would be an allocation per check. */
+  private readonly flushLater = (): void => this.flush();
 
   constructor(
     private readonly ledger: Ledger,
@@ -47,15 +49,18 @@ export class RecordQueue {
 
   add(records: NewRecord[]): void {
     if (records.length === 0) return;
-    this.waiting.push(...records);
-    for (const record of records) if (!WRITE_AHEAD_TRIGGERS.has(record.trigger)) this.uncovered++;
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i] as NewRecord;
+      this.waiting.push(record);
+      if (!WRITE_AHEAD_TRIGGERS.has(record.trigger)) this.uncovered++;
+    }
     if (this.uncovered >= FLUSH_BATCH_RECORDS) {
       this.write(true); // within a stretch: its intents stay until the stretch's flush
       return;
     }
     if (!this.flushQueued) {
       this.flushQueued = true;
-      queueMicrotask(() => this.flush());
+      queueMicrotask(this.flushLater);
     }
   }
 

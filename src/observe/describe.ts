@@ -39,8 +39,8 @@ export function describeRecord(record: LedgerRecord): RecordDescription {
     OFFLOADD_NOTICES: record.notices,
     OFFLOADD_CORRECTIONS: record.corrections,
     OFFLOADD_BACKOFF_SEC: record.backoffSec,
-    ...(record.actor ? actorFields(record) : {}),
   };
+  if (record.actor) Object.assign(fields, actorFields(record)); // after the others, as journald shows them
   const who = record.interface ?? '';
   const rule = `rule ${record.rule}`;
   switch (record.event) {

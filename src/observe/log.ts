@@ -77,11 +77,16 @@ export class Log {
 /**
  * The entry as winston's one-argument `log(info)` takes it: its fast path, which skips the
  * three-argument form's search for %-tokens in the message and its Object.assign of the fields.
+ * Fields without a value are left out (neither sink writes them; a record's description has
+ * several): each one copied would grow the entry's property storage again.
  */
 function entry(level: Level, message: string, messageId: string | undefined, fields: LogFields): winston.LogEntry {
   const info: winston.LogEntry & LogFields = { level, message };
   if (messageId !== undefined) info['MESSAGE_ID'] = messageId;
-  for (const key in fields) info[key] = fields[key];
+  for (const key in fields) {
+    const value = fields[key];
+    if (value !== undefined) info[key] = value;
+  }
   return info;
 }
 

@@ -67,6 +67,9 @@ export class ReportStream {
   }
 
   publish<E extends StreamEvent>(event: E, data: StreamEvents[E]): void {
-    for (const handler of this.handlers[event]) handler(data);
+    // Indexed, not for-of: this runs a few times per check in code V8 rarely optimises, where
+    // each for-of allocates an iterator and a result object per handler.
+    const handlers = this.handlers[event];
+    for (let i = 0; i < handlers.length; i++) (handlers[i] as (event: StreamEvents[E]) => void)(data);
   }
 }

@@ -94,7 +94,9 @@ export function prepareApply(
   let gates: Map<string, 'correct' | 'defer' | 'unenforceable'> | null = null;
   const changes: FeatureChange[] = [];
   if (options.enforce) {
-    for (const change of changesOf(plan)) {
+    const differing = changesOf(plan);
+    for (let i = 0; i < differing.length; i++) {
+      const change = differing[i] as FeatureChange;
       const gate = options.gate(change.feature);
       (gates ??= new Map()).set(change.feature, gate);
       if (gate === 'correct') changes.push(change);

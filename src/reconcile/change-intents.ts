@@ -8,21 +8,27 @@ import type { ChangeIntent } from '../ledger/intents';
 import type { Trigger } from '../ledger/record';
 import type { FeatureChange } from './feature-state';
 
+/** Appends the intents of one check's `changes` to `intents` (one array for a whole batch); returns it. */
 export function changeIntents(
   check: { trigger: Trigger; facts: InterfaceFacts; rule: { name: string }; firstCheck: boolean },
   changes: readonly FeatureChange[],
+  intents: ChangeIntent[] = [],
 ): ChangeIntent[] {
   const { facts } = check;
-  return changes.map((change) => ({
-    event: check.firstCheck ? 'initial' : 'drift',
-    trigger: check.trigger,
-    interface: facts.name,
-    ifindex: facts.ifindex,
-    driver: facts.driver,
-    pci: facts.pci ? vendorDevice(facts.pci) : null,
-    rule: check.rule.name,
-    feature: change.feature,
-    wanted: change.on ? 'on' : 'off',
-    active: change.on ? 'off' : 'on',
-  }));
+  for (let i = 0; i < changes.length; i++) {
+    const change = changes[i] as FeatureChange;
+    intents.push({
+      event: check.firstCheck ? 'initial' : 'drift',
+      trigger: check.trigger,
+      interface: facts.name,
+      ifindex: facts.ifindex,
+      driver: facts.driver,
+      pci: facts.pci ? vendorDevice(facts.pci) : null,
+      rule: check.rule.name,
+      feature: change.feature,
+      wanted: change.on ? 'on' : 'off',
+      active: change.on ? 'off' : 'on',
+    });
+  }
+  return intents;
 }

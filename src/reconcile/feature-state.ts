@@ -5,10 +5,11 @@
 import * as os from 'node:os';
 import {
   addon,
+  FEATURE_BITSET,
   kernelErrorOf,
+  SET_REPLY_BITSET,
   type FeatureBitsets,
-  type FeaturesRefusal,
-  type FeaturesSetReply,
+  type FeaturesBatch,
   type WantedFeatures,
 } from '../addon/binding';
 import { KernelError } from '../errors';
@@ -80,33 +81,82 @@ const SET = 'ETHTOOL_MSG_FEATURES_SET';
 /** A request without an answer (the batch's receive buffer overflowed) or with one that did not parse. */
 const NO_ANSWER = new Set([os.constants.errno.ENOBUFS, os.constants.errno.EBADMSG]);
 
-/** Whether bit `bit` is set in a bitset of u32 words (the kernel's compact bitsets). */
-function has(bitset: Uint32Array, bit: number): boolean {
-  return (((bitset[bit >>> 5] ?? 0) >>> (bit & 31)) & 1) !== 0;
+/**
+ * Whether bit `bit` is set in the bitset of `words` u32 words that starts at `at` in `bits` (the
+ * kernel's compact bitsets, as a batch's answers hold them one after the other).
+ */
+function has(bits: Uint32Array, at: number, words: number, bit: number): boolean {
+  const word = bit >>> 5;
+  return word < words && (((bits[at + word] as number) >>> (bit & 31)) & 1) !== 0;
 }
 
-/** One interface's features: the kernel's bitsets, looked up by name. */
+/**
+ * One interface's features, looked up by name: its four bitsets (FEATURE_BITSET order, `words`
+ * u32 each) from `at` in `bits`, which the other answers of its batch share.
+ */
 class FeatureBits implements FeatureSnapshot {
   constructor(
     private readonly bitOf: ReadonlyMap<string, number>,
-    readonly bits: FeatureBitsets,
+    readonly bits: Uint32Array,
+    readonly at: number,
+    readonly words: number,
   ) {}
+
+  /** From the ioctl's answer (an object of bitsets): copied into the layout of a batch's answer. */
+  static ofBitsets(bitOf: ReadonlyMap<string, number>, bitsets: FeatureBitsets): FeatureBits {
+    const words = bitsets.active.length;
+    const bits = new Uint32Array(FEATURE_BITSET.count * words);
+    bits.set(bitsets.available, FEATURE_BITSET.available * words);
+    bits.set(bitsets.requested, FEATURE_BITSET.requested * words);
+    bits.set(bitsets.active, FEATURE_BITSET.active * words);
+    bits.set(bitsets.neverChanged, FEATURE_BITSET.neverChanged * words);
+    return new FeatureBits(bitOf, bits, 0, words);
+  }
 
   get(feature: string): FeatureState | undefined {
     const bit = this.bitOf.get(feature);
     if (bit === undefined) return undefined;
-    const { available, requested, active, neverChanged } = this.bits;
     return {
-      changeable: has(available, bit),
-      requested: has(requested, bit),
-      active: has(active, bit),
-      neverChanges: has(neverChanged, bit),
+      changeable: this.has(FEATURE_BITSET.available, bit),
+      requested: this.has(FEATURE_BITSET.requested, bit),
+      active: this.has(FEATURE_BITSET.active, bit),
+      neverChanges: this.has(FEATURE_BITSET.neverChanged, bit),
     };
+  }
+
+  private has(bitset: number, bit: number): boolean {
+    return has(this.bits, this.at + bitset * this.words, this.words, bit);
   }
 }
 
-function isRefusal(answer: object): answer is FeaturesRefusal {
-  return 'errno' in answer;
+/**
+ * The requested `features` (bits) after a FEATURES_SET asked for them `on`, in `state` (a
+ * FeatureBits' four bitsets from 0): requested as asked, active as asked unless the reply (from
+ * `at` in the batch) lists the bit as unmet. Indexed loops: this runs once per correction, in
+ * code V8 rarely optimises, where for-of allocates an iterator and a result per element.
+ */
+function setRequestedBits(
+  state: Uint32Array,
+  words: number,
+  features: readonly number[],
+  on: boolean,
+  reply: FeaturesBatch,
+  at: number,
+): void {
+  const active = FEATURE_BITSET.active * words;
+  const requested = FEATURE_BITSET.requested * words;
+  const unmet = at + SET_REPLY_BITSET.unmet * reply.words;
+  for (let i = 0; i < features.length; i++) {
+    const bit = features[i] as number;
+    const word = bit >>> 5;
+    if (word >= words) continue;
+    const mask = (1 << (bit & 31)) >>> 0;
+    const nowOn = on !== has(reply.bits, unmet, reply.words, bit);
+    const activeWord = state[active + word] as number;
+    const requestedWord = state[requested + word] as number;
+    state[active + word] = (nowOn ? activeWord | mask : activeWord & ~mask) >>> 0;
+    state[requested + word] = (on ? requestedWord | mask : requestedWord & ~mask) >>> 0;
+  }
 }
 
 /**
@@ -170,24 +220,34 @@ export class FeatureTable implements FeatureAccess {
 
   read(ifname: string, ifindex: number): FeatureSnapshot {
     if (this.via === 'ethtool-netlink') {
-      const [result] = this.readMany([{ name: ifname, ifindex }]);
+      // A batch of one, without readMany's arrays: this is a drift's read.
+      const result = this.readAnswer(addon.readFeatures([ifindex]), 0, { name: ifname, ifindex }, false);
       if (result instanceof KernelError) throw result;
-      return result as FeatureSnapshot;
+      return result;
     }
-    return new FeatureBits(this.bitOf, addon.getFeatures(ifname, ifindex));
+    return FeatureBits.ofBitsets(this.bitOf, addon.getFeatures(ifname, ifindex));
   }
 
   /** Over netlink: every FEATURES_GET pipelined in one addon call. Over the ioctl: one by one. */
   readMany(targets: readonly FeatureTarget[]): Array<FeatureSnapshot | KernelError> {
     if (this.via !== 'ethtool-netlink') return targets.map((target) => this.readOrError(target));
-    const answers = addon.readFeatures(targets.map((target) => target.ifindex));
-    return answers.map((answer, i) => {
-      const target = targets[i] as FeatureTarget;
-      if (!isRefusal(answer)) return new FeatureBits(this.bitOf, answer);
-      // An unanswered GET is simply asked again, alone (once: a second silence is an error).
-      if (NO_ANSWER.has(answer.errno) && targets.length > 1) return this.readOrError(target);
-      return kernelErrorOf(answer.errno, GET, target.name, answer.extack);
-    });
+    const batch = addon.readFeatures(targets.map((target) => target.ifindex));
+    return targets.map((target, i) => this.readAnswer(batch, i, target, targets.length > 1));
+  }
+
+  /** Answer `i` of a readFeatures batch, for `target`; `askAgain`: an unanswered GET is asked again, alone. */
+  private readAnswer(
+    batch: FeaturesBatch,
+    i: number,
+    target: FeatureTarget,
+    askAgain: boolean,
+  ): FeatureSnapshot | KernelError {
+    const errno = batch.errnos[i] as number;
+    if (errno === 0)
+      return new FeatureBits(this.bitOf, batch.bits, i * FEATURE_BITSET.count * batch.words, batch.words);
+    // Asked again once only: a second silence is an error.
+    if (NO_ANSWER.has(errno) && askAgain) return this.readOrError(target);
+    return kernelErrorOf(errno, GET, target.name, batch.extacks?.[i] || undefined);
   }
 
   /**
@@ -196,11 +256,13 @@ export class FeatureTable implements FeatureAccess {
    */
   write(ifname: string, ifindex: number, changes: readonly FeatureChange[], before: FeatureSnapshot): WriteReadBack {
     if (this.via === 'ethtool-netlink') {
-      const [result] = this.writeMany([{ target: { name: ifname, ifindex }, changes, before }]);
+      // A batch of one, without writeMany's arrays: this is a drift's correction.
+      const wanted = this.wanted(ifindex, changes);
+      const result = this.writeAnswer(addon.writeFeatures([wanted]), 0, ifname, before, wanted);
       if (result instanceof KernelError) throw result;
-      return result ?? null;
+      return result;
     }
-    addon.setFeatures(ifname, ifindex, this.wanted(changes));
+    addon.setFeatures(ifname, ifindex, this.wanted(ifindex, changes));
     return null;
   }
 
@@ -217,15 +279,26 @@ export class FeatureTable implements FeatureAccess {
           throw error;
         }
       });
-    const requests = writes.map(({ target, changes }) => ({ ifindex: target.ifindex, ...this.wanted(changes) }));
-    const answers = addon.writeFeatures(requests);
-    return answers.map((answer, i) => {
-      const { target, before } = writes[i] as (typeof writes)[number];
-      if (!isRefusal(answer)) return this.afterWrite(before, requests[i] as WantedFeatures, answer);
-      const error = kernelErrorOf(answer.errno, SET, target.name, answer.extack);
-      // The SET may or may not have been made: only a read-back can tell.
-      return NO_ANSWER.has(answer.errno) ? new UnparsedReply(error) : error;
-    });
+    const requests = writes.map(({ target, changes }) => this.wanted(target.ifindex, changes));
+    const batch = addon.writeFeatures(requests);
+    return writes.map(({ target, before }, i) =>
+      this.writeAnswer(batch, i, target.name, before, requests[i] as WantedFeatures),
+    );
+  }
+
+  /** Answer `i` of a writeFeatures batch: the state after the write, or why there is none. */
+  private writeAnswer(
+    batch: FeaturesBatch,
+    i: number,
+    ifname: string,
+    before: FeatureSnapshot,
+    wanted: WantedFeatures,
+  ): WriteReadBack | KernelError {
+    const errno = batch.errnos[i] as number;
+    if (errno === 0) return this.afterWrite(before, wanted, batch, i * SET_REPLY_BITSET.count * batch.words);
+    const error = kernelErrorOf(errno, SET, ifname, batch.extacks?.[i] || undefined);
+    // The SET may or may not have been made: only a read-back can tell.
+    return NO_ANSWER.has(errno) ? new UnparsedReply(error) : error;
   }
 
   private readOrError(target: FeatureTarget): FeatureSnapshot | KernelError {
@@ -237,10 +310,14 @@ export class FeatureTable implements FeatureAccess {
     }
   }
 
-  /** The changes as feature bits (features this kernel does not have are left out). */
-  private wanted(changes: readonly FeatureChange[]): WantedFeatures {
-    const wanted: WantedFeatures = { enable: [], disable: [] };
-    for (const { feature, on } of changes) {
+  /**
+   * The changes as feature bits (features this kernel does not have are left out), addressed to
+   * `ifindex` (writeFeatures' request as is; the ioctl reads only the bits).
+   */
+  private wanted(ifindex: number, changes: readonly FeatureChange[]): WantedFeatures & { ifindex: number } {
+    const wanted = { ifindex, enable: [] as number[], disable: [] as number[] };
+    for (let i = 0; i < changes.length; i++) {
+      const { feature, on } = changes[i] as FeatureChange;
       const bit = this.bitOf.get(feature);
       if (bit !== undefined) (on ? wanted.enable : wanted.disable).push(bit);
     }
@@ -252,31 +329,25 @@ export class FeatureTable implements FeatureAccess {
    * (ethnl_set_features): activeChanged = the active bits that changed, activeNow = their new
    * state; unmet = the requested bits whose new active state is not as requested. For every
    * requested bit the reply is exact (active = requested XOR unmet), whatever `before` missed;
-   * other bits take the changes the reply names.
+   * other bits take the changes the reply names. The reply is `reply`'s bitsets from `at`.
    */
-  private afterWrite(before: FeatureSnapshot, wanted: WantedFeatures, reply: FeaturesSetReply): WriteReadBack {
+  private afterWrite(before: FeatureSnapshot, wanted: WantedFeatures, reply: FeaturesBatch, at: number): WriteReadBack {
     if (!(before instanceof FeatureBits))
       return new UnparsedReply(
         new KernelError('EINVAL', os.constants.errno.EINVAL, SET, 'no kernel snapshot to apply the reply to'),
       );
-    const { activeChanged, activeNow, unmet } = reply;
-    const active = before.bits.active.slice();
-    const requested = before.bits.requested.slice();
-    for (let word = 0; word < active.length; word++) {
-      const changed = activeChanged[word] ?? 0;
-      active[word] = (((active[word] as number) & ~changed) | ((activeNow[word] ?? 0) & changed)) >>> 0;
+    const { words } = before;
+    const state = before.bits.slice(before.at, before.at + FEATURE_BITSET.count * words);
+    const active = FEATURE_BITSET.active * words;
+    const changedAt = at + SET_REPLY_BITSET.activeChanged * reply.words;
+    const nowAt = at + SET_REPLY_BITSET.activeNow * reply.words;
+    for (let word = 0; word < Math.min(words, reply.words); word++) {
+      const changed = reply.bits[changedAt + word] as number;
+      const now = reply.bits[nowAt + word] as number;
+      state[active + word] = (((state[active + word] as number) & ~changed) | (now & changed)) >>> 0;
     }
-    for (const [bits, on] of [
-      [wanted.enable, true],
-      [wanted.disable, false],
-    ] as const)
-      for (const bit of bits) {
-        const word = bit >>> 5;
-        const mask = (1 << (bit & 31)) >>> 0;
-        const nowOn = on !== has(unmet, bit);
-        active[word] = (nowOn ? (active[word] as number) | mask : (active[word] as number) & ~mask) >>> 0;
-        requested[word] = (on ? (requested[word] as number) | mask : (requested[word] as number) & ~mask) >>> 0;
-      }
-    return new FeatureBits(this.bitOf, { ...before.bits, active, requested });
+    setRequestedBits(state, words, wanted.enable, true, reply, at);
+    setRequestedBits(state, words, wanted.disable, false, reply, at);
+    return new FeatureBits(this.bitOf, state, 0, words);
   }
 }

@@ -50,9 +50,13 @@ export function planFeatures(wanted: readonly WantedFeature[], snapshot: Feature
 
 /** What SFEATURES should change: only what differs and can change. */
 export function changesOf(plan: readonly FeaturePlan[]): Array<{ feature: string; on: boolean }> {
-  return plan
-    .filter((entry) => entry.status === 'differs')
-    .map((entry) => ({ feature: entry.feature, on: entry.wanted }));
+  const changes: Array<{ feature: string; on: boolean }> = [];
+  // One loop, no filter-then-map: this runs on every check (see reconciler.ts on allocation).
+  for (let i = 0; i < plan.length; i++) {
+    const entry = plan[i] as FeaturePlan;
+    if (entry.status === 'differs') changes.push({ feature: entry.feature, on: entry.wanted });
+  }
+  return changes;
 }
 
 /**

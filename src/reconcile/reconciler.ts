@@ -21,6 +21,7 @@ import { describeNameEscape } from '../events/link-name';
 import { linkFactsOf, UNKNOWN_DEVICE, type FactsSource } from '../facts/interface-facts';
 import { vendorDevice } from '../facts/pci';
 import type { DeviceFacts, InterfaceFacts } from '../facts/types';
+import type { ChangeIntent } from '../ledger/intents';
 import type { SeenInterface } from '../ledger/last-seen';
 import type { Trigger } from '../ledger/record';
 import { findRule, matchPolicy, NEEDS_DEVICE, type RuleEvaluation } from '../policy/match';
@@ -250,7 +251,10 @@ export class Reconciler {
     for (const link of links) this.noteEscapedName(link);
     const { gone, present } = this.links.replace(links, trigger);
     for (const ifindex of gone) this.forget(ifindex, 'deleted');
-    for (const [ifindex, why] of present) this.queue.enqueue(ifindex, why);
+    for (let i = 0; i < present.length; i++) {
+      const check = present[i] as QueuedCheck; // no array destructuring per link (see checkBatch)
+      this.queue.enqueue(check[0], check[1]);
+    }
   }
 
   private forget(ifindex: number, why: 'deleted' | 'unmatched'): void {
@@ -293,8 +297,12 @@ export class Reconciler {
   private checkBatch(checks: QueuedCheck[]): void {
     this.stamp = null;
     const starts: StartedCheck[] = [];
-    for (const [ifindex, trigger] of checks) {
-      const started = this.start(ifindex, trigger);
+    // Indexed loops and tuple reads over a check's arrays: this code runs a few times per event
+    // and is rarely optimised, and there a for-of or an array destructuring allocates an
+    // iterator and a result object per element.
+    for (let c = 0; c < checks.length; c++) {
+      const check = checks[c] as QueuedCheck;
+      const started = this.start(check[0], check[1]);
       if (started) starts.push(started);
     }
     if (starts.length === 0) return;
@@ -321,10 +329,12 @@ export class Reconciler {
     }
     const afters = new Array<FeatureSnapshot | null>(starts.length).fill(null);
     const writeErrors = new Array<KernelError | null>(starts.length).fill(null);
-    if (writes.length > 0 && this.reports.changing)
-      this.reports.changing(
-        writes.flatMap((write, w) => changeIntents(starts[writers[w] as number] as StartedCheck, write.changes)),
-      );
+    if (writes.length > 0 && this.reports.changing) {
+      const intents: ChangeIntent[] = [];
+      for (let w = 0; w < writes.length; w++)
+        changeIntents(starts[writers[w] as number] as StartedCheck, (writes[w] as FeatureWrite).changes, intents);
+      this.reports.changing(intents);
+    }
     const answers = writes.length > 0 ? writeAll(table, writes) : [];
     for (let w = 0; w < answers.length; w++) {
       const i = writers[w] as number;
@@ -434,16 +444,19 @@ export class Reconciler {
     };
     const decision = decideRecords(result.outcomes, state, firstCheck, context);
     const records = decision.records;
-    for (const feature of decision.corrected) {
+    for (let c = 0; c < decision.corrected.length; c++) {
+      const feature = decision.corrected[c] as string;
       const backoff = this.flap.noteCorrection(ifindex, feature);
+      if (!backoff) continue;
       const outcome = result.outcomes.find((candidate) => candidate.feature === feature);
-      if (backoff && outcome) records.push(flappingRecord(context, outcome, backoff, this.policy.flapping.windowSec));
+      if (outcome) records.push(flappingRecord(context, outcome, backoff, this.policy.flapping.windowSec));
     }
     if (this.actorLookup && wantsActor(records)) {
       const actors = this.actorLookup(ifindex, receivedAtNs);
       if (actors) attachActors(records, actors);
     }
-    for (const feature of decision.deferred) {
+    for (let d = 0; d < decision.deferred.length; d++) {
+      const feature = decision.deferred[d] as string;
       const end = this.flap.backoffEnd(ifindex, feature);
       if (end !== null) this.rechecks.schedule(ifindex, end);
     }

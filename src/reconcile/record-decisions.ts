@@ -50,7 +50,8 @@ export function decideRecords(
 ): RecordDecision {
   const decision: RecordDecision = { records: [], newlyUnenforceable: [], corrected: [], deferred: [], drifts: 0 };
   const fresh = firstCheck && !memory.seenBefore;
-  for (const outcome of outcomes) {
+  for (let i = 0; i < outcomes.length; i++) {
+    const outcome = outcomes[i] as FeatureOutcome;
     const { feature, wanted, active } = outcome;
     if (outcome.action === 'deferred') decision.deferred.push(feature);
     if (outcome.action === 'none' || outcome.action === 'ignored' || active === null) continue;
@@ -82,11 +83,17 @@ export function decideRecords(
       event,
       action: outcome.action,
       correctionUs: outcome.action === 'enforced' ? Math.round(context.durationUs) : undefined,
-      reason: [whileAway, outcome.reason].filter(Boolean).join('; ') || undefined,
+      reason: joinReasons(whileAway, outcome.reason),
     });
     if (event === 'drift') decision.drifts++;
   }
   return decision;
+}
+
+/** Both reasons, either, or none (undefined: the record has no reason). */
+function joinReasons(first: string | null, second: string | null | undefined): string | undefined {
+  if (first && second) return `${first}; ${second}`;
+  return first || second || undefined;
 }
 
 /** The part of every record about one feature that a check makes. */

@@ -7,13 +7,26 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as v8 from 'node:v8';
-import { addon } from '../../src/addon/binding';
+import { addon, FEATURE_BITSET, type FeatureBitsets, type FeaturesBatch } from '../../src/addon/binding';
 import { KernelError } from '../../src/errors';
 import { dumpLinks } from '../../src/events/link-events';
 import { releaseBurstMemory } from '../../src/memory';
 import { FeatureTable } from '../../src/reconcile/feature-state';
 
 const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
+/** Request `item`'s answer in a readFeatures batch, as the ioctl's getFeatures gives it. */
+function answerBitsets(batch: FeaturesBatch, item: number): FeatureBitsets {
+  const bitset = (which: number): Uint32Array => {
+    const at = (item * FEATURE_BITSET.count + which) * batch.words;
+    return batch.bits.slice(at, at + batch.words);
+  };
+  return {
+    available: bitset(FEATURE_BITSET.available),
+    requested: bitset(FEATURE_BITSET.requested),
+    active: bitset(FEATURE_BITSET.active),
+    neverChanged: bitset(FEATURE_BITSET.neverChanged),
+  };
+}
 /** Bad arguments are a clear error — a TypeError or RangeError, or a KernelError with its errno — never a crash. */
 const bad = (call: () => unknown): void =>
   assert.throws(
@@ -57,8 +70,10 @@ describe('native addon contract', () => {
 
   it('reads the same features over ethtool netlink, by ifindex, as over the ioctl', () => {
     assert.equal(addon.ethtoolNetlinkAvailable(), true, 'this kernel (>= 5.6) has the ethtool family');
-    const [overNetlink] = addon.readFeatures([1]);
-    assert.deepEqual(overNetlink, { ifindex: 1, ...addon.getFeatures('lo', 1) });
+    const overNetlink = addon.readFeatures([1]);
+    assert.equal(overNetlink.errnos[0], 0);
+    assert.equal(overNetlink.extacks, null, 'no extended ACK text when nothing was refused');
+    assert.deepEqual(answerBitsets(overNetlink, 0), addon.getFeatures('lo', 1));
     assert.equal(FeatureTable.fromKernel().via, 'ethtool-netlink');
   });
 
@@ -78,16 +93,21 @@ describe('native addon contract', () => {
     const ifindexes = new Array<number>(count).fill(1);
     ifindexes[7] = 2 ** 30; // no such interface
     const answers = addon.readFeatures(ifindexes);
-    const lo = { ifindex: 1, ...addon.getFeatures('lo', 1) };
-    assert.equal(answers.length, count);
+    const lo = addon.getFeatures('lo', 1);
+    assert.equal(answers.errnos.length, count);
+    assert.equal(answers.bits.length, count * FEATURE_BITSET.count * answers.words);
     for (let i = 0; i < count; i++) {
       if (i === 7) continue;
-      assert.deepEqual(answers[i], lo, `request ${i}`);
+      assert.equal(answers.errnos[i], 0, `request ${i}`);
+      assert.equal(answers.extacks?.[i], '', `request ${i}: no text`);
+      assert.deepEqual(answerBitsets(answers, i), lo, `request ${i}`);
     }
-    const refused = answers[7] as { ifindex: number; errno: number; extack?: string };
-    assert.equal(refused.errno, os.constants.errno.ENODEV);
-    assert.equal(refused.ifindex, 2 ** 30, "the kernel's text is for the failed request");
-    assert.match(String(refused.extack), /ifindex|device/i);
+    assert.equal(answers.errnos[7], os.constants.errno.ENODEV);
+    assert.match(String(answers.extacks?.[7]), /ifindex|device/i, "the kernel's text is for the failed request");
+    assert.ok(
+      answerBitsets(answers, 7).active.every((word) => word === 0),
+      "a refused request's bitsets stay zero",
+    );
     const [failed] = FeatureTable.fromKernel().readMany([{ name: 'gone', ifindex: 2 ** 30 }]);
     assert.ok(failed instanceof KernelError && failed.vanished && /ifindex|device/i.test(failed.message));
   });
