@@ -119,17 +119,15 @@ export class JournalTransport extends Transport {
     }
     try {
       let first = 0;
-      if (entries.length > 1) {
-        try {
-          const { sent, error } = addon.sendDatagrams(this.socketPath, entries, true);
-          if (!error) return;
-          first = sent;
-        } catch {
-          // The addon could not be asked at all (ERR_ADDON): each entry below says so on stderr.
-        }
+      try {
+        const { sent, error } = addon.sendDatagrams(this.socketPath, entries, true);
+        if (!error) return;
+        first = sent;
+      } catch {
+        // The addon could not be asked at all (ERR_ADDON): each entry below says so on stderr.
       }
-      // One entry, or the rest of a batch from the one that failed: each on its own, as before
-      // batching, so every entry is either delivered or on stderr with its own reason.
+      // The rest of the batch from the one that failed: each on its own, as before batching, so
+      // every entry is either delivered or on stderr with its own reason.
       for (let index = first; index < entries.length; index++) this.sendOne(entries[index]!, messages[index]!);
     } finally {
       // Emptied whatever happened: an entry is tried once, never sent twice.
