@@ -20,6 +20,7 @@ import { Ledger, type LedgerHealth, type LedgerQuery, type LedgerQueryResult } f
 import { RecordQueue } from './ledger/record-queue';
 import { StateDirLock, StateDirRefused } from './ledger/state-dir';
 import { EventCounters, type EventCounts } from './observe/counters';
+import { LastActors } from './observe/last-actors';
 import type { Log } from './observe/log';
 import type { MetricsInputs } from './observe/metrics';
 import { SdNotify } from './observe/sd-notify';
@@ -63,8 +64,8 @@ export class Daemon implements DaemonForApi, MetricsInputs {
   private memoryRelease: NodeJS.Timeout | undefined;
   private attribution: Attribution | null = null;
   private attributionOff = 'not started';
-  /** ifindex → the actor of its last drift or flapping record in this run (show, explain). */
-  private readonly lastActors = new Map<number, RecordActor>();
+  /** The actor of each interface's last drift or flapping record in this run (show, explain). */
+  readonly lastActors = new LastActors();
 
   constructor(
     private readonly options: DaemonOptions,
@@ -104,16 +105,9 @@ export class Daemon implements DaemonForApi, MetricsInputs {
       this.table,
       facts,
       {
-        checked: (report) => {
-          for (const record of report.records)
-            if (record.actor) this.lastActors.set(report.facts.ifindex, record.actor);
-          stream.publish('checked', report);
-        },
+        checked: (report) => stream.publish('checked', report),
         recorded: (records) => stream.publish('recorded', records),
-        released: (release) => {
-          if (release.why === 'deleted') this.lastActors.delete(release.ifindex);
-          stream.publish('released', release);
-        },
+        released: (release) => stream.publish('released', release),
         problem: (problem) => stream.publish('problem', problem),
         // Straight to the ledger, not the stream: a pass's changes are durable before they are made.
         changing: (changes) => this.records.intend(changes),

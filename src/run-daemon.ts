@@ -13,6 +13,7 @@ import { startAttribution, type Attribution } from './attribution/attribution';
 import { Daemon, type DaemonOptions } from './daemon';
 import { countersSink } from './observe/counters';
 import { journalSink } from './observe/journal-sink';
+import { lastActorsSink } from './observe/last-actors';
 import type { Log } from './observe/log';
 import { Metrics } from './observe/metrics';
 import { notifySink } from './observe/sd-notify';
@@ -116,6 +117,7 @@ export function createDaemon(options: DaemonOptions, log: Log): Daemon {
     journalSink(log),
     // last-seen: the next run's memory of each managed interface is saved when it changed.
     { checked: () => daemon.lastSeen.markChanged() },
+    lastActorsSink(daemon.lastActors),
   );
   return daemon;
 }
