@@ -2,8 +2,9 @@
  * offloadd as the benchmark runs it: inside a benchmark namespace (`ip netns exec`, which execs
  * into node, so the child's pid is the daemon's), with its own policy, state directory, API
  * socket and log file, and a stand-in systemd notify socket (observer.c `notify`) that timestamps
- * READY=1 on the same monotonic clock as ours: READY is sent once the initial reconcile is done,
- * the records are durable and the API listens, i.e. when every interface is compliant.
+ * READY=1 on the same monotonic clock as ours, then takes every later message as systemd does.
+ * READY is sent once the initial reconcile is done, the records are durable and the API
+ * listens, i.e. when every interface is compliant.
  */
 import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -42,6 +43,7 @@ export class BenchDaemon {
   /** From spawn to READY=1, µs. */
   startupUs = NaN;
   private child: ChildProcess | null = null;
+  private notify: ChildProcess | null = null;
   private exited: Promise<number | null> = Promise.resolve(null);
   private exitCode: number | null = null;
 
@@ -78,6 +80,7 @@ export class BenchDaemon {
       String(READY_TIMEOUT_S),
     ]);
     const lines = new LineReader(notify);
+    this.notify = notify;
     try {
       await lines.next(); // "listening": bound before the daemon can send
       const ready = lines.next();
@@ -90,9 +93,16 @@ export class BenchDaemon {
         }),
       ]);
       this.startupUs = Number(readyNs - spawnedAt) / 1000;
-    } finally {
-      this.netns.kill(notify);
+    } catch (error) {
+      this.stopNotify();
+      throw error;
     }
+  }
+
+  /** The stand-in notify socket reads the daemon's STATUS= and WATCHDOG=1 until it stops, as systemd does. */
+  private stopNotify(): void {
+    if (this.notify) this.netns.kill(this.notify);
+    this.notify = null;
   }
 
   private spawnDaemon(policyPath: string, notifySocket: string): void {
@@ -173,12 +183,16 @@ export class BenchDaemon {
 
   /** SIGTERM and wait (a CPU profile is written at exit); SIGKILL after 20 s. */
   async stop(): Promise<number | null> {
-    if (!this.running || !this.child) return this.exitCode;
+    if (!this.running || !this.child) {
+      this.stopNotify();
+      return this.exitCode;
+    }
     this.child.kill('SIGTERM');
     const child = this.child;
     const timer = setTimeout(() => child.kill('SIGKILL'), 20000);
     const code = await this.exited;
     clearTimeout(timer);
+    this.stopNotify();
     return code;
   }
 }

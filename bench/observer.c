@@ -19,7 +19,8 @@
  *       REPORT_N interfaces (hot-plug bursts). With `ethtool`, today's practice instead: it runs
  *       an `ethtool -K IF gro off gso off` process per such event, as a udev RUN+= rule does.
  *   observer notify    SOCKET TIMEOUT_S
- *       stands in for systemd's notify socket; prints when READY=1 arrives.
+ *       stands in for systemd's notify socket; prints when READY=1 arrives, then reads (and
+ *       drops) every later message until killed.
  */
 #define _GNU_SOURCE
 #include "ethtool_lite.h"
@@ -461,9 +462,16 @@ static int notify(const char *path, int timeout_s) {
     buffer[received] = '\0';
     if (strstr(buffer, "READY=1")) {
       printf("{\"readyNs\":%lld}\n", (long long)at);
-      return 0;
+      fflush(stdout);
+      break;
     }
   }
+  // Then as systemd: every later message (STATUS=, WATCHDOG=1) is taken, until killed. A socket
+  // nobody reads would fail each send, which the daemon pays for and systemd never makes it pay.
+  struct timeval forever = {0, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &forever, sizeof forever);
+  for (;;)
+    if (recv(fd, buffer, sizeof buffer, 0) < 0 && errno != EINTR) die("reading the notify socket", errno);
 }
 
 int main(int argc, char **argv) {

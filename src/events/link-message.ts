@@ -117,7 +117,13 @@ function parseLinkInfoKind(buffer: Buffer, start: number, end: number): string |
   return null;
 }
 
-function parseLink(buffer: Buffer, start: number, end: number, type: 'new' | 'del'): LinkMessage | null {
+function parseLink(
+  buffer: Buffer,
+  halves: Uint16Array,
+  start: number,
+  end: number,
+  type: 'new' | 'del',
+): LinkMessage | null {
   if (end - start < IFINFOMSG_BYTES) return null;
   const message: LinkMessage = {
     type,
@@ -132,10 +138,12 @@ function parseLink(buffer: Buffer, start: number, end: number, type: 'new' | 'de
     parentDevice: null,
     parentBus: null,
   };
+  // The attribute headers are read as 16-bit words, not through u16(): a link message has ~40
+  // attributes, and under --jitless (as the daemon runs) every call and byte load is interpreted.
   for (let offset = start + IFINFOMSG_BYTES; offset + RTA_HEADER_BYTES <= end;) {
-    const length = u16(buffer, offset);
+    const length = halves[offset >>> 1] as number;
     if (length < RTA_HEADER_BYTES || offset + length > end) break; // truncated: keep what we have
-    const attribute = u16(buffer, offset + 2) & NLA_TYPE_MASK;
+    const attribute = (halves[(offset >>> 1) + 1] as number) & NLA_TYPE_MASK;
     const value = offset + RTA_HEADER_BYTES;
     const valueEnd = offset + length;
     switch (attribute) {
@@ -182,12 +190,22 @@ export function findLinkByNameOrIndex(links: Iterable<LinkMessage>, nameOrIndex:
 }
 
 /**
+ * The datagram as 16-bit words in the host's order, which is netlink's (attribute headers are
+ * 4-aligned in it); copied when the Buffer does not start on an even address.
+ */
+function halvesOf(buffer: Buffer): Uint16Array {
+  if (buffer.byteOffset % 2 === 0) return new Uint16Array(buffer.buffer, buffer.byteOffset, buffer.length >>> 1);
+  return new Uint16Array(Uint8Array.prototype.slice.call(buffer).buffer, 0, buffer.length >>> 1);
+}
+
+/**
  * Every link message in one datagram (a datagram may hold several). Malformed or foreign
  * messages are skipped, never thrown on: the input comes from the kernel, but a parser bug
  * must cost one message, not the daemon.
  */
 export function parseLinkDatagram(buffer: Buffer): LinkMessage[] {
   const links: LinkMessage[] = [];
+  const halves = halvesOf(buffer);
   for (let offset = 0; offset + NLMSG_HEADER_BYTES <= buffer.length;) {
     const length = u32(buffer, offset);
     if (length < NLMSG_HEADER_BYTES || offset + length > buffer.length) break;
@@ -195,6 +213,7 @@ export function parseLinkDatagram(buffer: Buffer): LinkMessage[] {
     if (type === RTM_NEWLINK || type === RTM_DELLINK) {
       const link = parseLink(
         buffer,
+        halves,
         offset + NLMSG_HEADER_BYTES,
         offset + length,
         type === RTM_NEWLINK ? 'new' : 'del',

@@ -139,6 +139,12 @@ describe('rtnetlink link message parser', () => {
     );
   });
 
+  it('reads a datagram that starts at an odd address (a slice of another Buffer) as any other', () => {
+    const odd = Buffer.concat([Buffer.alloc(1), ens, Buffer.alloc(3)]).subarray(1, 1 + ens.length);
+    assert.equal(odd.byteOffset % 2, 1);
+    assert.deepEqual(parseLinkDatagram(odd), parseLinkDatagram(ens));
+  });
+
   it('skips messages without a name and stops at a truncated one', () => {
     assert.deepEqual(parseLinkDatagram(linkMessage(16, 7, 0, [])), []);
     const parsed = parseLinkDatagram(Buffer.concat([ens, ens.subarray(0, 40)]));
