@@ -11,7 +11,8 @@ import { PolicyError } from '../errors';
 import { DEFAULT_POLICY_TEXT, SHIPPED_POLICY_PATH } from '../generated/build-info';
 import { readMode, RulesReader } from './load-rules';
 import { MAX_POLICY_BYTES } from './limits';
-import { defaultPolicyPath, policyTooLarge, readPolicyBytes, sha256 } from './policy-file';
+import { defaultPolicyPath, policyTooLarge, readPolicyBytes } from './policy-file';
+import { sha256 } from './sha256';
 import type { Policy } from './types';
 import { describeNode, PolicyYamlReader, type IntegerField } from './yaml-reader';
 

@@ -2,15 +2,11 @@
  * Reading a policy file's bytes safely: only a regular file, bounded in size, never blocking.
  * Parsing them is load.ts's job.
  */
-import { createHash } from 'node:crypto';
 import { closeSync, constants as fsConstants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { PolicyError } from '../errors';
 import { SHIPPED_POLICY_PATH } from '../generated/build-info';
 import { MAX_POLICY_BYTES } from './limits';
-
-export function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
+import { sha256 } from './sha256';
 
 /** Where the shipped default lives: policy/default.yaml in a checkout, its installed copy in a package. */
 export function defaultPolicyPath(): string {
