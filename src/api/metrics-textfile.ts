@@ -23,13 +23,13 @@
  * interface is compliant long after nothing enforces that; absent, `absent(offloadd_build_info)`
  * alerts. After a crash it stays, and its mtime stops moving.
  */
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../errors';
 import type { Log } from '../observe/log';
 import type { Exposition } from '../observe/metrics';
 import { MIN_TEXTFILE_INTERVAL_MS, TEXTFILE_HEARTBEAT_MS } from './limits';
+import { monotonicMs } from '../clock';
 
 export { MIN_TEXTFILE_INTERVAL_MS, TEXTFILE_HEARTBEAT_MS } from './limits';
 
@@ -42,14 +42,30 @@ const CREATE_NEW_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.const
 /** Names tried before giving up when each is taken (by chance, or planted). */
 const TEMPORARY_NAME_ATTEMPTS = 4;
 
+/** The kernel's randomness, read as a file: node:crypto would keep ~3.5 MiB resident (OpenSSL) for this. */
+const RANDOM_DEVICE = '/dev/urandom';
+const TEMPORARY_NAME_RANDOM_BYTES = 8;
+
 /** A fresh, unpredictable name next to `file`, which the collector does not read (no .prom suffix). */
 export function temporaryPath(file: string): string {
-  return `${file}.tmp.${process.pid}.${randomBytes(8).toString('hex')}`;
+  return `${file}.tmp.${process.pid}.${randomHex(TEMPORARY_NAME_RANDOM_BYTES)}`;
 }
 
-/** Milliseconds on the monotonic clock. */
-function monotonicMs(): number {
-  return performance.now();
+function randomHex(count: number): string {
+  const bytes = Buffer.alloc(count);
+  try {
+    const fd = fs.openSync(RANDOM_DEVICE, fs.constants.O_RDONLY);
+    try {
+      fs.readSync(fd, bytes);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    // No /dev/urandom (a bare chroot): V8's generator, seeded from the kernel. The name is then
+    // less unpredictable, but O_EXCL|O_NOFOLLOW still never let anything planted be used.
+    for (let i = 0; i < count; i++) bytes[i] = Math.floor(Math.random() * 256);
+  }
+  return bytes.toString('hex');
 }
 
 /** Device and inode: which file a path names. */
