@@ -4,7 +4,15 @@
  * the history index, deep queries). What is appended and when is the Ledger's (ledger.ts).
  */
 import * as fs from 'node:fs';
-import { isMissing, openRegular, openRegularAsync, OPEN_READ, readBackward, readBackwardSync } from './files';
+import {
+  isMissing,
+  openRegular,
+  openRegularAsync,
+  OPEN_READ,
+  readBackward,
+  readBackwardSync,
+  type AsyncReadFile,
+} from './files';
 import { matches, rawNeedles, type LedgerQuery, type SinceScan } from './query';
 import { parseRecord, type LedgerRecord } from './record';
 
@@ -20,7 +28,7 @@ const SEQ_PREFIX = /^\{"seq":(\d+),/;
 
 interface OpenedFile {
   file: string;
-  handle: fs.promises.FileHandle;
+  handle: AsyncReadFile;
   size: number;
 }
 

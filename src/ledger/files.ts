@@ -39,15 +39,41 @@ export function openRegular(file: string, flags: number): { fd: number; stat: fs
   return { fd, stat };
 }
 
+/**
+ * A file open for reading on the thread pool, over fs's callback API: the first use of
+ * `fs.promises` loads seven more internal modules (readline, the REPL history, the file
+ * watchers), resident for the daemon's whole life (~1 MiB), for the history index alone.
+ */
+export interface AsyncReadFile {
+  /** Reads into `buffer` from `position`; resolves with the bytes read. */
+  read(buffer: Buffer, position: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+function callback<T>(run: (done: (error: NodeJS.ErrnoException | null, value: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => run((error, value) => (error ? reject(error) : resolve(value))));
+}
+
+function asyncReadFile(fd: number): AsyncReadFile {
+  return {
+    read: (buffer, position) => callback<number>((done) => fs.read(fd, buffer, 0, buffer.length, position, done)),
+    close: () => callback<void>((done) => fs.close(fd, (error) => done(error, undefined))),
+  };
+}
+
 /** openRegular() for reading on the thread pool. */
-export async function openRegularAsync(file: string): Promise<{ handle: fs.promises.FileHandle; size: number }> {
-  let handle: fs.promises.FileHandle;
+export async function openRegularAsync(file: string): Promise<{ handle: AsyncReadFile; size: number }> {
+  let fd: number;
   try {
-    handle = await fs.promises.open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    fd = await callback<number>((done) => fs.open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, done));
   } catch (error) {
     throw openError(file, error);
   }
-  const stat = await handle.stat();
+  const handle = asyncReadFile(fd);
+  const stat = await callback<fs.Stats>((done) => fs.fstat(fd, done)).catch(async (error: unknown) => {
+    await handle.close();
+    throw error;
+  });
   if (!stat.isFile()) {
     await handle.close();
     throw notRegular(file, stat);
@@ -168,7 +194,7 @@ export function readBackwardSync(fd: number, size: number, onLine: (line: string
 
 /** Asynchronous backward reader for queries: yields to the event loop between chunks (of `chunkBytes`). */
 export async function readBackward(
-  handle: fs.promises.FileHandle,
+  handle: AsyncReadFile,
   size: number,
   onLine: (line: string, fromEnd: number) => boolean,
   chunkBytes = CHUNK_BYTES,
@@ -178,7 +204,7 @@ export async function readBackward(
   for (let position = size; position > 0;) {
     const start = Math.max(0, position - chunkBytes);
     const buffer = Buffer.alloc(position - start);
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, start);
+    const bytesRead = await handle.read(buffer, start);
     for (const line of splitter.feed(buffer.subarray(0, bytesRead), start === 0)) {
       if (!onLine(line, fromEnd++)) return;
     }
