@@ -6,7 +6,6 @@
  * status, last-seen) is a sink subscribed in src/run-daemon.ts; this file writes no log line
  * about a link and no metric.
  */
-import { performance } from 'node:perf_hooks';
 import type { DaemonForApi } from './api/methods';
 import type { Attribution, AttributionStatus } from './attribution/attribution';
 import type { RecordActor } from './attribution/actor';
@@ -31,6 +30,7 @@ import type { Policy } from './policy/types';
 import { FeatureTable, type FeatureInterface } from './reconcile/feature-state';
 import { Reconciler, type Explanation, type InterfaceStatus } from './reconcile/reconciler';
 import { recordActors } from './reconcile/record-decisions';
+import { monotonicMs } from './clock';
 
 export const DEFAULT_STATE_DIR = '/var/lib/offloadd';
 /** The start-up's memory is given back once no link event has come for this long. */
@@ -141,7 +141,7 @@ export class Daemon implements DaemonForApi, MetricsInputs {
       {
         // The receipt time is taken here, as the batch arrives: correction latency is measured from it.
         // Also on CLOCK_MONOTONIC, the clock attribution stamps requests with (bpf_ktime_get_ns).
-        onLinks: (links) => this.reconciler.handleLinks(links, performance.now(), process.hrtime.bigint()),
+        onLinks: (links) => this.reconciler.handleLinks(links, monotonicMs(), process.hrtime.bigint()),
         onResync: (reason) => this.refresh.eventsLost(reason),
         onHandlerError: (error) =>
           this.log.log('crit', `Internal error while handling link events: ${(error as Error).stack ?? String(error)}`),

@@ -6,11 +6,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { OUTSIDE_PID_NAMESPACE, type Actor } from './actor';
 import { classifyCgroup, type CgroupIndex } from './cgroup';
 import type { KernelRequest } from './record';
 import type { DecodedRequest } from './request';
+import { monotonicMs } from '../clock';
 
 /** A command line longer than this is cut (an argument list can be megabytes). */
 export const ACTOR_CMDLINE_MAX_BYTES = 1024;
@@ -167,7 +167,7 @@ export class ActorResolver {
 
   private knownFacts(key: string): ProcessFacts | undefined {
     const facts = this.known.get(key);
-    if (facts && performance.now() - facts.readAtMs <= PROCESS_FACTS_TTL_MS) return facts;
+    if (facts && monotonicMs() - facts.readAtMs <= PROCESS_FACTS_TTL_MS) return facts;
     this.known.delete(key);
     return undefined;
   }
@@ -176,7 +176,7 @@ export class ActorResolver {
     // The oldest entry goes first (a Map keeps insertion order).
     if (this.known.size >= PROCESS_FACTS_MAX) this.known.delete(this.known.keys().next().value as string);
     const { comm, exe, cmdline, parent } = actor;
-    this.known.set(key, { comm, exe: exe as string, cmdline, cgroupPath, parent, readAtMs: performance.now() });
+    this.known.set(key, { comm, exe: exe as string, cmdline, cgroupPath, parent, readAtMs: monotonicMs() });
   }
 
   private cgroupPathOf(proc: string): string | null {

@@ -3,7 +3,7 @@
  * a fixed-bucket histogram and the standard process_* metrics. Knows no metric of offloadd's own
  * (those are src/observe/metrics.ts and src/observe/interface-lines.ts).
  */
-import { performance } from 'node:perf_hooks';
+import { processStartedAtMs } from '../clock';
 
 /** What `Content-Type` a scrape answer carries: the classic text format. */
 export const EXPOSITION_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -69,7 +69,7 @@ export class Histogram {
 export function processLines(startedAt: Date): string {
   const cpu = process.cpuUsage();
   // The process's start, not the daemon object's: what process_start_time_seconds means elsewhere.
-  const started = Math.min(startedAt.getTime(), performance.timeOrigin) / 1000;
+  const started = Math.min(startedAt.getTime(), processStartedAtMs()) / 1000;
   return (
     header('process_start_time_seconds', 'gauge', 'Start time of the process since unix epoch in seconds.') +
     sample('process_start_time_seconds', Math.round(started * 1000) / 1000) +

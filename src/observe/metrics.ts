@@ -9,7 +9,6 @@
  *
  * Names, labels and meanings are the metrics contract (README, Metrics): do not rename.
  */
-import { performance } from 'node:perf_hooks';
 import { actorName } from '../attribution/actor';
 import type { LedgerHealth } from '../ledger/ledger';
 import type { LedgerRecord, NewRecord, Trigger } from '../ledger/record';
@@ -21,6 +20,7 @@ import type { EventCounts } from './counters';
 import { header, Histogram, labels, processLines, sample } from './exposition';
 import { renderInterfaceLines } from './interface-lines';
 import type { CheckReport, LedgerReport, Release, Sink } from './stream';
+import { monotonicMs } from '../clock';
 
 /**
  * Seconds. Resolves the ≤ 2 ms correction goal (0.1 ms to 2 ms in five steps), then the slow
@@ -117,7 +117,7 @@ export class Metrics implements Sink {
 
   /** A managed interface was checked: latencies, and the time of the last completed check. */
   checked(report: CheckReport): void {
-    const now = performance.now();
+    const now = monotonicMs();
     const { status, trigger, receivedAt } = report;
     const { ifindex } = status;
     const fromEvent = receivedAt !== null && EVENT_TRIGGERS.has(trigger);
@@ -262,7 +262,7 @@ export class Metrics implements Sink {
   }
 
   private interfaceLines(): InterfacesBlock {
-    const now = performance.now();
+    const now = monotonicMs();
     const block = this.interfacesBlock;
     if (block?.version === this.version) return block;
     if (block && now - block.builtAt < this.minRebuildMs) {
@@ -291,7 +291,7 @@ interface InterfacesBlock {
   /** Metrics.version it was built at. */
   readonly version: number;
   readonly bytes: Buffer;
-  /** performance.now() */
+  /** monotonicMs() */
   readonly builtAt: number;
 }
 

@@ -6,7 +6,7 @@
 
 /** A link event's receipt on both clocks the outputs use. */
 export interface Receipt {
-  /** performance.now(), ms: the metrics' latencies. */
+  /** monotonicMs(): the metrics' latencies. */
   receivedAt: number | null;
   /** process.hrtime.bigint() (CLOCK_MONOTONIC, ns): the clock attribution stamps requests with. */
   receivedAtNs: bigint | null;

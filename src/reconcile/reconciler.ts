@@ -14,7 +14,6 @@
  *
  * This class only connects them, in `check()`.
  */
-import { performance } from 'node:perf_hooks';
 import { KernelError } from '../errors';
 import type { LinkMessage } from '../events/link-message';
 import { describeNameEscape } from '../events/link-name';
@@ -56,6 +55,7 @@ import {
 import { Receipts } from './receipts';
 import type { ReconcilerReports } from './report';
 import { WorkQueue, type QueuedCheck } from './work-queue';
+import { monotonicMs } from '../clock';
 
 export type { InterfaceStatus } from './managed-interfaces';
 export type { OwnFeatureEventFilter } from './own-feature-events';
@@ -81,7 +81,7 @@ interface StartedCheck {
   mode: Mode;
   state: ManagedInterface;
   firstCheck: boolean;
-  /** When the link event that caused it was received (performance.now()), if one did. */
+  /** When the link event that caused it was received (monotonicMs()), if one did. */
   receivedAt: number | null;
   /** The same receipt on CLOCK_MONOTONIC (process.hrtime.bigint(), ns), the clock of attribution. */
   receivedAtNs: bigint | null;
@@ -149,8 +149,8 @@ export class Reconciler {
     this.queue.drainAll();
   }
 
-  /** Link events, in kernel order, received at `receivedAt` (performance.now(), ms). */
-  handleLinks(links: LinkMessage[], receivedAt = performance.now(), receivedAtNs = process.hrtime.bigint()): void {
+  /** Link events, in kernel order, received at `receivedAt` (monotonicMs()). */
+  handleLinks(links: LinkMessage[], receivedAt = monotonicMs(), receivedAtNs = process.hrtime.bigint()): void {
     for (const link of links) {
       if (link.type === 'del') {
         this.forget(link.ifindex, 'deleted');

@@ -18,7 +18,7 @@ export interface CheckReport {
   mode: Mode;
   trigger: Trigger;
   /**
-   * When the link event that caused the check was received (performance.now(), ms), or null
+   * When the link event that caused the check was received (monotonicMs()), or null
    * when no event did (start-up, sweep, resync, reload, back-off, an operator).
    */
   receivedAt: number | null;

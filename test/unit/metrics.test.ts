@@ -18,6 +18,7 @@ import type { Policy } from '../../src/policy/types';
 import type { InterfaceStatus } from '../../src/reconcile/managed-interfaces';
 import type { Trigger } from '../../src/ledger/record';
 import { waitFor } from '../helpers/wait';
+import { monotonicMs } from '../../src/clock';
 
 /** Every name of the metrics contract (README, Metrics), with its type. */
 const CONTRACT: [name: string, type: string][] = [
@@ -146,7 +147,7 @@ class StreamFeed {
   constructor(private readonly metrics: Metrics) {}
 
   linkEvents(links: LinkMessage[]): void {
-    const now = performance.now();
+    const now = monotonicMs();
     for (const link of links) {
       if (link.type === 'del') {
         this.received.delete(link.ifindex);
