@@ -60,6 +60,23 @@ export interface JournaldOptions {
   startTimeoutMs?: number;
 }
 
+/**
+ * In a suite's `before`: skips it, saying why, where no journald can be run here (not installed,
+ * or not root).
+ */
+export function skipUnlessJournald(context: Mocha.Context): void {
+  let missing: string | null;
+  try {
+    findJournald();
+    missing = process.getuid?.() === 0 ? null : 'needs root';
+  } catch (error) {
+    missing = (error as Error).message;
+  }
+  if (missing === null) return;
+  process.stdout.write(`      skipped: ${missing}\n`);
+  context.skip();
+}
+
 export function findJournald(): string {
   const found = JOURNALD_BINARY_CANDIDATES.find((candidate) => fs.existsSync(candidate));
   if (!found)

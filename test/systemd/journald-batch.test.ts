@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { addon } from '../../src/addon/binding';
 import { KernelError } from '../../src/errors';
 import { createLog } from '../../src/observe/log';
-import { Journald, findJournald, type JournalEntry } from '../helpers/journald';
+import { Journald, skipUnlessJournald, type JournalEntry } from '../helpers/journald';
 import { REPO_ROOT } from '../helpers/netns';
 
 const JOURNAL_MODULE = path.join(REPO_ROOT, 'dist', 'src', 'observe', 'journal.js');
@@ -23,15 +23,6 @@ const BATCH_ENTRIES = 1500;
 const MEMFD_AT = 700;
 const MULTI_LINE_AT = 300;
 const LARGE_MESSAGE = 'x'.repeat(300 * 1024); // above journald's datagram limit: sent as a memfd
-
-function journaldMissing(): string | null {
-  try {
-    findJournald();
-    return process.getuid?.() === 0 ? null : 'needs root';
-  } catch (error) {
-    return (error as Error).message;
-  }
-}
 
 /** Runs `script` in a fresh node (CommonJS, the built modules at hand) and returns its result. */
 function runNode(script: string): { status: number | null; signal: NodeJS.Signals | null; stderr: string } {
@@ -53,11 +44,7 @@ describe('journald batches (a real standalone journald)', function () {
   let journald: Journald;
 
   before(function () {
-    const missing = journaldMissing();
-    if (missing) {
-      process.stdout.write(`      skipped: ${missing}\n`);
-      this.skip();
-    }
+    skipUnlessJournald(this);
   });
   beforeEach(async () => {
     journald = await Journald.start();

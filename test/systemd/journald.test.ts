@@ -6,19 +6,10 @@ import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
 import { MessageId } from '../../src/observe/message-ids';
 import { createLog } from '../../src/observe/log';
-import { Journald, findJournald } from '../helpers/journald';
+import { Journald, skipUnlessJournald } from '../helpers/journald';
 import { canConnect, Netns, REPO_ROOT } from '../helpers/netns';
 
 const OFFLOADD = path.join(REPO_ROOT, 'bin', 'offloadd');
-
-function journaldMissing(): string | null {
-  try {
-    findJournald();
-    return process.getuid?.() === 0 ? null : 'needs root';
-  } catch (error) {
-    return (error as Error).message;
-  }
-}
 
 describe('journald (a real standalone journald)', function () {
   this.timeout(60000);
@@ -26,11 +17,7 @@ describe('journald (a real standalone journald)', function () {
   let ns: Netns;
 
   before(function () {
-    const missing = journaldMissing();
-    if (missing) {
-      process.stdout.write(`      skipped: ${missing}\n`);
-      this.skip();
-    }
+    skipUnlessJournald(this);
   });
   beforeEach(async () => {
     // The namespace first: journald's private mount namespace copies /run/netns/<name> as it is
