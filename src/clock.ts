@@ -10,11 +10,16 @@
  * perf_hooks and ten internal modules, ~1 MiB resident for the daemon's whole life.
  */
 export function monotonicMs(): number {
-  return Number(process.hrtime.bigint()) / NS_PER_MS;
+  return monotonicMsOf(process.hrtime.bigint());
 }
 
 const NS_PER_MS = 1e6;
 const MS_PER_S = 1e3;
+
+/** A process.hrtime.bigint() reading (CLOCK_MONOTONIC, ns) as monotonicMs() would give it. */
+export function monotonicMsOf(ns: bigint): number {
+  return Number(ns) / NS_PER_MS;
+}
 
 /** When this process started, in wall-clock milliseconds since the epoch (process_start_time_seconds). */
 export function processStartedAtMs(): number {

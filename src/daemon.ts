@@ -30,7 +30,6 @@ import type { Policy } from './policy/types';
 import { FeatureTable, type FeatureInterface } from './reconcile/feature-state';
 import { Reconciler, type Explanation, type InterfaceStatus } from './reconcile/reconciler';
 import { recordActors } from './reconcile/record-decisions';
-import { monotonicMs } from './clock';
 
 export const DEFAULT_STATE_DIR = '/var/lib/offloadd';
 /** The start-up's memory is given back once no link event has come for this long. */
@@ -140,8 +139,8 @@ export class Daemon implements DaemonForApi, MetricsInputs {
     this.events = new LinkEvents(
       {
         // The receipt time is taken here, as the batch arrives: correction latency is measured from it.
-        // Also on CLOCK_MONOTONIC, the clock attribution stamps requests with (bpf_ktime_get_ns).
-        onLinks: (links) => this.reconciler.handleLinks(links, monotonicMs(), process.hrtime.bigint()),
+        // On CLOCK_MONOTONIC, the clock attribution stamps requests with (bpf_ktime_get_ns).
+        onLinks: (links) => this.reconciler.handleLinks(links, process.hrtime.bigint()),
         onResync: (reason) => this.refresh.eventsLost(reason),
         onHandlerError: (error) =>
           this.log.log('crit', `Internal error while handling link events: ${(error as Error).stack ?? String(error)}`),
@@ -290,14 +289,11 @@ export class Daemon implements DaemonForApi, MetricsInputs {
     this.attribution = attribution;
     this.attributionOff = offReason;
     const on = attribution?.unavailable === null ? attribution : null;
-    if (!on) {
-      this.reconciler.actorLookup = null;
-      return;
-    }
+    this.reconciler.actorLookup = null;
+    if (!on) return;
     // A link event queued before the programs ran may answer a request they never saw: "no
     // request from user space" would then blame the kernel for what a process did. So what is
     // queued now is checked first, with no actor (unknown), and only later events are asked about.
-    this.reconciler.actorLookup = null;
     this.events.deliverPending();
     const watchedSinceNs = process.hrtime.bigint();
     this.reconciler.actorLookup = (ifindex, receivedAtNs) =>

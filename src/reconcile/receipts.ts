@@ -4,34 +4,30 @@
  * taken once, so a later check that no event caused has none.
  */
 
-/** A link event's receipt on both clocks the outputs use. */
+import { monotonicMsOf } from '../clock';
+
+/** A link event's receipt, in the units each output uses (one CLOCK_MONOTONIC reading). */
 export interface Receipt {
   /** monotonicMs(): the metrics' latencies. */
   receivedAt: number | null;
-  /** process.hrtime.bigint() (CLOCK_MONOTONIC, ns): the clock attribution stamps requests with. */
+  /** process.hrtime.bigint() (ns): the clock attribution stamps requests with. */
   receivedAtNs: bigint | null;
 }
 
 export class Receipts {
-  private readonly receivedAt = new Map<number, number>();
   private readonly receivedAtNs = new Map<number, bigint>();
 
-  note(ifindex: number, receivedAt: number, receivedAtNs: bigint): void {
-    this.receivedAt.set(ifindex, receivedAt);
+  note(ifindex: number, receivedAtNs: bigint): void {
     this.receivedAtNs.set(ifindex, receivedAtNs);
   }
 
   take(ifindex: number): Receipt {
-    const receipt = {
-      receivedAt: this.receivedAt.get(ifindex) ?? null,
-      receivedAtNs: this.receivedAtNs.get(ifindex) ?? null,
-    };
+    const receivedAtNs = this.receivedAtNs.get(ifindex) ?? null;
     this.forget(ifindex);
-    return receipt;
+    return { receivedAt: receivedAtNs === null ? null : monotonicMsOf(receivedAtNs), receivedAtNs };
   }
 
   forget(ifindex: number): void {
-    this.receivedAt.delete(ifindex);
     this.receivedAtNs.delete(ifindex);
   }
 }

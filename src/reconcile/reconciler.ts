@@ -55,7 +55,6 @@ import {
 import { Receipts } from './receipts';
 import type { ReconcilerReports } from './report';
 import { WorkQueue, type QueuedCheck } from './work-queue';
-import { monotonicMs } from '../clock';
 
 export type { InterfaceStatus } from './managed-interfaces';
 export type { OwnFeatureEventFilter } from './own-feature-events';
@@ -149,14 +148,14 @@ export class Reconciler {
     this.queue.drainAll();
   }
 
-  /** Link events, in kernel order, received at `receivedAt` (monotonicMs()). */
-  handleLinks(links: LinkMessage[], receivedAt = monotonicMs(), receivedAtNs = process.hrtime.bigint()): void {
+  /** Link events, in kernel order, received at `receivedAtNs` (process.hrtime.bigint()). */
+  handleLinks(links: LinkMessage[], receivedAtNs = process.hrtime.bigint()): void {
     for (const link of links) {
       if (link.type === 'del') {
         this.forget(link.ifindex, 'deleted');
         continue;
       }
-      this.receipts.note(link.ifindex, receivedAt, receivedAtNs);
+      this.receipts.note(link.ifindex, receivedAtNs);
       this.noteEscapedName(link);
       const trigger = this.links.update(link);
       if (trigger === 'features' && this.ownFeatureEvents.consume(link.ifindex)) continue;
