@@ -11,6 +11,11 @@ export const ACTOR_LOG_PER_INTERFACE = 32;
 export const ACTOR_LOG_INTERFACES = 4096;
 const NS_PER_MS = 1_000_000n;
 
+/** Where a window of `windowMs` ending at `endNs` (CLOCK_MONOTONIC nanoseconds) starts. */
+export function windowStartNs(endNs: bigint, windowMs: number): bigint {
+  return endNs - BigInt(Math.round(windowMs)) * NS_PER_MS;
+}
+
 export class ActorLog {
   /** ifindex → actors, oldest first; Map order is the order of the latest write. */
   private readonly byIfindex = new Map<number, Actor[]>();
@@ -42,7 +47,7 @@ export class ActorLog {
    * nanoseconds: when the link event was received), latest first; or the precise "none".
    */
   actorsFor(ifindex: number, eventNs: bigint, windowMs: number): ActorAnswer {
-    const from = eventNs - BigInt(Math.round(windowMs)) * NS_PER_MS;
+    const from = windowStartNs(eventNs, windowMs);
     const actors = (this.byIfindex.get(ifindex) ?? [])
       .filter((actor) => {
         const time = BigInt(actor.time);

@@ -23,7 +23,7 @@
  */
 import { attributionAddon, type AttributionHook, type NativeAttribution } from '../addon/binding';
 import type { Actor, ActorAnswer } from './actor';
-import { ActorLog } from './actor-log';
+import { ActorLog, windowStartNs } from './actor-log';
 import { CgroupIndex, cgroup2Mount } from './cgroup';
 import { parseRecords, type KernelRequest } from './record';
 import { kernelNetnsOffsets, type NetnsOffsets } from './btf';
@@ -45,7 +45,6 @@ const DEFAULT_SYSCALLS = ['ioctl', 'sendto', 'sendmsg'];
 const RESOLVE_DELAY_MS = 1;
 /** More requests than this waiting (a storm) are named at once: the backlog stays bounded. */
 const MAX_PENDING_REQUESTS = 256;
-const NS_PER_MS = 1_000_000n;
 
 export interface AttributionOptions {
   /** The name → ifindex look-up of the watched namespace (the daemon's link table). */
@@ -136,7 +135,7 @@ export function startAttribution(options: AttributionOptions): Attribution {
     if (resolveTimer !== null) clearTimeout(resolveTimer);
     resolveTimer = null;
     // A request older than the window can be no drift's cause any more: not worth naming.
-    const oldest = process.hrtime.bigint() - BigInt(Math.round(windowMs)) * NS_PER_MS;
+    const oldest = windowStartNs(process.hrtime.bigint(), windowMs);
     for (const request of pending.splice(0)) {
       if (request.ktimeNs < oldest) continue;
       const decoded = decodeRequest(request, options.ifindexOf);
