@@ -53,7 +53,22 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
                         InstanceMethod("expectOwnFeatureEvent", &LinkMonitor::ExpectOwnFeatureEvent),
                         InstanceMethod("forgetOwnFeatureEvents", &LinkMonitor::ForgetOwnFeatureEvents),
                         InstanceMethod("deliverPending", &LinkMonitor::DeliverPending),
-                        InstanceMethod("growReceiveBuffer", &LinkMonitor::GrowReceiveBuffer)});
+                        InstanceMethod("setReceiveBuffer", &LinkMonitor::SetReceiveBufferBytes)});
+  }
+
+  // A receive buffer size from JavaScript. Int32Value() would wrap 2^31 and above into a tiny or
+  // negative buffer without a word.
+  static int ReceiveBufferArg(Napi::Env env, const Napi::Value& value) {
+    double requested = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : 0;
+    if (!(requested >= 1 && requested <= INT_MAX / 2))
+      throw Napi::RangeError::New(env, "receiveBufferBytes must be from 1 to INT_MAX/2");
+    return static_cast<int>(requested);
+  }
+
+  // SO_RCVBUFFORCE needs CAP_NET_ADMIN (which we have); fall back to what rmem_max allows.
+  static void SetReceiveBuffer(int fd, int bytes) {
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) < 0)
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
   }
 
   // new LinkMonitor(receiveBufferBytes, onDatagrams(errno: number, datagrams: Buffer[]))
@@ -62,18 +77,12 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
     Napi::Env env = info.Env();
     if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsFunction())
       throw Napi::TypeError::New(env, "expected (receiveBufferBytes: number, onDatagrams: Function)");
-    // Int32Value() would wrap 2^31 and above into a tiny or negative buffer without a word.
-    double requested = info[0].As<Napi::Number>().DoubleValue();
-    if (!(requested >= 1 && requested <= INT_MAX / 2))
-      throw Napi::RangeError::New(env, "receiveBufferBytes must be from 1 to INT_MAX/2");
-    int rcvbuf = static_cast<int>(requested);
+    int rcvbuf = ReceiveBufferArg(env, info[0]);
     callback_ = Napi::Persistent(info[1].As<Napi::Function>());
 
     fd_ = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
     if (fd_ < 0) throw SyscallError(env, errno, "socket(AF_NETLINK)");
-    // SO_RCVBUFFORCE needs CAP_NET_ADMIN (which we have); fall back to what rmem_max allows.
-    if (setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
-      setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    SetReceiveBuffer(fd_, rcvbuf);
     sockaddr_nl address;
     std::memset(&address, 0, sizeof address);
     address.nl_family = AF_NETLINK;
@@ -104,19 +113,11 @@ class LinkMonitor : public Napi::ObjectWrap<LinkMonitor> {
     return Napi::Number::New(info.Env(), size);
   }
 
-  // growReceiveBuffer(bytes): asks for a larger receive buffer (never a smaller one), as the
-  // constructor does; returns what the kernel granted.
-  Napi::Value GrowReceiveBuffer(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    double requested = info.Length() >= 1 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0;
-    if (!(requested >= 1 && requested <= INT_MAX / 2))
-      throw Napi::RangeError::New(env, "receiveBufferBytes must be from 1 to INT_MAX/2");
-    int rcvbuf = static_cast<int>(requested);
-    int granted = 0;
-    socklen_t length = sizeof granted;
-    if (fd_ >= 0 && getsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &granted, &length) == 0 && granted / 2 < rcvbuf &&
-        setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
-      setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  // setReceiveBuffer(bytes): asks for this receive buffer, as the constructor does (the caller,
+  // LinkEvents.makeRoomFor, only ever grows it); returns what the kernel granted.
+  Napi::Value SetReceiveBufferBytes(const Napi::CallbackInfo& info) {
+    int rcvbuf = ReceiveBufferArg(info.Env(), info[0]);
+    if (fd_ >= 0) SetReceiveBuffer(fd_, rcvbuf);
     return ReceiveBufferBytes(info);
   }
 

@@ -68,8 +68,8 @@ export interface NativeLinkMonitor {
   forgetOwnFeatureEvents(ifindex?: number): void;
   /** Reads and delivers what is queued now, as a wake-up would; true when more may be queued. */
   deliverPending(): boolean;
-  /** Asks for a larger receive buffer (never smaller); returns what the kernel granted. */
-  growReceiveBuffer(bytes: number): number;
+  /** Asks for this receive buffer (as the constructor does); returns what the kernel granted. */
+  setReceiveBuffer(bytes: number): number;
   receiveBufferBytes(): number;
   ref(): void;
   unref(): void;

@@ -62,7 +62,7 @@ export class LinkEvents {
     const wanted = Math.min(MAX_RECEIVE_BUFFER_BYTES, events * LINK_EVENT_BUFFER_BYTES);
     if (wanted <= this.receiveBufferBytes) return;
     this.receiveBufferBytes = wanted;
-    this.monitor?.growReceiveBuffer(wanted);
+    this.monitor?.setReceiveBuffer(wanted);
   }
 
   /** Subscribe. Call before dumping links, so no change between dump and subscription is missed. */
