@@ -115,8 +115,26 @@ export class Netns {
     run('ip', ['-n', this.name, '-batch', '-'], commands.join('\n') + '\n');
   }
 
+  /** The command line that runs `command` in the namespace (for runInCgroup, spawn, ...). */
+  commandLine(command: string, ...args: string[]): string[] {
+    return ['ip', 'netns', 'exec', this.name, command, ...args];
+  }
+
   exec(command: string, ...args: string[]): string {
-    return run('ip', ['netns', 'exec', this.name, command, ...args]);
+    const [ip, ...rest] = this.commandLine(command, ...args);
+    return run(ip as string, rest);
+  }
+
+  /** Runs a command in the namespace without blocking the loop; resolves with its pid once it exited 0. */
+  execAsync(command: string, ...args: string[]): Promise<number> {
+    const [ip, ...rest] = this.commandLine(command, ...args);
+    return new Promise((resolve, reject) => {
+      const child = spawn(ip as string, rest, { stdio: 'ignore' });
+      child.once('error', reject);
+      child.once('exit', (code) =>
+        code === 0 ? resolve(child.pid as number) : reject(new Error(`${command} exited with ${code}`)),
+      );
+    });
   }
 
   /** The peer's default name stays out of the tests' name globs. */

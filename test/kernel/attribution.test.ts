@@ -76,17 +76,6 @@ for (const hook of ['raw_tracepoint', 'tracepoint'] as const) {
       return binary;
     }
 
-    /** Runs a command in the namespace without blocking the loop; resolves with its pid once it exited. */
-    function runInNamespace(command: string, args: string[]): Promise<number> {
-      return new Promise((resolve, reject) => {
-        const child = spawn('ip', ['netns', 'exec', ns.name, command, ...args], { stdio: 'ignore' });
-        child.once('error', reject);
-        child.once('exit', (code) =>
-          code === 0 ? resolve(child.pid as number) : reject(new Error(`${command} exited with ${code}`)),
-        );
-      });
-    }
-
     /**
      * The records wait in the ring buffer until someone asks (the daemon: a drift): ask, as a drift
      * would (ifindex 0 is no interface's), until the actor is there.
@@ -108,7 +97,7 @@ for (const hook of ['raw_tracepoint', 'tracepoint'] as const) {
       const ethtool = renamedEthtool();
       const h = start();
       const receivedBefore = process.hrtime.bigint();
-      const pid = await runInNamespace(ethtool, ['-K', 'v0', 'gro', 'on']);
+      const pid = await ns.execAsync(ethtool, '-K', 'v0', 'gro', 'on');
       const actor = await actorOf(h, pid);
       assert.equal(actor.comm, path.basename(ethtool));
       assert.equal(actor.ifname, 'v0');
@@ -174,7 +163,7 @@ for (const hook of ['raw_tracepoint', 'tracepoint'] as const) {
       const ethtool = renamedEthtool();
       const h = start({ btfFile: path.join(ns.tmp, 'no-vmlinux') });
       assert.match(h.attribution.status().reason ?? '', /no BTF .*each request wakes offloadd/);
-      const pid = await runInNamespace(ethtool, ['-K', 'v0', 'gro', 'on']);
+      const pid = await ns.execAsync(ethtool, '-K', 'v0', 'gro', 'on');
       // Nobody asks: the kernel's wakeup alone brings the record in.
       const actor = await waitFor(
         () => h.actors.find((candidate) => candidate.pid === pid),
@@ -187,7 +176,7 @@ for (const hook of ['raw_tracepoint', 'tracepoint'] as const) {
       ns.addVeth('v0');
       const caller = compileIoctlCaller();
       const h = start();
-      const pid = await runInNamespace(caller, ['v0', 'on']);
+      const pid = await ns.execAsync(caller, 'v0', 'on');
       const actor = await actorOf(h, pid);
       assert.equal(actor.syscall, 'ioctl');
       assert.equal(actor.request, 'ioctl ETHTOOL_SGRO');
@@ -202,7 +191,7 @@ for (const hook of ['raw_tracepoint', 'tracepoint'] as const) {
       const script = ns.file('features-set.py', SENDMSG_CALLER);
       const h = start();
       const ifindex = ifindexOf('v0') as number;
-      const pid = await runInNamespace('python3', [script, String(ifindex), 'on']);
+      const pid = await ns.execAsync('python3', script, String(ifindex), 'on');
       const actor = await actorOf(h, pid);
       assert.equal(actor.syscall, 'sendmsg');
       assert.equal(actor.ifindex, ifindex);
@@ -215,7 +204,7 @@ for (const hook of ['raw_tracepoint', 'tracepoint'] as const) {
       const script = ns.file('features-set.py', SENDMSG_CALLER);
       const h = start();
       const ifindex = ifindexOf('v0') as number;
-      const pid = await runInNamespace('python3', [script, String(ifindex), 'on', 'send']);
+      const pid = await ns.execAsync('python3', script, String(ifindex), 'on', 'send');
       const actor = await actorOf(h, pid);
       assert.equal(actor.syscall, 'sendto');
       assert.equal(actor.ifindex, ifindex);
@@ -229,7 +218,7 @@ for (const hook of ['raw_tracepoint', 'tracepoint'] as const) {
       const h = start({ traceWrite: true });
       assert.deepEqual(h.attribution.status().traced, ['ioctl', 'sendto', 'sendmsg', 'write']);
       const ifindex = ifindexOf('v0') as number;
-      const pid = await runInNamespace('python3', [script, String(ifindex), 'on', 'write']);
+      const pid = await ns.execAsync('python3', script, String(ifindex), 'on', 'write');
       const actor = await actorOf(h, pid);
       assert.equal(actor.syscall, 'write');
       assert.equal(actor.ifindex, ifindex);
@@ -245,17 +234,7 @@ for (const hook of ['raw_tracepoint', 'tracepoint'] as const) {
       try {
         const h = start();
         // runInCgroup keeps the loop busy until the process is gone: the cgroup id is all that is left.
-        const child = runInCgroup(path.join(slice, unit), [
-          'ip',
-          'netns',
-          'exec',
-          ns.name,
-          ethtool,
-          '-K',
-          'v0',
-          'gro',
-          'off',
-        ]);
+        const child = runInCgroup(path.join(slice, unit), ns.commandLine(ethtool, '-K', 'v0', 'gro', 'off'));
         assert.equal(child.status, 0, child.stderr.toString());
         const actor = await actorOf(h, child.pid);
         assert.equal(actor.unit, unit);
@@ -278,7 +257,7 @@ for (const hook of ['raw_tracepoint', 'tracepoint'] as const) {
       const h = start({ selfPid: own.pid as number });
       own.stdin?.end('go\n');
       await ownExit;
-      const other = await runInNamespace(ethtool, ['-K', 'v0', 'gro', 'on']);
+      const other = await ns.execAsync(ethtool, '-K', 'v0', 'gro', 'on');
       await actorOf(h, other);
       assert.equal(
         h.actors.find((actor) => actor.pid === own.pid),
@@ -309,7 +288,7 @@ for (const hook of ['raw_tracepoint', 'tracepoint'] as const) {
     it('gives a partial answer for a request naming an interface that does not exist', async () => {
       const caller = compileIoctlCaller();
       const h = start();
-      const pid = await runInNamespace(caller, ['nosuch0', 'on']).catch(() => null);
+      const pid = await ns.execAsync(caller, 'nosuch0', 'on').catch(() => null);
       assert.equal(pid, null, 'the kernel refuses SGRO on a missing interface');
       const actor = await drained(
         h,

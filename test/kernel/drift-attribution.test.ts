@@ -6,7 +6,7 @@
  * is a process of this test, found by its pid.
  */
 import { strict as assert } from 'node:assert';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import type { Actor } from '../../src/attribution/actor';
@@ -72,24 +72,13 @@ describe('drift attribution (real kernel, own namespace)', function () {
   /** A copy of ethtool whose file name (its comm) is unique to the test. */
   const renamedEthtool = (): string => renamedEthtoolIn(ns.tmp, 'ethtool-d');
 
-  /** Runs a command in the namespace without blocking the loop; resolves with its pid once it exited. */
-  function runInNamespace(command: string, args: string[]): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const child = spawn('ip', ['netns', 'exec', ns.name, command, ...args], { stdio: 'ignore' });
-      child.once('error', reject);
-      child.once('exit', (code) =>
-        code === 0 ? resolve(child.pid as number) : reject(new Error(`${command} exited with ${code}`)),
-      );
-    });
-  }
-
   it('names a renamed ethtool that turns gro on: ledger, log line, offloadctl drift and status', async () => {
     const daemon = ns.startDaemon(['--policy', ns.file('p.yaml', POLICY), ...bcmPort('ens1f0np0')]);
     await daemon.ready();
     await daemon.waitForLine(/Attribution on \((raw_tracepoint|tracepoint)\)/);
     const ethtool = renamedEthtool();
     const comm = path.basename(ethtool);
-    const pid = await runInNamespace(ethtool, ['-K', 'ens1f0np0', 'gro', 'on']);
+    const pid = await ns.execAsync(ethtool, '-K', 'ens1f0np0', 'gro', 'on');
     const record = await driftBy(daemon, pid);
     const actor = record.actor as Actor;
     assert.equal(actor.comm, comm);
@@ -129,7 +118,7 @@ describe('drift attribution (real kernel, own namespace)', function () {
     const source = ns.file('ioctl-caller.c', IOCTL_CALLER);
     const caller = path.join(ns.tmp, 'sgro-drifter');
     execFileSync('cc', ['-O2', '-o', caller, source]);
-    const pid = await runInNamespace(caller, ['ens1f0np0', 'on']);
+    const pid = await ns.execAsync(caller, 'ens1f0np0', 'on');
     const actor = (await driftBy(daemon, pid)).actor as Actor;
     assert.equal(actor.comm, 'sgro-drifter');
     assert.equal(actor.syscall, 'ioctl');
@@ -141,7 +130,7 @@ describe('drift attribution (real kernel, own namespace)', function () {
     await daemon.ready();
     const script = ns.file('features-set.py', SENDMSG_CALLER);
     const [link] = JSON.parse(ns.ip('-j', 'link', 'show', 'dev', 'ens1f0np0')) as Array<{ ifindex: number }>;
-    const pid = await runInNamespace('python3', [script, String(link?.ifindex), 'on']);
+    const pid = await ns.execAsync('python3', script, String(link?.ifindex), 'on');
     const actor = (await driftBy(daemon, pid)).actor as Actor;
     assert.equal(actor.syscall, 'sendmsg');
     assert.equal(actor.request, 'ethtool-netlink FEATURES_SET');
@@ -165,17 +154,7 @@ describe('drift attribution (real kernel, own namespace)', function () {
     const unit = `drifter-${randomBytes(3).toString('hex')}.service`;
     const slice = path.join(unified, `${ns.name}.slice`);
     try {
-      const child = runInCgroup(path.join(slice, unit), [
-        'ip',
-        'netns',
-        'exec',
-        ns.name,
-        ethtool,
-        '-K',
-        'ens1f0np0',
-        'gro',
-        'on',
-      ]);
+      const child = runInCgroup(path.join(slice, unit), ns.commandLine(ethtool, '-K', 'ens1f0np0', 'gro', 'on'));
       assert.equal(child.status, 0, child.stderr.toString());
       const record = await driftBy(daemon, child.pid);
       const actor = record.actor as Actor;
@@ -200,7 +179,7 @@ describe('drift attribution (real kernel, own namespace)', function () {
     const daemon = ns.startDaemon(['--policy', policy]);
     await daemon.ready();
     const ethtool = renamedEthtool();
-    await runInNamespace(ethtool, ['-K', 'low0', 'gso', 'off']);
+    await ns.execAsync(ethtool, '-K', 'low0', 'gso', 'off');
     const record = await waitFor(
       () => ledger(daemon).find((candidate) => candidate.event === 'drift' && candidate.interface === 'mv0'),
       'the macvlan drift record',
